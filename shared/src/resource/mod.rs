@@ -1,0 +1,579 @@
+//! The resource model in Kuma's universal format.
+//!
+//! A [`Resource`] is a [`Meta`] (name, mesh, labels, store version and times) and a
+//! typed [`Spec`]. Documents are read with [`parse_document`] + [`Resource::from_value`]
+//! (structure and types) and checked with [`Resource::validate`] (every semantic rule,
+//! all violations collected). [`Resource::to_value`] writes the universal shape back;
+//! [`canonical`] turns any value into stable bytes for hashing and storage.
+
+pub mod canonical;
+pub mod dataplane;
+pub mod duration;
+pub mod mesh;
+pub mod policy;
+pub mod secret;
+pub mod validate;
+pub mod zone;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub use duration::Duration;
+pub use validate::{Path, Validate, ValidationErrors, Violation};
+
+/// Tag or label maps. Ordered, so serialization is canonical.
+pub type Tags = BTreeMap<String, String>;
+
+/// Well-known tag and label keys (Kuma's).
+pub mod tags {
+    pub const SERVICE: &str = "kuma.io/service";
+    pub const ZONE: &str = "kuma.io/zone";
+    pub const PROTOCOL: &str = "kuma.io/protocol";
+    pub const ORIGIN: &str = "kuma.io/origin";
+    pub const DISPLAY_NAME: &str = "kuma.io/display-name";
+    pub const MESH: &str = "kuma.io/mesh";
+    pub const PROXY_TYPE: &str = "kuma.io/proxy-type";
+    pub const POLICY_ROLE: &str = "kuma.io/policy-role";
+    pub const EFFECT: &str = "kuma.io/effect";
+    /// `kuma.io/protocol` values a user may write.
+    pub const PROTOCOLS: &[&str] = &["tcp", "http", "http2", "grpc", "kafka"];
+}
+
+/// Whether a resource lives inside a mesh or beside the meshes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Global,
+    Mesh,
+}
+
+/// Which control plane a type is written on in a federated deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// Meshes, policies, secrets: applied on global, synced down to zones.
+    Global,
+    /// Dataplanes, zone ingresses and egresses: created in a zone, reported up.
+    Zone,
+}
+
+/// Where a type's spec sits in the universal format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Fields beside `type`/`name` (proto-defined types: Mesh, Dataplane, ...).
+    Inline,
+    /// Fields under `spec:` (targetRef policies).
+    Spec,
+}
+
+/// What every spec type can do.
+pub trait SpecType:
+    Serialize + DeserializeOwned + Validate + Clone + fmt::Debug + PartialEq + Send + Sync + 'static
+{
+}
+impl<T> SpecType for T where
+    T: Serialize
+        + DeserializeOwned
+        + Validate
+        + Clone
+        + fmt::Debug
+        + PartialEq
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+macro_rules! resource_types {
+    ($( $variant:ident : $name:literal, $plural:literal, $scope:ident, $owner:ident, $layout:ident, $spec:ty; )*) => {
+        /// Every resource type Weft knows.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ResourceType { $( $variant, )* }
+
+        impl ResourceType {
+            pub const ALL: &'static [ResourceType] = &[ $( ResourceType::$variant, )* ];
+
+            /// The `type:` value, e.g. `MeshTimeout`.
+            pub fn name(self) -> &'static str {
+                match self { $( ResourceType::$variant => $name, )* }
+            }
+
+            /// The URL segment, e.g. `meshtimeouts`.
+            pub fn plural(self) -> &'static str {
+                match self { $( ResourceType::$variant => $plural, )* }
+            }
+
+            pub fn scope(self) -> Scope {
+                match self { $( ResourceType::$variant => Scope::$scope, )* }
+            }
+
+            pub fn owner(self) -> Owner {
+                match self { $( ResourceType::$variant => Owner::$owner, )* }
+            }
+
+            pub fn layout(self) -> Layout {
+                match self { $( ResourceType::$variant => Layout::$layout, )* }
+            }
+        }
+
+        /// A typed spec; the variant says the type.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Spec { $( $variant($spec), )* }
+
+        impl Spec {
+            pub fn resource_type(&self) -> ResourceType {
+                match self { $( Spec::$variant(_) => ResourceType::$variant, )* }
+            }
+
+            fn decode(ty: ResourceType, value: Value, at: &Path) -> Result<Spec, ValidationErrors> {
+                match ty { $( ResourceType::$variant => decode_spec::<$spec>(value, at).map(Spec::$variant), )* }
+            }
+
+            fn encode(&self) -> Value {
+                match self { $( Spec::$variant(s) => encode_spec(s), )* }
+            }
+
+            fn check(&self, at: &Path, errs: &mut ValidationErrors) {
+                match self { $( Spec::$variant(s) => s.validate(at, errs), )* }
+            }
+        }
+    };
+}
+
+resource_types! {
+    Mesh: "Mesh", "meshes", Global, Global, Inline, mesh::MeshSpec;
+    Dataplane: "Dataplane", "dataplanes", Mesh, Zone, Inline, dataplane::DataplaneSpec;
+    ZoneIngress: "ZoneIngress", "zoneingresses", Global, Zone, Inline, zone::ZoneIngressSpec;
+    ZoneEgress: "ZoneEgress", "zoneegresses", Global, Zone, Inline, zone::ZoneEgressSpec;
+    Zone: "Zone", "zones", Global, Global, Inline, zone::ZoneSpec;
+    Secret: "Secret", "secrets", Mesh, Global, Inline, secret::SecretSpec;
+    GlobalSecret: "GlobalSecret", "global-secrets", Global, Global, Inline, secret::SecretSpec;
+    MeshTrafficPermission: "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Global, Spec, policy::MeshTrafficPermission;
+    MeshTimeout: "MeshTimeout", "meshtimeouts", Mesh, Global, Spec, policy::MeshTimeout;
+    MeshRetry: "MeshRetry", "meshretries", Mesh, Global, Spec, policy::MeshRetry;
+    MeshCircuitBreaker: "MeshCircuitBreaker", "meshcircuitbreakers", Mesh, Global, Spec, policy::MeshCircuitBreaker;
+    MeshHealthCheck: "MeshHealthCheck", "meshhealthchecks", Mesh, Global, Spec, policy::MeshHealthCheck;
+    MeshLoadBalancingStrategy: "MeshLoadBalancingStrategy", "meshloadbalancingstrategies", Mesh, Global, Spec, policy::MeshLoadBalancingStrategy;
+    MeshHTTPRoute: "MeshHTTPRoute", "meshhttproutes", Mesh, Global, Spec, policy::MeshHTTPRoute;
+    MeshTCPRoute: "MeshTCPRoute", "meshtcproutes", Mesh, Global, Spec, policy::MeshTCPRoute;
+    MeshFaultInjection: "MeshFaultInjection", "meshfaultinjections", Mesh, Global, Spec, policy::MeshFaultInjection;
+    MeshRateLimit: "MeshRateLimit", "meshratelimits", Mesh, Global, Spec, policy::MeshRateLimit;
+    MeshAccessLog: "MeshAccessLog", "meshaccesslogs", Mesh, Global, Spec, policy::MeshAccessLog;
+    MeshTrace: "MeshTrace", "meshtraces", Mesh, Global, Spec, policy::MeshTrace;
+    MeshMetric: "MeshMetric", "meshmetrics", Mesh, Global, Spec, policy::MeshMetric;
+    MeshTLS: "MeshTLS", "meshtlses", Mesh, Global, Spec, policy::MeshTLS;
+    MeshPassthrough: "MeshPassthrough", "meshpassthroughs", Mesh, Global, Spec, policy::MeshPassthrough;
+    MeshProxyPatch: "MeshProxyPatch", "meshproxypatches", Mesh, Global, Spec, policy::MeshProxyPatch;
+}
+
+impl ResourceType {
+    pub fn from_name(name: &str) -> Option<ResourceType> {
+        Self::ALL.iter().copied().find(|t| t.name() == name)
+    }
+
+    /// Accepts the canonical plural and Kuma's aliases (`zone-ingresses`, ...).
+    pub fn from_plural(plural: &str) -> Option<ResourceType> {
+        match plural {
+            "zone-ingresses" => Some(ResourceType::ZoneIngress),
+            "zone-egresses" => Some(ResourceType::ZoneEgress),
+            "globalsecrets" => Some(ResourceType::GlobalSecret),
+            _ => Self::ALL.iter().copied().find(|t| t.plural() == plural),
+        }
+    }
+
+    pub fn is_policy(self) -> bool {
+        self.layout() == Layout::Spec
+    }
+
+    pub fn is_mesh_scoped(self) -> bool {
+        self.scope() == Scope::Mesh
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The identity of a stored resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    pub ty: ResourceType,
+    /// `Some` exactly for mesh-scoped types.
+    pub mesh: Option<String>,
+    pub name: String,
+}
+
+impl ResourceKey {
+    pub fn new(ty: ResourceType, mesh: Option<&str>, name: &str) -> Self {
+        ResourceKey {
+            ty,
+            mesh: mesh.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key of the Mesh this resource lives in, if any.
+    pub fn mesh_key(&self) -> Option<ResourceKey> {
+        self.mesh
+            .as_deref()
+            .map(|m| ResourceKey::new(ResourceType::Mesh, None, m))
+    }
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.mesh {
+            Some(m) => write!(f, "{} {}/{}", self.ty, m, self.name),
+            None => write!(f, "{} {}", self.ty, self.name),
+        }
+    }
+}
+
+/// Everything about a resource but its spec.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Meta {
+    pub name: String,
+    pub mesh: Option<String>,
+    pub labels: Tags,
+    /// Store revision of the last write; 0 before the resource is stored.
+    pub version: u64,
+    pub creation_time: Option<OffsetDateTime>,
+    pub modification_time: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub meta: Meta,
+    pub spec: Spec,
+}
+
+impl Resource {
+    pub fn new(name: &str, mesh: Option<&str>, spec: Spec) -> Self {
+        Resource {
+            meta: Meta {
+                name: name.to_string(),
+                mesh: mesh.map(str::to_string),
+                ..Meta::default()
+            },
+            spec,
+        }
+    }
+
+    pub fn resource_type(&self) -> ResourceType {
+        self.spec.resource_type()
+    }
+
+    pub fn key(&self) -> ResourceKey {
+        ResourceKey {
+            ty: self.resource_type(),
+            mesh: self.meta.mesh.clone(),
+            name: self.meta.name.clone(),
+        }
+    }
+
+    /// Reads a universal-format document (already parsed into a JSON value).
+    /// Checks structure and field types only; call [`Resource::validate`] next.
+    /// `creationTime` / `modificationTime` are server-managed and ignored here.
+    pub fn from_value(value: Value) -> Result<Resource, ValidationErrors> {
+        let root = Path::root();
+        let Value::Object(mut obj) = value else {
+            return Err(ValidationErrors::single(
+                &root,
+                format!("a resource must be an object, got {}", json_kind(&value)),
+            ));
+        };
+        let mut errs = ValidationErrors::new();
+        let ty = match obj.remove("type") {
+            Some(Value::String(t)) => match ResourceType::from_name(&t) {
+                Some(ty) => Some(ty),
+                None => {
+                    errs.add(&root.field("type"), format!("unknown type {t:?}"));
+                    None
+                }
+            },
+            Some(other) => {
+                errs.add(
+                    &root.field("type"),
+                    format!("must be a string, got {}", json_kind(&other)),
+                );
+                None
+            }
+            None => {
+                errs.add(&root.field("type"), "must be defined");
+                None
+            }
+        };
+        let name = take_string(&mut obj, "name", &mut errs);
+        let mesh_value = obj.remove("mesh");
+        let labels = match obj.remove("labels") {
+            None | Some(Value::Null) => Tags::new(),
+            Some(v) => match serde_json::from_value::<Tags>(v) {
+                Ok(l) => l,
+                Err(_) => {
+                    errs.add(&root.field("labels"), "must be a map of strings to strings");
+                    Tags::new()
+                }
+            },
+        };
+        obj.remove("creationTime");
+        obj.remove("modificationTime");
+        let Some(ty) = ty else {
+            return Err(errs);
+        };
+        let mesh = match (ty.scope(), mesh_value) {
+            (Scope::Mesh, Some(Value::String(m))) => Some(m),
+            (Scope::Mesh, None | Some(Value::Null)) => {
+                errs.add(&root.field("mesh"), "must be defined");
+                None
+            }
+            (Scope::Mesh, Some(other)) => {
+                errs.add(
+                    &root.field("mesh"),
+                    format!("must be a string, got {}", json_kind(&other)),
+                );
+                None
+            }
+            (Scope::Global, None | Some(Value::Null)) => None,
+            (Scope::Global, Some(_)) => {
+                errs.add(
+                    &root.field("mesh"),
+                    format!("must not be set: {ty} is not inside a mesh"),
+                );
+                None
+            }
+        };
+        let (spec_value, spec_path) = match ty.layout() {
+            Layout::Inline => (Value::Object(obj), root.clone()),
+            Layout::Spec => {
+                let spec = obj.remove("spec").unwrap_or(Value::Object(Map::new()));
+                for k in obj.keys() {
+                    errs.add(&root.field(k), "unknown field");
+                }
+                (spec, root.field("spec"))
+            }
+        };
+        let spec = match Spec::decode(ty, spec_value, &spec_path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errs.extend(e);
+                None
+            }
+        };
+        match (spec, errs.is_empty()) {
+            (Some(spec), true) => Ok(Resource {
+                meta: Meta {
+                    name: name.unwrap_or_default(),
+                    mesh,
+                    labels,
+                    ..Meta::default()
+                },
+                spec,
+            }),
+            _ => Err(errs),
+        }
+    }
+
+    /// Every semantic rule: name, mesh, labels, then the spec.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let root = Path::root();
+        let mut errs = ValidationErrors::new();
+        validate::check_name(&root.field("name"), &self.meta.name, &mut errs);
+        if let Some(mesh) = &self.meta.mesh {
+            validate::check_name(&root.field("mesh"), mesh, &mut errs);
+        }
+        for (k, v) in &self.meta.labels {
+            let p = root.field("labels").key(k);
+            validate::check_tag_key(&p, k, &mut errs);
+            if v.len() > 253 {
+                errs.add(&p, "label value must be at most 253 characters");
+            }
+        }
+        let at = match self.resource_type().layout() {
+            Layout::Inline => root,
+            Layout::Spec => root.field("spec"),
+        };
+        self.spec.check(&at, &mut errs);
+        errs.into_result()
+    }
+
+    /// The universal shape, with server-managed times when the resource is stored.
+    pub fn to_value(&self) -> Value {
+        let mut obj = self.identity();
+        if let Some(t) = self
+            .meta
+            .creation_time
+            .and_then(|t| t.format(&Rfc3339).ok())
+        {
+            obj.insert("creationTime".into(), Value::String(t));
+        }
+        if let Some(t) = self
+            .meta
+            .modification_time
+            .and_then(|t| t.format(&Rfc3339).ok())
+        {
+            obj.insert("modificationTime".into(), Value::String(t));
+        }
+        Value::Object(obj)
+    }
+
+    /// Type, name, mesh, labels and spec: what the resource *is*, without store
+    /// bookkeeping. Its canonical bytes give [`Resource::content_hash`].
+    fn identity(&self) -> Map<String, Value> {
+        let ty = self.resource_type();
+        let mut obj = Map::new();
+        obj.insert("type".into(), Value::String(ty.name().into()));
+        obj.insert("name".into(), Value::String(self.meta.name.clone()));
+        if let Some(m) = &self.meta.mesh {
+            obj.insert("mesh".into(), Value::String(m.clone()));
+        }
+        if !self.meta.labels.is_empty() {
+            let labels = self
+                .meta
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            obj.insert("labels".into(), Value::Object(labels));
+        }
+        match (ty.layout(), self.spec.encode()) {
+            (Layout::Inline, Value::Object(fields)) => obj.extend(fields),
+            (Layout::Inline, Value::Null) => {}
+            (_, spec) => {
+                obj.insert("spec".into(), spec);
+            }
+        }
+        obj
+    }
+
+    /// Stable across runs and machines: hex SHA-256 of the canonical encoding of
+    /// type, name, mesh, labels and spec. KDS and xDS versions build on it.
+    pub fn content_hash(&self) -> String {
+        canonical::hash_hex(&canonical::to_bytes(&Value::Object(self.identity())))
+    }
+
+    /// Canonical bytes of [`Resource::to_value`].
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        canonical::to_bytes(&self.to_value())
+    }
+
+    /// YAML text of [`Resource::to_value`] (keys in canonical order).
+    pub fn to_yaml(&self) -> String {
+        // Serializing a JSON value to YAML cannot fail: keys are strings, no tags.
+        serde_yaml_ng::to_string(&canonical::sorted(&self.to_value())).unwrap_or_default()
+    }
+}
+
+/// Why a request body could not even be read as a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("malformed YAML: {0}")]
+    Yaml(String),
+    #[error("the body is empty: expected a resource in YAML or JSON")]
+    Empty,
+}
+
+/// Parses a YAML or JSON body into a JSON value. `json` picks the strict JSON
+/// parser (for `Content-Type: application/json`); YAML is tried otherwise.
+pub fn parse_document(body: &[u8], json: bool) -> Result<Value, DocumentError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DocumentError::Empty);
+    }
+    if json {
+        return serde_json::from_slice(body).map_err(|e| DocumentError::Json(e.to_string()));
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|e| DocumentError::Yaml(format!("not UTF-8: {e}")))?;
+    serde_yaml_ng::from_str::<Value>(text).map_err(|e| DocumentError::Yaml(e.to_string()))
+}
+
+/// Parses and validates in one go: what the API and tests want.
+pub fn parse_resource(body: &[u8], json: bool) -> Result<Resource, ResourceError> {
+    let value = parse_document(body, json)?;
+    let res = Resource::from_value(value)?;
+    res.validate()?;
+    Ok(res)
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResourceError {
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    #[error("resource is not valid: {0}")]
+    Invalid(#[from] ValidationErrors),
+}
+
+fn decode_spec<T: SpecType>(value: Value, at: &Path) -> Result<T, ValidationErrors> {
+    let value = if value.is_null() {
+        Value::Object(Map::new())
+    } else {
+        value
+    };
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." || inner.is_empty() {
+            at.clone()
+        } else if at.as_str().is_empty() {
+            Path::root().field(&inner)
+        } else {
+            at.field(&inner)
+        };
+        ValidationErrors::single(&path, tidy_serde_message(&e.into_inner().to_string()))
+    })
+}
+
+fn encode_spec<T: SpecType>(spec: &T) -> Value {
+    // Our spec types serialize to JSON infallibly (string keys, no non-finite floats
+    // are ever produced by deserialization from JSON).
+    serde_json::to_value(spec).unwrap_or(Value::Null)
+}
+
+/// serde's messages name Rust types (`u32`, `struct MeshSpec`); say what the user wrote.
+fn tidy_serde_message(msg: &str) -> String {
+    msg.replace("u32", "a non-negative integer")
+        .replace("u64", "a non-negative integer")
+        .replace("i64", "an integer")
+        .replace("i32", "an integer")
+        .replace("f64", "a number")
+}
+
+fn take_string(
+    obj: &mut Map<String, Value>,
+    key: &str,
+    errs: &mut ValidationErrors,
+) -> Option<String> {
+    match obj.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        None | Some(Value::Null) => {
+            errs.add(&Path::root().field(key), "must be defined");
+            None
+        }
+        Some(other) => {
+            errs.add(
+                &Path::root().field(key),
+                format!("must be a string, got {}", json_kind(&other)),
+            );
+            None
+        }
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests;
