@@ -1,5 +1,6 @@
 //! PLACEHOLDER — to be replaced with the full typed policy specs and their validation.
 
+pub mod common;
 pub mod targetref;
 
 use super::validate::{Path, Validate, ValidationErrors};
