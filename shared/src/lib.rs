@@ -3,5 +3,11 @@
 //! - [`resource`]: Kuma-format resources, their validation and canonical encoding.
 //! - [`store`]: the `ResourceStore` trait with its sled and in-memory backends.
 
+pub mod api;
+pub mod cli;
+pub mod config;
 pub mod resource;
+pub mod server;
+pub mod shutdown;
 pub mod store;
+pub mod telemetry;

@@ -1,0 +1,299 @@
+//! The REST API of an in-process global on a free port: Kuma's paths, formats,
+//! status codes and error bodies (docs/api.md walks through the same calls).
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use weft_global::{Bound, GlobalConfig};
+use weft_shared::shutdown::CancellationToken;
+
+struct Global {
+    bound: Option<Bound>,
+    shutdown: CancellationToken,
+    base: String,
+    token: String,
+    http: Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Global {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Self::start_in(dir.path()).await;
+        g._dir = Some(dir);
+        g
+    }
+
+    async fn start_in(path: &std::path::Path) -> Self {
+        let shutdown = CancellationToken::new();
+        let bound = weft_global::build(GlobalConfig::for_test(path), shutdown.clone()).await.unwrap();
+        Global {
+            base: format!("http://{}", bound.api_address),
+            token: bound.token.expose().to_string(),
+            bound: Some(bound),
+            shutdown,
+            http: Client::new(),
+            _dir: None,
+        }
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(b) = self.bound.take() {
+            b.wait().await.unwrap();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn put(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/yaml")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, path: &str) -> StatusCode {
+        self.http.delete(self.url(path)).bearer_auth(&self.token).send().await.unwrap().status()
+    }
+}
+
+const TIMEOUT: &str = r#"
+type: MeshTimeout
+name: t1
+mesh: default
+spec:
+  targetRef:
+    kind: Mesh
+  to:
+    - targetRef:
+        kind: Mesh
+      default:
+        idleTimeout: 1h
+        http:
+          requestTimeout: 5s
+"#;
+
+fn fields(body: &Value) -> Vec<String> {
+    body["invalid_parameters"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v["field"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default()
+}
+
+// `/`, `/ready` and `/metrics` answer without a token; everything else needs it.
+#[tokio::test]
+async fn auth_and_open_endpoints() {
+    let g = Global::start().await;
+    let index: Value = g.http.get(g.url("/")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(index["product"], "Weft");
+    assert_eq!(index["mode"], "global");
+    assert_eq!(g.http.get(g.url("/ready")).send().await.unwrap().status(), StatusCode::OK);
+    let metrics = g.http.get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("weft_api_requests"), "{metrics}");
+    let r = g.http.get(g.url("/meshes")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = g.http.get(g.url("/meshes")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    g.stop().await;
+}
+
+// The default mesh exists after the first start.
+#[tokio::test]
+async fn default_mesh_created() {
+    let g = Global::start().await;
+    let (s, body) = g.get("/meshes/default").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["type"], "Mesh");
+    assert!(body["creationTime"].is_string());
+    g.stop().await;
+}
+
+// PUT creates (201) then updates (200); GET gives the spec back with meta, in JSON or YAML.
+#[tokio::test]
+async fn put_get_round_trip() {
+    let g = Global::start().await;
+    let (s, _) = g.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, body) = g.get("/meshes/default/meshtimeouts/t1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["spec"]["to"][0]["default"]["http"]["requestTimeout"], "5s");
+    assert_eq!(body["mesh"], "default");
+    let created = body["creationTime"].clone();
+    let (s, _) = g.put("/meshes/default/meshtimeouts/t1", &TIMEOUT.replace("5s", "7s")).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, body) = g.get("/meshes/default/meshtimeouts/t1").await;
+    assert_eq!(body["spec"]["to"][0]["default"]["http"]["requestTimeout"], "7s");
+    assert_eq!(body["creationTime"], created);
+    let yaml = g
+        .http
+        .get(g.url("/meshes/default/meshtimeouts/t1"))
+        .bearer_auth(&g.token)
+        .header("accept", "application/yaml")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(yaml.contains("requestTimeout: 7s"), "{yaml}");
+    g.stop().await;
+}
+
+// Bad input gets a 4xx naming the cause, never a 500.
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx() {
+    let g = Global::start().await;
+    let path = "/meshes/default/meshtimeouts/t1";
+    let (s, body) = g.put(path, &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: 1h\n        bogus: 1")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(fields(&body), vec!["spec.to[0].default.bogus"]);
+    let (s, body) = g.put(path, &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: [1]")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(fields(&body), vec!["spec.to[0].default.idleTimeout"]);
+    let (s, body) = g.put(path, "type: MeshTimeout\nname: [unclosed").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["detail"].as_str().unwrap().starts_with("malformed YAML"), "{body}");
+    let r = g
+        .http
+        .put(g.url(path))
+        .bearer_auth(&g.token)
+        .header("content-type", "application/json")
+        .body("{\"type\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (s, _) = g.put(path, "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let big = format!("{TIMEOUT}\n# {}\n", "x".repeat(2 * 1024 * 1024));
+    let (s, body) = g.put(path, &big).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (s, body) = g.put("/meshes/default/meshtimeouts/other", TIMEOUT).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&body), vec!["name"]);
+    let (s, _) = g.put("/meshes/default/nosuchthings/x", TIMEOUT).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    g.stop().await;
+}
+
+// Semantic errors are all reported at once, each with its path.
+#[tokio::test]
+async fn every_invalid_field_is_named() {
+    let g = Global::start().await;
+    let bad = TIMEOUT.replace("name: t1", "name: Bad_Name").replace("requestTimeout: 5s", "requestTimeout: soon");
+    let (s, body) = g.put("/meshes/default/meshtimeouts/Bad_Name", &bad).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["type"], "/std-errors");
+    assert_eq!(body["detail"], "Resource is not valid");
+    let f = fields(&body);
+    assert!(f.contains(&"name".to_string()), "{body}");
+    assert!(f.contains(&"spec.to[0].default.http.requestTimeout".to_string()), "{body}");
+    g.stop().await;
+}
+
+// Writing into a mesh that does not exist says so; zone-owned types are refused on global.
+#[tokio::test]
+async fn missing_mesh_and_zone_owned_types() {
+    let g = Global::start().await;
+    let (s, body) = g.put("/meshes/nope/meshtimeouts/t1", &TIMEOUT.replace("mesh: default", "mesh: nope")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&body), vec!["mesh"]);
+    let dp = "type: Dataplane\nname: dp-1\nmesh: default\nnetworking:\n  address: 127.0.0.1\n";
+    let (s, body) = g.put("/meshes/default/dataplanes/dp-1", dp).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["detail"].as_str().unwrap().contains("zone"), "{body}");
+    g.stop().await;
+}
+
+// If-Match turns a PUT into compare-and-swap: a stale version gets 409.
+#[tokio::test]
+async fn version_conflict() {
+    let g = Global::start().await;
+    let path = "/meshes/default/meshtimeouts/t1";
+    let r = g.http.put(g.url(path)).bearer_auth(&g.token).body(TIMEOUT).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let put_if = |tag: String| {
+        g.http.put(g.url(path)).bearer_auth(&g.token).header("if-match", tag).body(TIMEOUT).send()
+    };
+    let r = put_if(etag.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = put_if(etag).await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    g.stop().await;
+}
+
+// Lists page with size/offset and say the total; `next` links the following page.
+#[tokio::test]
+async fn pagination() {
+    let g = Global::start().await;
+    for i in 0..5 {
+        let body = TIMEOUT.replace("name: t1", &format!("name: t{i}"));
+        let (s, _) = g.put(&format!("/meshes/default/meshtimeouts/t{i}"), &body).await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (_, page) = g.get("/meshes/default/meshtimeouts?size=2").await;
+    assert_eq!(page["total"], 5);
+    let names: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["t0", "t1"]);
+    let next = page["next"].as_str().unwrap();
+    assert!(next.ends_with("/meshes/default/meshtimeouts?size=2&offset=2"), "{next}");
+    let (_, last) = g.get("/meshes/default/meshtimeouts?size=2&offset=4").await;
+    assert_eq!(last["items"].as_array().unwrap().len(), 1);
+    assert_eq!(last["next"], Value::Null);
+    let (_, all) = g.get("/meshtimeouts").await;
+    assert_eq!(all["total"], 5);
+    let (s, body) = g.get("/meshes/default/meshtimeouts?size=0").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&body), vec!["size"]);
+    g.stop().await;
+}
+
+// DELETE removes; deleting a mesh removes what is in it.
+#[tokio::test]
+async fn delete_and_cascade() {
+    let g = Global::start().await;
+    let (s, _) = g.put("/meshes/m2", "type: Mesh\nname: m2\n").await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = g.put("/meshes/m2/meshtimeouts/t1", &TIMEOUT.replace("mesh: default", "mesh: m2")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(g.delete("/meshes/m2").await, StatusCode::OK);
+    let (s, _) = g.get("/meshes/m2/meshtimeouts/t1").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, all) = g.get("/meshtimeouts").await;
+    assert_eq!(all["total"], 0);
+    assert_eq!(g.delete("/meshes/m2").await, StatusCode::NOT_FOUND);
+    g.stop().await;
+}
+
+// What was acknowledged is still there after a restart on the same data dir.
+#[tokio::test]
+async fn survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = Global::start_in(dir.path()).await;
+    let (s, _) = g.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let token = g.token.clone();
+    g.stop().await;
+    let g = Global::start_in(dir.path()).await;
+    assert_eq!(g.token, token, "the admin token is kept across restarts");
+    let (s, body) = g.get("/meshes/default/meshtimeouts/t1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["spec"]["to"][0]["default"]["http"]["requestTimeout"], json!("5s"));
+    g.stop().await;
+}
