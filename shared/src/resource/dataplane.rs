@@ -11,6 +11,7 @@ pub(crate) mod addr;
 mod checks;
 pub mod interfaces;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 pub use interfaces::{InboundInterface, OutboundInterface};

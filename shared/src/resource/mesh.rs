@@ -10,6 +10,7 @@
 mod checks;
 mod observability;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 pub use checks::{MAX_MTLS_BACKENDS, RSA_BITS};

@@ -119,7 +119,7 @@ fn check_admin(path: &Path, admin: Option<&EnvoyAdmin>, port: u32, errs: &mut Va
     if let Some(admin) = admin {
         let p = path.field("admin").field("port");
         validate::check_port(&p, admin.port, errs);
-        if admin.port == port {
+        if admin.port != 0 && admin.port == port {
             errs.add(&p, "must differ from port");
         }
     }
@@ -181,6 +181,7 @@ impl Validate for ZoneEgressSpec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -244,7 +245,6 @@ availableServices: [{tags: {version: "v 1"}, mesh: Default}]
                 "networking.address",
                 "networking.port",
                 "networking.advertisedAddress",
-                "networking.admin.port",
                 "networking.admin.port",
                 r#"availableServices[0].tags["kuma.io/service"]"#,
                 r#"availableServices[0].tags["version"]"#,

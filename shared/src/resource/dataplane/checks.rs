@@ -20,8 +20,8 @@ impl Validate for DataplaneSpec {
             None => errs.add(&np, "must be defined"),
             Some(net) => {
                 check_roles(&np, net, gateway, errs);
-                check_admin(&np, self, net, errs);
                 net.validate(&np, errs);
+                check_admin(&np, self, net, errs);
             }
         }
         if gateway == Some(GatewayType::Builtin) && self.probes.is_some() {

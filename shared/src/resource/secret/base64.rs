@@ -62,7 +62,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
         return Err(Base64Error::MixedAlphabets);
     }
     let pad = chars.iter().rev().take_while(|(_, c)| *c == b'=').count();
-    if pad > 0 && (pad > 2 || chars.len() % 4 != 0) {
+    if pad > 0 && (pad > 2 || !chars.len().is_multiple_of(4)) {
         return Err(Base64Error::InvalidPadding);
     }
     let body = &chars[..chars.len() - pad];
@@ -89,6 +89,7 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
