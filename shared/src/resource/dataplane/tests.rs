@@ -353,9 +353,9 @@ networking:
     assert_eq!(
         fields(&tp),
         [
-            "networking.admin.port",
-            "networking.admin.port",
             "networking.transparentProxying.redirectPortOutbound",
+            "networking.admin.port",
+            "networking.admin.port",
         ]
     );
 }
