@@ -1,12 +1,284 @@
-//! PLACEHOLDER — to be replaced with the full typed spec and its validation.
+//! Zone-level resources (global-scoped): `ZoneIngress` and `ZoneEgress` (proxies
+//! created in a zone and reported up; `zone_ingress.proto`, `zoneegress.proto`)
+//! and `Zone` (a zone known to the global control plane; `zone.proto`).
 
-use super::validate::{Path, Validate, ValidationErrors};
+use super::Tags;
+use super::dataplane::{EnvoyAdmin, addr};
+use super::tags;
+use super::validate::{self, Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
-macro_rules! placeholder { ($($t:ident),*) => { $(
+/// The entry point of a zone for traffic from other zones (routes by TLS SNI).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct $t {}
-impl Validate for $t { fn validate(&self, _path: &Path, _errs: &mut ValidationErrors) {} }
-)* } }
-placeholder!(ZoneIngressSpec, ZoneEgressSpec, ZoneSpec);
+pub struct ZoneIngressSpec {
+    /// The zone it serves; set by the control plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking: Option<ZoneIngressNetworking>,
+    /// Computed by the control plane: the services reachable through this ingress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_services: Vec<AvailableService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneIngressNetworking {
+    /// Where the listener binds.
+    #[serde(default)]
+    pub address: String,
+    /// What other zones connect to (IP or DNS name); set together with `advertisedPort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_address: Option<String>,
+    #[serde(default)]
+    pub port: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised_port: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<EnvoyAdmin>,
+}
+
+/// A unique subset of endpoints behind the ingress.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AvailableService {
+    #[serde(default)]
+    pub tags: Tags,
+    /// How many instances; the endpoint weight other zones use.
+    #[serde(default)]
+    pub instances: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_service: Option<bool>,
+}
+
+impl ZoneIngressSpec {
+    /// Where other zones reach this ingress: the advertised pair when set, else
+    /// the listener's own address and port.
+    pub fn public_endpoint(&self) -> Option<(&str, u32)> {
+        let n = self.networking.as_ref()?;
+        match (n.advertised_address.as_deref(), n.advertised_port) {
+            (Some(a), Some(p)) if !a.is_empty() && p != 0 => Some((a, p)),
+            _ => Some((n.address.as_str(), n.port)),
+        }
+    }
+}
+
+/// The exit of a zone for external and cross-zone traffic (`Mesh.routing.zoneEgress`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneEgressSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking: Option<ZoneEgressNetworking>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneEgressNetworking {
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub port: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<EnvoyAdmin>,
+}
+
+/// A zone as the global control plane knows it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneSpec {
+    /// `false` disconnects the zone's control plane; unset means enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl ZoneSpec {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+}
+
+impl Validate for ZoneSpec {
+    fn validate(&self, _path: &Path, _errs: &mut ValidationErrors) {}
+}
+
+fn check_zone(path: &Path, zone: Option<&str>, errs: &mut ValidationErrors) {
+    if let Some(z) = zone {
+        validate::check_name(path, z, errs);
+    }
+}
+
+/// Admin listens on localhost; it must not take the proxy's own port.
+fn check_admin(path: &Path, admin: Option<&EnvoyAdmin>, port: u32, errs: &mut ValidationErrors) {
+    if let Some(admin) = admin {
+        let p = path.field("admin").field("port");
+        validate::check_port(&p, admin.port, errs);
+        if admin.port != 0 && admin.port == port {
+            errs.add(&p, "must differ from port");
+        }
+    }
+}
+
+impl Validate for ZoneIngressSpec {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        check_zone(&path.field("zone"), self.zone.as_deref(), errs);
+        let np = path.field("networking");
+        match &self.networking {
+            None => errs.add(&np, "must be defined"),
+            Some(n) => {
+                addr::check_address(&np.field("address"), &n.address, errs);
+                validate::check_port(&np.field("port"), n.port, errs);
+                match (&n.advertised_address, n.advertised_port) {
+                    (Some(a), Some(p)) => {
+                        addr::check_advertised(&np.field("advertisedAddress"), a, errs);
+                        validate::check_port(&np.field("advertisedPort"), p, errs);
+                    }
+                    (Some(_), None) => errs.add(
+                        &np.field("advertisedPort"),
+                        "has to be defined with advertisedAddress",
+                    ),
+                    (None, Some(_)) => errs.add(
+                        &np.field("advertisedAddress"),
+                        "has to be defined with advertisedPort",
+                    ),
+                    (None, None) => {}
+                }
+                check_admin(&np, n.admin.as_ref(), n.port, errs);
+            }
+        }
+        for (i, s) in self.available_services.iter().enumerate() {
+            let p = path.field("availableServices").index(i);
+            if !s.tags.contains_key(tags::SERVICE) {
+                errs.add(&p.field("tags").key(tags::SERVICE), "cannot be empty");
+            }
+            validate::check_tags(&p.field("tags"), &s.tags, false, errs);
+            if let Some(m) = &s.mesh {
+                validate::check_name(&p.field("mesh"), m, errs);
+            }
+        }
+    }
+}
+
+impl Validate for ZoneEgressSpec {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        check_zone(&path.field("zone"), self.zone.as_deref(), errs);
+        let np = path.field("networking");
+        match &self.networking {
+            None => errs.add(&np, "must be defined"),
+            Some(n) => {
+                addr::check_address(&np.field("address"), &n.address, errs);
+                validate::check_port(&np.field("port"), n.port, errs);
+                check_admin(&np, n.admin.as_ref(), n.port, errs);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn fields<T: Validate>(spec: &T) -> Vec<String> {
+        let mut e = ValidationErrors::new();
+        spec.validate(&Path::root(), &mut e);
+        e.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    fn ingress(yaml: &str) -> ZoneIngressSpec {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    // A complete ingress is valid and publishes its advertised endpoint.
+    #[test]
+    fn valid_ingress() {
+        let zi = ingress(
+            r#"
+zone: zone-1
+networking:
+  address: 10.0.0.5
+  advertisedAddress: ingress.zone-1.example.com
+  port: 10001
+  advertisedPort: 30001
+  admin: {port: 9901}
+availableServices:
+  - {tags: {kuma.io/service: backend, version: v1}, instances: 2, mesh: default}
+  - {tags: {kuma.io/service: httpbin}, instances: 1, mesh: default, externalService: true}
+"#,
+        );
+        assert!(fields(&zi).is_empty(), "{:?}", fields(&zi));
+        assert_eq!(
+            zi.public_endpoint(),
+            Some(("ingress.zone-1.example.com", 30001))
+        );
+    }
+
+    // Without the advertised pair, the listener address is the public endpoint.
+    #[test]
+    fn public_endpoint_falls_back() {
+        let zi = ingress("networking: {address: 10.0.0.5, port: 10001}");
+        assert_eq!(zi.public_endpoint(), Some(("10.0.0.5", 10001)));
+        assert_eq!(ZoneIngressSpec::default().public_endpoint(), None);
+    }
+
+    // Networking is required; address, ports and the advertised pair are checked.
+    #[test]
+    fn ingress_rules() {
+        assert_eq!(fields(&ZoneIngressSpec::default()), ["networking"]);
+        let zi = ingress(
+            r#"
+zone: Zone_1
+networking: {address: 0.0.0.0, port: 0, advertisedPort: 70000, admin: {port: 0}}
+availableServices: [{tags: {version: "v 1"}, mesh: Default}]
+"#,
+        );
+        assert_eq!(
+            fields(&zi),
+            [
+                "zone",
+                "networking.address",
+                "networking.port",
+                "networking.advertisedAddress",
+                "networking.admin.port",
+                r#"availableServices[0].tags["kuma.io/service"]"#,
+                r#"availableServices[0].tags["version"]"#,
+                "availableServices[0].mesh",
+            ]
+        );
+        let zi = ingress("networking: {address: a.example, port: 1, advertisedAddress: b.example}");
+        assert_eq!(fields(&zi), ["networking.advertisedPort"]);
+    }
+
+    // An egress needs networking with an address and a port distinct from admin's.
+    #[test]
+    fn egress_rules() {
+        assert_eq!(fields(&ZoneEgressSpec::default()), ["networking"]);
+        let ok: ZoneEgressSpec = serde_yaml_ng::from_str(
+            "zone: zone-1\nnetworking: {address: 10.0.0.6, port: 10002, admin: {port: 9902}}",
+        )
+        .unwrap();
+        assert!(fields(&ok).is_empty());
+        let bad: ZoneEgressSpec =
+            serde_yaml_ng::from_str("networking: {address: '', port: 10002, admin: {port: 10002}}")
+                .unwrap();
+        assert_eq!(
+            fields(&bad),
+            ["networking.address", "networking.admin.port"]
+        );
+    }
+
+    // A zone is enabled unless it says otherwise; unknown fields are refused.
+    #[test]
+    fn zone_enabled() {
+        assert!(ZoneSpec::default().is_enabled());
+        let z: ZoneSpec = serde_yaml_ng::from_str("enabled: false").unwrap();
+        assert!(!z.is_enabled());
+        assert!(serde_yaml_ng::from_str::<ZoneSpec>("enable: true").is_err());
+    }
+}
