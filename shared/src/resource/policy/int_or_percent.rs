@@ -64,9 +64,10 @@ impl Decimal {
         if self.negative {
             return false;
         }
+        // `int` has no leading zeros, so three digits means at least 100.
         match self.int.len() {
             0..=2 => true,
-            3 => self.int.as_str() < "100" || (self.int == "100" && self.frac.is_empty()),
+            3 => self.int == "100" && self.frac.is_empty(),
             _ => false,
         }
     }
@@ -108,7 +109,7 @@ impl Percentage {
     /// truncating digits past the fourth decimal; `None` when invalid or out of range.
     pub fn per_million(&self) -> Option<u32> {
         let d = self.decimal()?;
-        if !d.in_percent_range() || d.negative && !d.is_zero() {
+        if !d.in_percent_range() {
             return None;
         }
         let int: u32 = if d.int.is_empty() {
