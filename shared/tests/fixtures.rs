@@ -5,6 +5,9 @@
 //! - `fixtures/invalid/*.yaml` must be refused; the sibling `.expect` file lists
 //!   the field paths of every violation the validator has to report (one per line).
 
+// A test binary: a panic on a missing fixture is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

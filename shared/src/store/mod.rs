@@ -71,6 +71,9 @@ pub struct Change {
 }
 
 /// One operation in an atomic batch ([`ResourceStore::transact`]).
+// Typed policy specs make `Resource` a few hundred bytes; batches are short-lived
+// and small, so boxing every upsert would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     /// Create or replace, no version check.

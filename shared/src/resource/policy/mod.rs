@@ -1,7 +1,28 @@
 //! PLACEHOLDER — to be replaced with the full typed policy specs and their validation.
 
+pub mod backend_ref;
 pub mod common;
+pub mod int_or_percent;
+pub mod meshaccesslog;
+pub mod meshhttproute;
+pub mod meshmetric;
+pub mod meshpassthrough;
+pub mod meshproxypatch;
+pub mod meshtcproute;
+pub mod meshtls;
+pub mod meshtrace;
+pub mod net_checks;
+pub mod otel;
 pub mod targetref;
+
+pub use meshaccesslog::MeshAccessLog;
+pub use meshhttproute::MeshHTTPRoute;
+pub use meshmetric::MeshMetric;
+pub use meshpassthrough::MeshPassthrough;
+pub use meshproxypatch::MeshProxyPatch;
+pub use meshtcproute::MeshTCPRoute;
+pub use meshtls::MeshTLS;
+pub use meshtrace::MeshTrace;
 
 use super::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -19,14 +40,6 @@ placeholder!(
     MeshCircuitBreaker,
     MeshHealthCheck,
     MeshLoadBalancingStrategy,
-    MeshHTTPRoute,
-    MeshTCPRoute,
     MeshFaultInjection,
-    MeshRateLimit,
-    MeshAccessLog,
-    MeshTrace,
-    MeshMetric,
-    MeshTLS,
-    MeshPassthrough,
-    MeshProxyPatch
+    MeshRateLimit
 );

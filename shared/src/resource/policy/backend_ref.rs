@@ -1,0 +1,135 @@
+//! `backendRefs[]` of the route policies (and MeshHTTPRoute's mirror target): a
+//! targetRef naming where traffic goes, plus a port and a weight
+//! (`api/common/v1alpha1` `BackendRef`, which embeds `TargetRef`).
+
+use super::targetref::{Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref};
+use crate::resource::Tags;
+use crate::resource::validate::{self, Path, ValidationErrors};
+use serde::{Deserialize, Serialize};
+
+/// Where to send traffic. Kuma inlines the targetRef fields next to `port` and `weight`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendRef {
+    pub kind: TargetRefKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Tags>,
+    /// Selects a subset of the service's endpoints (`MeshServiceSubset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Tags>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// Port of a real MeshService / MeshMultiZoneService.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// Relative share of traffic; Kuma's default is 1, 0 sends nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+impl BackendRef {
+    pub fn named(kind: TargetRefKind, name: &str) -> Self {
+        BackendRef {
+            kind,
+            name: Some(name.to_string()),
+            namespace: None,
+            labels: None,
+            tags: None,
+            section_name: None,
+            port: None,
+            weight: None,
+        }
+    }
+
+    /// The targetRef part.
+    pub fn target_ref(&self) -> TargetRef {
+        TargetRef {
+            kind: self.kind,
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            labels: self.labels.clone(),
+            tags: self.tags.clone(),
+            proxy_types: None,
+            section_name: self.section_name.clone(),
+            mesh: None,
+        }
+    }
+
+    /// The effective weight (Kuma's default is 1).
+    pub fn weight_or_default(&self) -> u32 {
+        self.weight.unwrap_or(1)
+    }
+
+    /// Checks the ref against `allowed` kinds and Kuma's port rules.
+    pub fn check(&self, path: &Path, allowed: &[TargetRefKind], errs: &mut ValidationErrors) {
+        let rules = SlotRules {
+            slot: Slot::To,
+            allowed,
+            section_name_allowed: false,
+        };
+        check_target_ref(path, &self.target_ref(), rules, errs);
+        match self.port {
+            Some(p) => validate::check_port(&path.field("port"), p, errs),
+            None if self.kind == TargetRefKind::MeshMultiZoneService => errs.add(
+                &path.field("port"),
+                "must be defined with kind MeshMultiZoneService",
+            ),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TargetRefKind::*;
+
+    fn fields(b: &BackendRef, allowed: &[TargetRefKind]) -> Vec<String> {
+        let mut errs = ValidationErrors::new();
+        b.check(&Path::root().field("b"), allowed, &mut errs);
+        errs.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    // A MeshMultiZoneService backend needs a port; ports must be in range.
+    #[test]
+    fn ports() {
+        let all = [MeshService, MeshMultiZoneService];
+        assert_eq!(
+            fields(&BackendRef::named(MeshMultiZoneService, "x"), &all),
+            vec!["b.port"]
+        );
+        let bad = BackendRef {
+            port: Some(70000),
+            ..BackendRef::named(MeshService, "x")
+        };
+        assert_eq!(fields(&bad, &all), vec!["b.port"]);
+        assert!(fields(&BackendRef::named(MeshService, "x"), &all).is_empty());
+    }
+
+    // The kind must be one the slot allows; the inlined targetRef rules apply.
+    #[test]
+    fn kinds() {
+        assert_eq!(
+            fields(&BackendRef::named(Mesh, "x"), &[MeshService]),
+            vec!["b.kind"]
+        );
+        let subset = BackendRef {
+            tags: Some([("version".to_string(), "v2".to_string())].into()),
+            ..BackendRef::named(MeshServiceSubset, "x")
+        };
+        assert!(fields(&subset, &[MeshServiceSubset]).is_empty());
+    }
+
+    // Serialization keeps only what was written.
+    #[test]
+    fn round_trip() {
+        let json = r#"{"kind":"MeshService","name":"backend","port":8080,"weight":90}"#;
+        let b: BackendRef = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&b).unwrap(), json);
+        assert_eq!(BackendRef::named(MeshService, "a").weight_or_default(), 1);
+    }
+}

@@ -1,0 +1,447 @@
+//! MeshAccessLog (Kuma order 600): access logs of inbound (`from[]` / `rules[]`)
+//! and outbound (`to[]`) traffic, written to a file, a TCP collector (through
+//! kuma-dp) or an OpenTelemetry collector.
+//! Kuma: `pkg/plugins/policies/meshaccesslog/api/v1alpha1`.
+
+use super::common::{From, Kinds, To, check_from, check_sections, check_to, check_top};
+use super::net_checks;
+use super::otel::{BackendResourceRef, check_endpoint_or_ref};
+use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::validate::{Path, Validate, ValidationErrors};
+use TargetRefKind::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeshAccessLog {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<TargetRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<To<Conf>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<From<Conf>>>,
+    /// Inbound logs (2.10+), optionally only for clients that `matches` select.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<Rule>>,
+}
+
+/// `spec.rules[]` with the optional client matchers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<Match>>,
+    #[serde(default)]
+    pub default: Conf,
+}
+
+/// A client matcher: by SPIFFE ID of its certificate, or by the SNI it sent.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<SpiffeIdMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<SniMatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SpiffeIdMatchType {
+    #[default]
+    Exact,
+    Prefix,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpiffeIdMatch {
+    pub r#type: SpiffeIdMatchType,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SniMatchType {
+    #[default]
+    Exact,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SniMatch {
+    pub r#type: SniMatchType,
+    pub value: String,
+}
+
+/// `default`: where logs go. `backends` must be given (it may be empty, turning logs off).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Conf {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backends: Option<Vec<Backend>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendType {
+    File,
+    Tcp,
+    OpenTelemetry,
+}
+
+/// One log sink; `type` says which of the blocks configures it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    pub r#type: BackendType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_telemetry: Option<OtelBackend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileBackend {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpBackend {
+    /// Collector address, e.g. `127.0.0.1:5000` or `http://logstash:5000`.
+    #[serde(default)]
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OtelBackend {
+    /// Collector `host:port` (port defaults to 4317).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<BackendResourceRef>,
+    /// A raw string or an OTLP AnyValue; may contain Envoy placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Vec<JsonValue>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FormatType {
+    #[default]
+    Plain,
+    Json,
+}
+
+/// Log line format: a `plain` template or `json` key/value pairs, per `type`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Format {
+    pub r#type: FormatType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Vec<JsonValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omit_empty_values: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JsonValue {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// Top-level kinds over Kuma 2.9–2.14.
+pub const TOP_KINDS: &[TargetRefKind] = &[
+    Mesh,
+    MeshSubset,
+    MeshService,
+    MeshServiceSubset,
+    MeshGateway,
+    Dataplane,
+];
+pub const TO_KINDS: &[TargetRefKind] = &[
+    Mesh,
+    MeshService,
+    MeshExternalService,
+    MeshMultiZoneService,
+    MeshHTTPRoute,
+];
+pub const FROM_KINDS: &[TargetRefKind] = &[Mesh];
+
+impl Validate for MeshAccessLog {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        let len = |v: Option<usize>| v.unwrap_or(0);
+        let (to, from, rules) = (
+            self.to.as_ref().map(Vec::len),
+            self.from.as_ref().map(Vec::len),
+            self.rules.as_ref().map(Vec::len),
+        );
+        let kinds = Kinds {
+            top: TOP_KINDS,
+            to: TO_KINDS,
+            from: FROM_KINDS,
+            inbound: len(from) + len(rules) > 0,
+        };
+        check_top(path, &self.target_ref, kinds, errs);
+        check_sections(path, to, from, rules, true, errs);
+        check_to(path, &self.to, kinds, errs);
+        check_from(path, &self.from, kinds, errs);
+        for (i, rule) in self.rules.iter().flatten().enumerate() {
+            let p = path.field("rules").index(i);
+            for (j, m) in rule.matches.iter().flatten().enumerate() {
+                check_match(&p.field("matches").index(j), m, errs);
+            }
+            rule.default.validate(&p.field("default"), errs);
+        }
+    }
+}
+
+impl Validate for Conf {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        let Some(backends) = &self.backends else {
+            errs.add(&path.field("backends"), "must be defined");
+            return;
+        };
+        for (i, b) in backends.iter().enumerate() {
+            b.validate(&path.field("backends").index(i), errs);
+        }
+    }
+}
+
+impl Validate for Backend {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        match self.r#type {
+            BackendType::File => {
+                let p = path.field("file");
+                let Some(f) = &self.file else {
+                    errs.add(&p, "must be defined");
+                    return;
+                };
+                if let Some(fmt) = &f.format {
+                    fmt.validate(&p.field("format"), errs);
+                }
+                if !net_checks::is_unix_file_path(&f.path) {
+                    errs.add(&p.field("path"), "file backend requires a valid path");
+                }
+            }
+            BackendType::Tcp => {
+                let p = path.field("tcp");
+                let Some(t) = &self.tcp else {
+                    errs.add(&p, "must be defined");
+                    return;
+                };
+                if let Some(fmt) = &t.format {
+                    fmt.validate(&p.field("format"), errs);
+                }
+                if !net_checks::is_url(&t.address) {
+                    errs.add(&p.field("address"), "tcp backend requires valid address");
+                }
+            }
+            BackendType::OpenTelemetry => {
+                let p = path.field("openTelemetry");
+                let Some(o) = &self.open_telemetry else {
+                    errs.add(&p, "must be defined");
+                    return;
+                };
+                check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs);
+                for (i, a) in o.attributes.iter().flatten().enumerate() {
+                    if a.key.is_empty() {
+                        errs.add(
+                            &p.field("attributes").index(i).field("key"),
+                            "key cannot be empty",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Validate for Format {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        match self.r#type {
+            FormatType::Plain => match self.plain.as_deref() {
+                None => errs.add(&path.field("plain"), "must be defined"),
+                Some("") => errs.add(&path.field("plain"), "must not be empty"),
+                Some(_) => {}
+            },
+            FormatType::Json => {
+                let p = path.field("json");
+                let Some(items) = &self.json else {
+                    errs.add(&p, "must be defined");
+                    return;
+                };
+                if items.is_empty() {
+                    errs.add(&p, "must not be empty");
+                }
+                for (i, kv) in items.iter().enumerate() {
+                    let ip = p.index(i);
+                    if kv.key.is_empty() {
+                        errs.add(&ip.field("key"), "key cannot be empty");
+                    }
+                    if kv.value.is_empty() {
+                        errs.add(&ip.field("value"), "value cannot be empty");
+                    }
+                    // Kuma splices key and value into a JSON object verbatim.
+                    let doc = format!("{{\"{}\": \"{}\"}}", kv.key, kv.value);
+                    if serde_json::from_str::<serde_json::Value>(&doc).is_err() {
+                        errs.add(&ip, "is not a valid JSON object");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
+    if let Some(s) = &m.spiffe_id
+        && let Err(reason) = check_spiffe_id(&s.value)
+    {
+        errs.add(
+            &path.field("spiffeID"),
+            format!("must be a valid Spiffe ID: {reason}"),
+        );
+    }
+    if let Some(s) = &m.sni {
+        let p = path.field("sni").field("value");
+        if s.value.is_empty() {
+            errs.add(&p, "must be set");
+        } else if let Some(reason) = net_checks::dns1123_subdomain_violation(&s.value) {
+            errs.add(&p, reason);
+        }
+    }
+}
+
+/// go-spiffe's `FromString` rules: `spiffe://<trust domain>[/<path>]`, trust domain
+/// of lower-case letters, digits, `.`, `-`, `_`; path segments non-empty, not `.`
+/// or `..`, of letters, digits, `.`, `-`, `_`; no trailing slash.
+pub fn check_spiffe_id(id: &str) -> Result<(), &'static str> {
+    let rest = id
+        .strip_prefix("spiffe://")
+        .ok_or("scheme is missing or invalid")?;
+    let (td, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if td.is_empty() {
+        return Err("trust domain is missing");
+    }
+    if !td
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
+    {
+        return Err(
+            "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores",
+        );
+    }
+    if path.is_empty() {
+        return Ok(());
+    }
+    for seg in path[1..].split('/') {
+        if seg.is_empty() {
+            return Err("path cannot contain empty segments or a trailing slash");
+        }
+        if seg == "." || seg == ".." {
+            return Err("path cannot contain dot segments");
+        }
+        if !seg
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+        {
+            return Err(
+                "path segment characters are limited to letters, numbers, dots, dashes, and underscores",
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(yaml: &str) -> Vec<String> {
+        let spec: MeshAccessLog = serde_yaml_ng::from_str(yaml).unwrap();
+        let mut errs = ValidationErrors::new();
+        spec.validate(&Path::root().field("spec"), &mut errs);
+        errs.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    // Kuma's documented example (tcp json to the mesh, file plain for a service) is valid.
+    #[test]
+    fn valid_example() {
+        let f = fields(
+            "targetRef: {kind: Mesh}\nfrom:\n- targetRef: {kind: Mesh}\n  default:\n    backends:\n    - type: Tcp\n      tcp:\n        address: 127.0.0.1:5000\n        format: {type: Json, json: [{key: start_time, value: '%START_TIME%'}]}\nto:\n- targetRef: {kind: MeshService, name: web}\n  default:\n    backends:\n    - type: File\n      file: {path: /tmp/logs.txt, format: {type: Plain, plain: '[%START_TIME%]'}}\n    - type: OpenTelemetry\n      openTelemetry: {endpoint: otel:4317, body: {kvlistValue: {values: []}}, attributes: [{key: mesh, value: '%KUMA_MESH%'}]}\n",
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    // Backend blocks must match their type; paths, addresses and formats are checked.
+    #[test]
+    fn backend_rules() {
+        let f = fields(
+            "from:\n- targetRef: {kind: Mesh}\n  default:\n    backends:\n    - type: File\n    - type: File\n      file: {path: '#bad', format: {type: Json, json: [{key: '\"', value: x}, {key: '', value: ''}]}}\n    - type: Tcp\n      tcp: {address: not_valid_url, format: {type: Plain}}\n    - type: OpenTelemetry\n      openTelemetry: {}\n",
+        );
+        let b = "spec.from[0].default.backends";
+        assert_eq!(
+            f,
+            vec![
+                format!("{b}[0].file"),
+                format!("{b}[1].file.format.json[0]"),
+                format!("{b}[1].file.format.json[1].key"),
+                format!("{b}[1].file.format.json[1].value"),
+                format!("{b}[1].file.path"),
+                format!("{b}[2].tcp.format.plain"),
+                format!("{b}[2].tcp.address"),
+                format!("{b}[3].openTelemetry"),
+            ]
+        );
+    }
+
+    // rules[] excludes to[] and from[]; a conf without backends is refused; matches are checked.
+    #[test]
+    fn rules_section() {
+        let f = fields(
+            "targetRef: {kind: Dataplane, sectionName: http}\nto:\n- targetRef: {kind: Mesh}\n  default: {backends: []}\nrules:\n- matches:\n  - spiffeID: {type: Exact, value: 'http://x'}\n  - sni: {type: Exact, value: Bad_Host}\n  default: {}\n",
+        );
+        assert_eq!(
+            f,
+            vec![
+                "spec.to",
+                "spec.rules[0].matches[0].spiffeID",
+                "spec.rules[0].matches[1].sni.value",
+                "spec.rules[0].default.backends",
+            ]
+        );
+    }
+
+    // SPIFFE IDs follow go-spiffe's syntax.
+    #[test]
+    fn spiffe_ids() {
+        assert!(check_spiffe_id("spiffe://default/ns/web/sa/default").is_ok());
+        assert!(check_spiffe_id("spiffe://mesh.local").is_ok());
+        for bad in [
+            "spiffe://",
+            "spiffe://Upper/x",
+            "spiffe://td/x/",
+            "spiffe://td//x",
+            "spiffe://td/./x",
+            "x://td",
+        ] {
+            assert!(check_spiffe_id(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! MeshTrace (Kuma order 700, single item): request tracing on every HTTP
+//! listener of the selected proxies, to one Zipkin, Datadog or OpenTelemetry
+//! collector. Kuma: `pkg/plugins/policies/meshtrace/api/v1alpha1`.
+
+use super::common::{Kinds, check_top};
+use super::int_or_percent::Percentage;
+use super::net_checks;
+use super::otel::{BackendResourceRef, check_endpoint_or_ref};
+use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::validate::{Path, Validate, ValidationErrors};
+use TargetRefKind::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeshTrace {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<TargetRef>,
+    #[serde(default)]
+    pub default: Conf,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Conf {
+    /// Zero or one backend (Envoy takes a single tracing provider). Required:
+    /// an empty list turns tracing off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backends: Option<Vec<Backend>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendType {
+    Zipkin,
+    Datadog,
+    OpenTelemetry,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    pub r#type: BackendType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zipkin: Option<ZipkinBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datadog: Option<DatadogBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_telemetry: Option<OpenTelemetryBackend>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ZipkinApiVersion {
+    #[default]
+    HttpJson,
+    HttpProto,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZipkinBackend {
+    /// Collector URL, e.g. `http://jaeger-collector:9411/api/v2/spans`.
+    #[serde(default)]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id128bit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<ZipkinApiVersion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_span_context: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatadogBackend {
+    /// `http://host:port`, nothing else.
+    #[serde(default)]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_service: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OpenTelemetryBackend {
+    /// gRPC `host:port`, or an `http(s)://` URL for OTLP/HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<BackendResourceRef>,
+}
+
+/// Sampling percentages (int or decimal string, 0–100; Kuma's default is 100).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sampling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<Percentage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<Percentage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random: Option<Percentage>,
+}
+
+/// A custom span tag from a literal or a request header, exactly one of them.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tag {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<HeaderTag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderTag {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// Top-level kinds over Kuma 2.9–2.14.
+pub const TOP_KINDS: &[TargetRefKind] = &[
+    Mesh,
+    MeshSubset,
+    MeshService,
+    MeshServiceSubset,
+    MeshGateway,
+    Dataplane,
+];
+
+impl Validate for MeshTrace {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        let kinds = Kinds {
+            top: TOP_KINDS,
+            to: &[],
+            from: &[],
+            inbound: false,
+        };
+        check_top(path, &self.target_ref, kinds, errs);
+        self.default.validate(&path.field("default"), errs);
+    }
+}
+
+impl Validate for Conf {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        let bp = path.field("backends");
+        match self.backends.as_deref() {
+            None => errs.add(&bp, "must be defined"),
+            Some([]) => {}
+            Some([b]) => b.validate(&bp.index(0), errs),
+            Some(_) => errs.add(&bp, "must have zero or one backend defined"),
+        }
+        for (i, t) in self.tags.iter().flatten().enumerate() {
+            let p = path.field("tags").index(i);
+            if t.name.is_empty() {
+                errs.add(&p.field("name"), "must not be empty");
+            }
+            if t.header.is_some() == t.literal.is_some() {
+                errs.add(&p, "tag must have only one type defined: header, literal");
+            }
+        }
+        if let Some(s) = &self.sampling {
+            let sp = path.field("sampling");
+            for (field, v) in [
+                ("client", &s.client),
+                ("random", &s.random),
+                ("overall", &s.overall),
+            ] {
+                if let Some(v) = v {
+                    v.check_with(
+                        &sp.field(field),
+                        "string is not a number",
+                        "must be between 0 and 100",
+                        errs,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Validate for Backend {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        match self.r#type {
+            BackendType::Datadog => {
+                let p = path.field("datadog");
+                match &self.datadog {
+                    None => errs.add(&p, "must be defined"),
+                    Some(d) => check_datadog_url(&p.field("url"), &d.url, errs),
+                }
+            }
+            BackendType::Zipkin => {
+                let p = path.field("zipkin");
+                match &self.zipkin {
+                    None => errs.add(&p, "must be defined"),
+                    Some(z) if z.url.is_empty() => errs.add(&p.field("url"), "must not be empty"),
+                    Some(z) if !net_checks::is_url(&z.url) => {
+                        errs.add(&p.field("url"), "must be a valid url")
+                    }
+                    Some(_) => {}
+                }
+            }
+            BackendType::OpenTelemetry => {
+                let p = path.field("openTelemetry");
+                let Some(o) = &self.open_telemetry else {
+                    errs.add(&p, "must be defined");
+                    return;
+                };
+                if let Some(e) = check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs) {
+                    check_otel_endpoint(&p.field("endpoint"), e, errs);
+                }
+            }
+        }
+    }
+}
+
+/// Datadog agents take `http://host:port` only (dd-trace-go's rule).
+fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
+    let Some(u) = net_checks::split_url(url).filter(|u| !u.host.is_empty()) else {
+        errs.add(path, "must be a valid url");
+        return;
+    };
+    if u.scheme != "http" {
+        errs.add(path, "scheme must be http");
+    }
+    match u.port {
+        None | Some("") => errs.add(path, "port must be defined"),
+        Some(p) if !net_checks::is_port_text(p) => errs.add(path, "port must be a valid (1-65535)"),
+        Some(_) => {}
+    }
+    for (name, set) in [
+        ("user", u.user.is_some()),
+        ("path", !u.path.is_empty()),
+        ("query", u.query.is_some_and(|q| !q.is_empty())),
+        ("fragment", u.fragment.is_some_and(|f| !f.is_empty())),
+    ] {
+        if set {
+            errs.add(path, format!("{name} must not be defined"));
+        }
+    }
+}
+
+/// A URL (http/https, valid port, a host) or else a gRPC `host:port`.
+fn check_otel_endpoint(path: &Path, endpoint: &str, errs: &mut ValidationErrors) {
+    match net_checks::split_url(endpoint) {
+        Some(u) if !u.host.is_empty() => {
+            if u.scheme != "http" && u.scheme != "https" {
+                errs.add(path, "URL scheme must be http or https");
+            }
+            if let Some(p) = u.port
+                && !net_checks::is_port_text(p)
+            {
+                errs.add(path, "port must be valid (1-65535)");
+            }
+        }
+        _ if endpoint.contains("://") => errs.add(path, "must be a valid URL"),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violations(yaml: &str) -> Vec<String> {
+        let spec: MeshTrace = serde_yaml_ng::from_str(yaml).unwrap();
+        let mut errs = ValidationErrors::new();
+        spec.validate(&Path::root().field("spec"), &mut errs);
+        errs.violations()
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.reason))
+            .collect()
+    }
+
+    // Each backend type with its documented fields is valid.
+    #[test]
+    fn valid_backends() {
+        for b in [
+            "{type: Zipkin, zipkin: {url: 'http://jaeger:9411/api/v2/spans', traceId128bit: true, apiVersion: httpProto, sharedSpanContext: false}}",
+            "{type: Datadog, datadog: {url: 'http://127.0.0.1:8126', splitService: true}}",
+            "{type: OpenTelemetry, openTelemetry: {endpoint: 'otel-collector:4317'}}",
+            "{type: OpenTelemetry, openTelemetry: {endpoint: 'https://otel.example.com:4318'}}",
+            "{type: OpenTelemetry, openTelemetry: {backendRef: {kind: MeshOpenTelemetryBackend, name: otel}}}",
+        ] {
+            let v = violations(&format!("default:\n  backends: [{b}]\n"));
+            assert!(v.is_empty(), "{b}: {v:?}");
+        }
+    }
+
+    // At most one backend; backends must be present.
+    #[test]
+    fn backend_count() {
+        assert_eq!(
+            violations("default: {}\n"),
+            vec!["spec.default.backends: must be defined"]
+        );
+        let two = "default:\n  backends:\n  - {type: Zipkin, zipkin: {url: 'http://a:1'}}\n  - {type: Zipkin, zipkin: {url: 'http://b:1'}}\n";
+        assert_eq!(
+            violations(two),
+            vec!["spec.default.backends: must have zero or one backend defined"]
+        );
+    }
+
+    // Datadog URLs are http://host:port only; every extra part is named.
+    #[test]
+    fn datadog_url() {
+        let v = violations(
+            "default:\n  backends: [{type: Datadog, datadog: {url: 'https://dd/path?x=1'}}]\n",
+        );
+        let reasons: Vec<&str> = v.iter().map(|s| s.rsplit(": ").next().unwrap()).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "scheme must be http",
+                "port must be defined",
+                "path must not be defined",
+                "query must not be defined"
+            ]
+        );
+    }
+
+    // Sampling is 0–100 int-or-string; tags need a name and exactly one source.
+    #[test]
+    fn sampling_and_tags() {
+        let v = violations(
+            "default:\n  backends: []\n  sampling: {overall: 101, client: 'x', random: '0.5'}\n  tags:\n  - {name: team, literal: core}\n  - {name: '', header: {name: x-user}, literal: y}\n  - {name: env}\n",
+        );
+        assert_eq!(
+            v,
+            vec![
+                "spec.default.tags[1].name: must not be empty",
+                "spec.default.tags[1]: tag must have only one type defined: header, literal",
+                "spec.default.tags[2]: tag must have only one type defined: header, literal",
+                "spec.default.sampling.client: string is not a number",
+                "spec.default.sampling.overall: must be between 0 and 100",
+            ]
+        );
+    }
+
+    // OTel endpoints: a URL needs http(s); a bare host:port is fine.
+    #[test]
+    fn otel_endpoint() {
+        let v = violations(
+            "default:\n  backends: [{type: OpenTelemetry, openTelemetry: {endpoint: 'grpc://otel:4317'}}]\n",
+        );
+        assert_eq!(
+            v,
+            vec![
+                "spec.default.backends[0].openTelemetry.endpoint: URL scheme must be http or https"
+            ]
+        );
+    }
+}
