@@ -1,7 +1,14 @@
 //! PLACEHOLDER — to be replaced with the full typed policy specs and their validation.
 
+pub mod checks;
 pub mod common;
+pub mod header;
+pub mod intorstring;
+pub mod matches;
+pub mod meshtimeout;
 pub mod targetref;
+
+pub use meshtimeout::MeshTimeout;
 
 use super::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -14,7 +21,6 @@ impl Validate for $t { fn validate(&self, _path: &Path, _errs: &mut ValidationEr
 )* } }
 placeholder!(
     MeshTrafficPermission,
-    MeshTimeout,
     MeshRetry,
     MeshCircuitBreaker,
     MeshHealthCheck,
