@@ -5,9 +5,13 @@ pub mod common;
 pub mod header;
 pub mod intorstring;
 pub mod matches;
+pub mod meshcircuitbreaker;
+pub mod meshretry;
 pub mod meshtimeout;
 pub mod targetref;
 
+pub use meshcircuitbreaker::MeshCircuitBreaker;
+pub use meshretry::MeshRetry;
 pub use meshtimeout::MeshTimeout;
 
 use super::validate::{Path, Validate, ValidationErrors};
@@ -21,8 +25,6 @@ impl Validate for $t { fn validate(&self, _path: &Path, _errs: &mut ValidationEr
 )* } }
 placeholder!(
     MeshTrafficPermission,
-    MeshRetry,
-    MeshCircuitBreaker,
     MeshHealthCheck,
     MeshLoadBalancingStrategy,
     MeshHTTPRoute,
