@@ -6,11 +6,15 @@ pub mod header;
 pub mod intorstring;
 pub mod matches;
 pub mod meshcircuitbreaker;
+pub mod meshhealthcheck;
+pub mod meshloadbalancingstrategy;
 pub mod meshretry;
 pub mod meshtimeout;
 pub mod targetref;
 
 pub use meshcircuitbreaker::MeshCircuitBreaker;
+pub use meshhealthcheck::MeshHealthCheck;
+pub use meshloadbalancingstrategy::MeshLoadBalancingStrategy;
 pub use meshretry::MeshRetry;
 pub use meshtimeout::MeshTimeout;
 
@@ -25,8 +29,6 @@ impl Validate for $t { fn validate(&self, _path: &Path, _errs: &mut ValidationEr
 )* } }
 placeholder!(
     MeshTrafficPermission,
-    MeshHealthCheck,
-    MeshLoadBalancingStrategy,
     MeshHTTPRoute,
     MeshTCPRoute,
     MeshFaultInjection,
