@@ -42,6 +42,54 @@ pub fn includes_gateways(top: &TargetRef) -> bool {
     }
 }
 
+/// Which sections of a sidecar-inbound / gateway-outbound policy (MeshRateLimit,
+/// MeshFaultInjection) fit its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewaySplit {
+    /// `from[]` / `rules[]` may be checked item by item.
+    pub inbound_ok: bool,
+    /// `to[]` may be checked item by item.
+    pub to_ok: bool,
+}
+
+/// Sidecars take these policies on their inbounds (`from[]` / `rules[]`), gateways
+/// on their outbounds (`to[]`). A scope that may include a gateway refuses the
+/// inbound sections; one without gateways refuses `to`.
+pub fn check_gateway_split(
+    path: &Path,
+    top: &TargetRef,
+    sections: [(&str, bool); 3],
+    errs: &mut ValidationErrors,
+) -> GatewaySplit {
+    let gateways = includes_gateways(top);
+    let mut split = GatewaySplit {
+        inbound_ok: true,
+        to_ok: true,
+    };
+    for (name, set) in sections {
+        if !set {
+            continue;
+        }
+        if name == "to" && !gateways {
+            errs.add(
+                &path.field(name),
+                format!("{MUST_NOT_BE_DEFINED}: spec.to is only for gateways, use spec.rules or spec.from"),
+            );
+            split.to_ok = false;
+        } else if name != "to" && gateways {
+            errs.add(
+                &path.field(name),
+                format!(
+                    "{MUST_NOT_BE_DEFINED} when the scope includes a Gateway, select only \
+                     proxyType Sidecar or select only gateways and use spec.to"
+                ),
+            );
+            split.inbound_ok = false;
+        }
+    }
+    split
+}
+
 /// HTTP status codes: Kuma's `ValidateStatusCode`.
 pub fn check_status_code(path: &Path, status: i64, errs: &mut ValidationErrors) {
     if !(100..=599).contains(&status) {

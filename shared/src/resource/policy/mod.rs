@@ -6,17 +6,23 @@ pub mod header;
 pub mod intorstring;
 pub mod matches;
 pub mod meshcircuitbreaker;
+pub mod meshfaultinjection;
 pub mod meshhealthcheck;
 pub mod meshloadbalancingstrategy;
+pub mod meshratelimit;
 pub mod meshretry;
 pub mod meshtimeout;
+pub mod meshtrafficpermission;
 pub mod targetref;
 
 pub use meshcircuitbreaker::MeshCircuitBreaker;
+pub use meshfaultinjection::MeshFaultInjection;
 pub use meshhealthcheck::MeshHealthCheck;
 pub use meshloadbalancingstrategy::MeshLoadBalancingStrategy;
+pub use meshratelimit::MeshRateLimit;
 pub use meshretry::MeshRetry;
 pub use meshtimeout::MeshTimeout;
+pub use meshtrafficpermission::MeshTrafficPermission;
 
 use super::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -28,11 +34,8 @@ pub struct $t {}
 impl Validate for $t { fn validate(&self, _path: &Path, _errs: &mut ValidationErrors) {} }
 )* } }
 placeholder!(
-    MeshTrafficPermission,
     MeshHTTPRoute,
     MeshTCPRoute,
-    MeshFaultInjection,
-    MeshRateLimit,
     MeshAccessLog,
     MeshTrace,
     MeshMetric,
