@@ -163,7 +163,7 @@ pub fn check_bandwidth(path: &Path, value: &str, errs: &mut ValidationErrors) {
 /// Standard base64 with padding (health-check payloads).
 pub fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let pad = b.iter().rev().take_while(|c| **c == b'=').count();
@@ -174,6 +174,7 @@ pub fn is_base64(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

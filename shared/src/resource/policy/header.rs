@@ -19,11 +19,10 @@ pub fn check_header_name(path: &Path, name: &str, errs: &mut ValidationErrors) {
             path,
             format!("must not be longer than {MAX_HEADER_NAME_LEN} characters"),
         );
-    } else if !name.bytes().all(|b| {
-        b.is_ascii_lowercase()
-            || b.is_ascii_digit()
-            || b"!#$%&'*+-.^_`|~".contains(&b)
-    }) {
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
         errs.add(
             path,
             "must be a lower case HTTP header name: letters a-z, digits and !#$%&'*+-.^_`|~",
@@ -55,10 +54,7 @@ impl Validate for HeaderModifier {
             let Some(list) = list else { continue };
             let p = path.field(field);
             if list.len() > MAX_MODIFIER_ITEMS {
-                errs.add(
-                    &p,
-                    format!("must have at most {MAX_MODIFIER_ITEMS} items"),
-                );
+                errs.add(&p, format!("must have at most {MAX_MODIFIER_ITEMS} items"));
             }
             let mut seen = BTreeSet::new();
             for (i, kv) in list.iter().enumerate() {
@@ -111,6 +107,7 @@ impl Validate for HeaderMatch {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

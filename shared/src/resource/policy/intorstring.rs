@@ -203,6 +203,7 @@ impl Visitor<'_> for IntOrStringVisitor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -225,7 +226,10 @@ mod tests {
     #[test]
     fn refuses_floats() {
         let err = serde_json::from_str::<IntOrString>("50.5").unwrap_err();
-        assert!(err.to_string().contains("decimal number written as a string"));
+        assert!(
+            err.to_string()
+                .contains("decimal number written as a string")
+        );
         assert!(serde_json::from_str::<IntOrString>("true").is_err());
     }
 

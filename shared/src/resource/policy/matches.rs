@@ -9,11 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Match {
-    #[serde(
-        rename = "spiffeID",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
     pub spiffe_id: Option<SpiffeIdMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<SniMatch>,
@@ -67,13 +63,13 @@ impl Validate for Match {
         if self.spiffe_id.is_none() && self.sni.is_none() {
             errs.add(path, "must have at least one defined: spiffeID, sni");
         }
-        if let Some(m) = &self.spiffe_id {
-            if let Err(e) = check_spiffe_id(&m.value) {
-                errs.add(
-                    &path.field("spiffeID").field("value"),
-                    format!("must be a valid Spiffe ID: {e}"),
-                );
-            }
+        if let Some(m) = &self.spiffe_id
+            && let Err(e) = check_spiffe_id(&m.value)
+        {
+            errs.add(
+                &path.field("spiffeID").field("value"),
+                format!("must be a valid Spiffe ID: {e}"),
+            );
         }
         if let Some(m) = &self.sni {
             let p = path.field("sni").field("value");
@@ -162,6 +158,7 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

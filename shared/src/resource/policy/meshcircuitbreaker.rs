@@ -134,12 +134,7 @@ const TOP: &[TargetRefKind] = &[
     MeshServiceSubset,
     Dataplane,
 ];
-const TO: &[TargetRefKind] = &[
-    Mesh,
-    MeshService,
-    MeshExternalService,
-    MeshMultiZoneService,
-];
+const TO: &[TargetRefKind] = &[Mesh, MeshService, MeshExternalService, MeshMultiZoneService];
 const FROM: &[TargetRefKind] = &[Mesh];
 
 impl Validate for MeshCircuitBreaker {
@@ -266,6 +261,7 @@ impl Validate for Detectors {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

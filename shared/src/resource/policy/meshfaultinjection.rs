@@ -6,7 +6,9 @@ use super::checks::{
     MUST_BE_DEFINED, at_least_one, check_bandwidth, check_gateway_split, check_status_code, len,
     non_empty,
 };
-use super::common::{From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh};
+use super::common::{
+    From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh,
+};
 use super::intorstring::IntOrString;
 use super::matches::{MatchRule, check_match_rules};
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -168,6 +170,7 @@ impl Validate for FaultInjectionConf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

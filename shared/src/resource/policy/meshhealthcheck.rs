@@ -3,10 +3,10 @@
 //! Kuma `meshhealthcheck/api/v1alpha1`.
 
 use super::checks::{
-    MUST_BE_DEFINED, at_least_one, check_file_path, check_int_percentage,
-    check_mes_needs_mesh_top, check_positive, check_status_code, is_base64, non_empty,
+    MUST_BE_DEFINED, at_least_one, check_file_path, check_int_percentage, check_positive,
+    check_status_code, is_base64, non_empty,
 };
-use super::common::{Kinds, To, check_to, check_top, top_or_mesh};
+use super::common::{Kinds, To, check_to, check_top};
 use super::header::HeaderModifier;
 use super::intorstring::IntOrString;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -121,7 +121,6 @@ const TO: &[TargetRefKind] = &[Mesh, MeshService, MeshMultiZoneService];
 
 impl Validate for MeshHealthCheck {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let top = top_or_mesh(&self.target_ref);
         let kinds = Kinds {
             top: TOP,
             to: TO,
@@ -133,9 +132,6 @@ impl Validate for MeshHealthCheck {
             errs.add(&path.field("to"), "needs at least one item");
         }
         check_to(path, &self.to, kinds, errs);
-        for (i, item) in self.to.iter().flatten().enumerate() {
-            check_mes_needs_mesh_top(&path.field("to").index(i), &top, &item.target_ref, errs);
-        }
     }
 }
 
@@ -157,7 +153,11 @@ impl Validate for Conf {
             self.unhealthy_threshold,
             errs,
         );
-        check_positive(&path.field("healthyThreshold"), self.healthy_threshold, errs);
+        check_positive(
+            &path.field("healthyThreshold"),
+            self.healthy_threshold,
+            errs,
+        );
         check_int_percentage(
             &path.field("intervalJitterPercent"),
             self.interval_jitter_percent,
@@ -209,6 +209,7 @@ impl Validate for HttpHealthCheck {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

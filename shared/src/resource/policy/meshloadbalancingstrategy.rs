@@ -3,7 +3,7 @@
 //! Kuma `meshloadbalancingstrategy/api/v1alpha1`.
 
 use super::checks::{MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, check_positive, non_empty};
-use super::common::{check_top, top_or_mesh, Kinds, To};
+use super::common::{Kinds, To, check_top, top_or_mesh};
 use super::intorstring::IntOrString;
 use super::targetref::{
     Slot, SlotRules, TargetRef, TargetRefKind, TargetRefKind::*, check_target_ref,
@@ -315,10 +315,18 @@ impl Conf {
             lb.validate(&p, errs);
             if self.hash_policies.is_some() {
                 let why = "hashPolicies already specified in the root level";
-                if lb.ring_hash.as_ref().is_some_and(|r| r.hash_policies.is_some()) {
+                if lb
+                    .ring_hash
+                    .as_ref()
+                    .is_some_and(|r| r.hash_policies.is_some())
+                {
                     errs.add(&p.field("ringHash").field("hashPolicies"), why);
                 }
-                if lb.maglev.as_ref().is_some_and(|m| m.hash_policies.is_some()) {
+                if lb
+                    .maglev
+                    .as_ref()
+                    .is_some_and(|m| m.hash_policies.is_some())
+                {
                     errs.add(&p.field("maglev").field("hashPolicies"), why);
                 }
             }
@@ -331,7 +339,11 @@ impl Conf {
 
 impl LocalityAwareness {
     fn check(&self, path: &Path, to: &TargetRef, errs: &mut ValidationErrors) {
-        if let Some(tags) = self.local_zone.as_ref().and_then(|z| z.affinity_tags.as_ref()) {
+        if let Some(tags) = self
+            .local_zone
+            .as_ref()
+            .and_then(|z| z.affinity_tags.as_ref())
+        {
             let p = path.field("localZone").field("affinityTags");
             for (i, tag) in tags.iter().enumerate() {
                 if tag.key.is_empty() {
@@ -421,13 +433,13 @@ impl Validate for LoadBalancer {
                     );
                 }
             }
-            if let (Some(min), Some(max)) = (rh.min_ring_size, rh.max_ring_size) {
-                if min > max {
-                    errs.add(
-                        &p.field("minRingSize"),
-                        "must not be greater than maxRingSize",
-                    );
-                }
+            if let (Some(min), Some(max)) = (rh.min_ring_size, rh.max_ring_size)
+                && min > max
+            {
+                errs.add(
+                    &p.field("minRingSize"),
+                    "must not be greater than maxRingSize",
+                );
             }
             check_hash_policies(&p.field("hashPolicies"), &rh.hash_policies, errs);
         }
@@ -490,10 +502,14 @@ fn check_hash_policies(path: &Path, list: &Option<Vec<HashPolicy>>, errs: &mut V
 }
 
 fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d: &u32| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -5,7 +5,9 @@
 use super::checks::{
     MUST_BE_DEFINED, at_least_one, check_gateway_split, check_status_code, len, non_empty,
 };
-use super::common::{From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh};
+use super::common::{
+    From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh,
+};
 use super::header::HeaderModifier;
 use super::matches::{MatchRule, check_match_rules};
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -152,9 +154,14 @@ impl Validate for Conf {
         }
         if let Some(http) = &local.http {
             let p = path.field("http");
-            if http.disabled.is_none() && http.request_rate.is_none() && http.on_rate_limit.is_none()
+            if http.disabled.is_none()
+                && http.request_rate.is_none()
+                && http.on_rate_limit.is_none()
             {
-                errs.add(&p, at_least_one(&["disabled", "requestRate", "onRateLimit"]));
+                errs.add(
+                    &p,
+                    at_least_one(&["disabled", "requestRate", "onRateLimit"]),
+                );
             }
             http.request_rate.validate(&p.field("requestRate"), errs);
             if let Some(on) = &http.on_rate_limit {
@@ -196,6 +203,7 @@ impl Validate for Rate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -264,10 +272,17 @@ from:
         assert!(fields(&sidecars).is_empty());
         let to = "[{targetRef: {kind: Mesh}, default: {local: {tcp: {disabled: true}}}}]";
         assert_eq!(
-            fields(&format!("targetRef: {{kind: MeshService, name: web}}\nto: {to}")),
+            fields(&format!(
+                "targetRef: {{kind: MeshService, name: web}}\nto: {to}"
+            )),
             vec!["spec.to"]
         );
-        assert!(fields(&format!("targetRef: {{kind: MeshGateway, name: edge}}\nto: {to}")).is_empty());
+        assert!(
+            fields(&format!(
+                "targetRef: {{kind: MeshGateway, name: edge}}\nto: {to}"
+            ))
+            .is_empty()
+        );
         assert_eq!(
             fields(&format!(
                 "targetRef: {{kind: MeshService, name: web}}\nto: {to}\nrules: {rule}"

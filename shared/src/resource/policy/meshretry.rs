@@ -321,15 +321,14 @@ impl Validate for BackOff {
         if let Some(d) = &self.max_interval {
             d.check_positive(&path.field("maxInterval"), errs);
         }
-        if let (Some(base), Some(max)) = (&self.base_interval, &self.max_interval) {
-            if let (Ok(b), Ok(m)) = (base.parse(), max.parse()) {
-                if m < b {
-                    errs.add(
-                        &path.field("maxInterval"),
-                        "must be greater than or equal to baseInterval",
-                    );
-                }
-            }
+        if let (Some(base), Some(max)) = (&self.base_interval, &self.max_interval)
+            && let (Ok(b), Ok(m)) = (base.parse(), max.parse())
+            && m < b
+        {
+            errs.add(
+                &path.field("maxInterval"),
+                "must be greater than or equal to baseInterval",
+            );
         }
     }
 }
@@ -353,6 +352,7 @@ impl Validate for RateLimitedBackOff {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -80,8 +80,7 @@ const FROM: &[TargetRefKind] = &[Mesh];
 
 impl Validate for Conf {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        if self.connection_timeout.is_none() && self.idle_timeout.is_none() && self.http.is_none()
-        {
+        if self.connection_timeout.is_none() && self.idle_timeout.is_none() && self.http.is_none() {
             errs.add(path, "at least one timeout should be configured");
         }
         if let Some(d) = &self.connection_timeout {
@@ -104,7 +103,10 @@ impl Validate for Http {
             ("requestHeadersTimeout", &self.request_headers_timeout),
         ];
         if fields.iter().all(|(_, d)| d.is_none()) {
-            errs.add(path, "at least one timeout in this section should be configured");
+            errs.add(
+                path,
+                "at least one timeout in this section should be configured",
+            );
         }
         for (name, d) in fields {
             if let Some(d) = d {
@@ -174,7 +176,10 @@ impl Validate for MeshTimeout {
                 if set {
                     errs.add(
                         &path.field(field),
-                        format!("{MUST_NOT_BE_DEFINED} when spec.targetRef.kind is {}", top.kind),
+                        format!(
+                            "{MUST_NOT_BE_DEFINED} when spec.targetRef.kind is {}",
+                            top.kind
+                        ),
                     );
                 }
             }
@@ -212,6 +217,7 @@ impl Validate for MeshTimeout {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -297,6 +303,9 @@ rules:
     default: {connectionTimeout: 1s, http: {requestTimeout: 2s}}
   - default: {connectionTimeout: 1s}
 "#;
-        assert_eq!(fields(yaml), vec!["spec.rules[0].default.connectionTimeout"]);
+        assert_eq!(
+            fields(yaml),
+            vec!["spec.rules[0].default.connectionTimeout"]
+        );
     }
 }

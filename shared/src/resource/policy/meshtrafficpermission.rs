@@ -104,6 +104,7 @@ impl Validate for RuleConf {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -154,7 +155,9 @@ rules:
             vec!["spec.rules[0].default.allow[1]", "spec.rules[1].default"]
         );
         assert_eq!(
-            fields("from: [{targetRef: {kind: Mesh}, default: {action: Allow}}]\nrules: [{default: {deny: [{sni: {type: Exact, value: a.b}}]}}]"),
+            fields(
+                "from: [{targetRef: {kind: Mesh}, default: {action: Allow}}]\nrules: [{default: {deny: [{sni: {type: Exact, value: a.b}}]}}]"
+            ),
             vec!["spec.from"]
         );
         assert_eq!(fields("targetRef: {kind: Mesh}"), vec!["spec"]);
