@@ -2,14 +2,23 @@
 //! hashing and locality-aware (zone) priorities. Outbound only.
 //! Kuma `meshloadbalancingstrategy/api/v1alpha1`.
 
-use super::checks::{MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, check_positive, non_empty};
+mod hash;
+mod locality;
+
+pub use hash::{Connection, Cookie, FilterState, HashPolicy, HashPolicyType, NamedKey};
+pub use locality::{
+    AffinityTag, CrossZone, Failover, FailoverThreshold, FromZone, LocalZone, LocalityAwareness,
+    ToZone, ToZoneType,
+};
+
+use super::checks::{MUST_BE_DEFINED, non_empty};
 use super::common::{Kinds, To, check_top, top_or_mesh};
 use super::intorstring::IntOrString;
 use super::targetref::{
     Slot, SlotRules, TargetRef, TargetRefKind, TargetRefKind::*, check_target_ref,
 };
-use crate::resource::Duration;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
+use hash::check_hash_policies;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -31,84 +40,6 @@ pub struct Conf {
     /// Request hashing for the routes (2.10+; the only field for `to: MeshHTTPRoute`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_policies: Option<Vec<HashPolicy>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LocalityAwareness {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub local_zone: Option<LocalZone>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cross_zone: Option<CrossZone>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LocalZone {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub affinity_tags: Option<Vec<AffinityTag>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AffinityTag {
-    pub key: String,
-    /// Share of local traffic; all tags have one or none do (then 90/9/1...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CrossZone {
-    /// Zone priority groups, in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failover: Option<Vec<Failover>>,
-    /// Live-endpoint % below which the next priority is used (default 50).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failover_threshold: Option<FailoverThreshold>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Failover {
-    /// Zones of the clients the rule applies to (all when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<FromZone>,
-    pub to: ToZone,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FromZone {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zones: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ToZoneType {
-    None,
-    Only,
-    Any,
-    AnyExcept,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ToZone {
-    #[serde(rename = "type")]
-    pub zone_type: ToZoneType,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zones: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FailoverThreshold {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub percentage: Option<IntOrString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,70 +113,6 @@ pub struct Maglev {
     pub table_size: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_policies: Option<Vec<HashPolicy>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HashPolicyType {
-    Header,
-    Cookie,
-    Connection,
-    /// Deprecated spelling of `Connection` (with `connection.sourceIP`).
-    #[serde(rename = "SourceIP")]
-    SourceIp,
-    QueryParameter,
-    FilterState,
-}
-
-/// One request property to hash on; `type` says which section applies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HashPolicy {
-    #[serde(rename = "type")]
-    pub policy_type: HashPolicyType,
-    /// Stop at this policy when it produced a hash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terminal: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header: Option<NamedKey>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cookie: Option<Cookie>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<Connection>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query_parameter: Option<NamedKey>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filter_state: Option<FilterState>,
-}
-
-/// `header: {name}` / `queryParameter: {name}`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NamedKey {
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Cookie {
-    pub name: String,
-    /// When set, a cookie with this TTL is generated if missing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Connection {
-    #[serde(rename = "sourceIP", default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FilterState {
-    pub key: String,
 }
 
 const TOP: &[TargetRefKind] = &[
@@ -337,72 +204,6 @@ impl Conf {
     }
 }
 
-impl LocalityAwareness {
-    fn check(&self, path: &Path, to: &TargetRef, errs: &mut ValidationErrors) {
-        if let Some(tags) = self
-            .local_zone
-            .as_ref()
-            .and_then(|z| z.affinity_tags.as_ref())
-        {
-            let p = path.field("localZone").field("affinityTags");
-            for (i, tag) in tags.iter().enumerate() {
-                if tag.key.is_empty() {
-                    errs.add(&p.index(i).field("key"), MUST_NOT_BE_EMPTY);
-                }
-                check_positive(&p.index(i).field("weight"), tag.weight, errs);
-            }
-            let weighted = tags.iter().filter(|t| t.weight.is_some()).count();
-            if weighted > 0 && weighted != tags.len() {
-                errs.add(&p, "all or none affinity tags should have weight");
-            }
-        }
-        let Some(cz) = &self.cross_zone else { return };
-        let p = path.field("crossZone");
-        let real_service = to.kind == MeshService
-            && (to.section_name.as_deref().is_some_and(|s| !s.is_empty())
-                || to.labels.as_ref().is_some_and(|l| !l.is_empty()));
-        if real_service {
-            errs.add(&p, "must not be set: MeshService traffic is local");
-        }
-        for (i, f) in cz.failover.iter().flatten().enumerate() {
-            let fp = p.field("failover").index(i);
-            if let Some(from) = &f.from {
-                let zp = fp.field("from").field("zones");
-                match &from.zones {
-                    Some(zones) if !zones.is_empty() => {
-                        for (j, z) in zones.iter().enumerate() {
-                            if z.is_empty() {
-                                errs.add(&zp.index(j), MUST_NOT_BE_EMPTY);
-                            }
-                        }
-                    }
-                    _ => errs.add(&zp, MUST_NOT_BE_EMPTY),
-                }
-            }
-            let has_zones = f.to.zones.as_ref().is_some_and(|z| !z.is_empty());
-            let zp = fp.field("to").field("zones");
-            match f.to.zone_type {
-                ToZoneType::Any | ToZoneType::None if has_zones => errs.add(
-                    &zp,
-                    format!("must be empty when type is {:?}", f.to.zone_type),
-                ),
-                ToZoneType::Only | ToZoneType::AnyExcept if !has_zones => errs.add(
-                    &zp,
-                    format!("must not be empty when type is {:?}", f.to.zone_type),
-                ),
-                _ => {}
-            }
-        }
-        if let Some(t) = &cz.failover_threshold {
-            let tp = p.field("failoverThreshold").field("percentage");
-            match &t.percentage {
-                None => errs.add(&tp, MUST_BE_DEFINED),
-                Some(pct) => pct.check_percentage(&tp, false, errs),
-            }
-        }
-    }
-}
-
 impl Validate for LoadBalancer {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         if self.lb_type.is_none() {
@@ -456,47 +257,6 @@ impl Validate for LoadBalancer {
                 }
             }
             check_hash_policies(&p.field("hashPolicies"), &mg.hash_policies, errs);
-        }
-    }
-}
-
-fn check_hash_policies(path: &Path, list: &Option<Vec<HashPolicy>>, errs: &mut ValidationErrors) {
-    for (i, hp) in list.iter().flatten().enumerate() {
-        let p = path.index(i);
-        let (section, present) = match hp.policy_type {
-            HashPolicyType::Header => ("header", hp.header.is_some()),
-            HashPolicyType::Cookie => ("cookie", hp.cookie.is_some()),
-            HashPolicyType::Connection | HashPolicyType::SourceIp => {
-                ("connection", hp.connection.is_some())
-            }
-            HashPolicyType::QueryParameter => ("queryParameter", hp.query_parameter.is_some()),
-            HashPolicyType::FilterState => ("filterState", hp.filter_state.is_some()),
-        };
-        if !present {
-            errs.add(&p.field(section), MUST_BE_DEFINED);
-        }
-        let mut non_empty_name = |field: &str, sub: &str, value: &str| {
-            if value.is_empty() {
-                errs.add(&p.field(field).field(sub), MUST_NOT_BE_EMPTY);
-            }
-        };
-        if let Some(h) = &hp.header {
-            non_empty_name("header", "name", &h.name);
-        }
-        if let Some(q) = &hp.query_parameter {
-            non_empty_name("queryParameter", "name", &q.name);
-        }
-        if let Some(f) = &hp.filter_state {
-            non_empty_name("filterState", "key", &f.key);
-        }
-        if let Some(c) = &hp.cookie {
-            non_empty_name("cookie", "name", &c.name);
-            if let Some(ttl) = &c.ttl {
-                ttl.check(&p.field("cookie").field("ttl"), errs);
-            }
-            if c.path.as_deref().is_some_and(|path| !path.starts_with('/')) {
-                errs.add(&p.field("cookie").field("path"), "must be an absolute path");
-            }
         }
     }
 }
