@@ -1,45 +1,49 @@
-//! PLACEHOLDER — to be replaced with the full typed policy specs and their validation.
+//! The sixteen targetRef policies, one module each, on shared building blocks:
+//! `targetref` (what a policy selects), `common` (`to` / `from` / `rules` items),
+//! `matches` (SPIFFE ID / SNI rule matches), `header`, `backend_ref`, `otel`,
+//! numeric helpers (`intorstring`, `int_or_percent`) and syntax checks
+//! (`checks`, `net_checks`).
 
 pub mod backend_ref;
+pub mod checks;
 pub mod common;
+pub mod header;
 pub mod int_or_percent;
+pub mod intorstring;
+pub mod matches;
 pub mod meshaccesslog;
+pub mod meshcircuitbreaker;
+pub mod meshfaultinjection;
+pub mod meshhealthcheck;
 pub mod meshhttproute;
+pub mod meshloadbalancingstrategy;
 pub mod meshmetric;
 pub mod meshpassthrough;
 pub mod meshproxypatch;
+pub mod meshratelimit;
+pub mod meshretry;
 pub mod meshtcproute;
+pub mod meshtimeout;
 pub mod meshtls;
 pub mod meshtrace;
+pub mod meshtrafficpermission;
 pub mod net_checks;
 pub mod otel;
 pub mod targetref;
 
 pub use meshaccesslog::MeshAccessLog;
+pub use meshcircuitbreaker::MeshCircuitBreaker;
+pub use meshfaultinjection::MeshFaultInjection;
+pub use meshhealthcheck::MeshHealthCheck;
 pub use meshhttproute::MeshHTTPRoute;
+pub use meshloadbalancingstrategy::MeshLoadBalancingStrategy;
 pub use meshmetric::MeshMetric;
 pub use meshpassthrough::MeshPassthrough;
 pub use meshproxypatch::MeshProxyPatch;
+pub use meshratelimit::MeshRateLimit;
+pub use meshretry::MeshRetry;
 pub use meshtcproute::MeshTCPRoute;
+pub use meshtimeout::MeshTimeout;
 pub use meshtls::MeshTLS;
 pub use meshtrace::MeshTrace;
-
-use super::validate::{Path, Validate, ValidationErrors};
-use serde::{Deserialize, Serialize};
-
-macro_rules! placeholder { ($($t:ident),*) => { $(
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct $t {}
-impl Validate for $t { fn validate(&self, _path: &Path, _errs: &mut ValidationErrors) {} }
-)* } }
-placeholder!(
-    MeshTrafficPermission,
-    MeshTimeout,
-    MeshRetry,
-    MeshCircuitBreaker,
-    MeshHealthCheck,
-    MeshLoadBalancingStrategy,
-    MeshFaultInjection,
-    MeshRateLimit
-);
+pub use meshtrafficpermission::MeshTrafficPermission;

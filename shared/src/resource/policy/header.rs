@@ -1,0 +1,171 @@
+//! HTTP header pieces shared by policy confs (`api/common/v1alpha1/header.go`):
+//! header names, `{set, add}` modifiers and header matchers.
+
+use crate::resource::validate::{Path, Validate, ValidationErrors};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Longest header name Kuma accepts.
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+/// Most entries in one `set` or `add` list (Kuma's `MaxItems=16`).
+pub const MAX_MODIFIER_ITEMS: usize = 16;
+
+/// Kuma's `HeaderName`: a lower-case RFC 7230 token, 1..=256 characters.
+pub fn check_header_name(path: &Path, name: &str, errs: &mut ValidationErrors) {
+    if name.is_empty() {
+        errs.add(path, "must be defined");
+    } else if name.len() > MAX_HEADER_NAME_LEN {
+        errs.add(
+            path,
+            format!("must not be longer than {MAX_HEADER_NAME_LEN} characters"),
+        );
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        errs.add(
+            path,
+            "must be a lower case HTTP header name: letters a-z, digits and !#$%&'*+-.^_`|~",
+        );
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderKeyValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// Headers to overwrite (`set`) or append (`add`). Several values for one header
+/// are written RFC 7230 style, comma-separated.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderModifier {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<Vec<HeaderKeyValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Vec<HeaderKeyValue>>,
+}
+
+impl Validate for HeaderModifier {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        for (field, list) in [("set", &self.set), ("add", &self.add)] {
+            let Some(list) = list else { continue };
+            let p = path.field(field);
+            if list.len() > MAX_MODIFIER_ITEMS {
+                errs.add(&p, format!("must have at most {MAX_MODIFIER_ITEMS} items"));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, kv) in list.iter().enumerate() {
+                let name_path = p.index(i).field("name");
+                check_header_name(&name_path, &kv.name, errs);
+                if !seen.insert(kv.name.as_str()) {
+                    errs.add(&name_path, format!("duplicate header {:?}", kv.name));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum HeaderMatchType {
+    #[default]
+    Exact,
+    Present,
+    RegularExpression,
+    Absent,
+    Prefix,
+}
+
+/// Selects requests or responses by one header (`type` defaults to `Exact`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderMatch {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub match_type: Option<HeaderMatchType>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl Validate for HeaderMatch {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        check_header_name(&path.field("name"), &self.name, errs);
+        let kind = self.match_type.unwrap_or_default();
+        let needs_value = matches!(
+            kind,
+            HeaderMatchType::Exact | HeaderMatchType::Prefix | HeaderMatchType::RegularExpression
+        );
+        if needs_value && self.value.as_deref().is_none_or(str::is_empty) {
+            errs.add(
+                &path.field("value"),
+                format!("must be set with type {kind:?}"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn fields<T: Validate>(v: &T) -> Vec<String> {
+        let mut errs = ValidationErrors::new();
+        v.validate(&Path::root().field("h"), &mut errs);
+        errs.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    // Header names are lower-case tokens; upper case and spaces are refused.
+    #[test]
+    fn header_names() {
+        let mut errs = ValidationErrors::new();
+        for ok in ["x-ratelimit-reset", "retry-after", "x_a.b~"] {
+            check_header_name(&Path::root(), ok, &mut errs);
+        }
+        assert!(errs.is_empty(), "{errs}");
+        for bad in ["X-Upper", "a b", "", &"a".repeat(257)] {
+            let mut errs = ValidationErrors::new();
+            check_header_name(&Path::root(), bad, &mut errs);
+            assert_eq!(errs.violations().len(), 1, "{bad:?}");
+        }
+    }
+
+    // A modifier list keys on the header name: duplicates and bad names are named.
+    #[test]
+    fn modifier_lists() {
+        let m = HeaderModifier {
+            set: Some(vec![
+                HeaderKeyValue {
+                    name: "x-a".into(),
+                    value: "1".into(),
+                },
+                HeaderKeyValue {
+                    name: "x-a".into(),
+                    value: "2".into(),
+                },
+            ]),
+            add: Some(vec![HeaderKeyValue {
+                name: "Bad".into(),
+                value: "v".into(),
+            }]),
+        };
+        assert_eq!(fields(&m), vec!["h.set[1].name", "h.add[0].name"]);
+    }
+
+    // Value-comparing matchers need a value; Present / Absent do not.
+    #[test]
+    fn match_values() {
+        let exact = HeaderMatch {
+            name: "x-a".into(),
+            ..HeaderMatch::default()
+        };
+        assert_eq!(fields(&exact), vec!["h.value"]);
+        let present = HeaderMatch {
+            match_type: Some(HeaderMatchType::Present),
+            ..exact
+        };
+        assert!(fields(&present).is_empty());
+    }
+}

@@ -1,0 +1,214 @@
+//! Source matchers of the 2.12+ inbound `rules[]` (`api/common/v1alpha1/match.go`):
+//! a client is selected by its SPIFFE ID (`Exact` / `Prefix`) or by the SNI it sent.
+//! MeshTrafficPermission lists them under allow / deny / allowWithShadowDeny;
+//! MeshTimeout, MeshRateLimit and MeshFaultInjection put them on a rule's `matches`.
+
+use crate::resource::validate::{Path, Validate, ValidationErrors};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<SpiffeIdMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<SniMatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpiffeIdMatchType {
+    Exact,
+    Prefix,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SpiffeIdMatch {
+    #[serde(rename = "type")]
+    pub match_type: SpiffeIdMatchType,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SniMatchType {
+    Exact,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SniMatch {
+    #[serde(rename = "type")]
+    pub match_type: SniMatchType,
+    pub value: String,
+}
+
+/// `spec.rules[]` of the inbound policies that can depend on the client.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchRule<C> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<Match>>,
+    pub default: C,
+}
+
+impl<C> MatchRule<C> {
+    /// Whether the rule only applies to some clients.
+    pub fn has_matches(&self) -> bool {
+        self.matches.as_ref().is_some_and(|m| !m.is_empty())
+    }
+}
+
+impl Validate for Match {
+    fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        if self.spiffe_id.is_none() && self.sni.is_none() {
+            errs.add(path, "must have at least one defined: spiffeID, sni");
+        }
+        if let Some(m) = &self.spiffe_id
+            && let Err(e) = check_spiffe_id(&m.value)
+        {
+            errs.add(
+                &path.field("spiffeID").field("value"),
+                format!("must be a valid Spiffe ID: {e}"),
+            );
+        }
+        if let Some(m) = &self.sni {
+            let p = path.field("sni").field("value");
+            if m.value.is_empty() {
+                errs.add(&p, "must be set");
+            } else if !is_dns1123_subdomain(&m.value) {
+                errs.add(
+                    &p,
+                    "must be a lowercase RFC 1123 subdomain: lower case alphanumeric characters, \
+                     '-' or '.', starting and ending with an alphanumeric character",
+                );
+            }
+        }
+    }
+}
+
+/// Checks every rule's `matches` and its conf (with the conf's own `Validate`).
+pub fn check_match_rules<C: Validate>(
+    path: &Path,
+    rules: &Option<Vec<MatchRule<C>>>,
+    errs: &mut ValidationErrors,
+) {
+    for (i, rule) in rules.iter().flatten().enumerate() {
+        let p = path.field("rules").index(i);
+        rule.matches.validate(&p.field("matches"), errs);
+        rule.default.validate(&p.field("default"), errs);
+    }
+}
+
+/// SPIFFE ID syntax (the SPIFFE spec, as go-spiffe's `spiffeid.FromString` reads it):
+/// `spiffe://<trust domain>[/<segment>...]`.
+pub fn check_spiffe_id(id: &str) -> Result<(), &'static str> {
+    let Some(rest) = id.strip_prefix("spiffe://") else {
+        return Err("scheme is missing or invalid");
+    };
+    let (td, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if td.is_empty() {
+        return Err("trust domain is missing");
+    }
+    if !td
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return Err(
+            "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores",
+        );
+    }
+    if path.is_empty() {
+        return Ok(());
+    }
+    if path.ends_with('/') {
+        return Err("path cannot have a trailing slash");
+    }
+    for segment in path[1..].split('/') {
+        match segment {
+            "" => return Err("path cannot contain empty segments"),
+            "." | ".." => return Err("path cannot contain dot segments"),
+            s if !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) =>
+            {
+                return Err(
+                    "path segment characters are limited to letters, numbers, dots, dashes, and underscores",
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes' `IsDNS1123Subdomain`.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    s.len() <= 253 && s.split('.').all(label_ok)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn fields(m: &Match) -> Vec<String> {
+        let mut errs = ValidationErrors::new();
+        m.validate(&Path::root().field("m"), &mut errs);
+        errs.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    // SPIFFE IDs: trust domain required and lower case; clean path segments.
+    #[test]
+    fn spiffe_ids() {
+        for ok in [
+            "spiffe://trust.domain",
+            "spiffe://default.zone-1.mesh.local/ns/demo/sa/web",
+            "spiffe://td/a_b.c-D",
+        ] {
+            assert_eq!(check_spiffe_id(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://td/x",
+            "spiffe://",
+            "spiffe://TD/x",
+            "spiffe://td/",
+            "spiffe://td//x",
+            "spiffe://td/./x",
+            "spiffe://td/a b",
+            "td/x",
+        ] {
+            assert!(check_spiffe_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    // A match must select something, and each selector is checked where it sits.
+    #[test]
+    fn match_checks() {
+        assert_eq!(fields(&Match::default()), vec!["m"]);
+        let m: Match = serde_json::from_str(
+            r#"{"spiffeID":{"type":"Prefix","value":"spiffe://Bad"},"sni":{"type":"Exact","value":"Not_DNS"}}"#,
+        )
+        .unwrap();
+        assert_eq!(fields(&m), vec!["m.spiffeID.value", "m.sni.value"]);
+    }
+
+    // Kuma's JSON names round-trip: `spiffeID`, `type`.
+    #[test]
+    fn json_names() {
+        let text = r#"{"spiffeID":{"type":"Exact","value":"spiffe://td/web"}}"#;
+        let m: Match = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), text);
+        assert!(serde_json::from_str::<Match>(r#"{"spiffeId":{}}"#).is_err());
+    }
+}
