@@ -96,6 +96,7 @@ pub async fn run_all<B: Backend>(backend: &B) {
         watching::watch_from_middle,
         watching::watch_live,
         watching::concurrent_writers,
+        watching::watch_during_writes,
         watching::compacted,
         watching::lagging_watcher,
         watching::store_drop_ends_watch,

@@ -124,6 +124,37 @@ pub(crate) async fn concurrent_writers<B: Backend>(b: &B) {
     assert_eq!(s.revision().await.unwrap(), start + (TASKS * WRITES) as u64);
 }
 
+// Watches started while writes are committing switch from replay to live
+// without a gap or a duplicate, wherever they start.
+pub(crate) async fn watch_during_writes<B: Backend>(b: &B) {
+    const WRITES: u64 = 200;
+    let s = Arc::new(b.fresh(options()));
+    s.create(mesh("m")).await.unwrap();
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for i in 0..WRITES {
+                s.create(secret("m", &format!("s{i}"))).await.unwrap();
+            }
+        })
+    };
+    let mut watchers = Vec::new();
+    for i in 0..20u64 {
+        let head = s.revision().await.unwrap();
+        // Alternate between starting at the head and somewhat behind it.
+        let after = if i % 2 == 0 { head } else { head / 2 };
+        watchers.push((after, s.watch(after).await.unwrap()));
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    let last = 1 + WRITES;
+    for (after, w) in &mut watchers {
+        let got = next_changes(w, (last - *after) as usize).await;
+        assert_eq!(revisions(&got), (*after + 1..=last).collect::<Vec<_>>());
+    }
+    futures::future::join_all(watchers.iter_mut().map(|(_, w)| assert_quiet(w))).await;
+}
+
 // Watching from before the oldest kept change fails with Compacted; later
 // starting points still replay what is kept.
 pub(crate) async fn compacted<B: Backend>(b: &B) {
