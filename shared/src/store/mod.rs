@@ -7,11 +7,50 @@
 //!
 //! A resource's `meta.version` is the revision of its last write; updates and
 //! deletes may name the version they expect (optimistic concurrency).
+//!
+//! Backends: [`MemoryStore`] (tests, and the model) and [`SledStore`] (durable).
+//! Both share the write planner (`plan`) and the watch stream (`watch`), so they
+//! agree on every rule; [`conformance`] checks that they do.
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod memory;
+mod plan;
+pub mod sled_store;
+mod watch;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
 
 use crate::resource::{Resource, ResourceKey, ResourceType};
 use async_trait::async_trait;
 use futures::Stream;
 use std::pin::Pin;
+
+/// Tuning shared by the backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How many changes the log keeps; older ones are compacted away and a watch
+    /// from before them fails with [`StoreError::Compacted`]. At least 1.
+    pub max_changes: u64,
+    /// How many published changes a watcher may fall behind before it goes back to
+    /// the log to catch up. At least 1.
+    pub watch_buffer: usize,
+}
+
+impl StoreOptions {
+    pub const DEFAULT_MAX_CHANGES: u64 = 100_000;
+    pub const DEFAULT_WATCH_BUFFER: usize = 1024;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_changes: Self::DEFAULT_MAX_CHANGES,
+            watch_buffer: Self::DEFAULT_WATCH_BUFFER,
+        }
+    }
+}
 
 /// Which slice of a list to return. `offset` counts items from the start of the
 /// (name-ordered) list.
@@ -156,6 +195,9 @@ pub trait ResourceStore: Send + Sync + 'static {
 
     /// Every change with a revision greater than `after`, in order, then every new
     /// one as it commits. `Compacted` when `after` is older than the log keeps.
+    /// A watcher that falls behind catches up from the log; if the log has been
+    /// compacted past it meanwhile, the stream ends with `Lagged`. Streams end
+    /// when the store is dropped.
     async fn watch(&self, after: u64) -> Result<Watch, StoreError>;
 }
 
@@ -180,4 +222,21 @@ pub async fn put(
         .update(resource, expected_version)
         .await
         .map(|r| (r, false))
+}
+
+/// Cuts one page out of an ordered list of `total` items.
+pub(crate) fn page_bounds(total: usize, page: Page) -> (usize, usize, Option<usize>) {
+    let start = page.offset.min(total);
+    let end = start.saturating_add(page.size).min(total);
+    let next = (end < total && end > start).then_some(end);
+    (start, end, next)
+}
+
+/// The resource a single create/update wrote.
+pub(crate) fn stored(changes: Vec<Change>) -> Result<Resource, StoreError> {
+    changes
+        .into_iter()
+        .next()
+        .and_then(|c| c.resource)
+        .ok_or_else(|| StoreError::Corrupt("a write returned no resource".into()))
 }
