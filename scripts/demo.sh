@@ -56,7 +56,7 @@ curl -sS "http://$GLOBAL/meshes/default/meshtimeouts/backend-timeouts" \
   -H "Authorization: Bearer $GTOKEN" -H 'Accept: application/yaml'
 curl -sS -X PUT "http://$ZONE/meshes/default/meshtimeouts/backend-timeouts" \
   -H "Authorization: Bearer $ZTOKEN" --data-binary @examples/meshtimeout.yaml
-curl -sS "http://$ZONE/meshes/default/meshtimeouts" -H "Authorization: Bearer $ZTOKEN"
+curl -sS --fail-with-body "http://$ZONE/meshes/default/meshtimeouts" -H "Authorization: Bearer $ZTOKEN"
 set +x
 echo
 [ "$EXIT_AFTER" = 1 ] && exit 0

@@ -22,7 +22,9 @@ pub struct GlobalConfig {
 impl RunArgs {
     /// Applies the config file and defaults, and checks every setting.
     pub fn resolve(self, cmd: &clap::Command) -> Result<GlobalConfig, ConfigError> {
-        let (common, _file) = self.common.resolve(cmd, DEFAULT_DATA_DIR, DEFAULT_API_ADDRESS)?;
+        let (common, _file) = self
+            .common
+            .resolve(cmd, DEFAULT_DATA_DIR, DEFAULT_API_ADDRESS)?;
         Ok(GlobalConfig { common })
     }
 }
@@ -30,6 +32,8 @@ impl RunArgs {
 impl GlobalConfig {
     /// A global on free loopback ports with its data in `data_dir`.
     pub fn for_test(data_dir: &std::path::Path) -> Self {
-        GlobalConfig { common: CommonConfig::for_test(data_dir) }
+        GlobalConfig {
+            common: CommonConfig::for_test(data_dir),
+        }
     }
 }

@@ -24,7 +24,10 @@ pub struct Bound {
 
 /// Opens the data dir, creates the default mesh on first start and binds every
 /// listener (port 0 works). Everything runs until `shutdown` fires.
-pub async fn build(config: GlobalConfig, shutdown: CancellationToken) -> Result<Bound, ServerError> {
+pub async fn build(
+    config: GlobalConfig,
+    shutdown: CancellationToken,
+) -> Result<Bound, ServerError> {
     let data = server::open_data_dir(&config.common).await?;
     if data.fresh && config.common.default_mesh {
         server::ensure_default_mesh(data.store.as_ref()).await?;
@@ -41,7 +44,12 @@ pub async fn build(config: GlobalConfig, shutdown: CancellationToken) -> Result<
         shutdown,
     )
     .await?;
-    Ok(Bound { api_address: api.address, token: data.token, store: data.store, api })
+    Ok(Bound {
+        api_address: api.address,
+        token: data.token,
+        store: data.store,
+        api,
+    })
 }
 
 impl Bound {

@@ -31,13 +31,18 @@ fn main() -> ExitCode {
                 Err(e) => return cli::usage_error("weft-global", &e),
             };
             let log = (config.common.log_format, config.common.log_level.clone());
-            cli::run_server("weft-global", (log.0, &log.1), &config.clone(), |shutdown| async move {
-                let bound = weft_global::build(config, shutdown).await?;
-                Ok(cli::Started {
-                    ready_line: format!("weft-global ready api={}", bound.api_address),
-                    done: Box::pin(bound.wait()),
-                })
-            })
+            cli::run_server(
+                "weft-global",
+                (log.0, &log.1),
+                &config.clone(),
+                |shutdown| async move {
+                    let bound = weft_global::build(config, shutdown).await?;
+                    Ok(cli::Started {
+                        ready_line: format!("weft-global ready api={}", bound.api_address),
+                        done: Box::pin(bound.wait()),
+                    })
+                },
+            )
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The REST API of an in-process global on a free port: Kuma's paths, formats,
 //! status codes and error bodies (docs/api.md walks through the same calls).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use weft_global::{Bound, GlobalConfig};
@@ -25,7 +27,9 @@ impl Global {
 
     async fn start_in(path: &std::path::Path) -> Self {
         let shutdown = CancellationToken::new();
-        let bound = weft_global::build(GlobalConfig::for_test(path), shutdown.clone()).await.unwrap();
+        let bound = weft_global::build(GlobalConfig::for_test(path), shutdown.clone())
+            .await
+            .unwrap();
         Global {
             base: format!("http://{}", bound.api_address),
             token: bound.token.expose().to_string(),
@@ -48,7 +52,13 @@ impl Global {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(&self.token).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -68,7 +78,13 @@ impl Global {
     }
 
     async fn delete(&self, path: &str) -> StatusCode {
-        self.http.delete(self.url(path)).bearer_auth(&self.token).send().await.unwrap().status()
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .status()
     }
 }
 
@@ -91,7 +107,11 @@ spec:
 fn fields(body: &Value) -> Vec<String> {
     body["invalid_parameters"]
         .as_array()
-        .map(|a| a.iter().map(|v| v["field"].as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|v| v["field"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -99,16 +119,41 @@ fn fields(body: &Value) -> Vec<String> {
 #[tokio::test]
 async fn auth_and_open_endpoints() {
     let g = Global::start().await;
-    let index: Value = g.http.get(g.url("/")).send().await.unwrap().json().await.unwrap();
+    let index: Value = g
+        .http
+        .get(g.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(index["product"], "Weft");
     assert_eq!(index["mode"], "global");
-    assert_eq!(g.http.get(g.url("/ready")).send().await.unwrap().status(), StatusCode::OK);
-    let metrics = g.http.get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        g.http.get(g.url("/ready")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let metrics = g
+        .http
+        .get(g.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("weft_api_requests"), "{metrics}");
     let r = g.http.get(g.url("/meshes")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    let r = g.http.get(g.url("/meshes")).bearer_auth("wrong").send().await.unwrap();
+    let r = g
+        .http
+        .get(g.url("/meshes"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     g.stop().await;
 }
@@ -132,13 +177,24 @@ async fn put_get_round_trip() {
     assert_eq!(s, StatusCode::CREATED);
     let (s, body) = g.get("/meshes/default/meshtimeouts/t1").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(body["spec"]["to"][0]["default"]["http"]["requestTimeout"], "5s");
+    assert_eq!(
+        body["spec"]["to"][0]["default"]["http"]["requestTimeout"],
+        "5s"
+    );
     assert_eq!(body["mesh"], "default");
     let created = body["creationTime"].clone();
-    let (s, _) = g.put("/meshes/default/meshtimeouts/t1", &TIMEOUT.replace("5s", "7s")).await;
+    let (s, _) = g
+        .put(
+            "/meshes/default/meshtimeouts/t1",
+            &TIMEOUT.replace("5s", "7s"),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (_, body) = g.get("/meshes/default/meshtimeouts/t1").await;
-    assert_eq!(body["spec"]["to"][0]["default"]["http"]["requestTimeout"], "7s");
+    assert_eq!(
+        body["spec"]["to"][0]["default"]["http"]["requestTimeout"],
+        "7s"
+    );
     assert_eq!(body["creationTime"], created);
     let yaml = g
         .http
@@ -160,15 +216,31 @@ async fn put_get_round_trip() {
 async fn bad_input_is_a_clear_4xx() {
     let g = Global::start().await;
     let path = "/meshes/default/meshtimeouts/t1";
-    let (s, body) = g.put(path, &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: 1h\n        bogus: 1")).await;
+    let (s, body) = g
+        .put(
+            path,
+            &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: 1h\n        bogus: 1"),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(fields(&body), vec!["spec.to[0].default.bogus"]);
-    let (s, body) = g.put(path, &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: [1]")).await;
+    let (s, body) = g
+        .put(
+            path,
+            &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: [1]"),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(fields(&body), vec!["spec.to[0].default.idleTimeout"]);
     let (s, body) = g.put(path, "type: MeshTimeout\nname: [unclosed").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap().starts_with("malformed YAML"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed YAML"),
+        "{body}"
+    );
     let r = g
         .http
         .put(g.url(path))
@@ -196,14 +268,19 @@ async fn bad_input_is_a_clear_4xx() {
 #[tokio::test]
 async fn every_invalid_field_is_named() {
     let g = Global::start().await;
-    let bad = TIMEOUT.replace("name: t1", "name: Bad_Name").replace("requestTimeout: 5s", "requestTimeout: soon");
+    let bad = TIMEOUT
+        .replace("name: t1", "name: Bad_Name")
+        .replace("requestTimeout: 5s", "requestTimeout: soon");
     let (s, body) = g.put("/meshes/default/meshtimeouts/Bad_Name", &bad).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["type"], "/std-errors");
     assert_eq!(body["detail"], "Resource is not valid");
     let f = fields(&body);
     assert!(f.contains(&"name".to_string()), "{body}");
-    assert!(f.contains(&"spec.to[0].default.http.requestTimeout".to_string()), "{body}");
+    assert!(
+        f.contains(&"spec.to[0].default.http.requestTimeout".to_string()),
+        "{body}"
+    );
     g.stop().await;
 }
 
@@ -211,7 +288,12 @@ async fn every_invalid_field_is_named() {
 #[tokio::test]
 async fn missing_mesh_and_zone_owned_types() {
     let g = Global::start().await;
-    let (s, body) = g.put("/meshes/nope/meshtimeouts/t1", &TIMEOUT.replace("mesh: default", "mesh: nope")).await;
+    let (s, body) = g
+        .put(
+            "/meshes/nope/meshtimeouts/t1",
+            &TIMEOUT.replace("mesh: default", "mesh: nope"),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(fields(&body), vec!["mesh"]);
     let dp = "type: Dataplane\nname: dp-1\nmesh: default\nnetworking:\n  address: 127.0.0.1\n";
@@ -226,10 +308,22 @@ async fn missing_mesh_and_zone_owned_types() {
 async fn version_conflict() {
     let g = Global::start().await;
     let path = "/meshes/default/meshtimeouts/t1";
-    let r = g.http.put(g.url(path)).bearer_auth(&g.token).body(TIMEOUT).send().await.unwrap();
+    let r = g
+        .http
+        .put(g.url(path))
+        .bearer_auth(&g.token)
+        .body(TIMEOUT)
+        .send()
+        .await
+        .unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let put_if = |tag: String| {
-        g.http.put(g.url(path)).bearer_auth(&g.token).header("if-match", tag).body(TIMEOUT).send()
+        g.http
+            .put(g.url(path))
+            .bearer_auth(&g.token)
+            .header("if-match", tag)
+            .body(TIMEOUT)
+            .send()
     };
     let r = put_if(etag.clone()).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -244,15 +338,25 @@ async fn pagination() {
     let g = Global::start().await;
     for i in 0..5 {
         let body = TIMEOUT.replace("name: t1", &format!("name: t{i}"));
-        let (s, _) = g.put(&format!("/meshes/default/meshtimeouts/t{i}"), &body).await;
+        let (s, _) = g
+            .put(&format!("/meshes/default/meshtimeouts/t{i}"), &body)
+            .await;
         assert_eq!(s, StatusCode::CREATED);
     }
     let (_, page) = g.get("/meshes/default/meshtimeouts?size=2").await;
     assert_eq!(page["total"], 5);
-    let names: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["t0", "t1"]);
     let next = page["next"].as_str().unwrap();
-    assert!(next.ends_with("/meshes/default/meshtimeouts?size=2&offset=2"), "{next}");
+    assert!(
+        next.ends_with("/meshes/default/meshtimeouts?size=2&offset=2"),
+        "{next}"
+    );
     let (_, last) = g.get("/meshes/default/meshtimeouts?size=2&offset=4").await;
     assert_eq!(last["items"].as_array().unwrap().len(), 1);
     assert_eq!(last["next"], Value::Null);
@@ -270,7 +374,12 @@ async fn delete_and_cascade() {
     let g = Global::start().await;
     let (s, _) = g.put("/meshes/m2", "type: Mesh\nname: m2\n").await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, _) = g.put("/meshes/m2/meshtimeouts/t1", &TIMEOUT.replace("mesh: default", "mesh: m2")).await;
+    let (s, _) = g
+        .put(
+            "/meshes/m2/meshtimeouts/t1",
+            &TIMEOUT.replace("mesh: default", "mesh: m2"),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(g.delete("/meshes/m2").await, StatusCode::OK);
     let (s, _) = g.get("/meshes/m2/meshtimeouts/t1").await;
@@ -294,6 +403,9 @@ async fn survives_restart() {
     assert_eq!(g.token, token, "the admin token is kept across restarts");
     let (s, body) = g.get("/meshes/default/meshtimeouts/t1").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(body["spec"]["to"][0]["default"]["http"]["requestTimeout"], json!("5s"));
+    assert_eq!(
+        body["spec"]["to"][0]["default"]["http"]["requestTimeout"],
+        json!("5s")
+    );
     g.stop().await;
 }

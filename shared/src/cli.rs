@@ -18,13 +18,20 @@ pub fn parse<C: CommandFactory + FromArgMatches>() -> Result<C, ExitCode> {
         .and_then(|m| C::from_arg_matches(&m));
     result.map_err(|e| {
         let _ = e.print();
-        if e.use_stderr() { ExitCode::from(EXIT_USAGE as u8) } else { ExitCode::SUCCESS }
+        if e.use_stderr() {
+            ExitCode::from(EXIT_USAGE as u8)
+        } else {
+            ExitCode::SUCCESS
+        }
     })
 }
 
 /// The clap definition of subcommand `name` of `C` (for config-file key checks).
 pub fn subcommand<C: CommandFactory>(name: &str) -> clap::Command {
-    C::command().find_subcommand(name).cloned().unwrap_or_default()
+    C::command()
+        .find_subcommand(name)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Reports a bad setting and gives exit code 64.
@@ -42,7 +49,12 @@ pub struct Started {
 
 /// Runs a server binary: telemetry, runtime, `start`, then wait for a signal or
 /// a failure; on a signal, cancel and give the drain [`DRAIN_DEADLINE`].
-pub fn run_server<F, Fut>(bin: &'static str, log: (LogFormat, &str), config: &dyn Debug, start: F) -> ExitCode
+pub fn run_server<F, Fut>(
+    bin: &'static str,
+    log: (LogFormat, &str),
+    config: &dyn Debug,
+    start: F,
+) -> ExitCode
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = Result<Started, ServerError>>,

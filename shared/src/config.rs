@@ -55,10 +55,15 @@ pub struct FileConfig {
 impl FileConfig {
     /// Reads `path`, refusing keys that are not long flags of `cmd`.
     pub fn load(path: &Path, cmd: &clap::Command) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("config", format!("cannot read {}: {e}", path.display())))?;
-        let value: Value = serde_yaml_ng::from_str(&text)
-            .map_err(|e| ConfigError::new("config", format!("{} is not valid YAML: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let value: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+            ConfigError::new(
+                "config",
+                format!("{} is not valid YAML: {e}", path.display()),
+            )
+        })?;
         let values = match value {
             Value::Object(m) => m,
             Value::Null => Map::new(),
@@ -74,7 +79,11 @@ impl FileConfig {
             if key == "config" || !known.contains(&key.as_str()) {
                 return Err(ConfigError::new(
                     "config",
-                    format!("{}: unknown setting {key:?}; known: {}", path.display(), known.join(", ")),
+                    format!(
+                        "{}: unknown setting {key:?}; known: {}",
+                        path.display(),
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -82,7 +91,11 @@ impl FileConfig {
     }
 
     /// Fills `slot` from the file when the flag and env var left it empty.
-    pub fn fill<T: DeserializeOwned>(&self, slot: &mut Option<T>, flag: &str) -> Result<(), ConfigError> {
+    pub fn fill<T: DeserializeOwned>(
+        &self,
+        slot: &mut Option<T>,
+        flag: &str,
+    ) -> Result<(), ConfigError> {
         if slot.is_some() {
             return Ok(());
         }
@@ -98,7 +111,10 @@ impl FileConfig {
 /// Parses `host:port` (IP literal); port 0 picks a free port.
 pub fn socket_addr(flag: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.parse().map_err(|_| {
-        ConfigError::new(flag, format!("{value:?} is not an address of the form IP:PORT, e.g. 127.0.0.1:5681"))
+        ConfigError::new(
+            flag,
+            format!("{value:?} is not an address of the form IP:PORT, e.g. 127.0.0.1:5681"),
+        )
     })
 }
 
@@ -173,18 +189,31 @@ impl CommonArgs {
         file.fill(&mut self.skip_default_mesh, "skip-default-mesh")?;
         file.fill(&mut self.log_format, "log-format")?;
         file.fill(&mut self.log_level, "log-level")?;
-        let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from(default_data_dir));
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(default_data_dir));
         if data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("data-dir", "must not be empty"));
         }
-        let api_address = socket_addr("api-address", self.api_address.as_deref().unwrap_or(default_api))?;
-        let api_max_body_bytes = self.api_max_body_bytes.unwrap_or(crate::api::DEFAULT_MAX_BODY_BYTES);
+        let api_address = socket_addr(
+            "api-address",
+            self.api_address.as_deref().unwrap_or(default_api),
+        )?;
+        let api_max_body_bytes = self
+            .api_max_body_bytes
+            .unwrap_or(crate::api::DEFAULT_MAX_BODY_BYTES);
         if api_max_body_bytes < 1024 {
-            return Err(ConfigError::new("api-max-body-bytes", "must be at least 1024"));
+            return Err(ConfigError::new(
+                "api-max-body-bytes",
+                "must be at least 1024",
+            ));
         }
         let log_level = self.log_level.unwrap_or_else(|| "info".into());
         if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
-            return Err(ConfigError::new("log-level", format!("{log_level:?} is not a valid log filter")));
+            return Err(ConfigError::new(
+                "log-level",
+                format!("{log_level:?} is not a valid log filter"),
+            ));
         }
         Ok((
             CommonConfig {
@@ -215,7 +244,10 @@ mod tests {
     #[test]
     fn names_the_bad_setting() {
         let cli = Cli::parse_from(["x", "--api-address", "nope"]);
-        let err = cli.common.resolve(&Cli::command(), "d", "127.0.0.1:1").unwrap_err();
+        let err = cli
+            .common
+            .resolve(&Cli::command(), "d", "127.0.0.1:1")
+            .unwrap_err();
         assert_eq!(err.setting, "--api-address (WEFT_API_ADDRESS)");
     }
 
@@ -224,15 +256,28 @@ mod tests {
     fn file_precedence_and_unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.yaml");
-        std::fs::write(&f, "api-address: 127.0.0.1:7000\nlog-format: json\nskip-default-mesh: true\n").unwrap();
+        std::fs::write(
+            &f,
+            "api-address: 127.0.0.1:7000\nlog-format: json\nskip-default-mesh: true\n",
+        )
+        .unwrap();
         let cli = Cli::parse_from(["x", "--config", f.to_str().unwrap(), "--log-format", "text"]);
-        let (c, _) = cli.common.resolve(&Cli::command(), "d", "127.0.0.1:1").unwrap();
+        let (c, _) = cli
+            .common
+            .resolve(&Cli::command(), "d", "127.0.0.1:1")
+            .unwrap();
         assert_eq!(c.api_address.port(), 7000);
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(!c.default_mesh);
         std::fs::write(&f, "api-adress: 127.0.0.1:7000\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", f.to_str().unwrap()]);
-        let err = cli.common.resolve(&Cli::command(), "d", "127.0.0.1:1").unwrap_err();
-        assert!(err.reason.contains("unknown setting \"api-adress\""), "{err}");
+        let err = cli
+            .common
+            .resolve(&Cli::command(), "d", "127.0.0.1:1")
+            .unwrap_err();
+        assert!(
+            err.reason.contains("unknown setting \"api-adress\""),
+            "{err}"
+        );
     }
 }

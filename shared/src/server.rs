@@ -16,17 +16,30 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot create data dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot read or write the admin token in {path}: {source}")]
-    Token { path: String, source: std::io::Error },
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the store in {path}: {source}")]
     Store { path: String, source: StoreError },
     #[error("cannot create the default mesh: {0}")]
     DefaultMesh(StoreError),
     #[error("cannot listen on {addr} for the {what}: {source} (is another process using it?)")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the {what} server failed: {source}")]
-    Serve { what: &'static str, source: std::io::Error },
+    Serve {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("the {0} task panicked or was aborted")]
     Task(&'static str),
 }
@@ -42,17 +55,32 @@ pub struct DataDir {
 /// Creates the data dir if needed and opens the sled store and admin token in it.
 pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError> {
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir { path: dir.display().to_string(), source })?;
-    let token = AdminToken::load_or_create(dir)
-        .map_err(|source| ServerError::Token { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let token = AdminToken::load_or_create(dir).map_err(|source| ServerError::Token {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let store_dir = dir.join("store");
-    let store = SledStore::open(&store_dir)
-        .map_err(|source| ServerError::Store { path: store_dir.display().to_string(), source })?;
-    let fresh = store.revision().await.map_err(|source| ServerError::Store {
+    let store = SledStore::open(&store_dir).map_err(|source| ServerError::Store {
         path: store_dir.display().to_string(),
         source,
-    })? == 0;
-    Ok(DataDir { store: Arc::new(store), token, fresh })
+    })?;
+    let fresh = store
+        .revision()
+        .await
+        .map_err(|source| ServerError::Store {
+            path: store_dir.display().to_string(),
+            source,
+        })?
+        == 0;
+    Ok(DataDir {
+        store: Arc::new(store),
+        token,
+        fresh,
+    })
 }
 
 /// The name of the mesh created on first start.
@@ -103,20 +131,32 @@ pub async fn serve_api(
     let app = api::router(state, extra);
     let listener = tokio::net::TcpListener::bind(config.api_address)
         .await
-        .map_err(|source| ServerError::Bind { what: "REST API", addr: config.api_address, source })?;
-    let address = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { what: "REST API", addr: config.api_address, source })?;
+        .map_err(|source| ServerError::Bind {
+            what: "REST API",
+            addr: config.api_address,
+            source,
+        })?;
+    let address = listener.local_addr().map_err(|source| ServerError::Bind {
+        what: "REST API",
+        addr: config.api_address,
+        source,
+    })?;
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
-            .map_err(|source| ServerError::Serve { what: "REST API", source })
+            .map_err(|source| ServerError::Serve {
+                what: "REST API",
+                source,
+            })
     });
     Ok(ApiServer { address, task })
 }
 
 /// Waits for a spawned component and turns a panic or abort into an error.
-pub async fn join(what: &'static str, task: JoinHandle<Result<(), ServerError>>) -> Result<(), ServerError> {
+pub async fn join(
+    what: &'static str,
+    task: JoinHandle<Result<(), ServerError>>,
+) -> Result<(), ServerError> {
     task.await.map_err(|_| ServerError::Task(what))?
 }

@@ -5,10 +5,12 @@
 //! docs/performance.md. Under `cargo test` (no `--bench` flag) it runs a few
 //! iterations only, so the code stays exercised.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 use weft_shared::resource::{ResourceKey, ResourceType, parse_resource};
-use weft_shared::store::{Page, ResourceStore, sled_store::SledStore};
 use weft_shared::shutdown::CancellationToken;
+use weft_shared::store::{Page, ResourceStore, sled_store::SledStore};
 
 fn policy(name: &str) -> weft_shared::resource::Resource {
     let doc = format!(
@@ -35,7 +37,10 @@ async fn store_bench(n: usize, concurrency: usize) {
     // Sequential puts: each one durable before the next starts.
     let start = Instant::now();
     for i in 0..n {
-        store.create(policy(&format!("seq-{i}"))).await.expect("create");
+        store
+            .create(policy(&format!("seq-{i}")))
+            .await
+            .expect("create");
     }
     let seq = start.elapsed();
 
@@ -46,7 +51,10 @@ async fn store_bench(n: usize, concurrency: usize) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..n / concurrency {
-                store.create(policy(&format!("par-{w}-{i}"))).await.expect("create");
+                store
+                    .create(policy(&format!("par-{w}-{i}")))
+                    .await
+                    .expect("create");
             }
         }));
     }
@@ -58,7 +66,11 @@ async fn store_bench(n: usize, concurrency: usize) {
 
     let start = Instant::now();
     for i in 0..n {
-        let key = ResourceKey::new(ResourceType::MeshTimeout, Some("default"), &format!("seq-{i}"));
+        let key = ResourceKey::new(
+            ResourceType::MeshTimeout,
+            Some("default"),
+            &format!("seq-{i}"),
+        );
         assert!(store.get(&key).await.expect("get").is_some());
     }
     let get = start.elapsed();
@@ -68,25 +80,47 @@ async fn store_bench(n: usize, concurrency: usize) {
     let start = Instant::now();
     for _ in 0..lists {
         let page = store
-            .list(ResourceType::MeshTimeout, Some("default"), Page { size: 100, offset: 0 })
+            .list(
+                ResourceType::MeshTimeout,
+                Some("default"),
+                Page {
+                    size: 100,
+                    offset: 0,
+                },
+            )
             .await
             .expect("list");
         assert_eq!(page.total, total);
     }
     let list = start.elapsed();
     println!("sled store ({total} policies stored):");
-    println!("  put, 1 writer (durable each):    {:>9.0} writes/s", rate(n, seq));
-    println!("  put, {concurrency} writers (durable each):  {:>9.0} writes/s", rate(par_n, par));
-    println!("  get:                             {:>9.0} reads/s", rate(n, get));
-    println!("  list, page of 100 of {total}:      {:>9.0} lists/s", rate(lists, list));
+    println!(
+        "  put, 1 writer (durable each):    {:>9.0} writes/s",
+        rate(n, seq)
+    );
+    println!(
+        "  put, {concurrency} writers (durable each):  {:>9.0} writes/s",
+        rate(par_n, par)
+    );
+    println!(
+        "  get:                             {:>9.0} reads/s",
+        rate(n, get)
+    );
+    println!(
+        "  list, page of 100 of {total}:      {:>9.0} lists/s",
+        rate(lists, list)
+    );
 }
 
 async fn api_bench(n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
-    let bound = weft_global::build(weft_global::GlobalConfig::for_test(dir.path()), shutdown.clone())
-        .await
-        .expect("global");
+    let bound = weft_global::build(
+        weft_global::GlobalConfig::for_test(dir.path()),
+        shutdown.clone(),
+    )
+    .await
+    .expect("global");
     let url = format!("http://{}/meshes/default/meshtimeouts", bound.api_address);
     let token = bound.token.expose().to_string();
     let http = reqwest::Client::new();
@@ -121,7 +155,10 @@ async fn api_bench(n: usize) {
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (n, api_n) = if full { (5_000, 2_000) } else { (40, 20) };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         store_bench(n, 8).await;
         api_bench(api_n).await;

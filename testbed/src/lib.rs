@@ -21,9 +21,16 @@ pub enum TestbedError {
     #[error("cannot start {bin}: {source}")]
     Spawn { bin: String, source: std::io::Error },
     #[error("{bin} did not print its ready line within {waited:?}; its log:\n{log}")]
-    NotReady { bin: String, waited: Duration, log: String },
+    NotReady {
+        bin: String,
+        waited: Duration,
+        log: String,
+    },
     #[error("cannot read {what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 /// How long a control plane may take to print its ready line.
@@ -44,7 +51,15 @@ pub fn bin_dir() -> Result<PathBuf, TestbedError> {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "weft-global", "-p", "weft-zone", "--bins"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "weft-global",
+            "-p",
+            "weft-zone",
+            "--bins",
+        ]);
         if release {
             cmd.arg("--release");
         }
@@ -84,11 +99,17 @@ impl Process {
 
     /// Sends `signal` (e.g. "TERM", "STOP", "CONT") with kill(1).
     pub fn signal(&self, signal: &str) -> std::io::Result<()> {
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status()?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
         if status.success() {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("kill -{signal} {} failed", self.pid())))
+            Err(std::io::Error::other(format!(
+                "kill -{signal} {} failed",
+                self.pid()
+            )))
         }
     }
 
@@ -109,7 +130,11 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("----- log of {} -----\n{}\n----- end of log -----", self.name, self.log());
+            eprintln!(
+                "----- log of {} -----\n{}\n----- end of log -----",
+                self.name,
+                self.log()
+            );
         }
     }
 }
@@ -134,7 +159,10 @@ impl ControlPlane {
     }
 
     fn start_fresh(bin: &str, extra: &[&str]) -> Result<Self, TestbedError> {
-        let tmp = tempfile::tempdir().map_err(|source| TestbedError::Io { what: "temp dir".into(), source })?;
+        let tmp = tempfile::tempdir().map_err(|source| TestbedError::Io {
+            what: "temp dir".into(),
+            source,
+        })?;
         let mut cp = Self::start_in(bin, tmp.path(), extra)?;
         cp._tmp = Some(tmp);
         Ok(cp)
@@ -143,11 +171,15 @@ impl ControlPlane {
     /// Starts `bin run` on an existing data dir (e.g. after a kill), API on a free port.
     pub fn start_in(bin: &str, data_dir: &Path, extra: &[&str]) -> Result<Self, TestbedError> {
         let path = bin_dir()?.join(bin);
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| TestbedError::Io { what: data_dir.display().to_string(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| TestbedError::Io {
+            what: data_dir.display().to_string(),
+            source,
+        })?;
         let log_path = data_dir.join(format!("{bin}-{}.log", unique()));
-        let log = std::fs::File::create(&log_path)
-            .map_err(|source| TestbedError::Io { what: log_path.display().to_string(), source })?;
+        let log = std::fs::File::create(&log_path).map_err(|source| TestbedError::Io {
+            what: log_path.display().to_string(),
+            source,
+        })?;
         let mut child = Command::new(&path)
             .arg("run")
             .arg("--data-dir")
@@ -159,25 +191,44 @@ impl ControlPlane {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
-            .map_err(|source| TestbedError::Spawn { bin: bin.into(), source })?;
+            .map_err(|source| TestbedError::Spawn {
+                bin: bin.into(),
+                source,
+            })?;
         let stdout = child.stdout.take();
-        let process = Process { name: bin.to_string(), child, log_path };
+        let process = Process {
+            name: bin.to_string(),
+            child,
+            log_path,
+        };
         let (tx, rx) = mpsc::channel();
         if let Some(out) = stdout {
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     if let Some(addr) = line.split("api=").nth(1) {
-                        let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_string());
+                        let _ = tx.send(
+                            addr.split_whitespace()
+                                .next()
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
                     }
                 }
             });
         }
-        let api = rx.recv_timeout(READY_TIMEOUT).map_err(|_| TestbedError::NotReady {
-            bin: bin.into(),
-            waited: READY_TIMEOUT,
-            log: process.log(),
-        })?;
-        Ok(ControlPlane { process, api, data_dir: data_dir.to_path_buf(), _tmp: None })
+        let api = rx
+            .recv_timeout(READY_TIMEOUT)
+            .map_err(|_| TestbedError::NotReady {
+                bin: bin.into(),
+                waited: READY_TIMEOUT,
+                log: process.log(),
+            })?;
+        Ok(ControlPlane {
+            process,
+            api,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        })
     }
 
     pub fn api_url(&self) -> String {
@@ -190,7 +241,10 @@ impl ControlPlane {
 
     /// The admin token the control plane wrote on first start.
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap_or_default().trim().to_string()
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// Keeps the data dir past this value (for restarts); the caller owns it then.
@@ -201,5 +255,9 @@ impl ControlPlane {
 
 fn unique() -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }

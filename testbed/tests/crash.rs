@@ -2,6 +2,8 @@
 //! as fast as several clients can, killed with SIGKILL mid-storm, and its store
 //! reopened: every write the API acknowledged must be there. Twenty rounds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,7 +34,10 @@ struct Acked {
 // Every acknowledged create and update survives SIGKILL, in 20 rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let mut total_acked = 0;
     for round in 0..ROUNDS {
         let mut cp = ControlPlane::global(&[]).unwrap();
@@ -42,11 +47,21 @@ async fn acknowledged_writes_survive_sigkill() {
         let count = Arc::new(AtomicUsize::new(0));
         let mut writers = Vec::new();
         for w in 0..WRITERS {
-            let (http, url, token, acked, count) = (http.clone(), url.clone(), token.clone(), acked.clone(), count.clone());
+            let (http, url, token, acked, count) = (
+                http.clone(),
+                url.clone(),
+                token.clone(),
+                acked.clone(),
+                count.clone(),
+            );
             writers.push(tokio::spawn(async move {
                 // Bounded: at most 10 000 writes per writer; stops at the first failure (the kill).
                 for i in 0..10_000u64 {
-                    let (name, hot) = if i % 2 == 0 { (format!("w{w}-{i}"), false) } else { (format!("hot-{w}"), true) };
+                    let (name, hot) = if i % 2 == 0 {
+                        (format!("w{w}-{i}"), false)
+                    } else {
+                        (format!("hot-{w}"), true)
+                    };
                     let resp = http
                         .put(format!("{url}/meshes/default/meshtimeouts/{name}"))
                         .bearer_auth(&token)
@@ -73,7 +88,11 @@ async fn acknowledged_writes_survive_sigkill() {
         let threshold = 20 + (round * 37) % 200;
         let deadline = Instant::now() + Duration::from_secs(60);
         while count.load(Ordering::Relaxed) < threshold {
-            assert!(Instant::now() < deadline, "round {round}: only {} writes acknowledged in 60 s", count.load(Ordering::Relaxed));
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: only {} writes acknowledged in 60 s",
+                count.load(Ordering::Relaxed)
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         cp.process.kill();
@@ -86,15 +105,32 @@ async fn acknowledged_writes_survive_sigkill() {
         let a = acked.lock().await;
         for name in &a.created {
             let key = ResourceKey::new(ResourceType::MeshTimeout, Some("default"), name);
-            assert!(store.get(&key).await.unwrap().is_some(), "round {round}: acknowledged create of {name} was lost");
+            assert!(
+                store.get(&key).await.unwrap().is_some(),
+                "round {round}: acknowledged create of {name} was lost"
+            );
         }
         for (name, acked_value) in &a.hot {
             let key = ResourceKey::new(ResourceType::MeshTimeout, Some("default"), name);
-            let res = store.get(&key).await.unwrap().unwrap_or_else(|| panic!("round {round}: {name} lost"));
-            let Spec::MeshTimeout(spec) = &res.spec else { panic!("{name} has the wrong type") };
+            let res = store
+                .get(&key)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("round {round}: {name} lost"));
+            let Spec::MeshTimeout(spec) = &res.spec else {
+                panic!("{name} has the wrong type")
+            };
             let value = serde_json::to_value(spec).unwrap();
-            let idle = value["to"][0]["default"]["idleTimeout"].as_str().unwrap().trim_end_matches('s').parse::<u64>().unwrap();
-            assert!(idle >= *acked_value, "round {round}: {name} went back to {idle}s after {acked_value}s was acknowledged");
+            let idle = value["to"][0]["default"]["idleTimeout"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches('s')
+                .parse::<u64>()
+                .unwrap();
+            assert!(
+                idle >= *acked_value,
+                "round {round}: {name} went back to {idle}s after {acked_value}s was acknowledged"
+            );
         }
         total_acked += a.created.len() + a.hot.len();
     }

@@ -27,7 +27,9 @@ pub struct ZoneConfig {
 impl RunArgs {
     /// Applies the config file and defaults, and checks every setting.
     pub fn resolve(mut self, cmd: &clap::Command) -> Result<ZoneConfig, ConfigError> {
-        let (common, file) = self.common.resolve(cmd, DEFAULT_DATA_DIR, DEFAULT_API_ADDRESS)?;
+        let (common, file) = self
+            .common
+            .resolve(cmd, DEFAULT_DATA_DIR, DEFAULT_API_ADDRESS)?;
         file.fill(&mut self.zone, "zone")?;
         if let Some(zone) = &self.zone {
             let mut errs = ValidationErrors::new();
@@ -36,14 +38,20 @@ impl RunArgs {
                 return Err(ConfigError::new("zone", errs.to_string()));
             }
         }
-        Ok(ZoneConfig { common, zone: self.zone })
+        Ok(ZoneConfig {
+            common,
+            zone: self.zone,
+        })
     }
 }
 
 impl ZoneConfig {
     /// A standalone zone on free loopback ports with its data in `data_dir`.
     pub fn for_test(data_dir: &std::path::Path) -> Self {
-        ZoneConfig { common: CommonConfig::for_test(data_dir), zone: None }
+        ZoneConfig {
+            common: CommonConfig::for_test(data_dir),
+            zone: None,
+        }
     }
 }
 

@@ -32,7 +32,10 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
     }
     // A standalone zone serves from its own store at once.
     let (_ready_tx, ready) = watch::channel(true);
-    let mode = Mode::Zone { name: config.zone.clone(), federated: false };
+    let mode = Mode::Zone {
+        name: config.zone.clone(),
+        federated: false,
+    };
     let api = server::serve_api(
         &config.common,
         mode,
@@ -43,7 +46,12 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         shutdown,
     )
     .await?;
-    Ok(Bound { api_address: api.address, token: data.token, store: data.store, api })
+    Ok(Bound {
+        api_address: api.address,
+        token: data.token,
+        store: data.store,
+        api,
+    })
 }
 
 impl Bound {

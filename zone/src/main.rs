@@ -3,8 +3,8 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use weft_zone::config::RunArgs;
 use weft_shared::cli;
+use weft_zone::config::RunArgs;
 
 #[derive(Debug, Parser)]
 #[command(name = "weft-zone", version, about = "Weft zone control plane")]
@@ -31,13 +31,18 @@ fn main() -> ExitCode {
                 Err(e) => return cli::usage_error("weft-zone", &e),
             };
             let log = (config.common.log_format, config.common.log_level.clone());
-            cli::run_server("weft-zone", (log.0, &log.1), &config.clone(), |shutdown| async move {
-                let bound = weft_zone::build(config, shutdown).await?;
-                Ok(cli::Started {
-                    ready_line: format!("weft-zone ready api={}", bound.api_address),
-                    done: Box::pin(bound.wait()),
-                })
-            })
+            cli::run_server(
+                "weft-zone",
+                (log.0, &log.1),
+                &config.clone(),
+                |shutdown| async move {
+                    let bound = weft_zone::build(config, shutdown).await?;
+                    Ok(cli::Started {
+                        ready_line: format!("weft-zone ready api={}", bound.api_address),
+                        done: Box::pin(bound.wait()),
+                    })
+                },
+            )
         }
     }
 }

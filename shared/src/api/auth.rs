@@ -75,7 +75,11 @@ impl AdminToken {
     }
 }
 
-pub(super) async fn require_admin(State(token): State<AdminToken>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub(super) async fn require_admin(
+    State(token): State<AdminToken>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -103,7 +107,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(ADMIN_TOKEN_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

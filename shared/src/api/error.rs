@@ -73,7 +73,10 @@ impl ApiError {
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error: see the control plane's log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error: see the control plane's log",
+        )
     }
 }
 
@@ -107,9 +110,10 @@ impl From<StoreError> for ApiError {
                 err.detail = "Mesh is not found".into();
                 err
             }
-            StoreError::Compacted { .. } | StoreError::Lagged | StoreError::Io(_) | StoreError::Corrupt(_) => {
-                ApiError::internal(e)
-            }
+            StoreError::Compacted { .. }
+            | StoreError::Lagged
+            | StoreError::Io(_)
+            | StoreError::Corrupt(_) => ApiError::internal(e),
         }
     }
 }
@@ -119,8 +123,10 @@ impl IntoResponse for ApiError {
         let status = self.status;
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut resp = (status, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

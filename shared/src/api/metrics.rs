@@ -38,8 +38,16 @@ impl ApiMetrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))
         });
         let sub = registry.sub_registry_with_prefix("weft_api");
-        sub.register("requests", "REST API requests by method, route and status", requests.clone());
-        sub.register("request_duration_seconds", "REST API request latency", duration.clone());
+        sub.register(
+            "requests",
+            "REST API requests by method, route and status",
+            requests.clone(),
+        );
+        sub.register(
+            "request_duration_seconds",
+            "REST API request latency",
+            duration.clone(),
+        );
         ApiMetrics { requests, duration }
     }
 }
@@ -56,7 +64,11 @@ pub(super) async fn track(State(metrics): State<ApiMetrics>, req: Request, next:
     let status = resp.status().as_u16();
     metrics
         .requests
-        .get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status })
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
         .inc();
     metrics
         .duration
@@ -72,7 +84,9 @@ pub(super) async fn serve(State(state): State<ApiState>) -> Response {
             let mut resp = out.into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             resp
         }

@@ -71,16 +71,23 @@ pub struct ApiState {
 /// The whole API: the resource routes plus `extra` (mode-specific routes, which
 /// get the same authentication and metrics). Unauthenticated: `/`, `/ready`, `/metrics`.
 pub fn router(state: ApiState, extra: Router<ApiState>) -> Router {
-    let resources = resources::routes()
-        .merge(extra)
-        .route_layer(axum::middleware::from_fn_with_state(state.token.clone(), auth::require_admin));
+    let resources =
+        resources::routes()
+            .merge(extra)
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.token.clone(),
+                auth::require_admin,
+            ));
     Router::new()
         .route("/", get(index))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::serve))
         .merge(resources)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -98,7 +105,11 @@ async fn ready(State(state): State<ApiState>) -> Response {
     if *state.ready.borrow() {
         (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false})),
+        )
+            .into_response()
     }
 }
 

@@ -27,14 +27,20 @@ use serde_json::{Value, json};
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/meshes", get(list_meshes))
-        .route("/meshes/{name}", get(get_mesh).put(put_mesh).delete(delete_mesh))
+        .route(
+            "/meshes/{name}",
+            get(get_mesh).put(put_mesh).delete(delete_mesh),
+        )
         .route("/meshes/{mesh}/{plural}", get(list_in_mesh))
         .route(
             "/meshes/{mesh}/{plural}/{name}",
             get(get_in_mesh).put(put_in_mesh).delete(delete_in_mesh),
         )
         .route("/{plural}", get(list_all))
-        .route("/{plural}/{name}", get(get_global).put(put_global).delete(delete_global))
+        .route(
+            "/{plural}/{name}",
+            get(get_global).put(put_global).delete(delete_global),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,7 +51,9 @@ struct ListQuery {
 
 fn resource_type(plural: &str) -> Result<ResourceType, ApiError> {
     ResourceType::from_plural(plural).ok_or_else(|| {
-        ApiError::not_found(format!("unknown resource type {plural:?}: see GET / and docs/api.md for the types"))
+        ApiError::not_found(format!(
+            "unknown resource type {plural:?}: see GET / and docs/api.md for the types"
+        ))
     })
 }
 
@@ -64,11 +72,22 @@ fn key_for(ty: ResourceType, mesh: Option<&str>, name: &str) -> Result<ResourceK
     }
 }
 
-async fn list_meshes(state: State<ApiState>, q: Query<ListQuery>, headers: HeaderMap, uri: axum::http::Uri) -> Result<Response, ApiError> {
+async fn list_meshes(
+    state: State<ApiState>,
+    q: Query<ListQuery>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
     list(state, ResourceType::Mesh, None, q, headers, uri).await
 }
 
-async fn list_all(state: State<ApiState>, Path(plural): Path<String>, q: Query<ListQuery>, headers: HeaderMap, uri: axum::http::Uri) -> Result<Response, ApiError> {
+async fn list_all(
+    state: State<ApiState>,
+    Path(plural): Path<String>,
+    q: Query<ListQuery>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
     let ty = resource_type(&plural)?;
     list(state, ty, None, q, headers, uri).await
 }
@@ -82,7 +101,10 @@ async fn list_in_mesh(
 ) -> Result<Response, ApiError> {
     let ty = resource_type(&plural)?;
     if ty.scope() == Scope::Global {
-        return Err(ApiError::not_found(format!("{ty} is not inside a mesh: use /{}", ty.plural())));
+        return Err(ApiError::not_found(format!(
+            "{ty} is not inside a mesh: use /{}",
+            ty.plural()
+        )));
     }
     let mesh_key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
     if state.store.get(&mesh_key).await?.is_none() {
@@ -106,16 +128,19 @@ async fn list(
             _ => {
                 return Err(ApiError::invalid_field(
                     "size",
-                    format!("Invalid page size: must be a whole number from 1 to {}", Page::MAX_SIZE),
+                    format!(
+                        "Invalid page size: must be a whole number from 1 to {}",
+                        Page::MAX_SIZE
+                    ),
                 ));
             }
         },
     };
     let offset = match q.offset.as_deref() {
         None | Some("") => 0,
-        Some(s) => s
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid_field("offset", "Invalid offset: must be a whole number"))?,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            ApiError::invalid_field("offset", "Invalid offset: must be a whole number")
+        })?,
     };
     let page = state.store.list(ty, mesh, Page { size, offset }).await?;
     let next = page.next_offset.map(|o| {
@@ -130,11 +155,19 @@ async fn list(
     Ok(respond(StatusCode::OK, &body, &headers, None))
 }
 
-async fn get_mesh(state: State<ApiState>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_mesh(
+    state: State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     get_item(state, key_for(ResourceType::Mesh, None, &name)?, headers).await
 }
 
-async fn get_global(state: State<ApiState>, Path((plural, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_global(
+    state: State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let key = key_for(resource_type(&plural)?, None, &name)?;
     get_item(state, key, headers).await
 }
@@ -148,15 +181,35 @@ async fn get_in_mesh(
     get_item(state, key, headers).await
 }
 
-async fn get_item(State(state): State<ApiState>, key: ResourceKey, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_item(
+    State(state): State<ApiState>,
+    key: ResourceKey,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     match state.store.get(&key).await? {
-        Some(res) => Ok(respond(StatusCode::OK, &res.to_value(), &headers, Some(res.meta.version))),
+        Some(res) => Ok(respond(
+            StatusCode::OK,
+            &res.to_value(),
+            &headers,
+            Some(res.meta.version),
+        )),
         None => Err(ApiError::not_found(format!("{key} not found"))),
     }
 }
 
-async fn put_mesh(state: State<ApiState>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    put_item(state, key_for(ResourceType::Mesh, None, &name)?, headers, body).await
+async fn put_mesh(
+    state: State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    put_item(
+        state,
+        key_for(ResourceType::Mesh, None, &name)?,
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn put_global(
@@ -186,7 +239,12 @@ pub(super) fn check_writable(mode: &Mode, ty: ResourceType) -> Result<(), ApiErr
             "{ty} resources are created by zone control planes, where the proxy runs; \
              global shows them read-only once the zone reports them"
         ))),
-        (Mode::Zone { federated: true, .. }, Owner::Global) => Err(ApiError::method_not_allowed(format!(
+        (
+            Mode::Zone {
+                federated: true, ..
+            },
+            Owner::Global,
+        ) => Err(ApiError::method_not_allowed(format!(
             "this zone is federated: apply {ty} resources on the global control plane, which syncs them to every zone"
         ))),
         (Mode::Zone { .. }, _) if ty == ResourceType::Zone => Err(ApiError::method_not_allowed(
@@ -196,7 +254,12 @@ pub(super) fn check_writable(mode: &Mode, ty: ResourceType) -> Result<(), ApiErr
     }
 }
 
-async fn put_item(State(state): State<ApiState>, key: ResourceKey, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn put_item(
+    State(state): State<ApiState>,
+    key: ResourceKey,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     check_writable(&state.mode, key.ty)?;
     let bytes = read_body(body, &headers, state.max_body_bytes).await?;
     let is_json = headers
@@ -210,31 +273,56 @@ async fn put_item(State(state): State<ApiState>, key: ResourceKey, headers: Head
     let expected = if_match(&headers)?;
     let (stored, created) = store::put(state.store.as_ref(), res, expected).await?;
     tracing::info!(resource = %key, version = stored.meta.version, created, "resource written");
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(respond(status, &json!({ "warnings": [] }), &headers, Some(stored.meta.version)))
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(respond(
+        status,
+        &json!({ "warnings": [] }),
+        &headers,
+        Some(stored.meta.version),
+    ))
 }
 
 fn check_matches_url(res: &Resource, key: &ResourceKey) -> Result<(), ApiError> {
     if res.resource_type() != key.ty {
         return Err(ApiError::invalid_field(
             "type",
-            format!("type from the URL ({}) has to be the same as in the body ({})", key.ty, res.resource_type()),
+            format!(
+                "type from the URL ({}) has to be the same as in the body ({})",
+                key.ty,
+                res.resource_type()
+            ),
         ));
     }
     if res.meta.name != key.name {
-        return Err(ApiError::invalid_field("name", "name from the URL has to be the same as in the body"));
+        return Err(ApiError::invalid_field(
+            "name",
+            "name from the URL has to be the same as in the body",
+        ));
     }
     if res.meta.mesh != key.mesh {
-        return Err(ApiError::invalid_field("mesh", "mesh from the URL has to be the same as in the body"));
+        return Err(ApiError::invalid_field(
+            "mesh",
+            "mesh from the URL has to be the same as in the body",
+        ));
     }
     Ok(())
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {limit} bytes (--api-max-body-bytes)"),
+            format!(
+                "request body is larger than the limit of {limit} bytes (--api-max-body-bytes)"
+            ),
         )
     };
     let declared = headers
@@ -244,7 +332,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<axum
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -256,14 +346,24 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
         .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
         .and_then(|s| s.parse::<u64>().ok())
         .map(Some)
-        .ok_or_else(|| ApiError::bad_request("If-Match must be a version as returned in ETag, e.g. \"42\""))
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be a version as returned in ETag, e.g. \"42\"")
+        })
 }
 
-async fn delete_mesh(state: State<ApiState>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn delete_mesh(
+    state: State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     delete_item(state, key_for(ResourceType::Mesh, None, &name)?, headers).await
 }
 
-async fn delete_global(state: State<ApiState>, Path((plural, name)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn delete_global(
+    state: State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let key = key_for(resource_type(&plural)?, None, &name)?;
     delete_item(state, key, headers).await
 }
@@ -277,14 +377,22 @@ async fn delete_in_mesh(
     delete_item(state, key, headers).await
 }
 
-async fn delete_item(State(state): State<ApiState>, key: ResourceKey, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn delete_item(
+    State(state): State<ApiState>,
+    key: ResourceKey,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     check_writable(&state.mode, key.ty)?;
     let expected = if_match(&headers)?;
     if key.ty == ResourceType::Mesh {
         // As Kuma: a mesh with proxies in it is not deleted from under them.
         let dps = state
             .store
-            .list(ResourceType::Dataplane, Some(&key.name), Page { size: 1, offset: 0 })
+            .list(
+                ResourceType::Dataplane,
+                Some(&key.name),
+                Page { size: 1, offset: 0 },
+            )
             .await?;
         if dps.total > 0 {
             return Err(ApiError::bad_request(format!(
@@ -299,7 +407,12 @@ async fn delete_item(State(state): State<ApiState>, key: ResourceKey, headers: H
 }
 
 /// JSON, or YAML when the client asks for it; `ETag` when a version is known.
-fn respond(status: StatusCode, body: &Value, headers: &HeaderMap, version: Option<u64>) -> Response {
+fn respond(
+    status: StatusCode,
+    body: &Value,
+    headers: &HeaderMap,
+    version: Option<u64>,
+) -> Response {
     let wants_yaml = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -308,8 +421,10 @@ fn respond(status: StatusCode, body: &Value, headers: &HeaderMap, version: Optio
     let mut resp = if wants_yaml {
         let text = serde_yaml_ng::to_string(&sorted).unwrap_or_default();
         let mut r = (status, text).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        );
         r
     } else {
         (status, axum::Json(sorted)).into_response()

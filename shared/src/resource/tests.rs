@@ -32,18 +32,23 @@ fn mesh_field_follows_scope() {
 // Unknown fields are refused with their full path, at top level and inside specs.
 #[test]
 fn unknown_fields_name_their_path() {
-    let e = Resource::from_value(json!({"type": "MeshTimeout", "name": "t", "mesh": "m", "extra": 1})).unwrap_err();
+    let e =
+        Resource::from_value(json!({"type": "MeshTimeout", "name": "t", "mesh": "m", "extra": 1}))
+            .unwrap_err();
     assert_eq!(fields(&e), vec!["extra"]);
     let e = Resource::from_value(json!({"type": "Mesh", "name": "m", "bogus": true})).unwrap_err();
     assert_eq!(fields(&e), vec!["bogus"]);
-    let e = Resource::from_value(json!({"type": "Mesh", "name": "m", "mtls": {"enabledBackend": 5}})).unwrap_err();
+    let e =
+        Resource::from_value(json!({"type": "Mesh", "name": "m", "mtls": {"enabledBackend": 5}}))
+            .unwrap_err();
     assert_eq!(fields(&e), vec!["mtls.enabledBackend"]);
 }
 
 // Labels must be a string map; server-managed times on input are ignored.
 #[test]
 fn labels_and_times() {
-    let e = Resource::from_value(json!({"type": "Mesh", "name": "m", "labels": {"a": 1}})).unwrap_err();
+    let e =
+        Resource::from_value(json!({"type": "Mesh", "name": "m", "labels": {"a": 1}})).unwrap_err();
     assert_eq!(fields(&e), vec!["labels"]);
     let r = Resource::from_value(json!({
         "type": "Mesh", "name": "m", "labels": {"team": "a"},
@@ -57,8 +62,12 @@ fn labels_and_times() {
 // The content hash ignores store bookkeeping and key order, and sees labels.
 #[test]
 fn content_hash_is_identity_only() {
-    let a = Resource::from_value(json!({"type": "Mesh", "name": "m", "labels": {"x": "1", "y": "2"}})).unwrap();
-    let mut b = Resource::from_value(json!({"labels": {"y": "2", "x": "1"}, "name": "m", "type": "Mesh"})).unwrap();
+    let a =
+        Resource::from_value(json!({"type": "Mesh", "name": "m", "labels": {"x": "1", "y": "2"}}))
+            .unwrap();
+    let mut b =
+        Resource::from_value(json!({"labels": {"y": "2", "x": "1"}, "name": "m", "type": "Mesh"}))
+            .unwrap();
     b.meta.version = 42;
     b.meta.creation_time = Some(time::OffsetDateTime::UNIX_EPOCH);
     assert_eq!(a.content_hash(), b.content_hash());
@@ -70,9 +79,18 @@ fn content_hash_is_identity_only() {
 #[test]
 fn documents() {
     assert_eq!(parse_document(b"  \n", false), Err(DocumentError::Empty));
-    assert!(matches!(parse_document(b"a: [", false), Err(DocumentError::Yaml(_))));
-    assert!(matches!(parse_document(b"{\"a\":", true), Err(DocumentError::Json(_))));
-    assert_eq!(parse_document(b"{\"a\": 1}", false).unwrap(), json!({"a": 1}));
+    assert!(matches!(
+        parse_document(b"a: [", false),
+        Err(DocumentError::Yaml(_))
+    ));
+    assert!(matches!(
+        parse_document(b"{\"a\":", true),
+        Err(DocumentError::Json(_))
+    ));
+    assert_eq!(
+        parse_document(b"{\"a\": 1}", false).unwrap(),
+        json!({"a": 1})
+    );
 }
 
 // Every type's plural maps back to it, and the table agrees with itself.
@@ -81,7 +99,13 @@ fn type_table() {
     for ty in ResourceType::ALL {
         assert_eq!(ResourceType::from_plural(ty.plural()), Some(*ty));
         assert_eq!(ResourceType::from_name(ty.name()), Some(*ty));
-        assert_eq!(ty.is_policy(), ty.name().starts_with("Mesh") && *ty != ResourceType::Mesh);
+        assert_eq!(
+            ty.is_policy(),
+            ty.name().starts_with("Mesh") && *ty != ResourceType::Mesh
+        );
     }
-    assert_eq!(ResourceType::from_plural("zone-ingresses"), Some(ResourceType::ZoneIngress));
+    assert_eq!(
+        ResourceType::from_plural("zone-ingresses"),
+        Some(ResourceType::ZoneIngress)
+    );
 }
