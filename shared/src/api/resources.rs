@@ -13,7 +13,8 @@
 //! `ETag` header carries the resource's version.
 
 use super::{ApiError, ApiState, Mode};
-use crate::resource::{self, Owner, Resource, ResourceKey, ResourceType, Scope};
+use crate::resource::mesh::MeshSpec;
+use crate::resource::{self, Owner, Resource, ResourceKey, ResourceType, Scope, Spec};
 use crate::store::{self, Page};
 use axum::Router;
 use axum::body::Body;
@@ -271,6 +272,14 @@ async fn put_item(
     check_matches_url(&res, &key)?;
     res.validate().map_err(|e| ApiError::invalid(&e))?;
     let expected = if_match(&headers)?;
+    if let Spec::Mesh(new) = &res.spec
+        && let Some(Resource {
+            spec: Spec::Mesh(old),
+            ..
+        }) = state.store.get(&key).await?
+    {
+        check_ca_change(&old, new)?;
+    }
     let (stored, created) = store::put(state.store.as_ref(), res, expected).await?;
     tracing::info!(resource = %key, version = stored.meta.version, created, "resource written");
     let status = if created {
@@ -284,6 +293,19 @@ async fn put_item(
         &headers,
         Some(stored.meta.version),
     ))
+}
+
+/// Kuma's rule: the CA of a mesh cannot be swapped while mTLS is on, or every
+/// proxy's certificate would stop verifying at once.
+fn check_ca_change(old: &MeshSpec, new: &MeshSpec) -> Result<(), ApiError> {
+    let name = |m: &MeshSpec| m.enabled_backend().map(|b| b.name.clone());
+    match (name(old), name(new)) {
+        (Some(before), Some(after)) if before != after => Err(ApiError::invalid_field(
+            "mtls.enabledBackend",
+            "Changing CA when mTLS is enabled is forbidden. Disable mTLS first and then change the CA",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_matches_url(res: &Resource, key: &ResourceKey) -> Result<(), ApiError> {

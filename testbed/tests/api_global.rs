@@ -3,90 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use weft_global::{Bound, GlobalConfig};
-use weft_shared::shutdown::CancellationToken;
-
-struct Global {
-    bound: Option<Bound>,
-    shutdown: CancellationToken,
-    base: String,
-    token: String,
-    http: Client,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Global {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut g = Self::start_in(dir.path()).await;
-        g._dir = Some(dir);
-        g
-    }
-
-    async fn start_in(path: &std::path::Path) -> Self {
-        let shutdown = CancellationToken::new();
-        let bound = weft_global::build(GlobalConfig::for_test(path), shutdown.clone())
-            .await
-            .unwrap();
-        Global {
-            base: format!("http://{}", bound.api_address),
-            token: bound.token.expose().to_string(),
-            bound: Some(bound),
-            shutdown,
-            http: Client::new(),
-            _dir: None,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(b) = self.bound.take() {
-            b.wait().await.unwrap();
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn put(&self, path: &str, body: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .put(self.url(path))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/yaml")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn delete(&self, path: &str) -> StatusCode {
-        self.http
-            .delete(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    }
-}
+use weft_testbed::client::invalid_fields as fields;
+use weft_testbed::inprocess;
 
 const TIMEOUT: &str = r#"
 type: MeshTimeout
@@ -104,24 +24,14 @@ spec:
           requestTimeout: 5s
 "#;
 
-fn fields(body: &Value) -> Vec<String> {
-    body["invalid_parameters"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|v| v["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 // `/`, `/ready` and `/metrics` answer without a token; everything else needs it.
 #[tokio::test]
 async fn auth_and_open_endpoints() {
-    let g = Global::start().await;
+    let g = inprocess::global().await;
     let index: Value = g
-        .http
-        .get(g.url("/"))
+        .api
+        .http()
+        .get(g.api.url("/"))
         .send()
         .await
         .unwrap()
@@ -131,12 +41,19 @@ async fn auth_and_open_endpoints() {
     assert_eq!(index["product"], "Weft");
     assert_eq!(index["mode"], "global");
     assert_eq!(
-        g.http.get(g.url("/ready")).send().await.unwrap().status(),
+        g.api
+            .http()
+            .get(g.api.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     let metrics = g
-        .http
-        .get(g.url("/metrics"))
+        .api
+        .http()
+        .get(g.api.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -144,12 +61,13 @@ async fn auth_and_open_endpoints() {
         .await
         .unwrap();
     assert!(metrics.contains("weft_api_requests"), "{metrics}");
-    let r = g.http.get(g.url("/meshes")).send().await.unwrap();
+    let r = g.api.http().get(g.api.url("/meshes")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     let r = g
-        .http
-        .get(g.url("/meshes"))
+        .api
+        .http()
+        .get(g.api.url("/meshes"))
         .bearer_auth("wrong")
         .send()
         .await
@@ -161,8 +79,8 @@ async fn auth_and_open_endpoints() {
 // The default mesh exists after the first start.
 #[tokio::test]
 async fn default_mesh_created() {
-    let g = Global::start().await;
-    let (s, body) = g.get("/meshes/default").await;
+    let g = inprocess::global().await;
+    let (s, body) = g.api.get("/meshes/default").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body["type"], "Mesh");
     assert!(body["creationTime"].is_string());
@@ -172,10 +90,10 @@ async fn default_mesh_created() {
 // PUT creates (201) then updates (200); GET gives the spec back with meta, in JSON or YAML.
 #[tokio::test]
 async fn put_get_round_trip() {
-    let g = Global::start().await;
-    let (s, _) = g.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
+    let g = inprocess::global().await;
+    let (s, _) = g.api.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
     assert_eq!(s, StatusCode::CREATED);
-    let (s, body) = g.get("/meshes/default/meshtimeouts/t1").await;
+    let (s, body) = g.api.get("/meshes/default/meshtimeouts/t1").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         body["spec"]["to"][0]["default"]["http"]["requestTimeout"],
@@ -184,22 +102,24 @@ async fn put_get_round_trip() {
     assert_eq!(body["mesh"], "default");
     let created = body["creationTime"].clone();
     let (s, _) = g
+        .api
         .put(
             "/meshes/default/meshtimeouts/t1",
             &TIMEOUT.replace("5s", "7s"),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, body) = g.get("/meshes/default/meshtimeouts/t1").await;
+    let (_, body) = g.api.get("/meshes/default/meshtimeouts/t1").await;
     assert_eq!(
         body["spec"]["to"][0]["default"]["http"]["requestTimeout"],
         "7s"
     );
     assert_eq!(body["creationTime"], created);
     let yaml = g
-        .http
-        .get(g.url("/meshes/default/meshtimeouts/t1"))
-        .bearer_auth(&g.token)
+        .api
+        .http()
+        .get(g.api.url("/meshes/default/meshtimeouts/t1"))
+        .bearer_auth(g.api.token())
         .header("accept", "application/yaml")
         .send()
         .await
@@ -214,9 +134,10 @@ async fn put_get_round_trip() {
 // Bad input gets a 4xx naming the cause, never a 500.
 #[tokio::test]
 async fn bad_input_is_a_clear_4xx() {
-    let g = Global::start().await;
+    let g = inprocess::global().await;
     let path = "/meshes/default/meshtimeouts/t1";
     let (s, body) = g
+        .api
         .put(
             path,
             &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: 1h\n        bogus: 1"),
@@ -225,6 +146,7 @@ async fn bad_input_is_a_clear_4xx() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(fields(&body), vec!["spec.to[0].default.bogus"]);
     let (s, body) = g
+        .api
         .put(
             path,
             &TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: [1]"),
@@ -232,7 +154,7 @@ async fn bad_input_is_a_clear_4xx() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(fields(&body), vec!["spec.to[0].default.idleTimeout"]);
-    let (s, body) = g.put(path, "type: MeshTimeout\nname: [unclosed").await;
+    let (s, body) = g.api.put(path, "type: MeshTimeout\nname: [unclosed").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         body["detail"]
@@ -242,24 +164,28 @@ async fn bad_input_is_a_clear_4xx() {
         "{body}"
     );
     let r = g
-        .http
-        .put(g.url(path))
-        .bearer_auth(&g.token)
+        .api
+        .http()
+        .put(g.api.url(path))
+        .bearer_auth(g.api.token())
         .header("content-type", "application/json")
         .body("{\"type\":")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let (s, _) = g.put(path, "").await;
+    let (s, _) = g.api.put(path, "").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let big = format!("{TIMEOUT}\n# {}\n", "x".repeat(2 * 1024 * 1024));
-    let (s, body) = g.put(path, &big).await;
+    let (s, body) = g.api.put(path, &big).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    let (s, body) = g.put("/meshes/default/meshtimeouts/other", TIMEOUT).await;
+    let (s, body) = g
+        .api
+        .put("/meshes/default/meshtimeouts/other", TIMEOUT)
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(fields(&body), vec!["name"]);
-    let (s, _) = g.put("/meshes/default/nosuchthings/x", TIMEOUT).await;
+    let (s, _) = g.api.put("/meshes/default/nosuchthings/x", TIMEOUT).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     g.stop().await;
 }
@@ -267,11 +193,14 @@ async fn bad_input_is_a_clear_4xx() {
 // Semantic errors are all reported at once, each with its path.
 #[tokio::test]
 async fn every_invalid_field_is_named() {
-    let g = Global::start().await;
+    let g = inprocess::global().await;
     let bad = TIMEOUT
         .replace("name: t1", "name: Bad_Name")
         .replace("requestTimeout: 5s", "requestTimeout: soon");
-    let (s, body) = g.put("/meshes/default/meshtimeouts/Bad_Name", &bad).await;
+    let (s, body) = g
+        .api
+        .put("/meshes/default/meshtimeouts/Bad_Name", &bad)
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["type"], "/std-errors");
     assert_eq!(body["detail"], "Resource is not valid");
@@ -287,8 +216,9 @@ async fn every_invalid_field_is_named() {
 // Writing into a mesh that does not exist says so; zone-owned types are refused on global.
 #[tokio::test]
 async fn missing_mesh_and_zone_owned_types() {
-    let g = Global::start().await;
+    let g = inprocess::global().await;
     let (s, body) = g
+        .api
         .put(
             "/meshes/nope/meshtimeouts/t1",
             &TIMEOUT.replace("mesh: default", "mesh: nope"),
@@ -297,7 +227,7 @@ async fn missing_mesh_and_zone_owned_types() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(fields(&body), vec!["mesh"]);
     let dp = "type: Dataplane\nname: dp-1\nmesh: default\nnetworking:\n  address: 127.0.0.1\n";
-    let (s, body) = g.put("/meshes/default/dataplanes/dp-1", dp).await;
+    let (s, body) = g.api.put("/meshes/default/dataplanes/dp-1", dp).await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     assert!(body["detail"].as_str().unwrap().contains("zone"), "{body}");
     g.stop().await;
@@ -306,21 +236,21 @@ async fn missing_mesh_and_zone_owned_types() {
 // If-Match turns a PUT into compare-and-swap: a stale version gets 409.
 #[tokio::test]
 async fn version_conflict() {
-    let g = Global::start().await;
+    let g = inprocess::global().await;
     let path = "/meshes/default/meshtimeouts/t1";
     let r = g
-        .http
-        .put(g.url(path))
-        .bearer_auth(&g.token)
+        .api
+        .http()
+        .put(g.api.url(path))
+        .bearer_auth(g.api.token())
         .body(TIMEOUT)
         .send()
         .await
         .unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let put_if = |tag: String| {
-        g.http
-            .put(g.url(path))
-            .bearer_auth(&g.token)
+        g.api
+            .request(reqwest::Method::PUT, path)
             .header("if-match", tag)
             .body(TIMEOUT)
             .send()
@@ -335,15 +265,16 @@ async fn version_conflict() {
 // Lists page with size/offset and say the total; `next` links the following page.
 #[tokio::test]
 async fn pagination() {
-    let g = Global::start().await;
+    let g = inprocess::global().await;
     for i in 0..5 {
         let body = TIMEOUT.replace("name: t1", &format!("name: t{i}"));
         let (s, _) = g
+            .api
             .put(&format!("/meshes/default/meshtimeouts/t{i}"), &body)
             .await;
         assert_eq!(s, StatusCode::CREATED);
     }
-    let (_, page) = g.get("/meshes/default/meshtimeouts?size=2").await;
+    let (_, page) = g.api.get("/meshes/default/meshtimeouts?size=2").await;
     assert_eq!(page["total"], 5);
     let names: Vec<&str> = page["items"]
         .as_array()
@@ -357,12 +288,15 @@ async fn pagination() {
         next.ends_with("/meshes/default/meshtimeouts?size=2&offset=2"),
         "{next}"
     );
-    let (_, last) = g.get("/meshes/default/meshtimeouts?size=2&offset=4").await;
+    let (_, last) = g
+        .api
+        .get("/meshes/default/meshtimeouts?size=2&offset=4")
+        .await;
     assert_eq!(last["items"].as_array().unwrap().len(), 1);
     assert_eq!(last["next"], Value::Null);
-    let (_, all) = g.get("/meshtimeouts").await;
+    let (_, all) = g.api.get("/meshtimeouts").await;
     assert_eq!(all["total"], 5);
-    let (s, body) = g.get("/meshes/default/meshtimeouts?size=0").await;
+    let (s, body) = g.api.get("/meshes/default/meshtimeouts?size=0").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(fields(&body), vec!["size"]);
     g.stop().await;
@@ -371,22 +305,23 @@ async fn pagination() {
 // DELETE removes; deleting a mesh removes what is in it.
 #[tokio::test]
 async fn delete_and_cascade() {
-    let g = Global::start().await;
-    let (s, _) = g.put("/meshes/m2", "type: Mesh\nname: m2\n").await;
+    let g = inprocess::global().await;
+    let (s, _) = g.api.put("/meshes/m2", "type: Mesh\nname: m2\n").await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, _) = g
+        .api
         .put(
             "/meshes/m2/meshtimeouts/t1",
             &TIMEOUT.replace("mesh: default", "mesh: m2"),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
-    assert_eq!(g.delete("/meshes/m2").await, StatusCode::OK);
-    let (s, _) = g.get("/meshes/m2/meshtimeouts/t1").await;
+    assert_eq!(g.api.delete("/meshes/m2").await.0, StatusCode::OK);
+    let (s, _) = g.api.get("/meshes/m2/meshtimeouts/t1").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (_, all) = g.get("/meshtimeouts").await;
+    let (_, all) = g.api.get("/meshtimeouts").await;
     assert_eq!(all["total"], 0);
-    assert_eq!(g.delete("/meshes/m2").await, StatusCode::NOT_FOUND);
+    assert_eq!(g.api.delete("/meshes/m2").await.0, StatusCode::NOT_FOUND);
     g.stop().await;
 }
 
@@ -394,18 +329,46 @@ async fn delete_and_cascade() {
 #[tokio::test]
 async fn survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let g = Global::start_in(dir.path()).await;
-    let (s, _) = g.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
+    let g = inprocess::global_in(dir.path()).await;
+    let (s, _) = g.api.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
     assert_eq!(s, StatusCode::CREATED);
-    let token = g.token.clone();
+    let token = g.api.token().to_string();
     g.stop().await;
-    let g = Global::start_in(dir.path()).await;
-    assert_eq!(g.token, token, "the admin token is kept across restarts");
-    let (s, body) = g.get("/meshes/default/meshtimeouts/t1").await;
+    let g = inprocess::global_in(dir.path()).await;
+    assert_eq!(
+        g.api.token(),
+        token,
+        "the admin token is kept across restarts"
+    );
+    let (s, body) = g.api.get("/meshes/default/meshtimeouts/t1").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         body["spec"]["to"][0]["default"]["http"]["requestTimeout"],
         json!("5s")
     );
+    g.stop().await;
+}
+
+// Swapping the CA of a mesh with mTLS on is refused, as in Kuma; turning mTLS off is not.
+#[tokio::test]
+async fn mesh_ca_cannot_be_swapped_while_mtls_is_on() {
+    let g = inprocess::global().await;
+    let mesh = |enabled: &str| {
+        format!(
+            "type: Mesh\nname: secure\nmtls:\n  enabledBackend: {enabled}\n  backends:\n    - name: {enabled}\n      type: builtin\n"
+        )
+    };
+    let (s, body) = g.api.put("/meshes/secure", &mesh("ca-1")).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = g.api.put("/meshes/secure", &mesh("ca-2")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(fields(&body), vec!["mtls.enabledBackend"]);
+    let (s, body) = g
+        .api
+        .put("/meshes/secure", "type: Mesh\nname: secure\n")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = g.api.put("/meshes/secure", &mesh("ca-2")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
     g.stop().await;
 }
