@@ -22,42 +22,57 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# start NAME LOG ARGS...: starts a control plane and waits for its "ready" line.
+# start LOG ARGS...: starts a control plane in the background (stdout to LOG.out,
+# stderr to LOG.err); its pid goes into $pids.
 start() {
-  local name=$1 log=$2; shift 2
+  local log=$1; shift
   "$@" >"$log.out" 2>"$log.err" &
   pids+=($!)
+}
+
+# ready_addr PID LOG: waits for the control plane's "ready api=ADDR" line and prints ADDR.
+ready_addr() {
+  local pid=$1 log=$2
   for _ in $(seq 1 100); do
     if grep -q "ready api=" "$log.out" 2>/dev/null; then
       sed -n 's/.*ready api=//p' "$log.out"
       return 0
     fi
-    if ! kill -0 "${pids[-1]}" 2>/dev/null; then
-      echo "$name exited; its log:" >&2; cat "$log.err" >&2; exit 1
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$log: exited; its log:" >&2; cat "$log.err" >&2; return 1
     fi
     sleep 0.1
   done
-  echo "$name did not become ready in 10 s; its log:" >&2; cat "$log.err" >&2; exit 1
+  echo "$log: not ready in 10 s; its log:" >&2; cat "$log.err" >&2; return 1
 }
 
-GLOBAL=$(start weft-global "$DATA/global" target/release/weft-global run --data-dir "$DATA/global")
-ZONE=$(start weft-zone "$DATA/zone" target/release/weft-zone run --zone zone-1 --data-dir "$DATA/zone")
+start "$DATA/global" target/release/weft-global run --data-dir "$DATA/global"
+start "$DATA/zone" target/release/weft-zone run --zone zone-1 --data-dir "$DATA/zone"
+GLOBAL=$(ready_addr "${pids[0]}" "$DATA/global")
+ZONE=$(ready_addr "${pids[1]}" "$DATA/zone")
 GTOKEN=$(cat "$DATA/global/admin.token")
 ZTOKEN=$(cat "$DATA/zone/admin.token")
 echo "global: http://$GLOBAL  (token in $DATA/global/admin.token)"
 echo "zone-1: http://$ZONE  (token in $DATA/zone/admin.token)"
 
-set -x
-curl -sS "http://$GLOBAL/"
-curl -sS -X PUT "http://$GLOBAL/meshes/default/meshtimeouts/backend-timeouts" \
+# run CMD...: shows the command (tokens by name, never by value), runs it, ends the line.
+run() {
+  local shown="$*"
+  shown=${shown//$GTOKEN/\$GTOKEN}
+  shown=${shown//$ZTOKEN/\$ZTOKEN}
+  printf '\n$ %s\n' "$shown"
+  "$@"
+  echo
+}
+run curl -sS --fail-with-body "http://$GLOBAL/"
+run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default/meshtimeouts/backend-timeouts" \
   -H "Authorization: Bearer $GTOKEN" -H 'Content-Type: application/yaml' \
   --data-binary @examples/meshtimeout.yaml
-curl -sS "http://$GLOBAL/meshes/default/meshtimeouts/backend-timeouts" \
+run curl -sS --fail-with-body "http://$GLOBAL/meshes/default/meshtimeouts/backend-timeouts" \
   -H "Authorization: Bearer $GTOKEN" -H 'Accept: application/yaml'
-curl -sS -X PUT "http://$ZONE/meshes/default/meshtimeouts/backend-timeouts" \
+run curl -sS --fail-with-body -X PUT "http://$ZONE/meshes/default/meshtimeouts/backend-timeouts" \
   -H "Authorization: Bearer $ZTOKEN" --data-binary @examples/meshtimeout.yaml
-curl -sS --fail-with-body "http://$ZONE/meshes/default/meshtimeouts" -H "Authorization: Bearer $ZTOKEN"
-set +x
+run curl -sS --fail-with-body "http://$ZONE/meshes/default/meshtimeouts" -H "Authorization: Bearer $ZTOKEN"
 echo
 [ "$EXIT_AFTER" = 1 ] && exit 0
 echo "Weft is running (logs in $DATA/*.err). Ctrl-C stops it."

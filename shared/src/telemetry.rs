@@ -1,6 +1,7 @@
 //! Logging set-up for the binaries: human text on a terminal, JSON on request.
 
 use crate::config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `filter` is a tracing filter (`info`,
