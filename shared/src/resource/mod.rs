@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod dataplane;
 pub mod duration;
 pub mod mesh;
+pub mod net;
 pub mod policy;
 pub mod secret;
 pub mod validate;

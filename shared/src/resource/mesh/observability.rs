@@ -3,7 +3,7 @@
 
 use super::checks::{check_backend_names, check_default_backend};
 use crate::resource::Tags;
-use crate::resource::dataplane::addr;
+use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -276,9 +276,9 @@ fn check_zipkin_url(path: &Path, url: Option<&str>, errs: &mut ValidationErrors)
         errs.add(path, "invalid URL");
         return;
     }
-    match addr::split_host_port(host_port) {
+    match net::split_host_port(host_port) {
         Some((host, port)) if !host.is_empty() => {
-            if addr::parse_port(port).is_none() {
+            if net::parse_port(port).is_none() {
                 errs.add(path, "port has to be in the range [1, 65535]");
             }
         }
@@ -331,7 +331,7 @@ impl Validate for LoggingBackend {
             Some(LoggingBackendType::Tcp) => {
                 match conf.address.as_deref() {
                     None | Some("") => errs.add(&p.field("address"), "cannot be empty"),
-                    Some(a) => match addr::split_host_port(a) {
+                    Some(a) => match net::split_host_port(a) {
                         Some((host, port)) if !host.is_empty() && !port.is_empty() => {}
                         _ => errs.add(&p.field("address"), "has to be in format of HOST:PORT"),
                     },
@@ -394,8 +394,8 @@ impl Validate for PrometheusConf {
             validate::check_port(&p.field("port"), a.port, errs);
             check_http_path(&p.field("path"), a.path.as_deref(), errs);
             if let Some(address) = a.address.as_deref()
-                && !addr::is_ip(address)
-                && !addr::is_dns_name(address)
+                && !net::is_ip(address)
+                && !net::is_dns_name(address)
             {
                 errs.add(
                     &p.field("address"),

@@ -3,10 +3,12 @@
 //! kuma-dp) or an OpenTelemetry collector.
 //! Kuma: `pkg/plugins/policies/meshaccesslog/api/v1alpha1`.
 
+use super::checks::is_unix_file_path;
 use super::common::{From, Kinds, To, check_from, check_sections, check_to, check_top};
-use super::net_checks;
+use super::matches::{Match, SpiffeIdError, check_spiffe_id};
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::net;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -33,43 +35,6 @@ pub struct Rule {
     pub matches: Option<Vec<Match>>,
     #[serde(default)]
     pub default: Conf,
-}
-
-/// A client matcher: by SPIFFE ID of its certificate, or by the SNI it sent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Match {
-    #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
-    pub spiffe_id: Option<SpiffeIdMatch>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni: Option<SniMatch>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum SpiffeIdMatchType {
-    #[default]
-    Exact,
-    Prefix,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SpiffeIdMatch {
-    pub r#type: SpiffeIdMatchType,
-    pub value: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum SniMatchType {
-    #[default]
-    Exact,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SniMatch {
-    pub r#type: SniMatchType,
-    pub value: String,
 }
 
 /// `default`: where logs go. `backends` must be given (it may be empty, turning logs off).
@@ -233,7 +198,7 @@ impl Validate for Backend {
                 if let Some(fmt) = &f.format {
                     fmt.validate(&p.field("format"), errs);
                 }
-                if !net_checks::is_unix_file_path(&f.path) {
+                if !is_unix_file_path(&f.path) {
                     errs.add(&p.field("path"), "file backend requires a valid path");
                 }
             }
@@ -246,7 +211,7 @@ impl Validate for Backend {
                 if let Some(fmt) = &t.format {
                     fmt.validate(&p.field("format"), errs);
                 }
-                if !net_checks::is_url(&t.address) {
+                if !net::is_url(&t.address) {
                     errs.add(&p.field("address"), "tcp backend requires valid address");
                 }
             }
@@ -306,10 +271,19 @@ impl Validate for Format {
     }
 }
 
+/// MeshAccessLog's own reading of a client matcher: an empty one is fine, a bad
+/// SPIFFE ID is reported at `spiffeID` (with empty segments and a trailing slash
+/// worded as one problem), a bad SNI in Kubernetes' words.
 fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
     if let Some(s) = &m.spiffe_id
-        && let Err(reason) = check_spiffe_id(&s.value)
+        && let Err(e) = check_spiffe_id(&s.value)
     {
+        let reason = match e {
+            SpiffeIdError::EmptySegment | SpiffeIdError::TrailingSlash => {
+                "path cannot contain empty segments or a trailing slash"
+            }
+            other => other.reason(),
+        };
         errs.add(
             &path.field("spiffeID"),
             format!("must be a valid Spiffe ID: {reason}"),
@@ -319,54 +293,10 @@ fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
         let p = path.field("sni").field("value");
         if s.value.is_empty() {
             errs.add(&p, "must be set");
-        } else if let Some(reason) = net_checks::dns1123_subdomain_violation(&s.value) {
+        } else if let Some(reason) = net::dns1123_subdomain_violation(&s.value) {
             errs.add(&p, reason);
         }
     }
-}
-
-/// go-spiffe's `FromString` rules: `spiffe://<trust domain>[/<path>]`, trust domain
-/// of lower-case letters, digits, `.`, `-`, `_`; path segments non-empty, not `.`
-/// or `..`, of letters, digits, `.`, `-`, `_`; no trailing slash.
-pub fn check_spiffe_id(id: &str) -> Result<(), &'static str> {
-    let rest = id
-        .strip_prefix("spiffe://")
-        .ok_or("scheme is missing or invalid")?;
-    let (td, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if td.is_empty() {
-        return Err("trust domain is missing");
-    }
-    if !td
-        .bytes()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
-    {
-        return Err(
-            "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores",
-        );
-    }
-    if path.is_empty() {
-        return Ok(());
-    }
-    for seg in path[1..].split('/') {
-        if seg.is_empty() {
-            return Err("path cannot contain empty segments or a trailing slash");
-        }
-        if seg == "." || seg == ".." {
-            return Err("path cannot contain dot segments");
-        }
-        if !seg
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
-        {
-            return Err(
-                "path segment characters are limited to letters, numbers, dots, dashes, and underscores",
-            );
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 //! scrape endpoint on the proxy, or push to an OpenTelemetry collector).
 //! Kuma: `pkg/plugins/policies/meshmetric/api/v1alpha1`.
 
+use super::checks::check_regex;
 use super::common::{Kinds, check_top};
-use super::net_checks;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::Duration;
+use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -205,7 +206,7 @@ impl Validate for Conf {
 impl Validate for Sidecar {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         if let Some(re) = &self.regex {
-            net_checks::check_regex(&path.field("regex"), re, "invalid regex", errs);
+            check_regex(&path.field("regex"), re, "invalid regex", errs);
         }
         let Some(profiles) = &self.profiles else {
             return;
@@ -220,7 +221,7 @@ impl Validate for Sidecar {
                 if sel.r#match.is_empty() {
                     errs.add(&sp, "must not be empty");
                 } else if sel.r#type == SelectorType::Regex {
-                    net_checks::check_regex(&sp, &sel.r#match, "invalid regex", errs);
+                    check_regex(&sp, &sel.r#match, "invalid regex", errs);
                 }
             }
         }
@@ -255,7 +256,7 @@ impl Validate for Backend {
                     let ep = p.field("endpoint");
                     if e.starts_with("http://") || e.starts_with("https://") {
                         errs.add(&ep, "must not use schema");
-                    } else if !net_checks::is_url(e) {
+                    } else if !net::is_url(e) {
                         errs.add(&ep, "must be a valid url");
                     }
                 }

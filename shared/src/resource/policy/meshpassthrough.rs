@@ -4,8 +4,8 @@
 //! Kuma: `pkg/plugins/policies/meshpassthrough/api/v1alpha1`.
 
 use super::common::{Kinds, check_top};
-use super::net_checks;
 use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -144,10 +144,10 @@ impl Validate for Conf {
 fn check_value(p: &Path, m: &Match, proto: Protocol, errs: &mut ValidationErrors) {
     let vp = p.field("value");
     match m.r#type {
-        MatchType::Cidr if !net_checks::is_cidr(&m.value) => {
+        MatchType::Cidr if !net::is_cidr(&m.value) => {
             errs.add(&vp, "provided CIDR has incorrect value");
         }
-        MatchType::Ip if !net_checks::is_ip(&m.value) => {
+        MatchType::Ip if !net::is_ip(&m.value) => {
             errs.add(&vp, "provided IP has incorrect value");
         }
         MatchType::Domain => {
@@ -179,7 +179,7 @@ fn check_value(p: &Path, m: &Match, proto: Protocol, errs: &mut ValidationErrors
                 );
             }
             let name = m.value.strip_prefix("*.").unwrap_or(&m.value);
-            if !name.starts_with('*') && !net_checks::is_dns_name(name) {
+            if !name.starts_with('*') && !net::is_dns_name(name) {
                 errs.add(&vp, "provided DNS has incorrect value");
             }
         }

@@ -3,10 +3,10 @@
 //! collector. Kuma: `pkg/plugins/policies/meshtrace/api/v1alpha1`.
 
 use super::common::{Kinds, check_top};
-use super::int_or_percent::Percentage;
-use super::net_checks;
+use super::intorstring::IntOrString;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::net;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -99,11 +99,11 @@ pub struct OpenTelemetryBackend {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overall: Option<Percentage>,
+    pub overall: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<Percentage>,
+    pub client: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random: Option<Percentage>,
+    pub random: Option<IntOrString>,
 }
 
 /// A custom span tag from a literal or a request header, exactly one of them.
@@ -175,8 +175,9 @@ impl Validate for Conf {
                 ("overall", &s.overall),
             ] {
                 if let Some(v) = v {
-                    v.check_with(
+                    v.check_percentage_with(
                         &sp.field(field),
+                        true,
                         "string is not a number",
                         "must be between 0 and 100",
                         errs,
@@ -202,7 +203,7 @@ impl Validate for Backend {
                 match &self.zipkin {
                     None => errs.add(&p, "must be defined"),
                     Some(z) if z.url.is_empty() => errs.add(&p.field("url"), "must not be empty"),
-                    Some(z) if !net_checks::is_url(&z.url) => {
+                    Some(z) if !net::is_url(&z.url) => {
                         errs.add(&p.field("url"), "must be a valid url")
                     }
                     Some(_) => {}
@@ -224,7 +225,7 @@ impl Validate for Backend {
 
 /// Datadog agents take `http://host:port` only (dd-trace-go's rule).
 fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
-    let Some(u) = net_checks::split_url(url).filter(|u| !u.host.is_empty()) else {
+    let Some(u) = net::split_url(url).filter(|u| !u.host.is_empty()) else {
         errs.add(path, "must be a valid url");
         return;
     };
@@ -233,7 +234,7 @@ fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
     }
     match u.port {
         None | Some("") => errs.add(path, "port must be defined"),
-        Some(p) if !net_checks::is_port_text(p) => errs.add(path, "port must be a valid (1-65535)"),
+        Some(p) if net::parse_port(p).is_none() => errs.add(path, "port must be a valid (1-65535)"),
         Some(_) => {}
     }
     for (name, set) in [
@@ -250,13 +251,13 @@ fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
 
 /// A URL (http/https, valid port, a host) or else a gRPC `host:port`.
 fn check_otel_endpoint(path: &Path, endpoint: &str, errs: &mut ValidationErrors) {
-    match net_checks::split_url(endpoint) {
+    match net::split_url(endpoint) {
         Some(u) if !u.host.is_empty() => {
             if u.scheme != "http" && u.scheme != "https" {
                 errs.add(path, "URL scheme must be http or https");
             }
             if let Some(p) = u.port
-                && !net_checks::is_port_text(p)
+                && net::parse_port(p).is_none()
             {
                 errs.add(path, "port must be valid (1-65535)");
             }

@@ -8,7 +8,6 @@ pub mod backend_ref;
 pub mod checks;
 pub mod common;
 pub mod header;
-pub mod int_or_percent;
 pub mod intorstring;
 pub mod matches;
 pub mod meshaccesslog;
@@ -27,7 +26,6 @@ pub mod meshtimeout;
 pub mod meshtls;
 pub mod meshtrace;
 pub mod meshtrafficpermission;
-pub mod net_checks;
 pub mod otel;
 pub mod targetref;
 

@@ -5,8 +5,12 @@ use super::{
     Filter, FilterType, HeaderMatch, HeaderMatchType, HeaderModifier, Match, MeshHTTPRoute,
     PathMatch, PathMatchType, PathRewrite, PathRewriteType, QueryParamsMatchType, Rule,
 };
+use crate::resource::net;
+use crate::resource::policy::checks::check_regex;
 use crate::resource::policy::common::{Kinds, check_top, top_or_mesh};
-use crate::resource::policy::net_checks::{self, HEADER_NAME_REASON};
+use crate::resource::policy::header::{
+    HEADER_NAME_REASON, HeaderKeyValue, check_modifier_len, is_header_name,
+};
 use crate::resource::policy::targetref::{
     Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref,
 };
@@ -39,8 +43,6 @@ pub const MIRROR_KINDS: &[TargetRefKind] = &[MeshService, MeshServiceSubset];
 
 /// Redirect status codes Kuma's schema allows.
 const REDIRECT_CODES: &[u32] = &[301, 302, 303, 307, 308];
-/// Limit on each of set / add / remove in a header modifier.
-const MAX_HEADER_MODS: usize = 16;
 
 impl Validate for MeshHTTPRoute {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
@@ -124,7 +126,7 @@ fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
 }
 
 fn check_re(path: &Path, pattern: &str, errs: &mut ValidationErrors) {
-    net_checks::check_regex(path, pattern, "must be a valid regular expression", errs);
+    check_regex(path, pattern, "must be a valid regular expression", errs);
 }
 
 fn check_path_match(path: &Path, pm: &PathMatch, errs: &mut ValidationErrors) {
@@ -158,7 +160,7 @@ fn check_path_match(path: &Path, pm: &PathMatch, errs: &mut ValidationErrors) {
 }
 
 fn check_header_match(path: &Path, h: &HeaderMatch, errs: &mut ValidationErrors) {
-    if !net_checks::is_header_name(&h.name) {
+    if !is_header_name(&h.name) {
         errs.add(&path.field("name"), HEADER_NAME_REASON);
     }
     let value_set = h.value.as_deref().is_some_and(|v| !v.is_empty());
@@ -259,7 +261,7 @@ fn check_filter(
             m.backend_ref
                 .check(&p.field("backendRef"), MIRROR_KINDS, errs);
             if let Some(pct) = &m.percentage {
-                pct.check(&p.field("percentage"), errs);
+                pct.check_percentage(&p.field("percentage"), true, errs);
             }
         }
     }
@@ -290,41 +292,45 @@ fn check_path_rewrite(
 
 /// A hostname that is not an IP address (Gateway API `PreciseHostname`).
 fn check_precise_hostname(path: &Path, h: &str, errs: &mut ValidationErrors) {
-    if net_checks::is_ip(h) {
+    if net::is_ip(h) {
         errs.add(path, "cannot be an IP address");
-    } else if let Some(reason) = net_checks::dns1123_subdomain_violation(h) {
+    } else if let Some(reason) = net::dns1123_subdomain_violation(h) {
         errs.add(path, reason);
     }
 }
 
+/// Route header modifiers: some action, at most 16 entries per list, and each
+/// header name (valid) in one entry of one list only.
 fn check_header_modifier(path: &Path, m: &HeaderModifier, errs: &mut ValidationErrors) {
     if m.set.is_none() && m.add.is_none() && m.remove.is_none() {
         errs.add(path, "must have at least one defined: set, add, remove");
         return;
     }
-    let mut seen = BTreeSet::new();
-    let mut name = |p: Path, n: &str, errs: &mut ValidationErrors| {
-        if !net_checks::is_header_name(n) {
-            errs.add(&p, HEADER_NAME_REASON);
-        } else if !seen.insert(n.to_string()) {
-            errs.add(&p, "duplicate header name");
-        }
+    let names = |l: &Option<Vec<HeaderKeyValue>>| -> Vec<String> {
+        l.iter().flatten().map(|kv| kv.name.clone()).collect()
     };
-    for (field, list) in [("set", &m.set), ("add", &m.add)] {
-        let items = list.as_deref().unwrap_or_default();
-        if items.len() > MAX_HEADER_MODS {
-            errs.add(&path.field(field), "must have at most 16 items");
+    let removes: Vec<String> = m.remove.iter().flatten().cloned().collect();
+    let mut seen = BTreeSet::new();
+    // `set` / `add` entries are `{name, value}`; `remove` lists bare names.
+    for (field, list, keyed) in [
+        ("set", names(&m.set), true),
+        ("add", names(&m.add), true),
+        ("remove", removes, false),
+    ] {
+        let lp = path.field(field);
+        check_modifier_len(&lp, list.len(), errs);
+        for (i, n) in list.into_iter().enumerate() {
+            let p = if keyed {
+                lp.index(i).field("name")
+            } else {
+                lp.index(i)
+            };
+            if !is_header_name(&n) {
+                errs.add(&p, HEADER_NAME_REASON);
+            } else if !seen.insert(n) {
+                errs.add(&p, "duplicate header name");
+            }
         }
-        for (i, kv) in items.iter().enumerate() {
-            name(path.field(field).index(i).field("name"), &kv.name, errs);
-        }
-    }
-    let removes = m.remove.as_deref().unwrap_or_default();
-    if removes.len() > MAX_HEADER_MODS {
-        errs.add(&path.field("remove"), "must have at most 16 items");
-    }
-    for (i, n) in removes.iter().enumerate() {
-        name(path.field("remove").index(i), n, errs);
     }
 }
 
