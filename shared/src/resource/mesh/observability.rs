@@ -1,7 +1,7 @@
 //! The Mesh's legacy observability backends: `tracing`, `logging` and `metrics`
 //! (the last one also the type of a Dataplane's `metrics` override).
 
-use super::checks::{check_backend_names, check_default_backend};
+use super::checks::{DefaultBackend, check_backend_list};
 use crate::resource::Tags;
 use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
@@ -200,15 +200,12 @@ pub enum PrometheusTlsMode {
 impl Validate for Tracing {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
-        check_backend_names(&path.field("backends"), &names, errs);
-        check_default_backend(
-            &path.field("defaultBackend"),
-            self.default_backend.as_deref(),
-            &names,
-            "has to be set to one of the tracing backend in mesh",
-            errs,
-        );
-        self.backends.validate(&path.field("backends"), errs);
+        let default = DefaultBackend {
+            field: "defaultBackend",
+            name: self.default_backend.as_deref(),
+            unknown: "has to be set to one of the tracing backend in mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 
@@ -301,15 +298,12 @@ fn refuse_foreign(path: &Path, fields: &[(&str, bool)], ty: &str, errs: &mut Val
 impl Validate for Logging {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
-        check_backend_names(&path.field("backends"), &names, errs);
-        check_default_backend(
-            &path.field("defaultBackend"),
-            self.default_backend.as_deref(),
-            &names,
-            "has to be set to one of the logging backend in mesh",
-            errs,
-        );
-        self.backends.validate(&path.field("backends"), errs);
+        let default = DefaultBackend {
+            field: "defaultBackend",
+            name: self.default_backend.as_deref(),
+            unknown: "has to be set to one of the logging backend in mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 
@@ -349,15 +343,12 @@ impl Validate for Metrics {
             .iter()
             .map(|b| b.name.as_deref().unwrap_or_default())
             .collect();
-        check_backend_names(&path.field("backends"), &names, errs);
-        check_default_backend(
-            &path.field("enabledBackend"),
-            self.enabled_backend.as_deref(),
-            &names,
-            "has to be set to one of the backends in the mesh",
-            errs,
-        );
-        self.backends.validate(&path.field("backends"), errs);
+        let default = DefaultBackend {
+            field: "enabledBackend",
+            name: self.enabled_backend.as_deref(),
+            unknown: "has to be set to one of the backends in the mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 

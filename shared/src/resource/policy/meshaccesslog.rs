@@ -4,7 +4,7 @@
 //! Kuma: `pkg/plugins/policies/meshaccesslog/api/v1alpha1`.
 
 use super::checks::is_unix_file_path;
-use super::common::{From, Kinds, To, check_from, check_sections, check_to, check_top};
+use super::common::{From, Kinds, Sections, To, check_directional, check_from, check_to};
 use super::matches::{Match, SpiffeIdError, check_spiffe_id};
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
@@ -148,20 +148,9 @@ pub const FROM_KINDS: &[TargetRefKind] = &[Mesh];
 
 impl Validate for MeshAccessLog {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let len = |v: Option<usize>| v.unwrap_or(0);
-        let (to, from, rules) = (
-            self.to.as_ref().map(Vec::len),
-            self.from.as_ref().map(Vec::len),
-            self.rules.as_ref().map(Vec::len),
-        );
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: TO_KINDS,
-            from: FROM_KINDS,
-            inbound: len(from) + len(rules) > 0,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        check_sections(path, to, from, rules, true, errs);
+        let sections = Sections::new(&self.to, &self.from, &self.rules);
+        let kinds = Kinds::new(TOP_KINDS, TO_KINDS, FROM_KINDS);
+        let kinds = check_directional(path, &self.target_ref, &sections, kinds, true, errs);
         check_to(path, &self.to, kinds, errs);
         check_from(path, &self.from, kinds, errs);
         for (i, rule) in self.rules.iter().flatten().enumerate() {

@@ -4,7 +4,7 @@
 //! Kuma: `pkg/plugins/policies/meshmetric/api/v1alpha1`.
 
 use super::checks::check_regex;
-use super::common::{Kinds, check_top};
+use super::common::check_single_item;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::Duration;
@@ -177,14 +177,7 @@ pub const TOP_KINDS: &[TargetRefKind] = &[
 
 impl Validate for MeshMetric {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 

@@ -3,7 +3,7 @@
 //! domains / IPs / CIDRs listed in `appendMatch` (concatenated across policies).
 //! Kuma: `pkg/plugins/policies/meshpassthrough/api/v1alpha1`.
 
-use super::common::{Kinds, check_top};
+use super::common::check_single_item;
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
@@ -95,14 +95,7 @@ const L7_PORT_REASON: &str = "using the same port in multiple matches requires t
 
 impl Validate for MeshPassthrough {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 

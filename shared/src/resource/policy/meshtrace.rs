@@ -2,7 +2,7 @@
 //! listener of the selected proxies, to one Zipkin, Datadog or OpenTelemetry
 //! collector. Kuma: `pkg/plugins/policies/meshtrace/api/v1alpha1`.
 
-use super::common::{Kinds, check_top};
+use super::common::check_single_item;
 use super::intorstring::IntOrString;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
@@ -138,14 +138,7 @@ pub const TOP_KINDS: &[TargetRefKind] = &[
 
 impl Validate for MeshTrace {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 

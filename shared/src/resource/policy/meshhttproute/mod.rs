@@ -12,6 +12,7 @@ use super::targetref::TargetRef;
 use serde::{Deserialize, Serialize};
 
 pub use super::header::{HeaderKeyValue, HeaderMatch, HeaderMatchType};
+pub(crate) use validation::check_route_top;
 pub use validation::{BACKEND_KINDS, MIRROR_KINDS, TO_KINDS, TO_KINDS_GATEWAY, TOP_KINDS};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -7,18 +7,17 @@ use super::{
 };
 use crate::resource::net;
 use crate::resource::policy::checks::check_regex;
-use crate::resource::policy::common::{Kinds, check_top, top_or_mesh};
+use crate::resource::policy::common::{Kinds, check_to_target_ref, check_top, top_or_mesh};
 use crate::resource::policy::header::{
     HEADER_NAME_REASON, HeaderKeyValue, check_modifier_len, is_header_name,
 };
-use crate::resource::policy::targetref::{
-    Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref,
-};
+use crate::resource::policy::targetref::{TargetRef, TargetRefKind};
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use std::collections::BTreeSet;
 
-/// Top-level kinds over Kuma 2.9–2.14 (MeshGateway for gateway routes).
+/// Top-level kinds over Kuma 2.9–2.14 (MeshGateway for gateway routes). The kind
+/// lists are MeshTCPRoute's too.
 pub const TOP_KINDS: &[TargetRefKind] = &[
     Mesh,
     MeshSubset,
@@ -44,25 +43,30 @@ pub const MIRROR_KINDS: &[TargetRefKind] = &[MeshService, MeshServiceSubset];
 /// Redirect status codes Kuma's schema allows.
 const REDIRECT_CODES: &[u32] = &[301, 302, 303, 307, 308];
 
+/// What MeshHTTPRoute and MeshTCPRoute check first: the top-level targetRef.
+/// Returns it (Mesh when omitted) and the kinds `to[].targetRef` may take under it.
+pub(crate) fn check_route_top(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    errs: &mut ValidationErrors,
+) -> (TargetRef, &'static [TargetRefKind]) {
+    check_top(path, target_ref, Kinds::top_only(TOP_KINDS), errs);
+    let top = top_or_mesh(target_ref);
+    let to_kinds = if top.kind == MeshGateway {
+        TO_KINDS_GATEWAY
+    } else {
+        TO_KINDS
+    };
+    (top, to_kinds)
+}
+
 impl Validate for MeshHTTPRoute {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        let top = top_or_mesh(&self.target_ref);
+        let (top, to_kinds) = check_route_top(path, &self.target_ref, errs);
         let gateway = top.kind == MeshGateway;
         for (i, to) in self.to.iter().flatten().enumerate() {
             let p = path.field("to").index(i);
-            let rules = SlotRules {
-                slot: Slot::To,
-                allowed: if gateway { TO_KINDS_GATEWAY } else { TO_KINDS },
-                section_name_allowed: false,
-            };
-            check_target_ref(&p.field("targetRef"), &to.target_ref, rules, errs);
+            check_to_target_ref(&p.field("targetRef"), &to.target_ref, to_kinds, errs);
             if !gateway && to.hostnames.as_ref().is_some_and(|h| !h.is_empty()) {
                 errs.add(&p.field("hostnames"), "must not be defined");
             }
