@@ -13,6 +13,8 @@ pub mod mesh;
 pub mod net;
 pub mod policy;
 pub mod secret;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod validate;
 pub mod zone;
 

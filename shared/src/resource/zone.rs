@@ -198,15 +198,14 @@ impl Validate for ZoneEgressSpec {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::{fields_at, parse};
 
     fn fields<T: Validate>(spec: &T) -> Vec<String> {
-        let mut e = ValidationErrors::new();
-        spec.validate(&Path::root(), &mut e);
-        e.violations().iter().map(|v| v.field.clone()).collect()
+        fields_at(spec, &Path::root())
     }
 
     fn ingress(yaml: &str) -> ZoneIngressSpec {
-        serde_yaml_ng::from_str(yaml).unwrap()
+        parse(yaml)
     }
 
     // A complete ingress is valid and publishes its advertised endpoint.

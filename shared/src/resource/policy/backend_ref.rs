@@ -82,12 +82,13 @@ impl BackendRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::fields_of;
     use TargetRefKind::*;
 
     fn fields(b: &BackendRef, allowed: &[TargetRefKind]) -> Vec<String> {
         let mut errs = ValidationErrors::new();
         b.check(&Path::root().field("b"), allowed, &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        fields_of(&errs)
     }
 
     // A MeshMultiZoneService backend needs a port; ports must be in range.

@@ -148,11 +148,10 @@ impl Validate for HeaderMatch {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::fields_at;
 
     fn fields<T: Validate>(v: &T) -> Vec<String> {
-        let mut errs = ValidationErrors::new();
-        v.validate(&Path::root().field("h"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        fields_at(v, &Path::root().field("h"))
     }
 
     // Header names are lower-case tokens; upper case and spaces are refused.

@@ -185,11 +185,10 @@ pub fn check_spiffe_id(id: &str) -> Result<(), SpiffeIdError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::fields_at;
 
     fn fields(m: &Match) -> Vec<String> {
-        let mut errs = ValidationErrors::new();
-        m.validate(&Path::root().field("m"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        fields_at(m, &Path::root().field("m"))
     }
 
     // SPIFFE IDs: trust domain required and lower case; clean path segments.

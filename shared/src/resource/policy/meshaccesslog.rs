@@ -291,12 +291,10 @@ fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshAccessLog = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshAccessLog>(yaml)
     }
 
     // Kuma's documented example (tcp json to the mesh, file plain for a service) is valid.

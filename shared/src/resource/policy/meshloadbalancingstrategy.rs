@@ -257,12 +257,10 @@ fn is_prime(n: u32) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshLoadBalancingStrategy = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshLoadBalancingStrategy>(yaml)
     }
 
     // Per-type settings: ring sizes, Maglev prime table, least-request choices.

@@ -183,15 +183,10 @@ fn check_value(p: &Path, m: &Match, proto: Protocol, errs: &mut ValidationErrors
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshPassthrough = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshPassthrough>(yaml)
     }
 
     // The documented kinds of matches are valid together.

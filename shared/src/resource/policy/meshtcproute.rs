@@ -77,12 +77,10 @@ impl Validate for MeshTCPRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshTCPRoute = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshTCPRoute>(yaml)
     }
 
     // A weighted split across real services is valid.

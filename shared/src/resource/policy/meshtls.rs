@@ -152,15 +152,10 @@ fn check_version(path: &Path, v: &Version, errs: &mut ValidationErrors) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshTLS = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshTLS>(yaml)
     }
 
     // Mesh-wide TLS settings with an ordered version range are valid.

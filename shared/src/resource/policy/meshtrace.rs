@@ -263,15 +263,10 @@ fn check_otel_endpoint(path: &Path, endpoint: &str, errs: &mut ValidationErrors)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshTrace = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshTrace>(yaml)
     }
 
     // Each backend type with its documented fields is valid.

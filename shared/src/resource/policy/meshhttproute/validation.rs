@@ -341,15 +341,10 @@ fn check_header_modifier(path: &Path, m: &HeaderModifier, errs: &mut ValidationE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshHTTPRoute = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshHTTPRoute>(yaml)
     }
 
     fn route(rule: &str) -> String {
