@@ -26,6 +26,24 @@ pub fn non_empty<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|v| !v.is_empty())
 }
 
+/// The section a `type` field names (`file` for `type: File`...): its path and
+/// value, or `None` after reporting it [`MUST_BE_DEFINED`].
+pub fn required<'a, T>(
+    path: &Path,
+    field: &str,
+    section: &'a Option<T>,
+    errs: &mut ValidationErrors,
+) -> Option<(Path, &'a T)> {
+    let p = path.field(field);
+    match section {
+        None => {
+            errs.add(&p, MUST_BE_DEFINED);
+            None
+        }
+        Some(s) => Some((p, s)),
+    }
+}
+
 /// Kuma's `MustHaveAtLeastOne`.
 pub fn at_least_one(fields: &[&str]) -> String {
     format!("must have at least one defined: {}", fields.join(", "))

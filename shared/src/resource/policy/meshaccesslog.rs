@@ -3,7 +3,7 @@
 //! kuma-dp) or an OpenTelemetry collector.
 //! Kuma: `pkg/plugins/policies/meshaccesslog/api/v1alpha1`.
 
-use super::checks::is_unix_file_path;
+use super::checks::{is_unix_file_path, required};
 use super::common::{From, Kinds, Sections, To, check_directional, check_from, check_to};
 use super::matches::{Match, SpiffeIdError, check_spiffe_id};
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
@@ -179,9 +179,7 @@ impl Validate for Backend {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         match self.r#type {
             BackendType::File => {
-                let p = path.field("file");
-                let Some(f) = &self.file else {
-                    errs.add(&p, "must be defined");
+                let Some((p, f)) = required(path, "file", &self.file, errs) else {
                     return;
                 };
                 if let Some(fmt) = &f.format {
@@ -192,9 +190,7 @@ impl Validate for Backend {
                 }
             }
             BackendType::Tcp => {
-                let p = path.field("tcp");
-                let Some(t) = &self.tcp else {
-                    errs.add(&p, "must be defined");
+                let Some((p, t)) = required(path, "tcp", &self.tcp, errs) else {
                     return;
                 };
                 if let Some(fmt) = &t.format {
@@ -205,9 +201,8 @@ impl Validate for Backend {
                 }
             }
             BackendType::OpenTelemetry => {
-                let p = path.field("openTelemetry");
-                let Some(o) = &self.open_telemetry else {
-                    errs.add(&p, "must be defined");
+                let Some((p, o)) = required(path, "openTelemetry", &self.open_telemetry, errs)
+                else {
                     return;
                 };
                 check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs);
@@ -233,9 +228,7 @@ impl Validate for Format {
                 Some(_) => {}
             },
             FormatType::Json => {
-                let p = path.field("json");
-                let Some(items) = &self.json else {
-                    errs.add(&p, "must be defined");
+                let Some((p, items)) = required(path, "json", &self.json, errs) else {
                     return;
                 };
                 if items.is_empty() {

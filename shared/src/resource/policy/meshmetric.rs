@@ -3,7 +3,7 @@
 //! scrape endpoint on the proxy, or push to an OpenTelemetry collector).
 //! Kuma: `pkg/plugins/policies/meshmetric/api/v1alpha1`.
 
-use super::checks::check_regex;
+use super::checks::{check_regex, required};
 use super::common::check_single_item;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
@@ -225,9 +225,7 @@ impl Validate for Backend {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         match self.r#type {
             BackendType::Prometheus => {
-                let p = path.field("prometheus");
-                let Some(prom) = &self.prometheus else {
-                    errs.add(&p, "must be defined");
+                let Some((p, prom)) = required(path, "prometheus", &self.prometheus, errs) else {
                     return;
                 };
                 if let Some(port) = prom.port {
@@ -240,9 +238,8 @@ impl Validate for Backend {
                 }
             }
             BackendType::OpenTelemetry => {
-                let p = path.field("openTelemetry");
-                let Some(o) = &self.open_telemetry else {
-                    errs.add(&p, "must be defined");
+                let Some((p, o)) = required(path, "openTelemetry", &self.open_telemetry, errs)
+                else {
                     return;
                 };
                 if let Some(e) = check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs) {

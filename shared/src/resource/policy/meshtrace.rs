@@ -2,6 +2,7 @@
 //! listener of the selected proxies, to one Zipkin, Datadog or OpenTelemetry
 //! collector. Kuma: `pkg/plugins/policies/meshtrace/api/v1alpha1`.
 
+use super::checks::required;
 use super::common::check_single_item;
 use super::intorstring::IntOrString;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
@@ -185,27 +186,22 @@ impl Validate for Backend {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         match self.r#type {
             BackendType::Datadog => {
-                let p = path.field("datadog");
-                match &self.datadog {
-                    None => errs.add(&p, "must be defined"),
-                    Some(d) => check_datadog_url(&p.field("url"), &d.url, errs),
+                if let Some((p, d)) = required(path, "datadog", &self.datadog, errs) {
+                    check_datadog_url(&p.field("url"), &d.url, errs);
                 }
             }
             BackendType::Zipkin => {
-                let p = path.field("zipkin");
-                match &self.zipkin {
-                    None => errs.add(&p, "must be defined"),
-                    Some(z) if z.url.is_empty() => errs.add(&p.field("url"), "must not be empty"),
-                    Some(z) if !net::is_url(&z.url) => {
-                        errs.add(&p.field("url"), "must be a valid url")
+                if let Some((p, z)) = required(path, "zipkin", &self.zipkin, errs) {
+                    if z.url.is_empty() {
+                        errs.add(&p.field("url"), "must not be empty");
+                    } else if !net::is_url(&z.url) {
+                        errs.add(&p.field("url"), "must be a valid url");
                     }
-                    Some(_) => {}
                 }
             }
             BackendType::OpenTelemetry => {
-                let p = path.field("openTelemetry");
-                let Some(o) = &self.open_telemetry else {
-                    errs.add(&p, "must be defined");
+                let Some((p, o)) = required(path, "openTelemetry", &self.open_telemetry, errs)
+                else {
                     return;
                 };
                 if let Some(e) = check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs) {

@@ -6,7 +6,7 @@ use super::{
     PathMatch, PathMatchType, PathRewrite, PathRewriteType, QueryParamsMatchType, Rule,
 };
 use crate::resource::net;
-use crate::resource::policy::checks::check_regex;
+use crate::resource::policy::checks::{check_regex, required};
 use crate::resource::policy::common::{Kinds, check_to_target_ref, check_top, top_or_mesh};
 use crate::resource::policy::header::{
     HEADER_NAME_REASON, HeaderKeyValue, check_modifier_len, is_header_name,
@@ -188,6 +188,22 @@ fn all_prefix(matches: &[Match]) -> bool {
     })
 }
 
+/// The new hostname and path a redirect or a rewrite gives.
+fn check_host_and_path(
+    path: &Path,
+    hostname: &Option<String>,
+    rewrite: &Option<PathRewrite>,
+    matches: &[Match],
+    errs: &mut ValidationErrors,
+) {
+    if let Some(h) = hostname {
+        check_precise_hostname(&path.field("hostname"), h, errs);
+    }
+    if let Some(rw) = rewrite {
+        check_path_rewrite(&path.field("path"), rw, matches, errs);
+    }
+}
+
 fn check_filter(
     path: &Path,
     f: &Filter,
@@ -196,32 +212,21 @@ fn check_filter(
     errs: &mut ValidationErrors,
 ) {
     match f.r#type {
-        FilterType::RequestHeaderModifier => {
-            let p = path.field("requestHeaderModifier");
-            match &f.request_header_modifier {
-                None => errs.add(&p, "must be defined"),
-                Some(m) => check_header_modifier(&p, m, errs),
-            }
-        }
-        FilterType::ResponseHeaderModifier => {
-            let p = path.field("responseHeaderModifier");
-            match &f.response_header_modifier {
-                None => errs.add(&p, "must be defined"),
-                Some(m) => check_header_modifier(&p, m, errs),
+        FilterType::RequestHeaderModifier | FilterType::ResponseHeaderModifier => {
+            let (field, block) = if f.r#type == FilterType::RequestHeaderModifier {
+                ("requestHeaderModifier", &f.request_header_modifier)
+            } else {
+                ("responseHeaderModifier", &f.response_header_modifier)
+            };
+            if let Some((p, m)) = required(path, field, block, errs) {
+                check_header_modifier(&p, m, errs);
             }
         }
         FilterType::RequestRedirect => {
-            let p = path.field("requestRedirect");
-            let Some(r) = &f.request_redirect else {
-                errs.add(&p, "must be defined");
+            let Some((p, r)) = required(path, "requestRedirect", &f.request_redirect, errs) else {
                 return;
             };
-            if let Some(h) = &r.hostname {
-                check_precise_hostname(&p.field("hostname"), h, errs);
-            }
-            if let Some(rw) = &r.path {
-                check_path_rewrite(&p.field("path"), rw, matches, errs);
-            }
+            check_host_and_path(&p, &r.hostname, &r.path, matches, errs);
             if let Some(port) = r.port {
                 validate::check_port(&p.field("port"), port, errs);
             }
@@ -235,17 +240,10 @@ fn check_filter(
             }
         }
         FilterType::UrlRewrite => {
-            let p = path.field("urlRewrite");
-            let Some(r) = &f.url_rewrite else {
-                errs.add(&p, "must be defined");
+            let Some((p, r)) = required(path, "urlRewrite", &f.url_rewrite, errs) else {
                 return;
             };
-            if let Some(h) = &r.hostname {
-                check_precise_hostname(&p.field("hostname"), h, errs);
-            }
-            if let Some(rw) = &r.path {
-                check_path_rewrite(&p.field("path"), rw, matches, errs);
-            }
+            check_host_and_path(&p, &r.hostname, &r.path, matches, errs);
             if r.host_to_backend_hostname == Some(true) {
                 let hp = p.field("hostToBackendHostname");
                 if top.kind != MeshGateway {
@@ -257,9 +255,7 @@ fn check_filter(
             }
         }
         FilterType::RequestMirror => {
-            let p = path.field("requestMirror");
-            let Some(m) = &f.request_mirror else {
-                errs.add(&p, "must be defined");
+            let Some((p, m)) = required(path, "requestMirror", &f.request_mirror, errs) else {
                 return;
             };
             m.backend_ref
