@@ -72,12 +72,7 @@ impl<'a> Kinds<'a> {
 
     /// A policy with a top-level targetRef only (single-item policies, routes).
     pub const fn top_only(top: &'a [TargetRefKind]) -> Self {
-        Kinds {
-            top,
-            to: &[],
-            from: &[],
-            inbound: false,
-        }
+        Kinds::new(top, &[], &[])
     }
 }
 

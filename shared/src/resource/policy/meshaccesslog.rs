@@ -5,13 +5,15 @@
 
 use super::checks::{is_unix_file_path, required};
 use super::common::{From, Kinds, Sections, To, check_directional, check_from, check_to};
-use super::matches::{Match, SpiffeIdError, check_spiffe_id};
+use super::matches::{SpiffeIdError, check_spiffe_id};
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::net;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
+
+pub use super::matches::{Match, SniMatch, SniMatchType, SpiffeIdMatch, SpiffeIdMatchType};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
