@@ -10,8 +10,11 @@ pub mod canonical;
 pub mod dataplane;
 pub mod duration;
 pub mod mesh;
+pub mod net;
 pub mod policy;
 pub mod secret;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod validate;
 pub mod zone;
 

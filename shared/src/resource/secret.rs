@@ -191,15 +191,11 @@ impl Validate for DataSource {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::{pairs_of, validate_at};
     use serde_json::json;
 
     fn check(spec: &SecretSpec) -> Vec<(String, String)> {
-        let mut e = ValidationErrors::new();
-        spec.validate(&Path::root(), &mut e);
-        e.violations()
-            .iter()
-            .map(|v| (v.field.clone(), v.reason.clone()))
-            .collect()
+        pairs_of(&validate_at(spec, &Path::root()))
     }
 
     // Present, well-formed base64 is accepted in both alphabets, padded or not.

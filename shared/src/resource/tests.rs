@@ -1,11 +1,8 @@
 //! Envelope tests: what `from_value` accepts and refuses, independent of any one spec.
 
 use super::*;
+use crate::resource::test_support::fields_of as fields;
 use serde_json::json;
-
-fn fields(e: &ValidationErrors) -> Vec<&str> {
-    e.violations().iter().map(|v| v.field.as_str()).collect()
-}
 
 // Missing or unknown `type`, and a missing name, are each reported.
 #[test]

@@ -139,7 +139,7 @@ impl<T: Validate> Validate for Vec<T> {
 }
 
 /// Longest name Kuma (and Kubernetes) accept.
-pub const MAX_NAME_LEN: usize = 253;
+pub const MAX_NAME_LEN: usize = super::net::DNS1123_MAX;
 
 /// RFC 1123 subdomain: lower-case alphanumerics, `-` and `.`, each dot-separated
 /// label starting and ending with an alphanumeric, at most 253 characters.
@@ -158,15 +158,7 @@ pub fn check_name(path: &Path, name: &str, errs: &mut ValidationErrors) {
         );
         return;
     }
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    };
-    if !name.split('.').all(label_ok) {
+    if !super::net::is_dns1123_subdomain(name) {
         errs.add(
             path,
             "invalid name: must be a lower case RFC 1123 subdomain: lower case alphanumeric \

@@ -108,18 +108,53 @@ impl Validate for ZoneSpec {
     fn validate(&self, _path: &Path, _errs: &mut ValidationErrors) {}
 }
 
-fn check_zone(path: &Path, zone: Option<&str>, errs: &mut ValidationErrors) {
-    if let Some(z) = zone {
-        validate::check_name(path, z, errs);
-    }
+/// The listener of a zone proxy's `networking`.
+struct Listener<'a> {
+    address: &'a str,
+    port: u32,
+    /// ZoneIngress only: the address and port other zones connect to.
+    advertised: Option<(Option<&'a str>, Option<u32>)>,
+    admin: Option<&'a EnvoyAdmin>,
 }
 
-/// Admin listens on localhost; it must not take the proxy's own port.
-fn check_admin(path: &Path, admin: Option<&EnvoyAdmin>, port: u32, errs: &mut ValidationErrors) {
-    if let Some(admin) = admin {
-        let p = path.field("admin").field("port");
+/// What ZoneIngress and ZoneEgress share: the zone name, and a required
+/// `networking` whose listener address and ports are valid (the admin port on
+/// localhost must not be the proxy's own).
+fn check_zone_proxy(
+    path: &Path,
+    zone: Option<&str>,
+    listener: Option<Listener<'_>>,
+    errs: &mut ValidationErrors,
+) {
+    if let Some(z) = zone {
+        validate::check_name(&path.field("zone"), z, errs);
+    }
+    let np = path.field("networking");
+    let Some(l) = listener else {
+        errs.add(&np, "must be defined");
+        return;
+    };
+    addr::check_address(&np.field("address"), l.address, errs);
+    validate::check_port(&np.field("port"), l.port, errs);
+    match l.advertised {
+        Some((Some(a), Some(p))) => {
+            addr::check_advertised(&np.field("advertisedAddress"), a, errs);
+            validate::check_port(&np.field("advertisedPort"), p, errs);
+        }
+        Some((Some(_), None)) => errs.add(
+            &np.field("advertisedPort"),
+            "has to be defined with advertisedAddress",
+        ),
+        Some((None, Some(_))) => errs.add(
+            &np.field("advertisedAddress"),
+            "has to be defined with advertisedPort",
+        ),
+        Some((None, None)) | None => {}
+    }
+    if let Some(admin) = l.admin {
+        let p = np.field("admin").field("port");
         validate::check_port(&p, admin.port, errs);
-        if admin.port != 0 && admin.port == port {
+        if admin.port != 0 && admin.port == l.port {
             errs.add(&p, "must differ from port");
         }
     }
@@ -127,31 +162,13 @@ fn check_admin(path: &Path, admin: Option<&EnvoyAdmin>, port: u32, errs: &mut Va
 
 impl Validate for ZoneIngressSpec {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        check_zone(&path.field("zone"), self.zone.as_deref(), errs);
-        let np = path.field("networking");
-        match &self.networking {
-            None => errs.add(&np, "must be defined"),
-            Some(n) => {
-                addr::check_address(&np.field("address"), &n.address, errs);
-                validate::check_port(&np.field("port"), n.port, errs);
-                match (&n.advertised_address, n.advertised_port) {
-                    (Some(a), Some(p)) => {
-                        addr::check_advertised(&np.field("advertisedAddress"), a, errs);
-                        validate::check_port(&np.field("advertisedPort"), p, errs);
-                    }
-                    (Some(_), None) => errs.add(
-                        &np.field("advertisedPort"),
-                        "has to be defined with advertisedAddress",
-                    ),
-                    (None, Some(_)) => errs.add(
-                        &np.field("advertisedAddress"),
-                        "has to be defined with advertisedPort",
-                    ),
-                    (None, None) => {}
-                }
-                check_admin(&np, n.admin.as_ref(), n.port, errs);
-            }
-        }
+        let listener = self.networking.as_ref().map(|n| Listener {
+            address: &n.address,
+            port: n.port,
+            advertised: Some((n.advertised_address.as_deref(), n.advertised_port)),
+            admin: n.admin.as_ref(),
+        });
+        check_zone_proxy(path, self.zone.as_deref(), listener, errs);
         for (i, s) in self.available_services.iter().enumerate() {
             let p = path.field("availableServices").index(i);
             if !s.tags.contains_key(tags::SERVICE) {
@@ -167,16 +184,13 @@ impl Validate for ZoneIngressSpec {
 
 impl Validate for ZoneEgressSpec {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        check_zone(&path.field("zone"), self.zone.as_deref(), errs);
-        let np = path.field("networking");
-        match &self.networking {
-            None => errs.add(&np, "must be defined"),
-            Some(n) => {
-                addr::check_address(&np.field("address"), &n.address, errs);
-                validate::check_port(&np.field("port"), n.port, errs);
-                check_admin(&np, n.admin.as_ref(), n.port, errs);
-            }
-        }
+        let listener = self.networking.as_ref().map(|n| Listener {
+            address: &n.address,
+            port: n.port,
+            advertised: None,
+            admin: n.admin.as_ref(),
+        });
+        check_zone_proxy(path, self.zone.as_deref(), listener, errs);
     }
 }
 
@@ -184,15 +198,14 @@ impl Validate for ZoneEgressSpec {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::{fields_at, parse};
 
     fn fields<T: Validate>(spec: &T) -> Vec<String> {
-        let mut e = ValidationErrors::new();
-        spec.validate(&Path::root(), &mut e);
-        e.violations().iter().map(|v| v.field.clone()).collect()
+        fields_at(spec, &Path::root())
     }
 
     fn ingress(yaml: &str) -> ZoneIngressSpec {
-        serde_yaml_ng::from_str(yaml).unwrap()
+        parse(yaml)
     }
 
     // A complete ingress is valid and publishes its advertised endpoint.

@@ -1,35 +1,9 @@
-//! Address checks shared by the proxy resources (Dataplane, ZoneIngress,
-//! ZoneEgress) and the Mesh's observability backends.
+//! Address rules shared by the proxy resources (Dataplane, ZoneIngress,
+//! ZoneEgress), on the syntax checks of [`crate::resource::net`].
 
+use crate::resource::net::{is_dns_name, is_ip, is_unspecified};
 use crate::resource::validate::{Path, ValidationErrors};
 use std::net::IpAddr;
-
-pub(crate) fn is_ip(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok()
-}
-
-/// `0.0.0.0` or `::` (any spelling of an unspecified address).
-pub(crate) fn is_unspecified(s: &str) -> bool {
-    s.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
-}
-
-/// A DNS name as Kuma's validator (govalidator) accepts it: dot-separated labels
-/// of letters, digits, `-` and `_`, each 1–63 characters not starting with `-`,
-/// an optional trailing dot, at most 255 characters without the dots; not an IP.
-pub(crate) fn is_dns_name(s: &str) -> bool {
-    if s.is_empty() || s.len() > 255 + s.matches('.').count() || is_ip(s) {
-        return false;
-    }
-    let s = s.strip_suffix('.').unwrap_or(s);
-    s.split('.').all(|label| {
-        let b = label.as_bytes();
-        !b.is_empty()
-            && b.len() <= 63
-            && b[0] != b'-'
-            && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
-    })
-}
 
 /// Kuma's check of a proxy's `networking.address`: required, not a wildcard,
 /// an IP or a DNS name. `path` is the address field itself.
@@ -68,48 +42,10 @@ pub(crate) fn overlap(a: &str, b: &str) -> bool {
     }
 }
 
-/// Go's `net.SplitHostPort` for the forms users write: `host:port`, `[v6]:port`.
-pub(crate) fn split_host_port(s: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = after.strip_prefix(':')?;
-        return Some((host, port));
-    }
-    let (host, port) = s.rsplit_once(':')?;
-    if host.contains(':') {
-        return None;
-    }
-    Some((host, port))
-}
-
-/// A decimal port in 1..=65535.
-pub(crate) fn parse_port(s: &str) -> Option<u16> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    s.parse::<u16>().ok().filter(|p| *p != 0)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    // IPs and DNS names are told apart the way Kuma's validator does.
-    #[test]
-    fn ips_and_names() {
-        for ok in ["10.0.0.1", "::1", "fd00::2"] {
-            assert!(is_ip(ok), "{ok}");
-            assert!(!is_dns_name(ok), "{ok}");
-        }
-        for ok in ["backend", "backend.svc.cluster.local", "my_host", "a.b."] {
-            assert!(is_dns_name(ok), "{ok}");
-        }
-        let long_label = "a".repeat(64);
-        for bad in ["", "-a", "a..b", "a b", "a/b", long_label.as_str()] {
-            assert!(!is_dns_name(bad), "{bad:?}");
-        }
-    }
 
     // Only exact or wildcard matches overlap.
     #[test]
@@ -119,18 +55,5 @@ mod tests {
         assert!(overlap("::1", "::"));
         assert!(!overlap("127.0.0.1", "10.0.0.1"));
         assert!(!overlap("127.0.0.1", "localhost"));
-    }
-
-    // host:port splitting handles IPv6 brackets and refuses bare IPv6.
-    #[test]
-    fn host_port() {
-        assert_eq!(split_host_port("a:80"), Some(("a", "80")));
-        assert_eq!(split_host_port("[::1]:80"), Some(("::1", "80")));
-        assert_eq!(split_host_port("::1"), None);
-        assert_eq!(split_host_port("a"), None);
-        assert_eq!(parse_port("80"), Some(80));
-        assert_eq!(parse_port("0"), None);
-        assert_eq!(parse_port("65536"), None);
-        assert_eq!(parse_port("+1"), None);
     }
 }

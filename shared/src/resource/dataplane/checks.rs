@@ -5,8 +5,8 @@ use super::{
     BackendKind, BackendRef, DataplaneSpec, Gateway, GatewayType, Inbound, Listener, Networking,
     Outbound, ProbeEndpoint, Probes, ReachableBackendRef, ServiceProbe, TransparentProxying, addr,
 };
-use crate::resource::tags;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
+use crate::resource::{net, tags};
 use std::collections::BTreeSet;
 
 /// Envoy's admin API listens on the loopback address.
@@ -141,13 +141,13 @@ fn check_inbound(path: &Path, inbound: &Inbound, net: &Networking, errs: &mut Va
         validate::check_port(&path.field("servicePort"), sp, errs);
     }
     if let Some(a) = &inbound.address
-        && !addr::is_ip(a)
+        && !net::is_ip(a)
     {
         errs.add(&path.field("address"), "address has to be valid IP address");
     }
     if let Some(sa) = &inbound.service_address {
         let p = path.field("serviceAddress");
-        if !addr::is_ip(sa) {
+        if !net::is_ip(sa) {
             errs.add(&p, "serviceAddress has to be valid IP address");
         }
         let iface = net.inbound_interface(inbound);
@@ -212,7 +212,7 @@ impl Validate for Outbound {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         validate::check_port(&path.field("port"), self.port, errs);
         if let Some(a) = &self.address
-            && !addr::is_ip(a)
+            && !net::is_ip(a)
         {
             errs.add(&path.field("address"), "address has to be valid IP address");
         }
@@ -335,7 +335,7 @@ impl Validate for Listener {
         }
         validate::check_port(&path.field("port"), self.port, errs);
         if let Some(a) = &self.address
-            && !addr::is_ip(a)
+            && !net::is_ip(a)
         {
             errs.add(&path.field("address"), "address has to be valid IP address");
         }

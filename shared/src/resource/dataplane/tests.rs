@@ -1,21 +1,17 @@
 use super::*;
-use crate::resource::validate::{Path, Validate, ValidationErrors};
+use crate::resource::test_support::{self, fields_at, pairs_of, validate_at};
+use crate::resource::validate::Path;
 
 fn parse(yaml: &str) -> DataplaneSpec {
-    serde_yaml_ng::from_str(yaml).unwrap()
+    test_support::parse(yaml)
 }
 
 fn violations(spec: &DataplaneSpec) -> Vec<(String, String)> {
-    let mut e = ValidationErrors::new();
-    spec.validate(&Path::root(), &mut e);
-    e.violations()
-        .iter()
-        .map(|v| (v.field.clone(), v.reason.clone()))
-        .collect()
+    pairs_of(&validate_at(spec, &Path::root()))
 }
 
 fn fields(spec: &DataplaneSpec) -> Vec<String> {
-    violations(spec).into_iter().map(|(f, _)| f).collect()
+    fields_at(spec, &Path::root())
 }
 
 const SIDECAR: &str = r#"

@@ -33,11 +33,28 @@ impl Validate for MeshSpec {
     }
 }
 
-/// Backend names are non-empty and unique (`"x" name is already used ...`).
-pub(super) fn check_backend_names(path: &Path, names: &[&str], errs: &mut ValidationErrors) {
+/// The field naming a backend list's default backend (`defaultBackend`,
+/// `enabledBackend`), what it is set to, and Kuma's words when that is no backend.
+pub(super) struct DefaultBackend<'a> {
+    pub field: &'static str,
+    pub name: Option<&'a str>,
+    pub unknown: &'static str,
+}
+
+/// A backend list (`mtls`, `tracing`, `logging`, `metrics` at `path`): names
+/// non-empty and unique (`"x" name is already used ...`), the default backend,
+/// when set, one of them, and every backend valid.
+pub(super) fn check_backend_list<B: Validate>(
+    path: &Path,
+    backends: &[B],
+    names: &[&str],
+    default: DefaultBackend<'_>,
+    errs: &mut ValidationErrors,
+) {
+    let bp = path.field("backends");
     let mut seen = BTreeSet::new();
     for (i, name) in names.iter().enumerate() {
-        let p = path.index(i).field("name");
+        let p = bp.index(i).field("name");
         if name.is_empty() {
             errs.add(&p, "cannot be empty");
         } else if !seen.insert(*name) {
@@ -47,20 +64,13 @@ pub(super) fn check_backend_names(path: &Path, names: &[&str], errs: &mut Valida
             );
         }
     }
-}
-
-/// A default/enabled backend, when set, names one of `names`.
-pub(super) fn check_default_backend(
-    path: &Path,
-    chosen: Option<&str>,
-    names: &[&str],
-    reason: &str,
-    errs: &mut ValidationErrors,
-) {
-    if let Some(c) = chosen.filter(|c| !c.is_empty())
-        && !names.contains(&c)
+    if let Some(d) = default.name.filter(|d| !d.is_empty())
+        && !names.contains(&d)
     {
-        errs.add(path, reason);
+        errs.add(&path.field(default.field), default.unknown);
+    }
+    for (i, b) in backends.iter().enumerate() {
+        b.validate(&bp.index(i), errs);
     }
 }
 
@@ -74,15 +84,12 @@ impl Validate for Mtls {
             );
         }
         let names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
-        check_backend_names(&bp, &names, errs);
-        check_default_backend(
-            &path.field("enabledBackend"),
-            self.enabled_backend.as_deref(),
-            &names,
-            "has to be set to one of the backends in the mesh",
-            errs,
-        );
-        self.backends.validate(&bp, errs);
+        let default = DefaultBackend {
+            field: "enabledBackend",
+            name: self.enabled_backend.as_deref(),
+            unknown: "has to be set to one of the backends in the mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 

@@ -1,9 +1,9 @@
 //! The Mesh's legacy observability backends: `tracing`, `logging` and `metrics`
 //! (the last one also the type of a Dataplane's `metrics` override).
 
-use super::checks::{check_backend_names, check_default_backend};
+use super::checks::{DefaultBackend, check_backend_list};
 use crate::resource::Tags;
-use crate::resource::dataplane::addr;
+use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -200,15 +200,12 @@ pub enum PrometheusTlsMode {
 impl Validate for Tracing {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
-        check_backend_names(&path.field("backends"), &names, errs);
-        check_default_backend(
-            &path.field("defaultBackend"),
-            self.default_backend.as_deref(),
-            &names,
-            "has to be set to one of the tracing backend in mesh",
-            errs,
-        );
-        self.backends.validate(&path.field("backends"), errs);
+        let default = DefaultBackend {
+            field: "defaultBackend",
+            name: self.default_backend.as_deref(),
+            unknown: "has to be set to one of the tracing backend in mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 
@@ -276,9 +273,9 @@ fn check_zipkin_url(path: &Path, url: Option<&str>, errs: &mut ValidationErrors)
         errs.add(path, "invalid URL");
         return;
     }
-    match addr::split_host_port(host_port) {
+    match net::split_host_port(host_port) {
         Some((host, port)) if !host.is_empty() => {
-            if addr::parse_port(port).is_none() {
+            if net::parse_port(port).is_none() {
                 errs.add(path, "port has to be in the range [1, 65535]");
             }
         }
@@ -301,15 +298,12 @@ fn refuse_foreign(path: &Path, fields: &[(&str, bool)], ty: &str, errs: &mut Val
 impl Validate for Logging {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let names: Vec<&str> = self.backends.iter().map(|b| b.name.as_str()).collect();
-        check_backend_names(&path.field("backends"), &names, errs);
-        check_default_backend(
-            &path.field("defaultBackend"),
-            self.default_backend.as_deref(),
-            &names,
-            "has to be set to one of the logging backend in mesh",
-            errs,
-        );
-        self.backends.validate(&path.field("backends"), errs);
+        let default = DefaultBackend {
+            field: "defaultBackend",
+            name: self.default_backend.as_deref(),
+            unknown: "has to be set to one of the logging backend in mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 
@@ -331,7 +325,7 @@ impl Validate for LoggingBackend {
             Some(LoggingBackendType::Tcp) => {
                 match conf.address.as_deref() {
                     None | Some("") => errs.add(&p.field("address"), "cannot be empty"),
-                    Some(a) => match addr::split_host_port(a) {
+                    Some(a) => match net::split_host_port(a) {
                         Some((host, port)) if !host.is_empty() && !port.is_empty() => {}
                         _ => errs.add(&p.field("address"), "has to be in format of HOST:PORT"),
                     },
@@ -349,15 +343,12 @@ impl Validate for Metrics {
             .iter()
             .map(|b| b.name.as_deref().unwrap_or_default())
             .collect();
-        check_backend_names(&path.field("backends"), &names, errs);
-        check_default_backend(
-            &path.field("enabledBackend"),
-            self.enabled_backend.as_deref(),
-            &names,
-            "has to be set to one of the backends in the mesh",
-            errs,
-        );
-        self.backends.validate(&path.field("backends"), errs);
+        let default = DefaultBackend {
+            field: "enabledBackend",
+            name: self.enabled_backend.as_deref(),
+            unknown: "has to be set to one of the backends in the mesh",
+        };
+        check_backend_list(path, &self.backends, &names, default, errs);
     }
 }
 
@@ -394,8 +385,8 @@ impl Validate for PrometheusConf {
             validate::check_port(&p.field("port"), a.port, errs);
             check_http_path(&p.field("path"), a.path.as_deref(), errs);
             if let Some(address) = a.address.as_deref()
-                && !addr::is_ip(address)
-                && !addr::is_dns_name(address)
+                && !net::is_ip(address)
+                && !net::is_dns_name(address)
             {
                 errs.add(
                     &p.field("address"),

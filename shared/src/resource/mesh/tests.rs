@@ -1,23 +1,17 @@
 use super::*;
-use crate::resource::validate::{Path, Validate, ValidationErrors};
+use crate::resource::test_support::{self, fields_at, messages_at};
+use crate::resource::validate::Path;
 
 fn parse(yaml: &str) -> MeshSpec {
-    serde_yaml_ng::from_str(yaml).unwrap()
+    test_support::parse(yaml)
 }
 
 fn fields(spec: &MeshSpec) -> Vec<String> {
-    let mut e = ValidationErrors::new();
-    spec.validate(&Path::root(), &mut e);
-    e.violations().iter().map(|v| v.field.clone()).collect()
+    fields_at(spec, &Path::root())
 }
 
 fn reasons(spec: &MeshSpec) -> Vec<String> {
-    let mut e = ValidationErrors::new();
-    spec.validate(&Path::root(), &mut e);
-    e.violations()
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.reason))
-        .collect()
+    messages_at(spec, &Path::root())
 }
 
 const BUILTIN: &str = r#"

@@ -2,7 +2,8 @@
 //! targetRef naming where traffic goes, plus a port and a weight
 //! (`api/common/v1alpha1` `BackendRef`, which embeds `TargetRef`).
 
-use super::targetref::{Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref};
+use super::common::check_to_target_ref;
+use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::Tags;
 use crate::resource::validate::{self, Path, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -66,12 +67,7 @@ impl BackendRef {
 
     /// Checks the ref against `allowed` kinds and Kuma's port rules.
     pub fn check(&self, path: &Path, allowed: &[TargetRefKind], errs: &mut ValidationErrors) {
-        let rules = SlotRules {
-            slot: Slot::To,
-            allowed,
-            section_name_allowed: false,
-        };
-        check_target_ref(path, &self.target_ref(), rules, errs);
+        check_to_target_ref(path, &self.target_ref(), allowed, errs);
         match self.port {
             Some(p) => validate::check_port(&path.field("port"), p, errs),
             None if self.kind == TargetRefKind::MeshMultiZoneService => errs.add(
@@ -86,12 +82,13 @@ impl BackendRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::fields_of;
     use TargetRefKind::*;
 
     fn fields(b: &BackendRef, allowed: &[TargetRefKind]) -> Vec<String> {
         let mut errs = ValidationErrors::new();
         b.check(&Path::root().field("b"), allowed, &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        fields_of(&errs)
     }
 
     // A MeshMultiZoneService backend needs a port; ports must be in range.

@@ -1,5 +1,8 @@
 //! Small checks the policy confs share, with Kuma's wording
-//! (`pkg/core/validators/common_validators.go`, `messages.go`).
+//! (`pkg/core/validators/common_validators.go`, `messages.go`): required and
+//! exclusive sections, gateway scopes, status codes, counts and integer
+//! percentages, file paths, bandwidths, base64 payloads and RE2 regexes.
+//! Network syntax (IPs, hostnames, URLs) is in [`crate::resource::net`].
 
 use super::targetref::{ProxyType, TargetRef, TargetRefKind};
 use crate::resource::validate::{Path, ValidationErrors};
@@ -21,6 +24,24 @@ pub fn len<T>(v: &Option<Vec<T>>) -> Option<usize> {
 /// Whether an optional list has items.
 pub fn non_empty<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+/// The section a `type` field names (`file` for `type: File`...): its path and
+/// value, or `None` after reporting it [`MUST_BE_DEFINED`].
+pub fn required<'a, T>(
+    path: &Path,
+    field: &str,
+    section: &'a Option<T>,
+    errs: &mut ValidationErrors,
+) -> Option<(Path, &'a T)> {
+    let p = path.field(field);
+    match section {
+        None => {
+            errs.add(&p, MUST_BE_DEFINED);
+            None
+        }
+        Some(s) => Some((p, s)),
+    }
 }
 
 /// Kuma's `MustHaveAtLeastOne`.
@@ -136,10 +157,23 @@ pub fn check_mes_needs_mesh_top(
     }
 }
 
+/// govalidator `IsFilePath` for Unix: absolute, no NUL (`^(/[^/\x00]*)+/?$`).
+pub fn is_unix_file_path(s: &str) -> bool {
+    s.starts_with('/') && !s.contains('\0')
+}
+
 /// Absolute file paths (Kuma's `ValidatePathOrNil`).
 pub fn check_file_path(path: &Path, file: &str, errs: &mut ValidationErrors) {
-    if !file.starts_with('/') || file.contains('\0') {
+    if !is_unix_file_path(file) {
         errs.add(path, "must be a valid path when defined");
+    }
+}
+
+/// Adds `reason` at `path` unless `pattern` is a valid RE2 regular expression
+/// (Go's `regexp.Compile`).
+pub fn check_regex(path: &Path, pattern: &str, reason: &str, errs: &mut ValidationErrors) {
+    if regex_syntax::Parser::new().parse(pattern).is_err() {
+        errs.add(path, reason);
     }
 }
 
@@ -210,6 +244,23 @@ mod tests {
             check_bandwidth(&Path::root(), bad, &mut errs);
             assert_eq!(errs.violations().len(), 1, "{bad:?}");
         }
+    }
+
+    // Absolute Unix paths only.
+    #[test]
+    fn file_paths() {
+        assert!(is_unix_file_path("/tmp/access.log") && !is_unix_file_path("#x"));
+    }
+
+    // RE2 syntax errors are reported; valid patterns are not.
+    #[test]
+    fn regexes() {
+        let mut e = ValidationErrors::new();
+        check_regex(&Path::root(), "envoy_cluster_.*", "invalid regex", &mut e);
+        assert!(e.is_empty());
+        check_regex(&Path::root(), "(unclosed", "invalid regex", &mut e);
+        check_regex(&Path::root(), "*x", "invalid regex", &mut e);
+        assert_eq!(e.violations().len(), 2);
     }
 
     // Base64 payloads: alphabet, length and padding.

@@ -1,6 +1,12 @@
 //! Building blocks shared by the targetRef policies: the `to[]` / `from[]` /
-//! `rules[]` items and the checks every directional policy makes.
+//! `rules[]` items and the checks every directional policy makes, as sequences
+//! the policies call instead of repeating them: [`check_directional`] (top-level
+//! targetRef and section rules), [`check_inbound_or_gateway`] (MeshRateLimit,
+//! MeshFaultInjection), [`check_outbound`] (outbound-only policies) and
+//! [`check_single_item`] (policies with one `default`).
 
+use super::checks::{check_gateway_split, len, non_empty};
+use super::matches::{MatchRule, check_match_rules};
 use super::targetref::{Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref};
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -49,6 +55,27 @@ pub struct Kinds<'a> {
     pub inbound: bool,
 }
 
+impl<'a> Kinds<'a> {
+    /// Kinds with `inbound` unset; [`check_directional`] works it out from the sections.
+    pub const fn new(
+        top: &'a [TargetRefKind],
+        to: &'a [TargetRefKind],
+        from: &'a [TargetRefKind],
+    ) -> Self {
+        Kinds {
+            top,
+            to,
+            from,
+            inbound: false,
+        }
+    }
+
+    /// A policy with a top-level targetRef only (single-item policies, routes).
+    pub const fn top_only(top: &'a [TargetRefKind]) -> Self {
+        Kinds::new(top, &[], &[])
+    }
+}
+
 /// Checks the top-level targetRef (if present) against the policy's allowed kinds.
 pub fn check_top(
     path: &Path,
@@ -75,14 +102,24 @@ pub fn check_to<C: Validate>(
 ) {
     for (i, item) in to.iter().flatten().enumerate() {
         let p = path.field("to").index(i);
-        let rules = SlotRules {
-            slot: Slot::To,
-            allowed: kinds.to,
-            section_name_allowed: false,
-        };
-        check_target_ref(&p.field("targetRef"), &item.target_ref, rules, errs);
+        check_to_target_ref(&p.field("targetRef"), &item.target_ref, kinds.to, errs);
         item.default.validate(&p.field("default"), errs);
     }
+}
+
+/// Checks a targetRef in the `to[]` slot (or a backend's) against `allowed`.
+pub fn check_to_target_ref(
+    path: &Path,
+    target_ref: &TargetRef,
+    allowed: &[TargetRefKind],
+    errs: &mut ValidationErrors,
+) {
+    let rules = SlotRules {
+        slot: Slot::To,
+        allowed,
+        section_name_allowed: false,
+    };
+    check_target_ref(path, target_ref, rules, errs);
 }
 
 /// Checks every `from[]` item: its targetRef against `kinds.from`, its conf with `Validate`.
@@ -134,12 +171,138 @@ pub fn check_sections(
         );
         return;
     }
-    if set(rules) && set(from) {
-        errs.add(&path.field("from"), "must be empty when 'rules' is defined");
-    }
+    check_rules_exclude_from(path, set(from), set(rules), errs);
     if rules_excludes_to && set(rules) && set(to) {
         errs.add(&path.field("to"), "must be empty when 'rules' is defined");
     }
+}
+
+/// `rules` replaces `from`: a policy with items in both is refused at `from`.
+pub fn check_rules_exclude_from(
+    path: &Path,
+    from_set: bool,
+    rules_set: bool,
+    errs: &mut ValidationErrors,
+) {
+    if from_set && rules_set {
+        errs.add(&path.field("from"), "must be empty when 'rules' is defined");
+    }
+}
+
+/// The `to` / `from` / `rules` sections of a directional policy, for the checks
+/// they share; `R` is its `rules[]` item ([`Rule`], [`MatchRule`] or its own).
+pub struct Sections<'a, C, R> {
+    pub to: &'a Option<Vec<To<C>>>,
+    pub from: &'a Option<Vec<From<C>>>,
+    pub rules: &'a Option<Vec<R>>,
+}
+
+impl<'a, C, R> Sections<'a, C, R> {
+    pub fn new(
+        to: &'a Option<Vec<To<C>>>,
+        from: &'a Option<Vec<From<C>>>,
+        rules: &'a Option<Vec<R>>,
+    ) -> Self {
+        Sections { to, from, rules }
+    }
+
+    /// Whether the policy configures inbounds: `from` or `rules` has items.
+    pub fn inbound(&self) -> bool {
+        non_empty(self.from) || non_empty(self.rules)
+    }
+}
+
+/// What every directional policy checks first: the top-level targetRef (with
+/// `kinds.inbound` set when the sections configure inbounds) and Kuma's section
+/// rules ([`check_sections`]). Returns the kinds for the item checks.
+pub fn check_directional<'k, C, R>(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    sections: &Sections<'_, C, R>,
+    kinds: Kinds<'k>,
+    rules_excludes_to: bool,
+    errs: &mut ValidationErrors,
+) -> Kinds<'k> {
+    let kinds = Kinds {
+        inbound: sections.inbound(),
+        ..kinds
+    };
+    check_top(path, target_ref, kinds, errs);
+    check_sections(
+        path,
+        len(sections.to),
+        len(sections.from),
+        len(sections.rules),
+        rules_excludes_to,
+        errs,
+    );
+    kinds
+}
+
+/// MeshRateLimit and MeshFaultInjection: sidecars take them on their inbounds
+/// (`from[]` / `rules[]`), gateways on their outbounds (`to[]`). After
+/// [`check_directional`], the sections that do not fit the scope are refused
+/// ([`check_gateway_split`]) and the items of those that do are checked.
+pub fn check_inbound_or_gateway<C: Validate>(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    sections: &Sections<'_, C, MatchRule<C>>,
+    kinds: Kinds<'_>,
+    rules_excludes_to: bool,
+    errs: &mut ValidationErrors,
+) {
+    let kinds = check_directional(path, target_ref, sections, kinds, rules_excludes_to, errs);
+    let split = check_gateway_split(
+        path,
+        &top_or_mesh(target_ref),
+        [
+            ("to", non_empty(sections.to)),
+            ("from", non_empty(sections.from)),
+            ("rules", non_empty(sections.rules)),
+        ],
+        errs,
+    );
+    if split.to_ok {
+        check_to(path, sections.to, kinds, errs);
+    }
+    if split.inbound_ok {
+        check_from(path, sections.from, kinds, errs);
+        check_match_rules(path, sections.rules, errs);
+    }
+}
+
+/// Outbound-only policies need `to` items.
+pub fn check_to_not_empty<C>(path: &Path, to: &Option<Vec<To<C>>>, errs: &mut ValidationErrors) {
+    if !non_empty(to) {
+        errs.add(&path.field("to"), "needs at least one item");
+    }
+}
+
+/// Outbound-only policies (MeshHealthCheck, MeshRetry): the top-level targetRef
+/// and every `to[]` item, of which there must be some.
+pub fn check_outbound<C: Validate>(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    to: &Option<Vec<To<C>>>,
+    kinds: Kinds<'_>,
+    errs: &mut ValidationErrors,
+) {
+    check_top(path, target_ref, kinds, errs);
+    check_to_not_empty(path, to, errs);
+    check_to(path, to, kinds, errs);
+}
+
+/// Single-item policies (MeshTrace, MeshMetric, MeshPassthrough, MeshProxyPatch):
+/// the top-level targetRef and the one `default` conf.
+pub fn check_single_item<C: Validate>(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    top: &[TargetRefKind],
+    default: &C,
+    errs: &mut ValidationErrors,
+) {
+    check_top(path, target_ref, Kinds::top_only(top), errs);
+    default.validate(&path.field("default"), errs);
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! HTTP header pieces shared by policy confs (`api/common/v1alpha1/header.go`):
-//! header names, `{set, add}` modifiers and header matchers.
+//! header names, name / value pairs, `{set, add}` modifiers (MeshRateLimit,
+//! MeshHealthCheck) and header matchers (MeshHTTPRoute, MeshRetry).
 
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
@@ -7,25 +8,63 @@ use std::collections::BTreeSet;
 
 /// Longest header name Kuma accepts.
 pub const MAX_HEADER_NAME_LEN: usize = 256;
-/// Most entries in one `set` or `add` list (Kuma's `MaxItems=16`).
+/// Most entries in one `set`, `add` (or `remove`) list (Kuma's `MaxItems=16`).
 pub const MAX_MODIFIER_ITEMS: usize = 16;
 
-/// Kuma's `HeaderName`: a lower-case RFC 7230 token, 1..=256 characters.
-pub fn check_header_name(path: &Path, name: &str, errs: &mut ValidationErrors) {
+/// Reason for a bad header name where a policy gives one reason for all (MeshHTTPRoute).
+pub const HEADER_NAME_REASON: &str = "must be a valid HTTP header name: 1 to 256 lower case \
+     letters, digits or one of !#$%&'*+-.^_`|~";
+
+/// What is wrong with a header name, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameProblem {
+    Empty,
+    TooLong,
+    BadCharacter,
+}
+
+/// Kuma's `HeaderName` schema: a lower-case RFC 7230 token of 1..=256 characters.
+fn name_problem(name: &str) -> Option<NameProblem> {
+    let token =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b);
     if name.is_empty() {
-        errs.add(path, "must be defined");
+        Some(NameProblem::Empty)
     } else if name.len() > MAX_HEADER_NAME_LEN {
-        errs.add(
+        Some(NameProblem::TooLong)
+    } else if !name.bytes().all(token) {
+        Some(NameProblem::BadCharacter)
+    } else {
+        None
+    }
+}
+
+/// Whether `name` is a header name Kuma's schema allows.
+pub fn is_header_name(name: &str) -> bool {
+    name_problem(name).is_none()
+}
+
+/// Kuma's `HeaderName`, each problem with its own reason.
+pub fn check_header_name(path: &Path, name: &str, errs: &mut ValidationErrors) {
+    match name_problem(name) {
+        None => {}
+        Some(NameProblem::Empty) => errs.add(path, "must be defined"),
+        Some(NameProblem::TooLong) => errs.add(
             path,
             format!("must not be longer than {MAX_HEADER_NAME_LEN} characters"),
-        );
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b))
-    {
-        errs.add(
+        ),
+        Some(NameProblem::BadCharacter) => errs.add(
             path,
             "must be a lower case HTTP header name: letters a-z, digits and !#$%&'*+-.^_`|~",
+        ),
+    }
+}
+
+/// Kuma's `MaxItems=16` on a modifier list.
+pub fn check_modifier_len(path: &Path, len: usize, errs: &mut ValidationErrors) {
+    if len > MAX_MODIFIER_ITEMS {
+        errs.add(
+            path,
+            format!("must have at most {MAX_MODIFIER_ITEMS} items"),
         );
     }
 }
@@ -53,9 +92,7 @@ impl Validate for HeaderModifier {
         for (field, list) in [("set", &self.set), ("add", &self.add)] {
             let Some(list) = list else { continue };
             let p = path.field(field);
-            if list.len() > MAX_MODIFIER_ITEMS {
-                errs.add(&p, format!("must have at most {MAX_MODIFIER_ITEMS} items"));
-            }
+            check_modifier_len(&p, list.len(), errs);
             let mut seen = BTreeSet::new();
             for (i, kv) in list.iter().enumerate() {
                 let name_path = p.index(i).field("name");
@@ -79,11 +116,12 @@ pub enum HeaderMatchType {
 }
 
 /// Selects requests or responses by one header (`type` defaults to `Exact`).
+/// MeshHTTPRoute checks its matches its own way (see its `validation`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderMatch {
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub match_type: Option<HeaderMatchType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<HeaderMatchType>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -92,7 +130,7 @@ pub struct HeaderMatch {
 impl Validate for HeaderMatch {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         check_header_name(&path.field("name"), &self.name, errs);
-        let kind = self.match_type.unwrap_or_default();
+        let kind = self.r#type.unwrap_or_default();
         let needs_value = matches!(
             kind,
             HeaderMatchType::Exact | HeaderMatchType::Prefix | HeaderMatchType::RegularExpression
@@ -110,16 +148,16 @@ impl Validate for HeaderMatch {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::fields_at;
 
     fn fields<T: Validate>(v: &T) -> Vec<String> {
-        let mut errs = ValidationErrors::new();
-        v.validate(&Path::root().field("h"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        fields_at(v, &Path::root().field("h"))
     }
 
     // Header names are lower-case tokens; upper case and spaces are refused.
     #[test]
     fn header_names() {
+        assert!(is_header_name("x-request-id") && !is_header_name("X-Upper"));
         let mut errs = ValidationErrors::new();
         for ok in ["x-ratelimit-reset", "retry-after", "x_a.b~"] {
             check_header_name(&Path::root(), ok, &mut errs);
@@ -163,7 +201,7 @@ mod tests {
         };
         assert_eq!(fields(&exact), vec!["h.value"]);
         let present = HeaderMatch {
-            match_type: Some(HeaderMatchType::Present),
+            r#type: Some(HeaderMatchType::Present),
             ..exact
         };
         assert!(fields(&present).is_empty());

@@ -1,9 +1,12 @@
-//! Kuma's "int or decimal string" numbers (`50`, `"50.5"`): percentages, the
-//! success-rate standard deviation factor, the least-request active bias.
+//! Kuma's "int or decimal string" numbers (Kubernetes `IntOrString` holding a
+//! decimal, `api/common/v1alpha1/decimal.go`): `50`, `"50"`, `"50.5"`. Percentages
+//! (faults, mirroring, trace sampling, panic thresholds, failover), the success-rate
+//! standard deviation factor and the least-request active bias all use it.
 //!
 //! An [`IntOrString`] keeps the form the user wrote so serialization gives the same
-//! bytes back; [`IntOrString::decimal`] reads it as an exact decimal, and the
-//! `check_*` helpers report a bad value with its path, in Kuma's words.
+//! bytes back; [`IntOrString::decimal`] reads it as an exact [`Decimal`] of any
+//! precision (no floats), and the `check_*` helpers report a bad value with its
+//! path, in Kuma's words unless the policy has its own.
 
 use crate::resource::validate::{Path, ValidationErrors};
 use serde::de::{self, Unexpected, Visitor};
@@ -16,9 +19,12 @@ pub const PERCENTAGE_RANGE: &str = "must be in inclusive range [0.0, 100.0]";
 /// Kuma's `StringHasToBeValidNumber`.
 pub const NOT_A_NUMBER: &str = "string must be a valid number";
 
+/// An int-or-string number, kept as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IntOrString {
+    /// Written as a JSON / YAML integer: `50`.
     Int(i64),
+    /// Written as a string holding a decimal number: `"50"`, `"0.5"`.
     String(String),
 }
 
@@ -28,42 +34,18 @@ impl Default for IntOrString {
     }
 }
 
-/// An exact decimal: `mantissa / 10^scale`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An exact decimal of any precision: a sign, the integer digits without leading
+/// zeros and the fraction digits without trailing zeros (zero is two empty parts).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decimal {
-    mantissa: i128,
-    scale: u32,
+    negative: bool,
+    int: String,
+    frac: String,
 }
 
-/// Most fraction digits we keep; more is refused as not a usable number.
-const MAX_SCALE: u32 = 18;
-
 impl Decimal {
-    pub fn mantissa(self) -> i128 {
-        self.mantissa
-    }
-
-    pub fn scale(self) -> u32 {
-        self.scale
-    }
-
-    pub fn is_zero(self) -> bool {
-        self.mantissa == 0
-    }
-
-    /// Exact comparison with an integer.
-    pub fn cmp_int(self, n: i64) -> Ordering {
-        match 10i128
-            .checked_pow(self.scale)
-            .and_then(|p| i128::from(n).checked_mul(p))
-        {
-            Some(scaled) => self.mantissa.cmp(&scaled),
-            // `n * 10^scale` overflows only when |n| dwarfs any mantissa we accept.
-            None => 0.cmp(&n),
-        }
-    }
-
-    /// `[-]digits[.digits]` or `[-].digits`, as Kuma's decimal parser reads them.
+    /// `[-|+]digits[.digits]` or `[-|+].digits`, surrounding white space ignored,
+    /// as Kuma's decimal parser reads them (no exponents).
     pub fn parse(text: &str) -> Option<Decimal> {
         let s = text.trim();
         let (negative, s) = match s.strip_prefix('-') {
@@ -75,18 +57,72 @@ impl Decimal {
         if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
             return None;
         }
-        let frac = frac.trim_end_matches('0');
-        let scale = u32::try_from(frac.len()).ok().filter(|s| *s <= MAX_SCALE)?;
-        let mut mantissa: i128 = 0;
-        for b in int.bytes().chain(frac.bytes()) {
-            mantissa = mantissa
-                .checked_mul(10)?
-                .checked_add(i128::from(b - b'0'))?;
-        }
         Some(Decimal {
-            mantissa: if negative { -mantissa } else { mantissa },
-            scale,
+            negative,
+            int: int.trim_start_matches('0').to_string(),
+            frac: frac.trim_end_matches('0').to_string(),
         })
+    }
+
+    /// The value times `10^scale`, saturating past `i128`'s range.
+    pub fn mantissa(&self) -> i128 {
+        let mut m: i128 = 0;
+        for b in self.int.bytes().chain(self.frac.bytes()) {
+            match m
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i128::from(b - b'0')))
+            {
+                Some(next) => m = next,
+                None => {
+                    m = i128::MAX;
+                    break;
+                }
+            }
+        }
+        if self.negative { -m } else { m }
+    }
+
+    /// How many fraction digits the value has.
+    pub fn scale(&self) -> u32 {
+        u32::try_from(self.frac.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.int.is_empty() && self.frac.is_empty()
+    }
+
+    /// Exact comparison with an integer.
+    pub fn cmp_int(&self, n: i64) -> Ordering {
+        let negative = self.negative && !self.is_zero();
+        match (negative, n < 0) {
+            (false, true) => return Ordering::Greater,
+            (true, false) => return Ordering::Less,
+            _ => {}
+        }
+        let digits = match n.unsigned_abs() {
+            0 => String::new(),
+            m => m.to_string(),
+        };
+        let magnitude = self
+            .int
+            .len()
+            .cmp(&digits.len())
+            .then_with(|| self.int.as_str().cmp(digits.as_str()))
+            .then(if self.frac.is_empty() {
+                Ordering::Equal
+            } else {
+                Ordering::Greater
+            });
+        if negative {
+            magnitude.reverse()
+        } else {
+            magnitude
+        }
+    }
+
+    /// `0 <= self <= 100`.
+    pub fn in_percent_range(&self) -> bool {
+        self.cmp_int(0) != Ordering::Less && self.cmp_int(100) != Ordering::Greater
     }
 }
 
@@ -94,24 +130,31 @@ impl IntOrString {
     /// The value as an exact decimal, or `None` for a string that is not a number.
     pub fn decimal(&self) -> Option<Decimal> {
         match self {
-            IntOrString::Int(i) => Some(Decimal {
-                mantissa: i128::from(*i),
-                scale: 0,
-            }),
+            IntOrString::Int(i) => Decimal::parse(&i.to_string()),
             IntOrString::String(s) => Decimal::parse(s),
         }
     }
 
     /// A percentage: a number in `[0, 100]`; `allow_zero: false` also refuses 0.
     pub fn check_percentage(&self, path: &Path, allow_zero: bool, errs: &mut ValidationErrors) {
-        let Some(d) = self.decimal() else {
-            errs.add(path, NOT_A_NUMBER);
-            return;
-        };
-        if d.cmp_int(0) == Ordering::Less || d.cmp_int(100) == Ordering::Greater {
-            errs.add(path, PERCENTAGE_RANGE);
-        } else if !allow_zero && d.is_zero() {
-            errs.add(path, "must be greater than 0");
+        self.check_percentage_with(path, allow_zero, NOT_A_NUMBER, PERCENTAGE_RANGE, errs);
+    }
+
+    /// [`Self::check_percentage`] with a policy's own reasons for a value that is
+    /// not a number and for one outside `[0, 100]`.
+    pub fn check_percentage_with(
+        &self,
+        path: &Path,
+        allow_zero: bool,
+        not_a_number: &str,
+        out_of_range: &str,
+        errs: &mut ValidationErrors,
+    ) {
+        match self.decimal() {
+            None => errs.add(path, not_a_number),
+            Some(d) if !d.in_percent_range() => errs.add(path, out_of_range),
+            Some(d) if !allow_zero && d.is_zero() => errs.add(path, "must be greater than 0"),
+            Some(_) => {}
         }
     }
 
@@ -135,6 +178,26 @@ impl IntOrString {
             }
             Some(_) => {}
         }
+    }
+
+    /// A percentage in parts per million (Envoy's `FractionalPercent` MILLION),
+    /// truncating digits past the fourth decimal; `None` when invalid or out of range.
+    pub fn per_million(&self) -> Option<u32> {
+        let d = self.decimal()?;
+        if !d.in_percent_range() {
+            return None;
+        }
+        let int: u32 = if d.int.is_empty() {
+            0
+        } else {
+            d.int.parse().ok()?
+        };
+        let mut frac4: String = d.frac.chars().take(4).collect();
+        while frac4.len() < 4 {
+            frac4.push('0');
+        }
+        let frac: u32 = frac4.parse().ok()?;
+        Some(int * 10_000 + frac)
     }
 }
 
@@ -213,6 +276,10 @@ mod tests {
         errs.violations().iter().map(|v| v.reason.clone()).collect()
     }
 
+    fn errs_of(p: &IntOrString) -> Vec<String> {
+        check(p, true)
+    }
+
     // Both forms are read, and each is written back exactly as it came.
     #[test]
     fn keeps_the_written_form() {
@@ -262,5 +329,56 @@ mod tests {
         assert_eq!(d.cmp_int(3), Ordering::Less);
         assert_eq!(Decimal::parse("-3").unwrap().cmp_int(-3), Ordering::Equal);
         assert!(Decimal::parse("1e3").is_none());
+    }
+
+    // Integers and decimal strings in 0..=100 are accepted; the rest is refused with Kuma's reasons.
+    #[test]
+    fn range_and_syntax() {
+        for ok in [
+            IntOrString::Int(0),
+            IntOrString::Int(100),
+            "50".into(),
+            "0.5".into(),
+            "100.000".into(),
+            "099.9".into(),
+            ".5".into(),
+            "-0".into(),
+        ] {
+            assert!(errs_of(&ok).is_empty(), "{ok} should pass");
+        }
+        for bad in [
+            IntOrString::Int(101),
+            IntOrString::Int(-1),
+            "100.01".into(),
+            "-0.1".into(),
+            "1000".into(),
+        ] {
+            assert_eq!(errs_of(&bad), vec![PERCENTAGE_RANGE], "{bad}");
+        }
+        for bad in ["", "abc", "1.2.3", "5%", "1e2", "."] {
+            assert_eq!(errs_of(&bad.into()), vec![NOT_A_NUMBER], "{bad:?}");
+        }
+    }
+
+    // The written form survives a round trip: an int stays an int, a string a string.
+    #[test]
+    fn keeps_form() {
+        for text in ["50", "\"50\"", "\"0.50\""] {
+            let p: IntOrString = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&p).unwrap(), text);
+        }
+        assert!(serde_json::from_str::<IntOrString>("0.5").is_err());
+        let y: IntOrString = serde_yaml_ng::from_str("'12.5'").unwrap();
+        assert_eq!(y, IntOrString::String("12.5".into()));
+    }
+
+    // Parts per million are exact for up to four decimals, with no float rounding.
+    #[test]
+    fn per_million() {
+        assert_eq!(IntOrString::Int(50).per_million(), Some(500_000));
+        assert_eq!(IntOrString::from("0.0001").per_million(), Some(1));
+        assert_eq!(IntOrString::from("100").per_million(), Some(1_000_000));
+        assert_eq!(IntOrString::from("12.34567").per_million(), Some(123_456));
+        assert_eq!(IntOrString::from("101").per_million(), None);
     }
 }

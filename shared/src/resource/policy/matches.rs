@@ -1,10 +1,14 @@
-//! Source matchers of the 2.12+ inbound `rules[]` (`api/common/v1alpha1/match.go`):
+//! Source matchers of the inbound `rules[]` (`api/common/v1alpha1/match.go`):
 //! a client is selected by its SPIFFE ID (`Exact` / `Prefix`) or by the SNI it sent.
 //! MeshTrafficPermission lists them under allow / deny / allowWithShadowDeny;
-//! MeshTimeout, MeshRateLimit and MeshFaultInjection put them on a rule's `matches`.
+//! MeshTimeout, MeshRateLimit and MeshFaultInjection put them on a rule's `matches`
+//! (checked by [`Match`]'s `Validate`); MeshAccessLog's rules use the same matchers
+//! with checks of their own.
 
+use crate::resource::net;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -15,30 +19,30 @@ pub struct Match {
     pub sni: Option<SniMatch>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SpiffeIdMatchType {
+    #[default]
     Exact,
     Prefix,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SpiffeIdMatch {
-    #[serde(rename = "type")]
-    pub match_type: SpiffeIdMatchType,
+    pub r#type: SpiffeIdMatchType,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SniMatchType {
+    #[default]
     Exact,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SniMatch {
-    #[serde(rename = "type")]
-    pub match_type: SniMatchType,
+    pub r#type: SniMatchType,
     pub value: String,
 }
 
@@ -75,7 +79,7 @@ impl Validate for Match {
             let p = path.field("sni").field("value");
             if m.value.is_empty() {
                 errs.add(&p, "must be set");
-            } else if !is_dns1123_subdomain(&m.value) {
+            } else if !net::is_dns1123_subdomain(&m.value) {
                 errs.add(
                     &p,
                     "must be a lowercase RFC 1123 subdomain: lower case alphanumeric characters, \
@@ -99,73 +103,92 @@ pub fn check_match_rules<C: Validate>(
     }
 }
 
+/// Why a SPIFFE ID is malformed, in go-spiffe's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpiffeIdError {
+    Scheme,
+    NoTrustDomain,
+    TrustDomainCharacters,
+    EmptySegment,
+    DotSegment,
+    SegmentCharacters,
+    TrailingSlash,
+}
+
+impl SpiffeIdError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            SpiffeIdError::Scheme => "scheme is missing or invalid",
+            SpiffeIdError::NoTrustDomain => "trust domain is missing",
+            SpiffeIdError::TrustDomainCharacters => {
+                "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"
+            }
+            SpiffeIdError::EmptySegment => "path cannot contain empty segments",
+            SpiffeIdError::DotSegment => "path cannot contain dot segments",
+            SpiffeIdError::SegmentCharacters => {
+                "path segment characters are limited to letters, numbers, dots, dashes, and underscores"
+            }
+            SpiffeIdError::TrailingSlash => "path cannot have a trailing slash",
+        }
+    }
+}
+
+impl fmt::Display for SpiffeIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
 /// SPIFFE ID syntax (the SPIFFE spec, as go-spiffe's `spiffeid.FromString` reads it):
-/// `spiffe://<trust domain>[/<segment>...]`.
-pub fn check_spiffe_id(id: &str) -> Result<(), &'static str> {
-    let Some(rest) = id.strip_prefix("spiffe://") else {
-        return Err("scheme is missing or invalid");
-    };
+/// `spiffe://<trust domain>[/<segment>...]`, trust domain of lower-case letters,
+/// digits, `.`, `-`, `_`; path segments non-empty, not `.` or `..`, of letters,
+/// digits, `.`, `-`, `_`; no trailing slash. The first problem found scanning left
+/// to right is reported.
+pub fn check_spiffe_id(id: &str) -> Result<(), SpiffeIdError> {
+    let rest = id.strip_prefix("spiffe://").ok_or(SpiffeIdError::Scheme)?;
     let (td, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
     if td.is_empty() {
-        return Err("trust domain is missing");
+        return Err(SpiffeIdError::NoTrustDomain);
     }
     if !td
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
     {
-        return Err(
-            "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores",
-        );
+        return Err(SpiffeIdError::TrustDomainCharacters);
     }
     if path.is_empty() {
         return Ok(());
     }
-    if path.ends_with('/') {
-        return Err("path cannot have a trailing slash");
-    }
-    for segment in path[1..].split('/') {
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    for (i, segment) in segments.into_iter().enumerate() {
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        {
+            return Err(SpiffeIdError::SegmentCharacters);
+        }
         match segment {
-            "" => return Err("path cannot contain empty segments"),
-            "." | ".." => return Err("path cannot contain dot segments"),
-            s if !s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) =>
-            {
-                return Err(
-                    "path segment characters are limited to letters, numbers, dots, dashes, and underscores",
-                );
-            }
+            "" if i == last => return Err(SpiffeIdError::TrailingSlash),
+            "" => return Err(SpiffeIdError::EmptySegment),
+            "." | ".." => return Err(SpiffeIdError::DotSegment),
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Kubernetes' `IsDNS1123Subdomain`.
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    };
-    s.len() <= 253 && s.split('.').all(label_ok)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::fields_at;
 
     fn fields(m: &Match) -> Vec<String> {
-        let mut errs = ValidationErrors::new();
-        m.validate(&Path::root().field("m"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        fields_at(m, &Path::root().field("m"))
     }
 
     // SPIFFE IDs: trust domain required and lower case; clean path segments.

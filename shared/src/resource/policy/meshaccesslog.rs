@@ -3,13 +3,17 @@
 //! kuma-dp) or an OpenTelemetry collector.
 //! Kuma: `pkg/plugins/policies/meshaccesslog/api/v1alpha1`.
 
-use super::common::{From, Kinds, To, check_from, check_sections, check_to, check_top};
-use super::net_checks;
+use super::checks::{is_unix_file_path, required};
+use super::common::{From, Kinds, Sections, To, check_directional, check_from, check_to};
+use super::matches::{SpiffeIdError, check_spiffe_id};
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::net;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
+
+pub use super::matches::{Match, SniMatch, SniMatchType, SpiffeIdMatch, SpiffeIdMatchType};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -33,43 +37,6 @@ pub struct Rule {
     pub matches: Option<Vec<Match>>,
     #[serde(default)]
     pub default: Conf,
-}
-
-/// A client matcher: by SPIFFE ID of its certificate, or by the SNI it sent.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Match {
-    #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
-    pub spiffe_id: Option<SpiffeIdMatch>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sni: Option<SniMatch>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum SpiffeIdMatchType {
-    #[default]
-    Exact,
-    Prefix,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SpiffeIdMatch {
-    pub r#type: SpiffeIdMatchType,
-    pub value: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum SniMatchType {
-    #[default]
-    Exact,
-}
-
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SniMatch {
-    pub r#type: SniMatchType,
-    pub value: String,
 }
 
 /// `default`: where logs go. `backends` must be given (it may be empty, turning logs off).
@@ -183,20 +150,9 @@ pub const FROM_KINDS: &[TargetRefKind] = &[Mesh];
 
 impl Validate for MeshAccessLog {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let len = |v: Option<usize>| v.unwrap_or(0);
-        let (to, from, rules) = (
-            self.to.as_ref().map(Vec::len),
-            self.from.as_ref().map(Vec::len),
-            self.rules.as_ref().map(Vec::len),
-        );
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: TO_KINDS,
-            from: FROM_KINDS,
-            inbound: len(from) + len(rules) > 0,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        check_sections(path, to, from, rules, true, errs);
+        let sections = Sections::new(&self.to, &self.from, &self.rules);
+        let kinds = Kinds::new(TOP_KINDS, TO_KINDS, FROM_KINDS);
+        let kinds = check_directional(path, &self.target_ref, &sections, kinds, true, errs);
         check_to(path, &self.to, kinds, errs);
         check_from(path, &self.from, kinds, errs);
         for (i, rule) in self.rules.iter().flatten().enumerate() {
@@ -225,35 +181,30 @@ impl Validate for Backend {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         match self.r#type {
             BackendType::File => {
-                let p = path.field("file");
-                let Some(f) = &self.file else {
-                    errs.add(&p, "must be defined");
+                let Some((p, f)) = required(path, "file", &self.file, errs) else {
                     return;
                 };
                 if let Some(fmt) = &f.format {
                     fmt.validate(&p.field("format"), errs);
                 }
-                if !net_checks::is_unix_file_path(&f.path) {
+                if !is_unix_file_path(&f.path) {
                     errs.add(&p.field("path"), "file backend requires a valid path");
                 }
             }
             BackendType::Tcp => {
-                let p = path.field("tcp");
-                let Some(t) = &self.tcp else {
-                    errs.add(&p, "must be defined");
+                let Some((p, t)) = required(path, "tcp", &self.tcp, errs) else {
                     return;
                 };
                 if let Some(fmt) = &t.format {
                     fmt.validate(&p.field("format"), errs);
                 }
-                if !net_checks::is_url(&t.address) {
+                if !net::is_url(&t.address) {
                     errs.add(&p.field("address"), "tcp backend requires valid address");
                 }
             }
             BackendType::OpenTelemetry => {
-                let p = path.field("openTelemetry");
-                let Some(o) = &self.open_telemetry else {
-                    errs.add(&p, "must be defined");
+                let Some((p, o)) = required(path, "openTelemetry", &self.open_telemetry, errs)
+                else {
                     return;
                 };
                 check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs);
@@ -279,9 +230,7 @@ impl Validate for Format {
                 Some(_) => {}
             },
             FormatType::Json => {
-                let p = path.field("json");
-                let Some(items) = &self.json else {
-                    errs.add(&p, "must be defined");
+                let Some((p, items)) = required(path, "json", &self.json, errs) else {
                     return;
                 };
                 if items.is_empty() {
@@ -306,10 +255,19 @@ impl Validate for Format {
     }
 }
 
+/// MeshAccessLog's own reading of a client matcher: an empty one is fine, a bad
+/// SPIFFE ID is reported at `spiffeID` (with empty segments and a trailing slash
+/// worded as one problem), a bad SNI in Kubernetes' words.
 fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
     if let Some(s) = &m.spiffe_id
-        && let Err(reason) = check_spiffe_id(&s.value)
+        && let Err(e) = check_spiffe_id(&s.value)
     {
+        let reason = match e {
+            SpiffeIdError::EmptySegment | SpiffeIdError::TrailingSlash => {
+                "path cannot contain empty segments or a trailing slash"
+            }
+            other => other.reason(),
+        };
         errs.add(
             &path.field("spiffeID"),
             format!("must be a valid Spiffe ID: {reason}"),
@@ -319,65 +277,19 @@ fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
         let p = path.field("sni").field("value");
         if s.value.is_empty() {
             errs.add(&p, "must be set");
-        } else if let Some(reason) = net_checks::dns1123_subdomain_violation(&s.value) {
+        } else if let Some(reason) = net::dns1123_subdomain_violation(&s.value) {
             errs.add(&p, reason);
         }
     }
 }
 
-/// go-spiffe's `FromString` rules: `spiffe://<trust domain>[/<path>]`, trust domain
-/// of lower-case letters, digits, `.`, `-`, `_`; path segments non-empty, not `.`
-/// or `..`, of letters, digits, `.`, `-`, `_`; no trailing slash.
-pub fn check_spiffe_id(id: &str) -> Result<(), &'static str> {
-    let rest = id
-        .strip_prefix("spiffe://")
-        .ok_or("scheme is missing or invalid")?;
-    let (td, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if td.is_empty() {
-        return Err("trust domain is missing");
-    }
-    if !td
-        .bytes()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'_'))
-    {
-        return Err(
-            "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores",
-        );
-    }
-    if path.is_empty() {
-        return Ok(());
-    }
-    for seg in path[1..].split('/') {
-        if seg.is_empty() {
-            return Err("path cannot contain empty segments or a trailing slash");
-        }
-        if seg == "." || seg == ".." {
-            return Err("path cannot contain dot segments");
-        }
-        if !seg
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
-        {
-            return Err(
-                "path segment characters are limited to letters, numbers, dots, dashes, and underscores",
-            );
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshAccessLog = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshAccessLog>(yaml)
     }
 
     // Kuma's documented example (tcp json to the mesh, file plain for a service) is valid.

@@ -4,10 +4,9 @@
 
 use super::checks::{
     MUST_BE_DEFINED, at_least_one, check_int_percentage, check_mes_needs_mesh_top, check_positive,
-    len, non_empty,
 };
 use super::common::{
-    From, Kinds, Rule, To, check_from, check_rules, check_sections, check_to, check_top,
+    From, Kinds, Rule, Sections, To, check_directional, check_from, check_rules, check_to,
     top_or_mesh,
 };
 use super::intorstring::IntOrString;
@@ -140,21 +139,9 @@ const FROM: &[TargetRefKind] = &[Mesh];
 impl Validate for MeshCircuitBreaker {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let top = top_or_mesh(&self.target_ref);
-        let kinds = Kinds {
-            top: TOP,
-            to: TO,
-            from: FROM,
-            inbound: non_empty(&self.from) || non_empty(&self.rules),
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        check_sections(
-            path,
-            len(&self.to),
-            len(&self.from),
-            len(&self.rules),
-            false,
-            errs,
-        );
+        let sections = Sections::new(&self.to, &self.from, &self.rules);
+        let kinds = Kinds::new(TOP, TO, FROM);
+        let kinds = check_directional(path, &self.target_ref, &sections, kinds, false, errs);
         check_to(path, &self.to, kinds, errs);
         for (i, item) in self.to.iter().flatten().enumerate() {
             check_mes_needs_mesh_top(&path.field("to").index(i), &top, &item.target_ref, errs);
@@ -264,12 +251,10 @@ impl Validate for Detectors {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshCircuitBreaker = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshCircuitBreaker>(yaml)
     }
 
     // Kuma's default circuit breaker policy is valid as written.

@@ -2,15 +2,10 @@
 //! sidecar inbounds (`from[]` or 2.10+ `rules[]`), or on gateway outbounds
 //! (`to[]`). Kuma `meshfaultinjection/api/v1alpha1`.
 
-use super::checks::{
-    MUST_BE_DEFINED, at_least_one, check_bandwidth, check_gateway_split, check_status_code, len,
-    non_empty,
-};
-use super::common::{
-    From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh,
-};
+use super::checks::{MUST_BE_DEFINED, at_least_one, check_bandwidth, check_status_code};
+use super::common::{From, Kinds, Sections, To, check_inbound_or_gateway};
 use super::intorstring::IntOrString;
-use super::matches::{MatchRule, check_match_rules};
+use super::matches::MatchRule;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
 use crate::resource::Duration;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
@@ -91,39 +86,9 @@ const FROM: &[TargetRefKind] = &[Mesh, MeshSubset, MeshService, MeshServiceSubse
 
 impl Validate for MeshFaultInjection {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let top = top_or_mesh(&self.target_ref);
-        let kinds = Kinds {
-            top: TOP,
-            to: TO,
-            from: FROM,
-            inbound: non_empty(&self.from) || non_empty(&self.rules),
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        check_sections(
-            path,
-            len(&self.to),
-            len(&self.from),
-            len(&self.rules),
-            false,
-            errs,
-        );
-        let split = check_gateway_split(
-            path,
-            &top,
-            [
-                ("to", non_empty(&self.to)),
-                ("from", non_empty(&self.from)),
-                ("rules", non_empty(&self.rules)),
-            ],
-            errs,
-        );
-        if split.to_ok {
-            check_to(path, &self.to, kinds, errs);
-        }
-        if split.inbound_ok {
-            check_from(path, &self.from, kinds, errs);
-            check_match_rules(path, &self.rules, errs);
-        }
+        let sections = Sections::new(&self.to, &self.from, &self.rules);
+        let kinds = Kinds::new(TOP, TO, FROM);
+        check_inbound_or_gateway(path, &self.target_ref, &sections, kinds, false, errs);
     }
 }
 
@@ -173,12 +138,10 @@ impl Validate for FaultInjectionConf {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshFaultInjection = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshFaultInjection>(yaml)
     }
 
     // All three faults, with int and decimal-string percentages, are valid.

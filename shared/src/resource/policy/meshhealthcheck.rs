@@ -4,9 +4,9 @@
 
 use super::checks::{
     MUST_BE_DEFINED, at_least_one, check_file_path, check_int_percentage, check_positive,
-    check_status_code, is_base64, non_empty,
+    check_status_code, is_base64,
 };
-use super::common::{Kinds, To, check_to, check_top};
+use super::common::{Kinds, To, check_outbound};
 use super::header::HeaderModifier;
 use super::intorstring::IntOrString;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -121,17 +121,8 @@ const TO: &[TargetRefKind] = &[Mesh, MeshService, MeshMultiZoneService];
 
 impl Validate for MeshHealthCheck {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP,
-            to: TO,
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        if !non_empty(&self.to) {
-            errs.add(&path.field("to"), "needs at least one item");
-        }
-        check_to(path, &self.to, kinds, errs);
+        let kinds = Kinds::new(TOP, TO, &[]);
+        check_outbound(path, &self.target_ref, &self.to, kinds, errs);
     }
 }
 
@@ -212,12 +203,10 @@ impl Validate for HttpHealthCheck {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshHealthCheck = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshHealthCheck>(yaml)
     }
 
     // A typical HTTP + gRPC + TCP health check is valid.

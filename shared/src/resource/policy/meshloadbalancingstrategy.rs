@@ -11,12 +11,10 @@ pub use locality::{
     ToZone, ToZoneType,
 };
 
-use super::checks::{MUST_BE_DEFINED, non_empty};
-use super::common::{Kinds, To, check_top, top_or_mesh};
+use super::checks::MUST_BE_DEFINED;
+use super::common::{Kinds, To, check_to_not_empty, check_to_target_ref, check_top, top_or_mesh};
 use super::intorstring::IntOrString;
-use super::targetref::{
-    Slot, SlotRules, TargetRef, TargetRefKind, TargetRefKind::*, check_target_ref,
-};
+use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use hash::check_hash_policies;
 use serde::{Deserialize, Serialize};
@@ -134,16 +132,8 @@ const MAX_MAGLEV_TABLE: u32 = 5_000_011;
 impl Validate for MeshLoadBalancingStrategy {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let top = top_or_mesh(&self.target_ref);
-        let kinds = Kinds {
-            top: TOP,
-            to: TO,
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        if !non_empty(&self.to) {
-            errs.add(&path.field("to"), "needs at least one item");
-        }
+        check_top(path, &self.target_ref, Kinds::new(TOP, TO, &[]), errs);
+        check_to_not_empty(path, &self.to, errs);
         for (i, item) in self.to.iter().flatten().enumerate() {
             let p = path.field("to").index(i);
             let allowed = match (top.kind, &item.default.load_balancer) {
@@ -151,12 +141,7 @@ impl Validate for MeshLoadBalancingStrategy {
                 (MeshGateway, None) => TO_GATEWAY,
                 _ => TO,
             };
-            let rules = SlotRules {
-                slot: Slot::To,
-                allowed,
-                section_name_allowed: false,
-            };
-            check_target_ref(&p.field("targetRef"), &item.target_ref, rules, errs);
+            check_to_target_ref(&p.field("targetRef"), &item.target_ref, allowed, errs);
             item.default
                 .check(&p.field("default"), &item.target_ref, errs);
         }
@@ -272,12 +257,10 @@ fn is_prime(n: u32) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshLoadBalancingStrategy = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshLoadBalancingStrategy>(yaml)
     }
 
     // Per-type settings: ring sizes, Maglev prime table, least-request choices.

@@ -3,11 +3,12 @@
 //! scrape endpoint on the proxy, or push to an OpenTelemetry collector).
 //! Kuma: `pkg/plugins/policies/meshmetric/api/v1alpha1`.
 
-use super::common::{Kinds, check_top};
-use super::net_checks;
+use super::checks::{check_regex, required};
+use super::common::check_single_item;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::Duration;
+use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -176,14 +177,7 @@ pub const TOP_KINDS: &[TargetRefKind] = &[
 
 impl Validate for MeshMetric {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 
@@ -205,7 +199,7 @@ impl Validate for Conf {
 impl Validate for Sidecar {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         if let Some(re) = &self.regex {
-            net_checks::check_regex(&path.field("regex"), re, "invalid regex", errs);
+            check_regex(&path.field("regex"), re, "invalid regex", errs);
         }
         let Some(profiles) = &self.profiles else {
             return;
@@ -220,7 +214,7 @@ impl Validate for Sidecar {
                 if sel.r#match.is_empty() {
                     errs.add(&sp, "must not be empty");
                 } else if sel.r#type == SelectorType::Regex {
-                    net_checks::check_regex(&sp, &sel.r#match, "invalid regex", errs);
+                    check_regex(&sp, &sel.r#match, "invalid regex", errs);
                 }
             }
         }
@@ -231,9 +225,7 @@ impl Validate for Backend {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         match self.r#type {
             BackendType::Prometheus => {
-                let p = path.field("prometheus");
-                let Some(prom) = &self.prometheus else {
-                    errs.add(&p, "must be defined");
+                let Some((p, prom)) = required(path, "prometheus", &self.prometheus, errs) else {
                     return;
                 };
                 if let Some(port) = prom.port {
@@ -246,16 +238,15 @@ impl Validate for Backend {
                 }
             }
             BackendType::OpenTelemetry => {
-                let p = path.field("openTelemetry");
-                let Some(o) = &self.open_telemetry else {
-                    errs.add(&p, "must be defined");
+                let Some((p, o)) = required(path, "openTelemetry", &self.open_telemetry, errs)
+                else {
                     return;
                 };
                 if let Some(e) = check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs) {
                     let ep = p.field("endpoint");
                     if e.starts_with("http://") || e.starts_with("https://") {
                         errs.add(&ep, "must not use schema");
-                    } else if !net_checks::is_url(e) {
+                    } else if !net::is_url(e) {
                         errs.add(&ep, "must be a valid url");
                     }
                 }
@@ -270,15 +261,10 @@ impl Validate for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshMetric = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshMetric>(yaml)
     }
 
     // Profiles, applications and both backend kinds, as documented, validate.

@@ -3,9 +3,9 @@
 //! domains / IPs / CIDRs listed in `appendMatch` (concatenated across policies).
 //! Kuma: `pkg/plugins/policies/meshpassthrough/api/v1alpha1`.
 
-use super::common::{Kinds, check_top};
-use super::net_checks;
+use super::common::check_single_item;
 use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::net;
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -95,14 +95,7 @@ const L7_PORT_REASON: &str = "using the same port in multiple matches requires t
 
 impl Validate for MeshPassthrough {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 
@@ -144,10 +137,10 @@ impl Validate for Conf {
 fn check_value(p: &Path, m: &Match, proto: Protocol, errs: &mut ValidationErrors) {
     let vp = p.field("value");
     match m.r#type {
-        MatchType::Cidr if !net_checks::is_cidr(&m.value) => {
+        MatchType::Cidr if !net::is_cidr(&m.value) => {
             errs.add(&vp, "provided CIDR has incorrect value");
         }
-        MatchType::Ip if !net_checks::is_ip(&m.value) => {
+        MatchType::Ip if !net::is_ip(&m.value) => {
             errs.add(&vp, "provided IP has incorrect value");
         }
         MatchType::Domain => {
@@ -179,7 +172,7 @@ fn check_value(p: &Path, m: &Match, proto: Protocol, errs: &mut ValidationErrors
                 );
             }
             let name = m.value.strip_prefix("*.").unwrap_or(&m.value);
-            if !name.starts_with('*') && !net_checks::is_dns_name(name) {
+            if !name.starts_with('*') && !net::is_dns_name(name) {
                 errs.add(&vp, "provided DNS has incorrect value");
             }
         }
@@ -190,15 +183,10 @@ fn check_value(p: &Path, m: &Match, proto: Protocol, errs: &mut ValidationErrors
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshPassthrough = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshPassthrough>(yaml)
     }
 
     // The documented kinds of matches are valid together.

@@ -4,7 +4,7 @@
 //! `appendModifications` are concatenated across policies.
 //! Kuma: `pkg/plugins/policies/meshproxypatch/api/v1alpha1`.
 
-use super::common::{Kinds, check_top};
+use super::common::check_single_item;
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::Tags;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
@@ -182,14 +182,7 @@ const FILTER_OPS: &[Operation] = &[
 
 impl Validate for MeshProxyPatch {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 
@@ -403,15 +396,10 @@ impl Validate for JsonPatchBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshProxyPatch = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshProxyPatch>(yaml)
     }
 
     // Every kind of modification with a legal operation validates.

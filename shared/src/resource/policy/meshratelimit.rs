@@ -2,14 +2,10 @@
 //! connections. Sidecars apply it on inbounds (`from[]` or 2.10+ `rules[]`),
 //! gateways on outbounds (`to[]`). Kuma `meshratelimit/api/v1alpha1`.
 
-use super::checks::{
-    MUST_BE_DEFINED, at_least_one, check_gateway_split, check_status_code, len, non_empty,
-};
-use super::common::{
-    From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh,
-};
+use super::checks::{MUST_BE_DEFINED, at_least_one, check_status_code};
+use super::common::{From, Kinds, Sections, To, check_inbound_or_gateway};
 use super::header::HeaderModifier;
-use super::matches::{MatchRule, check_match_rules};
+use super::matches::MatchRule;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
 use crate::resource::Duration;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
@@ -106,39 +102,9 @@ const FROM: &[TargetRefKind] = &[Mesh];
 
 impl Validate for MeshRateLimit {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let top = top_or_mesh(&self.target_ref);
-        let kinds = Kinds {
-            top: TOP,
-            to: TO,
-            from: FROM,
-            inbound: non_empty(&self.from) || non_empty(&self.rules),
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        check_sections(
-            path,
-            len(&self.to),
-            len(&self.from),
-            len(&self.rules),
-            true,
-            errs,
-        );
-        let split = check_gateway_split(
-            path,
-            &top,
-            [
-                ("to", non_empty(&self.to)),
-                ("from", non_empty(&self.from)),
-                ("rules", non_empty(&self.rules)),
-            ],
-            errs,
-        );
-        if split.to_ok {
-            check_to(path, &self.to, kinds, errs);
-        }
-        if split.inbound_ok {
-            check_from(path, &self.from, kinds, errs);
-            check_match_rules(path, &self.rules, errs);
-        }
+        let sections = Sections::new(&self.to, &self.from, &self.rules);
+        let kinds = Kinds::new(TOP, TO, FROM);
+        check_inbound_or_gateway(path, &self.target_ref, &sections, kinds, true, errs);
     }
 }
 
@@ -206,12 +172,10 @@ impl Validate for Rate {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshRateLimit = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshRateLimit>(yaml)
     }
 
     // A sidecar inbound limit with an onRateLimit answer is valid.

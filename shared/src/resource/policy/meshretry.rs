@@ -1,8 +1,8 @@
 //! `MeshRetry`: outbound retry policies per destination protocol (tcp, http,
 //! grpc). Outbound only: there is no `from` or `rules`. Kuma `meshretry/api/v1alpha1`.
 
-use super::checks::{MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, non_empty};
-use super::common::{Kinds, To, check_to, check_top, top_or_mesh};
+use super::checks::{MUST_BE_DEFINED, MUST_NOT_BE_EMPTY};
+use super::common::{Kinds, To, check_outbound, top_or_mesh};
 use super::header::{HeaderMatch, check_header_name};
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
 use crate::resource::validate::{Path, Validate, ValidationErrors};
@@ -194,21 +194,18 @@ const TO_GATEWAY: &[TargetRefKind] = &[Mesh, MeshExternalService];
 impl Validate for MeshRetry {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let top = top_or_mesh(&self.target_ref);
-        let kinds = Kinds {
-            top: TOP,
-            to: if matches!(top.kind, MeshGateway | MeshHTTPRoute) {
-                TO_GATEWAY
-            } else {
-                TO
-            },
-            from: &[],
-            inbound: false,
+        let to = if matches!(top.kind, MeshGateway | MeshHTTPRoute) {
+            TO_GATEWAY
+        } else {
+            TO
         };
-        check_top(path, &self.target_ref, kinds, errs);
-        if !non_empty(&self.to) {
-            errs.add(&path.field("to"), "needs at least one item");
-        }
-        check_to(path, &self.to, kinds, errs);
+        check_outbound(
+            path,
+            &self.target_ref,
+            &self.to,
+            Kinds::new(TOP, to, &[]),
+            errs,
+        );
     }
 }
 
@@ -235,17 +232,36 @@ impl Validate for Conf {
     }
 }
 
+/// What the http and grpc sections share: something set, a valid per-try
+/// timeout and back-offs.
+fn check_attempts(
+    path: &Path,
+    empty: bool,
+    per_try_timeout: &Option<Duration>,
+    back_off: &Option<BackOff>,
+    rate_limited_back_off: &Option<RateLimitedBackOff>,
+    errs: &mut ValidationErrors,
+) {
+    if empty {
+        errs.add(path, MUST_NOT_BE_EMPTY);
+    }
+    if let Some(d) = per_try_timeout {
+        d.check(&path.field("perTryTimeout"), errs);
+    }
+    back_off.validate(&path.field("backOff"), errs);
+    rate_limited_back_off.validate(&path.field("rateLimitedBackOff"), errs);
+}
+
 impl Validate for Http {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        if *self == Http::default() {
-            errs.add(path, MUST_NOT_BE_EMPTY);
-        }
-        if let Some(d) = &self.per_try_timeout {
-            d.check(&path.field("perTryTimeout"), errs);
-        }
-        self.back_off.validate(&path.field("backOff"), errs);
-        self.rate_limited_back_off
-            .validate(&path.field("rateLimitedBackOff"), errs);
+        check_attempts(
+            path,
+            *self == Http::default(),
+            &self.per_try_timeout,
+            &self.back_off,
+            &self.rate_limited_back_off,
+            errs,
+        );
         for (i, cond) in self.retry_on.iter().flatten().enumerate() {
             let known = HTTP_RETRY_ON.contains(&cond.as_str())
                 || cond.parse::<u16>().is_ok_and(is_known_status);
@@ -298,15 +314,14 @@ impl Validate for Http {
 
 impl Validate for Grpc {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        if *self == Grpc::default() {
-            errs.add(path, MUST_NOT_BE_EMPTY);
-        }
-        if let Some(d) = &self.per_try_timeout {
-            d.check(&path.field("perTryTimeout"), errs);
-        }
-        self.back_off.validate(&path.field("backOff"), errs);
-        self.rate_limited_back_off
-            .validate(&path.field("rateLimitedBackOff"), errs);
+        check_attempts(
+            path,
+            *self == Grpc::default(),
+            &self.per_try_timeout,
+            &self.back_off,
+            &self.rate_limited_back_off,
+            errs,
+        );
     }
 }
 
@@ -355,12 +370,10 @@ impl Validate for RateLimitedBackOff {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshRetry = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshRetry>(yaml)
     }
 
     // Kuma's default retry policy is valid as written.

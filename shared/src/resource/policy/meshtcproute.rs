@@ -3,11 +3,15 @@
 //! Kuma: `pkg/plugins/policies/meshtcproute/api/v1alpha1`.
 
 use super::backend_ref::BackendRef;
-use super::common::{Kinds, check_top, top_or_mesh};
-use super::targetref::{Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref};
+use super::common::check_to_target_ref;
+use super::meshhttproute::check_route_top;
+use super::targetref::TargetRef;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
-use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
+
+/// Routes attach and send traffic the same way whatever the protocol: the kind
+/// lists are MeshHTTPRoute's.
+pub use super::meshhttproute::{BACKEND_KINDS, TO_KINDS, TO_KINDS_GATEWAY, TOP_KINDS};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -42,50 +46,12 @@ pub struct RuleConf {
     pub backend_refs: Option<Vec<BackendRef>>,
 }
 
-/// Top-level kinds over Kuma 2.9–2.14 (MeshGateway for gateway routes).
-pub const TOP_KINDS: &[TargetRefKind] = &[
-    Mesh,
-    MeshSubset,
-    MeshService,
-    MeshServiceSubset,
-    MeshGateway,
-    Dataplane,
-];
-/// `to[].targetRef` kinds for sidecars.
-pub const TO_KINDS: &[TargetRefKind] = &[MeshService, MeshExternalService, MeshMultiZoneService];
-/// `to[].targetRef` kinds when the route attaches to a MeshGateway.
-pub const TO_KINDS_GATEWAY: &[TargetRefKind] = &[Mesh];
-/// Kinds a TCP backend may be.
-pub const BACKEND_KINDS: &[TargetRefKind] = &[
-    MeshService,
-    MeshServiceSubset,
-    MeshExternalService,
-    MeshMultiZoneService,
-];
-
 impl Validate for MeshTCPRoute {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        let top = top_or_mesh(&self.target_ref);
-        let to_kinds = if top.kind == MeshGateway {
-            TO_KINDS_GATEWAY
-        } else {
-            TO_KINDS
-        };
+        let (_, to_kinds) = check_route_top(path, &self.target_ref, errs);
         for (i, to) in self.to.iter().flatten().enumerate() {
             let p = path.field("to").index(i);
-            let rules = SlotRules {
-                slot: Slot::To,
-                allowed: to_kinds,
-                section_name_allowed: false,
-            };
-            check_target_ref(&p.field("targetRef"), &to.target_ref, rules, errs);
+            check_to_target_ref(&p.field("targetRef"), &to.target_ref, to_kinds, errs);
             if to.rules.len() > 1 {
                 errs.add(&p.field("rules"), "must have at most 1 item");
             }
@@ -111,12 +77,10 @@ impl Validate for MeshTCPRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshTCPRoute = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshTCPRoute>(yaml)
     }
 
     // A weighted split across real services is valid.

@@ -1,9 +1,9 @@
 //! `MeshTimeout`: connection, idle and HTTP timeouts, outbound (`to[]`) and
 //! inbound (`from[]` or 2.10+ `rules[]`). Kuma `meshtimeout/api/v1alpha1`.
 
-use super::checks::{MUST_NOT_BE_DEFINED, len, non_empty};
+use super::checks::{MUST_NOT_BE_DEFINED, non_empty};
 use super::common::{
-    From, Kinds, To, check_from, check_sections, check_to, check_top, top_or_mesh,
+    From, Kinds, Sections, To, check_directional, check_from, check_to, top_or_mesh,
 };
 use super::matches::{MatchRule, check_match_rules};
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -152,21 +152,10 @@ impl Validate for MeshTimeout {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let top = top_or_mesh(&self.target_ref);
         let gateway_or_route = matches!(top.kind, MeshGateway | MeshHTTPRoute);
-        let kinds = Kinds {
-            top: TOP,
-            to: if gateway_or_route { TO_GATEWAY } else { TO },
-            from: FROM,
-            inbound: non_empty(&self.from) || non_empty(&self.rules),
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        check_sections(
-            path,
-            len(&self.to),
-            len(&self.from),
-            len(&self.rules),
-            true,
-            errs,
-        );
+        let to = if gateway_or_route { TO_GATEWAY } else { TO };
+        let sections = Sections::new(&self.to, &self.from, &self.rules);
+        let kinds = Kinds::new(TOP, to, FROM);
+        let kinds = check_directional(path, &self.target_ref, &sections, kinds, true, errs);
         check_to(path, &self.to, kinds, errs);
         if gateway_or_route {
             for (field, set) in [
@@ -220,12 +209,10 @@ impl Validate for MeshTimeout {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshTimeout = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshTimeout>(yaml)
     }
 
     // Kuma's default mesh timeout policy is valid as written.

@@ -2,7 +2,10 @@
 //! versions and cipher suites, via `from[]` or (2.10+) `rules[]`.
 //! Kuma: `pkg/plugins/policies/meshtls/api/v1alpha1`, `api/common/v1alpha1/tls`.
 
-use super::common::{From, Kinds, Rule, check_from, check_top, top_or_mesh};
+use super::checks::non_empty;
+use super::common::{
+    From, Kinds, Rule, check_from, check_rules_exclude_from, check_top, top_or_mesh,
+};
 use super::targetref::{TargetRef, TargetRefKind};
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use TargetRefKind::*;
@@ -88,17 +91,12 @@ pub const FROM_KINDS: &[TargetRefKind] = &[Mesh];
 impl Validate for MeshTLS {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: FROM_KINDS,
             inbound: true,
+            ..Kinds::new(TOP_KINDS, &[], FROM_KINDS)
         };
         check_top(path, &self.target_ref, kinds, errs);
-        let nonempty = |n: Option<usize>| n.is_some_and(|n| n > 0);
-        if nonempty(self.rules.as_ref().map(Vec::len)) && nonempty(self.from.as_ref().map(Vec::len))
-        {
-            errs.add(&path.field("from"), "must be empty when 'rules' is defined");
-        }
+        let (from, rules) = (non_empty(&self.from), non_empty(&self.rules));
+        check_rules_exclude_from(path, from, rules, errs);
         let top_is_mesh = top_or_mesh(&self.target_ref).kind == Mesh;
         for (i, r) in self.rules.iter().flatten().enumerate() {
             let p = path.field("rules").index(i).field("default");
@@ -154,15 +152,10 @@ fn check_version(path: &Path, v: &Version, errs: &mut ValidationErrors) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshTLS = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshTLS>(yaml)
     }
 
     // Mesh-wide TLS settings with an ordered version range are valid.

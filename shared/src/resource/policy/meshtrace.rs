@@ -2,11 +2,12 @@
 //! listener of the selected proxies, to one Zipkin, Datadog or OpenTelemetry
 //! collector. Kuma: `pkg/plugins/policies/meshtrace/api/v1alpha1`.
 
-use super::common::{Kinds, check_top};
-use super::int_or_percent::Percentage;
-use super::net_checks;
+use super::checks::required;
+use super::common::check_single_item;
+use super::intorstring::IntOrString;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
+use crate::resource::net;
 use crate::resource::validate::{Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
@@ -99,11 +100,11 @@ pub struct OpenTelemetryBackend {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overall: Option<Percentage>,
+    pub overall: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<Percentage>,
+    pub client: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random: Option<Percentage>,
+    pub random: Option<IntOrString>,
 }
 
 /// A custom span tag from a literal or a request header, exactly one of them.
@@ -138,14 +139,7 @@ pub const TOP_KINDS: &[TargetRefKind] = &[
 
 impl Validate for MeshTrace {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        self.default.validate(&path.field("default"), errs);
+        check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
     }
 }
 
@@ -175,8 +169,9 @@ impl Validate for Conf {
                 ("overall", &s.overall),
             ] {
                 if let Some(v) = v {
-                    v.check_with(
+                    v.check_percentage_with(
                         &sp.field(field),
+                        true,
                         "string is not a number",
                         "must be between 0 and 100",
                         errs,
@@ -191,27 +186,22 @@ impl Validate for Backend {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         match self.r#type {
             BackendType::Datadog => {
-                let p = path.field("datadog");
-                match &self.datadog {
-                    None => errs.add(&p, "must be defined"),
-                    Some(d) => check_datadog_url(&p.field("url"), &d.url, errs),
+                if let Some((p, d)) = required(path, "datadog", &self.datadog, errs) {
+                    check_datadog_url(&p.field("url"), &d.url, errs);
                 }
             }
             BackendType::Zipkin => {
-                let p = path.field("zipkin");
-                match &self.zipkin {
-                    None => errs.add(&p, "must be defined"),
-                    Some(z) if z.url.is_empty() => errs.add(&p.field("url"), "must not be empty"),
-                    Some(z) if !net_checks::is_url(&z.url) => {
-                        errs.add(&p.field("url"), "must be a valid url")
+                if let Some((p, z)) = required(path, "zipkin", &self.zipkin, errs) {
+                    if z.url.is_empty() {
+                        errs.add(&p.field("url"), "must not be empty");
+                    } else if !net::is_url(&z.url) {
+                        errs.add(&p.field("url"), "must be a valid url");
                     }
-                    Some(_) => {}
                 }
             }
             BackendType::OpenTelemetry => {
-                let p = path.field("openTelemetry");
-                let Some(o) = &self.open_telemetry else {
-                    errs.add(&p, "must be defined");
+                let Some((p, o)) = required(path, "openTelemetry", &self.open_telemetry, errs)
+                else {
                     return;
                 };
                 if let Some(e) = check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs) {
@@ -224,7 +214,7 @@ impl Validate for Backend {
 
 /// Datadog agents take `http://host:port` only (dd-trace-go's rule).
 fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
-    let Some(u) = net_checks::split_url(url).filter(|u| !u.host.is_empty()) else {
+    let Some(u) = net::split_url(url).filter(|u| !u.host.is_empty()) else {
         errs.add(path, "must be a valid url");
         return;
     };
@@ -233,7 +223,7 @@ fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
     }
     match u.port {
         None | Some("") => errs.add(path, "port must be defined"),
-        Some(p) if !net_checks::is_port_text(p) => errs.add(path, "port must be a valid (1-65535)"),
+        Some(p) if net::parse_port(p).is_none() => errs.add(path, "port must be a valid (1-65535)"),
         Some(_) => {}
     }
     for (name, set) in [
@@ -250,13 +240,13 @@ fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
 
 /// A URL (http/https, valid port, a host) or else a gRPC `host:port`.
 fn check_otel_endpoint(path: &Path, endpoint: &str, errs: &mut ValidationErrors) {
-    match net_checks::split_url(endpoint) {
+    match net::split_url(endpoint) {
         Some(u) if !u.host.is_empty() => {
             if u.scheme != "http" && u.scheme != "https" {
                 errs.add(path, "URL scheme must be http or https");
             }
             if let Some(p) = u.port
-                && !net_checks::is_port_text(p)
+                && net::parse_port(p).is_none()
             {
                 errs.add(path, "port must be valid (1-65535)");
             }
@@ -269,15 +259,10 @@ fn check_otel_endpoint(path: &Path, endpoint: &str, errs: &mut ValidationErrors)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshTrace = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshTrace>(yaml)
     }
 
     // Each backend type with its documented fields is valid.

@@ -4,7 +4,7 @@
 //! Kuma `meshtrafficpermission/api/v1alpha1`.
 
 use super::checks::{MUST_BE_DEFINED, non_empty};
-use super::common::{From, Kinds, Rule, check_from, check_top};
+use super::common::{From, Kinds, Rule, check_from, check_rules_exclude_from, check_top};
 use super::matches::Match;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
 use crate::resource::validate::{Path, Validate, ValidationErrors};
@@ -56,18 +56,14 @@ impl Validate for MeshTrafficPermission {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let (from, rules) = (non_empty(&self.from), non_empty(&self.rules));
         let kinds = Kinds {
-            top: TOP,
-            to: &[],
-            from: FROM,
             inbound: from || rules,
+            ..Kinds::new(TOP, &[], FROM)
         };
         check_top(path, &self.target_ref, kinds, errs);
         if !from && !rules {
             errs.add(path, "at least one of 'from' or 'rules' has to be defined");
         }
-        if from && rules {
-            errs.add(&path.field("from"), "must be empty when 'rules' is defined");
-        }
+        check_rules_exclude_from(path, from, rules, errs);
         check_from(path, &self.from, kinds, errs);
         for (i, rule) in self.rules.iter().flatten().enumerate() {
             rule.default
@@ -107,12 +103,10 @@ impl Validate for RuleConf {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_fields;
 
     fn fields(yaml: &str) -> Vec<String> {
-        let spec: MeshTrafficPermission = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations().iter().map(|v| v.field.clone()).collect()
+        spec_fields::<MeshTrafficPermission>(yaml)
     }
 
     // The reference example (deny all, allow web) is valid.

@@ -1,14 +1,14 @@
 //! The sixteen targetRef policies, one module each, on shared building blocks:
-//! `targetref` (what a policy selects), `common` (`to` / `from` / `rules` items),
-//! `matches` (SPIFFE ID / SNI rule matches), `header`, `backend_ref`, `otel`,
-//! numeric helpers (`intorstring`, `int_or_percent`) and syntax checks
-//! (`checks`, `net_checks`).
+//! `targetref` (what a policy selects), `common` (`to` / `from` / `rules` items
+//! and the validation sequences policies share), `matches` (SPIFFE ID / SNI rule
+//! matches), `header`, `backend_ref`, `otel`, the int-or-string numbers
+//! (`intorstring`) and the small checks with Kuma's wording (`checks`). Network
+//! syntax (IPs, hostnames, URLs) is in [`crate::resource::net`].
 
 pub mod backend_ref;
 pub mod checks;
 pub mod common;
 pub mod header;
-pub mod int_or_percent;
 pub mod intorstring;
 pub mod matches;
 pub mod meshaccesslog;
@@ -27,7 +27,6 @@ pub mod meshtimeout;
 pub mod meshtls;
 pub mod meshtrace;
 pub mod meshtrafficpermission;
-pub mod net_checks;
 pub mod otel;
 pub mod targetref;
 

@@ -81,15 +81,13 @@ pub fn check_endpoint_or_ref<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::messages_of;
 
     fn run(endpoint: Option<&str>, r: Option<BackendResourceRef>) -> Vec<String> {
         let mut errs = ValidationErrors::new();
         let e = endpoint.map(str::to_string);
         check_endpoint_or_ref(&Path::root().field("otel"), &e, &r, &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        messages_of(&errs)
     }
 
     // Exactly one of endpoint / backendRef; an empty endpoint counts as unset.

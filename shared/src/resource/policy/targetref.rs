@@ -234,6 +234,7 @@ pub fn check_target_ref(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::messages_of;
     use TargetRefKind::*;
 
     fn check(tr: &TargetRef, slot: Slot, allowed: &[TargetRefKind]) -> Vec<String> {
@@ -244,10 +245,7 @@ mod tests {
             section_name_allowed: false,
         };
         check_target_ref(&Path::root().field("targetRef"), tr, rules, &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        messages_of(&errs)
     }
 
     // A kind outside the policy's allowed list is refused and named.

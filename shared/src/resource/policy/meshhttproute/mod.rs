@@ -7,10 +7,12 @@
 mod validation;
 
 use super::backend_ref::BackendRef;
-use super::int_or_percent::Percentage;
+use super::intorstring::IntOrString;
 use super::targetref::TargetRef;
 use serde::{Deserialize, Serialize};
 
+pub use super::header::{HeaderKeyValue, HeaderMatch, HeaderMatchType};
+pub(crate) use validation::check_route_top;
 pub use validation::{BACKEND_KINDS, MIRROR_KINDS, TO_KINDS, TO_KINDS_GATEWAY, TOP_KINDS};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -104,27 +106,6 @@ pub struct QueryParamsMatch {
     pub value: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum HeaderMatchType {
-    #[default]
-    Exact,
-    Present,
-    RegularExpression,
-    Absent,
-    Prefix,
-}
-
-/// `headers[]`: `type` defaults to Exact; Present / Absent take no value.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HeaderMatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub r#type: Option<HeaderMatchType>,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
-
 /// `rules[].default`: what happens to matched requests.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -162,14 +143,8 @@ pub struct Filter {
     pub request_mirror: Option<RequestMirror>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HeaderKeyValue {
-    pub name: String,
-    pub value: String,
-}
-
 /// Set / add / remove headers; one action per header name, at most 16 of each.
+/// (MeshRateLimit and MeshHealthCheck take the `{set, add}` [`super::header::HeaderModifier`].)
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderModifier {
@@ -239,6 +214,6 @@ pub struct UrlRewrite {
 pub struct RequestMirror {
     /// Share of requests to mirror; all when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub percentage: Option<Percentage>,
+    pub percentage: Option<IntOrString>,
     pub backend_ref: BackendRef,
 }

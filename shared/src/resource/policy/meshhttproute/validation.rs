@@ -5,16 +5,19 @@ use super::{
     Filter, FilterType, HeaderMatch, HeaderMatchType, HeaderModifier, Match, MeshHTTPRoute,
     PathMatch, PathMatchType, PathRewrite, PathRewriteType, QueryParamsMatchType, Rule,
 };
-use crate::resource::policy::common::{Kinds, check_top, top_or_mesh};
-use crate::resource::policy::net_checks::{self, HEADER_NAME_REASON};
-use crate::resource::policy::targetref::{
-    Slot, SlotRules, TargetRef, TargetRefKind, check_target_ref,
+use crate::resource::net;
+use crate::resource::policy::checks::{check_regex, required};
+use crate::resource::policy::common::{Kinds, check_to_target_ref, check_top, top_or_mesh};
+use crate::resource::policy::header::{
+    HEADER_NAME_REASON, HeaderKeyValue, check_modifier_len, is_header_name,
 };
+use crate::resource::policy::targetref::{TargetRef, TargetRefKind};
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use TargetRefKind::*;
 use std::collections::BTreeSet;
 
-/// Top-level kinds over Kuma 2.9–2.14 (MeshGateway for gateway routes).
+/// Top-level kinds over Kuma 2.9–2.14 (MeshGateway for gateway routes). The kind
+/// lists are MeshTCPRoute's too.
 pub const TOP_KINDS: &[TargetRefKind] = &[
     Mesh,
     MeshSubset,
@@ -39,28 +42,31 @@ pub const MIRROR_KINDS: &[TargetRefKind] = &[MeshService, MeshServiceSubset];
 
 /// Redirect status codes Kuma's schema allows.
 const REDIRECT_CODES: &[u32] = &[301, 302, 303, 307, 308];
-/// Limit on each of set / add / remove in a header modifier.
-const MAX_HEADER_MODS: usize = 16;
+
+/// What MeshHTTPRoute and MeshTCPRoute check first: the top-level targetRef.
+/// Returns it (Mesh when omitted) and the kinds `to[].targetRef` may take under it.
+pub(crate) fn check_route_top(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    errs: &mut ValidationErrors,
+) -> (TargetRef, &'static [TargetRefKind]) {
+    check_top(path, target_ref, Kinds::top_only(TOP_KINDS), errs);
+    let top = top_or_mesh(target_ref);
+    let to_kinds = if top.kind == MeshGateway {
+        TO_KINDS_GATEWAY
+    } else {
+        TO_KINDS
+    };
+    (top, to_kinds)
+}
 
 impl Validate for MeshHTTPRoute {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let kinds = Kinds {
-            top: TOP_KINDS,
-            to: &[],
-            from: &[],
-            inbound: false,
-        };
-        check_top(path, &self.target_ref, kinds, errs);
-        let top = top_or_mesh(&self.target_ref);
+        let (top, to_kinds) = check_route_top(path, &self.target_ref, errs);
         let gateway = top.kind == MeshGateway;
         for (i, to) in self.to.iter().flatten().enumerate() {
             let p = path.field("to").index(i);
-            let rules = SlotRules {
-                slot: Slot::To,
-                allowed: if gateway { TO_KINDS_GATEWAY } else { TO_KINDS },
-                section_name_allowed: false,
-            };
-            check_target_ref(&p.field("targetRef"), &to.target_ref, rules, errs);
+            check_to_target_ref(&p.field("targetRef"), &to.target_ref, to_kinds, errs);
             if !gateway && to.hostnames.as_ref().is_some_and(|h| !h.is_empty()) {
                 errs.add(&p.field("hostnames"), "must not be defined");
             }
@@ -124,7 +130,7 @@ fn check_match(path: &Path, m: &Match, errs: &mut ValidationErrors) {
 }
 
 fn check_re(path: &Path, pattern: &str, errs: &mut ValidationErrors) {
-    net_checks::check_regex(path, pattern, "must be a valid regular expression", errs);
+    check_regex(path, pattern, "must be a valid regular expression", errs);
 }
 
 fn check_path_match(path: &Path, pm: &PathMatch, errs: &mut ValidationErrors) {
@@ -158,7 +164,7 @@ fn check_path_match(path: &Path, pm: &PathMatch, errs: &mut ValidationErrors) {
 }
 
 fn check_header_match(path: &Path, h: &HeaderMatch, errs: &mut ValidationErrors) {
-    if !net_checks::is_header_name(&h.name) {
+    if !is_header_name(&h.name) {
         errs.add(&path.field("name"), HEADER_NAME_REASON);
     }
     let value_set = h.value.as_deref().is_some_and(|v| !v.is_empty());
@@ -182,6 +188,22 @@ fn all_prefix(matches: &[Match]) -> bool {
     })
 }
 
+/// The new hostname and path a redirect or a rewrite gives.
+fn check_host_and_path(
+    path: &Path,
+    hostname: &Option<String>,
+    rewrite: &Option<PathRewrite>,
+    matches: &[Match],
+    errs: &mut ValidationErrors,
+) {
+    if let Some(h) = hostname {
+        check_precise_hostname(&path.field("hostname"), h, errs);
+    }
+    if let Some(rw) = rewrite {
+        check_path_rewrite(&path.field("path"), rw, matches, errs);
+    }
+}
+
 fn check_filter(
     path: &Path,
     f: &Filter,
@@ -190,32 +212,21 @@ fn check_filter(
     errs: &mut ValidationErrors,
 ) {
     match f.r#type {
-        FilterType::RequestHeaderModifier => {
-            let p = path.field("requestHeaderModifier");
-            match &f.request_header_modifier {
-                None => errs.add(&p, "must be defined"),
-                Some(m) => check_header_modifier(&p, m, errs),
-            }
-        }
-        FilterType::ResponseHeaderModifier => {
-            let p = path.field("responseHeaderModifier");
-            match &f.response_header_modifier {
-                None => errs.add(&p, "must be defined"),
-                Some(m) => check_header_modifier(&p, m, errs),
+        FilterType::RequestHeaderModifier | FilterType::ResponseHeaderModifier => {
+            let (field, block) = if f.r#type == FilterType::RequestHeaderModifier {
+                ("requestHeaderModifier", &f.request_header_modifier)
+            } else {
+                ("responseHeaderModifier", &f.response_header_modifier)
+            };
+            if let Some((p, m)) = required(path, field, block, errs) {
+                check_header_modifier(&p, m, errs);
             }
         }
         FilterType::RequestRedirect => {
-            let p = path.field("requestRedirect");
-            let Some(r) = &f.request_redirect else {
-                errs.add(&p, "must be defined");
+            let Some((p, r)) = required(path, "requestRedirect", &f.request_redirect, errs) else {
                 return;
             };
-            if let Some(h) = &r.hostname {
-                check_precise_hostname(&p.field("hostname"), h, errs);
-            }
-            if let Some(rw) = &r.path {
-                check_path_rewrite(&p.field("path"), rw, matches, errs);
-            }
+            check_host_and_path(&p, &r.hostname, &r.path, matches, errs);
             if let Some(port) = r.port {
                 validate::check_port(&p.field("port"), port, errs);
             }
@@ -229,17 +240,10 @@ fn check_filter(
             }
         }
         FilterType::UrlRewrite => {
-            let p = path.field("urlRewrite");
-            let Some(r) = &f.url_rewrite else {
-                errs.add(&p, "must be defined");
+            let Some((p, r)) = required(path, "urlRewrite", &f.url_rewrite, errs) else {
                 return;
             };
-            if let Some(h) = &r.hostname {
-                check_precise_hostname(&p.field("hostname"), h, errs);
-            }
-            if let Some(rw) = &r.path {
-                check_path_rewrite(&p.field("path"), rw, matches, errs);
-            }
+            check_host_and_path(&p, &r.hostname, &r.path, matches, errs);
             if r.host_to_backend_hostname == Some(true) {
                 let hp = p.field("hostToBackendHostname");
                 if top.kind != MeshGateway {
@@ -251,15 +255,13 @@ fn check_filter(
             }
         }
         FilterType::RequestMirror => {
-            let p = path.field("requestMirror");
-            let Some(m) = &f.request_mirror else {
-                errs.add(&p, "must be defined");
+            let Some((p, m)) = required(path, "requestMirror", &f.request_mirror, errs) else {
                 return;
             };
             m.backend_ref
                 .check(&p.field("backendRef"), MIRROR_KINDS, errs);
             if let Some(pct) = &m.percentage {
-                pct.check(&p.field("percentage"), errs);
+                pct.check_percentage(&p.field("percentage"), true, errs);
             }
         }
     }
@@ -290,56 +292,55 @@ fn check_path_rewrite(
 
 /// A hostname that is not an IP address (Gateway API `PreciseHostname`).
 fn check_precise_hostname(path: &Path, h: &str, errs: &mut ValidationErrors) {
-    if net_checks::is_ip(h) {
+    if net::is_ip(h) {
         errs.add(path, "cannot be an IP address");
-    } else if let Some(reason) = net_checks::dns1123_subdomain_violation(h) {
+    } else if let Some(reason) = net::dns1123_subdomain_violation(h) {
         errs.add(path, reason);
     }
 }
 
+/// Route header modifiers: some action, at most 16 entries per list, and each
+/// header name (valid) in one entry of one list only.
 fn check_header_modifier(path: &Path, m: &HeaderModifier, errs: &mut ValidationErrors) {
     if m.set.is_none() && m.add.is_none() && m.remove.is_none() {
         errs.add(path, "must have at least one defined: set, add, remove");
         return;
     }
-    let mut seen = BTreeSet::new();
-    let mut name = |p: Path, n: &str, errs: &mut ValidationErrors| {
-        if !net_checks::is_header_name(n) {
-            errs.add(&p, HEADER_NAME_REASON);
-        } else if !seen.insert(n.to_string()) {
-            errs.add(&p, "duplicate header name");
-        }
+    let names = |l: &Option<Vec<HeaderKeyValue>>| -> Vec<String> {
+        l.iter().flatten().map(|kv| kv.name.clone()).collect()
     };
-    for (field, list) in [("set", &m.set), ("add", &m.add)] {
-        let items = list.as_deref().unwrap_or_default();
-        if items.len() > MAX_HEADER_MODS {
-            errs.add(&path.field(field), "must have at most 16 items");
+    let removes: Vec<String> = m.remove.iter().flatten().cloned().collect();
+    let mut seen = BTreeSet::new();
+    // `set` / `add` entries are `{name, value}`; `remove` lists bare names.
+    for (field, list, keyed) in [
+        ("set", names(&m.set), true),
+        ("add", names(&m.add), true),
+        ("remove", removes, false),
+    ] {
+        let lp = path.field(field);
+        check_modifier_len(&lp, list.len(), errs);
+        for (i, n) in list.into_iter().enumerate() {
+            let p = if keyed {
+                lp.index(i).field("name")
+            } else {
+                lp.index(i)
+            };
+            if !is_header_name(&n) {
+                errs.add(&p, HEADER_NAME_REASON);
+            } else if !seen.insert(n) {
+                errs.add(&p, "duplicate header name");
+            }
         }
-        for (i, kv) in items.iter().enumerate() {
-            name(path.field(field).index(i).field("name"), &kv.name, errs);
-        }
-    }
-    let removes = m.remove.as_deref().unwrap_or_default();
-    if removes.len() > MAX_HEADER_MODS {
-        errs.add(&path.field("remove"), "must have at most 16 items");
-    }
-    for (i, n) in removes.iter().enumerate() {
-        name(path.field("remove").index(i), n, errs);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::test_support::spec_messages;
 
     fn violations(yaml: &str) -> Vec<String> {
-        let spec: MeshHTTPRoute = serde_yaml_ng::from_str(yaml).unwrap();
-        let mut errs = ValidationErrors::new();
-        spec.validate(&Path::root().field("spec"), &mut errs);
-        errs.violations()
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.reason))
-            .collect()
+        spec_messages::<MeshHTTPRoute>(yaml)
     }
 
     fn route(rule: &str) -> String {

@@ -1,41 +1,23 @@
-//! Syntax checks for the network-ish strings policies carry: hostnames, IPs,
-//! CIDRs, `host:port` endpoints, loose URLs, file paths, HTTP header names and
-//! RE2 regular expressions. Each mirrors the Go check Kuma uses (k8s
-//! `IsDNS1123Subdomain`, govalidator `IsURL` / `IsDNSName` / `IsFilePath`,
-//! `regexp.Compile`), written without a URL or regex engine dependency.
+//! Syntax of the network names and addresses resources carry: IPs, CIDRs, DNS
+//! names, `host:port` endpoints, ports written as text and loose URLs. Each
+//! mirrors the Go check Kuma uses (k8s `IsDNS1123Subdomain`, govalidator
+//! `IsDNSName` / `IsURL`, Go's `net.SplitHostPort`), written without a URL
+//! dependency. Proxies, meshes and policies all use these; the rules built on
+//! them (what a proxy may listen on, what a collector URL needs) stay with their
+//! resource.
 
-use crate::resource::validate::{Path, ValidationErrors};
 use std::net::IpAddr;
 
 /// Longest DNS-1123 subdomain.
 pub const DNS1123_MAX: usize = 253;
 
-/// Why `s` is not a lower-case RFC 1123 subdomain (Kubernetes' wording), if it is not.
-pub fn dns1123_subdomain_violation(s: &str) -> Option<String> {
-    if s.len() > DNS1123_MAX {
-        return Some(format!("must be no more than {DNS1123_MAX} characters"));
-    }
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    };
-    if s.split('.').all(label_ok) {
-        None
-    } else {
-        Some(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
-             '-' or '.', and must start and end with an alphanumeric character"
-                .to_string(),
-        )
-    }
-}
-
 pub fn is_ip(s: &str) -> bool {
     s.parse::<IpAddr>().is_ok()
+}
+
+/// `0.0.0.0` or `::` (any spelling of an unspecified address).
+pub fn is_unspecified(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
 }
 
 /// `10.0.0.0/8`, `fd00::/8`.
@@ -52,23 +34,56 @@ pub fn is_cidr(s: &str) -> bool {
         && bits.parse::<u32>().is_ok_and(|b| b <= max)
 }
 
-/// govalidator `IsDNSName`: labels of letters, digits, `_` and `-` (not leading `-`),
-/// at most 63 characters each, 255 in all, optional trailing dot, and not an IP.
+/// One RFC 1123 label: lower-case alphanumerics and `-`, not at either end.
+fn is_dns1123_label(l: &str) -> bool {
+    let b = l.as_bytes();
+    !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Kubernetes' `IsDNS1123Subdomain`: dot-separated RFC 1123 labels, at most
+/// [`DNS1123_MAX`] characters.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= DNS1123_MAX && s.split('.').all(is_dns1123_label)
+}
+
+/// Why `s` is not a lower-case RFC 1123 subdomain (Kubernetes' wording), if it is not.
+pub fn dns1123_subdomain_violation(s: &str) -> Option<String> {
+    if s.len() > DNS1123_MAX {
+        Some(format!("must be no more than {DNS1123_MAX} characters"))
+    } else if !is_dns1123_subdomain(s) {
+        Some(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+             '-' or '.', and must start and end with an alphanumeric character"
+                .to_string(),
+        )
+    } else {
+        None
+    }
+}
+
+/// A DNS name as govalidator's `IsDNSName` accepts it: dot-separated labels of
+/// letters, digits, `-` and `_`, each 1–63 characters not starting with `-`, an
+/// optional trailing dot, at most 255 characters without the dots; not an IP.
 pub fn is_dns_name(s: &str) -> bool {
-    if s.is_empty() || s.len() > 255 || is_ip(s) {
+    if s.is_empty() || s.len() > 255 + s.matches('.').count() || is_ip(s) {
         return false;
     }
     let s = s.strip_suffix('.').unwrap_or(s);
-    s.split('.').all(|l| {
-        let b = l.as_bytes();
+    s.split('.').all(|label| {
+        let b = label.as_bytes();
         !b.is_empty()
             && b.len() <= 63
             && b[0] != b'-'
             && b.iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
     })
 }
 
+/// The host part of a URL or endpoint: labels of letters, digits, `-` and `_`.
 fn is_hostname_loose(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
@@ -80,7 +95,55 @@ fn is_hostname_loose(s: &str) -> bool {
         })
 }
 
-/// The parts of `scheme://user@host:port/path?query#fragment` this module needs.
+/// Go's `net.SplitHostPort` for the forms users write: `host:port`, `[v6]:port`.
+/// `None` without a port, with unbalanced brackets or for a bare IPv6 address.
+pub fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':')?;
+        return Some((host, port));
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    if host.contains(':') {
+        return None;
+    }
+    Some((host, port))
+}
+
+/// A URL authority's `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_authority(s: &str) -> Option<(&str, Option<&str>)> {
+    if let Some((host, port)) = split_host_port(s) {
+        return Some((host, Some(port)));
+    }
+    match s.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']')? {
+            (host, "") => Some((host, None)),
+            _ => None,
+        },
+        None if s.contains(':') => None,
+        None => Some((s, None)),
+    }
+}
+
+/// A decimal port in 1..=65535.
+pub fn parse_port(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+/// `host:port` with a DNS name or IP (IPv6 in brackets) and a port in 1–65535.
+pub fn is_host_port(s: &str) -> bool {
+    match split_host_port(s) {
+        Some((host, port)) => {
+            parse_port(port).is_some() && (is_ip(host) || is_hostname_loose(host))
+        }
+        None => false,
+    }
+}
+
+/// The parts of `scheme://user@host:port/path?query#fragment` the checks need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UrlParts<'a> {
     pub scheme: &'a str,
@@ -121,7 +184,7 @@ pub fn split_url(s: &str) -> Option<UrlParts<'_>> {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),
     };
-    let (host, port) = split_host_port(hostport)?;
+    let (host, port) = split_authority(hostport)?;
     Some(UrlParts {
         scheme,
         user,
@@ -133,42 +196,10 @@ pub fn split_url(s: &str) -> Option<UrlParts<'_>> {
     })
 }
 
-/// `host`, `host:port`, `[v6]`, `[v6]:port` → (host, port text). `None` when
-/// brackets are unbalanced or a bare IPv6 address carries no brackets.
-fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return match after {
-            "" => Some((host, None)),
-            p => Some((host, Some(p.strip_prefix(':')?))),
-        };
-    }
-    match s.split_once(':') {
-        Some((h, p)) if !p.contains(':') => Some((h, Some(p))),
-        Some(_) => None,
-        None => Some((s, None)),
-    }
-}
-
-/// A port as text: 1–65535.
-pub fn is_port_text(p: &str) -> bool {
-    !p.is_empty()
-        && p.len() <= 5
-        && p.bytes().all(|c| c.is_ascii_digit())
-        && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
-}
-
-/// `host:port` with a DNS name or IP (IPv6 in brackets) and a port in 1–65535.
-pub fn is_host_port(s: &str) -> bool {
-    match split_host_port(s) {
-        Some((host, Some(port))) => is_port_text(port) && (is_ip(host) || is_hostname_loose(host)),
-        _ => false,
-    }
-}
-
 /// govalidator `IsURL`, the check Kuma applies to collector addresses: an
 /// optional `http(s)|tcp|udp|ws(s)|ftp` scheme, a host (name, IP or `[v6]`),
-/// an optional port and path. A bare word with neither `.` nor `:` is refused.
+/// an optional port of up to five digits and a path. A bare word with neither
+/// `.` nor `:` is refused.
 pub fn is_url(s: &str) -> bool {
     let n = s.chars().count();
     if s.is_empty() || n >= 2083 || n <= 3 || s.starts_with('.') {
@@ -201,50 +232,8 @@ pub fn is_url(s: &str) -> bool {
     scheme_ok && host_ok && port_ok
 }
 
-/// govalidator `IsFilePath` for Unix: absolute, no NUL (`^(/[^/\x00]*)+/?$`).
-pub fn is_unix_file_path(s: &str) -> bool {
-    s.starts_with('/') && !s.contains('\0')
-}
-
-/// HTTP header names as Kuma's schema allows them: 1–256 lower-case token characters.
-pub fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 256
-        && s.bytes().all(|c| {
-            c.is_ascii_lowercase()
-                || c.is_ascii_digit()
-                || matches!(
-                    c,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
-/// Reason for a bad header name.
-pub const HEADER_NAME_REASON: &str = "must be a valid HTTP header name: 1 to 256 lower case \
-     letters, digits or one of !#$%&'*+-.^_`|~";
-
-/// Adds `reason` at `path` unless `pattern` is a valid RE2 regular expression.
-pub fn check_regex(path: &Path, pattern: &str, reason: &str, errs: &mut ValidationErrors) {
-    if regex_syntax::Parser::new().parse(pattern).is_err() {
-        errs.add(path, reason);
-    }
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -255,6 +244,35 @@ mod tests {
         for bad in ["A.com", "-a.com", "a..com", "a_b.com", ""] {
             assert!(dns1123_subdomain_violation(bad).is_some(), "{bad:?}");
         }
+    }
+
+    // IPs and DNS names are told apart the way Kuma's validator does.
+    #[test]
+    fn ips_and_names() {
+        for ok in ["10.0.0.1", "::1", "fd00::2"] {
+            assert!(is_ip(ok), "{ok}");
+            assert!(!is_dns_name(ok), "{ok}");
+        }
+        for ok in ["backend", "backend.svc.cluster.local", "my_host", "a.b."] {
+            assert!(is_dns_name(ok), "{ok}");
+        }
+        let long_label = "a".repeat(64);
+        for bad in ["", "-a", "a..b", "a b", "a/b", long_label.as_str()] {
+            assert!(!is_dns_name(bad), "{bad:?}");
+        }
+    }
+
+    // host:port splitting handles IPv6 brackets and refuses bare IPv6.
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("a:80"), Some(("a", "80")));
+        assert_eq!(split_host_port("[::1]:80"), Some(("::1", "80")));
+        assert_eq!(split_host_port("::1"), None);
+        assert_eq!(split_host_port("a"), None);
+        assert_eq!(parse_port("80"), Some(80));
+        assert_eq!(parse_port("0"), None);
+        assert_eq!(parse_port("65536"), None);
+        assert_eq!(parse_port("+1"), None);
     }
 
     // Addresses Kuma accepts for collectors pass; bare words and junk fail.
@@ -313,25 +331,12 @@ mod tests {
         assert!(split_url("dd.local:8126").is_none());
     }
 
-    // IPs, CIDRs, DNS names and paths: the accepted and the refused.
+    // IPs, CIDRs and DNS names: the accepted and the refused.
     #[test]
     fn misc() {
         assert!(is_cidr("10.0.0.0/8") && is_cidr("fd00::/8"));
         assert!(!is_cidr("10.0.0.0/33") && !is_cidr("10.0.0.0") && !is_cidr("x/8"));
         assert!(is_dns_name("api.example.com") && is_dns_name("my_host.local"));
         assert!(!is_dns_name("-a.com") && !is_dns_name("a..b") && !is_dns_name("1.2.3.4"));
-        assert!(is_unix_file_path("/tmp/access.log") && !is_unix_file_path("#x"));
-        assert!(is_header_name("x-request-id") && !is_header_name("X-Upper"));
-    }
-
-    // RE2 syntax errors are reported; valid patterns are not.
-    #[test]
-    fn regexes() {
-        let mut e = ValidationErrors::new();
-        check_regex(&Path::root(), "envoy_cluster_.*", "invalid regex", &mut e);
-        assert!(e.is_empty());
-        check_regex(&Path::root(), "(unclosed", "invalid regex", &mut e);
-        check_regex(&Path::root(), "*x", "invalid regex", &mut e);
-        assert_eq!(e.violations().len(), 2);
     }
 }
