@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod pki;
 pub mod resource;
 pub mod server;
 pub mod shutdown;
