@@ -2,6 +2,8 @@
 //!
 //! - [`resource`]: Kuma-format resources, their validation and canonical encoding.
 //! - [`store`]: the `ResourceStore` trait with its sled and in-memory backends.
+//! - [`pki`]: the KDS CA and server certificate, rustls configs (CA file or pinned CA).
+//! - [`tokens`]: signed JWTs (zone tokens), signing keys with rotation, revocation.
 
 pub mod api;
 pub mod cli;
@@ -12,3 +14,4 @@ pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
