@@ -2,12 +2,16 @@
 //!
 //! - [`resource`]: Kuma-format resources, their validation and canonical encoding.
 //! - [`store`]: the `ResourceStore` trait with its sled and in-memory backends.
+//! - [`pki`]: the KDS CA and server certificate, rustls configs (CA file or pinned CA).
+//! - [`tokens`]: signed JWTs (zone tokens), signing keys with rotation, revocation.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod pki;
 pub mod resource;
 pub mod server;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;

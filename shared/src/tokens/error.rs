@@ -1,0 +1,102 @@
+//! Why a token was refused, split by the status it maps to at the gRPC / HTTP boundary:
+//! [`Unauthenticated`] (the token does not prove anything) and [`PermissionDenied`]
+//! (it proves an identity that may not do this). No message ever contains the token.
+
+use super::TokenKind;
+
+/// A token failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Map to gRPC `UNAUTHENTICATED` / HTTP 401.
+    #[error(transparent)]
+    Unauthenticated(#[from] Unauthenticated),
+    /// Map to gRPC `PERMISSION_DENIED` / HTTP 403.
+    #[error(transparent)]
+    PermissionDenied(#[from] PermissionDenied),
+}
+
+/// The token does not authenticate anybody.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthenticated {
+    #[error("no {} was presented; {}", .kind.name, .kind.present_hint)]
+    Missing { kind: TokenKind },
+    #[error("the {} is malformed: {reason}; {}", .kind.name, .kind.reissue_hint)]
+    Malformed {
+        kind: TokenKind,
+        reason: &'static str,
+    },
+    #[error(
+        "the {}'s signature does not verify with signing key {kid}: it was not issued by this \
+         control plane or it was altered; {}",
+        .kind.name, .kind.reissue_hint
+    )]
+    BadSignature { kind: TokenKind, kid: u64 },
+    #[error(
+        "there is no {} signing key with kid {kid}; if the signing key was rotated and \
+         removed, {}",
+        .kind.name, .kind.reissue_hint
+    )]
+    UnknownKey { kind: TokenKind, kid: u64 },
+    #[error("the {} (id {jti}) expired at {expired_at}; {}", .kind.name, .kind.reissue_hint)]
+    Expired {
+        kind: TokenKind,
+        jti: String,
+        expired_at: String,
+    },
+    #[error(
+        "the {} (id {jti}) is not valid before {not_before}; check that the clocks of the \
+         issuing and the validating hosts agree",
+        .kind.name
+    )]
+    NotYetValid {
+        kind: TokenKind,
+        jti: String,
+        not_before: String,
+    },
+    #[error("the {} (id {jti}) is revoked; {}", .kind.name, .kind.reissue_hint)]
+    Revoked { kind: TokenKind, jti: String },
+}
+
+/// The token is genuine but does not allow what is asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PermissionDenied {
+    #[error(
+        "the zone token was issued for zone {token_zone:?} but is presented by zone {zone:?}; \
+         give zone {zone:?} a token generated with `weft-global token zone --zone {zone}`"
+    )]
+    ZoneMismatch { token_zone: String, zone: String },
+    #[error(
+        "the {}'s scope [{}] does not include {required:?}; generate a token with scope \
+         {required:?}",
+        .kind.name, .scope.join(", ")
+    )]
+    MissingScope {
+        kind: TokenKind,
+        required: String,
+        scope: Vec<String>,
+    },
+}
+
+/// A token could not be issued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IssueError {
+    #[error(
+        "there is no {} signing key yet; it is created when the control plane first starts",
+        .kind.name
+    )]
+    NoSigningKey { kind: TokenKind },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("could not sign the {}: {reason}", .kind.name)]
+    Sign { kind: TokenKind, reason: String },
+}
+
+/// A signing or verifying key could not be created, decoded or encoded. Never contains
+/// key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("could not generate an Ed25519 key")]
+    Generate,
+    #[error("{what}: {reason}")]
+    Decode { what: String, reason: &'static str },
+}
