@@ -2,10 +2,12 @@
 //!
 //! - [`resource`]: Kuma-format resources, their validation and canonical encoding.
 //! - [`store`]: the `ResourceStore` trait with its sled and in-memory backends.
+//! - [`delta`]: the delta-xDS engine (sender and receiver state machines) for KDS and xDS.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod delta;
 pub mod resource;
 pub mod server;
 pub mod shutdown;
