@@ -36,8 +36,27 @@ impl Rejection {
     }
 }
 
-/// The `error_detail` of a NACK rejecting `rejections` of `type_url`.
-pub(crate) fn nack_status(type_url: &str, rejections: &[Rejection]) -> Status {
+/// The `error_detail` of a NACK rejecting `rejections` of `type_url`, encoding to
+/// at most `budget` bytes: reasons are shortened first, then (only if the names
+/// alone do not fit) fewer resources are named.
+pub(crate) fn nack_status(type_url: &str, rejections: &[Rejection], budget: usize) -> Status {
+    for cap in [MAX_REASON, 512, 64, 0] {
+        let st = build(type_url, rejections, cap);
+        if st.encoded_len() <= budget {
+            return st;
+        }
+    }
+    let mut n = rejections.len();
+    loop {
+        n /= 2;
+        let st = build(type_url, &rejections[..n], 0);
+        if n == 0 || st.encoded_len() <= budget {
+            return st;
+        }
+    }
+}
+
+fn build(type_url: &str, rejections: &[Rejection], cap: usize) -> Status {
     let mut message = format!("{} {} resource(s) rejected: ", rejections.len(), type_url);
     for (i, r) in rejections.iter().take(MESSAGE_LISTS).enumerate() {
         if i > 0 {
@@ -45,7 +64,7 @@ pub(crate) fn nack_status(type_url: &str, rejections: &[Rejection]) -> Status {
         }
         message.push_str(&r.name);
         message.push_str(": ");
-        message.push_str(cut(&r.reason));
+        message.push_str(cut(&r.reason, cap));
     }
     if rejections.len() > MESSAGE_LISTS {
         message.push_str(&format!("; and {} more", rejections.len() - MESSAGE_LISTS));
@@ -60,7 +79,7 @@ pub(crate) fn nack_status(type_url: &str, rejections: &[Rejection]) -> Status {
                 }),
                 error_detail: Some(Status {
                     code: RESOURCE_CODE,
-                    message: cut(&r.reason).to_string(),
+                    message: cut(&r.reason, cap).to_string(),
                     details: Vec::new(),
                 }),
             };
@@ -91,11 +110,11 @@ pub(crate) fn rejected_names(status: &Status) -> Option<Vec<String>> {
     (!names.is_empty()).then_some(names)
 }
 
-fn cut(reason: &str) -> &str {
-    if reason.len() <= MAX_REASON {
+fn cut(reason: &str, cap: usize) -> &str {
+    if reason.len() <= cap {
         return reason;
     }
-    let mut end = MAX_REASON;
+    let mut end = cap;
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
@@ -112,7 +131,7 @@ mod tests {
         let rs: Vec<Rejection> = (0..15)
             .map(|i| Rejection::new(format!("r{i}"), "bad"))
             .collect();
-        let st = nack_status("Mesh", &rs);
+        let st = nack_status("Mesh", &rs, usize::MAX);
         assert_eq!(st.code, NACK_CODE);
         assert!(
             st.message
@@ -138,7 +157,26 @@ mod tests {
     fn long_reasons_are_cut_on_a_char_boundary() {
         // A reason never makes a NACK huge, and cutting never splits a character.
         let long = "é".repeat(MAX_REASON);
-        let st = nack_status("T", &[Rejection::new("x", long)]);
+        let st = nack_status("T", &[Rejection::new("x", long)], usize::MAX);
         assert!(st.message.len() < MAX_REASON + 100);
+        assert!(st.message.ends_with('é'));
+    }
+
+    #[test]
+    fn nack_fits_its_budget_by_shortening_reasons_then_names() {
+        // However many rejections, the status fits the budget; names go before reasons only
+        // when the names alone are too many.
+        let rs: Vec<Rejection> = (0..200)
+            .map(|i| Rejection::new(format!("resource-{i}"), "x".repeat(3000)))
+            .collect();
+        let full = nack_status("T", &rs, usize::MAX);
+        assert!(full.encoded_len() > 600_000);
+        let st = nack_status("T", &rs, 64 * 1024);
+        assert!(st.encoded_len() <= 64 * 1024);
+        assert_eq!(rejected_names(&st).map(|n| n.len()), Some(200));
+        let tiny = nack_status("T", &rs, 2048);
+        assert!(tiny.encoded_len() <= 2048);
+        let named = rejected_names(&tiny).map(|n| n.len()).unwrap_or(0);
+        assert!(named > 0 && named < 200);
     }
 }

@@ -5,11 +5,12 @@
 //! form [`Receiver::begin`] → (apply, possibly async) → [`Receiver::finish`].
 
 use super::nack::{Rejection, nack_status};
-use super::{BoxError, DeltaError, MORE_FOLLOWS};
+use super::{BoxError, DeltaError, MORE_FOLLOWS, SenderConfig};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
+use prost::Message;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a response stands in its type's life on the stream.
@@ -96,6 +97,7 @@ struct Pending {
 #[derive(Debug)]
 pub struct Receiver {
     node: Node,
+    max_message_bytes: usize,
     types: BTreeMap<String, TypeState>,
     order: Vec<String>,
     pending: Option<Pending>,
@@ -105,23 +107,54 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver for `types`, each with the caller's current local state of that
     /// type (name → version, as the sender computes versions). Requests go out in
-    /// the given order.
+    /// the given order and stay within the default 1 MiB message limit.
     pub fn new<I, T>(node: Node, types: I) -> Self
+    where
+        I: IntoIterator<Item = (T, BTreeMap<String, String>)>,
+        T: Into<String>,
+    {
+        Self::with_max_message_bytes(node, types, SenderConfig::DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    /// Like [`Receiver::new`], with no request larger than `max_message_bytes`. A
+    /// type's declared versions that do not all fit are cut (in name order): the
+    /// sender then resends the undeclared resources it has, and the initial
+    /// full-state reconciliation deletes the undeclared ones it does not — correct,
+    /// only less economical.
+    pub fn with_max_message_bytes<I, T>(node: Node, types: I, max_message_bytes: usize) -> Self
     where
         I: IntoIterator<Item = (T, BTreeMap<String, String>)>,
         T: Into<String>,
     {
         let mut r = Receiver {
             node,
+            max_message_bytes,
             types: BTreeMap::new(),
             order: Vec::new(),
             pending: None,
             synced: false,
         };
-        for (t, declared) in types {
+        for (t, mut declared) in types {
             let t = t.into();
             if r.types.contains_key(&t) {
                 continue;
+            }
+            let base = r.request(&t, &BTreeMap::new()).encoded_len();
+            let mut size = base;
+            let mut fitting = 0;
+            for (n, v) in &declared {
+                let entry = map_entry_len(n, v);
+                if size + entry > max_message_bytes {
+                    break;
+                }
+                size += entry;
+                fitting += 1;
+            }
+            if fitting < declared.len() {
+                let cut = declared.keys().nth(fitting).cloned();
+                if let Some(cut) = cut {
+                    declared.split_off(&cut);
+                }
             }
             r.order.push(t.clone());
             r.types.insert(
@@ -139,23 +172,29 @@ impl Receiver {
         r
     }
 
+    fn request(
+        &self,
+        type_url: &str,
+        declared: &BTreeMap<String, String>,
+    ) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            node: Some(self.node.clone()),
+            type_url: type_url.to_string(),
+            resource_names_subscribe: vec!["*".to_string()],
+            initial_resource_versions: declared
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
     /// One wildcard subscription per type, carrying the node and the declared
     /// versions, so the sender sends only what differs.
     pub fn initial_requests(&self) -> Vec<DeltaDiscoveryRequest> {
         self.order
             .iter()
-            .filter_map(|t| self.types.get(t).map(|s| (t, s)))
-            .map(|(t, s)| DeltaDiscoveryRequest {
-                node: Some(self.node.clone()),
-                type_url: t.clone(),
-                resource_names_subscribe: vec!["*".to_string()],
-                initial_resource_versions: s
-                    .declared
-                    .iter()
-                    .map(|(n, v)| (n.clone(), v.clone()))
-                    .collect(),
-                ..Default::default()
-            })
+            .filter_map(|t| self.types.get(t).map(|s| self.request(t, &s.declared)))
             .collect()
     }
 
@@ -263,14 +302,20 @@ impl Receiver {
         let initial_sync_complete =
             !self.synced && self.types.values().all(|s| s.phase == Phase::Synced);
         self.synced |= initial_sync_complete;
-        let error_detail = (!rejections.is_empty()).then(|| nack_status(&p.type_url, &rejections));
+        let mut request = DeltaDiscoveryRequest {
+            type_url: p.type_url,
+            response_nonce: p.nonce,
+            ..Default::default()
+        };
+        if !rejections.is_empty() {
+            // Room left for error_detail: its tag and length prefix take at most 6 bytes.
+            let budget = self
+                .max_message_bytes
+                .saturating_sub(request.encoded_len() + 6);
+            request.error_detail = Some(nack_status(&request.type_url, &rejections, budget));
+        }
         Ok(Reply {
-            request: DeltaDiscoveryRequest {
-                type_url: p.type_url,
-                response_nonce: p.nonce,
-                error_detail,
-                ..Default::default()
-            },
+            request,
             rejected: rejections.into_iter().map(|r| r.name).collect(),
             initial_sync_complete,
         })
@@ -304,4 +349,15 @@ impl Receiver {
             }
         }
     }
+}
+
+/// Encoded size of one `initial_resource_versions` map entry (field 5); never less
+/// than prost's (which may leave out an empty key or value).
+fn map_entry_len(name: &str, version: &str) -> usize {
+    let entry = string_len(1, name) + string_len(2, version);
+    prost::encoding::key_len(5) + prost::encoding::encoded_len_varint(entry as u64) + entry
+}
+
+fn string_len(tag: u32, s: &str) -> usize {
+    prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(s.len() as u64) + s.len()
 }

@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -121,21 +122,18 @@ impl Sender {
             self.node = req.node.clone();
         }
         let first = !self.types.contains_key(&req.type_url);
-        let subscription_changed = if first {
-            let mut tracker = TypeTracker::first(req);
-            if let Some(s) = &self.snapshot {
-                tracker.observe(s.get_shared(&req.type_url));
+        let tracker = match self.types.entry(req.type_url.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.order.push(req.type_url.clone());
+                let mut tracker = TypeTracker::first(req);
+                if let Some(s) = &self.snapshot {
+                    tracker.observe(s.get_shared(&req.type_url));
+                }
+                e.insert(tracker)
             }
-            self.types.insert(req.type_url.clone(), tracker);
-            self.order.push(req.type_url.clone());
-            true
-        } else {
-            false
         };
-        let Some(tracker) = self.types.get_mut(&req.type_url) else {
-            return Err(DeltaError::MissingTypeUrl);
-        };
-        let subscription_changed = subscription_changed || (!first && tracker.resubscribe(req));
+        let subscription_changed = first || tracker.resubscribe(req);
         let verdict = tracker.verdict(req, now, &self.config);
         Ok(RequestSummary {
             type_url: req.type_url.clone(),

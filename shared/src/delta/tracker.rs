@@ -276,18 +276,17 @@ impl TypeTracker {
         }
     }
 
-    /// Whether a response may be built now (nothing in flight, back-off over).
+    /// Whether a response may be built now (nothing in flight, back-off over). An
+    /// elapsed back-off is cleared here, so [`TypeTracker::not_before`] only ever
+    /// reports a deadline still ahead after a poll.
     pub fn ready(&mut self, now: Instant) -> bool {
-        if self.in_flight.is_some() || !self.dirty {
-            return false;
-        }
-        match self.not_before {
-            Some(t) if t > now => false,
-            _ => {
-                self.not_before = None;
-                true
+        if let Some(t) = self.not_before {
+            if t > now {
+                return false;
             }
+            self.not_before = None;
         }
+        self.in_flight.is_none() && self.dirty
     }
 
     /// Builds the next response from the difference between `resources` and what

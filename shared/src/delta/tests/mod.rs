@@ -68,7 +68,7 @@ pub(super) fn nack(resp: &DeltaDiscoveryResponse, names: &[&str]) -> DeltaDiscov
             .iter()
             .map(|n| Rejection::new(*n, "invalid"))
             .collect();
-        nack::nack_status(&resp.type_url, &rs)
+        nack::nack_status(&resp.type_url, &rs, usize::MAX)
     };
     DeltaDiscoveryRequest {
         error_detail: Some(error_detail),
