@@ -49,7 +49,10 @@
 //! its own ACK; every part but the last carries `system_version_info` =
 //! [`MORE_FOLLOWS`], so the receiver knows when a split initial sync is complete. A
 //! single resource that cannot fit even alone is not sent: it is reported once per
-//! version as [`DeltaError::ResourceTooLarge`] and counted in [`TypeStats`].
+//! version as [`DeltaError::ResourceTooLarge`] and counted in [`TypeStats`]. The
+//! receiver keeps its own requests under the same limit: declared versions that do
+//! not fit are cut (the sender then resends the rest, still correct), and a NACK
+//! shortens its reasons before it names fewer resources.
 //!
 //! # Receiver ([`Receiver`])
 //! Sends one wildcard subscription per type with the node and its local versions,

@@ -242,7 +242,8 @@ impl TypeTracker {
         self.rejected.extend(rejected);
         self.consecutive_nacks = self.consecutive_nacks.saturating_add(1);
         let backoff = config.nack_backoff(self.consecutive_nacks);
-        self.not_before = Some(now + backoff);
+        // (An absurd configured back-off that overflows the clock means no wait.)
+        self.not_before = Some(now.checked_add(backoff).unwrap_or(now));
         Some(Verdict::Nack {
             nonce: in_flight.nonce,
             reason: status.message.clone(),

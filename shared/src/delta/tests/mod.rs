@@ -3,8 +3,11 @@
 
 mod driver;
 mod e2e;
+mod peer;
 mod receiver;
 mod sender;
+mod sender_nack;
+mod sender_size;
 
 use super::*;
 use envoy_types::pb::google::rpc::Status;
