@@ -1,0 +1,267 @@
+//! Async pumps for a [`Sender`] or a [`Receiver`] over any message stream.
+//!
+//! Transport-agnostic: incoming messages are any `Stream<Item = Result<M, E>>`
+//! (tonic's `Streaming<M>`), outgoing ones go into a bounded `mpsc::Sender` (wrap
+//! the receiver half in `tokio_stream::wrappers::ReceiverStream` for tonic). A
+//! reader future drains the incoming stream into a bounded queue concurrently with
+//! the state-machine loop, so a slow outgoing side never stops reading — the
+//! deadlock Kuma hit when one loop did both. Outgoing traffic is bounded by the
+//! protocol itself: at most one response per type in flight, one ACK/NACK per
+//! response, so a queue of `2 × types + 10` never blocks for long.
+//!
+//! Liveness (a dead or half-open peer) is the transport's job: gRPC keepalive or a
+//! health check ends the incoming stream, which ends these pumps.
+
+use super::receiver::{Receiver, Update};
+use super::sender::Sender;
+use super::snapshot::Snapshot;
+use super::tracker::{RequestSummary, Verdict};
+use super::{BoxError, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaError, Rejection};
+use futures::{Stream, StreamExt};
+use std::fmt::Display;
+use std::future::Future;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Inbound queue length when the caller has no better idea (Kuma: 2 × types + 10).
+pub const DEFAULT_QUEUE: usize = 128;
+
+/// Why a pump stopped without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The peer closed its side of the stream.
+    PeerClosed,
+    /// The outgoing queue's consumer went away.
+    OutgoingClosed,
+    /// The snapshot source was dropped (shutdown).
+    SourceClosed,
+}
+
+/// Something a [`run_sender`] step did, for logs, insights and metrics.
+#[derive(Debug)]
+pub enum SenderEvent {
+    Request(RequestSummary),
+    Sent {
+        type_url: String,
+        nonce: String,
+        resources: usize,
+        removed: usize,
+        bytes: usize,
+    },
+    /// A resource could not be sent (too large); the stream goes on.
+    Error(DeltaError),
+}
+
+/// Serves `sender` until the peer, the outgoing queue or the snapshot source goes
+/// away. Each new value of `snapshots` replaces the offer (`None`: nothing yet).
+/// NACK back-offs are honoured per type without holding up the others. `observe`
+/// sees every step with the sender's state (for stats).
+pub async fn run_sender<S, E>(
+    sender: &mut Sender,
+    incoming: S,
+    outgoing: mpsc::Sender<DeltaDiscoveryResponse>,
+    mut snapshots: watch::Receiver<Option<Snapshot>>,
+    queue: usize,
+    mut observe: impl FnMut(&Sender, SenderEvent),
+) -> Result<StreamEnd, DeltaError>
+where
+    S: Stream<Item = Result<DeltaDiscoveryRequest, E>>,
+    E: Display,
+{
+    let (tx, mut rx) = mpsc::channel(queue.max(1));
+    let reader = read_into(incoming, tx);
+    let main = async {
+        if let Some(s) = snapshots.borrow_and_update().clone() {
+            sender.set_snapshot(s);
+        }
+        loop {
+            if !flush(sender, &outgoing, &mut observe).await {
+                return Ok(StreamEnd::OutgoingClosed);
+            }
+            let deadline = sender.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None => return Ok(StreamEnd::PeerClosed),
+                    Some(Err(e)) => return Err(DeltaError::Transport(e)),
+                    Some(Ok(req)) => {
+                        let summary = sender.on_request(&req, now())?;
+                        log_request(&summary);
+                        observe(sender, SenderEvent::Request(summary));
+                    }
+                },
+                changed = snapshots.changed() => match changed {
+                    Ok(()) => {
+                        if let Some(s) = snapshots.borrow_and_update().clone() {
+                            sender.set_snapshot(s);
+                        }
+                    }
+                    Err(_) => return Ok(StreamEnd::SourceClosed),
+                },
+                () = sleep_until(deadline) => {}
+            }
+        }
+    };
+    alongside(reader, main).await
+}
+
+/// Sends what the sender has due; false when the outgoing side is gone.
+async fn flush(
+    sender: &mut Sender,
+    outgoing: &mpsc::Sender<DeltaDiscoveryResponse>,
+    observe: &mut impl FnMut(&Sender, SenderEvent),
+) -> bool {
+    let out = sender.poll(now());
+    for e in out.errors {
+        tracing::warn!(error = %e, "delta: resource not sent");
+        observe(sender, SenderEvent::Error(e));
+    }
+    for resp in out.responses {
+        let event = SenderEvent::Sent {
+            type_url: resp.type_url.clone(),
+            nonce: resp.nonce.clone(),
+            resources: resp.resources.len(),
+            removed: resp.removed_resources.len(),
+            bytes: prost::Message::encoded_len(&resp),
+        };
+        tracing::debug!(?event, "delta: response");
+        observe(sender, event);
+        if outgoing.send(resp).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn log_request(summary: &RequestSummary) {
+    match &summary.verdict {
+        Some(Verdict::Nack {
+            nonce,
+            reason,
+            rejected,
+            backoff,
+        }) => tracing::warn!(
+            type_url = %summary.type_url, %nonce, %reason, rejected = rejected.len(),
+            backoff_ms = backoff.as_millis() as u64, "delta: NACK"
+        ),
+        Some(Verdict::Stale { nonce }) => {
+            tracing::debug!(type_url = %summary.type_url, %nonce, "delta: stale nonce ignored")
+        }
+        _ => tracing::trace!(?summary, "delta: request"),
+    }
+}
+
+/// The receiver's apply step: store an [`Update`] (see [`super::UpdateKind`] for
+/// what each kind asks), returning per-resource rejections, or a fatal error that
+/// ends the stream.
+pub trait Apply {
+    fn apply(
+        &mut self,
+        update: Update,
+    ) -> impl Future<Output = Result<Vec<Rejection>, BoxError>> + Send;
+}
+
+/// A synchronous closure as an [`Apply`].
+pub struct ApplyFn<F>(pub F);
+
+impl<F> Apply for ApplyFn<F>
+where
+    F: FnMut(Update) -> Result<Vec<Rejection>, BoxError>,
+{
+    fn apply(
+        &mut self,
+        update: Update,
+    ) -> impl Future<Output = Result<Vec<Rejection>, BoxError>> + Send {
+        std::future::ready((self.0)(update))
+    }
+}
+
+/// Runs `receiver`: sends its initial requests, then applies each response through
+/// `apply` and answers with its ACK/NACK, until the peer or the outgoing queue goes
+/// away, or `apply` fails fatally ([`DeltaError::Apply`]: restart the stream).
+pub async fn run_receiver<S, E>(
+    receiver: &mut Receiver,
+    incoming: S,
+    outgoing: mpsc::Sender<DeltaDiscoveryRequest>,
+    apply: &mut impl Apply,
+    queue: usize,
+) -> Result<StreamEnd, DeltaError>
+where
+    S: Stream<Item = Result<DeltaDiscoveryResponse, E>>,
+    E: Display,
+{
+    let (tx, mut rx) = mpsc::channel(queue.max(1));
+    let reader = read_into(incoming, tx);
+    let main = async {
+        for req in receiver.initial_requests() {
+            if outgoing.send(req).await.is_err() {
+                return Ok(StreamEnd::OutgoingClosed);
+            }
+        }
+        loop {
+            let resp = match rx.recv().await {
+                None => return Ok(StreamEnd::PeerClosed),
+                Some(Err(e)) => return Err(DeltaError::Transport(e)),
+                Some(Ok(resp)) => resp,
+            };
+            let update = receiver.begin(resp)?;
+            let type_url = update.type_url.clone();
+            let reply = match apply.apply(update).await {
+                Ok(rejections) => receiver.finish(rejections)?,
+                Err(source) => {
+                    receiver.abandon();
+                    return Err(DeltaError::Apply { type_url, source });
+                }
+            };
+            if reply.is_nack() {
+                tracing::warn!(%type_url, rejected = ?reply.rejected, "delta: sending NACK");
+            }
+            if reply.initial_sync_complete {
+                tracing::info!("delta: initial sync complete");
+            }
+            if outgoing.send(reply.request).await.is_err() {
+                return Ok(StreamEnd::OutgoingClosed);
+            }
+        }
+    };
+    alongside(reader, main).await
+}
+
+/// Moves incoming messages into the bounded queue until the stream ends, fails
+/// (the error is queued last), or the queue's reader is gone.
+async fn read_into<M, S, E>(incoming: S, tx: mpsc::Sender<Result<M, String>>)
+where
+    S: Stream<Item = Result<M, E>>,
+    E: Display,
+{
+    let mut incoming = std::pin::pin!(incoming);
+    while let Some(item) = incoming.next().await {
+        let failed = item.is_err();
+        if tx.send(item.map_err(|e| e.to_string())).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Polls `reader` alongside `main` until `main` finishes.
+async fn alongside<T>(reader: impl Future<Output = ()>, main: impl Future<Output = T>) -> T {
+    let mut reader = std::pin::pin!(reader);
+    let mut main = std::pin::pin!(main);
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            out = &mut main => return out,
+            () = &mut reader, if reading => reading = false,
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
