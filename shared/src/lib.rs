@@ -9,8 +9,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod pki;
 pub mod delta;
+pub mod pki;
 pub mod resource;
 pub mod server;
 pub mod shutdown;
