@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod delta;
+pub mod kds;
 pub mod pki;
 pub mod resource;
 pub mod server;

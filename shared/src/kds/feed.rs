@@ -1,0 +1,248 @@
+//! A delta [`Snapshot`] of some types of a store, kept current from the store's
+//! watch: every committed change is applied to the snapshot as it arrives (changes
+//! that arrive together are coalesced into one new snapshot), and published on a
+//! `tokio::sync::watch` channel that the delta sender follows.
+
+use super::to_delta;
+use crate::delta::{Snapshot, TypeResources};
+use crate::resource::{Resource, ResourceKey, ResourceType};
+use crate::store::{Page, ResourceStore, StoreError};
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Decides whether a resource is offered, and in what form (labels stamped, ...).
+pub type Select = Arc<dyn Fn(&Resource) -> Option<Resource> + Send + Sync>;
+
+pub struct SnapshotFeed;
+
+impl SnapshotFeed {
+    /// Lists `types` from `store` through `select`, publishes the first snapshot, and
+    /// spawns a task that follows the store until every receiver is dropped.
+    pub async fn start(
+        store: Arc<dyn ResourceStore>,
+        types: Vec<ResourceType>,
+        select: Select,
+    ) -> Result<watch::Receiver<Option<Snapshot>>, StoreError> {
+        let mut state = State {
+            types: types.iter().map(|t| (*t, TypeResources::new())).collect(),
+            select,
+        };
+        let revision = state.relist(store.as_ref()).await?;
+        let (tx, rx) = watch::channel(Some(state.snapshot()));
+        tokio::spawn(follow(store, state, revision, tx));
+        Ok(rx)
+    }
+}
+
+struct State {
+    types: BTreeMap<ResourceType, TypeResources>,
+    select: Select,
+}
+
+impl State {
+    /// Rebuilds every type from a full list; returns the revision it reflects.
+    async fn relist(&mut self, store: &dyn ResourceStore) -> Result<u64, StoreError> {
+        let revision = store.revision().await?;
+        for (ty, resources) in self.types.iter_mut() {
+            *resources = TypeResources::new();
+            for res in store.list(*ty, None, Page::all()).await?.items {
+                if let Some(out) = (self.select)(&res) {
+                    let d = to_delta(&out);
+                    if let Some(any) = d.resource {
+                        resources.insert(d.name, d.version, any);
+                    }
+                }
+            }
+        }
+        Ok(revision)
+    }
+
+    /// Applies one change; returns whether its type is offered at all.
+    fn apply(&mut self, key: &ResourceKey, resource: Option<&Resource>) -> bool {
+        let Some(resources) = self.types.get_mut(&key.ty) else {
+            return false;
+        };
+        let name = super::delta_name(key);
+        match resource.and_then(|r| (self.select)(r)) {
+            Some(out) => {
+                let d = to_delta(&out);
+                match d.resource {
+                    Some(any) => resources.insert(d.name, d.version, any),
+                    None => {
+                        resources.remove(&name);
+                    }
+                }
+            }
+            None => {
+                resources.remove(&name);
+            }
+        }
+        true
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::new();
+        for (ty, resources) in &self.types {
+            s.set_type(ty.name(), resources.clone());
+        }
+        s
+    }
+}
+
+async fn follow(
+    store: Arc<dyn ResourceStore>,
+    mut state: State,
+    revision: u64,
+    tx: watch::Sender<Option<Snapshot>>,
+) {
+    let mut revision = revision;
+    loop {
+        let mut changes = match store.watch(revision).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot feed: cannot watch the store; relisting");
+                match relist_and_publish(&store, &mut state, &tx).await {
+                    Some(r) => {
+                        revision = r;
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+        };
+        loop {
+            let first = tokio::select! {
+                c = changes.next() => c,
+                () = tx.closed() => return,
+            };
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
+            // Coalesce whatever has already arrived into one snapshot.
+            while let Some(Some(more)) = futures::FutureExt::now_or_never(changes.next()) {
+                batch.push(more);
+            }
+            let mut touched = BTreeSet::new();
+            let mut failed = false;
+            for change in batch {
+                match change {
+                    Ok(c) => {
+                        if state.apply(&c.key, c.resource.as_ref()) {
+                            touched.insert(c.key.ty);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "snapshot feed: watch ended; relisting");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                match relist_and_publish(&store, &mut state, &tx).await {
+                    Some(r) => revision = r,
+                    None => return,
+                }
+                break;
+            }
+            if !touched.is_empty() && tx.send(Some(state.snapshot())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn relist_and_publish(
+    store: &Arc<dyn ResourceStore>,
+    state: &mut State,
+    tx: &watch::Sender<Option<Snapshot>>,
+) -> Option<u64> {
+    match state.relist(store.as_ref()).await {
+        Ok(r) => tx.send(Some(state.snapshot())).ok().map(|()| r),
+        Err(e) => {
+            tracing::error!(error = %e, "snapshot feed: relist failed; stopping the feed");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::parse_resource;
+    use crate::store::MemoryStore;
+    use std::time::Duration;
+
+    fn res(doc: &str) -> Resource {
+        parse_resource(doc.as_bytes(), false).unwrap()
+    }
+
+    async fn wait_for(
+        rx: &mut watch::Receiver<Option<Snapshot>>,
+        pred: impl Fn(&Snapshot) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if rx.borrow_and_update().as_ref().is_some_and(&pred) {
+                return;
+            }
+            tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .expect("snapshot condition not met in 5 s")
+                .unwrap();
+        }
+    }
+
+    // The snapshot follows creates, updates and deletes of the selected types only.
+    #[tokio::test]
+    async fn follows_the_store() {
+        let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
+        store.create(res("type: Mesh\nname: m\n")).await.unwrap();
+        let select: Select = Arc::new(|r: &Resource| Some(super::super::stamp_global(r)));
+        let mut rx = SnapshotFeed::start(
+            store.clone(),
+            vec![ResourceType::Mesh, ResourceType::Secret],
+            select,
+        )
+        .await
+        .unwrap();
+        wait_for(&mut rx, |s| s.get("Mesh").is_some_and(|t| t.contains("m"))).await;
+        store
+            .create(res("type: Secret\nname: s\nmesh: m\ndata: aGk=\n"))
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Secret").is_some_and(|t| t.contains("m/s"))
+        })
+        .await;
+        let v1 = rx
+            .borrow()
+            .as_ref()
+            .unwrap()
+            .get("Secret")
+            .unwrap()
+            .get("m/s")
+            .unwrap()
+            .version
+            .clone();
+        store
+            .update(res("type: Secret\nname: s\nmesh: m\ndata: aG8=\n"), None)
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Secret")
+                .and_then(|t| t.get("m/s"))
+                .is_some_and(|e| e.version != v1)
+        })
+        .await;
+        store
+            .delete(&ResourceKey::new(ResourceType::Mesh, None, "m"), None)
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Mesh").is_some_and(|t| t.is_empty())
+                && s.get("Secret").is_some_and(|t| t.is_empty())
+        })
+        .await;
+    }
+}
