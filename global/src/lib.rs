@@ -2,6 +2,7 @@
 //! REST API; later the KDS server that syncs zones (see docs/architecture.md).
 
 pub mod config;
+pub mod kds;
 
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;

@@ -1,8 +1,12 @@
 //! `weft-zone run` settings: flags, `WEFT_*` env vars and an optional YAML file.
 
 use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
 use weft_shared::config::{CommonArgs, CommonConfig, ConfigError};
+use weft_shared::pki::ServerTrust;
 use weft_shared::resource::{Path, ValidationErrors, validate};
+use weft_shared::tokens::ZoneClaims;
 
 pub const DEFAULT_DATA_DIR: &str = "./weft-zone-data";
 pub const DEFAULT_API_ADDRESS: &str = "127.0.0.1:5691";
@@ -15,6 +19,35 @@ pub struct RunArgs {
     /// Name of this zone (shown by `GET /`; required to join a global).
     #[arg(long, env = "WEFT_ZONE", value_name = "NAME")]
     pub zone: Option<String>,
+    /// Global's KDS address, `grpcs://HOST:PORT`; absent: a standalone zone.
+    #[arg(long, env = "WEFT_GLOBAL_ADDRESS", value_name = "URL")]
+    pub global_address: Option<String>,
+    /// File holding the zone token issued by global (`weft-global token zone`).
+    #[arg(long, env = "WEFT_ZONE_TOKEN_FILE", value_name = "FILE")]
+    pub zone_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify global with; default: the CA pinned in the token.
+    #[arg(long, env = "WEFT_GLOBAL_CA_FILE", value_name = "FILE")]
+    pub global_ca_file: Option<PathBuf>,
+}
+
+/// How a federated zone reaches and trusts global.
+#[derive(Clone, PartialEq)]
+pub struct Federation {
+    /// `grpcs://host:port`.
+    pub global: String,
+    /// The zone token (never logged).
+    pub token: Arc<str>,
+    pub trust: Arc<ServerTrust>,
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("global", &self.global)
+            .field("token", &"<redacted>")
+            .field("trust", &self.trust)
+            .finish()
+    }
 }
 
 /// The checked configuration of a zone.
@@ -22,6 +55,8 @@ pub struct RunArgs {
 pub struct ZoneConfig {
     pub common: CommonConfig,
     pub zone: Option<String>,
+    /// Set when the zone joins a global.
+    pub federation: Option<Federation>,
 }
 
 impl RunArgs {
@@ -38,11 +73,106 @@ impl RunArgs {
                 return Err(ConfigError::new("zone", errs.to_string()));
             }
         }
+        file.fill(&mut self.global_address, "global-address")?;
+        file.fill(&mut self.zone_token_file, "zone-token-file")?;
+        file.fill(&mut self.global_ca_file, "global-ca-file")?;
+        let federation = match self.global_address {
+            None => None,
+            Some(global) => {
+                if self.zone.is_none() {
+                    return Err(ConfigError::new(
+                        "zone",
+                        "a zone that joins a global (--global-address) needs a name",
+                    ));
+                }
+                Some(federation(
+                    global,
+                    self.zone_token_file,
+                    self.global_ca_file,
+                )?)
+            }
+        };
         Ok(ZoneConfig {
             common,
             zone: self.zone,
+            federation,
         })
     }
+}
+
+/// Checks the address, reads the token and settles how global is verified.
+fn federation(
+    global: String,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+) -> Result<Federation, ConfigError> {
+    let uri: tonic::transport::Uri = global.parse().map_err(|_| {
+        ConfigError::new(
+            "global-address",
+            format!("{global:?} is not a URL like grpcs://global.example:5685"),
+        )
+    })?;
+    match uri.scheme_str() {
+        Some("grpcs") => {}
+        Some("grpc") => {
+            return Err(ConfigError::new(
+                "global-address",
+                "plaintext KDS is not supported: use grpcs:// (global serves TLS by default)",
+            ));
+        }
+        _ => {
+            return Err(ConfigError::new(
+                "global-address",
+                format!("{global:?} must start with grpcs://"),
+            ));
+        }
+    }
+    if uri.host().is_none() {
+        return Err(ConfigError::new(
+            "global-address",
+            format!("{global:?} has no host"),
+        ));
+    }
+    let token_file = token_file.ok_or_else(|| {
+        ConfigError::new(
+            "zone-token-file",
+            "required with --global-address (weft-global token zone)",
+        )
+    })?;
+    let token = std::fs::read_to_string(&token_file).map_err(|e| {
+        ConfigError::new(
+            "zone-token-file",
+            format!("cannot read {}: {e}", token_file.display()),
+        )
+    })?;
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ConfigError::new(
+            "zone-token-file",
+            format!("{} is empty", token_file.display()),
+        ));
+    }
+    let trust = match ca_file {
+        Some(path) => ServerTrust::from_ca_file(&path)
+            .map_err(|e| ConfigError::new("global-ca-file", e.to_string()))?,
+        None => {
+            let claims = ZoneClaims::read_unverified(token).map_err(|e| {
+                ConfigError::new("zone-token-file", format!("not a zone token: {e}"))
+            })?;
+            let pin = claims.kds_ca_fingerprint.ok_or_else(|| {
+                ConfigError::new(
+                    "global-ca-file",
+                    "the zone token pins no CA fingerprint: give global's CA with --global-ca-file",
+                )
+            })?;
+            ServerTrust::Pinned(pin)
+        }
+    };
+    Ok(Federation {
+        global,
+        token: Arc::from(token),
+        trust: Arc::new(trust),
+    })
 }
 
 impl ZoneConfig {
@@ -51,6 +181,7 @@ impl ZoneConfig {
         ZoneConfig {
             common: CommonConfig::for_test(data_dir),
             zone: None,
+            federation: None,
         }
     }
 }

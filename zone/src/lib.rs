@@ -1,8 +1,14 @@
-//! `weft-zone`: a zone control plane. Keeps its own store and serves the REST API;
-//! runs standalone for now (the KDS client that federates it with a global, and
-//! the xDS server for Envoy, come next — see docs/architecture.md).
+//! `weft-zone`: a zone control plane. Keeps its own store and serves the REST API,
+//! standalone or federated with a global (the KDS client keeps its store in sync
+//! with global's meshes and policies); the xDS server for Envoy comes next — see
+//! docs/architecture.md.
 
 pub mod config;
+pub mod kds;
+
+/// HTTP/2 keepalive on the KDS connection: a dead or half-open global is noticed
+/// within twice this.
+pub const KDS_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10);
 
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -21,20 +27,49 @@ pub struct Bound {
     pub token: AdminToken,
     pub store: Arc<dyn ResourceStore>,
     api: server::ApiServer,
+    kds: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
 }
 
 /// Opens the data dir, creates the default mesh on first start (standalone
-/// zones own their meshes) and binds every listener (port 0 works).
+/// zones own their meshes), starts the KDS client when federated, and binds every
+/// listener (port 0 works).
 pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bound, ServerError> {
     let data = server::open_data_dir(&config.common).await?;
-    if data.fresh && config.common.default_mesh {
+    let federated = config.federation.is_some();
+    // A federated zone gets its meshes from global.
+    if data.fresh && config.common.default_mesh && !federated {
         server::ensure_default_mesh(data.store.as_ref()).await?;
     }
-    // A standalone zone serves from its own store at once.
-    let (_ready_tx, ready) = watch::channel(true);
+    // A standalone zone serves from its own store at once; a federated one after
+    // its first complete sync from global.
+    let (ready_tx, ready) = watch::channel(!federated);
+    let mut kds_task = None;
+    if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
+        let global = fed
+            .global
+            .parse()
+            .map_err(
+                |e: tonic::codegen::http::uri::InvalidUri| ServerError::Serve {
+                    what: "KDS client",
+                    source: std::io::Error::other(e),
+                },
+            )?;
+        let client = kds::KdsClientConfig {
+            zone: zone.clone(),
+            global,
+            token: fed.token.clone(),
+            trust: fed.trust.clone(),
+        };
+        let store = data.store.clone();
+        let shutdown = shutdown.clone();
+        kds_task = Some(tokio::spawn(async move {
+            kds::run(client, store, ready_tx, shutdown).await;
+            Ok(())
+        }));
+    }
     let mode = Mode::Zone {
         name: config.zone.clone(),
-        federated: false,
+        federated,
     };
     let api = server::serve_api(
         &config.common,
@@ -51,12 +86,16 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         token: data.token,
         store: data.store,
         api,
+        kds: kds_task,
     })
 }
 
 impl Bound {
     /// Waits until every component has stopped (after shutdown, or on failure).
     pub async fn wait(self) -> Result<(), ServerError> {
+        if let Some(kds) = self.kds {
+            server::join("KDS client", kds).await?;
+        }
         server::join("REST API", self.api.task).await
     }
 }

@@ -11,7 +11,7 @@
 
 mod feed;
 
-pub use feed::SnapshotFeed;
+pub use feed::{Select, SnapshotFeed};
 
 use crate::delta::{Any, Resource as DeltaResource};
 use crate::resource::{Resource, ResourceKey, ResourceType, Scope, Spec, ValidationErrors, tags};

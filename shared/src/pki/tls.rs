@@ -44,7 +44,7 @@ pub fn server_config(
 }
 
 /// How a zone decides to trust the global's KDS server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ServerTrust {
     /// Standard verification against these CA certificates (`--global-ca-file`).
     CaCerts(Vec<CertificateDer<'static>>),
