@@ -173,6 +173,21 @@ async fn session(
     .await?)
 }
 
+/// Connects and opens `GlobalToZoneSync` once, without syncing: `Ok` when global
+/// accepts this zone, the refusal otherwise (for checks and tests).
+pub async fn probe(config: &KdsClientConfig) -> Result<(), SessionError> {
+    let channel = connect(config).await?;
+    let mut client = KdsSyncServiceClient::new(channel);
+    let (_tx, rx) = tokio::sync::mpsc::channel::<DeltaDiscoveryRequest>(1);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    add_metadata(&mut request, config);
+    client
+        .global_to_zone_sync(request)
+        .await
+        .map(|_| ())
+        .map_err(|s| SessionError::Refused { code: s.code(), message: s.message().to_string() })
+}
+
 fn add_metadata<T>(request: &mut tonic::Request<T>, config: &KdsClientConfig) {
     let md = request.metadata_mut();
     if let Ok(v) = MetadataValue::try_from(format!("Bearer {}", config.token)) {

@@ -1,0 +1,106 @@
+//! KDS in-process: a global and federated zones over TLS with zone tokens.
+//! Policies applied on global reach the zone, updates and deletes follow, and a
+//! zone with the wrong credentials is refused with the right gRPC code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+use weft_testbed::inprocess;
+
+const TIMEOUT: &str = "type: MeshTimeout\nname: t1\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: 1h\n";
+
+/// Polls `probe` until it returns `Some`, or fails after `within`.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn idle_timeout(api: &weft_testbed::Client, path: &str) -> Option<String> {
+    let (s, body): (StatusCode, Value) = api.get(path).await;
+    (s == StatusCode::OK).then(|| body["spec"]["to"][0]["default"]["idleTimeout"].as_str().unwrap_or_default().to_string())
+}
+
+// A policy PUT on global appears on the zone; update and delete follow; the zone is
+// ready only after its first sync and refuses local writes of global-owned types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_flow_global_to_zone() {
+    let global = inprocess::global().await;
+    let zone = inprocess::federated_zone(&global, "zone-1").await;
+    let path = "/meshes/default/meshtimeouts/t1";
+
+    eventually(Duration::from_secs(10), "zone ready", || async {
+        let r = zone.api.http().get(zone.api.url("/ready")).send().await.ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let (s, mesh) = zone.api.get("/meshes/default").await;
+    assert_eq!(s, StatusCode::OK, "the default mesh comes from global");
+    assert_eq!(mesh["labels"]["kuma.io/origin"], "global");
+
+    let (s, _) = global.api.put(path, TIMEOUT).await;
+    assert_eq!(s, StatusCode::CREATED);
+    eventually(Duration::from_secs(5), "policy on the zone", || async {
+        (idle_timeout(&zone.api, path).await? == "1h").then_some(())
+    })
+    .await;
+    let (s, _) = global.api.put(path, &TIMEOUT.replace("1h", "2h")).await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(Duration::from_secs(5), "update on the zone", || async {
+        (idle_timeout(&zone.api, path).await? == "2h").then_some(())
+    })
+    .await;
+
+    let (s, body) = zone.api.put(path, TIMEOUT).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("global"), "{body}");
+
+    let (s, _) = global.api.delete(path).await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(Duration::from_secs(5), "delete on the zone", || async {
+        (zone.api.get(path).await.0 == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    zone.stop().await;
+    global.stop().await;
+}
+
+// Wrong credentials are refused: no token / a forged one → UNAUTHENTICATED,
+// zone-a's token presented as zone-b → PERMISSION_DENIED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_authentication() {
+    let global = inprocess::global().await;
+    let good = inprocess::kds_client_config(&global, "zone-a").await;
+    weft_zone::kds::probe(&good).await.expect("zone-a with its own token is accepted");
+
+    let code = |r: Result<(), weft_zone::kds::SessionError>| match r {
+        Err(weft_zone::kds::SessionError::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let mut as_b = good.clone();
+    as_b.zone = "zone-b".into();
+    assert_eq!(code(weft_zone::kds::probe(&as_b).await), tonic::Code::PermissionDenied);
+
+    let mut forged = good.clone();
+    let t = good.token.to_string();
+    let (head, sig) = t.rsplit_once('.').unwrap();
+    let flipped: String = sig.chars().rev().collect();
+    forged.token = format!("{head}.{flipped}").into();
+    assert_eq!(code(weft_zone::kds::probe(&forged).await), tonic::Code::Unauthenticated);
+
+    let mut missing = good.clone();
+    missing.token = "".into();
+    assert_eq!(code(weft_zone::kds::probe(&missing).await), tonic::Code::Unauthenticated);
+    global.stop().await;
+}
