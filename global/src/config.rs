@@ -1,5 +1,6 @@
 //! `weft-global run` settings: flags, `WEFT_*` env vars and an optional YAML file.
 
+use crate::tls::{KdsTlsArgs, KdsTlsFiles};
 use clap::Parser;
 use weft_shared::config::{CommonArgs, CommonConfig, ConfigError};
 
@@ -11,21 +12,26 @@ pub const DEFAULT_API_ADDRESS: &str = "127.0.0.1:5681";
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub kds_tls: KdsTlsArgs,
 }
 
 /// The checked configuration of a global.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalConfig {
     pub common: CommonConfig,
+    /// `--kds-tls-cert` / `--kds-tls-key`; `None`: generated in the data dir.
+    pub kds_tls: Option<KdsTlsFiles>,
 }
 
 impl RunArgs {
     /// Applies the config file and defaults, and checks every setting.
     pub fn resolve(self, cmd: &clap::Command) -> Result<GlobalConfig, ConfigError> {
-        let (common, _file) = self
+        let (common, file) = self
             .common
             .resolve(cmd, DEFAULT_DATA_DIR, DEFAULT_API_ADDRESS)?;
-        Ok(GlobalConfig { common })
+        let kds_tls = self.kds_tls.resolve(&file)?;
+        Ok(GlobalConfig { common, kds_tls })
     }
 }
 
@@ -34,6 +40,7 @@ impl GlobalConfig {
     pub fn for_test(data_dir: &std::path::Path) -> Self {
         GlobalConfig {
             common: CommonConfig::for_test(data_dir),
+            kds_tls: None,
         }
     }
 }
