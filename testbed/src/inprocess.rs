@@ -20,6 +20,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// The global's handles (zone tokens, KDS TLS, ...); `None` for a zone.
+    pub fn global(&self) -> Option<&weft_global::Bound> {
+        match &self.handle {
+            Some(Handle::Global(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     /// Cancels and waits for a clean stop (the store is closed afterwards).
     pub async fn stop(mut self) {
         self.shutdown.cancel();

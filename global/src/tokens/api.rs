@@ -33,14 +33,19 @@ async fn issue(
     Extension(tokens): Extension<Arc<ZoneTokens>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body: ZoneTokenBody = parse_body(body, state.max_body_bytes, &["zone"]).await?;
+    const DETAIL: &str = "zone token request is not valid";
+    let body: ZoneTokenBody = parse_body(body, state.max_body_bytes, &["zone"], DETAIL).await?;
     // Issuing reads the key directory: keep that off the async workers.
     let issued = tokio::task::spawn_blocking(move || tokens.issue(body))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| match e {
             TokensError::Issue(IssueError::Invalid { field, reason }) => {
-                invalid(field, reason, "zone token request is not valid")
+                // Validation messages may already start with the field's path.
+                let reason = reason
+                    .strip_prefix(&format!("{field}: "))
+                    .map_or(reason.clone(), str::to_string);
+                invalid(field, reason, DETAIL)
             }
             other => ApiError::internal(other),
         })?;
@@ -72,7 +77,7 @@ async fn revoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     const DETAIL: &str = "zone token revocation is not valid";
-    let body: RevokeBody = parse_body(body, state.max_body_bytes, &[]).await?;
+    let body: RevokeBody = parse_body(body, state.max_body_bytes, &[], DETAIL).await?;
     let jti = match (body.jti, body.token) {
         (Some(jti), None) => {
             check_jti(&jti).map_err(|reason| invalid("jti", reason, DETAIL))?;
@@ -139,6 +144,7 @@ async fn parse_body<T: DeserializeOwned>(
     body: Body,
     limit: usize,
     required: &[&str],
+    detail: &str,
 ) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::new(
@@ -160,7 +166,7 @@ async fn parse_body<T: DeserializeOwned>(
     };
     for name in required {
         if !fields.contains_key(*name) {
-            return Err(invalid(name, "is required", "request is not valid"));
+            return Err(invalid(name, "is required", detail));
         }
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
@@ -171,7 +177,7 @@ async fn parse_body<T: DeserializeOwned>(
             Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
             None => path,
         };
-        invalid(&field, inner, "request is not valid")
+        invalid(&field, inner, detail)
     })
 }
 

@@ -115,10 +115,21 @@ pub fn issue_with(
 /// KDS CA fingerprint in `data_dir`, without the store, so it works while the server
 /// runs.
 pub fn issue_offline(data_dir: &Path, body: ZoneTokenBody) -> Result<Issued, TokensError> {
+    check_body(&body)?;
     let dir = KeyDir::in_data_dir(data_dir);
     let keys = dir.load_existing()?;
     let fingerprint = dir.read_fingerprint()?;
     issue_with(&keys, fingerprint, &SystemClock, body)
+}
+
+/// Checks a request without signing anything, so a bad zone, scope or validity is
+/// reported before any problem with the data dir: issuing with no key validates the
+/// request completely and then stops for want of a key.
+fn check_body(body: &ZoneTokenBody) -> Result<(), TokensError> {
+    match issue_with(&SigningKeys::new(), None, &SystemClock, body.clone()) {
+        Err(TokensError::Issue(IssueError::NoSigningKey { .. })) | Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// What `weft-global token rotate-signing-key` does: adds a key; returns its serial.
@@ -165,7 +176,7 @@ impl ZoneTokens {
         tracing::info!(
             dir = %key_dir.path().display(),
             kids = ?keys.serials().collect::<Vec<_>>(),
-            kds_ca_fingerprint = ?kds_ca_fingerprint,
+            kds_ca_fingerprint = %kds_ca_fingerprint.map_or("none".into(), |f| f.to_string()),
             "zone tokens ready"
         );
         Ok(Arc::new(ZoneTokens {
