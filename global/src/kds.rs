@@ -34,7 +34,7 @@ pub trait ZoneAuthenticator: Send + Sync + 'static {
     fn authenticate(&self, authorization: Option<&str>, zone: &str) -> Result<(), Status>;
 }
 
-impl ZoneAuthenticator for weft_shared::tokens::ZoneTokenValidator {
+impl ZoneAuthenticator for crate::tokens::ZoneTokens {
     fn authenticate(&self, authorization: Option<&str>, zone: &str) -> Result<(), Status> {
         use weft_shared::tokens::TokenError;
         match self.validate_for_zone(authorization.unwrap_or_default(), zone) {

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use weft_global::config::RunArgs;
+use weft_global::tokens::cli::TokenCommand;
 use weft_shared::cli;
 
 #[derive(Debug, Parser)]
@@ -17,6 +18,9 @@ struct Cli {
 enum Command {
     /// Run the global control plane.
     Run(RunArgs),
+    /// Issue zone tokens and rotate their signing key (offline, from the data dir).
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +29,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match cli.command {
+        Command::Token(command) => weft_global::tokens::cli::run(command),
         Command::Run(args) => {
             let config = match args.resolve(&cli::subcommand::<Cli>("run")) {
                 Ok(c) => c,

@@ -42,6 +42,19 @@ pub enum ServerError {
     },
     #[error("the {0} task panicked or was aborted")]
     Task(&'static str),
+    /// A component could not be set up (keys, certificates, ...).
+    #[error("cannot set up the {what}: {reason}")]
+    Setup { what: &'static str, reason: String },
+}
+
+impl ServerError {
+    /// [`ServerError::Setup`] from any error.
+    pub fn setup<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Self {
+        move |e| ServerError::Setup {
+            what,
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// The opened data dir.

@@ -20,6 +20,14 @@ pub struct Running {
 }
 
 impl Running {
+    /// The global's handles (zone tokens, KDS TLS, ...); `None` for a zone.
+    pub fn global(&self) -> Option<&weft_global::Bound> {
+        match &self.handle {
+            Some(Handle::Global(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     /// Cancels and waits for a clean stop (the store is closed afterwards).
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -94,5 +102,68 @@ fn fresh_dir() -> tempfile::TempDir {
     match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => panic!("cannot create a temp dir: {e}"),
+    }
+}
+
+/// Issues a zone token through global's API and builds what a zone needs to dial
+/// global's KDS: its address, the token, and the CA the token pins.
+pub async fn kds_client_config(global: &Running, zone: &str) -> weft_zone::kds::KdsClientConfig {
+    let Some(bound) = global.global() else {
+        panic!("kds_client_config needs a global");
+    };
+    let resp = global
+        .api
+        .request(reqwest::Method::POST, "/tokens/zone")
+        .json(&serde_json::json!({"zone": zone, "validFor": "1h"}))
+        .send()
+        .await;
+    let token = match resp {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+        Ok(r) => panic!("POST /tokens/zone answered {}", r.status()),
+        Err(e) => panic!("POST /tokens/zone failed: {e}"),
+    };
+    let pin = weft_shared::tokens::ZoneClaims::read_unverified(token.trim())
+        .ok()
+        .and_then(|c| c.kds_ca_fingerprint);
+    let Some(pin) = pin else {
+        panic!("the zone token pins no KDS CA");
+    };
+    let global_url = format!("grpcs://localhost:{}", bound.kds_address.port());
+    weft_zone::kds::KdsClientConfig {
+        zone: zone.to_string(),
+        global: match global_url.parse() {
+            Ok(u) => u,
+            Err(e) => panic!("{global_url}: {e}"),
+        },
+        token: token.trim().into(),
+        trust: std::sync::Arc::new(weft_shared::pki::ServerTrust::Pinned(pin)),
+    }
+}
+
+/// A zone named `zone` in a fresh temp dir, federated with `global`.
+pub async fn federated_zone(global: &Running, zone: &str) -> Running {
+    let client = kds_client_config(global, zone).await;
+    let dir = fresh_dir();
+    let shutdown = CancellationToken::new();
+    let mut config = weft_zone::ZoneConfig::for_test(dir.path());
+    config.zone = Some(zone.to_string());
+    config.federation = Some(weft_zone::config::Federation {
+        global: client.global.to_string(),
+        token: client.token.clone(),
+        trust: client.trust.clone(),
+    });
+    let bound = match weft_zone::build(config, shutdown.clone()).await {
+        Ok(b) => b,
+        Err(e) => panic!("zone failed to start: {e}"),
+    };
+    Running {
+        api: Client::new(
+            format!("http://{}", bound.api_address),
+            bound.token.expose(),
+        ),
+        store: bound.store.clone(),
+        handle: Some(Handle::Zone(bound)),
+        shutdown,
+        _dir: Some(dir),
     }
 }

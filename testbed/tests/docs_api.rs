@@ -52,6 +52,14 @@ fn api_walkthrough_runs_as_written() {
         stdout.contains("requestTimeout: 5s") || stdout.contains("\"requestTimeout\":\"5s\""),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("\"alreadyRevoked\":false"),
+        "zone token revocation: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"name\":\"zone-token-revocations\""),
+        "{stdout}"
+    );
     for field in [
         "spec.targetRef.name",
         "spec.to[0].default.http.perTryTimeout",

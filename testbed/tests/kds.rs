@@ -22,14 +22,22 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not within {within:?}: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 async fn idle_timeout(api: &weft_testbed::Client, path: &str) -> Option<String> {
     let (s, body): (StatusCode, Value) = api.get(path).await;
-    (s == StatusCode::OK).then(|| body["spec"]["to"][0]["default"]["idleTimeout"].as_str().unwrap_or_default().to_string())
+    (s == StatusCode::OK).then(|| {
+        body["spec"]["to"][0]["default"]["idleTimeout"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    })
 }
 
 // A policy PUT on global appears on the zone; update and delete follow; the zone is
@@ -41,7 +49,13 @@ async fn policies_flow_global_to_zone() {
     let path = "/meshes/default/meshtimeouts/t1";
 
     eventually(Duration::from_secs(10), "zone ready", || async {
-        let r = zone.api.http().get(zone.api.url("/ready")).send().await.ok()?;
+        let r = zone
+            .api
+            .http()
+            .get(zone.api.url("/ready"))
+            .send()
+            .await
+            .ok()?;
         (r.status() == StatusCode::OK).then_some(())
     })
     .await;
@@ -64,7 +78,10 @@ async fn policies_flow_global_to_zone() {
 
     let (s, body) = zone.api.put(path, TIMEOUT).await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("global"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("global"),
+        "{body}"
+    );
 
     let (s, _) = global.api.delete(path).await;
     assert_eq!(s, StatusCode::OK);
@@ -82,7 +99,9 @@ async fn policies_flow_global_to_zone() {
 async fn zone_authentication() {
     let global = inprocess::global().await;
     let good = inprocess::kds_client_config(&global, "zone-a").await;
-    weft_zone::kds::probe(&good).await.expect("zone-a with its own token is accepted");
+    weft_zone::kds::probe(&good)
+        .await
+        .expect("zone-a with its own token is accepted");
 
     let code = |r: Result<(), weft_zone::kds::SessionError>| match r {
         Err(weft_zone::kds::SessionError::Refused { code, .. }) => code,
@@ -90,17 +109,26 @@ async fn zone_authentication() {
     };
     let mut as_b = good.clone();
     as_b.zone = "zone-b".into();
-    assert_eq!(code(weft_zone::kds::probe(&as_b).await), tonic::Code::PermissionDenied);
+    assert_eq!(
+        code(weft_zone::kds::probe(&as_b).await),
+        tonic::Code::PermissionDenied
+    );
 
     let mut forged = good.clone();
     let t = good.token.to_string();
     let (head, sig) = t.rsplit_once('.').unwrap();
     let flipped: String = sig.chars().rev().collect();
     forged.token = format!("{head}.{flipped}").into();
-    assert_eq!(code(weft_zone::kds::probe(&forged).await), tonic::Code::Unauthenticated);
+    assert_eq!(
+        code(weft_zone::kds::probe(&forged).await),
+        tonic::Code::Unauthenticated
+    );
 
     let mut missing = good.clone();
     missing.token = "".into();
-    assert_eq!(code(weft_zone::kds::probe(&missing).await), tonic::Code::Unauthenticated);
+    assert_eq!(
+        code(weft_zone::kds::probe(&missing).await),
+        tonic::Code::Unauthenticated
+    );
     global.stop().await;
 }

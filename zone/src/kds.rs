@@ -185,7 +185,10 @@ pub async fn probe(config: &KdsClientConfig) -> Result<(), SessionError> {
         .global_to_zone_sync(request)
         .await
         .map(|_| ())
-        .map_err(|s| SessionError::Refused { code: s.code(), message: s.message().to_string() })
+        .map_err(|s| SessionError::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        })
 }
 
 fn add_metadata<T>(request: &mut tonic::Request<T>, config: &KdsClientConfig) {
