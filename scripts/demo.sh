@@ -35,7 +35,7 @@ ready_addr() {
   local pid=$1 log=$2
   for _ in $(seq 1 100); do
     if grep -q "ready api=" "$log.out" 2>/dev/null; then
-      sed -n 's/.*ready api=//p' "$log.out"
+      sed -n 's/.*ready api=\([^ ]*\).*/\1/p' "$log.out"
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then

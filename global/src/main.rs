@@ -43,7 +43,10 @@ fn main() -> ExitCode {
                 |shutdown| async move {
                     let bound = weft_global::build(config, shutdown).await?;
                     Ok(cli::Started {
-                        ready_line: format!("weft-global ready api={}", bound.api_address),
+                        ready_line: format!(
+                            "weft-global ready api={} kds={}",
+                            bound.api_address, bound.kds_address
+                        ),
                         done: Box::pin(bound.wait()),
                     })
                 },

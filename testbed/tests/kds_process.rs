@@ -1,0 +1,337 @@
+//! KDS with real processes: a `weft-global` and two `weft-zone` processes joined
+//! over TLS with zone tokens issued by global's API. Policies flow to both zones
+//! (create, update, delete); a zone is ready only once synced; wrong credentials,
+//! a wrong CA and plaintext get nothing; the zones keep serving through a SIGKILL
+//! of global and reconnect by themselves when it comes back on the same port.
+//!
+//! Timings are printed (`--nocapture`) as `measured: ...` lines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::StatusCode;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_testbed::{Client, ControlPlane};
+
+const POLICY: &str = "/meshes/default/meshtimeouts";
+
+fn timeout_doc(name: &str, idle: &str) -> String {
+    format!(
+        "type: MeshTimeout\nname: {name}\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: {idle}\n"
+    )
+}
+
+/// Polls `probe` every 20 ms until it returns `Some`, or fails after `within`.
+async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn api(cp: &ControlPlane) -> Client {
+    Client::new(cp.api_url(), cp.token())
+}
+
+/// `GET /ready` (no token needed).
+async fn ready(cp: &ControlPlane) -> StatusCode {
+    reqwest::get(format!("{}/ready", cp.api_url()))
+        .await
+        .map(|r| r.status())
+        .unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// The MeshTimeout's idleTimeout as `cp` serves it, `None` if it has none.
+async fn idle_timeout(cp: &ControlPlane, name: &str) -> Option<String> {
+    let (s, body) = api(cp).get(&format!("{POLICY}/{name}")).await;
+    (s == StatusCode::OK).then(|| {
+        body["spec"]["to"][0]["default"]["idleTimeout"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    })
+}
+
+/// Waits until every zone serves `name` with `idle` (`None`: not at all); how long it took.
+async fn until_zones_serve(
+    zones: &[ControlPlane],
+    name: &str,
+    idle: Option<&str>,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    for z in zones {
+        let what = format!("{} serves {name} = {idle:?}", z.api_url());
+        eventually(within, &what, || async {
+            (idle_timeout(z, name).await.as_deref() == idle).then_some(())
+        })
+        .await;
+    }
+    start.elapsed()
+}
+
+/// The first line of `cp`'s log for which `pred` holds, waiting up to `within`.
+async fn log_line(
+    cp: &ControlPlane,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    eventually(within, what, || async {
+        cp.process
+            .log()
+            .lines()
+            .find(|l| pred(l))
+            .map(str::to_string)
+    })
+    .await
+}
+
+// Two zone processes: /ready is 503 until their first sync, then 200; a policy PUT
+// on global reaches both, its update and delete follow; after a SIGKILL of global
+// the zones keep serving what they hold, and when global restarts on the same data
+// dir and KDS port they reconnect by themselves and receive new policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_zones_follow_global_and_survive_its_restart() {
+    let mut global = ControlPlane::global(&[]).unwrap();
+    let kds = global.kds_address().expect("global prints kds=");
+    let global_dir = global.take_dir().unwrap();
+    let tokens = ["zone-a", "zone-b"].map(|z| (z, global.issue_zone_token(z, "1h").unwrap()));
+
+    // Freeze global: the kernel still accepts the zones' connections, but nothing
+    // is served, so the zones are deterministically unsynced.
+    global.process.signal("STOP").unwrap();
+    let zones: Vec<ControlPlane> = tokens
+        .iter()
+        .map(|(z, t)| ControlPlane::federated_zone_with_token(&global, z, t, &[]).unwrap())
+        .collect();
+    for z in &zones {
+        assert_eq!(ready(z).await, StatusCode::SERVICE_UNAVAILABLE);
+        let (s, _) = api(z).get("/meshes/default").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "nothing synced yet");
+    }
+    global.process.signal("CONT").unwrap();
+    let resumed = Instant::now();
+    for z in &zones {
+        eventually(Duration::from_secs(10), "zone ready", || async {
+            (ready(z).await == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+    eprintln!(
+        "measured: both zones ready {:?} after global resumed",
+        resumed.elapsed()
+    );
+    let (s, mesh) = api(&zones[0]).get("/meshes/default").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(mesh["labels"]["kuma.io/origin"], "global");
+
+    // Create, update, delete on global; both zones follow.
+    let gapi = api(&global);
+    let (s, _) = gapi
+        .put(&format!("{POLICY}/t1"), &timeout_doc("t1", "1h"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let took = until_zones_serve(&zones, "t1", Some("1h"), Duration::from_secs(10)).await;
+    eprintln!("measured: a new policy on both zones after {took:?}");
+    let (s, _) = gapi
+        .put(&format!("{POLICY}/t1"), &timeout_doc("t1", "2h"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let took = until_zones_serve(&zones, "t1", Some("2h"), Duration::from_secs(10)).await;
+    eprintln!("measured: an update on both zones after {took:?}");
+    let (s, _) = gapi.delete(&format!("{POLICY}/t1")).await;
+    assert_eq!(s, StatusCode::OK);
+    let took = until_zones_serve(&zones, "t1", None, Duration::from_secs(10)).await;
+    eprintln!("measured: a delete on both zones after {took:?}");
+
+    // SIGKILL global: the zones notice, and keep serving what they synced.
+    let (s, _) = gapi
+        .put(&format!("{POLICY}/t2"), &timeout_doc("t2", "5m"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    until_zones_serve(&zones, "t2", Some("5m"), Duration::from_secs(10)).await;
+    global.process.kill();
+    let killed = Instant::now();
+    for z in &zones {
+        log_line(
+            z,
+            Duration::from_secs(10),
+            "zone notices global is gone",
+            |l| {
+                l.contains("KDS: connection to global failed")
+                    || l.contains("stream to global ended")
+            },
+        )
+        .await;
+        assert_eq!(ready(z).await, StatusCode::OK, "stays ready offline");
+        assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
+    }
+    drop(global);
+
+    // Same data dir, same KDS port: the zones' address and pinned CA still hold.
+    let port = kds.to_string();
+    let global =
+        ControlPlane::start_in("weft-global", global_dir.path(), &["--kds-address", &port])
+            .unwrap();
+    assert_eq!(global.kds_address(), Some(kds));
+    let restarted = Instant::now();
+    let (s, _) = api(&global)
+        .put(&format!("{POLICY}/t3"), &timeout_doc("t3", "7m"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // The zones' back-off caps at 15 s.
+    let took = until_zones_serve(&zones, "t3", Some("7m"), Duration::from_secs(30)).await;
+    eprintln!(
+        "measured: after global's restart ({:?} after the kill), a new policy on both zones in {took:?}",
+        restarted - killed
+    );
+    for z in &zones {
+        assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
+        let connects = z
+            .process
+            .log()
+            .matches("KDS: connected; syncing from global")
+            .count();
+        assert!(connects >= 2, "the zone reconnected ({connects} connects)");
+    }
+}
+
+// zone-a's token presented by a zone calling itself zone-b: global refuses it with
+// PERMISSION_DENIED on every attempt, the zone's log says so, and the zone never
+// becomes ready nor registered on global.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_for_another_zone_is_refused() {
+    let global = ControlPlane::global(&[]).unwrap();
+    let token_a = global.issue_zone_token("zone-a", "1h").unwrap();
+    let zone = ControlPlane::federated_zone_with_token(&global, "zone-b", &token_a, &[]).unwrap();
+
+    let refused = |l: &str| {
+        l.contains("KDS: zone refused")
+            && l.contains("zone=zone-b")
+            && l.contains("PermissionDenied")
+    };
+    let line = log_line(
+        &global,
+        Duration::from_secs(10),
+        "global logs the refusal",
+        refused,
+    )
+    .await;
+    assert!(line.contains("WARN"), "{line}");
+    let line = log_line(
+        &zone,
+        Duration::from_secs(10),
+        "zone logs PermissionDenied",
+        |l| l.contains("PermissionDenied"),
+    )
+    .await;
+    assert!(line.contains("global refused the stream"), "{line}");
+    // It keeps trying (with back-off) and keeps being refused.
+    eventually(Duration::from_secs(10), "a second refusal", || async {
+        (global.process.log().lines().filter(|l| refused(l)).count() >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(ready(&zone).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        api(&zone).get("/meshes/default").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let gapi = api(&global);
+    assert_eq!(gapi.get("/zones/zone-b").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(gapi.get("/zones/zone-a").await.0, StatusCode::NOT_FOUND);
+}
+
+// KDS is TLS only: a plaintext gRPC client with a valid token gets no stream, and an
+// HTTP/2 preface sent in clear gets no HTTP/2 answer. A zone that trusts another CA
+// never syncs, while a zone using the CA its token pins does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_and_a_wrong_ca_get_nothing() {
+    let global = ControlPlane::global(&[]).unwrap();
+    let port = global.kds_address().unwrap().port();
+
+    let token = global.issue_zone_token("zone-c", "1h").unwrap();
+    let plaintext = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut client =
+            kds_proto::KdsSyncServiceClient::connect(format!("http://127.0.0.1:{port}"))
+                .await
+                .map_err(|e| e.to_string())?;
+        let stream = futures::stream::pending::<weft_shared::delta::DeltaDiscoveryRequest>();
+        let mut req = tonic::Request::new(stream);
+        let md = req.metadata_mut();
+        md.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        md.insert("client-id", "zone-c".parse().unwrap());
+        client
+            .global_to_zone_sync(req)
+            .await
+            .map(drop)
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    })
+    .await;
+    eprintln!("plaintext gRPC client: {plaintext:?}");
+    assert!(
+        !matches!(plaintext, Ok(Ok(()))),
+        "a plaintext client must not get a stream"
+    );
+
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // The HTTP/2 client preface and an empty SETTINGS frame.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    tcp.write_all(&hello).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server must close the connection");
+    eprintln!("answer to a clear HTTP/2 preface: {answer:02x?}");
+    let h2_settings = answer.len() >= 9 && answer[3] == 0x04;
+    assert!(!h2_settings, "an HTTP/2 answer in clear: {answer:02x?}");
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "nothing but a TLS alert: {answer:02x?}"
+    );
+
+    // A CA that is not global's: the zone's TLS verification fails.
+    let other = tempfile::tempdir().unwrap();
+    weft_shared::pki::KdsTls::load_or_create(other.path(), &weft_shared::pki::default_sans())
+        .unwrap();
+    let other_ca = other.path().join("ca.crt");
+    let wrong_ca = ControlPlane::federated_zone(
+        &global,
+        "zone-d",
+        &["--global-ca-file", other_ca.to_str().unwrap()],
+    )
+    .unwrap();
+    let started = Instant::now();
+    let good = ControlPlane::federated_zone(&global, "zone-c", &[]).unwrap();
+    eventually(Duration::from_secs(10), "zone-c ready", || async {
+        (ready(&good).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    eprintln!(
+        "measured: a federated zone process ready {:?} after spawn",
+        started.elapsed()
+    );
+    let line = log_line(
+        &wrong_ca,
+        Duration::from_secs(10),
+        "zone-d logs the certificate failure",
+        |l| l.contains("KDS: connection to global failed"),
+    )
+    .await;
+    assert!(line.to_lowercase().contains("certificate"), "{line}");
+    assert_eq!(ready(&wrong_ca).await, StatusCode::SERVICE_UNAVAILABLE);
+    let gapi = api(&global);
+    assert_eq!(gapi.get("/zones/zone-c").await.0, StatusCode::OK);
+    assert_eq!(gapi.get("/zones/zone-d").await.0, StatusCode::NOT_FOUND);
+}
