@@ -2,8 +2,11 @@
 //! zone token, and receive meshes, secrets and policies on `GlobalToZoneSync`
 //! through the shared delta engine, fed by the store's watch.
 //!
-//! `ZoneToGlobalSync` (dataplanes and zone ingresses reported up) is answered
-//! `UNIMPLEMENTED` for now; see docs/kds.md.
+//! On `ZoneToGlobalSync` the roles invert: the zone sends its dataplanes, zone
+//! ingresses and egresses as delta responses and global acknowledges them, storing
+//! each under a per-zone hashed name with provenance labels taken from the
+//! authenticated zone (`weft_shared::kds::zone_names`). Other zones' ingresses and
+//! egresses then fan out on their `GlobalToZoneSync`, never back to their origin.
 
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
 use std::net::SocketAddr;
@@ -12,12 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
+use weft_shared::delta::driver::Apply;
 use weft_shared::delta::driver::{self, SenderEvent};
+use weft_shared::delta::{BoxError, Node, Receiver, Rejection, Update, UpdateKind};
 use weft_shared::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Sender, SenderConfig};
-use weft_shared::kds::{self, SnapshotFeed};
+use weft_shared::kds::{self, SnapshotFeed, zone_names};
 use weft_shared::resource::{Resource, ResourceKey, ResourceType, Spec};
 use weft_shared::server::ServerError;
 use weft_shared::shutdown::CancellationToken;
+use weft_shared::store::{Page, WriteOp};
 use weft_shared::store::{ResourceStore, StoreError};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
@@ -162,19 +168,21 @@ fn internal(e: impl std::fmt::Display) -> Status {
 
 type RespStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
 
-/// What global offers zone `zone`: its own meshes, secrets and policies (never
-/// zone-originated copies), marked as global's.
-fn offer_for(_zone: String) -> kds::Select {
-    Arc::new(move |res: &Resource| {
-        let origin = res
-            .meta
-            .labels
-            .get(weft_shared::resource::tags::ORIGIN)
-            .map(String::as_str);
-        match origin {
-            None | Some(kds::ORIGIN_GLOBAL) => Some(kds::stamp_global(res)),
-            Some(_) => None,
+/// What global offers zone `zone`: its own meshes, secrets and policies, and the
+/// ingresses and egresses of every OTHER zone, all marked as global's.
+fn offer_for(zone: String) -> kds::Select {
+    Arc::new(move |res: &Resource| match zone_names::zone_of(res) {
+        None => Some(kds::stamp_global(res)),
+        Some(origin)
+            if origin != zone
+                && matches!(
+                    res.resource_type(),
+                    ResourceType::ZoneIngress | ResourceType::ZoneEgress
+                ) =>
+        {
+            Some(kds::stamp_global(res))
         }
+        Some(_) => None,
     })
 }
 
@@ -239,9 +247,169 @@ impl KdsSyncService for Kds {
         request: Request<Streaming<DeltaDiscoveryResponse>>,
     ) -> Result<Response<Self::ZoneToGlobalSyncStream>, Status> {
         let zone = self.authenticate(&request)?;
-        tracing::info!(%zone, "KDS: ZoneToGlobalSync not served yet");
-        Err(Status::unimplemented(
-            "ZoneToGlobalSync is not served by this global yet",
-        ))
+        self.ensure_zone(&zone).await?;
+        let mut local = Vec::new();
+        for ty in kds::ZONE_TO_GLOBAL_TYPES {
+            let mut versions = std::collections::BTreeMap::new();
+            for res in self
+                .store
+                .list(*ty, None, Page::all())
+                .await
+                .map_err(internal)?
+                .items
+            {
+                if zone_names::zone_of(&res) == Some(zone.as_str())
+                    && let Some(sent) = zone_names::from_global(&res)
+                {
+                    versions.insert(kds::delta_name(&sent.key()), sent.content_hash());
+                }
+            }
+            local.push((ty.name().to_string(), versions));
+        }
+        let node = Node {
+            id: zone.clone(),
+            ..Default::default()
+        };
+        let mut receiver = Receiver::new(node, local);
+        let incoming = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut apply = FromZone {
+            zone: zone.clone(),
+            store: self.store.clone(),
+        };
+        tracing::info!(%zone, "KDS: ZoneToGlobalSync stream opened");
+        tokio::spawn(async move {
+            match driver::run_receiver(
+                &mut receiver,
+                incoming,
+                tx,
+                &mut apply,
+                driver::DEFAULT_QUEUE,
+            )
+            .await
+            {
+                Ok(why) => tracing::info!(%zone, ?why, "KDS: ZoneToGlobalSync stream ended"),
+                Err(e) => tracing::warn!(%zone, error = %e, "KDS: ZoneToGlobalSync stream failed"),
+            }
+        });
+        let out = futures::StreamExt::map(ReceiverStream::new(rx), Ok);
+        Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// Stores what a zone reports, under names and labels global decides.
+struct FromZone {
+    zone: String,
+    store: Arc<dyn ResourceStore>,
+}
+
+impl FromZone {
+    async fn apply_update(&mut self, update: Update) -> Result<Vec<Rejection>, BoxError> {
+        let ty = ResourceType::from_name(&update.type_url)
+            .filter(|t| kds::ZONE_TO_GLOBAL_TYPES.contains(t))
+            .ok_or_else(|| {
+                format!(
+                    "zone {} sent type {:?}, which zones do not report",
+                    self.zone, update.type_url
+                )
+            })?;
+        let mut rejections = Vec::new();
+        let mut ops = Vec::new();
+        for r in &update.resources {
+            match kds::from_delta(ty, r.resource.as_ref()) {
+                Ok(res) if kds::delta_name(&res.key()) == r.name => {
+                    let stored = zone_names::to_global(&res, &self.zone);
+                    match self.owned_elsewhere(&stored.key()).await? {
+                        Some(other) => rejections.push(Rejection::new(
+                            &r.name,
+                            format!("name taken by zone {other}"),
+                        )),
+                        None => ops.push(WriteOp::Upsert(stored)),
+                    }
+                }
+                Ok(_) => {
+                    rejections.push(Rejection::new(&r.name, "name does not match the payload"))
+                }
+                Err(e) => rejections.push(Rejection::new(&r.name, e.to_string())),
+            }
+        }
+        for name in &update.removed {
+            if let Some(key) = kds::key_of(ty, name) {
+                let key = zone_names::global_key(&key, &self.zone);
+                if self.owned_by_this_zone(&key).await? {
+                    ops.push(WriteOp::Delete(key));
+                }
+            }
+        }
+        if let UpdateKind::InitialLast { full_state } = &update.kind {
+            for res in self.store.list(ty, None, Page::all()).await?.items {
+                if zone_names::zone_of(&res) == Some(self.zone.as_str())
+                    && let Some(sent) = zone_names::from_global(&res)
+                    && !full_state.contains(&kds::delta_name(&sent.key()))
+                {
+                    ops.push(WriteOp::Delete(res.key()));
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(rejections);
+        }
+        match self.store.transact(ops.clone()).await {
+            Ok(_) => Ok(rejections),
+            Err(StoreError::MeshNotFound(_)) => {
+                // One at a time: reject just what has no mesh on global.
+                for op in ops {
+                    let name = match &op {
+                        WriteOp::Upsert(r) => r
+                            .meta
+                            .labels
+                            .get(weft_shared::resource::tags::DISPLAY_NAME)
+                            .cloned()
+                            .unwrap_or_default(),
+                        WriteOp::Delete(k) => k.name.clone(),
+                    };
+                    if let Err(e) = self.store.transact(vec![op]).await {
+                        match e {
+                            StoreError::MeshNotFound(_) => {
+                                rejections.push(Rejection::new(name, e.to_string()))
+                            }
+                            other => return Err(other.into()),
+                        }
+                    }
+                }
+                Ok(rejections)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The zone that owns the resource stored at `key`, when it is not this one.
+    async fn owned_elsewhere(&self, key: &ResourceKey) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .and_then(|r| match zone_names::zone_of(&r) {
+                Some(z) if z == self.zone => None,
+                Some(z) => Some(z.to_string()),
+                None => Some("global".to_string()),
+            }))
+    }
+
+    async fn owned_by_this_zone(&self, key: &ResourceKey) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .is_some_and(|r| zone_names::zone_of(&r) == Some(self.zone.as_str())))
+    }
+}
+
+impl Apply for FromZone {
+    fn apply(
+        &mut self,
+        update: Update,
+    ) -> impl Future<Output = Result<Vec<Rejection>, BoxError>> + Send {
+        self.apply_update(update)
     }
 }
