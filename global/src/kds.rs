@@ -8,12 +8,13 @@
 //! authenticated zone (`weft_shared::kds::zone_names`). Other zones' ingresses and
 //! egresses then fan out on their `GlobalToZoneSync`, never back to their origin.
 
+use crate::tokens::ZoneTokens;
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 use weft_shared::delta::driver::Apply;
 use weft_shared::delta::driver::{self, SenderEvent};
@@ -25,6 +26,7 @@ use weft_shared::server::ServerError;
 use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::{Page, WriteOp};
 use weft_shared::store::{ResourceStore, StoreError};
+use weft_shared::tokens::{TokenError, Verified, ZoneClaims};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
 pub const CLIENT_ID: &str = "client-id";
@@ -33,23 +35,11 @@ pub const CLIENT_ID: &str = "client-id";
 /// for the answer: a dead or half-open peer is noticed within 20 s.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
-/// Checks a zone's credentials on every RPC.
-pub trait ZoneAuthenticator: Send + Sync + 'static {
-    /// `authorization` is the raw metadata value (`Bearer <jwt>`), `zone` the
-    /// claimed zone name. `UNAUTHENTICATED` or `PERMISSION_DENIED` on refusal.
-    fn authenticate(&self, authorization: Option<&str>, zone: &str) -> Result<(), Status>;
-}
-
-impl ZoneAuthenticator for crate::tokens::ZoneTokens {
-    fn authenticate(&self, authorization: Option<&str>, zone: &str) -> Result<(), Status> {
-        use weft_shared::tokens::TokenError;
-        match self.validate_for_zone(authorization.unwrap_or_default(), zone) {
-            Ok(_) => Ok(()),
-            Err(e @ TokenError::PermissionDenied(_)) => {
-                Err(Status::permission_denied(e.to_string()))
-            }
-            Err(e) => Err(Status::unauthenticated(e.to_string())),
-        }
+/// Maps a token refusal onto the gRPC code DESIGN §5 asks for.
+fn refusal(e: TokenError) -> Status {
+    match e {
+        e @ TokenError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+        e => Status::unauthenticated(e.to_string()),
     }
 }
 
@@ -69,7 +59,7 @@ pub async fn serve(
     address: SocketAddr,
     identity: KdsIdentity,
     store: Arc<dyn ResourceStore>,
-    auth: Arc<dyn ZoneAuthenticator>,
+    tokens: Arc<ZoneTokens>,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -87,7 +77,7 @@ pub async fn serve(
     let tls = tonic::transport::ServerTlsConfig::new().identity(
         tonic::transport::Identity::from_pem(identity.cert_chain_pem, identity.key_pem),
     );
-    let service = KdsSyncServiceServer::new(Kds { store, auth })
+    let service = KdsSyncServiceServer::new(Kds { store, tokens })
         .max_decoding_message_size(4 * 1024 * 1024)
         .max_encoding_message_size(4 * 1024 * 1024);
     let mut builder = tonic::transport::Server::builder()
@@ -119,12 +109,12 @@ pub async fn serve(
 
 struct Kds {
     store: Arc<dyn ResourceStore>,
-    auth: Arc<dyn ZoneAuthenticator>,
+    tokens: Arc<ZoneTokens>,
 }
 
 impl Kds {
     /// The authenticated zone name of a request, or the gRPC refusal.
-    fn authenticate<T>(&self, req: &Request<T>) -> Result<String, Status> {
+    fn authenticate<T>(&self, req: &Request<T>) -> Result<(String, Verified<ZoneClaims>), Status> {
         let md = req.metadata();
         let zone = md
             .get(CLIENT_ID)
@@ -136,11 +126,17 @@ impl Kds {
             .to_string();
         let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
         let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        if let Err(status) = self.auth.authenticate(authorization, &zone) {
-            tracing::warn!(%zone, %peer, code = ?status.code(), reason = status.message(), "KDS: zone refused");
-            return Err(status);
+        match self
+            .tokens
+            .validate_for_zone(authorization.unwrap_or_default(), &zone)
+        {
+            Ok(verified) => Ok((zone, verified)),
+            Err(e) => {
+                let status = refusal(e);
+                tracing::warn!(%zone, %peer, code = ?status.code(), reason = status.message(), "KDS: zone refused");
+                Err(status)
+            }
         }
-        Ok(zone)
     }
 
     /// Creates the Zone resource on the first authenticated connection.
@@ -167,6 +163,49 @@ fn internal(e: impl std::fmt::Display) -> Status {
 }
 
 type RespStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
+
+/// Resolves, with the status to close the stream with, once the token a stream
+/// was accepted with is revoked (or has expired at the time of a revocation check).
+async fn revoked(tokens: Arc<ZoneTokens>, verified: Verified<ZoneClaims>) -> Status {
+    let mut changes = tokens.subscribe_revocations();
+    loop {
+        if let Err(e) = tokens.recheck(&verified) {
+            return Status::unauthenticated(e.to_string());
+        }
+        if changes.changed().await.is_err() {
+            // The token service is gone (shutdown): never resolve.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The messages from `rx`, then, if `end` fires, that status as the stream's end.
+fn with_end<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+    end: tokio::sync::oneshot::Receiver<Status>,
+) -> RespStream<T> {
+    let state = (rx, Some(end));
+    Box::pin(futures::stream::unfold(Some(state), |state| async move {
+        let (mut rx, mut end) = state?;
+        loop {
+            match end.as_mut() {
+                Some(e) => tokio::select! {
+                    biased;
+                    msg = rx.recv() => match msg {
+                        Some(m) => return Some((Ok(m), Some((rx, end)))),
+                        // The pump is gone: end with its status, if it left one.
+                        None => return end.take()?.await.ok().map(|s| (Err(s), None)),
+                    },
+                    status = e => match status {
+                        Ok(s) => return Some((Err(s), None)),
+                        Err(_) => end = None,
+                    },
+                },
+                None => return rx.recv().await.map(|m| (Ok(m), Some((rx, None)))),
+            }
+        }
+    }))
+}
 
 /// What global offers zone `zone`: its own meshes, secrets and policies, and the
 /// ingresses and egresses of every OTHER zone, all marked as global's.
@@ -195,7 +234,7 @@ impl KdsSyncService for Kds {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::GlobalToZoneSyncStream>, Status> {
-        let zone = self.authenticate(&request)?;
+        let (zone, verified) = self.authenticate(&request)?;
         self.ensure_zone(&zone).await?;
         let snapshots = SnapshotFeed::start(
             self.store.clone(),
@@ -206,6 +245,8 @@ impl KdsSyncService for Kds {
         .map_err(internal)?;
         let incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let tokens = self.tokens.clone();
         tracing::info!(%zone, "KDS: GlobalToZoneSync stream opened");
         tokio::spawn(async move {
             let mut sender = Sender::new(SenderConfig {
@@ -224,29 +265,33 @@ impl KdsSyncService for Kds {
                     tracing::debug!(type_url, resources, removed, bytes, "KDS: sent");
                 }
             };
-            let end = driver::run_sender(
+            let pump = driver::run_sender(
                 &mut sender,
                 incoming,
                 tx,
                 snapshots,
                 driver::DEFAULT_QUEUE,
                 observe,
-            )
-            .await;
-            match end {
-                Ok(why) => tracing::info!(%zone, ?why, "KDS: GlobalToZoneSync stream ended"),
-                Err(e) => tracing::warn!(%zone, error = %e, "KDS: GlobalToZoneSync stream failed"),
+            );
+            tokio::select! {
+                end = pump => match end {
+                    Ok(why) => tracing::info!(%zone, ?why, "KDS: GlobalToZoneSync stream ended"),
+                    Err(e) => tracing::warn!(%zone, error = %e, "KDS: GlobalToZoneSync stream failed"),
+                },
+                status = revoked(tokens, verified) => {
+                    tracing::warn!(%zone, reason = status.message(), "KDS: GlobalToZoneSync closed: token no longer valid");
+                    let _ = end_tx.send(status);
+                }
             }
         });
-        let out = futures::StreamExt::map(ReceiverStream::new(rx), Ok);
-        Ok(Response::new(Box::pin(out)))
+        Ok(Response::new(with_end(rx, end_rx)))
     }
 
     async fn zone_to_global_sync(
         &self,
         request: Request<Streaming<DeltaDiscoveryResponse>>,
     ) -> Result<Response<Self::ZoneToGlobalSyncStream>, Status> {
-        let zone = self.authenticate(&request)?;
+        let (zone, verified) = self.authenticate(&request)?;
         self.ensure_zone(&zone).await?;
         let mut local = Vec::new();
         for ty in kds::ZONE_TO_GLOBAL_TYPES {
@@ -273,27 +318,33 @@ impl KdsSyncService for Kds {
         let mut receiver = Receiver::new(node, local);
         let incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let tokens = self.tokens.clone();
         let mut apply = FromZone {
             zone: zone.clone(),
             store: self.store.clone(),
         };
         tracing::info!(%zone, "KDS: ZoneToGlobalSync stream opened");
         tokio::spawn(async move {
-            match driver::run_receiver(
+            let pump = driver::run_receiver(
                 &mut receiver,
                 incoming,
                 tx,
                 &mut apply,
                 driver::DEFAULT_QUEUE,
-            )
-            .await
-            {
-                Ok(why) => tracing::info!(%zone, ?why, "KDS: ZoneToGlobalSync stream ended"),
-                Err(e) => tracing::warn!(%zone, error = %e, "KDS: ZoneToGlobalSync stream failed"),
+            );
+            tokio::select! {
+                end = pump => match end {
+                    Ok(why) => tracing::info!(%zone, ?why, "KDS: ZoneToGlobalSync stream ended"),
+                    Err(e) => tracing::warn!(%zone, error = %e, "KDS: ZoneToGlobalSync stream failed"),
+                },
+                status = revoked(tokens, verified) => {
+                    tracing::warn!(%zone, reason = status.message(), "KDS: ZoneToGlobalSync closed: token no longer valid");
+                    let _ = end_tx.send(status);
+                }
             }
         });
-        let out = futures::StreamExt::map(ReceiverStream::new(rx), Ok);
-        Ok(Response::new(Box::pin(out)))
+        Ok(Response::new(with_end(rx, end_rx)))
     }
 }
 

@@ -202,3 +202,44 @@ async fn zones_report_up_and_ingresses_fan_out() {
     z2.stop().await;
     global.stop().await;
 }
+
+// Revoking a zone's token closes its live stream within 5 s, with UNAUTHENTICATED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_cuts_live_streams() {
+    let global = inprocess::global().await;
+    let config = inprocess::kds_client_config(&global, "zone-r").await;
+    let held = tokio::spawn({
+        let config = config.clone();
+        async move { weft_zone::kds::wait_for_end(&config).await }
+    });
+    // The stream is open once the Zone resource exists (created after authentication).
+    eventually(Duration::from_secs(5), "zone registered", || async {
+        (global.api.get("/zones/zone-r").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    let r = global
+        .api
+        .request(reqwest::Method::POST, "/tokens/zone/revoke")
+        .json(&serde_json::json!({"token": config.token.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let revoked_at = tokio::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("the live stream was not cut within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    eprintln!("stream cut {:?} after the revocation", revoked_at.elapsed());
+    let refused = weft_zone::kds::probe(&config).await;
+    assert!(matches!(
+        refused,
+        Err(weft_zone::kds::SessionError::Refused {
+            code: tonic::Code::Unauthenticated,
+            ..
+        })
+    ));
+    global.stop().await;
+}

@@ -228,6 +228,31 @@ pub async fn probe(config: &KdsClientConfig) -> Result<(), SessionError> {
         })
 }
 
+/// Opens `GlobalToZoneSync` and waits for global to end it; returns the status it
+/// ended with (e.g. `UNAUTHENTICATED` once the token is revoked). For tests.
+pub async fn wait_for_end(config: &KdsClientConfig) -> Result<tonic::Status, SessionError> {
+    let channel = connect(config).await?;
+    let mut client = KdsSyncServiceClient::new(channel);
+    let (_tx, rx) = tokio::sync::mpsc::channel::<DeltaDiscoveryRequest>(1);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    add_metadata(&mut request, config);
+    let mut incoming = client
+        .global_to_zone_sync(request)
+        .await
+        .map_err(|s| SessionError::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        })?
+        .into_inner();
+    loop {
+        match incoming.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(tonic::Status::ok("stream closed")),
+            Err(status) => return Ok(status),
+        }
+    }
+}
+
 fn add_metadata<T>(request: &mut tonic::Request<T>, config: &KdsClientConfig) {
     let md = request.metadata_mut();
     if let Ok(v) = MetadataValue::try_from(format!("Bearer {}", config.token)) {

@@ -73,7 +73,9 @@ impl Backend for SledBackend {
         loop {
             match SledStore::open_with(&path, options) {
                 Ok(s) => return Some(s),
-                Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
+                Err(e)
+                    if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
+                {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
                 Err(e) => panic!("reopen the sled store: {e}"),
