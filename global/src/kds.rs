@@ -2,23 +2,31 @@
 //! zone token, and receive meshes, secrets and policies on `GlobalToZoneSync`
 //! through the shared delta engine, fed by the store's watch.
 //!
-//! `ZoneToGlobalSync` (dataplanes and zone ingresses reported up) is answered
-//! `UNIMPLEMENTED` for now; see docs/kds.md.
+//! On `ZoneToGlobalSync` the roles invert: the zone sends its dataplanes, zone
+//! ingresses and egresses as delta responses and global acknowledges them, storing
+//! each under a per-zone hashed name with provenance labels taken from the
+//! authenticated zone (`weft_shared::kds::zone_names`). Other zones' ingresses and
+//! egresses then fan out on their `GlobalToZoneSync`, never back to their origin.
 
+use crate::tokens::ZoneTokens;
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
+use weft_shared::delta::driver::Apply;
 use weft_shared::delta::driver::{self, SenderEvent};
+use weft_shared::delta::{BoxError, Node, Receiver, Rejection, Update, UpdateKind};
 use weft_shared::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Sender, SenderConfig};
-use weft_shared::kds::{self, SnapshotFeed};
+use weft_shared::kds::{self, SnapshotFeed, zone_names};
 use weft_shared::resource::{Resource, ResourceKey, ResourceType, Spec};
 use weft_shared::server::ServerError;
 use weft_shared::shutdown::CancellationToken;
+use weft_shared::store::{Page, WriteOp};
 use weft_shared::store::{ResourceStore, StoreError};
+use weft_shared::tokens::{TokenError, Verified, ZoneClaims};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
 pub const CLIENT_ID: &str = "client-id";
@@ -27,23 +35,11 @@ pub const CLIENT_ID: &str = "client-id";
 /// for the answer: a dead or half-open peer is noticed within 20 s.
 pub const KEEPALIVE: Duration = Duration::from_secs(10);
 
-/// Checks a zone's credentials on every RPC.
-pub trait ZoneAuthenticator: Send + Sync + 'static {
-    /// `authorization` is the raw metadata value (`Bearer <jwt>`), `zone` the
-    /// claimed zone name. `UNAUTHENTICATED` or `PERMISSION_DENIED` on refusal.
-    fn authenticate(&self, authorization: Option<&str>, zone: &str) -> Result<(), Status>;
-}
-
-impl ZoneAuthenticator for crate::tokens::ZoneTokens {
-    fn authenticate(&self, authorization: Option<&str>, zone: &str) -> Result<(), Status> {
-        use weft_shared::tokens::TokenError;
-        match self.validate_for_zone(authorization.unwrap_or_default(), zone) {
-            Ok(_) => Ok(()),
-            Err(e @ TokenError::PermissionDenied(_)) => {
-                Err(Status::permission_denied(e.to_string()))
-            }
-            Err(e) => Err(Status::unauthenticated(e.to_string())),
-        }
+/// Maps a token refusal onto the gRPC code DESIGN §5 asks for.
+fn refusal(e: TokenError) -> Status {
+    match e {
+        e @ TokenError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+        e => Status::unauthenticated(e.to_string()),
     }
 }
 
@@ -63,7 +59,7 @@ pub async fn serve(
     address: SocketAddr,
     identity: KdsIdentity,
     store: Arc<dyn ResourceStore>,
-    auth: Arc<dyn ZoneAuthenticator>,
+    tokens: Arc<ZoneTokens>,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -81,7 +77,7 @@ pub async fn serve(
     let tls = tonic::transport::ServerTlsConfig::new().identity(
         tonic::transport::Identity::from_pem(identity.cert_chain_pem, identity.key_pem),
     );
-    let service = KdsSyncServiceServer::new(Kds { store, auth })
+    let service = KdsSyncServiceServer::new(Kds { store, tokens })
         .max_decoding_message_size(4 * 1024 * 1024)
         .max_encoding_message_size(4 * 1024 * 1024);
     let mut builder = tonic::transport::Server::builder()
@@ -113,12 +109,12 @@ pub async fn serve(
 
 struct Kds {
     store: Arc<dyn ResourceStore>,
-    auth: Arc<dyn ZoneAuthenticator>,
+    tokens: Arc<ZoneTokens>,
 }
 
 impl Kds {
     /// The authenticated zone name of a request, or the gRPC refusal.
-    fn authenticate<T>(&self, req: &Request<T>) -> Result<String, Status> {
+    fn authenticate<T>(&self, req: &Request<T>) -> Result<(String, Verified<ZoneClaims>), Status> {
         let md = req.metadata();
         let zone = md
             .get(CLIENT_ID)
@@ -130,11 +126,17 @@ impl Kds {
             .to_string();
         let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
         let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        if let Err(status) = self.auth.authenticate(authorization, &zone) {
-            tracing::warn!(%zone, %peer, code = ?status.code(), reason = status.message(), "KDS: zone refused");
-            return Err(status);
+        match self
+            .tokens
+            .validate_for_zone(authorization.unwrap_or_default(), &zone)
+        {
+            Ok(verified) => Ok((zone, verified)),
+            Err(e) => {
+                let status = refusal(e);
+                tracing::warn!(%zone, %peer, code = ?status.code(), reason = status.message(), "KDS: zone refused");
+                Err(status)
+            }
         }
-        Ok(zone)
     }
 
     /// Creates the Zone resource on the first authenticated connection.
@@ -162,19 +164,64 @@ fn internal(e: impl std::fmt::Display) -> Status {
 
 type RespStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
 
-/// What global offers zone `zone`: its own meshes, secrets and policies (never
-/// zone-originated copies), marked as global's.
-fn offer_for(_zone: String) -> kds::Select {
-    Arc::new(move |res: &Resource| {
-        let origin = res
-            .meta
-            .labels
-            .get(weft_shared::resource::tags::ORIGIN)
-            .map(String::as_str);
-        match origin {
-            None | Some(kds::ORIGIN_GLOBAL) => Some(kds::stamp_global(res)),
-            Some(_) => None,
+/// Resolves, with the status to close the stream with, once the token a stream
+/// was accepted with is revoked (or has expired at the time of a revocation check).
+async fn revoked(tokens: Arc<ZoneTokens>, verified: Verified<ZoneClaims>) -> Status {
+    let mut changes = tokens.subscribe_revocations();
+    loop {
+        if let Err(e) = tokens.recheck(&verified) {
+            return Status::unauthenticated(e.to_string());
         }
+        if changes.changed().await.is_err() {
+            // The token service is gone (shutdown): never resolve.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The messages from `rx`, then, if `end` fires, that status as the stream's end.
+fn with_end<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+    end: tokio::sync::oneshot::Receiver<Status>,
+) -> RespStream<T> {
+    let state = (rx, Some(end));
+    Box::pin(futures::stream::unfold(Some(state), |state| async move {
+        let (mut rx, mut end) = state?;
+        loop {
+            match end.as_mut() {
+                Some(e) => tokio::select! {
+                    biased;
+                    msg = rx.recv() => match msg {
+                        Some(m) => return Some((Ok(m), Some((rx, end)))),
+                        // The pump is gone: end with its status, if it left one.
+                        None => return end.take()?.await.ok().map(|s| (Err(s), None)),
+                    },
+                    status = e => match status {
+                        Ok(s) => return Some((Err(s), None)),
+                        Err(_) => end = None,
+                    },
+                },
+                None => return rx.recv().await.map(|m| (Ok(m), Some((rx, None)))),
+            }
+        }
+    }))
+}
+
+/// What global offers zone `zone`: its own meshes, secrets and policies, and the
+/// ingresses and egresses of every OTHER zone, all marked as global's.
+fn offer_for(zone: String) -> kds::Select {
+    Arc::new(move |res: &Resource| match zone_names::zone_of(res) {
+        None => Some(kds::stamp_global(res)),
+        Some(origin)
+            if origin != zone
+                && matches!(
+                    res.resource_type(),
+                    ResourceType::ZoneIngress | ResourceType::ZoneEgress
+                ) =>
+        {
+            Some(kds::stamp_global(res))
+        }
+        Some(_) => None,
     })
 }
 
@@ -187,7 +234,7 @@ impl KdsSyncService for Kds {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::GlobalToZoneSyncStream>, Status> {
-        let zone = self.authenticate(&request)?;
+        let (zone, verified) = self.authenticate(&request)?;
         self.ensure_zone(&zone).await?;
         let snapshots = SnapshotFeed::start(
             self.store.clone(),
@@ -198,6 +245,8 @@ impl KdsSyncService for Kds {
         .map_err(internal)?;
         let incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let tokens = self.tokens.clone();
         tracing::info!(%zone, "KDS: GlobalToZoneSync stream opened");
         tokio::spawn(async move {
             let mut sender = Sender::new(SenderConfig {
@@ -216,32 +265,202 @@ impl KdsSyncService for Kds {
                     tracing::debug!(type_url, resources, removed, bytes, "KDS: sent");
                 }
             };
-            let end = driver::run_sender(
+            let pump = driver::run_sender(
                 &mut sender,
                 incoming,
                 tx,
                 snapshots,
                 driver::DEFAULT_QUEUE,
                 observe,
-            )
-            .await;
-            match end {
-                Ok(why) => tracing::info!(%zone, ?why, "KDS: GlobalToZoneSync stream ended"),
-                Err(e) => tracing::warn!(%zone, error = %e, "KDS: GlobalToZoneSync stream failed"),
+            );
+            tokio::select! {
+                end = pump => match end {
+                    Ok(why) => tracing::info!(%zone, ?why, "KDS: GlobalToZoneSync stream ended"),
+                    Err(e) => tracing::warn!(%zone, error = %e, "KDS: GlobalToZoneSync stream failed"),
+                },
+                status = revoked(tokens, verified) => {
+                    tracing::warn!(%zone, reason = status.message(), "KDS: GlobalToZoneSync closed: token no longer valid");
+                    let _ = end_tx.send(status);
+                }
             }
         });
-        let out = futures::StreamExt::map(ReceiverStream::new(rx), Ok);
-        Ok(Response::new(Box::pin(out)))
+        Ok(Response::new(with_end(rx, end_rx)))
     }
 
     async fn zone_to_global_sync(
         &self,
         request: Request<Streaming<DeltaDiscoveryResponse>>,
     ) -> Result<Response<Self::ZoneToGlobalSyncStream>, Status> {
-        let zone = self.authenticate(&request)?;
-        tracing::info!(%zone, "KDS: ZoneToGlobalSync not served yet");
-        Err(Status::unimplemented(
-            "ZoneToGlobalSync is not served by this global yet",
-        ))
+        let (zone, verified) = self.authenticate(&request)?;
+        self.ensure_zone(&zone).await?;
+        let mut local = Vec::new();
+        for ty in kds::ZONE_TO_GLOBAL_TYPES {
+            let mut versions = std::collections::BTreeMap::new();
+            for res in self
+                .store
+                .list(*ty, None, Page::all())
+                .await
+                .map_err(internal)?
+                .items
+            {
+                if zone_names::zone_of(&res) == Some(zone.as_str())
+                    && let Some(sent) = zone_names::from_global(&res)
+                {
+                    versions.insert(kds::delta_name(&sent.key()), sent.content_hash());
+                }
+            }
+            local.push((ty.name().to_string(), versions));
+        }
+        let node = Node {
+            id: zone.clone(),
+            ..Default::default()
+        };
+        let mut receiver = Receiver::new(node, local);
+        let incoming = request.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        let tokens = self.tokens.clone();
+        let mut apply = FromZone {
+            zone: zone.clone(),
+            store: self.store.clone(),
+        };
+        tracing::info!(%zone, "KDS: ZoneToGlobalSync stream opened");
+        tokio::spawn(async move {
+            let pump = driver::run_receiver(
+                &mut receiver,
+                incoming,
+                tx,
+                &mut apply,
+                driver::DEFAULT_QUEUE,
+            );
+            tokio::select! {
+                end = pump => match end {
+                    Ok(why) => tracing::info!(%zone, ?why, "KDS: ZoneToGlobalSync stream ended"),
+                    Err(e) => tracing::warn!(%zone, error = %e, "KDS: ZoneToGlobalSync stream failed"),
+                },
+                status = revoked(tokens, verified) => {
+                    tracing::warn!(%zone, reason = status.message(), "KDS: ZoneToGlobalSync closed: token no longer valid");
+                    let _ = end_tx.send(status);
+                }
+            }
+        });
+        Ok(Response::new(with_end(rx, end_rx)))
+    }
+}
+
+/// Stores what a zone reports, under names and labels global decides.
+struct FromZone {
+    zone: String,
+    store: Arc<dyn ResourceStore>,
+}
+
+impl FromZone {
+    async fn apply_update(&mut self, update: Update) -> Result<Vec<Rejection>, BoxError> {
+        let ty = ResourceType::from_name(&update.type_url)
+            .filter(|t| kds::ZONE_TO_GLOBAL_TYPES.contains(t))
+            .ok_or_else(|| {
+                format!(
+                    "zone {} sent type {:?}, which zones do not report",
+                    self.zone, update.type_url
+                )
+            })?;
+        let mut rejections = Vec::new();
+        let mut ops = Vec::new();
+        for r in &update.resources {
+            match kds::from_delta(ty, r.resource.as_ref()) {
+                Ok(res) if kds::delta_name(&res.key()) == r.name => {
+                    let stored = zone_names::to_global(&res, &self.zone);
+                    match self.owned_elsewhere(&stored.key()).await? {
+                        Some(other) => rejections.push(Rejection::new(
+                            &r.name,
+                            format!("name taken by zone {other}"),
+                        )),
+                        None => ops.push(WriteOp::Upsert(stored)),
+                    }
+                }
+                Ok(_) => {
+                    rejections.push(Rejection::new(&r.name, "name does not match the payload"))
+                }
+                Err(e) => rejections.push(Rejection::new(&r.name, e.to_string())),
+            }
+        }
+        for name in &update.removed {
+            if let Some(key) = kds::key_of(ty, name) {
+                let key = zone_names::global_key(&key, &self.zone);
+                if self.owned_by_this_zone(&key).await? {
+                    ops.push(WriteOp::Delete(key));
+                }
+            }
+        }
+        if let UpdateKind::InitialLast { full_state } = &update.kind {
+            for res in self.store.list(ty, None, Page::all()).await?.items {
+                if zone_names::zone_of(&res) == Some(self.zone.as_str())
+                    && let Some(sent) = zone_names::from_global(&res)
+                    && !full_state.contains(&kds::delta_name(&sent.key()))
+                {
+                    ops.push(WriteOp::Delete(res.key()));
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(rejections);
+        }
+        match self.store.transact(ops.clone()).await {
+            Ok(_) => Ok(rejections),
+            Err(StoreError::MeshNotFound(_)) => {
+                // One at a time: reject just what has no mesh on global.
+                for op in ops {
+                    let name = match &op {
+                        WriteOp::Upsert(r) => r
+                            .meta
+                            .labels
+                            .get(weft_shared::resource::tags::DISPLAY_NAME)
+                            .cloned()
+                            .unwrap_or_default(),
+                        WriteOp::Delete(k) => k.name.clone(),
+                    };
+                    if let Err(e) = self.store.transact(vec![op]).await {
+                        match e {
+                            StoreError::MeshNotFound(_) => {
+                                rejections.push(Rejection::new(name, e.to_string()))
+                            }
+                            other => return Err(other.into()),
+                        }
+                    }
+                }
+                Ok(rejections)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The zone that owns the resource stored at `key`, when it is not this one.
+    async fn owned_elsewhere(&self, key: &ResourceKey) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .and_then(|r| match zone_names::zone_of(&r) {
+                Some(z) if z == self.zone => None,
+                Some(z) => Some(z.to_string()),
+                None => Some("global".to_string()),
+            }))
+    }
+
+    async fn owned_by_this_zone(&self, key: &ResourceKey) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .get(key)
+            .await?
+            .is_some_and(|r| zone_names::zone_of(&r) == Some(self.zone.as_str())))
+    }
+}
+
+impl Apply for FromZone {
+    fn apply(
+        &mut self,
+        update: Update,
+    ) -> impl Future<Output = Result<Vec<Rejection>, BoxError>> + Send {
+        self.apply_update(update)
     }
 }

@@ -132,3 +132,114 @@ async fn zone_authentication() {
     );
     global.stop().await;
 }
+
+const DATAPLANE: &str = "type: Dataplane\nname: backend-1\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 18080\n      servicePort: 8080\n      tags:\n        kuma.io/service: backend\n";
+const INGRESS: &str = "type: ZoneIngress\nname: ingress\nnetworking:\n  address: 127.0.0.1\n  advertisedAddress: 127.0.0.1\n  port: 10001\n  advertisedPort: 10001\n";
+
+// Zones report up: a Dataplane on zone-1 shows on global labelled with its zone;
+// zone-1's ZoneIngress reaches zone-2 and never comes back to zone-1; deletes follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zones_report_up_and_ingresses_fan_out() {
+    let global = inprocess::global().await;
+    let z1 = inprocess::federated_zone(&global, "zone-1").await;
+    let z2 = inprocess::federated_zone(&global, "zone-2").await;
+    for z in [&z1, &z2] {
+        eventually(Duration::from_secs(10), "zone ready", || async {
+            let r = z.api.http().get(z.api.url("/ready")).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+    let (s, body) = z1
+        .api
+        .put("/meshes/default/dataplanes/backend-1", DATAPLANE)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = z1.api.put("/zoneingresses/ingress", INGRESS).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
+    let dp = eventually(Duration::from_secs(5), "dataplane on global", || async {
+        let (_, list) = global.api.get("/meshes/default/dataplanes").await;
+        list["items"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(dp["labels"]["kuma.io/zone"], "zone-1");
+    assert_eq!(dp["labels"]["kuma.io/origin"], "zone");
+    assert_eq!(dp["labels"]["kuma.io/display-name"], "backend-1");
+    assert!(
+        dp["name"].as_str().unwrap().starts_with("backend-1-"),
+        "{dp}"
+    );
+
+    let ing = eventually(
+        Duration::from_secs(5),
+        "zone-1's ingress on zone-2",
+        || async {
+            let (_, list) = z2.api.get("/zoneingresses").await;
+            list["items"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(ing["zone"], "zone-1");
+    assert_eq!(ing["labels"]["kuma.io/origin"], "global");
+    let (_, own) = z1.api.get("/zoneingresses").await;
+    assert_eq!(own["total"], 1, "zone-1 holds only its own ingress: {own}");
+    let (_, on_global) = global.api.get("/zoneingresses").await;
+    assert_eq!(on_global["total"], 1, "{on_global}");
+
+    let (s, _) = z1.api.delete("/meshes/default/dataplanes/backend-1").await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(
+        Duration::from_secs(5),
+        "dataplane gone from global",
+        || async {
+            let (_, list) = global.api.get("/meshes/default/dataplanes").await;
+            (list["total"] == 0).then_some(())
+        },
+    )
+    .await;
+    z1.stop().await;
+    z2.stop().await;
+    global.stop().await;
+}
+
+// Revoking a zone's token closes its live stream within 5 s, with UNAUTHENTICATED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_cuts_live_streams() {
+    let global = inprocess::global().await;
+    let config = inprocess::kds_client_config(&global, "zone-r").await;
+    let held = tokio::spawn({
+        let config = config.clone();
+        async move { weft_zone::kds::wait_for_end(&config).await }
+    });
+    // The stream is open once the Zone resource exists (created after authentication).
+    eventually(Duration::from_secs(5), "zone registered", || async {
+        (global.api.get("/zones/zone-r").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    let r = global
+        .api
+        .request(reqwest::Method::POST, "/tokens/zone/revoke")
+        .json(&serde_json::json!({"token": config.token.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let revoked_at = tokio::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("the live stream was not cut within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    eprintln!("stream cut {:?} after the revocation", revoked_at.elapsed());
+    let refused = weft_zone::kds::probe(&config).await;
+    assert!(matches!(
+        refused,
+        Err(weft_zone::kds::SessionError::Refused {
+            code: tonic::Code::Unauthenticated,
+            ..
+        })
+    ));
+    global.stop().await;
+}

@@ -19,9 +19,10 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Endpoint, Uri};
 use weft_shared::delta::driver::{self, Apply, StreamEnd};
 use weft_shared::delta::{
-    BoxError, DeltaDiscoveryRequest, Node, Receiver, Rejection, Update, UpdateKind,
+    BoxError, DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Receiver, Rejection, Sender,
+    SenderConfig, Update, UpdateKind,
 };
-use weft_shared::kds;
+use weft_shared::kds::{self, zone_names};
 use weft_shared::pki::ServerTrust;
 use weft_shared::resource::{ResourceType, Spec};
 use weft_shared::shutdown::CancellationToken;
@@ -157,20 +158,56 @@ async fn session(
         })?
         .into_inner();
     tracing::info!(zone = %config.zone, global = %config.global, "KDS: connected; syncing from global");
+
+    // Zone → global: this zone's dataplanes, ingresses and egresses (never what
+    // came from global), over the same delta engine with the roles inverted.
+    let zone = config.zone.clone();
+    let select: kds::Select =
+        Arc::new(move |r| (!kds::is_from_global(r)).then(|| zone_names::stamp_zone(r, &zone)));
+    let snapshots =
+        kds::SnapshotFeed::start(store.clone(), kds::ZONE_TO_GLOBAL_TYPES.to_vec(), select).await?;
+    let (up_tx, up_rx) = tokio::sync::mpsc::channel::<DeltaDiscoveryResponse>(16);
+    let mut up_request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(up_rx));
+    add_metadata(&mut up_request, config);
+    let up_incoming = client
+        .zone_to_global_sync(up_request)
+        .await
+        .map_err(|s| SessionError::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        })?
+        .into_inner();
+    let mut sender = Sender::new(SenderConfig {
+        control_plane_id: Some(config.zone.clone()),
+        ..SenderConfig::default()
+    });
+    let up = driver::run_sender(
+        &mut sender,
+        up_incoming,
+        up_tx,
+        snapshots,
+        driver::DEFAULT_QUEUE,
+        |_, _| {},
+    );
+
     let mut apply = ZoneApply {
         store,
         ready: ready.clone(),
         staged: Vec::new(),
         initial_done: false,
     };
-    Ok(driver::run_receiver(
+    let down = driver::run_receiver(
         &mut receiver,
         incoming,
         tx,
         &mut apply,
         driver::DEFAULT_QUEUE,
-    )
-    .await?)
+    );
+    // Either direction ending ends the session; the next one resumes both.
+    tokio::select! {
+        end = down => Ok(end?),
+        end = up => Ok(end?),
+    }
 }
 
 /// Connects and opens `GlobalToZoneSync` once, without syncing: `Ok` when global
@@ -189,6 +226,31 @@ pub async fn probe(config: &KdsClientConfig) -> Result<(), SessionError> {
             code: s.code(),
             message: s.message().to_string(),
         })
+}
+
+/// Opens `GlobalToZoneSync` and waits for global to end it; returns the status it
+/// ended with (e.g. `UNAUTHENTICATED` once the token is revoked). For tests.
+pub async fn wait_for_end(config: &KdsClientConfig) -> Result<tonic::Status, SessionError> {
+    let channel = connect(config).await?;
+    let mut client = KdsSyncServiceClient::new(channel);
+    let (_tx, rx) = tokio::sync::mpsc::channel::<DeltaDiscoveryRequest>(1);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    add_metadata(&mut request, config);
+    let mut incoming = client
+        .global_to_zone_sync(request)
+        .await
+        .map_err(|s| SessionError::Refused {
+            code: s.code(),
+            message: s.message().to_string(),
+        })?
+        .into_inner();
+    loop {
+        match incoming.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(tonic::Status::ok("stream closed")),
+            Err(status) => return Ok(status),
+        }
+    }
 }
 
 fn add_metadata<T>(request: &mut tonic::Request<T>, config: &KdsClientConfig) {

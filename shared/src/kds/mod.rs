@@ -10,6 +10,7 @@
 //! differences travel.
 
 mod feed;
+pub mod zone_names;
 
 pub use feed::{Select, SnapshotFeed};
 
@@ -17,12 +18,21 @@ use crate::delta::{Any, Resource as DeltaResource};
 use crate::resource::{Resource, ResourceKey, ResourceType, Scope, Spec, ValidationErrors, tags};
 use kds_proto::{KdsMeta, KdsResource};
 
-/// Types global sends to zones: meshes, secrets and every policy.
+/// Types global sends to zones: meshes, secrets and every policy, and the other
+/// zones' ingresses and egresses (cross-zone discovery).
 pub fn global_to_zone_types() -> Vec<ResourceType> {
     ResourceType::ALL
         .iter()
         .copied()
-        .filter(|t| matches!(t, ResourceType::Mesh | ResourceType::Secret) || t.is_policy())
+        .filter(|t| {
+            matches!(
+                t,
+                ResourceType::Mesh
+                    | ResourceType::Secret
+                    | ResourceType::ZoneIngress
+                    | ResourceType::ZoneEgress
+            ) || t.is_policy()
+        })
         .collect()
 }
 
@@ -228,5 +238,9 @@ mod tests {
         let down = global_to_zone_types();
         assert!(down.contains(&ResourceType::Mesh) && down.contains(&ResourceType::MeshTimeout));
         assert!(!down.contains(&ResourceType::Dataplane) && !down.contains(&ResourceType::Zone));
+        assert!(
+            down.contains(&ResourceType::ZoneIngress),
+            "other zones' ingresses fan out"
+        );
     }
 }

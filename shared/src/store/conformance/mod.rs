@@ -67,7 +67,20 @@ impl Backend for SledBackend {
         let path = store.path().to_path_buf();
         let options = store.options();
         drop(store);
-        Some(SledStore::open_with(&path, options).expect("reopen the sled store"))
+        // The file lock goes with the last handle, which a blocking-pool task that
+        // is finishing a write may still hold for a moment: wait for it, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open_with(&path, options) {
+                Ok(s) => return Some(s),
+                Err(e)
+                    if std::time::Instant::now() < deadline && e.to_string().contains("lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("reopen the sled store: {e}"),
+            }
+        }
     }
 }
 
