@@ -15,6 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_testbed::{Client, ControlPlane};
 
 const POLICY: &str = "/meshes/default/meshtimeouts";
+const DATAPLANES: &str = "/meshes/default/dataplanes";
+
+fn dataplane_doc(name: &str) -> String {
+    format!(
+        "type: Dataplane\nname: {name}\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 18080\n      servicePort: 8080\n      tags:\n        kuma.io/service: backend\n"
+    )
+}
 
 fn timeout_doc(name: &str, idle: &str) -> String {
     format!(
@@ -79,6 +86,24 @@ async fn until_zones_serve(
     start.elapsed()
 }
 
+/// Waits until global lists a dataplane `name` reported by `zone`; how long it took.
+async fn until_global_has_dataplane(global: &ControlPlane, zone: &str, name: &str) -> Duration {
+    let start = Instant::now();
+    let what = format!("{zone}'s dataplane {name} on global");
+    eventually(Duration::from_secs(30), &what, || async {
+        let (_, list) = api(global).get(DATAPLANES).await;
+        list["items"]
+            .as_array()?
+            .iter()
+            .any(|dp| {
+                dp["labels"]["kuma.io/zone"] == zone && dp["labels"]["kuma.io/display-name"] == name
+            })
+            .then_some(())
+    })
+    .await;
+    start.elapsed()
+}
+
 /// The first line of `cp`'s log for which `pred` holds, waiting up to `within`.
 async fn log_line(
     cp: &ControlPlane,
@@ -99,7 +124,8 @@ async fn log_line(
 // Two zone processes: /ready is 503 until their first sync, then 200; a policy PUT
 // on global reaches both, its update and delete follow; after a SIGKILL of global
 // the zones keep serving what they hold, and when global restarts on the same data
-// dir and KDS port they reconnect by themselves and receive new policies.
+// dir and KDS port they reconnect by themselves and receive new policies. A
+// dataplane applied on a zone reaches global, also one applied while global was down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_zones_follow_global_and_survive_its_restart() {
     let mut global = ControlPlane::global(&[]).unwrap();
@@ -154,6 +180,14 @@ async fn two_zones_follow_global_and_survive_its_restart() {
     let took = until_zones_serve(&zones, "t1", None, Duration::from_secs(10)).await;
     eprintln!("measured: a delete on both zones after {took:?}");
 
+    // Zone → global: a dataplane applied on zone-a is reported to global.
+    let (s, body) = api(&zones[0])
+        .put(&format!("{DATAPLANES}/dp-1"), &dataplane_doc("dp-1"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let took = until_global_has_dataplane(&global, "zone-a", "dp-1").await;
+    eprintln!("measured: a zone's dataplane on global after {took:?}");
+
     // SIGKILL global: the zones notice, and keep serving what they synced.
     let (s, _) = gapi
         .put(&format!("{POLICY}/t2"), &timeout_doc("t2", "5m"))
@@ -177,6 +211,11 @@ async fn two_zones_follow_global_and_survive_its_restart() {
         assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
     }
     drop(global);
+    // Zone-owned writes go on while global is away, and are reported once it is back.
+    let (s, body) = api(&zones[0])
+        .put(&format!("{DATAPLANES}/dp-2"), &dataplane_doc("dp-2"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
 
     // Same data dir, same KDS port: the zones' address and pinned CA still hold.
     let port = kds.to_string();
@@ -195,6 +234,7 @@ async fn two_zones_follow_global_and_survive_its_restart() {
         "measured: after global's restart ({:?} after the kill), a new policy on both zones in {took:?}",
         restarted - killed
     );
+    until_global_has_dataplane(&global, "zone-a", "dp-2").await;
     for z in &zones {
         assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
         let connects = z
