@@ -58,6 +58,8 @@ pub enum State {
 
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// A session that lasted this long resets the back-off.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown`: connect, sync, back off, again. `ready` turns true after
 /// the first complete sync and stays true (the store keeps serving offline).
@@ -72,9 +74,16 @@ pub async fn run(
         tracing::debug!(?state, zone = %config.zone, "KDS client state");
         state = match state {
             State::Connecting { attempt } => {
+                let started = tokio::time::Instant::now();
                 let result = tokio::select! {
                     r = session(&config, store.clone(), &ready) => r,
                     () = shutdown.cancelled() => return,
+                };
+                // A session that lived a while was healthy: start the back-off afresh.
+                let attempt = if started.elapsed() > HEALTHY_SESSION {
+                    0
+                } else {
+                    attempt
                 };
                 match result {
                     Ok(end) => tracing::info!(?end, "KDS: stream to global ended"),
@@ -297,14 +306,23 @@ async fn connect(config: &KdsClientConfig) -> Result<tonic::transport::Channel, 
     endpoint
         .connect_with_connector(connector)
         .await
-        .map_err(|e| SessionError::Connect(format!("{e}: {}", source_chain(&e))))
+        .map_err(|e| match source_chain(&e) {
+            chain if chain.is_empty() => SessionError::Connect(e.to_string()),
+            chain => SessionError::Connect(format!("{e}: {chain}")),
+        })
 }
 
+/// The sources under an error, each once (tonic's and rustls' messages repeat their sources).
 fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut seen = vec![e.to_string()];
     let mut out = Vec::new();
     let mut cur = e.source();
     while let Some(s) = cur {
-        out.push(s.to_string());
+        let text = s.to_string();
+        if !seen.iter().any(|t| t.contains(&text)) {
+            out.push(text.clone());
+        }
+        seen.push(text);
         cur = s.source();
     }
     out.join(": ")
