@@ -8,6 +8,7 @@
 //! authenticated zone (`weft_shared::kds::zone_names`). Other zones' ingresses and
 //! egresses then fan out on their `GlobalToZoneSync`, never back to their origin.
 
+use crate::insights::ZoneInsights;
 use crate::tokens::ZoneTokens;
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ use weft_shared::tokens::{TokenError, Verified, ZoneClaims};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
 pub const CLIENT_ID: &str = "client-id";
+
+/// gRPC metadata key carrying the zone's Weft version.
+pub const VERSION_HEADER: &str = "x-weft-version";
 
 /// How often either side pings an idle HTTP/2 connection, and how long it waits
 /// for the answer: a dead or half-open peer is noticed within 20 s.
@@ -60,6 +64,7 @@ pub async fn serve(
     identity: KdsIdentity,
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
+    insights: ZoneInsights,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -77,9 +82,13 @@ pub async fn serve(
     let tls = tonic::transport::ServerTlsConfig::new().identity(
         tonic::transport::Identity::from_pem(identity.cert_chain_pem, identity.key_pem),
     );
-    let service = KdsSyncServiceServer::new(Kds { store, tokens })
-        .max_decoding_message_size(4 * 1024 * 1024)
-        .max_encoding_message_size(4 * 1024 * 1024);
+    let service = KdsSyncServiceServer::new(Kds {
+        store,
+        tokens,
+        insights,
+    })
+    .max_decoding_message_size(4 * 1024 * 1024)
+    .max_encoding_message_size(4 * 1024 * 1024);
     let mut builder = tonic::transport::Server::builder()
         .tls_config(tls)
         .map_err(|e| ServerError::Serve {
@@ -110,6 +119,7 @@ pub async fn serve(
 struct Kds {
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
+    insights: ZoneInsights,
 }
 
 impl Kds {
@@ -235,6 +245,7 @@ impl KdsSyncService for Kds {
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::GlobalToZoneSyncStream>, Status> {
         let (zone, verified) = self.authenticate(&request)?;
+        let version = zone_version(request.metadata());
         self.ensure_zone(&zone).await?;
         let snapshots = SnapshotFeed::start(
             self.store.clone(),
@@ -248,12 +259,17 @@ impl KdsSyncService for Kds {
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let tokens = self.tokens.clone();
         tracing::info!(%zone, "KDS: GlobalToZoneSync stream opened");
+        let insights = self.insights.clone();
+        let guard = insights.stream_opened(&zone, version);
+        let zone_name = zone.clone();
         tokio::spawn(async move {
+            let _guard = guard;
             let mut sender = Sender::new(SenderConfig {
                 control_plane_id: Some("global".into()),
                 ..SenderConfig::default()
             });
-            let observe = |_: &Sender, ev: SenderEvent| {
+            let observe = |sender: &Sender, ev: SenderEvent| {
+                insights.record_sent(&zone_name, sender);
                 if let SenderEvent::Sent {
                     type_url,
                     resources,
@@ -292,6 +308,7 @@ impl KdsSyncService for Kds {
         request: Request<Streaming<DeltaDiscoveryResponse>>,
     ) -> Result<Response<Self::ZoneToGlobalSyncStream>, Status> {
         let (zone, verified) = self.authenticate(&request)?;
+        let version = zone_version(request.metadata());
         self.ensure_zone(&zone).await?;
         let mut local = Vec::new();
         for ty in kds::ZONE_TO_GLOBAL_TYPES {
@@ -323,9 +340,12 @@ impl KdsSyncService for Kds {
         let mut apply = FromZone {
             zone: zone.clone(),
             store: self.store.clone(),
+            insights: self.insights.clone(),
         };
+        let guard = self.insights.stream_opened(&zone, version);
         tracing::info!(%zone, "KDS: ZoneToGlobalSync stream opened");
         tokio::spawn(async move {
+            let _guard = guard;
             let pump = driver::run_receiver(
                 &mut receiver,
                 incoming,
@@ -352,6 +372,7 @@ impl KdsSyncService for Kds {
 struct FromZone {
     zone: String,
     store: Arc<dyn ResourceStore>,
+    insights: ZoneInsights,
 }
 
 impl FromZone {
@@ -457,10 +478,24 @@ impl FromZone {
 }
 
 impl Apply for FromZone {
-    fn apply(
-        &mut self,
-        update: Update,
-    ) -> impl Future<Output = Result<Vec<Rejection>, BoxError>> + Send {
-        self.apply_update(update)
+    async fn apply(&mut self, update: Update) -> Result<Vec<Rejection>, BoxError> {
+        let (ty, n, removed) = (
+            update.type_url.clone(),
+            update.resources.len(),
+            update.removed.len(),
+        );
+        let result = self.apply_update(update).await;
+        if let Ok(rejected) = &result {
+            self.insights
+                .record_received(&self.zone, &ty, n, removed, rejected.len());
+        }
+        result
     }
+}
+
+/// The zone's version, from the `x-weft-version` metadata it sends.
+fn zone_version(md: &tonic::metadata::MetadataMap) -> Option<String> {
+    md.get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }

@@ -3,6 +3,7 @@
 //! docs/architecture.md).
 
 pub mod config;
+pub mod insights;
 pub mod kds;
 pub mod tls;
 pub mod tokens;
@@ -61,17 +62,21 @@ pub async fn build(
         cert_chain_pem: kds_tls.cert_chain_pem().to_string(),
         key_pem: kds_tls.key_pem().expose().to_string(),
     };
+    let insights = insights::ZoneInsights::default();
     let kds = kds::serve(
         config.kds_address,
         identity,
         data.store.clone(),
         zone_tokens.clone(),
+        insights.clone(),
         shutdown.clone(),
     )
     .await?;
     // Global has nothing to wait for before it can serve.
     let (_ready_tx, ready) = watch::channel(true);
-    let extra = axum::Router::new().merge(tokens::api::routes(zone_tokens.clone()));
+    let extra = axum::Router::new()
+        .merge(tokens::api::routes(zone_tokens.clone()))
+        .merge(insights::routes(insights));
     let api = server::serve_api(
         &config.common,
         Mode::Global,

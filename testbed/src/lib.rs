@@ -9,6 +9,7 @@
 //! ```
 
 pub mod client;
+pub mod docs;
 pub mod inprocess;
 pub mod process;
 

@@ -5,23 +5,7 @@
 
 use std::process::Command;
 use weft_testbed::ControlPlane;
-
-fn sh_blocks(markdown: &str) -> String {
-    let mut script = String::from("set -euo pipefail\n");
-    let mut in_block = false;
-    for line in markdown.lines() {
-        if !in_block && line.trim_start() == "```sh" {
-            in_block = true;
-        } else if in_block && line.trim_start() == "```" {
-            in_block = false;
-            script.push('\n');
-        } else if in_block {
-            script.push_str(line);
-            script.push('\n');
-        }
-    }
-    script
-}
+use weft_testbed::docs::sh_blocks;
 
 // The documented curl calls succeed, and the invalid example names every bad field.
 #[test]

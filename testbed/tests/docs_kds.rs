@@ -9,23 +9,7 @@ use reqwest::StatusCode;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use weft_testbed::ControlPlane;
-
-fn sh_blocks(markdown: &str) -> String {
-    let mut script = String::from("set -euo pipefail\n");
-    let mut in_block = false;
-    for line in markdown.lines() {
-        if !in_block && line.trim_start() == "```sh" {
-            in_block = true;
-        } else if in_block && line.trim_start() == "```" {
-            in_block = false;
-            script.push('\n');
-        } else if in_block {
-            script.push_str(line);
-            script.push('\n');
-        }
-    }
-    script
-}
+use weft_testbed::docs::sh_blocks;
 
 fn ready_within(zone: &ControlPlane, within: Duration) -> bool {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -198,7 +198,38 @@ async fn zones_report_up_and_ingresses_fan_out() {
         },
     )
     .await;
+    let (s, ov) = global.api.get("/zones/zone-1/_overview").await;
+    assert_eq!(s, StatusCode::OK, "{ov}");
+    let insight = &ov["zoneInsight"];
+    assert_eq!(insight["online"], true, "{ov}");
+    assert_eq!(insight["version"], env!("CARGO_PKG_VERSION"));
+    assert!(insight["connectTime"].is_string(), "{ov}");
+    assert!(
+        insight["sent"]["Mesh"]["acked"].as_u64().unwrap() >= 1,
+        "{ov}"
+    );
+    assert_eq!(insight["sent"]["Mesh"]["nacked"], 0, "{ov}");
+    assert!(
+        insight["received"]["Dataplane"]["resourcesReceived"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{ov}"
+    );
     z1.stop().await;
+    eventually(
+        Duration::from_secs(5),
+        "zone-1 offline after it stopped",
+        || async {
+            let (_, ov) = global.api.get("/zones/zone-1/_overview").await;
+            (ov["zoneInsight"]["online"] == false
+                && ov["zoneInsight"]["disconnectTime"].is_string())
+            .then_some(())
+        },
+    )
+    .await;
+    let (_, all) = global.api.get("/zones/_overview").await;
+    assert_eq!(all["total"], 2, "{all}");
     z2.stop().await;
     global.stop().await;
 }

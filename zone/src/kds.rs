@@ -270,6 +270,10 @@ fn add_metadata<T>(request: &mut tonic::Request<T>, config: &KdsClientConfig) {
     if let Ok(v) = MetadataValue::try_from(config.zone.as_str()) {
         md.insert("client-id", v);
     }
+    md.insert(
+        "x-weft-version",
+        MetadataValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
 }
 
 /// A TLS channel to global, verified against the configured trust.

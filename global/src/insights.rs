@@ -1,0 +1,245 @@
+//! Zone insights: what global knows about each zone's KDS connection — online or
+//! not, when it connected and disconnected, the zone's version, and per type what
+//! global sent (and what was ACKed / NACKed) and what the zone reported.
+//!
+//! Kept in memory (they describe live connections); served on
+//! `GET /zones/{name}/_overview` and `GET /zones/_overview`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use weft_shared::api::{ApiError, ApiState};
+use weft_shared::delta::Sender;
+use weft_shared::resource::{ResourceKey, ResourceType};
+use weft_shared::store::{Page, ResourceStore};
+
+/// What global sent a zone of one type, and how the zone answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SentCounters {
+    pub responses_sent: u64,
+    pub resources_sent: u64,
+    pub removals_sent: u64,
+    pub acked: u64,
+    pub nacked: u64,
+    pub bytes_sent: u64,
+    pub largest_response: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_nack_reason: Option<String>,
+}
+
+/// What a zone reported of one type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceivedCounters {
+    pub responses_received: u64,
+    pub resources_received: u64,
+    pub removals_received: u64,
+    pub resources_rejected: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneInsight {
+    pub online: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Open KDS streams (two while connected: one each way).
+    pub streams: u32,
+    /// Global → zone, per type, over the current connection.
+    pub sent: BTreeMap<String, SentCounters>,
+    /// Zone → global, per type, since global started.
+    pub received: BTreeMap<String, ReceivedCounters>,
+}
+
+/// Every zone's insight; cheap to clone.
+#[derive(Clone, Default)]
+pub struct ZoneInsights {
+    inner: Arc<Mutex<BTreeMap<String, ZoneInsight>>>,
+}
+
+fn now() -> Option<String> {
+    OffsetDateTime::now_utc().format(&Rfc3339).ok()
+}
+
+impl ZoneInsights {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ZoneInsight>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, zone: &str) -> Option<ZoneInsight> {
+        self.lock().get(zone).cloned()
+    }
+
+    /// A stream of `zone` opened; returns a guard that records its end when dropped.
+    pub fn stream_opened(&self, zone: &str, version: Option<String>) -> StreamGuard {
+        let mut all = self.lock();
+        let z = all.entry(zone.to_string()).or_default();
+        if z.streams == 0 {
+            z.connect_time = now();
+            z.sent.clear();
+        }
+        z.streams += 1;
+        z.online = true;
+        if version.is_some() {
+            z.version = version;
+        }
+        StreamGuard {
+            insights: self.clone(),
+            zone: zone.to_string(),
+        }
+    }
+
+    /// Copies the sender's per-type counters (global → zone).
+    pub fn record_sent(&self, zone: &str, sender: &Sender) {
+        let mut all = self.lock();
+        let z = all.entry(zone.to_string()).or_default();
+        for (ty, s) in sender.all_stats() {
+            z.sent.insert(
+                ty.to_string(),
+                SentCounters {
+                    responses_sent: s.responses_sent,
+                    resources_sent: s.resources_sent,
+                    removals_sent: s.removals_sent,
+                    acked: s.acks,
+                    nacked: s.nacks,
+                    bytes_sent: s.bytes_sent,
+                    largest_response: s.largest_response,
+                    last_nack_reason: s.last_nack_reason.clone(),
+                },
+            );
+        }
+    }
+
+    /// Counts one response received from the zone.
+    pub fn record_received(
+        &self,
+        zone: &str,
+        ty: &str,
+        resources: usize,
+        removals: usize,
+        rejected: usize,
+    ) {
+        let mut all = self.lock();
+        let c = all
+            .entry(zone.to_string())
+            .or_default()
+            .received
+            .entry(ty.to_string())
+            .or_default();
+        c.responses_received += 1;
+        c.resources_received += resources as u64;
+        c.removals_received += removals as u64;
+        c.resources_rejected += rejected as u64;
+    }
+}
+
+/// Marks a stream closed when dropped (however the stream ends).
+pub struct StreamGuard {
+    insights: ZoneInsights,
+    zone: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut all = self.insights.lock();
+        if let Some(z) = all.get_mut(&self.zone) {
+            z.streams = z.streams.saturating_sub(1);
+            if z.streams == 0 {
+                z.online = false;
+                z.disconnect_time = now();
+            }
+        }
+    }
+}
+
+/// `GET /zones/_overview` and `GET /zones/{name}/_overview`.
+pub fn routes(insights: ZoneInsights) -> Router<ApiState> {
+    Router::new()
+        .route("/zones/_overview", get(list))
+        .route("/zones/{name}/_overview", get(one))
+        .layer(axum::Extension(insights))
+}
+
+async fn overview(
+    store: &dyn ResourceStore,
+    insights: &ZoneInsights,
+    name: &str,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let key = ResourceKey::new(ResourceType::Zone, None, name);
+    let Some(zone) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    let insight = insights.get(name).unwrap_or_default();
+    Ok(Some(
+        serde_json::json!({ "zone": zone.to_value(), "zoneInsight": insight }),
+    ))
+}
+
+async fn one(
+    State(state): State<ApiState>,
+    axum::Extension(insights): axum::Extension<ZoneInsights>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    match overview(state.store.as_ref(), &insights, &name).await? {
+        Some(v) => Ok(axum::Json(v).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "zone {name:?} not found: it appears once it connects"
+        ))),
+    }
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    axum::Extension(insights): axum::Extension<ZoneInsights>,
+) -> Result<Response, ApiError> {
+    let zones = state
+        .store
+        .list(ResourceType::Zone, None, Page::all())
+        .await?;
+    let mut items = Vec::new();
+    for z in &zones.items {
+        if let Some(v) = overview(state.store.as_ref(), &insights, &z.meta.name).await? {
+            items.push(v);
+        }
+    }
+    Ok(
+        axum::Json(serde_json::json!({ "total": items.len(), "items": items, "next": null }))
+            .into_response(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A zone is online while any stream is open, and offline with a disconnect time after.
+    #[test]
+    fn online_follows_streams() {
+        let i = ZoneInsights::default();
+        let a = i.stream_opened("z", Some("1.0".into()));
+        let b = i.stream_opened("z", None);
+        assert!(i.get("z").unwrap().online);
+        drop(a);
+        assert!(i.get("z").unwrap().online);
+        drop(b);
+        let z = i.get("z").unwrap();
+        assert!(!z.online && z.disconnect_time.is_some() && z.connect_time.is_some());
+        assert_eq!(z.version.as_deref(), Some("1.0"));
+        i.record_received("z", "Dataplane", 2, 1, 1);
+        assert_eq!(
+            i.get("z").unwrap().received["Dataplane"].resources_received,
+            2
+        );
+    }
+}
