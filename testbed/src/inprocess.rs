@@ -142,10 +142,17 @@ pub async fn kds_client_config(global: &Running, zone: &str) -> weft_zone::kds::
 
 /// A zone named `zone` in a fresh temp dir, federated with `global`.
 pub async fn federated_zone(global: &Running, zone: &str) -> Running {
-    let client = kds_client_config(global, zone).await;
     let dir = fresh_dir();
+    let mut z = federated_zone_in(global, zone, dir.path()).await;
+    z._dir = Some(dir);
+    z
+}
+
+/// A zone named `zone` on an existing data dir (e.g. a restart), federated with `global`.
+pub async fn federated_zone_in(global: &Running, zone: &str, dir: &Path) -> Running {
+    let client = kds_client_config(global, zone).await;
     let shutdown = CancellationToken::new();
-    let mut config = weft_zone::ZoneConfig::for_test(dir.path());
+    let mut config = weft_zone::ZoneConfig::for_test(dir);
     config.zone = Some(zone.to_string());
     config.federation = Some(weft_zone::config::Federation {
         global: client.global.to_string(),
@@ -164,6 +171,6 @@ pub async fn federated_zone(global: &Running, zone: &str) -> Running {
         store: bound.store.clone(),
         handle: Some(Handle::Zone(bound)),
         shutdown,
-        _dir: Some(dir),
+        _dir: None,
     }
 }

@@ -274,3 +274,77 @@ async fn revocation_cuts_live_streams() {
     ));
     global.stop().await;
 }
+
+// A zone that restarts declares the versions it holds, so global resends nothing
+// unchanged: on the new connection the `sent` counters show zero resources for
+// every type, and a change made while the zone was away is the only thing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_zone_resumes_without_full_resend() {
+    let global = inprocess::global().await;
+    for i in 0..20 {
+        let body = TIMEOUT.replace("name: t1", &format!("name: t{i}"));
+        let (s, _) = global
+            .api
+            .put(&format!("/meshes/default/meshtimeouts/t{i}"), &body)
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let zone = inprocess::federated_zone_in(&global, "zone-r", dir.path()).await;
+    eventually(
+        Duration::from_secs(10),
+        "all 20 policies on the zone",
+        || async {
+            let (_, list) = zone.api.get("/meshes/default/meshtimeouts").await;
+            (list["total"] == 20).then_some(())
+        },
+    )
+    .await;
+    let sent_first = |ov: &Value, ty: &str| {
+        ov["zoneInsight"]["sent"][ty]["resourcesSent"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let (_, ov) = global.api.get("/zones/zone-r/_overview").await;
+    assert_eq!(sent_first(&ov, "MeshTimeout"), 20, "{ov}");
+    zone.stop().await;
+    eventually(Duration::from_secs(5), "zone offline", || async {
+        let (_, ov) = global.api.get("/zones/zone-r/_overview").await;
+        (ov["zoneInsight"]["online"] == false).then_some(())
+    })
+    .await;
+
+    // While the zone is away: one policy changes.
+    let (s, _) = global
+        .api
+        .put(
+            "/meshes/default/meshtimeouts/t0",
+            &TIMEOUT.replace("1h", "3h").replace("name: t1", "name: t0"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let zone = inprocess::federated_zone_in(&global, "zone-r", dir.path()).await;
+    eventually(
+        Duration::from_secs(10),
+        "the change reached the restarted zone",
+        || async {
+            (idle_timeout(&zone.api, "/meshes/default/meshtimeouts/t0").await? == "3h")
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, ov) = global.api.get("/zones/zone-r/_overview").await;
+    assert_eq!(
+        sent_first(&ov, "MeshTimeout"),
+        1,
+        "only the changed policy travels: {ov}"
+    );
+    assert_eq!(
+        sent_first(&ov, "Mesh"),
+        0,
+        "the unchanged mesh is not resent: {ov}"
+    );
+    zone.stop().await;
+    global.stop().await;
+}
