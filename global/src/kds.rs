@@ -423,36 +423,15 @@ impl FromZone {
                 }
             }
         }
-        if ops.is_empty() {
-            return Ok(rejections);
-        }
-        match self.store.transact(ops.clone()).await {
-            Ok(_) => Ok(rejections),
-            Err(StoreError::MeshNotFound(_)) => {
-                // One at a time: reject just what has no mesh on global.
-                for op in ops {
-                    let name = match &op {
-                        WriteOp::Upsert(r) => r
-                            .meta
-                            .labels
-                            .get(weft_shared::resource::tags::DISPLAY_NAME)
-                            .cloned()
-                            .unwrap_or_default(),
-                        WriteOp::Delete(k) => k.name.clone(),
-                    };
-                    if let Err(e) = self.store.transact(vec![op]).await {
-                        match e {
-                            StoreError::MeshNotFound(_) => {
-                                rejections.push(Rejection::new(name, e.to_string()))
-                            }
-                            other => return Err(other.into()),
-                        }
-                    }
-                }
-                Ok(rejections)
-            }
-            Err(e) => Err(e.into()),
-        }
+        // Rejections are named as the zone named them, so its sender can track them.
+        let name_of = |op: &WriteOp| match op {
+            WriteOp::Upsert(r) => zone_names::from_global(r)
+                .map(|sent| kds::delta_name(&sent.key()))
+                .unwrap_or_default(),
+            WriteOp::Delete(k) => kds::delta_name(k),
+        };
+        rejections.extend(kds::transact_or_reject(self.store.as_ref(), ops, name_of).await?);
+        Ok(rejections)
     }
 
     /// The zone that owns the resource stored at `key`, when it is not this one.

@@ -399,30 +399,11 @@ impl ZoneApply {
     /// One transaction; if a resource's mesh is missing, falls back to one
     /// operation at a time and rejects just the ones that fail.
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<Rejection>, BoxError> {
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
-        match self.store.transact(ops.clone()).await {
-            Ok(_) => Ok(Vec::new()),
-            Err(StoreError::MeshNotFound(_)) => {
-                let mut rejections = Vec::new();
-                for op in ops {
-                    let name = match &op {
-                        WriteOp::Upsert(r) => kds::delta_name(&r.key()),
-                        WriteOp::Delete(k) => kds::delta_name(k),
-                    };
-                    match self.store.transact(vec![op]).await {
-                        Ok(_) => {}
-                        Err(e @ StoreError::MeshNotFound(_)) => {
-                            rejections.push(Rejection::new(name, e.to_string()))
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok(rejections)
-            }
-            Err(e) => Err(e.into()),
-        }
+        let name_of = |op: &WriteOp| match op {
+            WriteOp::Upsert(r) => kds::delta_name(&r.key()),
+            WriteOp::Delete(k) => kds::delta_name(k),
+        };
+        Ok(kds::transact_or_reject(self.store.as_ref(), ops, name_of).await?)
     }
 }
 

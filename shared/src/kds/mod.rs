@@ -14,8 +14,9 @@ pub mod zone_names;
 
 pub use feed::{Select, SnapshotFeed};
 
-use crate::delta::{Any, Resource as DeltaResource};
-use crate::resource::{Resource, ResourceKey, ResourceType, Scope, Spec, ValidationErrors, tags};
+use crate::delta::{Any, Rejection, Resource as DeltaResource};
+use crate::resource::{Resource, ResourceKey, ResourceType, Scope, ValidationErrors, tags};
+use crate::store::{ResourceStore, StoreError, WriteOp};
 use kds_proto::{KdsMeta, KdsResource};
 
 /// Types global sends to zones: meshes, secrets and every policy, and the other
@@ -177,9 +178,36 @@ pub fn stamp_global(res: &Resource) -> Resource {
     out
 }
 
-/// True for a mesh resource of type Mesh (used to order initial applies: meshes first).
-pub fn is_mesh(res: &Resource) -> bool {
-    matches!(res.spec, Spec::Mesh(_))
+/// Applies received operations in one transaction. When a resource's mesh is
+/// missing, falls back to one operation at a time and turns just the failing ones
+/// into NACK rejections, named by `name_of` (the delta name the sender used).
+/// Any other store error is fatal for the stream.
+pub async fn transact_or_reject(
+    store: &dyn ResourceStore,
+    ops: Vec<WriteOp>,
+    name_of: impl Fn(&WriteOp) -> String,
+) -> Result<Vec<Rejection>, StoreError> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    match store.transact(ops.clone()).await {
+        Ok(_) => Ok(Vec::new()),
+        Err(StoreError::MeshNotFound(_)) => {
+            let mut rejections = Vec::new();
+            for op in ops {
+                let name = name_of(&op);
+                match store.transact(vec![op]).await {
+                    Ok(_) => {}
+                    Err(e @ StoreError::MeshNotFound(_)) => {
+                        rejections.push(Rejection::new(name, e.to_string()))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(rejections)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
