@@ -3,8 +3,10 @@
 //! with global's meshes and policies); the xDS server for Envoy comes next — see
 //! docs/architecture.md.
 
+pub mod admission;
 pub mod config;
 pub mod kds;
+pub mod xds;
 
 /// HTTP/2 keepalive on the KDS connection: a dead or half-open global is noticed
 /// within twice this.
