@@ -60,3 +60,66 @@ pub fn sanitize(name: &str) -> String {
         })
         .collect()
 }
+
+use envoy_types::pb::envoy::config::core::v3::{
+    HeaderValue, HeaderValueOption, header_value_option,
+};
+
+/// A header to set (`overwrite`) or append.
+pub fn header(name: &str, value: &str, overwrite: bool) -> HeaderValueOption {
+    let action = if overwrite {
+        header_value_option::HeaderAppendAction::OverwriteIfExistsOrAdd
+    } else {
+        header_value_option::HeaderAppendAction::AppendIfExistsOrAdd
+    };
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: name.to_string(),
+            value: value.to_string(),
+            ..HeaderValue::default()
+        }),
+        append_action: action as i32,
+        ..HeaderValueOption::default()
+    }
+}
+
+use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
+use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
+use weft_shared::resource::policy::header::{HeaderMatch, HeaderMatchType};
+
+pub fn string_matcher(pattern: string_matcher::MatchPattern) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ..StringMatcher::default()
+    }
+}
+
+pub fn regex(re: &str) -> RegexMatcher {
+    RegexMatcher {
+        regex: re.to_string(),
+        ..RegexMatcher::default()
+    }
+}
+
+/// A Kuma header match as an Envoy route HeaderMatcher.
+pub fn header_matcher(m: &HeaderMatch) -> HeaderMatcher {
+    use header_matcher::HeaderMatchSpecifier as S;
+    use string_matcher::MatchPattern as P;
+    let value = m.value.clone().unwrap_or_default();
+    let (spec, invert) = match m.r#type.unwrap_or_default() {
+        HeaderMatchType::Exact => (S::StringMatch(string_matcher(P::Exact(value))), false),
+        HeaderMatchType::Prefix => (S::StringMatch(string_matcher(P::Prefix(value))), false),
+        HeaderMatchType::RegularExpression => (
+            S::StringMatch(string_matcher(P::SafeRegex(regex(&value)))),
+            false,
+        ),
+        HeaderMatchType::Present => (S::PresentMatch(true), false),
+        HeaderMatchType::Absent => (S::PresentMatch(true), true),
+    };
+    HeaderMatcher {
+        name: m.name.clone(),
+        header_match_specifier: Some(spec),
+        invert_match: invert,
+        ..HeaderMatcher::default()
+    }
+}

@@ -15,7 +15,7 @@ pub mod envoy;
 pub mod model;
 pub mod plugins;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -93,7 +93,18 @@ pub fn generate_config(
     };
     let rules = view.rules(dataplane);
     let mut cfg = base::build(view, dp);
-    plugins::apply(&mut cfg, view, &rules);
+    let source_service = dp
+        .networking
+        .as_ref()
+        .and_then(|n| n.inbound.iter().find_map(|i| i.service()))
+        .unwrap_or(&dataplane.meta.name);
+    let ctx = plugins::Ctx {
+        view,
+        rules: &rules,
+        proxy: &dataplane.meta.name,
+        source_service,
+    };
+    plugins::apply(&mut cfg, &ctx);
     Ok(cfg.assemble())
 }
 
