@@ -114,7 +114,10 @@ pub async fn ensure_default_mesh(store: &dyn ResourceStore) -> Result<(), Server
         .map_err(|e| ServerError::DefaultMesh(StoreError::Corrupt(e.to_string())))?;
     match store.transact(ops).await {
         Ok(_) => {
-            tracing::info!(mesh = DEFAULT_MESH, "created the default mesh and its default policies");
+            tracing::info!(
+                mesh = DEFAULT_MESH,
+                "created the default mesh and its default policies"
+            );
             Ok(())
         }
         Err(StoreError::AlreadyExists(_)) => Ok(()),

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod config;
+pub mod inspect;
 pub mod kds;
 pub mod xds;
 
@@ -79,7 +80,7 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         &data,
         ready,
         Registry::default(),
-        axum::Router::new(),
+        inspect::routes(),
         shutdown,
     )
     .await?;

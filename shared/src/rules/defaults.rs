@@ -109,9 +109,8 @@ pub fn default_policies(mesh: &Resource) -> Result<Vec<Resource>, ValidationErro
         if !spec.creates_initial_policy(ty) {
             continue;
         }
-        let value = parse_document(doc.as_bytes(), false).map_err(|e| {
-            ValidationErrors::single(&crate::resource::Path::root(), e.to_string())
-        })?;
+        let value = parse_document(doc.as_bytes(), false)
+            .map_err(|e| ValidationErrors::single(&crate::resource::Path::root(), e.to_string()))?;
         let r = Resource::from_value(value)?;
         r.validate()?;
         out.push(r);

@@ -464,13 +464,27 @@ fn every_policy_together_is_accepted_by_envoy() {
     let all = [
         res(TIMEOUT),
         res(HTTP_ROUTE),
-        res("type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {tcp: {maxConnectAttempt: 3}, http: {numRetries: 2, retryOn: [5xx]}}\n"),
-        res("type: MeshCircuitBreaker\nmesh: default\nname: cb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {connectionLimits: {maxConnections: 10}, outlierDetection: {detectors: {gatewayFailures: {consecutive: 3}}}}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {connectionLimits: {maxRequests: 20}}\n"),
-        res("type: MeshHealthCheck\nmesh: default\nname: hc\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {interval: 10s, http: {path: /}}\n"),
-        res("type: MeshLoadBalancingStrategy\nmesh: default\nname: lb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {loadBalancer: {type: Maglev, maglev: {hashPolicies: [{type: Cookie, cookie: {name: s, ttl: 1h}}]}}}\n"),
-        res("type: MeshFaultInjection\nmesh: default\nname: fi\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n"),
-        res("type: MeshRateLimit\nmesh: default\nname: rl\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 100, interval: 1s}}, tcp: {connectionRate: {num: 100, interval: 1s}}}}\n"),
-        res("type: MeshAccessLog\nmesh: default\nname: al\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: File, file: {path: /tmp/weft-al-all.log}}]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: Tcp, tcp: {address: \"localhost:5170\"}}]}\n"),
+        res(
+            "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {tcp: {maxConnectAttempt: 3}, http: {numRetries: 2, retryOn: [5xx]}}\n",
+        ),
+        res(
+            "type: MeshCircuitBreaker\nmesh: default\nname: cb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {connectionLimits: {maxConnections: 10}, outlierDetection: {detectors: {gatewayFailures: {consecutive: 3}}}}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {connectionLimits: {maxRequests: 20}}\n",
+        ),
+        res(
+            "type: MeshHealthCheck\nmesh: default\nname: hc\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {interval: 10s, http: {path: /}}\n",
+        ),
+        res(
+            "type: MeshLoadBalancingStrategy\nmesh: default\nname: lb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {loadBalancer: {type: Maglev, maglev: {hashPolicies: [{type: Cookie, cookie: {name: s, ttl: 1h}}]}}}\n",
+        ),
+        res(
+            "type: MeshFaultInjection\nmesh: default\nname: fi\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n",
+        ),
+        res(
+            "type: MeshRateLimit\nmesh: default\nname: rl\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 100, interval: 1s}}, tcp: {connectionRate: {num: 100, interval: 1s}}}}\n",
+        ),
+        res(
+            "type: MeshAccessLog\nmesh: default\nname: al\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: File, file: {path: /tmp/weft-al-all.log}}]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: Tcp, tcp: {address: \"localhost:5170\"}}]}\n",
+        ),
     ];
     let view = mesh_view(&all);
     for dp in [web(), backend_1()] {
