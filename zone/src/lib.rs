@@ -4,8 +4,11 @@
 //! docs/architecture.md.
 
 pub mod admission;
+pub mod bootstrap;
 pub mod config;
+pub mod dp;
 pub mod kds;
+pub mod tokens;
 pub mod xds;
 
 /// HTTP/2 keepalive on the KDS connection: a dead or half-open global is noticed
@@ -16,7 +19,7 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
-use weft_shared::api::{AdminToken, Mode};
+use weft_shared::api::{AdminToken, ExtraRoutes, Mode};
 use weft_shared::server::{self, ServerError};
 use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::ResourceStore;
@@ -73,13 +76,27 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         name: config.zone.clone(),
         federated,
     };
+    let admission =
+        admission::Admission::from_data_dir(&config.common.data_dir, data.token.clone())
+            .map_err(ServerError::setup("dataplane tokens"))?;
+    // Until the xDS server is wired in: its default address, plaintext.
+    let bootstrap_params =
+        bootstrap::BootstrapParams::from_bound(SocketAddr::from(([0, 0, 0, 0], 5678)), None);
+    let mut authenticated = axum::Router::new();
+    if let Some(tokens) = admission.tokens() {
+        authenticated = authenticated.merge(tokens::api::routes(tokens.clone()));
+    }
+    let extra = ExtraRoutes {
+        authenticated,
+        open: bootstrap::routes(bootstrap_params, admission.clone()),
+    };
     let api = server::serve_api(
         &config.common,
         mode,
         &data,
         ready,
         Registry::default(),
-        axum::Router::new(),
+        extra,
         shutdown,
     )
     .await?;

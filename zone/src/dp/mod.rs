@@ -1,0 +1,1 @@
+//! `weft-dp`: the dataplane agent (see run.rs).
