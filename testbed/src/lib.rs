@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod docs;
+pub mod echo;
 pub mod inprocess;
 pub mod process;
 
