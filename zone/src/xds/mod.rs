@@ -1,5 +1,6 @@
-//! The zone's xDS side: configuration generation for Envoy ([`generate`]) and, next
-//! to it, the ADS server that delivers it. See /work/xds-plan.md (session plan) and
-//! docs/architecture.md.
+//! The zone's xDS side: configuration generation for Envoy ([`generate`]) and the
+//! ADS server that delivers it ([`server`]: SotW and delta, TLS, per-proxy
+//! snapshots kept by [`cache`]). See docs/architecture.md.
 
 pub mod generate;
+pub mod sotw;
