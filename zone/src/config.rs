@@ -244,7 +244,9 @@ mod tests {
     // The xDS address defaults to 0.0.0.0:5678; a bad one or a bad grace period is named.
     #[test]
     fn xds_settings() {
-        let ok = RunArgs::parse_from(["run"]).resolve(&RunArgs::command()).unwrap();
+        let ok = RunArgs::parse_from(["run"])
+            .resolve(&RunArgs::command())
+            .unwrap();
         assert_eq!(ok.xds.address.to_string(), DEFAULT_XDS_ADDRESS);
         assert_eq!(ok.xds.dataplane_grace, DEFAULT_DATAPLANE_GRACE);
         let err = RunArgs::parse_from(["run", "--xds-address", "nope"])
@@ -254,6 +256,9 @@ mod tests {
         let err = RunArgs::parse_from(["run", "--dataplane-grace-period", "soon"])
             .resolve(&RunArgs::command())
             .unwrap_err();
-        assert_eq!(err.setting, "--dataplane-grace-period (WEFT_DATAPLANE_GRACE_PERIOD)");
+        assert_eq!(
+            err.setting,
+            "--dataplane-grace-period (WEFT_DATAPLANE_GRACE_PERIOD)"
+        );
     }
 }

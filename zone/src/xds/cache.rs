@@ -206,7 +206,10 @@ impl Cache {
                 if *ty == ResourceType::Mesh {
                     meshes.insert(r.meta.name.clone(), Arc::new(r));
                 } else if let Some(mesh) = r.meta.mesh.clone() {
-                    resources.entry(mesh).or_default().insert(r.key(), Arc::new(r));
+                    resources
+                        .entry(mesh)
+                        .or_default()
+                        .insert(r.key(), Arc::new(r));
                 }
             }
         }
@@ -310,7 +313,9 @@ impl Cache {
                 // Generation is CPU work: keep it off the async workers.
                 let done = tokio::task::spawn_blocking(move || cache.rebuild(&mesh)).await;
                 if done.is_err() {
-                    tracing::error!("xDS cache: a rebuild panicked; proxies keep their last configuration");
+                    tracing::error!(
+                        "xDS cache: a rebuild panicked; proxies keep their last configuration"
+                    );
                 }
             }
         }
@@ -420,9 +425,13 @@ impl Cache {
         }
         let rkey = ResourceKey::new(ResourceType::Dataplane, Some(&key.mesh), &key.name);
         match self.inner.store.delete(&rkey, None).await {
-            Ok(_) => tracing::info!(proxy = %key, "xDS: proxy gone for the grace period; Dataplane deleted"),
+            Ok(_) => {
+                tracing::info!(proxy = %key, "xDS: proxy gone for the grace period; Dataplane deleted")
+            }
             Err(StoreError::NotFound(_)) | Err(StoreError::MeshNotFound(_)) => {}
-            Err(e) => tracing::warn!(proxy = %key, error = %e, "xDS: cannot delete the Dataplane of a gone proxy"),
+            Err(e) => {
+                tracing::warn!(proxy = %key, error = %e, "xDS: cannot delete the Dataplane of a gone proxy")
+            }
         }
         // A proxy that reconnected while the delete ran gets its Dataplane back.
         let back = self.lock().proxies.get(key).map(|e| e.presented.clone());

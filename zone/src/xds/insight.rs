@@ -122,7 +122,11 @@ impl Insights {
     }
 
     /// Copies a stream's per-type counters.
-    pub fn record<'a>(&self, key: &ProxyKey, stats: impl Iterator<Item = (&'a str, &'a TypeStats)>) {
+    pub fn record<'a>(
+        &self,
+        key: &ProxyKey,
+        stats: impl Iterator<Item = (&'a str, &'a TypeStats)>,
+    ) {
         let mut all = self.lock();
         let i = all.entry(key.clone()).or_default();
         for (ty, s) in stats {
@@ -173,9 +177,7 @@ async fn overview(
             "dataplane {name:?} not found in mesh {mesh:?}: it appears when its proxy connects"
         )));
     };
-    let insight = insights
-        .get(&ProxyKey { mesh, name })
-        .unwrap_or_default();
+    let insight = insights.get(&ProxyKey { mesh, name }).unwrap_or_default();
     Ok(axum::Json(serde_json::json!({
         "dataplane": dp.to_value(),
         "dataplaneInsight": insight,

@@ -45,7 +45,11 @@ impl XdsMetrics {
         sub.register("refused", "ADS streams refused", m.refused.clone());
         sub.register("responses", "xDS responses sent", m.responses.clone());
         sub.register("acks", "xDS responses ACKed", m.acks.clone());
-        sub.register("nacks", "xDS responses NACKed (rejected by a proxy)", m.nacks.clone());
+        sub.register(
+            "nacks",
+            "xDS responses NACKed (rejected by a proxy)",
+            m.nacks.clone(),
+        );
         sub.register(
             "generations",
             "Per-proxy configuration generations",

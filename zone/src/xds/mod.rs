@@ -37,7 +37,8 @@ pub async fn start(
     registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<XdsServer, ServerError> {
-    let tls = tls::load_xds_tls(data_dir, settings.address).map_err(ServerError::setup("xDS TLS"))?;
+    let tls =
+        tls::load_xds_tls(data_dir, settings.address).map_err(ServerError::setup("xDS TLS"))?;
     let metrics = metrics::XdsMetrics::new(registry);
     let cache = Cache::start(
         store.clone(),

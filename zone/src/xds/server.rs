@@ -39,8 +39,7 @@ use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::{ResourceStore, StoreError};
 
 /// Checks a proxy's token against the Dataplane it presents.
-pub type Admit =
-    Arc<dyn Fn(Option<&str>, &Resource) -> Result<(), AdmissionError> + Send + Sync>;
+pub type Admit = Arc<dyn Fn(Option<&str>, &Resource) -> Result<(), AdmissionError> + Send + Sync>;
 
 /// The zone's [`Admission`] as an [`Admit`].
 pub fn admit_with(admission: Arc<Admission>) -> Admit {
@@ -106,10 +105,8 @@ pub async fn serve(
         what: "xDS TLS",
         reason: "the generated certificate chain has no CA".into(),
     })?;
-    let identity = tonic::transport::Identity::from_pem(
-        tls.cert_chain_pem(),
-        tls.key_pem().expose(),
-    );
+    let identity =
+        tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());
     let shutdown = context.shutdown.clone();
     let insights = context.insights.clone();
     let cache = context.cache.clone();
@@ -193,9 +190,8 @@ impl AdsContext {
     ) -> Result<Session, Status> {
         let peer = peer.map(|p| p.to_string()).unwrap_or_default();
         let node_id = node.map(|n| n.id.as_str()).unwrap_or_default();
-        let proxy = node::identify(node).map_err(|e| {
-            self.refused(node_id, &peer, Status::invalid_argument(e.to_string()))
-        })?;
+        let proxy = node::identify(node)
+            .map_err(|e| self.refused(node_id, &peer, Status::invalid_argument(e.to_string())))?;
         let token = bearer(md);
         if let Err(e) = (self.admit)(token.as_deref(), &proxy.dataplane) {
             return Err(self.refused(node_id, &peer, admission_status(e)));
@@ -245,7 +241,9 @@ async fn first_request<T>(incoming: &mut Streaming<T>) -> Result<T, Status> {
             "no request within 15 s of opening the stream",
         )),
         Ok(Err(status)) => Err(status),
-        Ok(Ok(None)) => Err(Status::cancelled("the stream closed before its first request")),
+        Ok(Ok(None)) => Err(Status::cancelled(
+            "the stream closed before its first request",
+        )),
         Ok(Ok(Some(m))) => Ok(m),
     }
 }

@@ -27,10 +27,7 @@ pub enum SotwStreamError {
 #[derive(Debug)]
 pub enum SotwEvent {
     Request(SotwRequest),
-    Sent {
-        type_url: String,
-        resources: usize,
-    },
+    Sent { type_url: String, resources: usize },
 }
 
 /// Serves `sender` until the peer, the outgoing queue or the snapshot source goes away.

@@ -55,17 +55,23 @@ fn full_state_first_response_then_only_changes() {
     let now = Instant::now();
     let mut s = sender();
     s.set_snapshot(snapshot(&[("a", "1"), ("b", "1")], &[]));
-    s.on_request(&req(CLUSTER_TYPE, &["a"], "", ""), now).unwrap();
+    s.on_request(&req(CLUSTER_TYPE, &["a"], "", ""), now)
+        .unwrap();
     let out = s.poll(now);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].resources.len(), 2);
     let (v1, n1) = (out[0].version_info.clone(), out[0].nonce.clone());
     assert!(s.poll(now).is_empty(), "one response in flight per type");
-    let r = s.on_request(&req(CLUSTER_TYPE, &[], &v1, &n1), now).unwrap();
+    let r = s
+        .on_request(&req(CLUSTER_TYPE, &[], &v1, &n1), now)
+        .unwrap();
     assert_eq!(r.verdict, Some(SotwVerdict::Ack { nonce: n1 }));
     assert!(s.poll(now).is_empty());
     s.set_snapshot(snapshot(&[("a", "1"), ("b", "1")], &[("x", "1")]));
-    assert!(s.poll(now).is_empty(), "an EDS-only change does not resend CDS");
+    assert!(
+        s.poll(now).is_empty(),
+        "an EDS-only change does not resend CDS"
+    );
     s.set_snapshot(snapshot(&[("a", "2"), ("b", "1")], &[]));
     let out = s.poll(now);
     assert_eq!(out.len(), 1);
@@ -78,7 +84,8 @@ fn eds_answers_requested_names_only() {
     let now = Instant::now();
     let mut s = sender();
     s.set_snapshot(snapshot(&[], &[("x", "1"), ("y", "1"), ("z", "1")]));
-    s.on_request(&req(EDS, &["x", "missing"], "", ""), now).unwrap();
+    s.on_request(&req(EDS, &["x", "missing"], "", ""), now)
+        .unwrap();
     let out = s.poll(now);
     assert_eq!(out[0].resources, vec![any("1")]);
     let (v, n) = (out[0].version_info.clone(), out[0].nonce.clone());
@@ -105,18 +112,27 @@ fn nack_is_not_resent_and_backs_off() {
     s.on_request(&req(CLUSTER_TYPE, &[], "", ""), now).unwrap();
     let out = s.poll(now);
     let (v1, n1) = (out[0].version_info.clone(), out[0].nonce.clone());
-    s.on_request(&req(CLUSTER_TYPE, &[], &v1, &n1), now).unwrap();
+    s.on_request(&req(CLUSTER_TYPE, &[], &v1, &n1), now)
+        .unwrap();
     s.set_snapshot(snapshot(&[("a", "2")], &[]));
     let out = s.poll(now);
     let n2 = out[0].nonce.clone();
-    let r = s.on_request(&nack(CLUSTER_TYPE, &[], &v1, &n2), now).unwrap();
-    let Some(SotwVerdict::Nack { backoff, reason, .. }) = r.verdict else {
+    let r = s
+        .on_request(&nack(CLUSTER_TYPE, &[], &v1, &n2), now)
+        .unwrap();
+    let Some(SotwVerdict::Nack {
+        backoff, reason, ..
+    }) = r.verdict
+    else {
         panic!("expected a NACK, got {:?}", r.verdict);
     };
     assert_eq!(reason, "bad cluster");
     assert_eq!(s.held_version(CLUSTER_TYPE), Some(v1.as_str()));
     let later = now + backoff * 4;
-    assert!(s.poll(later).is_empty(), "the rejected version is not resent");
+    assert!(
+        s.poll(later).is_empty(),
+        "the rejected version is not resent"
+    );
     s.set_snapshot(snapshot(&[("a", "3")], &[]));
     assert!(s.poll(now).is_empty(), "back-off holds the next version");
     assert_eq!(s.next_deadline(), Some(now + backoff));
@@ -135,8 +151,15 @@ fn stale_nonce_is_ignored_but_names_apply() {
     s.set_snapshot(snapshot(&[], &[("x", "1"), ("y", "1")]));
     s.on_request(&req(EDS, &["x"], "", ""), now).unwrap();
     let n1 = s.poll(now)[0].nonce.clone();
-    let r = s.on_request(&nack(EDS, &["x", "y"], "", "old"), now).unwrap();
-    assert_eq!(r.verdict, Some(SotwVerdict::Stale { nonce: "old".into() }));
+    let r = s
+        .on_request(&nack(EDS, &["x", "y"], "", "old"), now)
+        .unwrap();
+    assert_eq!(
+        r.verdict,
+        Some(SotwVerdict::Stale {
+            nonce: "old".into()
+        })
+    );
     assert_eq!(s.awaiting(EDS), Some(n1.as_str()));
     assert!(s.poll(now).is_empty());
     s.on_request(&req(EDS, &["x", "y"], "v", &n1), now).unwrap();
