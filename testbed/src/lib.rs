@@ -8,6 +8,7 @@
 //! # }
 //! ```
 
+pub mod ads;
 pub mod client;
 pub mod docs;
 pub mod echo;

@@ -298,6 +298,10 @@ impl ControlPlane {
         if bin == "weft-global" && !extra.iter().any(|a| a.starts_with("--kds-address")) {
             command.args(["--kds-address", "127.0.0.1:0"]);
         }
+        // Nor the zone's default xDS port 0.0.0.0:5678.
+        if bin == "weft-zone" && !extra.iter().any(|a| a.starts_with("--xds-address")) {
+            command.args(["--xds-address", "127.0.0.1:0"]);
+        }
         let mut child = command
             .args(extra)
             .env("NO_COLOR", "1")

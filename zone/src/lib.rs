@@ -1,7 +1,7 @@
 //! `weft-zone`: a zone control plane. Keeps its own store and serves the REST API,
 //! standalone or federated with a global (the KDS client keeps its store in sync
-//! with global's meshes and policies); the xDS server for Envoy comes next — see
-//! docs/architecture.md.
+//! with global's meshes and policies), and serves xDS to Envoy proxies ([`xds`]) —
+//! see docs/architecture.md.
 
 pub mod admission;
 pub mod bootstrap;
@@ -29,10 +29,17 @@ pub use config::ZoneConfig;
 /// A running zone: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
     pub api_address: SocketAddr,
+    /// Where proxies connect for ADS (TLS).
+    pub xds_address: SocketAddr,
+    /// The xDS address and CA, for bootstraps.
+    pub xds: xds::XdsEndpoint,
+    /// Per-proxy ADS insights.
+    pub xds_insights: xds::Insights,
     pub token: AdminToken,
     pub store: Arc<dyn ResourceStore>,
     api: server::ApiServer,
     kds: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
+    xds_task: tokio::task::JoinHandle<Result<(), ServerError>>,
 }
 
 /// Opens the data dir, creates the default mesh on first start (standalone
@@ -76,32 +83,48 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         name: config.zone.clone(),
         federated,
     };
+    let mut registry = Registry::default();
     let admission =
         admission::Admission::from_data_dir(&config.common.data_dir, data.token.clone())
             .map_err(ServerError::setup("dataplane tokens"))?;
-    // Until the xDS server is wired in: its default address, plaintext.
-    let bootstrap_params =
-        bootstrap::BootstrapParams::from_bound(SocketAddr::from(([0, 0, 0, 0], 5678)), None);
-    let mut authenticated = axum::Router::new();
+    let xds = xds::start(
+        &config.xds,
+        &config.common.data_dir,
+        data.store.clone(),
+        xds::admit_with(Arc::new(admission.clone())),
+        xds::default_generator(),
+        &mut registry,
+        shutdown.clone(),
+    )
+    .await?;
+    let bootstrap_params = bootstrap::BootstrapParams::from_bound(
+        xds.endpoint.address,
+        Some(xds.endpoint.ca_pem.clone()),
+    );
+    let mut authenticated = axum::Router::new().merge(xds::insight::routes(xds.insights.clone()));
     if let Some(tokens) = admission.tokens() {
         authenticated = authenticated.merge(tokens::api::routes(tokens.clone()));
     }
     let extra = ExtraRoutes {
         authenticated,
-        open: bootstrap::routes(bootstrap_params, admission.clone()),
+        open: bootstrap::routes(bootstrap_params, admission),
     };
     let api = server::serve_api(
         &config.common,
         mode,
         &data,
         ready,
-        Registry::default(),
+        registry,
         extra,
         shutdown,
     )
     .await?;
     Ok(Bound {
         api_address: api.address,
+        xds_address: xds.endpoint.address,
+        xds: xds.endpoint,
+        xds_insights: xds.insights,
+        xds_task: xds.task,
         token: data.token,
         store: data.store,
         api,
@@ -110,11 +133,17 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
 }
 
 impl Bound {
+    /// The xDS CA certificate (PEM) that bootstraps embed.
+    pub fn xds_ca_pem(&self) -> &str {
+        &self.xds.ca_pem
+    }
+
     /// Waits until every component has stopped (after shutdown, or on failure).
     pub async fn wait(self) -> Result<(), ServerError> {
         if let Some(kds) = self.kds {
             server::join("KDS client", kds).await?;
         }
+        server::join("xDS", self.xds_task).await?;
         server::join("REST API", self.api.task).await
     }
 }

@@ -42,7 +42,10 @@ fn main() -> ExitCode {
                 |shutdown| async move {
                     let bound = weft_zone::build(config, shutdown).await?;
                     Ok(cli::Started {
-                        ready_line: format!("weft-zone ready api={}", bound.api_address),
+                        ready_line: format!(
+                            "weft-zone ready api={} xds={}",
+                            bound.api_address, bound.xds_address
+                        ),
                         done: Box::pin(bound.wait()),
                     })
                 },
