@@ -13,6 +13,7 @@ pub mod client;
 pub mod docs;
 pub mod echo;
 pub mod inprocess;
+pub mod mesh;
 pub mod process;
 
 pub use client::Client;
