@@ -132,14 +132,15 @@ pub struct ApiServer {
 }
 
 /// Builds the API state for `mode` and serves it on `config.api_address` until
-/// `shutdown` fires; in-flight requests finish first. `extra` adds mode-specific routes.
+/// `shutdown` fires; in-flight requests finish first. `extra` adds mode-specific routes
+/// (a `Router` behind the admin token, or [`api::ExtraRoutes`] with open ones too).
 pub async fn serve_api(
     config: &CommonConfig,
     mode: Mode,
     data: &DataDir,
     ready: watch::Receiver<bool>,
     mut registry: Registry,
-    extra: axum::Router<ApiState>,
+    extra: impl Into<api::ExtraRoutes>,
     shutdown: CancellationToken,
 ) -> Result<ApiServer, ServerError> {
     let metrics = ApiMetrics::new(&mut registry);

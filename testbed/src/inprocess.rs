@@ -28,6 +28,14 @@ impl Running {
         }
     }
 
+    /// The zone's handles (xDS endpoint, insights, ...); `None` for a global.
+    pub fn zone(&self) -> Option<&weft_zone::Bound> {
+        match &self.handle {
+            Some(Handle::Zone(b)) => Some(b),
+            _ => None,
+        }
+    }
+
     /// Cancels and waits for a clean stop (the store is closed afterwards).
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -65,6 +65,8 @@ pub fn bin_dir() -> Result<PathBuf, TestbedError> {
             "weft-global",
             "-p",
             "weft-zone",
+            "-p",
+            "weft-testbed",
             "--bins",
         ]);
         if release {
@@ -297,6 +299,10 @@ impl ControlPlane {
         // Never the default 0.0.0.0:5685: tests run side by side.
         if bin == "weft-global" && !extra.iter().any(|a| a.starts_with("--kds-address")) {
             command.args(["--kds-address", "127.0.0.1:0"]);
+        }
+        // Nor the zone's default xDS port 0.0.0.0:5678.
+        if bin == "weft-zone" && !extra.iter().any(|a| a.starts_with("--xds-address")) {
+            command.args(["--xds-address", "127.0.0.1:0"]);
         }
         let mut child = command
             .args(extra)

@@ -1,15 +1,20 @@
 //! `weft-zone run` settings: flags, `WEFT_*` env vars and an optional YAML file.
 
 use clap::Parser;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use weft_shared::config::{CommonArgs, CommonConfig, ConfigError};
+use weft_shared::config::{CommonArgs, CommonConfig, ConfigError, socket_addr};
 use weft_shared::pki::ServerTrust;
 use weft_shared::resource::{Path, ValidationErrors, validate};
 use weft_shared::tokens::ZoneClaims;
 
 pub const DEFAULT_DATA_DIR: &str = "./weft-zone-data";
 pub const DEFAULT_API_ADDRESS: &str = "127.0.0.1:5691";
+pub const DEFAULT_XDS_ADDRESS: &str = "0.0.0.0:5678";
+/// How long a Dataplane stays after its last xDS stream closed (a restarting proxy
+/// reconnects within it and keeps its endpoints).
+pub const DEFAULT_DATAPLANE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Flags of `weft-zone run`.
 #[derive(Debug, Clone, Default, Parser)]
@@ -28,6 +33,20 @@ pub struct RunArgs {
     /// CA certificate (PEM) to verify global with; default: the CA pinned in the token.
     #[arg(long, env = "WEFT_GLOBAL_CA_FILE", value_name = "FILE")]
     pub global_ca_file: Option<PathBuf>,
+    /// Where Envoy proxies connect for ADS (TLS, gRPC), IP:PORT.
+    #[arg(long, env = "WEFT_XDS_ADDRESS", value_name = "ADDR")]
+    pub xds_address: Option<String>,
+    /// How long a proxy's Dataplane is kept after its last xDS stream closed, e.g. 30s.
+    #[arg(long, env = "WEFT_DATAPLANE_GRACE_PERIOD", value_name = "DURATION")]
+    pub dataplane_grace_period: Option<String>,
+}
+
+/// The xDS server's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdsSettings {
+    pub address: SocketAddr,
+    /// Dataplanes are deleted this long after their last stream closed.
+    pub dataplane_grace: std::time::Duration,
 }
 
 /// How a federated zone reaches and trusts global.
@@ -57,6 +76,7 @@ pub struct ZoneConfig {
     pub zone: Option<String>,
     /// Set when the zone joins a global.
     pub federation: Option<Federation>,
+    pub xds: XdsSettings,
 }
 
 impl RunArgs {
@@ -76,6 +96,23 @@ impl RunArgs {
         file.fill(&mut self.global_address, "global-address")?;
         file.fill(&mut self.zone_token_file, "zone-token-file")?;
         file.fill(&mut self.global_ca_file, "global-ca-file")?;
+        file.fill(&mut self.xds_address, "xds-address")?;
+        file.fill(&mut self.dataplane_grace_period, "dataplane-grace-period")?;
+        let xds = XdsSettings {
+            address: socket_addr(
+                "xds-address",
+                self.xds_address.as_deref().unwrap_or(DEFAULT_XDS_ADDRESS),
+            )?,
+            dataplane_grace: match &self.dataplane_grace_period {
+                None => DEFAULT_DATAPLANE_GRACE,
+                Some(d) => humantime::parse_duration(d).map_err(|e| {
+                    ConfigError::new(
+                        "dataplane-grace-period",
+                        format!("{d:?} is not a duration like 30s or 2m: {e}"),
+                    )
+                })?,
+            },
+        };
         let federation = match self.global_address {
             None => None,
             Some(global) => {
@@ -96,6 +133,7 @@ impl RunArgs {
             common,
             zone: self.zone,
             federation,
+            xds,
         })
     }
 }
@@ -182,6 +220,10 @@ impl ZoneConfig {
             common: CommonConfig::for_test(data_dir),
             zone: None,
             federation: None,
+            xds: XdsSettings {
+                address: SocketAddr::from(([127, 0, 0, 1], 0)),
+                dataplane_grace: DEFAULT_DATAPLANE_GRACE,
+            },
         }
     }
 }
@@ -197,5 +239,26 @@ mod tests {
         let args = RunArgs::parse_from(["run", "--zone", "Zone_1"]);
         let err = args.resolve(&RunArgs::command()).unwrap_err();
         assert_eq!(err.setting, "--zone (WEFT_ZONE)");
+    }
+
+    // The xDS address defaults to 0.0.0.0:5678; a bad one or a bad grace period is named.
+    #[test]
+    fn xds_settings() {
+        let ok = RunArgs::parse_from(["run"])
+            .resolve(&RunArgs::command())
+            .unwrap();
+        assert_eq!(ok.xds.address.to_string(), DEFAULT_XDS_ADDRESS);
+        assert_eq!(ok.xds.dataplane_grace, DEFAULT_DATAPLANE_GRACE);
+        let err = RunArgs::parse_from(["run", "--xds-address", "nope"])
+            .resolve(&RunArgs::command())
+            .unwrap_err();
+        assert_eq!(err.setting, "--xds-address (WEFT_XDS_ADDRESS)");
+        let err = RunArgs::parse_from(["run", "--dataplane-grace-period", "soon"])
+            .resolve(&RunArgs::command())
+            .unwrap_err();
+        assert_eq!(
+            err.setting,
+            "--dataplane-grace-period (WEFT_DATAPLANE_GRACE_PERIOD)"
+        );
     }
 }

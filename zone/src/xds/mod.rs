@@ -1,5 +1,65 @@
-//! The zone's xDS side: configuration generation for Envoy ([`generate`]) and, next
-//! to it, the ADS server that delivers it. See /work/xds-plan.md (session plan) and
-//! docs/architecture.md.
+//! The zone's xDS side: configuration generation for Envoy ([`generate`]) and the
+//! ADS server that delivers it ([`server`]: SotW and delta over TLS, per-proxy
+//! snapshots kept current by [`cache`], DataplaneInsight in [`insight`]).
+//! See docs/architecture.md and docs/decisions/0006-xds-transport.md.
 
+pub mod cache;
 pub mod generate;
+pub mod insight;
+pub mod metrics;
+pub mod node;
+pub mod server;
+pub mod sotw;
+pub mod stream;
+pub mod tls;
+
+use crate::config::XdsSettings;
+use prometheus_client::registry::Registry;
+use std::path::Path;
+use std::sync::Arc;
+use weft_shared::delta::SenderConfig;
+use weft_shared::server::ServerError;
+use weft_shared::shutdown::CancellationToken;
+use weft_shared::store::ResourceStore;
+
+pub use cache::{Cache, CacheConfig, Generator, default_generator};
+pub use insight::Insights;
+pub use server::{Admit, XdsEndpoint, XdsServer, admit_with};
+
+/// Loads (or creates) the xDS TLS material in `data_dir`, starts the snapshot cache
+/// on `store` and serves ADS on `settings.address`.
+pub async fn start(
+    settings: &XdsSettings,
+    data_dir: &Path,
+    store: Arc<dyn ResourceStore>,
+    admit: Admit,
+    generator: Generator,
+    registry: &mut Registry,
+    shutdown: CancellationToken,
+) -> Result<XdsServer, ServerError> {
+    let tls =
+        tls::load_xds_tls(data_dir, settings.address).map_err(ServerError::setup("xDS TLS"))?;
+    let metrics = metrics::XdsMetrics::new(registry);
+    let cache = Cache::start(
+        store.clone(),
+        generator,
+        CacheConfig {
+            grace: settings.dataplane_grace,
+            ..CacheConfig::default()
+        },
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(ServerError::setup("xDS cache"))?;
+    let context = server::AdsContext {
+        store,
+        cache,
+        insights: Insights::default(),
+        admit,
+        metrics,
+        sender: SenderConfig::default(),
+        shutdown,
+    };
+    server::serve(settings.address, &tls, context).await
+}

@@ -1,0 +1,207 @@
+//! A lightweight ADS client for tests and benchmarks: dials a zone's xDS port over
+//! TLS (trusting the zone's xDS CA) and opens SotW or delta streams as a proxy would,
+//! with the node and `authorization` metadata weft-dp's bootstrap gives Envoy.
+
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status, Streaming};
+use weft_shared::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node};
+use weft_zone::xds::XdsEndpoint;
+use weft_zone::xds::node::node_for;
+
+pub use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+pub use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+pub use weft_zone::xds::sotw::{CLUSTER_TYPE, LISTENER_TYPE};
+
+pub const ENDPOINT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+/// A TLS channel to the zone's xDS server, verifying it with its CA.
+pub async fn channel(xds: &XdsEndpoint) -> Result<Channel, tonic::transport::Error> {
+    let port = xds.address.port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&xds.ca_pem))
+                .domain_name("localhost"),
+        )?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+}
+
+/// A Dataplane in universal JSON with one inbound of `service` on `port`.
+pub fn dataplane_json(mesh: &str, name: &str, service: &str, port: u16) -> String {
+    serde_json::json!({
+        "type": "Dataplane",
+        "mesh": mesh,
+        "name": name,
+        "networking": {
+            "address": "127.0.0.1",
+            "inbound": [{"port": port, "tags": {"kuma.io/service": service}}]
+        }
+    })
+    .to_string()
+}
+
+/// The node a proxy sends (weft-dp's form).
+pub fn node(mesh: &str, name: &str, dataplane_json: &str) -> Node {
+    node_for(dataplane_json, mesh, name)
+}
+
+fn with_token<T>(msg: T, token: Option<&str>) -> Request<T> {
+    let mut req = Request::new(msg);
+    if let Some(t) = token
+        && let Ok(v) = format!("Bearer {t}").parse()
+    {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
+/// One open delta ADS stream.
+pub struct DeltaStream {
+    pub tx: mpsc::Sender<DeltaDiscoveryRequest>,
+    pub rx: Streaming<DeltaDiscoveryResponse>,
+}
+
+impl DeltaStream {
+    /// Opens a stream whose first request is `first` (it should carry the node).
+    pub async fn open(
+        channel: Channel,
+        token: Option<&str>,
+        first: DeltaDiscoveryRequest,
+    ) -> Result<Self, Status> {
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(first)
+            .await
+            .map_err(|_| Status::internal("request queue closed"))?;
+        let mut client = AggregatedDiscoveryServiceClient::new(channel)
+            .max_decoding_message_size(16 * 1024 * 1024);
+        let resp = client
+            .delta_aggregated_resources(with_token(ReceiverStream::new(rx), token))
+            .await?;
+        Ok(DeltaStream {
+            tx,
+            rx: resp.into_inner(),
+        })
+    }
+
+    /// The next response, or the stream's end status.
+    pub async fn next(&mut self) -> Result<DeltaDiscoveryResponse, Status> {
+        match self.rx.message().await? {
+            Some(m) => Ok(m),
+            None => Err(Status::cancelled("stream ended")),
+        }
+    }
+
+    /// ACKs `resp`.
+    pub async fn ack(&self, resp: &DeltaDiscoveryResponse) -> Result<(), Status> {
+        self.send(DeltaDiscoveryRequest {
+            type_url: resp.type_url.clone(),
+            response_nonce: resp.nonce.clone(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// NACKs `resp` with `reason` (as Envoy does: naming no resource).
+    pub async fn nack(&self, resp: &DeltaDiscoveryResponse, reason: &str) -> Result<(), Status> {
+        self.send(DeltaDiscoveryRequest {
+            type_url: resp.type_url.clone(),
+            response_nonce: resp.nonce.clone(),
+            error_detail: Some(rpc_status(reason)),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn send(&self, req: DeltaDiscoveryRequest) -> Result<(), Status> {
+        self.tx
+            .send(req)
+            .await
+            .map_err(|_| Status::internal("request queue closed"))
+    }
+}
+
+/// One open SotW ADS stream.
+pub struct SotwStream {
+    pub tx: mpsc::Sender<DiscoveryRequest>,
+    pub rx: Streaming<DiscoveryResponse>,
+}
+
+impl SotwStream {
+    pub async fn open(
+        channel: Channel,
+        token: Option<&str>,
+        first: DiscoveryRequest,
+    ) -> Result<Self, Status> {
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(first)
+            .await
+            .map_err(|_| Status::internal("request queue closed"))?;
+        let mut client = AggregatedDiscoveryServiceClient::new(channel)
+            .max_decoding_message_size(16 * 1024 * 1024);
+        let resp = client
+            .stream_aggregated_resources(with_token(ReceiverStream::new(rx), token))
+            .await?;
+        Ok(SotwStream {
+            tx,
+            rx: resp.into_inner(),
+        })
+    }
+
+    pub async fn next(&mut self) -> Result<DiscoveryResponse, Status> {
+        match self.rx.message().await? {
+            Some(m) => Ok(m),
+            None => Err(Status::cancelled("stream ended")),
+        }
+    }
+
+    /// ACKs `resp`, keeping `names` subscribed.
+    pub async fn ack(&self, resp: &DiscoveryResponse, names: &[&str]) -> Result<(), Status> {
+        self.send(DiscoveryRequest {
+            type_url: resp.type_url.clone(),
+            version_info: resp.version_info.clone(),
+            response_nonce: resp.nonce.clone(),
+            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// NACKs `resp`, reporting `held` as the version still in use.
+    pub async fn nack(
+        &self,
+        resp: &DiscoveryResponse,
+        held: &str,
+        reason: &str,
+    ) -> Result<(), Status> {
+        self.send(DiscoveryRequest {
+            type_url: resp.type_url.clone(),
+            version_info: held.to_string(),
+            response_nonce: resp.nonce.clone(),
+            error_detail: Some(rpc_status(reason)),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn send(&self, req: DiscoveryRequest) -> Result<(), Status> {
+        self.tx
+            .send(req)
+            .await
+            .map_err(|_| Status::internal("request queue closed"))
+    }
+}
+
+fn rpc_status(reason: &str) -> envoy_types::pb::google::rpc::Status {
+    envoy_types::pb::google::rpc::Status {
+        code: 3,
+        message: reason.to_string(),
+        details: vec![],
+    }
+}

@@ -1,0 +1,489 @@
+//! Per-proxy snapshots, kept current from the zone store.
+//!
+//! An in-memory index of every mesh's resources follows the store's watch. A change
+//! marks its mesh dirty; a burst of changes (within [`CacheConfig::coalesce`]) is
+//! handled once: the mesh's [`MeshView`] is rebuilt and every connected proxy of that
+//! mesh — and only of that mesh — is regenerated. A proxy's new snapshot is published
+//! on its watch channel only when it differs; the stream's sender then sends only the
+//! resources whose versions changed. A failed generation is logged and the proxy keeps
+//! its last good snapshot.
+//!
+//! Lifecycle: [`Cache::connect`] registers a stream of a proxy and returns a guard;
+//! when the last guard of a proxy drops, its Dataplane is deleted from the store after
+//! [`CacheConfig::grace`], unless the proxy reconnected meanwhile.
+
+use super::generate::{self, GenerateError, MeshView};
+use super::metrics::XdsMetrics;
+use super::node::{Proxy, ProxyKey};
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use weft_shared::delta::Snapshot;
+use weft_shared::resource::{Resource, ResourceKey, ResourceType};
+use weft_shared::shutdown::CancellationToken;
+use weft_shared::store::{Page, ResourceStore, StoreError};
+
+/// Builds one proxy's configuration (normally [`generate::generate`]; tests inject
+/// their own).
+pub type Generator =
+    Arc<dyn Fn(&MeshView, &Resource) -> Result<Snapshot, GenerateError> + Send + Sync>;
+
+/// The real generator.
+pub fn default_generator() -> Generator {
+    Arc::new(generate::generate)
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Changes arriving within this of the first are handled together.
+    pub coalesce: Duration,
+    /// A Dataplane is deleted this long after its proxy's last stream closed.
+    pub grace: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            coalesce: Duration::from_millis(5),
+            grace: crate::config::DEFAULT_DATAPLANE_GRACE,
+        }
+    }
+}
+
+/// Counters for benchmarks and logs.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Mesh rebuilds (one per coalesced burst per mesh).
+    pub rebuilds: AtomicU64,
+    /// Per-proxy generations and their total time.
+    pub generations: AtomicU64,
+    pub generation_nanos: AtomicU64,
+    /// MeshView builds' total time.
+    pub view_nanos: AtomicU64,
+    /// Snapshots published (generations whose result differed from the last).
+    pub published: AtomicU64,
+}
+
+type SnapshotTx = Arc<watch::Sender<Option<Snapshot>>>;
+
+struct ProxyEntry {
+    tx: SnapshotTx,
+    /// The Dataplane the proxy presented (used until the store has it).
+    presented: Arc<Resource>,
+    streams: usize,
+    /// Bumped on every connect, so a grace timer knows it is outdated.
+    epoch: u64,
+}
+
+#[derive(Default)]
+struct State {
+    meshes: HashMap<String, Arc<Resource>>,
+    /// mesh → key → resource, for every mesh-scoped type.
+    resources: HashMap<String, BTreeMap<ResourceKey, Arc<Resource>>>,
+    views: HashMap<String, Arc<MeshView>>,
+    proxies: HashMap<ProxyKey, ProxyEntry>,
+}
+
+struct Inner {
+    store: Arc<dyn ResourceStore>,
+    generator: Generator,
+    config: CacheConfig,
+    metrics: XdsMetrics,
+    stats: CacheStats,
+    state: Mutex<State>,
+    dirty: mpsc::UnboundedSender<String>,
+}
+
+/// The snapshot cache; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl Cache {
+    /// Lists the store, then follows it until `shutdown`.
+    pub async fn start(
+        store: Arc<dyn ResourceStore>,
+        generator: Generator,
+        config: CacheConfig,
+        metrics: XdsMetrics,
+        shutdown: CancellationToken,
+    ) -> Result<Cache, StoreError> {
+        let (dirty, dirty_rx) = mpsc::unbounded_channel();
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                store,
+                generator,
+                config,
+                metrics,
+                stats: CacheStats::default(),
+                state: Mutex::new(State::default()),
+                dirty,
+            }),
+        };
+        let revision = cache.relist().await?;
+        let follower = cache.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = follower.follow(revision) => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        let rebuilder = cache.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = rebuilder.rebuild_loop(dirty_rx) => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+        Ok(cache)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.inner.stats
+    }
+
+    /// Registers one stream of `proxy`; its snapshots arrive on the receiver. The
+    /// proxy is generated at once when its mesh's view is built.
+    pub fn connect(&self, proxy: &Proxy) -> (watch::Receiver<Option<Snapshot>>, ConnectionGuard) {
+        let key = proxy.key();
+        let mut state = self.lock();
+        let entry = state
+            .proxies
+            .entry(key.clone())
+            .or_insert_with(|| ProxyEntry {
+                tx: Arc::new(watch::channel(None).0),
+                presented: Arc::new(proxy.dataplane.clone()),
+                streams: 0,
+                epoch: 0,
+            });
+        entry.presented = Arc::new(proxy.dataplane.clone());
+        entry.streams += 1;
+        entry.epoch += 1;
+        if entry.streams == 1 {
+            self.inner.metrics.connected_proxies.inc();
+        }
+        let tx = entry.tx.clone();
+        let rx = tx.subscribe();
+        match state.views.get(&key.mesh).cloned() {
+            Some(view) => {
+                let dp = dataplane_of(&state, &key);
+                drop(state);
+                if let Some(dp) = dp {
+                    self.generate_one(&view, &key, &dp, &tx);
+                }
+            }
+            None => {
+                drop(state);
+                let _ = self.inner.dirty.send(key.mesh.clone());
+            }
+        }
+        (
+            rx,
+            ConnectionGuard {
+                cache: self.clone(),
+                key,
+            },
+        )
+    }
+
+    /// Lists every mesh and mesh-scoped resource; returns the revision it reflects.
+    async fn relist(&self) -> Result<u64, StoreError> {
+        let store = &self.inner.store;
+        let revision = store.revision().await?;
+        let mut meshes = HashMap::new();
+        let mut resources: HashMap<String, BTreeMap<ResourceKey, Arc<Resource>>> = HashMap::new();
+        for ty in ResourceType::ALL {
+            for r in store.list(*ty, None, Page::all()).await?.items {
+                if *ty == ResourceType::Mesh {
+                    meshes.insert(r.meta.name.clone(), Arc::new(r));
+                } else if let Some(mesh) = r.meta.mesh.clone() {
+                    resources
+                        .entry(mesh)
+                        .or_default()
+                        .insert(r.key(), Arc::new(r));
+                }
+            }
+        }
+        let dirty: BTreeSet<String> = {
+            let mut state = self.lock();
+            state.meshes = meshes;
+            state.resources = resources;
+            state
+                .meshes
+                .keys()
+                .chain(state.views.keys())
+                .cloned()
+                .collect()
+        };
+        for mesh in dirty {
+            let _ = self.inner.dirty.send(mesh);
+        }
+        Ok(revision)
+    }
+
+    /// Applies the store's changes to the index, marking their meshes dirty.
+    async fn follow(&self, mut revision: u64) {
+        loop {
+            let mut changes = match self.inner.store.watch(revision).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e, "xDS cache: cannot watch the store; relisting");
+                    match self.relist().await {
+                        Ok(r) => {
+                            revision = r;
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "xDS cache: relist failed; proxies keep their last configuration");
+                            return;
+                        }
+                    }
+                }
+            };
+            while let Some(change) = changes.next().await {
+                match change {
+                    Ok(c) => {
+                        if let Some(mesh) = self.apply(&c.key, c.resource) {
+                            let _ = self.inner.dirty.send(mesh);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "xDS cache: store watch ended; relisting");
+                        break;
+                    }
+                }
+            }
+            match self.relist().await {
+                Ok(r) => revision = r,
+                Err(e) => {
+                    tracing::error!(error = %e, "xDS cache: relist failed; proxies keep their last configuration");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Applies one change to the index; returns the mesh it touched.
+    fn apply(&self, key: &ResourceKey, resource: Option<Resource>) -> Option<String> {
+        let mut state = self.lock();
+        if key.ty == ResourceType::Mesh {
+            match resource {
+                Some(r) => {
+                    state.meshes.insert(key.name.clone(), Arc::new(r));
+                }
+                None => {
+                    state.meshes.remove(&key.name);
+                    state.resources.remove(&key.name);
+                }
+            }
+            return Some(key.name.clone());
+        }
+        let mesh = key.mesh.clone()?;
+        let of_mesh = state.resources.entry(mesh.clone()).or_default();
+        match resource {
+            Some(r) => {
+                of_mesh.insert(key.clone(), Arc::new(r));
+            }
+            None => {
+                of_mesh.remove(key);
+            }
+        }
+        Some(mesh)
+    }
+
+    async fn rebuild_loop(&self, mut dirty: mpsc::UnboundedReceiver<String>) {
+        while let Some(first) = dirty.recv().await {
+            let mut meshes = BTreeSet::from([first]);
+            // Let the rest of a burst arrive, then take it all at once.
+            tokio::time::sleep(self.inner.config.coalesce).await;
+            while let Ok(m) = dirty.try_recv() {
+                meshes.insert(m);
+            }
+            for mesh in meshes {
+                let cache = self.clone();
+                // Generation is CPU work: keep it off the async workers.
+                let done = tokio::task::spawn_blocking(move || cache.rebuild(&mesh)).await;
+                if done.is_err() {
+                    tracing::error!(
+                        "xDS cache: a rebuild panicked; proxies keep their last configuration"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rebuilds `mesh`'s view and regenerates its connected proxies.
+    fn rebuild(&self, mesh: &str) {
+        let started = Instant::now();
+        let (view, proxies) = {
+            let mut state = self.lock();
+            let Some(mesh_res) = state.meshes.get(mesh).cloned() else {
+                state.views.remove(mesh);
+                tracing::debug!(%mesh, "xDS cache: mesh gone; its proxies keep their last configuration");
+                return;
+            };
+            let resources: Vec<Arc<Resource>> = state
+                .resources
+                .get(mesh)
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default();
+            let view = Arc::new(MeshView::new(mesh_res, resources));
+            state.views.insert(mesh.to_string(), view.clone());
+            let proxies: Vec<(ProxyKey, Arc<Resource>, SnapshotTx)> = state
+                .proxies
+                .iter()
+                .filter(|(k, _)| k.mesh == mesh)
+                .filter_map(|(k, e)| {
+                    dataplane_of(&state, k).map(|dp| (k.clone(), dp, e.tx.clone()))
+                })
+                .collect();
+            (view, proxies)
+        };
+        let stats = &self.inner.stats;
+        stats.rebuilds.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&stats.view_nanos, started.elapsed());
+        for (key, dp, tx) in &proxies {
+            self.generate_one(&view, key, dp, tx);
+        }
+        tracing::debug!(%mesh, proxies = proxies.len(), elapsed_ms = started.elapsed().as_millis() as u64, "xDS cache: mesh regenerated");
+    }
+
+    fn generate_one(&self, view: &MeshView, key: &ProxyKey, dp: &Resource, tx: &SnapshotTx) {
+        let started = Instant::now();
+        let result = (self.inner.generator)(view, dp);
+        let took = started.elapsed();
+        let (stats, metrics) = (&self.inner.stats, &self.inner.metrics);
+        stats.generations.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&stats.generation_nanos, took);
+        metrics.generations.inc();
+        metrics.generation_seconds.observe(took.as_secs_f64());
+        match result {
+            Ok(snapshot) => {
+                let changed = tx.send_if_modified(|cur| {
+                    if cur.as_ref() == Some(&snapshot) {
+                        false
+                    } else {
+                        *cur = Some(snapshot);
+                        true
+                    }
+                });
+                if changed {
+                    stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                metrics.generation_errors.inc();
+                tracing::warn!(proxy = %key, error = %e, "xDS: generation failed; the proxy keeps its last configuration");
+            }
+        }
+    }
+
+    /// One stream of `key` closed.
+    fn disconnected(&self, key: &ProxyKey) {
+        let epoch = {
+            let mut state = self.lock();
+            let Some(entry) = state.proxies.get_mut(key) else {
+                return;
+            };
+            entry.streams = entry.streams.saturating_sub(1);
+            if entry.streams > 0 {
+                return;
+            }
+            self.inner.metrics.connected_proxies.dec();
+            entry.epoch
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = self.clone();
+        let key = key.clone();
+        rt.spawn(async move {
+            tokio::time::sleep(cache.inner.config.grace).await;
+            cache.expire(&key, epoch).await;
+        });
+    }
+
+    /// Deletes `key`'s Dataplane when no stream reconnected since `epoch`.
+    async fn expire(&self, key: &ProxyKey, epoch: u64) {
+        {
+            let mut state = self.lock();
+            match state.proxies.get(key) {
+                Some(e) if e.streams == 0 && e.epoch == epoch => {
+                    state.proxies.remove(key);
+                }
+                _ => return,
+            }
+        }
+        let rkey = ResourceKey::new(ResourceType::Dataplane, Some(&key.mesh), &key.name);
+        match self.inner.store.delete(&rkey, None).await {
+            Ok(_) => {
+                tracing::info!(proxy = %key, "xDS: proxy gone for the grace period; Dataplane deleted")
+            }
+            Err(StoreError::NotFound(_)) | Err(StoreError::MeshNotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(proxy = %key, error = %e, "xDS: cannot delete the Dataplane of a gone proxy")
+            }
+        }
+        // A proxy that reconnected while the delete ran gets its Dataplane back.
+        let back = self.lock().proxies.get(key).map(|e| e.presented.clone());
+        if let Some(dp) = back
+            && let Err(e) = upsert_dataplane(self.inner.store.as_ref(), &dp).await
+        {
+            tracing::warn!(proxy = %key, error = %e, "xDS: cannot restore the Dataplane of a reconnected proxy");
+        }
+    }
+}
+
+/// The Dataplane to generate `key` from: the stored one, else the presented one.
+fn dataplane_of(state: &State, key: &ProxyKey) -> Option<Arc<Resource>> {
+    let rkey = ResourceKey::new(ResourceType::Dataplane, Some(&key.mesh), &key.name);
+    state
+        .resources
+        .get(&key.mesh)
+        .and_then(|m| m.get(&rkey))
+        .cloned()
+        .or_else(|| state.proxies.get(key).map(|e| e.presented.clone()))
+}
+
+fn add_nanos(counter: &AtomicU64, d: Duration) {
+    counter.fetch_add(
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+/// Stores the Dataplane a proxy presented, unless the store already has it as is.
+pub async fn upsert_dataplane(
+    store: &dyn ResourceStore,
+    dataplane: &Resource,
+) -> Result<(), StoreError> {
+    if let Some(existing) = store.get(&dataplane.key()).await?
+        && existing.spec == dataplane.spec
+        && existing.meta.labels == dataplane.meta.labels
+    {
+        return Ok(());
+    }
+    weft_shared::store::put(store, dataplane.clone(), None).await?;
+    Ok(())
+}
+
+/// Held by a stream; dropping it marks the stream closed.
+pub struct ConnectionGuard {
+    cache: Cache,
+    key: ProxyKey,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.cache.disconnected(&self.key);
+    }
+}

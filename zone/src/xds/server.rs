@@ -1,0 +1,363 @@
+//! The ADS server: `StreamAggregatedResources` (SotW) and
+//! `DeltaAggregatedResources` (delta) over TLS on the zone's xDS port.
+//!
+//! Every stream starts the same way: its first request's node identifies the proxy
+//! ([`super::node`]), its `authorization: Bearer` metadata is checked by admission,
+//! the Dataplane it presents is stored, and the stream follows the proxy's snapshot
+//! in the [`Cache`]. Refusals are `INVALID_ARGUMENT` (bad node, naming the field),
+//! `UNAUTHENTICATED` (admission) or `FAILED_PRECONDITION` (unknown mesh), each with a
+//! message saying why, logged on the zone too.
+
+use super::cache::{Cache, ConnectionGuard, upsert_dataplane};
+use super::insight::{InsightGuard, Insights, StreamKind};
+use super::metrics::XdsMetrics;
+use super::node::{self, ProxyKey};
+use super::sotw::SotwSender;
+use super::stream::{SotwEvent, run_sotw};
+use crate::admission::{Admission, AdmissionError};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use futures::{Stream, StreamExt};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+use weft_shared::delta::driver::{self, SenderEvent};
+use weft_shared::delta::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Sender, SenderConfig, Snapshot, Verdict,
+};
+use weft_shared::pki::KdsTls;
+use weft_shared::resource::Resource;
+use weft_shared::server::ServerError;
+use weft_shared::shutdown::CancellationToken;
+use weft_shared::store::{ResourceStore, StoreError};
+
+/// Checks a proxy's token against the Dataplane it presents.
+pub type Admit = Arc<dyn Fn(Option<&str>, &Resource) -> Result<(), AdmissionError> + Send + Sync>;
+
+/// The zone's [`Admission`] as an [`Admit`].
+pub fn admit_with(admission: Arc<Admission>) -> Admit {
+    Arc::new(move |token, dp| admission.admit(token, dp))
+}
+
+/// HTTP/2 keepalive on xDS connections: a dead proxy is noticed within twice this.
+pub const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// How long a new stream may take to send its first request (with its node).
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Largest xDS message either way (DESIGN §5: 1 MiB per message; room for framing).
+const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// What the bootstrap needs to point Envoy at this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsEndpoint {
+    /// The bound address (may be 0.0.0.0 / ::).
+    pub address: SocketAddr,
+    /// The xDS CA certificate (PEM) Envoy verifies the zone with.
+    pub ca_pem: String,
+}
+
+/// A running xDS server.
+pub struct XdsServer {
+    pub endpoint: XdsEndpoint,
+    pub insights: Insights,
+    pub cache: Cache,
+    pub task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+/// Everything the ADS service needs.
+pub struct AdsContext {
+    pub store: Arc<dyn ResourceStore>,
+    pub cache: Cache,
+    pub insights: Insights,
+    pub admit: Admit,
+    pub metrics: XdsMetrics,
+    pub sender: SenderConfig,
+    pub shutdown: CancellationToken,
+}
+
+/// Binds `address` and serves ADS over TLS with `tls` until `context.shutdown`.
+pub async fn serve(
+    address: SocketAddr,
+    tls: &KdsTls,
+    context: AdsContext,
+) -> Result<XdsServer, ServerError> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what: "xDS",
+            addr: address,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| ServerError::Bind {
+        what: "xDS",
+        addr: address,
+        source,
+    })?;
+    let ca_pem = tls.ca_cert_pem().ok_or_else(|| ServerError::Setup {
+        what: "xDS TLS",
+        reason: "the generated certificate chain has no CA".into(),
+    })?;
+    let identity =
+        tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());
+    let shutdown = context.shutdown.clone();
+    let insights = context.insights.clone();
+    let cache = context.cache.clone();
+    let service = AggregatedDiscoveryServiceServer::new(Ads {
+        ctx: Arc::new(context),
+    })
+    .max_decoding_message_size(MAX_MESSAGE)
+    .max_encoding_message_size(MAX_MESSAGE);
+    let mut builder = tonic::transport::Server::builder()
+        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+        .map_err(ServerError::setup("xDS TLS"))?
+        .tcp_nodelay(true)
+        .max_concurrent_streams(Some(100_000))
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE));
+    let router = builder.add_service(service);
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.cancelled_owned(),
+            )
+            .await
+            .map_err(|e| ServerError::Serve {
+                what: "xDS",
+                source: std::io::Error::other(e),
+            })
+    });
+    tracing::info!(address = %bound, "xDS server listening (ADS, TLS)");
+    Ok(XdsServer {
+        endpoint: XdsEndpoint {
+            address: bound,
+            ca_pem,
+        },
+        insights,
+        cache,
+        task,
+    })
+}
+
+struct Ads {
+    ctx: Arc<AdsContext>,
+}
+
+/// What an accepted stream holds until it ends.
+struct Session {
+    key: ProxyKey,
+    snapshots: watch::Receiver<Option<Snapshot>>,
+    _connection: ConnectionGuard,
+    _insight: InsightGuard,
+    _open: OpenStream,
+}
+
+/// Counts the stream in the `streams` gauge while alive.
+struct OpenStream(XdsMetrics);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.streams.dec();
+    }
+}
+
+fn bearer(md: &MetadataMap) -> Option<String> {
+    let value = md.get("authorization")?.to_str().ok()?.trim();
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value)
+        .trim();
+    (!token.is_empty()).then(|| token.to_string())
+}
+
+impl AdsContext {
+    /// Identifies, admits and registers the proxy of a new stream.
+    async fn open(
+        &self,
+        md: &MetadataMap,
+        peer: Option<SocketAddr>,
+        node: Option<&Node>,
+        kind: StreamKind,
+    ) -> Result<Session, Status> {
+        let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+        let node_id = node.map(|n| n.id.as_str()).unwrap_or_default();
+        let proxy = node::identify(node)
+            .map_err(|e| self.refused(node_id, &peer, Status::invalid_argument(e.to_string())))?;
+        let token = bearer(md);
+        if let Err(e) = (self.admit)(token.as_deref(), &proxy.dataplane) {
+            return Err(self.refused(node_id, &peer, admission_status(e)));
+        }
+        if let Err(e) = upsert_dataplane(self.store.as_ref(), &proxy.dataplane).await {
+            let status = match e {
+                StoreError::MeshNotFound(m) => Status::failed_precondition(format!(
+                    "mesh {m:?} does not exist in this zone: create it (or fix the Dataplane's mesh)"
+                )),
+                e => {
+                    tracing::error!(proxy = node_id, error = %e, "xDS: cannot store the Dataplane");
+                    Status::internal("the zone cannot store the Dataplane; see its log")
+                }
+            };
+            return Err(self.refused(node_id, &peer, status));
+        }
+        let key = proxy.key();
+        let (snapshots, connection) = self.cache.connect(&proxy);
+        let insight = self.insights.stream_opened(&key, kind);
+        self.metrics.streams.inc();
+        tracing::info!(proxy = %key, %peer, ?kind, "xDS: stream opened");
+        Ok(Session {
+            key,
+            snapshots,
+            _connection: connection,
+            _insight: insight,
+            _open: OpenStream(self.metrics.clone()),
+        })
+    }
+
+    fn refused(&self, node_id: &str, peer: &str, status: Status) -> Status {
+        self.metrics.refused.inc();
+        tracing::warn!(node = node_id, %peer, code = ?status.code(), reason = status.message(), "xDS: proxy refused");
+        status
+    }
+}
+
+/// Admission failures are authentication failures: no or unacceptable token.
+fn admission_status(e: AdmissionError) -> Status {
+    Status::unauthenticated(e.to_string())
+}
+
+/// Waits for a stream's first request.
+async fn first_request<T>(incoming: &mut Streaming<T>) -> Result<T, Status> {
+    match tokio::time::timeout(FIRST_REQUEST_TIMEOUT, incoming.message()).await {
+        Err(_) => Err(Status::deadline_exceeded(
+            "no request within 15 s of opening the stream",
+        )),
+        Ok(Err(status)) => Err(status),
+        Ok(Ok(None)) => Err(Status::cancelled(
+            "the stream closed before its first request",
+        )),
+        Ok(Ok(Some(m))) => Ok(m),
+    }
+}
+
+type RespStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// `first`, then the rest of `incoming`.
+fn rejoin<T: Send + 'static>(
+    first: T,
+    incoming: Streaming<T>,
+) -> impl Stream<Item = Result<T, Status>> + Send {
+    futures::stream::once(async move { Ok(first) }).chain(incoming)
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Ads {
+    type StreamAggregatedResourcesStream = RespStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = RespStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let md = request.metadata().clone();
+        let peer = request.remote_addr();
+        let mut incoming = request.into_inner();
+        let first: DiscoveryRequest = first_request(&mut incoming).await?;
+        let session = self
+            .ctx
+            .open(&md, peer, first.node.as_ref(), StreamKind::Sotw)
+            .await?;
+        let (tx, rx) = mpsc::channel(16);
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let Session { key, snapshots, .. } = &session;
+            let mut sender = SotwSender::new(ctx.sender.clone());
+            let observe = |s: &SotwSender, ev: SotwEvent| {
+                match &ev {
+                    SotwEvent::Sent { .. } => ctx.metrics.responses.inc(),
+                    SotwEvent::Request(r) => match &r.verdict {
+                        Some(super::sotw::SotwVerdict::Ack { .. }) => ctx.metrics.acks.inc(),
+                        Some(super::sotw::SotwVerdict::Nack { .. }) => ctx.metrics.nacks.inc(),
+                        _ => 0,
+                    },
+                };
+                ctx.insights.record(key, s.all_stats());
+            };
+            let pump = run_sotw(
+                &mut sender,
+                rejoin(first, incoming),
+                tx,
+                snapshots.clone(),
+                observe,
+            );
+            tokio::select! {
+                end = pump => match end {
+                    Ok(why) => tracing::info!(proxy = %key, ?why, "xDS: SotW stream ended"),
+                    Err(e) => tracing::warn!(proxy = %key, error = %e, "xDS: SotW stream failed"),
+                },
+                () = ctx.shutdown.cancelled() => {}
+            }
+            drop(session);
+        });
+        let out: RespStream<DiscoveryResponse> = Box::pin(ReceiverStream::new(rx).map(Ok));
+        Ok(Response::new(out))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let md = request.metadata().clone();
+        let peer = request.remote_addr();
+        let mut incoming = request.into_inner();
+        let first: DeltaDiscoveryRequest = first_request(&mut incoming).await?;
+        let session = self
+            .ctx
+            .open(&md, peer, first.node.as_ref(), StreamKind::Delta)
+            .await?;
+        let (tx, rx) = mpsc::channel(16);
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let Session { key, snapshots, .. } = &session;
+            let mut sender = Sender::new(ctx.sender.clone());
+            let observe = |s: &Sender, ev: SenderEvent| {
+                match &ev {
+                    SenderEvent::Sent { .. } => ctx.metrics.responses.inc(),
+                    SenderEvent::Request(r) => match &r.verdict {
+                        Some(Verdict::Ack { .. }) => ctx.metrics.acks.inc(),
+                        Some(Verdict::Nack { .. }) => ctx.metrics.nacks.inc(),
+                        _ => 0,
+                    },
+                    SenderEvent::Error(_) => 0,
+                };
+                ctx.insights.record(key, s.all_stats());
+            };
+            let pump = driver::run_sender(
+                &mut sender,
+                rejoin(first, incoming),
+                tx,
+                snapshots.clone(),
+                driver::DEFAULT_QUEUE,
+                observe,
+            );
+            tokio::select! {
+                end = pump => match end {
+                    Ok(why) => tracing::info!(proxy = %key, ?why, "xDS: delta stream ended"),
+                    Err(e) => tracing::warn!(proxy = %key, error = %e, "xDS: delta stream failed"),
+                },
+                () = ctx.shutdown.cancelled() => {}
+            }
+            drop(session);
+        });
+        let out: RespStream<DeltaDiscoveryResponse> = Box::pin(ReceiverStream::new(rx).map(Ok));
+        Ok(Response::new(out))
+    }
+}
