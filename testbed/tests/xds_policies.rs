@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use weft_testbed::mesh::traffic::{LoopOptions, request_loop_for};
 use weft_testbed::mesh::{App, AppSpec, MeshHarness, request_loop};
 
+/// What a request loop saw: when, status, and the `x-marker` header the app got.
+type Seen = Arc<Mutex<Vec<(Instant, u16, Option<String>)>>>;
+
 /// Polls `check` until it returns true or `timeout` passes.
 async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where
@@ -173,7 +176,7 @@ async fn timeout_retry_and_live_change() {
 
     // A route change while requests flow: no failure, visible within 1 s.
     let loop_url = client.outbound_url("backend", "/loop");
-    let seen: Arc<Mutex<Vec<(Instant, u16, Option<String>)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let seen2 = seen.clone();
     let runner = tokio::spawn(async move {
         let http = reqwest::Client::builder()
