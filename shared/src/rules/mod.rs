@@ -47,6 +47,7 @@ pub mod select;
 mod tests;
 
 pub use merge::{MergeMode, Merged};
+pub use select::Policy;
 
 use crate::resource::policy::targetref::{TargetRef, TargetRefKind};
 use crate::resource::{Resource, ResourceType, Spec, Tags, tags};
@@ -104,14 +105,25 @@ impl ProxyRules {
         dataplane: &Resource,
         policies: impl IntoIterator<Item = &'a Arc<Resource>>,
     ) -> ProxyRules {
+        let prepared: Vec<Policy> = policies
+            .into_iter()
+            .filter(|p| p.resource_type().is_policy())
+            .map(|p| Policy::new(p.clone()))
+            .collect();
+        ProxyRules::compute_prepared(dataplane, &prepared)
+    }
+
+    /// Like [`ProxyRules::compute`] with policies prepared once ([`Policy::new`])
+    /// for all the proxies of a mesh.
+    pub fn compute_prepared(dataplane: &Resource, policies: &[Policy]) -> ProxyRules {
         let Spec::Dataplane(dp) = &dataplane.spec else {
             return ProxyRules::default();
         };
         let proxy = select::ProxyView::new(dataplane, dp);
         let mut by_type: BTreeMap<ResourceType, Vec<select::Selected>> = BTreeMap::new();
         for p in policies {
-            let ty = p.resource_type();
-            if !ty.is_policy() || p.meta.mesh != dataplane.meta.mesh {
+            let ty = p.resource.resource_type();
+            if !ty.is_policy() || p.resource.meta.mesh != dataplane.meta.mesh {
                 continue;
             }
             if let Some(sel) = select::select(&proxy, p) {
@@ -247,21 +259,19 @@ fn origin(ty: ResourceType, name: &str, entry: String) -> Origin {
 fn build_type(ty: ResourceType, sels: &[select::Selected]) -> TypeRules {
     let mode = merge_mode(ty);
     let mut out = TypeRules {
-        matched: sels.iter().map(|s| s.policy.meta.name.clone()).collect(),
+        matched: sels
+            .iter()
+            .map(|s| s.policy.resource.meta.name.clone())
+            .collect(),
         ..TypeRules::default()
     };
     let mut to_items = Vec::new();
     let mut from_items: BTreeMap<u32, Vec<Item>> = BTreeMap::new();
     let mut singles = Vec::new();
     for sel in sels {
-        let name = &sel.policy.meta.name;
-        let spec = sel
-            .policy
-            .to_value()
-            .get("spec")
-            .cloned()
-            .unwrap_or(Value::Null);
-        for (i, item) in array(&spec, "to").iter().enumerate() {
+        let name = &sel.policy.resource.meta.name;
+        let spec = &sel.policy.spec;
+        for (i, item) in array(spec, "to").iter().enumerate() {
             let Some(tr) = item
                 .get("targetRef")
                 .and_then(|t| serde_json::from_value::<TargetRef>(t.clone()).ok())
@@ -278,7 +288,7 @@ fn build_type(ty: ResourceType, sels: &[select::Selected]) -> TypeRules {
             });
         }
         let mut inbound_items = Vec::new();
-        for (i, item) in array(&spec, "from").iter().enumerate() {
+        for (i, item) in array(spec, "from").iter().enumerate() {
             let Some(tr) = item
                 .get("targetRef")
                 .and_then(|t| serde_json::from_value::<TargetRef>(t.clone()).ok())
@@ -290,7 +300,7 @@ fn build_type(ty: ResourceType, sels: &[select::Selected]) -> TypeRules {
             };
             inbound_items.push((subset, item_conf(item), format!("from[{i}]")));
         }
-        for (i, item) in array(&spec, "rules").iter().enumerate() {
+        for (i, item) in array(spec, "rules").iter().enumerate() {
             // Routes' `rules` live under `to[]`; top-level `rules[]` are inbound.
             let has_matches = item
                 .get("matches")

@@ -44,10 +44,38 @@ impl<'a> ProxyView<'a> {
 /// role, inverted display name).
 pub type SortKey = (u8, u8, u8, u8, Reverse<String>);
 
+/// A policy prepared once for matching many proxies: its spec as JSON and its
+/// top-level targetRef (`None` when it does not decode).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub resource: Arc<Resource>,
+    pub spec: Value,
+    pub top: Option<TargetRef>,
+}
+
+impl Policy {
+    pub fn new(resource: Arc<Resource>) -> Policy {
+        let spec = resource
+            .to_value()
+            .get("spec")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let top = match spec.get("targetRef") {
+            None | Some(Value::Null) => Some(TargetRef::mesh()),
+            Some(t) => serde_json::from_value(t.clone()).ok(),
+        };
+        Policy {
+            resource,
+            spec,
+            top,
+        }
+    }
+}
+
 /// A policy that selects the proxy: which inbounds (by port) and its sort key.
 #[derive(Debug, Clone)]
-pub struct Selected {
-    pub policy: Arc<Resource>,
+pub struct Selected<'a> {
+    pub policy: &'a Policy,
     pub inbounds: Vec<u32>,
     pub key: SortKey,
 }
@@ -95,15 +123,6 @@ pub fn sort_key(policy: &Resource, top: &TargetRef) -> SortKey {
     )
 }
 
-/// The policy's top-level targetRef (absent = `Mesh`).
-pub fn top_target_ref(policy: &Resource) -> Option<TargetRef> {
-    let v = policy.to_value();
-    match v.get("spec").and_then(|s| s.get("targetRef")) {
-        None | Some(Value::Null) => Some(TargetRef::mesh()),
-        Some(t) => serde_json::from_value(t.clone()).ok(),
-    }
-}
-
 fn tags_match(selector: &Tags, tags: &Tags) -> bool {
     selector
         .iter()
@@ -111,7 +130,8 @@ fn tags_match(selector: &Tags, tags: &Tags) -> bool {
 }
 
 /// `Some` when `policy` selects `proxy`.
-pub fn select(proxy: &ProxyView, policy: &Arc<Resource>) -> Option<Selected> {
+pub fn select<'a>(proxy: &ProxyView, prepared: &'a Policy) -> Option<Selected<'a>> {
+    let policy = prepared.resource.as_ref();
     let labels = &policy.meta.labels;
     if labels.get(tags::EFFECT).is_some_and(|e| e == "shadow") {
         return None;
@@ -122,7 +142,7 @@ pub fn select(proxy: &ProxyView, policy: &Arc<Resource>) -> Option<Selected> {
     {
         return None;
     }
-    let top = top_target_ref(policy)?;
+    let top = prepared.top.clone()?;
     let all: Vec<u32> = proxy.inbounds.iter().map(|(p, _, _)| *p).collect();
     let inbounds: Vec<u32> = match top.kind {
         TargetRefKind::Mesh => {
@@ -203,7 +223,7 @@ pub fn select(proxy: &ProxyView, policy: &Arc<Resource>) -> Option<Selected> {
     }
     let key = sort_key(policy, &top);
     Some(Selected {
-        policy: policy.clone(),
+        policy: prepared,
         inbounds,
         key,
     })

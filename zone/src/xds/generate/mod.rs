@@ -37,8 +37,8 @@ pub struct MeshView {
     /// Every resource of the mesh: Dataplanes, policies, ZoneIngresses..., by type
     /// name then resource name.
     pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
-    /// Every policy of the mesh (input to [`ProxyRules::compute`]).
-    pub policies: Vec<Arc<Resource>>,
+    /// Every policy of the mesh, prepared once for matching (spec JSON, targetRef).
+    pub policies: Vec<weft_shared::rules::Policy>,
     /// Endpoints, protocols and shared EDS resources per service.
     pub services: endpoints::Services,
 }
@@ -50,7 +50,7 @@ impl MeshView {
         let mut policies = Vec::new();
         for r in resources {
             if r.resource_type().is_policy() {
-                policies.push(r.clone());
+                policies.push(weft_shared::rules::Policy::new(r.clone()));
             }
             by_type
                 .entry(r.resource_type().name())
@@ -73,7 +73,7 @@ impl MeshView {
 
     /// The policies' rules for `dataplane`.
     pub fn rules(&self, dataplane: &Resource) -> ProxyRules {
-        ProxyRules::compute(dataplane, self.policies.iter())
+        ProxyRules::compute_prepared(dataplane, &self.policies)
     }
 }
 
