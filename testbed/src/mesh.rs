@@ -123,7 +123,8 @@ pub struct GroupProcess {
 }
 
 impl GroupProcess {
-    fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Self, TestbedError> {
+    /// Spawns `cmd` in a new process group, logging to `<log_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Self, TestbedError> {
         use std::os::unix::process::CommandExt;
         let log_path = log_dir.join(format!("{name}.log"));
         let io = |source| TestbedError::Io {

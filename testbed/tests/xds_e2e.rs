@@ -171,3 +171,129 @@ async fn proxies_without_a_valid_token_are_refused() {
         );
     }
 }
+
+// A token constrained to tag kuma.io/service=web admits a web proxy and refuses an
+// api proxy, naming the tag; the token API needs the admin token and names bad fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_constrained_tokens_and_the_token_api() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    let web_only = mesh
+        .issue_token(serde_json::json!({"mesh": "default", "tags": {"kuma.io/service": "web"}}))
+        .await
+        .unwrap();
+    mesh.start_app(AppSpec::http("web", "web-1").token(TokenChoice::Given(web_only.clone())))
+        .await
+        .unwrap();
+    let mut api = mesh
+        .spawn_app(AppSpec::http("api", "api-1").token(TokenChoice::Given(web_only)))
+        .await
+        .unwrap();
+    let status = api.dp.wait_exit(Duration::from_secs(30)).await.unwrap();
+    assert!(!status.success());
+    let log = api.dp.log();
+    assert!(
+        log.contains("403") && log.contains("tag \"kuma.io/service\"") && log.contains("[api]"),
+        "{log}"
+    );
+
+    let http = reqwest::Client::new();
+    let url = format!("{}/tokens/dataplane", mesh.zone.api_url());
+    let anonymous = http
+        .post(&url)
+        .json(&serde_json::json!({"mesh": "default"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let bad = http
+        .post(&url)
+        .bearer_auth(mesh.zone.token())
+        .json(&serde_json::json!({"mesh": "default", "validFor": "forever"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["invalid_parameters"][0]["field"], "validFor", "{body}");
+    assert!(mesh.rejected_updates().await.is_empty());
+}
+
+// SIGTERM to weft-dp reaches Envoy: both exit, weft-dp with Envoy's status (0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_forwarded_to_envoy() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_app(AppSpec::http("web", "web-1")).await.unwrap();
+    let mut app = mesh.apps.pop().unwrap();
+    app.dp
+        .signal(rustix::process::Signal::TERM)
+        .expect("signal weft-dp");
+    let status = app
+        .dp
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("weft-dp exits after SIGTERM");
+    assert!(status.success(), "{status}\n{}", app.dp.log());
+    assert!(app.dp.log().contains("forwarding the signal to Envoy"));
+    // Envoy is gone with it: its admin port no longer answers.
+    eventually(
+        Duration::from_secs(5),
+        "Envoy's admin port closes",
+        || async { app.admin.get("/ready").await.is_err() },
+    )
+    .await;
+}
+
+// The xDS stream checks the token too: an Envoy started directly from a bootstrap
+// whose token was swapped for a forged one never gets configuration, and the zone
+// logs the refusal; the Envoy log carries the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_xds_stream_refuses_a_bad_token() {
+    let mesh = MeshHarness::start().await.unwrap();
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dataplane = format!(
+        "type: Dataplane\nmesh: default\nname: direct-1\nnetworking:\n  address: 127.0.0.1\n  admin:\n    port: {admin_port}\n  inbound:\n    - port: 1\n      servicePort: 2\n      tags:\n        kuma.io/service: direct\n"
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/bootstrap", mesh.zone.api_url()))
+        .bearer_auth(mesh.zone.token())
+        .json(&serde_json::json!({"dataplane": dataplane, "xdsApi": "sotw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut bootstrap: serde_json::Value = resp.json().await.unwrap();
+    let metadata = &mut bootstrap["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"]
+        [0]["value"];
+    assert!(metadata.as_str().unwrap().starts_with("Bearer "));
+    *metadata = serde_json::json!("Bearer eyJhbGciOiJFZERTQSIsImtpZCI6IjEifQ.e30.c2ln");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap.json");
+    std::fs::write(&path, bootstrap.to_string()).unwrap();
+    let envoy = std::env::var_os("WEFT_ENVOY_BIN").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/envoy"),
+        Into::into,
+    );
+    let mut cmd = std::process::Command::new(envoy);
+    cmd.arg("-c")
+        .arg(&path)
+        .args(["--use-dynamic-base-id", "-l", "warning"]);
+    let envoy = weft_testbed::mesh::GroupProcess::spawn("envoy direct-1", cmd, dir.path()).unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the zone refuses the stream",
+        || async { mesh.zone.process.log().contains("xDS: proxy refused") },
+    )
+    .await;
+    let zone_log = mesh.zone.process.log();
+    assert!(zone_log.contains("default.direct-1"), "{zone_log}");
+    eventually(Duration::from_secs(15), "Envoy logs the reason", || async {
+        // Envoy percent-encodes the gRPC status message in its log.
+        let log = envoy.log();
+        log.contains("dataplane%20token%20refused") && log.contains("signature")
+    })
+    .await;
+}
