@@ -141,16 +141,19 @@ impl RunArgs {
             ));
         }
         let (cp_url, cp_authority) = parse_cp_address(&self.cp_address)?;
+        let source = if self.dataplane.is_some() {
+            "dataplane"
+        } else {
+            "dataplane-file"
+        };
         let mut dataplane = read_dataplane(self.dataplane_file.as_deref(), self.dataplane)?;
-        let admin_port = set_admin_port(&mut dataplane, self.admin_port)?;
+        let admin_port = set_admin_port(&mut dataplane, self.admin_port, source)?;
         let resource = Resource::from_value(dataplane.clone())
             .and_then(|r| r.validate().map(|()| r))
-            .map_err(|e| {
-                ConfigError::new("dataplane-file", format!("the Dataplane is not valid: {e}"))
-            })?;
+            .map_err(|e| ConfigError::new(source, format!("the Dataplane is not valid: {e}")))?;
         if resource.resource_type().name() != "Dataplane" {
             return Err(ConfigError::new(
-                "dataplane-file",
+                source,
                 format!(
                     "expected a resource of type Dataplane, got {}",
                     resource.resource_type().name()
@@ -271,7 +274,11 @@ fn read_dataplane(file: Option<&Path>, inline: Option<String>) -> Result<Value, 
 }
 
 /// Applies `--admin-port` to `networking.admin.port`; returns the effective port.
-fn set_admin_port(dataplane: &mut Value, flag: Option<u16>) -> Result<u16, ConfigError> {
+fn set_admin_port(
+    dataplane: &mut Value,
+    flag: Option<u16>,
+    source: &str,
+) -> Result<u16, ConfigError> {
     let current = dataplane
         .pointer("/networking/admin/port")
         .and_then(Value::as_u64)
@@ -285,10 +292,7 @@ fn set_admin_port(dataplane: &mut Value, flag: Option<u16>) -> Result<u16, Confi
             .or_insert_with(|| Value::Object(Default::default()))
     });
     let Some(Value::Object(networking)) = networking else {
-        return Err(ConfigError::new(
-            "dataplane-file",
-            "networking must be a map",
-        ));
+        return Err(ConfigError::new(source, "networking must be a map"));
     };
     networking.insert("admin".into(), serde_json::json!({ "port": port }));
     Ok(port)
@@ -316,11 +320,14 @@ mod tests {
     #[test]
     fn admin_port() {
         let mut dp = serde_json::json!({"networking": {"admin": {"port": 9100}}});
-        assert_eq!(set_admin_port(&mut dp, None).unwrap(), 9100);
-        assert_eq!(set_admin_port(&mut dp, Some(9200)).unwrap(), 9200);
+        assert_eq!(set_admin_port(&mut dp, None, "dataplane").unwrap(), 9100);
+        assert_eq!(
+            set_admin_port(&mut dp, Some(9200), "dataplane").unwrap(),
+            9200
+        );
         assert_eq!(dp["networking"]["admin"]["port"], 9200);
         let mut none = serde_json::json!({"networking": {}});
-        assert_eq!(set_admin_port(&mut none, None).unwrap(), 9901);
+        assert_eq!(set_admin_port(&mut none, None, "dataplane").unwrap(), 9901);
     }
 
     // Exactly one Dataplane source; YAML and JSON both read.
