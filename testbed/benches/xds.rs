@@ -27,8 +27,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_shared::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, TypeResources};
 use weft_shared::resource::{Resource, Spec, parse_resource};
@@ -39,7 +39,7 @@ use weft_zone::xds::cache::{Cache, CacheConfig, Generator};
 use weft_zone::xds::generate::{self, GenerateError, MeshView};
 use weft_zone::xds::metrics::XdsMetrics;
 use weft_zone::xds::server::{self, AdsContext};
-use weft_zone::xds::{Admit, Insights};
+use weft_zone::xds::{Admit, XdsEndpoint};
 
 const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 const TYPES: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
@@ -73,13 +73,41 @@ fn service_of(dp: &Resource) -> Option<(String, String, u32)> {
     Some((service.clone(), net.address.clone(), inbound.port))
 }
 
-/// Kuma-shaped sidecar config (see the module doc).
-fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> {
-    let mut endpoints: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
+/// What every proxy of a mesh shares: clusters and load assignments per service.
+struct Shared {
+    clusters: Arc<TypeResources>,
+    endpoints: Arc<TypeResources>,
+}
+
+/// The shared part is computed once per mesh view (as the real generator does in
+/// `MeshView::new`). A rebuild builds its view while the previous one is alive, so
+/// consecutive views never share an address; the resource count guards the rest.
+static SHARED: Mutex<Option<(ViewKey, Arc<Shared>)>> = Mutex::new(None);
+
+type ViewKey = (usize, usize, u64);
+
+fn view_key(view: &MeshView) -> ViewKey {
+    let count = view.resources.values().map(BTreeMap::len).sum();
+    (
+        std::ptr::from_ref(view) as usize,
+        count,
+        view.mesh.meta.version,
+    )
+}
+
+fn shared(view: &MeshView) -> Arc<Shared> {
+    let key = view_key(view);
+    let mut slot = SHARED.lock().unwrap();
+    if let Some((k, s)) = slot.as_ref()
+        && *k == key
+    {
+        return s.clone();
+    }
+    let mut by_service: BTreeMap<String, Vec<(String, u32)>> = BTreeMap::new();
     if let Some(dps) = view.resources.get("Dataplane") {
         for other in dps.values() {
             if let Some((svc, ip, port)) = service_of(other) {
-                endpoints.entry(svc).or_default().push((ip, port));
+                by_service.entry(svc).or_default().push((ip, port));
             }
         }
     }
@@ -89,8 +117,8 @@ fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> 
         .map(|p| p.len() as i64)
         .unwrap_or(0);
     let mut clusters = TypeResources::new();
-    let mut cla = TypeResources::new();
-    for (svc, eps) in &endpoints {
+    let mut endpoints = TypeResources::new();
+    for (svc, eps) in &by_service {
         let c = Cluster {
             name: svc.clone(),
             connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
@@ -124,8 +152,19 @@ fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> 
             }],
             ..Default::default()
         };
-        cla.insert_hashed(svc.clone(), any(&l));
+        endpoints.insert_hashed(svc.clone(), any(&l));
     }
+    let s = Arc::new(Shared {
+        clusters: Arc::new(clusters),
+        endpoints: Arc::new(endpoints),
+    });
+    *slot = Some((key, s.clone()));
+    s
+}
+
+/// Kuma-shaped sidecar config (see the module doc).
+fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> {
+    let shared = shared(view);
     let mut listeners = TypeResources::new();
     if let Some((_, ip, port)) = service_of(dp) {
         let name = format!("inbound:{ip}:{port}");
@@ -136,11 +175,12 @@ fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> 
         };
         listeners.insert_hashed(name, any(&l));
     }
-    Ok(Snapshot::new()
-        .with_type(CLUSTER_TYPE, clusters)
-        .with_type(ENDPOINT_TYPE, cla)
-        .with_type(LISTENER_TYPE, listeners)
-        .with_type(ROUTE_TYPE, TypeResources::new()))
+    let mut s = Snapshot::new();
+    s.set_type_shared(CLUSTER_TYPE, shared.clusters.clone());
+    s.set_type_shared(ENDPOINT_TYPE, shared.endpoints.clone());
+    s.set_type(LISTENER_TYPE, listeners);
+    s.set_type(ROUTE_TYPE, TypeResources::new());
+    Ok(s)
 }
 
 fn dataplane_json(i: usize) -> String {
@@ -183,60 +223,90 @@ fn policy(i: usize) -> Resource {
     parse_resource(doc.as_bytes(), false).unwrap()
 }
 
-/// Shared progress of all clients.
-#[derive(Default)]
-struct Progress {
-    /// Initial responses ACKed (one per type per proxy).
-    initial_acks: AtomicUsize,
-    /// The current round; a client ACKing a CDS response in a new round counts once.
-    round: AtomicU64,
-    round_acks: AtomicUsize,
+/// The client side, run in a child process (so the parent's RSS is the zone's):
+/// opens `n` delta streams, ACKs every response, prints `ready` once every proxy
+/// has ACKed its initial configuration, and runs until its stdin closes.
+async fn clients(n: usize, xds: XdsEndpoint) {
+    let initial = Arc::new(AtomicUsize::new(0));
+    let connections = n.div_ceil(STREAMS_PER_CONNECTION).max(1);
+    let mut channels = Vec::new();
+    for _ in 0..connections {
+        channels.push(ads::channel(&xds).await.unwrap());
+    }
+    for i in 0..n {
+        let ch = channels[i % connections].clone();
+        let initial = initial.clone();
+        tokio::spawn(async move {
+            let name = format!("dp-{i}");
+            let json = dataplane_json(i);
+            let first = DeltaDiscoveryRequest {
+                node: Some(ads::node("default", &name, &json)),
+                type_url: CLUSTER_TYPE.into(),
+                ..Default::default()
+            };
+            let mut s = DeltaStream::open(ch, Some("bench"), first)
+                .await
+                .expect("stream opens");
+            for ty in &TYPES[1..] {
+                s.send(DeltaDiscoveryRequest {
+                    type_url: ty.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+            let mut seen = 0;
+            while let Ok(r) = s.next().await {
+                s.ack(&r).await.unwrap();
+                if seen < TYPES.len() {
+                    seen += 1;
+                    initial.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let every = Duration::from_millis(1);
+    wait_until(
+        "every proxy ACKs its initial config",
+        Duration::from_secs(300),
+        every,
+        || initial.load(Ordering::Relaxed) == n * TYPES.len(),
+    )
+    .await;
+    println!("ready");
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|r| r > 0) {}
+    })
+    .await;
 }
 
-async fn run_client(i: usize, channel: tonic::transport::Channel, progress: Arc<Progress>) {
-    let name = format!("dp-{i}");
-    let json = dataplane_json(i);
-    let first = DeltaDiscoveryRequest {
-        node: Some(ads::node("default", &name, &json)),
-        type_url: CLUSTER_TYPE.into(),
-        ..Default::default()
-    };
-    let mut s = DeltaStream::open(channel, Some("bench"), first)
-        .await
-        .expect("stream opens");
-    for ty in &TYPES[1..] {
-        s.send(DeltaDiscoveryRequest {
-            type_url: ty.to_string(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
-    let mut initial = 0;
-    let mut counted_round = 0;
-    while let Ok(r) = s.next().await {
-        s.ack(&r).await.unwrap();
-        if initial < TYPES.len() {
-            initial += 1;
-            progress.initial_acks.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let round = progress.round.load(Ordering::Acquire);
-        if r.type_url == CLUSTER_TYPE && round > counted_round {
-            counted_round = round;
-            progress.round_acks.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
-/// Polls `cond` every millisecond until it holds; panics after `limit`.
-async fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) -> Duration {
+/// Polls `cond` every `every` until it holds; panics after `limit`.
+async fn wait_until(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Duration {
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < limit, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::time::sleep(every).await;
     }
     start.elapsed()
+}
+
+/// Waits until the generation counter stops moving (connect-time rebuilds done).
+async fn settle(stats: &weft_zone::xds::cache::CacheStats) {
+    let mut last = stats.generations.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = stats.generations.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 async fn bench(n: usize, rounds: usize) {
@@ -268,7 +338,6 @@ async fn bench(n: usize, rounds: usize) {
         AdsContext {
             store: store.clone(),
             cache: cache.clone(),
-            insights: Insights::default(),
             admit,
             metrics,
             sender: SenderConfig::default(),
@@ -277,84 +346,93 @@ async fn bench(n: usize, rounds: usize) {
     )
     .await
     .unwrap();
-    let connections = n.div_ceil(STREAMS_PER_CONNECTION).max(1);
-    let mut channels = Vec::new();
-    for _ in 0..connections {
-        channels.push(ads::channel(&xds.endpoint).await.unwrap());
-    }
+    let ca_file = dir.path().join("xds-ca.pem");
+    std::fs::write(&ca_file, &xds.endpoint.ca_pem).unwrap();
 
     let rss_before = vm_rss_kb();
-    let progress = Arc::new(Progress::default());
     let start = Instant::now();
-    let mut clients = Vec::new();
-    for i in 0..n {
-        let ch = channels[i % connections].clone();
-        clients.push(tokio::spawn(run_client(i, ch, progress.clone())));
-    }
-    let connect = wait_until(
-        "every proxy ACKs its initial config",
-        Duration::from_secs(300),
-        || progress.initial_acks.load(Ordering::Relaxed) == n * TYPES.len(),
-    )
-    .await;
-    let _ = start;
-    // Let the connect-time rebuilds settle: every proxy has the final endpoint set.
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env("WEFT_XDS_BENCH_ROLE", "clients")
+        .env("WEFT_XDS_BENCH_PROXIES", n.to_string())
+        .env("WEFT_XDS_BENCH_ADDR", xds.endpoint.address.to_string())
+        .env("WEFT_XDS_BENCH_CA", &ca_file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
+        .await
+        .expect("clients ready within 300 s")
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("ready"));
+    let connect = start.elapsed();
+    let insights = cache.insights().clone();
+    assert_eq!(insights.connected(), n);
     let stats = cache.stats();
-    let mut last = stats.generations.load(Ordering::Relaxed);
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = stats.generations.load(Ordering::Relaxed);
-        if now == last {
-            break;
-        }
-        last = now;
-    }
+    settle(stats).await;
     let rss_after = vm_rss_kb();
     let rss_per_proxy_kb = rss_after.saturating_sub(rss_before) as f64 / n as f64;
 
     let mut put_to_ack = Vec::new();
     let mut gen_per_proxy = Vec::new();
     for round in 1..=rounds {
+        let before = insights.acked_totals();
         let g0 = stats.generations.load(Ordering::Relaxed);
-        let ns0 = stats.generation_nanos.load(Ordering::Relaxed);
-        progress.round_acks.store(0, Ordering::Release);
-        progress.round.store(round as u64, Ordering::Release);
+        let ns0 = stats.generation_nanos.load(Ordering::Relaxed)
+            + stats.view_nanos.load(Ordering::Relaxed);
         let t = Instant::now();
         weft_shared::store::put(store.as_ref(), policy(round), None)
             .await
             .unwrap();
+        let mut waiting: Vec<_> = before.keys().cloned().collect();
+        // Polled every 5 ms (the result is at most that late): each poll reads every
+        // proxy's insight under the lock the streams record into.
+        let every = Duration::from_millis(5);
         wait_until(
             "every proxy ACKs the policy update",
             Duration::from_secs(60),
-            || progress.round_acks.load(Ordering::Acquire) == n,
+            every,
+            || {
+                let now = insights.acked_totals();
+                waiting.retain(|k| now.get(k) <= before.get(k));
+                waiting.is_empty()
+            },
         )
         .await;
         put_to_ack.push(t.elapsed());
+        settle(stats).await;
         let g = stats.generations.load(Ordering::Relaxed) - g0;
-        let ns = stats.generation_nanos.load(Ordering::Relaxed) - ns0;
+        let ns = stats.generation_nanos.load(Ordering::Relaxed)
+            + stats.view_nanos.load(Ordering::Relaxed)
+            - ns0;
         gen_per_proxy.push(Duration::from_nanos(ns / g.max(1)));
     }
     put_to_ack.sort();
     gen_per_proxy.sort();
     let median = |v: &[Duration]| v[v.len() / 2];
-    println!("xds: {n} delta ADS clients over {connections} TLS connections, generator: {which}");
-    println!("  connect + initial ACK (4 types each): {connect:?}");
+    let connections = n.div_ceil(STREAMS_PER_CONNECTION).max(1);
     println!(
-        "  generation per proxy: median {:?} (over {rounds} mesh-wide updates)",
+        "xds: {n} delta ADS clients over {connections} TLS connections (child process), generator: {which}"
+    );
+    println!("  connect + initial ACK of 4 types by all: {connect:?}");
+    println!(
+        "  generation per proxy (incl. the mesh view): median {:?} over {rounds} mesh-wide updates",
         median(&gen_per_proxy)
     );
     println!(
-        "  RSS per connected proxy: {rss_per_proxy_kb:.1} KB (VmRSS {rss_before} → {rss_after} kB, client side included)"
+        "  zone RSS per connected proxy: {rss_per_proxy_kb:.1} KB (VmRSS {rss_before} -> {rss_after} kB)"
     );
     println!(
-        "  policy PUT → all {n} ACKed: median {:?}, max {:?} ({rounds} rounds)",
+        "  policy PUT -> all {n} ACKed: median {:?}, max {:?} ({rounds} rounds)",
         median(&put_to_ack),
         put_to_ack[put_to_ack.len() - 1]
     );
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     shutdown.cancel();
-    for c in clients {
-        c.abort();
-    }
 }
 
 fn main() {
@@ -368,5 +446,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(bench(n, rounds));
+    if std::env::var("WEFT_XDS_BENCH_ROLE").as_deref() == Ok("clients") {
+        let address = std::env::var("WEFT_XDS_BENCH_ADDR")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ca_pem = std::fs::read_to_string(std::env::var("WEFT_XDS_BENCH_CA").unwrap()).unwrap();
+        rt.block_on(clients(n, XdsEndpoint { address, ca_pem }));
+    } else {
+        rt.block_on(bench(n, rounds));
+    }
 }

@@ -17,13 +17,13 @@ use weft_testbed::ads::{
     self, CLUSTER_TYPE, DeltaStream, DiscoveryRequest, ENDPOINT_TYPE, SotwStream,
 };
 use weft_zone::admission::AdmissionError;
+use weft_zone::xds::Admit;
 use weft_zone::xds::cache::{Cache, CacheConfig, Generator};
 use weft_zone::xds::generate::{GenerateError, MeshView};
 use weft_zone::xds::insight::DataplaneInsight;
 use weft_zone::xds::metrics::XdsMetrics;
 use weft_zone::xds::node::ProxyKey;
 use weft_zone::xds::server::{self, AdsContext, XdsServer};
-use weft_zone::xds::{Admit, Insights};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -97,7 +97,6 @@ async fn zone_with(admit: Admit, grace: Duration) -> Zone {
     let context = AdsContext {
         store: store.clone(),
         cache,
-        insights: Insights::default(),
         admit,
         metrics,
         sender: SenderConfig {

@@ -7,6 +7,7 @@ pub mod admission;
 pub mod bootstrap;
 pub mod config;
 pub mod dp;
+pub mod inspect;
 pub mod kds;
 pub mod tokens;
 pub mod xds;
@@ -101,7 +102,9 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         xds.endpoint.address,
         Some(xds.endpoint.ca_pem.clone()),
     );
-    let mut authenticated = axum::Router::new().merge(xds::insight::routes(xds.insights.clone()));
+    let mut authenticated = axum::Router::new()
+        .merge(xds::insight::routes(xds.insights.clone()))
+        .merge(inspect::routes());
     if let Some(tokens) = admission.tokens() {
         authenticated = authenticated.merge(tokens::api::routes(tokens.clone()));
     }

@@ -40,6 +40,7 @@
 //! to real MeshService / MeshExternalService / MeshMultiZoneService resources and
 //! top-level `MeshHTTPRoute` / `MeshGateway`.
 
+pub mod defaults;
 pub mod merge;
 pub mod select;
 #[cfg(test)]

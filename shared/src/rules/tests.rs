@@ -210,3 +210,27 @@ fn arrays_replace_and_routes_merge_by_matches() {
     assert_eq!(m.origins["/rules/0"].name, "b");
     assert_eq!(m.origins["/rules/1"].name, "a");
 }
+
+#[test]
+fn default_policies_validate_and_respect_skip() {
+    // A new mesh gets Kuma 2.x's four default policies unless skipCreatingInitialPolicies names them.
+    let mesh = res("type: Mesh\nname: m1\n");
+    let names: Vec<String> = defaults::default_policies(&mesh)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.meta.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "mesh-timeout-all-m1",
+            "mesh-gateways-timeout-all-m1",
+            "mesh-circuit-breaker-all-m1",
+            "mesh-retry-all-m1"
+        ]
+    );
+    let skip = res("type: Mesh\nname: m2\nskipCreatingInitialPolicies: [MeshRetry]\n");
+    assert_eq!(defaults::default_policies(&skip).unwrap().len(), 3);
+    let none = res("type: Mesh\nname: m3\nskipCreatingInitialPolicies: ['*']\n");
+    assert!(defaults::default_policies(&none).unwrap().is_empty());
+}

@@ -13,6 +13,8 @@
 //! [`CacheConfig::grace`], unless the proxy reconnected meanwhile.
 
 use super::generate::{self, GenerateError, MeshView};
+use super::insight::Insights;
+use super::intern::Interner;
 use super::metrics::XdsMetrics;
 use super::node::{Proxy, ProxyKey};
 use futures::StreamExt;
@@ -67,6 +69,9 @@ pub struct CacheStats {
     pub published: AtomicU64,
 }
 
+/// Below this many proxies per core, generation stays on one thread.
+const MIN_PROXIES_PER_THREAD: usize = 32;
+
 type SnapshotTx = Arc<watch::Sender<Option<Snapshot>>>;
 
 struct ProxyEntry {
@@ -87,13 +92,18 @@ struct State {
     proxies: HashMap<ProxyKey, ProxyEntry>,
 }
 
+/// Per mesh: type maps shared between proxies' snapshots.
+type Interners = HashMap<String, Interner>;
+
 struct Inner {
     store: Arc<dyn ResourceStore>,
     generator: Generator,
     config: CacheConfig,
     metrics: XdsMetrics,
     stats: CacheStats,
+    insights: Insights,
     state: Mutex<State>,
+    interners: Mutex<Interners>,
     dirty: mpsc::UnboundedSender<String>,
 }
 
@@ -120,7 +130,9 @@ impl Cache {
                 config,
                 metrics,
                 stats: CacheStats::default(),
+                insights: Insights::default(),
                 state: Mutex::new(State::default()),
+                interners: Mutex::new(Interners::default()),
                 dirty,
             }),
         };
@@ -145,6 +157,18 @@ impl Cache {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn interners(&self) -> MutexGuard<'_, Interners> {
+        self.inner
+            .interners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The insights of this cache's proxies (forgotten with their Dataplanes).
+    pub fn insights(&self) -> &Insights {
+        &self.inner.insights
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -301,13 +325,18 @@ impl Cache {
     }
 
     async fn rebuild_loop(&self, mut dirty: mpsc::UnboundedReceiver<String>) {
+        // Under a stream of changes (proxies connecting by the hundred) rebuilds
+        // are spaced by their own duration, so they take at most half the time.
+        let mut earliest = tokio::time::Instant::now();
         while let Some(first) = dirty.recv().await {
             let mut meshes = BTreeSet::from([first]);
             // Let the rest of a burst arrive, then take it all at once.
-            tokio::time::sleep(self.inner.config.coalesce).await;
+            let wait = tokio::time::Instant::now() + self.inner.config.coalesce;
+            tokio::time::sleep_until(wait.max(earliest)).await;
             while let Ok(m) = dirty.try_recv() {
                 meshes.insert(m);
             }
+            let started = tokio::time::Instant::now();
             for mesh in meshes {
                 let cache = self.clone();
                 // Generation is CPU work: keep it off the async workers.
@@ -318,6 +347,8 @@ impl Cache {
                     );
                 }
             }
+            let now = tokio::time::Instant::now();
+            earliest = now + (now - started);
         }
     }
 
@@ -328,6 +359,7 @@ impl Cache {
             let mut state = self.lock();
             let Some(mesh_res) = state.meshes.get(mesh).cloned() else {
                 state.views.remove(mesh);
+                self.interners().remove(mesh);
                 tracing::debug!(%mesh, "xDS cache: mesh gone; its proxies keep their last configuration");
                 return;
             };
@@ -348,13 +380,38 @@ impl Cache {
                 .collect();
             (view, proxies)
         };
+        self.interners()
+            .entry(mesh.to_string())
+            .or_default()
+            .rotate();
         let stats = &self.inner.stats;
         stats.rebuilds.fetch_add(1, Ordering::Relaxed);
         add_nanos(&stats.view_nanos, started.elapsed());
-        for (key, dp, tx) in &proxies {
-            self.generate_one(&view, key, dp, tx);
-        }
+        self.generate_all(&view, &proxies);
         tracing::debug!(%mesh, proxies = proxies.len(), elapsed_ms = started.elapsed().as_millis() as u64, "xDS cache: mesh regenerated");
+    }
+
+    /// Generates `proxies` over the machine's cores (one thread per core for big
+    /// meshes; this runs on a blocking thread already).
+    fn generate_all(&self, view: &MeshView, proxies: &[(ProxyKey, Arc<Resource>, SnapshotTx)]) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores.min(proxies.len() / MIN_PROXIES_PER_THREAD).max(1);
+        if workers == 1 {
+            for (key, dp, tx) in proxies {
+                self.generate_one(view, key, dp, tx);
+            }
+            return;
+        }
+        let chunk = proxies.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            for part in proxies.chunks(chunk) {
+                scope.spawn(move || {
+                    for (key, dp, tx) in part {
+                        self.generate_one(view, key, dp, tx);
+                    }
+                });
+            }
+        });
     }
 
     fn generate_one(&self, view: &MeshView, key: &ProxyKey, dp: &Resource, tx: &SnapshotTx) {
@@ -368,8 +425,13 @@ impl Cache {
         metrics.generation_seconds.observe(took.as_secs_f64());
         match result {
             Ok(snapshot) => {
+                let snapshot = self
+                    .interners()
+                    .entry(key.mesh.clone())
+                    .or_default()
+                    .intern(&snapshot);
                 let changed = tx.send_if_modified(|cur| {
-                    if cur.as_ref() == Some(&snapshot) {
+                    if cur.as_ref().is_some_and(|c| same_snapshot(c, &snapshot)) {
                         false
                     } else {
                         *cur = Some(snapshot);
@@ -419,6 +481,7 @@ impl Cache {
             match state.proxies.get(key) {
                 Some(e) if e.streams == 0 && e.epoch == epoch => {
                     state.proxies.remove(key);
+                    self.inner.insights.remove(key);
                 }
                 _ => return,
             }
@@ -452,6 +515,22 @@ fn dataplane_of(state: &State, key: &ProxyKey) -> Option<Arc<Resource>> {
         .and_then(|m| m.get(&rkey))
         .cloned()
         .or_else(|| state.proxies.get(key).map(|e| e.presented.clone()))
+}
+
+/// Equal type URLs, each type the same shared map or the same names and versions
+/// (versions are content hashes), without comparing payloads.
+fn same_snapshot(a: &Snapshot, b: &Snapshot) -> bool {
+    a.type_urls().eq(b.type_urls())
+        && a.type_urls().all(|t| match (a.get(t), b.get(t)) {
+            (Some(x), Some(y)) => {
+                std::ptr::eq(x, y)
+                    || (x.len() == y.len()
+                        && x.iter()
+                            .zip(y.iter())
+                            .all(|((nx, ex), (ny, ey))| nx == ny && ex.version == ey.version))
+            }
+            _ => false,
+        })
 }
 
 fn add_nanos(counter: &AtomicU64, d: Duration) {

@@ -134,6 +134,14 @@ impl Insights {
         }
     }
 
+    /// Every known proxy's ACK count over all types (benchmarks watch it grow).
+    pub fn acked_totals(&self) -> BTreeMap<ProxyKey, u64> {
+        self.lock()
+            .iter()
+            .map(|(k, i)| (k.clone(), i.total_acked()))
+            .collect()
+    }
+
     /// Forgets proxies whose Dataplane is gone.
     pub fn remove(&self, key: &ProxyKey) {
         self.lock().remove(key);

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod generate;
 pub mod insight;
+mod intern;
 pub mod metrics;
 pub mod node;
 pub mod server;
@@ -55,7 +56,6 @@ pub async fn start(
     let context = server::AdsContext {
         store,
         cache,
-        insights: Insights::default(),
         admit,
         metrics,
         sender: SenderConfig::default(),

@@ -76,7 +76,6 @@ pub struct XdsServer {
 pub struct AdsContext {
     pub store: Arc<dyn ResourceStore>,
     pub cache: Cache,
-    pub insights: Insights,
     pub admit: Admit,
     pub metrics: XdsMetrics,
     pub sender: SenderConfig,
@@ -108,7 +107,7 @@ pub async fn serve(
     let identity =
         tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());
     let shutdown = context.shutdown.clone();
-    let insights = context.insights.clone();
+    let insights = context.cache.insights().clone();
     let cache = context.cache.clone();
     let service = AggregatedDiscoveryServiceServer::new(Ads {
         ctx: Arc::new(context),
@@ -210,7 +209,7 @@ impl AdsContext {
         }
         let key = proxy.key();
         let (snapshots, connection) = self.cache.connect(&proxy);
-        let insight = self.insights.stream_opened(&key, kind);
+        let insight = self.cache.insights().stream_opened(&key, kind);
         self.metrics.streams.inc();
         tracing::info!(proxy = %key, %peer, ?kind, "xDS: stream opened");
         Ok(Session {
@@ -295,7 +294,7 @@ impl AggregatedDiscoveryService for Ads {
                         _ => 0,
                     },
                 };
-                ctx.insights.record(key, s.all_stats());
+                ctx.cache.insights().record(key, s.all_stats());
             };
             let pump = run_sotw(
                 &mut sender,
@@ -344,7 +343,7 @@ impl AggregatedDiscoveryService for Ads {
                     },
                     SenderEvent::Error(_) => 0,
                 };
-                ctx.insights.record(key, s.all_stats());
+                ctx.cache.insights().record(key, s.all_stats());
             };
             let pump = driver::run_sender(
                 &mut sender,

@@ -12,6 +12,7 @@
 pub mod base;
 pub mod endpoints;
 pub mod envoy;
+pub mod json;
 pub mod model;
 pub mod plugins;
 #[cfg(test)]

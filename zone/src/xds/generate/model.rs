@@ -106,6 +106,8 @@ pub enum ClusterRole {
     Local { inbound_port: u32 },
     /// A mesh destination (whole service or a tag subset of it).
     Outbound { service: String },
+    /// Infrastructure (e.g. an access log collector): no policy applies.
+    System,
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,7 @@ impl Ctx<'_> {
         match role {
             ClusterRole::Outbound { service } => self.to(ty, service),
             ClusterRole::Local { inbound_port } => self.from(ty, *inbound_port),
+            ClusterRole::System => None,
         }
     }
 }
