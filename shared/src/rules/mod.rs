@@ -232,7 +232,7 @@ fn build_rules(items: &[Item], mode: MergeMode) -> Vec<SubsetRule> {
             }
         })
         .collect();
-    rules.sort_by(|a, b| b.subset.len().cmp(&a.subset.len()));
+    rules.sort_by_key(|r| std::cmp::Reverse(r.subset.len()));
     rules
 }
 

@@ -60,7 +60,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
                 }
             }
         }
-        routes.sort_by(|a, b| b.0.cmp(&a.0));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0));
         let mut routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
         if !routes.iter().any(is_catch_all) {
             routes.push(catch_all(&service));
