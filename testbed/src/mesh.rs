@@ -350,8 +350,15 @@ impl MeshHarness {
 
     /// Starts an app and its sidecar and waits until the proxy is ready.
     pub async fn start_app(&mut self, spec: AppSpec) -> Result<&App, TestbedError> {
+        let started = Instant::now();
         let mut app = self.spawn_app(spec).await?;
         app.wait_ready(PROXY_READY_TIMEOUT).await?;
+        eprintln!(
+            "mesh: {} ({} xDS) ready in {:?}",
+            app.spec.instance,
+            app.spec.xds_api,
+            started.elapsed()
+        );
         self.apps.push(app);
         self.apps
             .last()
