@@ -297,3 +297,47 @@ async fn the_xds_stream_refuses_a_bad_token() {
     })
     .await;
 }
+
+// `weft-zone token dataplane`, run offline against the running zone's data dir,
+// issues a token the zone accepts; the proxy gets traffic through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_issued_token_admits_a_proxy() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    let out =
+        std::process::Command::new(weft_testbed::process::bin_dir().unwrap().join("weft-zone"))
+            .args(["token", "dataplane", "--mesh", "default", "--name", "cli-1"])
+            .args([
+                "--tag",
+                "kuma.io/service=web",
+                "--valid-for",
+                "1h",
+                "--data-dir",
+            ])
+            .arg(mesh.zone.data_dir())
+            .output()
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    mesh.start_app(AppSpec::http("web", "cli-1").token(TokenChoice::Given(token)))
+        .await
+        .unwrap();
+    mesh.start_app(AppSpec::http("client", "client-1").outbound("web"))
+        .await
+        .unwrap();
+    let client = mesh.app("client-1").unwrap();
+    eventually(Duration::from_secs(10), "the web endpoint", || async {
+        client
+            .admin
+            .cluster_hosts("web")
+            .await
+            .is_ok_and(|h| h.values().any(|f| f == "healthy"))
+    })
+    .await;
+    let tally = request_loop(&client.outbound_url("web", "/"), 5, &LoopOptions::default()).await;
+    assert_eq!(tally.instance("cli-1"), 5, "{tally:?}");
+    assert!(mesh.rejected_updates().await.is_empty());
+}
