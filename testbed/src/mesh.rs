@@ -287,6 +287,8 @@ pub struct MeshHarness {
     // Apps go before the zone.
     pub apps: Vec<App>,
     pub zone: ControlPlane,
+    /// The zone name the echo apps report (`--zone`), if any.
+    zone_name: Option<String>,
     dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -306,6 +308,13 @@ impl MeshHarness {
         })
         .await
         .map_err(|e| TestbedError::Build(format!("the zone start task failed: {e}")))??;
+        Self::on_zone(zone, None)
+    }
+
+    /// Runs apps against a zone started elsewhere (e.g. a federated one from
+    /// [`ControlPlane::federated_zone`]); `zone_name` is what the echo apps report.
+    /// The caller makes sure the apps' mesh exists there.
+    pub fn on_zone(zone: ControlPlane, zone_name: Option<&str>) -> Result<Self, TestbedError> {
         let dir = tempfile::tempdir().map_err(|source| TestbedError::Io {
             what: "temp dir".into(),
             source,
@@ -313,6 +322,7 @@ impl MeshHarness {
         Ok(MeshHarness {
             apps: Vec::new(),
             zone,
+            zone_name: zone_name.map(str::to_string),
             dir,
             http: reqwest::Client::new(),
         })
@@ -416,6 +426,9 @@ impl MeshHarness {
             .args(&spec.echo_args);
         if spec.protocol == "tcp" {
             echo.arg("--tcp");
+        }
+        if let Some(zone) = &self.zone_name {
+            echo.args(["--zone", zone]);
         }
         let echo = GroupProcess::spawn(&format!("weft-echo {}", spec.instance), echo, &app_dir)?;
         let mut dp = Command::new(bins.join("weft-dp"));
