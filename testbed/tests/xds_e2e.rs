@@ -341,3 +341,57 @@ async fn cli_issued_token_admits_a_proxy() {
     assert_eq!(tally.instance("cli-1"), 5, "{tally:?}");
     assert!(mesh.rejected_updates().await.is_empty());
 }
+
+// A federated zone serves proxies alike: the mesh comes from global over KDS, the
+// proxies get their bootstrap and config from the zone, traffic flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federated_zone_serves_proxies() {
+    let (global, zone) = tokio::task::spawn_blocking(|| {
+        let global = weft_testbed::ControlPlane::global(&[]).unwrap();
+        let zone = weft_testbed::ControlPlane::federated_zone(&global, "east", &[]).unwrap();
+        (global, zone)
+    })
+    .await
+    .unwrap();
+    let mut mesh = MeshHarness::on_zone(zone, Some("east")).unwrap();
+    let api = mesh.api();
+    eventually(
+        Duration::from_secs(15),
+        "mesh default synced to the zone",
+        || {
+            let api = api.clone();
+            async move { api.get("/meshes/default").await.0 == 200 }
+        },
+    )
+    .await;
+    mesh.start_app(AppSpec::http("backend", "backend-1"))
+        .await
+        .unwrap();
+    mesh.start_app(
+        AppSpec::http("client", "client-1")
+            .outbound("backend")
+            .sotw(),
+    )
+    .await
+    .unwrap();
+    let client = mesh.app("client-1").unwrap();
+    eventually(Duration::from_secs(10), "the backend endpoint", || async {
+        client
+            .admin
+            .cluster_hosts("backend")
+            .await
+            .is_ok_and(|h| h.values().any(|f| f == "healthy"))
+    })
+    .await;
+    let tally = request_loop(
+        &client.outbound_url("backend", "/"),
+        10,
+        &LoopOptions::default(),
+    )
+    .await;
+    assert_eq!(tally.status(200), 10, "{tally:?}");
+    assert_eq!(tally.instance("backend-1"), 10, "{tally:?}");
+    assert!(mesh.rejected_updates().await.is_empty());
+    drop(mesh);
+    drop(global);
+}
