@@ -13,6 +13,7 @@ pub mod delta;
 pub mod kds;
 pub mod pki;
 pub mod resource;
+pub mod rules;
 pub mod server;
 pub mod shutdown;
 pub mod store;

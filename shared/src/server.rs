@@ -104,9 +104,20 @@ pub const DEFAULT_MESH: &str = "default";
 pub async fn ensure_default_mesh(store: &dyn ResourceStore) -> Result<(), ServerError> {
     let mesh = Resource::new(DEFAULT_MESH, None, Spec::Mesh(Default::default()));
     debug_assert_eq!(mesh.resource_type(), ResourceType::Mesh);
-    match store.create(mesh).await {
+    match store.get(&mesh.key()).await {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) => return Err(ServerError::DefaultMesh(e)),
+    }
+    // The mesh and its default policies (Kuma 2.x) in one transaction.
+    let ops = crate::rules::defaults::mesh_with_defaults(mesh)
+        .map_err(|e| ServerError::DefaultMesh(StoreError::Corrupt(e.to_string())))?;
+    match store.transact(ops).await {
         Ok(_) => {
-            tracing::info!(mesh = DEFAULT_MESH, "created the default mesh");
+            tracing::info!(
+                mesh = DEFAULT_MESH,
+                "created the default mesh and its default policies"
+            );
             Ok(())
         }
         Err(StoreError::AlreadyExists(_)) => Ok(()),
@@ -121,14 +132,15 @@ pub struct ApiServer {
 }
 
 /// Builds the API state for `mode` and serves it on `config.api_address` until
-/// `shutdown` fires; in-flight requests finish first. `extra` adds mode-specific routes.
+/// `shutdown` fires; in-flight requests finish first. `extra` adds mode-specific routes
+/// (a `Router` behind the admin token, or [`api::ExtraRoutes`] with open ones too).
 pub async fn serve_api(
     config: &CommonConfig,
     mode: Mode,
     data: &DataDir,
     ready: watch::Receiver<bool>,
     mut registry: Registry,
-    extra: axum::Router<ApiState>,
+    extra: impl Into<api::ExtraRoutes>,
     shutdown: CancellationToken,
 ) -> Result<ApiServer, ServerError> {
     let metrics = ApiMetrics::new(&mut registry);

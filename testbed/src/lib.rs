@@ -11,7 +11,9 @@
 pub mod ads;
 pub mod client;
 pub mod docs;
+pub mod echo;
 pub mod inprocess;
+pub mod mesh;
 pub mod process;
 
 pub use client::Client;

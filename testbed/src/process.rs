@@ -65,6 +65,8 @@ pub fn bin_dir() -> Result<PathBuf, TestbedError> {
             "weft-global",
             "-p",
             "weft-zone",
+            "-p",
+            "weft-testbed",
             "--bins",
         ]);
         if release {

@@ -281,6 +281,14 @@ async fn revocation_cuts_live_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarted_zone_resumes_without_full_resend() {
     let global = inprocess::global().await;
+    // Only the 20 policies below: drop the default mesh's default MeshTimeouts.
+    for name in [
+        "mesh-timeout-all-default",
+        "mesh-gateways-timeout-all-default",
+    ] {
+        let path = format!("/meshes/default/meshtimeouts/{name}");
+        assert_eq!(global.api.delete(&path).await.0, StatusCode::OK);
+    }
     for i in 0..20 {
         let body = TIMEOUT.replace("name: t1", &format!("name: t{i}"));
         let (s, _) = global

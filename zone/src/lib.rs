@@ -4,8 +4,12 @@
 //! see docs/architecture.md.
 
 pub mod admission;
+pub mod bootstrap;
 pub mod config;
+pub mod dp;
+pub mod inspect;
 pub mod kds;
+pub mod tokens;
 pub mod xds;
 
 /// HTTP/2 keepalive on the KDS connection: a dead or half-open global is noticed
@@ -16,7 +20,7 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
-use weft_shared::api::{AdminToken, Mode};
+use weft_shared::api::{AdminToken, ExtraRoutes, Mode};
 use weft_shared::server::{self, ServerError};
 use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::ResourceStore;
@@ -81,18 +85,33 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         federated,
     };
     let mut registry = Registry::default();
-    let admission = Arc::new(admission::Admission::default());
+    let admission =
+        admission::Admission::from_data_dir(&config.common.data_dir, data.token.clone())
+            .map_err(ServerError::setup("dataplane tokens"))?;
     let xds = xds::start(
         &config.xds,
         &config.common.data_dir,
         data.store.clone(),
-        xds::admit_with(admission),
+        xds::admit_with(Arc::new(admission.clone())),
         xds::default_generator(),
         &mut registry,
         shutdown.clone(),
     )
     .await?;
-    let extra = axum::Router::new().merge(xds::insight::routes(xds.insights.clone()));
+    let bootstrap_params = bootstrap::BootstrapParams::from_bound(
+        xds.endpoint.address,
+        Some(xds.endpoint.ca_pem.clone()),
+    );
+    let mut authenticated = axum::Router::new()
+        .merge(xds::insight::routes(xds.insights.clone()))
+        .merge(inspect::routes());
+    if let Some(tokens) = admission.tokens() {
+        authenticated = authenticated.merge(tokens::api::routes(tokens.clone()));
+    }
+    let extra = ExtraRoutes {
+        authenticated,
+        open: bootstrap::routes(bootstrap_params, admission),
+    };
     let api = server::serve_api(
         &config.common,
         mode,

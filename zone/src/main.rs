@@ -17,6 +17,9 @@ struct Cli {
 enum Command {
     /// Run a zone control plane.
     Run(RunArgs),
+    /// Issue dataplane tokens (offline, from the data dir).
+    #[command(subcommand)]
+    Token(weft_zone::tokens::cli::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     match cli.command {
+        Command::Token(command) => weft_zone::tokens::cli::run(command),
         Command::Run(args) => {
             let config = match args.resolve(&cli::subcommand::<Cli>("run")) {
                 Ok(c) => c,

@@ -68,21 +68,38 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
 }
 
+/// Mode-specific routes: `authenticated` ones sit behind the admin token like the
+/// resource routes; `open` ones authenticate requests themselves (the zone's
+/// `POST /bootstrap` takes a dataplane token). Both get the metrics. A plain
+/// `Router` converts into authenticated routes.
+pub struct ExtraRoutes {
+    pub authenticated: Router<ApiState>,
+    pub open: Router<ApiState>,
+}
+
+impl From<Router<ApiState>> for ExtraRoutes {
+    fn from(authenticated: Router<ApiState>) -> Self {
+        ExtraRoutes {
+            authenticated,
+            open: Router::new(),
+        }
+    }
+}
+
 /// The whole API: the resource routes plus `extra` (mode-specific routes, which
-/// get the same authentication and metrics). Unauthenticated: `/`, `/ready`, `/metrics`.
-pub fn router(state: ApiState, extra: Router<ApiState>) -> Router {
-    let resources =
-        resources::routes()
-            .merge(extra)
-            .route_layer(axum::middleware::from_fn_with_state(
-                state.token.clone(),
-                auth::require_admin,
-            ));
+/// get the same metrics and, unless open, authentication). Unauthenticated: `/`,
+/// `/ready`, `/metrics` and the open extra routes.
+pub fn router(state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
+    let extra = extra.into();
+    let resources = resources::routes().merge(extra.authenticated).route_layer(
+        axum::middleware::from_fn_with_state(state.token.clone(), auth::require_admin),
+    );
     Router::new()
         .route("/", get(index))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::serve))
         .merge(resources)
+        .merge(extra.open)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -280,7 +280,18 @@ async fn put_item(
     {
         check_ca_change(&old, new)?;
     }
-    let (stored, created) = store::put(state.store.as_ref(), res, expected).await?;
+    let (stored, created) = if key.ty == ResourceType::Mesh
+        && expected.is_none()
+        && state.store.get(&key).await?.is_none()
+    {
+        // A new mesh comes with Kuma's default policies, in the same transaction.
+        let ops =
+            crate::rules::defaults::mesh_with_defaults(res).map_err(|e| ApiError::invalid(&e))?;
+        let changes = state.store.transact(ops).await?;
+        (store::stored(changes)?, true)
+    } else {
+        store::put(state.store.as_ref(), res, expected).await?
+    };
     tracing::info!(resource = %key, version = stored.meta.version, created, "resource written");
     let status = if created {
         StatusCode::CREATED

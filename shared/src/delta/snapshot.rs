@@ -45,6 +45,12 @@ impl TypeResources {
         self.insert(name, version, payload);
     }
 
+    /// Adds or replaces `name` with an entry shared with other snapshots (e.g. one
+    /// service's endpoints offered to every proxy of a mesh).
+    pub fn insert_shared(&mut self, name: impl Into<String>, entry: Arc<Entry>) {
+        self.entries.insert(name.into(), entry);
+    }
+
     pub fn remove(&mut self, name: &str) -> Option<Arc<Entry>> {
         self.entries.remove(name)
     }

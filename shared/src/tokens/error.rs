@@ -75,6 +75,26 @@ pub enum PermissionDenied {
         required: String,
         scope: Vec<String>,
     },
+    #[error(
+        "the dataplane token was issued for mesh {token_mesh:?} but the Dataplane is in mesh \
+         {mesh:?}; generate a token with `weft-zone token dataplane --mesh {mesh}`"
+    )]
+    MeshMismatch { token_mesh: String, mesh: String },
+    #[error(
+        "the dataplane token was issued for the Dataplane named {token_name:?} but this one is \
+         named {name:?}; generate a token with `--name {name}` (or without --name)"
+    )]
+    NameMismatch { token_name: String, name: String },
+    #[error(
+        "the dataplane token allows tag {tag:?} only with the values [{}], but the Dataplane \
+         has [{}]; generate a token with `--tag {tag}=<value>` for each of its values",
+        .allowed.join(", "), .actual.join(", ")
+    )]
+    TagMismatch {
+        tag: String,
+        allowed: Vec<String>,
+        actual: Vec<String>,
+    },
 }
 
 /// A token could not be issued.

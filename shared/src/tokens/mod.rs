@@ -1,4 +1,4 @@
-//! Signed tokens: zone tokens today, dataplane tokens later.
+//! Signed tokens: zone tokens and dataplane tokens.
 //!
 //! A token is a JWT signed with Ed25519 (`alg: EdDSA`), its header's `kid` the serial of
 //! the signing key, its claims the registered `jti` (random), `iat`, `nbf`, `exp` plus
@@ -12,25 +12,30 @@
 //! - [`jwt`]: the kind-independent engine ([`jwt::sign`], [`Validator`], the
 //!   [`jwt::TokenClaims`] trait a new kind implements).
 //! - [`zone`]: zone tokens ([`issue_zone_token`], [`ZoneTokenValidator`]).
+//! - [`dataplane`]: dataplane tokens ([`issue_dataplane_token`],
+//!   [`DataplaneTokenValidator`]), checked against the Dataplane a proxy presents.
+//! - [`keydir`]: signing keys as files in a data-dir directory (global's zone-token
+//!   keys, a zone's dataplane-token keys), shared by a server and its offline CLI.
 //!
 //! Errors: [`TokenError`] separates [`Unauthenticated`] (gRPC `UNAUTHENTICATED`) from
 //! [`PermissionDenied`] (`PERMISSION_DENIED`). Tokens and private keys never appear in
 //! `Debug`, `Display` or error messages.
-//!
-//! Adding dataplane tokens: a `DataplaneClaims { mesh, name, tags, .. , registered }`
-//! implementing [`jwt::TokenClaims`] with its own [`TokenKind`], a
-//! [`persist::SecretNames`] for its secrets, an issue function calling [`jwt::sign`],
-//! and validation methods on `Validator<DataplaneClaims>`.
 
 mod clock;
+pub mod dataplane;
 mod error;
 pub mod jwt;
+pub mod keydir;
 mod keys;
 pub mod persist;
 mod revocation;
 pub mod zone;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dataplane::{
+    DATAPLANE_TOKEN, DataplaneClaims, DataplaneTokenBody, DataplaneTokenRequest,
+    DataplaneTokenValidator, issue_dataplane_token,
+};
 pub use error::{IssueError, KeyError, PermissionDenied, TokenError, Unauthenticated};
 pub use jwt::{
     CLOCK_SKEW, DEFAULT_VALID_FOR, Registered, Token, Validator, Verified, parse_valid_for,

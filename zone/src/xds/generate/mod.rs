@@ -1,12 +1,32 @@
-//! Envoy configuration for one proxy, from its Dataplane and its mesh's resources.
+//! Envoy configuration for one proxy, from its Dataplane and its mesh's resources,
+//! in Kuma's layout (docs/policies.md, /work/xds-plan.md):
 //!
-//! INTERFACE STUB (session 2 plan, see /work/xds-plan.md): owned by the
-//! generation work; the xDS server codes against exactly these signatures.
+//! 1. [`MeshView::new`] (once per change of a mesh) indexes the mesh's resources and
+//!    precomputes per service its endpoints, protocol and EDS resource — one
+//!    shared `Arc` per service for every proxy.
+//! 2. [`generate`] per proxy: [`weft_shared::rules::ProxyRules`] matches and merges
+//!    the policies, [`base`] builds the listeners and clusters, [`plugins`] apply
+//!    each policy type in Kuma's order, [`model::ProxyConfig::assemble`] packs the
+//!    result. Versions are content hashes ([`weft_shared::delta::any_version`]).
 
+pub mod base;
+pub mod endpoints;
+pub mod envoy;
+pub mod json;
+pub mod model;
+pub mod plugins;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use prost::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_shared::delta::Snapshot;
-use weft_shared::resource::Resource;
+use weft_shared::delta::{Snapshot, TypeResources};
+use weft_shared::resource::{Resource, ResourceType, Spec};
+use weft_shared::rules::ProxyRules;
 
 /// Everything of one mesh that proxy configuration reads, built once per change of
 /// the mesh's resources and shared (read-only) by every proxy of the mesh.
@@ -17,22 +37,43 @@ pub struct MeshView {
     /// Every resource of the mesh: Dataplanes, policies, ZoneIngresses..., by type
     /// name then resource name.
     pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+    /// Every policy of the mesh (input to [`ProxyRules::compute`]).
+    pub policies: Vec<Arc<Resource>>,
+    /// Endpoints, protocols and shared EDS resources per service.
+    pub services: endpoints::Services,
 }
 
 impl MeshView {
     /// Builds the view; precomputes what many proxies share (endpoints per service).
     pub fn new(mesh: Arc<Resource>, resources: Vec<Arc<Resource>>) -> MeshView {
         let mut by_type: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>> = BTreeMap::new();
+        let mut policies = Vec::new();
         for r in resources {
+            if r.resource_type().is_policy() {
+                policies.push(r.clone());
+            }
             by_type
                 .entry(r.resource_type().name())
                 .or_default()
                 .insert(r.meta.name.clone(), r);
         }
+        let services = endpoints::Services::build(
+            by_type
+                .get(ResourceType::Dataplane.name())
+                .into_iter()
+                .flat_map(|m| m.values()),
+        );
         MeshView {
             mesh,
             resources: by_type,
+            policies,
+            services,
         }
+    }
+
+    /// The policies' rules for `dataplane`.
+    pub fn rules(&self, dataplane: &Resource) -> ProxyRules {
+        ProxyRules::compute(dataplane, self.policies.iter())
     }
 }
 
@@ -43,12 +84,50 @@ pub enum GenerateError {
     NotADataplane(String),
 }
 
+/// The finished Envoy resources of a proxy (before packing into a snapshot).
+pub fn generate_config(
+    view: &MeshView,
+    dataplane: &Resource,
+) -> Result<model::Assembled, GenerateError> {
+    let Spec::Dataplane(dp) = &dataplane.spec else {
+        return Err(GenerateError::NotADataplane(dataplane.meta.name.clone()));
+    };
+    let rules = view.rules(dataplane);
+    let mut cfg = base::build(view, dp);
+    let source_service = dp
+        .networking
+        .as_ref()
+        .and_then(|n| n.inbound.iter().find_map(|i| i.service()))
+        .unwrap_or(&dataplane.meta.name);
+    let ctx = plugins::Ctx {
+        view,
+        rules: &rules,
+        proxy: &dataplane.meta.name,
+        source_service,
+    };
+    plugins::apply(&mut cfg, &ctx);
+    Ok(cfg.assemble())
+}
+
 /// The xDS resources for `dataplane` (a Dataplane of `view`'s mesh), by type URL;
 /// versions are content hashes ([`weft_shared::delta::any_version`]).
 pub fn generate(view: &MeshView, dataplane: &Resource) -> Result<Snapshot, GenerateError> {
-    let _ = view;
-    if dataplane.resource_type().name() != "Dataplane" {
-        return Err(GenerateError::NotADataplane(dataplane.meta.name.clone()));
+    let cfg = generate_config(view, dataplane)?;
+    let mut listeners = TypeResources::new();
+    for l in &cfg.listeners {
+        listeners.insert_hashed(l.name.clone(), envoy::any(l));
     }
-    Ok(Snapshot::new())
+    let mut clusters = TypeResources::new();
+    for c in &cfg.clusters {
+        clusters.insert_hashed(c.name.clone(), envoy::any(c));
+    }
+    let mut eds = TypeResources::new();
+    for (name, entry) in &cfg.endpoints {
+        eds.insert_shared(name.clone(), entry.clone());
+    }
+    let mut snap = Snapshot::new();
+    snap.set_type(Cluster::type_url(), clusters);
+    snap.set_type(ClusterLoadAssignment::type_url(), eds);
+    snap.set_type(Listener::type_url(), listeners);
+    Ok(snap)
 }

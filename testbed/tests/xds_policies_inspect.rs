@@ -1,0 +1,139 @@
+//! The zone's inspect endpoints for a proxy: `_config` (the generated xDS
+//! resources as Envoy JSON) and `_rules` (matched policies, merged conf, origins).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::StatusCode;
+use weft_testbed::inprocess;
+
+const WEB: &str = r#"
+type: Dataplane
+name: web-1
+mesh: default
+networking:
+  address: 127.0.0.1
+  inbound:
+    - port: 18080
+      servicePort: 8080
+      tags: {kuma.io/service: web, kuma.io/protocol: http}
+  outbound:
+    - port: 19001
+      tags: {kuma.io/service: backend}
+"#;
+
+const BACKEND: &str = r#"
+type: Dataplane
+name: backend-1
+mesh: default
+networking:
+  address: 127.0.0.2
+  inbound:
+    - port: 18081
+      servicePort: 8081
+      tags: {kuma.io/service: backend, kuma.io/protocol: http}
+"#;
+
+const TIMEOUT: &str = r#"
+type: MeshTimeout
+name: backend-timeout
+mesh: default
+spec:
+  targetRef: {kind: MeshService, name: web}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {http: {requestTimeout: 1s}}
+"#;
+
+// _config shows Kuma-named listeners and clusters as Envoy JSON, with policies applied.
+#[tokio::test]
+async fn config_is_envoy_json_with_policies_applied() {
+    let z = inprocess::zone(Some("zone-1")).await;
+    for (path, body) in [
+        ("/meshes/default/dataplanes/web-1", WEB),
+        ("/meshes/default/dataplanes/backend-1", BACKEND),
+        ("/meshes/default/meshtimeouts/backend-timeout", TIMEOUT),
+    ] {
+        let (s, b) = z.api.put(path, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{path}: {b}");
+    }
+    let (s, cfg) = z.api.get("/meshes/default/dataplanes/web-1/_config").await;
+    assert_eq!(s, StatusCode::OK, "{cfg}");
+    let listeners = cfg["resources"]["type.googleapis.com/envoy.config.listener.v3.Listener"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = listeners
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["inbound:127.0.0.1:18080", "outbound:127.0.0.1:19001"]
+    );
+    let out = &listeners[1]["resource"];
+    assert_eq!(out["trafficDirection"], "OUTBOUND");
+    let hcm = &out["filterChains"][0]["filters"][0]["typedConfig"];
+    assert_eq!(
+        hcm["@type"],
+        "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    );
+    let route = &hcm["routeConfig"]["virtualHosts"][0]["routes"][0]["route"];
+    assert_eq!(route["cluster"], "backend");
+    assert_eq!(route["timeout"], "1s");
+    // Default policies of the mesh apply too (Kuma 2.x): retries from mesh-retry-all-default.
+    assert_eq!(route["retryPolicy"]["numRetries"], 5);
+    let eds =
+        cfg["resources"]["type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"]
+            .as_array()
+            .unwrap();
+    assert_eq!(eds[0]["name"], "backend");
+    let ep = &eds[0]["resource"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"];
+    assert_eq!(ep["address"], "127.0.0.2");
+    assert_eq!(ep["portValue"], 18081);
+    let (s, _) = z.api.get("/meshes/default/dataplanes/nope/_config").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    z.stop().await;
+}
+
+// _rules lists matched policies per type, merged confs and each value's origin.
+#[tokio::test]
+async fn rules_show_merge_and_origins() {
+    let z = inprocess::zone(Some("zone-1")).await;
+    for (path, body) in [
+        ("/meshes/default/dataplanes/web-1", WEB),
+        ("/meshes/default/meshtimeouts/backend-timeout", TIMEOUT),
+    ] {
+        let (s, b) = z.api.put(path, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{path}: {b}");
+    }
+    let (s, body) = z.api.get("/meshes/default/dataplanes/web-1/_rules").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let timeout = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "MeshTimeout")
+        .unwrap();
+    assert_eq!(
+        timeout["matched"],
+        serde_json::json!(["mesh-timeout-all-default", "backend-timeout"])
+    );
+    let backend = timeout["to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["subset"]["kuma.io/service"] == "backend")
+        .unwrap();
+    assert_eq!(backend["conf"]["http"]["requestTimeout"], "1s");
+    assert_eq!(backend["conf"]["connectionTimeout"], "5s");
+    assert_eq!(
+        backend["origins"]["/http/requestTimeout"]["name"],
+        "backend-timeout"
+    );
+    assert_eq!(
+        backend["origins"]["/connectionTimeout"]["name"],
+        "mesh-timeout-all-default"
+    );
+    let inbound = &timeout["from"]["18080"][0];
+    assert_eq!(inbound["conf"]["connectionTimeout"], "10s");
+    z.stop().await;
+}

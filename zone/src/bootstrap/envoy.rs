@@ -1,0 +1,188 @@
+//! The Envoy bootstrap a proxy starts with, as Envoy's proto3 JSON (snake_case field
+//! names, which Envoy accepts in a `.json` bootstrap): node identity and metadata, the
+//! admin listener, and ADS (SotW or delta) over HTTP/2 + TLS to the zone's xDS port.
+
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use weft_shared::resource::{Resource, Spec};
+
+/// The static cluster that carries ADS to the zone.
+pub const ADS_CLUSTER: &str = "ads_cluster";
+/// Envoy's admin port when the Dataplane names none (Kuma's default).
+pub const DEFAULT_ADMIN_PORT: u16 = 9901;
+
+/// Which ADS flavour Envoy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdsApi {
+    /// `DELTA_GRPC`: incremental xDS.
+    #[default]
+    Delta,
+    /// `GRPC`: state of the world.
+    Sotw,
+}
+
+impl XdsApi {
+    pub fn api_type(self) -> &'static str {
+        match self {
+            XdsApi::Delta => "DELTA_GRPC",
+            XdsApi::Sotw => "GRPC",
+        }
+    }
+}
+
+/// Where Envoy finds the zone's xDS server and how it verifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdsTarget {
+    /// An IP or a DNS name.
+    pub host: String,
+    pub port: u16,
+    /// The CA that signed the xDS server certificate; `None` means plaintext (only
+    /// for wiring tests before the server serves TLS).
+    pub ca_pem: Option<String>,
+}
+
+/// Everything the bootstrap is built from.
+#[derive(Debug, Clone)]
+pub struct BootstrapInput<'a> {
+    /// A validated Dataplane resource.
+    pub dataplane: &'a Resource,
+    pub xds: &'a XdsTarget,
+    pub api: XdsApi,
+    /// The token Envoy presents on the ADS stream (`authorization: Bearer ...`).
+    pub token: Option<&'a str>,
+    /// What the proxy reported about itself (`weft-dp` / Envoy versions).
+    pub version: Option<&'a Value>,
+}
+
+/// `node.id`: `<mesh>.<name>` (Kuma's form).
+pub fn node_id(dataplane: &Resource) -> String {
+    format!(
+        "{}.{}",
+        dataplane.meta.mesh.as_deref().unwrap_or_default(),
+        dataplane.meta.name
+    )
+}
+
+/// The admin port from `networking.admin.port`, else [`DEFAULT_ADMIN_PORT`].
+pub fn admin_port(dataplane: &Resource) -> u16 {
+    let Spec::Dataplane(spec) = &dataplane.spec else {
+        return DEFAULT_ADMIN_PORT;
+    };
+    spec.networking
+        .as_ref()
+        .and_then(|n| n.admin.as_ref())
+        .and_then(|a| u16::try_from(a.port).ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(DEFAULT_ADMIN_PORT)
+}
+
+/// The bootstrap as JSON.
+pub fn bootstrap(input: &BootstrapInput<'_>) -> Value {
+    let dp = input.dataplane;
+    let cluster = match &dp.spec {
+        Spec::Dataplane(spec) => spec
+            .identifying_service()
+            .map_or_else(|| dp.meta.name.clone(), str::to_string),
+        _ => dp.meta.name.clone(),
+    };
+    let resource = serde_json::to_string(&dp.to_value()).unwrap_or_default();
+    let mut metadata = json!({
+        "dataplane.resource": resource,
+        "version.weft": env!("CARGO_PKG_VERSION"),
+    });
+    if let (Some(v), Some(m)) = (input.version, metadata.as_object_mut()) {
+        m.insert("version".into(), v.clone());
+    }
+    let mut grpc_service = json!({ "envoy_grpc": { "cluster_name": ADS_CLUSTER } });
+    if let (Some(token), Some(g)) = (input.token, grpc_service.as_object_mut()) {
+        g.insert(
+            "initial_metadata".into(),
+            json!([{ "key": "authorization", "value": format!("Bearer {token}") }]),
+        );
+    }
+    json!({
+        "node": {
+            "id": node_id(dp),
+            "cluster": cluster,
+            "metadata": metadata,
+        },
+        "admin": {
+            "address": socket_address("127.0.0.1", admin_port(dp)),
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": input.api.api_type(),
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": true,
+                "grpc_services": [grpc_service],
+            },
+            "cds_config": { "ads": {}, "resource_api_version": "V3" },
+            "lds_config": { "ads": {}, "resource_api_version": "V3" },
+        },
+        "static_resources": {
+            "clusters": [ads_cluster(input.xds)],
+        },
+    })
+}
+
+fn socket_address(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+/// HTTP/2 is required: without it Envoy silently speaks HTTP/1.1 to the xDS server
+/// and never connects (see the Envoy notes).
+fn ads_cluster(xds: &XdsTarget) -> Value {
+    let ip = xds.host.parse::<IpAddr>().ok();
+    let mut cluster = json!({
+        "name": ADS_CLUSTER,
+        "type": if ip.is_some() { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": { "interval": "15s", "timeout": "10s" },
+                    },
+                },
+            },
+        },
+        "load_assignment": {
+            "cluster_name": ADS_CLUSTER,
+            "endpoints": [{
+                "lb_endpoints": [{ "endpoint": { "address": socket_address(&xds.host, xds.port) } }],
+            }],
+        },
+    });
+    if let (Some(ca), Some(c)) = (&xds.ca_pem, cluster.as_object_mut()) {
+        let (sni, san) = match ip {
+            Some(ip) => (
+                None,
+                json!({ "san_type": "IP_ADDRESS", "matcher": { "exact": ip.to_string() } }),
+            ),
+            None => (
+                Some(xds.host.clone()),
+                json!({ "san_type": "DNS", "matcher": { "exact": xds.host } }),
+            ),
+        };
+        let mut tls = json!({
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "validation_context": {
+                    "trusted_ca": { "inline_string": ca },
+                    "match_typed_subject_alt_names": [san],
+                },
+            },
+        });
+        if let (Some(sni), Some(t)) = (sni, tls.as_object_mut()) {
+            t.insert("sni".into(), Value::String(sni));
+        }
+        c.insert(
+            "transport_socket".into(),
+            json!({ "name": "envoy.transport_sockets.tls", "typed_config": tls }),
+        );
+    }
+    cluster
+}

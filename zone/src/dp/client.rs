@@ -1,0 +1,160 @@
+//! Getting the bootstrap from the zone (`POST /bootstrap`), retrying with a bounded
+//! back-off while the zone is unreachable or not ready; a refusal (4xx) is final and
+//! carries the zone's reason.
+
+use super::config::DpConfig;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// First and largest pause between attempts.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// One attempt's limit.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest bootstrap read.
+const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the zone refused the bootstrap request ({status}): {reason}")]
+    Refused { status: StatusCode, reason: String },
+    #[error(
+        "the zone at {url} did not answer the bootstrap request within {waited:?} \
+         (--bootstrap-timeout); last error: {last}"
+    )]
+    Unreachable {
+        url: String,
+        waited: Duration,
+        last: String,
+    },
+}
+
+/// What a single attempt gave.
+enum Attempt {
+    Done(Vec<u8>),
+    Retry(String),
+    Fatal(FetchError),
+}
+
+/// The body weft-dp sends.
+pub fn request_body(cfg: &DpConfig) -> Value {
+    json!({
+        "dataplane": cfg.dataplane,
+        "proxyType": "sidecar",
+        "xdsApi": cfg.xds_api,
+        "version": { "weftDp": env!("CARGO_PKG_VERSION") },
+    })
+}
+
+/// Fetches the bootstrap (JSON bytes).
+pub async fn fetch_bootstrap(cfg: &DpConfig) -> Result<Vec<u8>, FetchError> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
+    let url = format!("{}/bootstrap", cfg.cp_url);
+    let body = request_body(cfg).to_string();
+    let started = Instant::now();
+    let deadline = started + cfg.bootstrap_timeout;
+    let mut pause = BACKOFF_START;
+    loop {
+        let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(&client, &url, cfg, &body))
+            .await
+            .unwrap_or_else(|_| Attempt::Retry(format!("no answer within {ATTEMPT_TIMEOUT:?}")));
+        let last = match outcome {
+            Attempt::Done(bytes) => return Ok(bytes),
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Retry(why) => why,
+        };
+        let now = Instant::now();
+        if now + pause > deadline {
+            return Err(FetchError::Unreachable {
+                url,
+                waited: now - started,
+                last,
+            });
+        }
+        tracing::info!(reason = %last, retry_in = ?pause, "the zone is not ready for the bootstrap yet");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn attempt(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
+    url: &str,
+    cfg: &DpConfig,
+    body: &str,
+) -> Attempt {
+    let mut req = Request::post(url).header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = &cfg.token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = match req.body(Body::from(body.to_string())) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Retry(format!("cannot build the request: {e}")),
+    };
+    let resp = match client.request(req).await {
+        Ok(r) => r,
+        Err(e) => return Attempt::Retry(format!("cannot reach {url}: {e}")),
+    };
+    let status = resp.status();
+    let bytes = match axum::body::to_bytes(Body::new(resp.into_body()), MAX_RESPONSE).await {
+        Ok(b) => b,
+        Err(e) => return Attempt::Retry(format!("cannot read the answer: {e}")),
+    };
+    if status.is_success() {
+        return Attempt::Done(bytes.to_vec());
+    }
+    let reason = reason(&bytes);
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        return Attempt::Retry(format!("{status}: {reason}"));
+    }
+    Attempt::Fatal(FetchError::Refused { status, reason })
+}
+
+/// The zone's explanation: `detail` plus every `field: reason` of an API error.
+pub fn reason(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return String::from_utf8_lossy(body).trim().to_string();
+    };
+    let mut out = v
+        .get("detail")
+        .and_then(Value::as_str)
+        .unwrap_or("no detail")
+        .to_string();
+    if let Some(params) = v.get("invalid_parameters").and_then(Value::as_array) {
+        let fields: Vec<String> = params
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p.get("field").and_then(Value::as_str).unwrap_or("?"),
+                    p.get("reason").and_then(Value::as_str).unwrap_or("?")
+                )
+            })
+            .collect();
+        if !fields.is_empty() {
+            out.push_str(&format!(" ({})", fields.join("; ")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The reason names the detail and each invalid field; non-JSON is shown as text.
+    #[test]
+    fn reason_text() {
+        let body = br#"{"detail":"Dataplane is not valid","invalid_parameters":[{"field":"dataplane.networking.address","reason":"is required"}]}"#;
+        assert_eq!(
+            reason(body),
+            "Dataplane is not valid (dataplane.networking.address: is required)"
+        );
+        assert_eq!(reason(b" oops \n"), "oops");
+    }
+}

@@ -1,0 +1,56 @@
+//! `weft-dp`: the dataplane agent. `weft-dp run` reads a Dataplane (Kuma universal
+//! format) and a dataplane token, asks the zone for Envoy's bootstrap
+//! (`POST /bootstrap`, retried while the zone is not ready), writes it to a private
+//! temp dir, runs Envoy with it, forwards SIGINT / SIGTERM and exits with Envoy's
+//! status.
+//!
+//! - [`config`]: flags and their `WEFT_*` env vars.
+//! - [`client`]: the bootstrap request.
+//! - [`envoy`]: finding and running Envoy.
+
+pub mod client;
+pub mod config;
+pub mod envoy;
+
+use std::process::ExitStatus;
+use tokio::signal::unix::{SignalKind, signal};
+
+pub use config::{DpConfig, RunArgs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DpError {
+    #[error(transparent)]
+    Fetch(#[from] client::FetchError),
+    #[error(transparent)]
+    Envoy(#[from] envoy::EnvoyError),
+    #[error("interrupted by {0} before Envoy started")]
+    Interrupted(&'static str),
+}
+
+/// Fetches the bootstrap and runs Envoy until it exits; its exit status.
+pub async fn run(cfg: DpConfig) -> Result<ExitStatus, DpError> {
+    tracing::info!(config = ?cfg, "weft-dp starting");
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(envoy::EnvoyError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(envoy::EnvoyError::Signal)?;
+    let bootstrap = tokio::select! {
+        b = client::fetch_bootstrap(&cfg) => b?,
+        _ = interrupt.recv() => return Err(DpError::Interrupted("SIGINT")),
+        _ = terminate.recv() => return Err(DpError::Interrupted("SIGTERM")),
+    };
+    drop((interrupt, terminate));
+    tracing::info!(
+        dataplane = %format!("{}.{}", cfg.mesh, cfg.name),
+        admin_port = cfg.admin_port,
+        "got the bootstrap from the zone"
+    );
+    let (_dir, path) = envoy::BootstrapDir::create(&cfg.name, &bootstrap)?;
+    let status = envoy::run(&envoy::EnvoyRun {
+        bin: cfg.envoy_bin.clone(),
+        bootstrap: path,
+        log_level: cfg.envoy_log_level.clone(),
+        drain_time: cfg.drain_time,
+    })
+    .await?;
+    tracing::info!(%status, "Envoy exited");
+    Ok(status)
+}

@@ -1,0 +1,115 @@
+//! `weft-zone token dataplane`: offline, from the data dir's key files (works while
+//! the zone runs). Usage errors exit 64; the token goes to stdout, the rest to stderr.
+
+use super::{TokensError, issue_offline};
+use crate::config::DEFAULT_DATA_DIR;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use weft_shared::cli::usage_error;
+use weft_shared::config::ConfigError;
+use weft_shared::tokens::IssueError;
+use weft_shared::tokens::dataplane::{DataplaneTokenBody, TagValues};
+
+const BIN: &str = "weft-zone";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Issue a dataplane token and print it on stdout (offline, from the data dir's keys).
+    Dataplane(DataplaneTokenArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataplaneTokenArgs {
+    /// The mesh of the Dataplanes the token admits.
+    #[arg(long, env = "WEFT_MESH", value_name = "MESH")]
+    pub mesh: String,
+    /// Admit only the Dataplane with this name (default: any name in the mesh).
+    #[arg(long, env = "WEFT_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+    /// Admit only Dataplanes whose values of tag K are all V (repeat for more values
+    /// or tags), e.g. --tag kuma.io/service=backend.
+    #[arg(
+        long = "tag",
+        env = "WEFT_TAGS",
+        value_name = "K=V",
+        value_delimiter = ','
+    )]
+    pub tags: Vec<String>,
+    /// How long the token is valid, e.g. 24h, 720h, 30d, 1y.
+    #[arg(long, env = "WEFT_VALID_FOR", value_name = "DURATION")]
+    pub valid_for: String,
+    /// The zone's data dir (where `weft-zone run` keeps its keys).
+    #[arg(long, env = "WEFT_DATA_DIR", value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// Runs a `token` subcommand and gives the exit code.
+pub fn run(command: TokenCommand) -> ExitCode {
+    match command {
+        TokenCommand::Dataplane(args) => dataplane(args),
+    }
+}
+
+/// `k=v` flags → tag constraints (repeated keys collect values).
+pub fn parse_tags(flags: &[String]) -> Result<BTreeMap<String, TagValues>, ConfigError> {
+    let mut tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for flag in flags {
+        let Some((k, v)) = flag.split_once('=') else {
+            return Err(ConfigError::new(
+                "tag",
+                format!("{flag:?} is not of the form KEY=VALUE, e.g. kuma.io/service=backend"),
+            ));
+        };
+        tags.entry(k.trim().to_string())
+            .or_default()
+            .push(v.trim().to_string());
+    }
+    Ok(tags
+        .into_iter()
+        .map(|(k, v)| (k, TagValues::Many(v)))
+        .collect())
+}
+
+fn dataplane(args: DataplaneTokenArgs) -> ExitCode {
+    let tags = match parse_tags(&args.tags) {
+        Ok(t) => t,
+        Err(e) => return usage_error(BIN, &e),
+    };
+    let body = DataplaneTokenBody {
+        mesh: args.mesh,
+        name: args.name,
+        tags,
+        valid_for: args.valid_for,
+    };
+    match issue_offline(&args.data_dir, body) {
+        Ok(issued) => {
+            println!("{}", issued.token.expose());
+            eprintln!(
+                "{BIN}: issued a dataplane token for mesh {:?}{} (jti {}, kid {})",
+                issued.claims.mesh,
+                issued
+                    .claims
+                    .name
+                    .as_ref()
+                    .map(|n| format!(", name {n:?}"))
+                    .unwrap_or_default(),
+                issued.claims.registered.jti,
+                issued.kid,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(TokensError::Issue(IssueError::Invalid { field, reason })) => {
+            let flag = match field {
+                "validFor" => "valid-for",
+                "tags" => "tag",
+                other => other,
+            };
+            usage_error(BIN, &ConfigError::new(flag, reason))
+        }
+        Err(e) => {
+            eprintln!("{BIN}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

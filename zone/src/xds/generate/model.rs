@@ -1,0 +1,220 @@
+//! The per-proxy configuration while it is being built: inbounds and outbounds
+//! as editable parts (clusters, HCM pieces, routes, tcp_proxy) that the base
+//! generator creates and the policy plugins change, then [`ProxyConfig::assemble`]
+//! packs them into Envoy Listeners and Clusters.
+
+use super::envoy::{any, socket};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weft_shared::delta::Entry;
+use weft_shared::resource::Tags;
+
+/// A service's protocol (`kuma.io/protocol`), `tcp` when absent or unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Http,
+    Http2,
+    Grpc,
+    Kafka,
+}
+
+impl Protocol {
+    pub fn parse(s: Option<&str>) -> Protocol {
+        match s {
+            Some("http") => Protocol::Http,
+            Some("http2") => Protocol::Http2,
+            Some("grpc") => Protocol::Grpc,
+            Some("kafka") => Protocol::Kafka,
+            _ => Protocol::Tcp,
+        }
+    }
+
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::Grpc)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Http => "http",
+            Protocol::Http2 => "http2",
+            Protocol::Grpc => "grpc",
+            Protocol::Kafka => "kafka",
+        }
+    }
+}
+
+/// An HTTP filter chain: HCM settings, filters before the router, one virtual
+/// host's routes.
+#[derive(Debug, Clone, Default)]
+pub struct HttpChain {
+    /// HCM without `route_specifier` and `http_filters` (filled at assembly).
+    pub hcm: HttpConnectionManager,
+    /// Filters before the router, in order.
+    pub filters: Vec<HttpFilter>,
+    pub route_config: RouteConfiguration,
+    pub vhost: VirtualHost,
+}
+
+impl HttpChain {
+    pub fn routes_mut(&mut self) -> &mut Vec<Route> {
+        &mut self.vhost.routes
+    }
+}
+
+/// Either an HTTP chain or a tcp_proxy.
+#[derive(Debug, Clone)]
+pub enum Chain {
+    Http(Box<HttpChain>),
+    Tcp(Box<TcpProxy>),
+}
+
+/// One listener (inbound or outbound) under construction.
+#[derive(Debug, Clone)]
+pub struct ListenerPart {
+    pub name: String,
+    pub address: String,
+    pub port: u32,
+    pub direction: TrafficDirection,
+    /// Inbound tags / outbound tags.
+    pub tags: Tags,
+    /// The service this listener serves (inbound) or targets (outbound).
+    pub service: String,
+    pub protocol: Protocol,
+    /// Network filters before the terminal one (e.g. TCP rate limit).
+    pub network_filters: Vec<Filter>,
+    pub chain: Chain,
+    /// Inbound: the port of the local app cluster `localhost:<port>`.
+    pub local_port: Option<u32>,
+}
+
+/// Who a cluster serves, for policies that pick clusters by destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterRole {
+    /// The local app behind an inbound (`localhost:<port>`), by inbound port.
+    Local { inbound_port: u32 },
+    /// A mesh destination (whole service or a tag subset of it).
+    Outbound { service: String },
+    /// Infrastructure (e.g. an access log collector): no policy applies.
+    System,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterPart {
+    pub role: ClusterRole,
+    pub protocol: Protocol,
+    pub cluster: Cluster,
+    /// Upstream HTTP options, packed into `typed_extension_protocol_options` at assembly.
+    pub http_options: Option<HttpProtocolOptions>,
+}
+
+impl ClusterPart {
+    pub fn assemble(&self) -> Cluster {
+        let mut c = self.cluster.clone();
+        if let Some(o) = &self.http_options {
+            c.typed_extension_protocol_options.insert(
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".into(),
+                any(o),
+            );
+        }
+        c
+    }
+}
+
+/// Everything one proxy gets, under construction.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    pub inbounds: Vec<ListenerPart>,
+    pub outbounds: Vec<ListenerPart>,
+    pub clusters: BTreeMap<String, ClusterPart>,
+    /// EDS resources by cluster name (shared per service when possible).
+    pub endpoints: BTreeMap<String, Arc<Entry>>,
+}
+
+/// The finished Envoy resources of a proxy.
+#[derive(Debug, Clone, Default)]
+pub struct Assembled {
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+    pub endpoints: BTreeMap<String, Arc<Entry>>,
+}
+
+pub fn router_filter() -> HttpFilter {
+    HttpFilter {
+        name: "envoy.filters.http.router".into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(
+            any(&Router::default()),
+        )),
+        ..HttpFilter::default()
+    }
+}
+
+fn network_filter<T: prost::Message + prost::Name>(name: &str, msg: &T) -> Filter {
+    Filter {
+        name: name.to_string(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(msg))),
+    }
+}
+
+impl ListenerPart {
+    pub fn assemble(&self) -> Listener {
+        let mut filters = self.network_filters.clone();
+        match &self.chain {
+            Chain::Http(http) => {
+                let mut hcm = http.hcm.clone();
+                let mut rc = http.route_config.clone();
+                rc.virtual_hosts = vec![http.vhost.clone()];
+                hcm.route_specifier =
+                    Some(http_connection_manager::RouteSpecifier::RouteConfig(rc));
+                hcm.http_filters = http.filters.clone();
+                hcm.http_filters.push(router_filter());
+                filters.push(network_filter(
+                    "envoy.filters.network.http_connection_manager",
+                    &hcm,
+                ));
+            }
+            Chain::Tcp(tcp) => {
+                filters.push(network_filter(
+                    "envoy.filters.network.tcp_proxy",
+                    tcp.as_ref(),
+                ));
+            }
+        }
+        Listener {
+            name: self.name.clone(),
+            address: Some(socket(&self.address, self.port)),
+            traffic_direction: self.direction as i32,
+            filter_chains: vec![FilterChain {
+                filters,
+                ..FilterChain::default()
+            }],
+            ..Listener::default()
+        }
+    }
+}
+
+impl ProxyConfig {
+    pub fn assemble(&self) -> Assembled {
+        Assembled {
+            listeners: self
+                .inbounds
+                .iter()
+                .chain(self.outbounds.iter())
+                .map(ListenerPart::assemble)
+                .collect(),
+            clusters: self.clusters.values().map(ClusterPart::assemble).collect(),
+            endpoints: self.endpoints.clone(),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! MeshAccessLog (order 600): `access_log[]` entries on the HCM (HTTP) or
+//! `tcp_proxy` (TCP) of outbound (`to[]`) and inbound (`from[]`/`rules[]`)
+//! listeners. `File` → `envoy.access_loggers.file` to `path`; `Tcp` →
+//! `envoy.access_loggers.fluentd` to a cluster `meshaccesslog:tcp:<address>`
+//! (Kuma sends plain lines through kuma-dp's socket instead; see
+//! docs/policies.md). Formats: Kuma's default plain formats, `plain`, or `json`
+//! (written as a JSON text template so the output is stable). Kuma's
+//! placeholders (`%KUMA_MESH%`, `%KUMA_SOURCE_SERVICE%`,
+//! `%KUMA_DESTINATION_SERVICE%`, `%KUMA_SOURCE_ADDRESS%`,
+//! `%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%`) are substituted per listener.
+//! OpenTelemetry backends are not generated yet.
+
+use super::Ctx;
+use crate::xds::generate::envoy::{any, secs, socket};
+use crate::xds::generate::model::{Chain, ClusterPart, ClusterRole, Protocol, ProxyConfig};
+use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, SubstitutionFormatString, data_source, substitution_format_string,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
+    FileAccessLog, file_access_log,
+};
+use envoy_types::pb::envoy::extensions::access_loggers::fluentd::v3::FluentdAccessLogConfig;
+use envoy_types::pb::google::protobuf::{Struct, Value, value};
+use weft_shared::resource::ResourceType;
+use weft_shared::resource::policy::meshaccesslog::{
+    Backend, BackendType, Conf, Format, FormatType,
+};
+
+const TY: ResourceType = ResourceType::MeshAccessLog;
+
+pub const DEFAULT_HTTP: &str = r#"[%START_TIME%] %KUMA_MESH% "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%KUMA_SOURCE_SERVICE%" "%KUMA_DESTINATION_SERVICE%" "%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%" "%UPSTREAM_HOST%""#;
+pub const DEFAULT_TCP: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
+
+struct Vars<'a> {
+    mesh: &'a str,
+    source: &'a str,
+    destination: &'a str,
+}
+
+fn substitute(s: &str, v: &Vars<'_>) -> String {
+    s.replace("%KUMA_MESH%", v.mesh)
+        .replace("%KUMA_SOURCE_SERVICE%", v.source)
+        .replace("%KUMA_DESTINATION_SERVICE%", v.destination)
+        .replace(
+            "%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%",
+            "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+        )
+        .replace("%KUMA_SOURCE_ADDRESS%", "%DOWNSTREAM_REMOTE_ADDRESS%")
+}
+
+fn line(format: &Option<Format>, protocol: Protocol, v: &Vars<'_>) -> String {
+    let default = if protocol.is_http() {
+        DEFAULT_HTTP
+    } else {
+        DEFAULT_TCP
+    };
+    let text = match format {
+        Some(f) if f.r#type == FormatType::Json => {
+            let fields: Vec<String> = f
+                .json
+                .iter()
+                .flatten()
+                .map(|kv| {
+                    let key = serde_json::to_string(&kv.key).unwrap_or_default();
+                    let val = serde_json::to_string(&kv.value).unwrap_or_default();
+                    format!("{key}:{val}")
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Some(f) => f.plain.clone().unwrap_or_else(|| default.to_string()),
+        None => default.to_string(),
+    };
+    let mut text = substitute(&text, v);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+fn collector_cluster(address: &str) -> (String, ClusterPart) {
+    let name = format!("meshaccesslog:tcp:{address}");
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "0"));
+    let port: u32 = port.parse().unwrap_or(0);
+    let ty = if host.parse::<std::net::IpAddr>().is_ok() {
+        cluster::DiscoveryType::Static
+    } else {
+        cluster::DiscoveryType::StrictDns
+    };
+    let c = Cluster {
+        name: name.clone(),
+        alt_stat_name: crate::xds::generate::envoy::sanitize(&name),
+        connect_timeout: Some(secs(5)),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(ty as i32)),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.clone(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(socket(host.trim_matches(['[', ']']), port)),
+                        ..Endpoint::default()
+                    })),
+                    ..LbEndpoint::default()
+                }],
+                ..LocalityLbEndpoints::default()
+            }],
+            ..ClusterLoadAssignment::default()
+        }),
+        ..Cluster::default()
+    };
+    (
+        name,
+        ClusterPart {
+            role: ClusterRole::System,
+            protocol: Protocol::Tcp,
+            cluster: c,
+            http_options: None,
+        },
+    )
+}
+
+fn loggers(
+    cfg: &mut ProxyConfig,
+    backends: &[Backend],
+    protocol: Protocol,
+    v: &Vars<'_>,
+) -> Vec<AccessLog> {
+    let mut out = Vec::new();
+    for b in backends {
+        match b.r#type {
+            BackendType::File => {
+                let Some(f) = &b.file else { continue };
+                let log = FileAccessLog {
+                    path: f.path.clone(),
+                    access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(
+                        SubstitutionFormatString {
+                            format: Some(substitution_format_string::Format::TextFormatSource(
+                                DataSource {
+                                    specifier: Some(data_source::Specifier::InlineString(line(
+                                        &f.format, protocol, v,
+                                    ))),
+                                    ..DataSource::default()
+                                },
+                            )),
+                            ..SubstitutionFormatString::default()
+                        },
+                    )),
+                };
+                out.push(AccessLog {
+                    name: "envoy.access_loggers.file".into(),
+                    config_type: Some(access_log::ConfigType::TypedConfig(any(&log))),
+                    ..AccessLog::default()
+                });
+            }
+            BackendType::Tcp => {
+                let Some(t) = &b.tcp else { continue };
+                let (name, part) = collector_cluster(&t.address);
+                cfg.clusters.entry(name.clone()).or_insert(part);
+                let record = Struct {
+                    fields: [(
+                        "message".to_string(),
+                        Value {
+                            kind: Some(value::Kind::StringValue(line(&t.format, protocol, v))),
+                        },
+                    )]
+                    .into_iter()
+                    .collect(),
+                };
+                let log = FluentdAccessLogConfig {
+                    cluster: name,
+                    tag: "weft".into(),
+                    stat_prefix: "meshaccesslog".into(),
+                    record: Some(record),
+                    buffer_flush_interval: Some(crate::xds::generate::envoy::duration(
+                        std::time::Duration::from_millis(100),
+                    )),
+                    ..FluentdAccessLogConfig::default()
+                };
+                out.push(AccessLog {
+                    name: "envoy.access_loggers.fluentd".into(),
+                    config_type: Some(access_log::ConfigType::TypedConfig(any(&log))),
+                    ..AccessLog::default()
+                });
+            }
+            BackendType::OpenTelemetry => {}
+        }
+    }
+    out
+}
+
+pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
+    let mesh = ctx.view.mesh.meta.name.clone();
+    for i in 0..cfg.outbounds.len() + cfg.inbounds.len() {
+        let outbound = i < cfg.outbounds.len();
+        let (service, port, protocol) = {
+            let p = if outbound {
+                &cfg.outbounds[i]
+            } else {
+                &cfg.inbounds[i - cfg.outbounds.len()]
+            };
+            (p.service.clone(), p.port, p.protocol)
+        };
+        let conf: Option<Conf> = if outbound {
+            ctx.to(TY, &service)
+        } else {
+            ctx.from(TY, port)
+        };
+        let Some(backends) = conf.and_then(|c| c.backends) else {
+            continue;
+        };
+        let vars = Vars {
+            mesh: &mesh,
+            source: if outbound {
+                ctx.source_service
+            } else {
+                "unknown"
+            },
+            destination: &service,
+        };
+        let logs = loggers(cfg, &backends, protocol, &vars);
+        let part = if outbound {
+            &mut cfg.outbounds[i]
+        } else {
+            &mut cfg.inbounds[i - cfg.outbounds.len()]
+        };
+        match &mut part.chain {
+            Chain::Http(http) => http.hcm.access_log.extend(logs),
+            Chain::Tcp(tcp) => tcp.access_log.extend(logs),
+        }
+    }
+}

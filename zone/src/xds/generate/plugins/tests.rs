@@ -1,0 +1,493 @@
+//! Per-plugin tests: each policy changes the Envoy field Kuma's does.
+
+use crate::xds::generate::generate_config;
+use crate::xds::generate::tests::*;
+use envoy_types::pb::envoy::config::cluster::v3::cluster;
+use envoy_types::pb::envoy::config::core::v3::health_check;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::RouteAction;
+use envoy_types::pb::envoy::config::route::v3::{Route, route};
+use prost::Message;
+use std::sync::Arc;
+
+fn action(r: &Route) -> &RouteAction {
+    match &r.action {
+        Some(route::Action::Route(a)) => a,
+        other => panic!("not a route action: {other:?}"),
+    }
+}
+
+fn backend_routes(a: &crate::xds::generate::model::Assembled) -> Vec<Route> {
+    route_config(listener(a, "outbound:127.0.0.1:20001")).virtual_hosts[0]
+        .routes
+        .clone()
+}
+
+const TIMEOUT: &str = r#"
+type: MeshTimeout
+mesh: default
+name: timeouts
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 2s, idleTimeout: 30s, http: {requestTimeout: 1s, streamIdleTimeout: 7s, requestHeadersTimeout: 3s, maxStreamDuration: 9s}}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 4s, http: {requestTimeout: 11s}}
+"#;
+
+#[test]
+fn meshtimeout_sets_cluster_route_hcm_and_tcp_fields() {
+    // MeshTimeout: connect_timeout, route timeout/idle, HCM request_headers_timeout, tcp idle, inbound from[].
+    let view = mesh_view(&[res(TIMEOUT)]);
+    let a = generate_config(&view, &web()).unwrap();
+    assert_eq!(cluster(&a, "backend").connect_timeout.unwrap().seconds, 2);
+    assert_eq!(
+        cluster(&a, "localhost:21000")
+            .connect_timeout
+            .unwrap()
+            .seconds,
+        4
+    );
+    let r = &backend_routes(&a)[0];
+    assert_eq!(action(r).timeout.unwrap().seconds, 1);
+    assert_eq!(action(r).idle_timeout.unwrap().seconds, 7);
+    let h = hcm(listener(&a, "outbound:127.0.0.1:20001"));
+    assert_eq!(h.request_headers_timeout.unwrap().seconds, 3);
+    assert_eq!(
+        tcp_proxy(listener(&a, "outbound:127.0.0.1:20002"))
+            .idle_timeout
+            .unwrap()
+            .seconds,
+        30
+    );
+    let inbound = route_config(listener(&a, "inbound:127.0.0.1:20000"));
+    assert_eq!(
+        action(&inbound.virtual_hosts[0].routes[0])
+            .timeout
+            .unwrap()
+            .seconds,
+        11
+    );
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshretry_http_and_tcp() {
+    // MeshRetry: route retry_policy (num, per-try, codes, methods) and tcp max_connect_attempts; numRetries 0 removes it.
+    let p = res(r#"
+type: MeshRetry
+mesh: default
+name: retry
+spec:
+  to:
+    - targetRef: {kind: Mesh}
+      default:
+        tcp: {maxConnectAttempt: 4}
+        http: {numRetries: 3, perTryTimeout: 2s, backOff: {baseInterval: 10ms, maxInterval: 100ms}, retryOn: [5xx, "503", HttpMethodGet], hostSelection: [{predicate: OmitPreviousHosts}]}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let rp = action(&backend_routes(&a)[0]).retry_policy.clone().unwrap();
+    assert_eq!(rp.num_retries.unwrap().value, 3);
+    assert_eq!(rp.retry_on, "5xx,retriable-status-codes");
+    assert_eq!(rp.retriable_status_codes, vec![503]);
+    assert_eq!(rp.retriable_request_headers.len(), 1);
+    assert_eq!(rp.retry_host_predicate.len(), 1);
+    assert_eq!(
+        tcp_proxy(listener(&a, "outbound:127.0.0.1:20002"))
+            .max_connect_attempts
+            .unwrap()
+            .value,
+        4
+    );
+    envoy_validate(&a);
+    let off = res(
+        "type: MeshRetry\nmesh: default\nname: off\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {numRetries: 0}}\n",
+    );
+    let a = generate_config(&mesh_view(&[off]), &web()).unwrap();
+    assert!(action(&backend_routes(&a)[0]).retry_policy.is_none());
+}
+
+#[test]
+fn meshcircuitbreaker_limits_and_outlier_detection() {
+    // MeshCircuitBreaker: thresholds with track_remaining; configured detectors enforce 100, others 0.
+    let p = res(r#"
+type: MeshCircuitBreaker
+mesh: default
+name: cb
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default:
+        connectionLimits: {maxConnections: 2, maxPendingRequests: 3, maxRequests: 4, maxRetries: 5}
+        outlierDetection:
+          interval: 1s
+          baseEjectionTime: 30s
+          maxEjectionPercent: 50
+          detectors: {totalFailures: {consecutive: 2}, successRate: {standardDeviationFactor: "1.9"}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let c = cluster(&a, "backend");
+    let t = &c.circuit_breakers.as_ref().unwrap().thresholds[0];
+    assert_eq!(t.max_connections.unwrap().value, 2);
+    assert!(t.track_remaining);
+    let od = c.outlier_detection.as_ref().unwrap();
+    assert_eq!(od.consecutive_5xx.unwrap().value, 2);
+    assert_eq!(od.enforcing_consecutive_5xx.unwrap().value, 100);
+    assert_eq!(od.enforcing_consecutive_gateway_failure.unwrap().value, 0);
+    assert_eq!(od.success_rate_stdev_factor.unwrap().value, 1900);
+    assert!(cluster(&a, "redis").outlier_detection.is_none());
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshhealthcheck_by_protocol() {
+    // MeshHealthCheck: HTTP checker for http destinations, TCP for tcp ones, Kuma's defaults.
+    let p = res(r#"
+type: MeshHealthCheck
+mesh: default
+name: hc
+spec:
+  to:
+    - targetRef: {kind: Mesh}
+      default: {interval: 5s, timeout: 2s, http: {path: /health, expectedStatuses: [200]}, tcp: {send: ping, receive: [pong]}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let hc = &cluster(&a, "backend").health_checks[0];
+    assert_eq!(hc.interval.unwrap().seconds, 5);
+    assert_eq!(hc.unhealthy_threshold.unwrap().value, 5);
+    match &hc.health_checker {
+        Some(health_check::HealthChecker::HttpHealthCheck(h)) => assert_eq!(h.path, "/health"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        cluster(&a, "redis").health_checks[0].health_checker,
+        Some(health_check::HealthChecker::TcpHealthCheck(_))
+    ));
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshloadbalancingstrategy_policy_and_hash() {
+    // MeshLoadBalancingStrategy: cluster lb_policy + ring hash config, route hash_policy.
+    let p = res(r#"
+type: MeshLoadBalancingStrategy
+mesh: default
+name: lb
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default:
+        loadBalancer: {type: RingHash, ringHash: {minRingSize: 64, hashPolicies: [{type: Header, header: {name: x-user}}]}}
+    - targetRef: {kind: MeshService, name: redis}
+      default:
+        loadBalancer: {type: LeastRequest, leastRequest: {choiceCount: 3}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let c = cluster(&a, "backend");
+    assert_eq!(c.lb_policy, cluster::LbPolicy::RingHash as i32);
+    assert_eq!(action(&backend_routes(&a)[0]).hash_policy.len(), 1);
+    assert_eq!(
+        cluster(&a, "redis").lb_policy,
+        cluster::LbPolicy::LeastRequest as i32
+    );
+    envoy_validate(&a);
+}
+
+const HTTP_ROUTE: &str = r#"
+type: MeshHTTPRoute
+mesh: default
+name: route
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      rules:
+        - matches: [{path: {type: PathPrefix, value: /api}, method: GET, headers: [{type: Exact, name: x-user, value: a}], queryParams: [{type: Exact, name: q, value: "1"}]}]
+          default:
+            filters:
+              - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-set, value: "1"}], add: [{name: x-add, value: "2"}], remove: [x-gone]}}
+              - {type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: x-resp, value: "3"}]}}
+              - {type: URLRewrite, urlRewrite: {hostname: example.internal, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}
+            backendRefs:
+              - {kind: MeshServiceSubset, name: backend, tags: {version: v1}, weight: 90}
+              - {kind: MeshServiceSubset, name: backend, tags: {version: v2}, weight: 10}
+        - matches: [{path: {type: Exact, value: /old}}]
+          default:
+            filters:
+              - {type: RequestRedirect, requestRedirect: {scheme: https, hostname: new.example, path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}
+        - matches: [{path: {type: RegularExpression, value: "^/re/[0-9]+$"}}]
+          default:
+            filters:
+              - {type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /fixed}}}
+              - {type: RequestMirror, requestMirror: {percentage: 25, backendRef: {kind: MeshService, name: redis}}}
+"#;
+
+#[test]
+fn meshhttproute_matches_splits_filters_and_order() {
+    // MeshHTTPRoute: prefix → two routes, exact/regex, weighted subset clusters with filtered CLAs, filters, catch-all last.
+    let view = mesh_view(&[res(HTTP_ROUTE)]);
+    let a = generate_config(&view, &web()).unwrap();
+    let routes = backend_routes(&a);
+    use envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier as P;
+    let paths: Vec<String> = routes
+        .iter()
+        .map(
+            |r| match r.r#match.as_ref().unwrap().path_specifier.as_ref().unwrap() {
+                P::Path(p) => format!("path {p}"),
+                P::Prefix(p) => format!("prefix {p}"),
+                P::SafeRegex(re) => format!("regex {}", re.regex),
+                other => format!("{other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "path /old",
+            "path /api",
+            "prefix /api/",
+            "regex ^/re/[0-9]+$",
+            "prefix /"
+        ]
+    );
+    let api = &routes[1];
+    assert_eq!(api.r#match.as_ref().unwrap().headers.len(), 2);
+    assert_eq!(api.r#match.as_ref().unwrap().query_parameters.len(), 1);
+    assert_eq!(api.request_headers_to_add.len(), 2);
+    assert_eq!(api.request_headers_to_remove, vec!["x-gone"]);
+    assert_eq!(api.response_headers_to_add.len(), 1);
+    let act = action(api);
+    assert_eq!(act.prefix_rewrite, "/v2");
+    assert_eq!(action(&routes[2]).prefix_rewrite, "/v2/");
+    use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
+    let Some(ClusterSpecifier::WeightedClusters(w)) = &act.cluster_specifier else {
+        panic!("{act:?}")
+    };
+    let weights: Vec<u32> = w.clusters.iter().map(|c| c.weight.unwrap().value).collect();
+    assert_eq!(weights, vec![90, 10]);
+    // Each subset cluster has exactly the instance with its version.
+    for c in &w.clusters {
+        let cla =
+            ClusterLoadAssignment::decode(a.endpoints[&c.name].payload.value.as_slice()).unwrap();
+        assert_eq!(
+            cla.endpoints
+                .iter()
+                .map(|l| l.lb_endpoints.len())
+                .sum::<usize>(),
+            1
+        );
+        assert!(c.name.starts_with("backend-"));
+    }
+    assert!(matches!(routes[0].action, Some(route::Action::Redirect(_))));
+    assert_eq!(action(&routes[3]).request_mirror_policies.len(), 1);
+    assert!(action(&routes[3]).regex_rewrite.is_some());
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshtcproute_weighted_and_http_as_tcp() {
+    // MeshTCPRoute: weighted tcp_proxy clusters; an HTTP service with only a TCP route is proxied as TCP.
+    let p = res(r#"
+type: MeshTCPRoute
+mesh: default
+name: tcp
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      rules:
+        - default:
+            backendRefs:
+              - {kind: MeshServiceSubset, name: backend, tags: {version: v1}, weight: 3}
+              - {kind: MeshService, name: redis, weight: 1}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let tcp = tcp_proxy(listener(&a, "outbound:127.0.0.1:20001"));
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
+    let Some(ClusterSpecifier::WeightedClusters(w)) = tcp.cluster_specifier else {
+        panic!()
+    };
+    assert_eq!(w.clusters.len(), 2);
+    envoy_validate(&a);
+}
+
+fn backend_1() -> Arc<weft_shared::resource::Resource> {
+    dataplane(
+        "backend-1",
+        "127.0.0.2",
+        20010,
+        "backend",
+        "http",
+        ", version: v1",
+        "    []",
+    )
+}
+
+#[test]
+fn meshfaultinjection_inbound_filters_before_router() {
+    // MeshFaultInjection: one fault filter per http[] entry on the selected inbound, before the router.
+    let p = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: Mesh}
+      default:
+        http:
+          - abort: {httpStatus: 503, percentage: 50}
+          - delay: {value: 1s, percentage: "12.5"}
+          - responseBandwidth: {limit: 100kbps, percentage: 100}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &backend_1()).unwrap();
+    let h = hcm(listener(&a, "inbound:127.0.0.2:20010"));
+    let names: Vec<&str> = h.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "envoy.filters.http.fault",
+            "envoy.filters.http.fault",
+            "envoy.filters.http.fault",
+            "envoy.filters.http.router"
+        ]
+    );
+    let Some(envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType::TypedConfig(any)) = &h.http_filters[0].config_type else { panic!() };
+    let fault = envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault::decode(
+        any.value.as_slice(),
+    )
+    .unwrap();
+    assert_eq!(fault.abort.unwrap().percentage.unwrap().numerator, 500_000);
+    assert!(super::meshfaultinjection::kbps("2Mbps") == Some(2000));
+    // web is not selected: no fault filter there.
+    let w = generate_config(&mesh_view(&[]), &web()).unwrap();
+    assert_eq!(
+        hcm(listener(&w, "inbound:127.0.0.1:20000"))
+            .http_filters
+            .len(),
+        1
+    );
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshratelimit_http_and_tcp() {
+    // MeshRateLimit: HTTP local_ratelimit filter + per-route token bucket; TCP network filter first.
+    let p = res(r#"
+type: MeshRateLimit
+mesh: default
+name: rl
+spec:
+  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}
+  from:
+    - targetRef: {kind: Mesh}
+      default:
+        local:
+          http: {requestRate: {num: 10, interval: 1s}, onRateLimit: {status: 429, headers: {set: [{name: x-limited, value: "yes"}]}}}
+          tcp: {connectionRate: {num: 5, interval: 10s}}
+"#);
+    let view = mesh_view(&[p]);
+    let a = generate_config(&view, &backend_1()).unwrap();
+    let l = listener(&a, "inbound:127.0.0.2:20010");
+    let h = hcm(l);
+    assert_eq!(h.http_filters[0].name, super::meshratelimit::HTTP_FILTER);
+    let Some(envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType::TypedConfig(any)) = &h.http_filters[0].config_type else { panic!() };
+    let rl = envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit::decode(any.value.as_slice()).unwrap();
+    let tb = rl.token_bucket.unwrap();
+    assert_eq!((tb.max_tokens, tb.fill_interval.unwrap().seconds), (10, 1));
+    assert_eq!(rl.status.unwrap().code, 429);
+    envoy_validate(&a);
+    let redis = dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []");
+    let r = generate_config(&view, &redis).unwrap();
+    let l = listener(&r, "inbound:127.0.0.4:20020");
+    assert_eq!(
+        l.filter_chains[0].filters[0].name,
+        "envoy.filters.network.local_ratelimit"
+    );
+    envoy_validate(&r);
+}
+
+#[test]
+fn meshaccesslog_file_and_tcp() {
+    // MeshAccessLog: file logger with Kuma placeholders substituted; TCP backend via a collector cluster.
+    let p = res(r#"
+type: MeshAccessLog
+mesh: default
+name: al
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default:
+        backends:
+          - {type: File, file: {path: /tmp/weft-al-test.log}}
+          - {type: Tcp, tcp: {address: "127.0.0.1:5170", format: {type: Json, json: [{key: dst, value: "%KUMA_DESTINATION_SERVICE%"}]}}}
+  from:
+    - targetRef: {kind: Mesh}
+      default:
+        backends:
+          - {type: File, file: {path: /tmp/weft-al-in.log, format: {type: Plain, plain: "%KUMA_MESH% %RESPONSE_CODE%"}}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let h = hcm(listener(&a, "outbound:127.0.0.1:20001"));
+    assert_eq!(h.access_log.len(), 2);
+    assert_eq!(h.access_log[0].name, "envoy.access_loggers.file");
+    assert_eq!(h.access_log[1].name, "envoy.access_loggers.fluentd");
+    assert_eq!(
+        tcp_proxy(listener(&a, "outbound:127.0.0.1:20002"))
+            .access_log
+            .len(),
+        2
+    );
+    assert!(
+        cluster(&a, "meshaccesslog:tcp:127.0.0.1:5170")
+            .load_assignment
+            .is_some()
+    );
+    let inbound = hcm(listener(&a, "inbound:127.0.0.1:20000"));
+    let Some(envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType::TypedConfig(
+        any,
+    )) = &inbound.access_log[0].config_type
+    else {
+        panic!()
+    };
+    let text = String::from_utf8_lossy(&any.value).to_string();
+    assert!(text.contains("default %RESPONSE_CODE%"), "{text}");
+    envoy_validate(&a);
+}
+
+#[test]
+fn every_policy_together_is_accepted_by_envoy() {
+    // All plugins at once on a client and a server proxy: Envoy accepts the whole config.
+    let all = [
+        res(TIMEOUT),
+        res(HTTP_ROUTE),
+        res(
+            "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {tcp: {maxConnectAttempt: 3}, http: {numRetries: 2, retryOn: [5xx]}}\n",
+        ),
+        res(
+            "type: MeshCircuitBreaker\nmesh: default\nname: cb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {connectionLimits: {maxConnections: 10}, outlierDetection: {detectors: {gatewayFailures: {consecutive: 3}}}}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {connectionLimits: {maxRequests: 20}}\n",
+        ),
+        res(
+            "type: MeshHealthCheck\nmesh: default\nname: hc\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {interval: 10s, http: {path: /}}\n",
+        ),
+        res(
+            "type: MeshLoadBalancingStrategy\nmesh: default\nname: lb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {loadBalancer: {type: Maglev, maglev: {hashPolicies: [{type: Cookie, cookie: {name: s, ttl: 1h}}]}}}\n",
+        ),
+        res(
+            "type: MeshFaultInjection\nmesh: default\nname: fi\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n",
+        ),
+        res(
+            "type: MeshRateLimit\nmesh: default\nname: rl\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 100, interval: 1s}}, tcp: {connectionRate: {num: 100, interval: 1s}}}}\n",
+        ),
+        res(
+            "type: MeshAccessLog\nmesh: default\nname: al\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: File, file: {path: /tmp/weft-al-all.log}}]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: Tcp, tcp: {address: \"localhost:5170\"}}]}\n",
+        ),
+    ];
+    let view = mesh_view(&all);
+    for dp in [web(), backend_1()] {
+        let a = generate_config(&view, &dp).unwrap();
+        envoy_validate(&a);
+    }
+}
