@@ -121,7 +121,7 @@ impl ProxyRules {
         let mut types = BTreeMap::new();
         for (ty, mut sels) in by_type {
             sels.sort_by(|a, b| a.key.cmp(&b.key));
-            types.insert(ty, build_type(ty, &proxy, &sels));
+            types.insert(ty, build_type(ty, &sels));
         }
         ProxyRules { types }
     }
@@ -244,7 +244,7 @@ fn origin(ty: ResourceType, name: &str, entry: String) -> Origin {
     }
 }
 
-fn build_type(ty: ResourceType, proxy: &select::ProxyView, sels: &[select::Selected]) -> TypeRules {
+fn build_type(ty: ResourceType, sels: &[select::Selected]) -> TypeRules {
     let mode = merge_mode(ty);
     let mut out = TypeRules {
         matched: sels.iter().map(|s| s.policy.meta.name.clone()).collect(),
@@ -313,7 +313,6 @@ fn build_type(ty: ResourceType, proxy: &select::ProxyView, sels: &[select::Selec
             singles.push((d.clone(), origin(ty, name, "default".into())));
         }
     }
-    let _ = proxy;
     out.to = build_rules(&to_items, mode);
     out.from = from_items
         .into_iter()

@@ -1,9 +1,10 @@
 //! MeshRateLimit (order 900), inbound: HTTP inbounds get the
-//! `envoy.filters.http.local_ratelimit` filter (stat_prefix `rate_limit`, no
-//! bucket: pass-through) before the router, and every inbound route a
-//! `typed_per_filter_config` LocalRateLimit with the token bucket
-//! (`max_tokens = tokens_per_fill = num`, `fill_interval = interval`), enabled and
-//! enforced 100 %, optional `status` and response headers. TCP inbounds get the
+//! `envoy.filters.http.local_ratelimit` filter (stat_prefix `rate_limit`) before
+//! the router with the token bucket (`max_tokens = tokens_per_fill = num`,
+//! `fill_interval = interval`), enabled and enforced 100 %, optional `status` and
+//! response headers. (Kuma puts the bucket in each inbound route's
+//! `typed_per_filter_config`; an inbound has one route, so the filter-level bucket
+//! limits the same traffic.) TCP inbounds get the
 //! network filter `envoy.filters.network.local_ratelimit` (stat_prefix
 //! `tcp_rate_limit`) first in the chain.
 
@@ -79,19 +80,15 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
                         }
                     }
                 }
+                // The inbound has one route; the bucket sits on the filter itself
+                // (one bucket per listener, shared by all workers). Envoy 1.40
+                // did not enforce a per-route-only bucket (typed_per_filter_config)
+                // at the configured rate in our tests.
                 http.filters.push(HttpFilter {
                     name: HTTP_FILTER.into(),
-                    config_type: Some(http_filter::ConfigType::TypedConfig(any(&HttpLocal {
-                        stat_prefix: "rate_limit".into(),
-                        ..HttpLocal::default()
-                    }))),
+                    config_type: Some(http_filter::ConfigType::TypedConfig(any(&per_route))),
                     ..HttpFilter::default()
                 });
-                let packed = any(&per_route);
-                for r in http.routes_mut() {
-                    r.typed_per_filter_config
-                        .insert(HTTP_FILTER.into(), packed.clone());
-                }
             }
             Chain::Tcp(_) => {
                 let Some(t) = &local.tcp else { continue };

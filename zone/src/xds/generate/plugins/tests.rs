@@ -392,12 +392,11 @@ spec:
     let l = listener(&a, "inbound:127.0.0.2:20010");
     let h = hcm(l);
     assert_eq!(h.http_filters[0].name, super::meshratelimit::HTTP_FILTER);
-    let rc = route_config(l);
-    assert!(
-        rc.virtual_hosts[0].routes[0]
-            .typed_per_filter_config
-            .contains_key(super::meshratelimit::HTTP_FILTER)
-    );
+    let Some(envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType::TypedConfig(any)) = &h.http_filters[0].config_type else { panic!() };
+    let rl = envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit::decode(any.value.as_slice()).unwrap();
+    let tb = rl.token_bucket.unwrap();
+    assert_eq!((tb.max_tokens, tb.fill_interval.unwrap().seconds), (10, 1));
+    assert_eq!(rl.status.unwrap().code, 429);
     envoy_validate(&a);
     let redis = dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []");
     let r = generate_config(&view, &redis).unwrap();
