@@ -395,3 +395,60 @@ async fn federated_zone_serves_proxies() {
     drop(mesh);
     drop(global);
 }
+
+// POST /bootstrap names what is wrong: bad Dataplane fields, an unknown mesh, an
+// unsupported proxy type; the admin token works in place of a dataplane token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_request_errors_name_the_field() {
+    let mesh = MeshHarness::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/bootstrap", mesh.zone.api_url());
+    let post = |body: serde_json::Value| {
+        http.post(&url)
+            .bearer_auth(mesh.zone.token())
+            .json(&body)
+            .send()
+    };
+    let dp = |mesh: &str| {
+        format!(
+            "type: Dataplane\nmesh: {mesh}\nname: x\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 1\n      tags:\n        kuma.io/service: x\n"
+        )
+    };
+    let fields =
+        |body: &serde_json::Value| -> Vec<String> { weft_testbed::client::invalid_fields(body) };
+    let ok = post(serde_json::json!({"dataplane": dp("default")}))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let bootstrap: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(bootstrap["node"]["id"], "default.x");
+    assert_eq!(
+        bootstrap["dynamic_resources"]["ads_config"]["api_type"],
+        "DELTA_GRPC"
+    );
+
+    let r = post(serde_json::json!({"dataplane": dp("nowhere")}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(fields(&r.json().await.unwrap()), ["dataplane.mesh"]);
+
+    let r = post(serde_json::json!({"dataplane": "type: Dataplane\nmesh: default\nname: x\nnetworking:\n  inbound:\n    - port: 0\n"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let f = fields(&body);
+    assert!(
+        !f.is_empty() && f.iter().all(|f| f.starts_with("dataplane.networking")),
+        "{body}"
+    );
+
+    let r = post(serde_json::json!({"dataplane": dp("default"), "proxyType": "ingress"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(fields(&body), ["proxyType"]);
+    assert!(body.to_string().contains("not supported yet"), "{body}");
+}
