@@ -123,7 +123,8 @@ pub struct GroupProcess {
 }
 
 impl GroupProcess {
-    fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Self, TestbedError> {
+    /// Spawns `cmd` in a new process group, logging to `<log_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Self, TestbedError> {
         use std::os::unix::process::CommandExt;
         let log_path = log_dir.join(format!("{name}.log"));
         let io = |source| TestbedError::Io {
@@ -286,6 +287,8 @@ pub struct MeshHarness {
     // Apps go before the zone.
     pub apps: Vec<App>,
     pub zone: ControlPlane,
+    /// The zone name the echo apps report (`--zone`), if any.
+    zone_name: Option<String>,
     dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -305,6 +308,13 @@ impl MeshHarness {
         })
         .await
         .map_err(|e| TestbedError::Build(format!("the zone start task failed: {e}")))??;
+        Self::on_zone(zone, None)
+    }
+
+    /// Runs apps against a zone started elsewhere (e.g. a federated one from
+    /// [`ControlPlane::federated_zone`]); `zone_name` is what the echo apps report.
+    /// The caller makes sure the apps' mesh exists there.
+    pub fn on_zone(zone: ControlPlane, zone_name: Option<&str>) -> Result<Self, TestbedError> {
         let dir = tempfile::tempdir().map_err(|source| TestbedError::Io {
             what: "temp dir".into(),
             source,
@@ -312,6 +322,7 @@ impl MeshHarness {
         Ok(MeshHarness {
             apps: Vec::new(),
             zone,
+            zone_name: zone_name.map(str::to_string),
             dir,
             http: reqwest::Client::new(),
         })
@@ -349,8 +360,15 @@ impl MeshHarness {
 
     /// Starts an app and its sidecar and waits until the proxy is ready.
     pub async fn start_app(&mut self, spec: AppSpec) -> Result<&App, TestbedError> {
+        let started = Instant::now();
         let mut app = self.spawn_app(spec).await?;
         app.wait_ready(PROXY_READY_TIMEOUT).await?;
+        eprintln!(
+            "mesh: {} ({} xDS) ready in {:?}",
+            app.spec.instance,
+            app.spec.xds_api,
+            started.elapsed()
+        );
         self.apps.push(app);
         self.apps
             .last()
@@ -408,6 +426,9 @@ impl MeshHarness {
             .args(&spec.echo_args);
         if spec.protocol == "tcp" {
             echo.arg("--tcp");
+        }
+        if let Some(zone) = &self.zone_name {
+            echo.args(["--zone", zone]);
         }
         let echo = GroupProcess::spawn(&format!("weft-echo {}", spec.instance), echo, &app_dir)?;
         let mut dp = Command::new(bins.join("weft-dp"));

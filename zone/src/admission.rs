@@ -22,8 +22,13 @@ pub enum AdmissionError {
          `weft-zone token dataplane --mesh MESH` or POST /tokens/dataplane)"
     )]
     MissingToken,
+    /// The token proves nothing (forged, expired, malformed...): `UNAUTHENTICATED`.
     #[error("dataplane token refused: {0}")]
     Refused(String),
+    /// A genuine token that does not admit this Dataplane (another mesh, name or
+    /// tags): `PERMISSION_DENIED`.
+    #[error("dataplane token refused: {0}")]
+    Denied(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,9 +109,8 @@ impl Admission {
         }
         match tokens.validate_for_dataplane(token, dataplane) {
             Ok(_) => Ok(()),
-            Err(e @ (TokenError::Unauthenticated(_) | TokenError::PermissionDenied(_))) => {
-                Err(AdmissionError::Refused(e.to_string()))
-            }
+            Err(e @ TokenError::Unauthenticated(_)) => Err(AdmissionError::Refused(e.to_string())),
+            Err(e @ TokenError::PermissionDenied(_)) => Err(AdmissionError::Denied(e.to_string())),
         }
     }
 }
@@ -163,6 +167,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("\"web-1\"") && e.contains("\"web-2\""), "{e}");
+        assert!(matches!(
+            a.admit(Some(&token), &dataplane("default", "web-2")),
+            Err(AdmissionError::Denied(_))
+        ));
         let other_dir = tempfile::tempdir().unwrap();
         let other = admission(other_dir.path());
         let foreign = issue(&other, serde_json::json!({"mesh": "default"}));

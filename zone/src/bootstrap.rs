@@ -4,7 +4,8 @@
 //! "proxyType": "sidecar", "xdsApi": "delta"|"sotw", "version": {...}}`, with
 //! `Authorization: Bearer <dataplane token>` (the admin token also works). The
 //! Dataplane is validated (400 naming the fields), its mesh must exist, the token must
-//! admit it ([`Admission`]: 401 without a token, 403 with a refused one, the reason in
+//! admit it ([`Admission`]: 401 without a token or with a bad one, 403 with a genuine
+//! token that does not admit this Dataplane; the reason in
 //! `detail` and in the zone's log); the answer is the Envoy bootstrap as JSON
 //! ([`envoy::bootstrap`]).
 
@@ -140,7 +141,8 @@ async fn bootstrap(
         );
         let status = match e {
             AdmissionError::MissingToken => StatusCode::UNAUTHORIZED,
-            AdmissionError::Refused(_) => StatusCode::FORBIDDEN,
+            AdmissionError::Refused(_) => StatusCode::UNAUTHORIZED,
+            AdmissionError::Denied(_) => StatusCode::FORBIDDEN,
         };
         return Err(ApiError::new(status, e.to_string()));
     }

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let Command::Run(args) = cli.command;
-    let config = match args.resolve() {
+    let config = match args.resolve(&cli::subcommand::<Cli>("run")) {
         Ok(c) => c,
         Err(e) => return cli::usage_error("weft-dp", &e),
     };

@@ -145,7 +145,104 @@ pub fn reason(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::bootstrap::XdsApi;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use weft_shared::config::LogFormat;
+
+    fn config(authority: &str, timeout: Duration) -> DpConfig {
+        DpConfig {
+            cp_authority: authority.into(),
+            cp_url: format!("http://{authority}"),
+            dataplane: json!({"type": "Dataplane", "mesh": "default", "name": "a"}),
+            mesh: "default".into(),
+            name: "a".into(),
+            token: Some("t0k".into()),
+            envoy_bin: "envoy".into(),
+            xds_api: XdsApi::Sotw,
+            admin_port: 9901,
+            envoy_log_level: "info".into(),
+            bootstrap_timeout: timeout,
+            drain_time: Duration::from_secs(1),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// A zone stand-in answering `answers[i]` to request i (the last one afterwards).
+    async fn fake_zone(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = hits.clone();
+        let app = axum::Router::new().route(
+            "/bootstrap",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let seen = seen.clone();
+                let answers = answers.clone();
+                async move {
+                    let i = seen.fetch_add(1, Ordering::SeqCst);
+                    let (code, text) = answers[i.min(answers.len() - 1)];
+                    assert_eq!(headers[header::AUTHORIZATION], "Bearer t0k");
+                    let req: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(req["xdsApi"], "sotw");
+                    assert_eq!(req["dataplane"]["name"], "a");
+                    (StatusCode::from_u16(code).unwrap(), text)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, hits)
+    }
+
+    // 503s are retried with back-off until the zone answers; the body is the bootstrap.
+    #[tokio::test]
+    async fn retries_until_ready() {
+        let (addr, hits) = fake_zone(vec![(503, "{}"), (503, "{}"), (200, r#"{"node":{}}"#)]).await;
+        let got = fetch_bootstrap(&config(&addr, Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert_eq!(got, br#"{"node":{}}"#);
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    // A 4xx is final at once and carries the zone's reason.
+    #[tokio::test]
+    async fn refusal_is_final() {
+        let (addr, hits) = fake_zone(vec![(
+            403,
+            r#"{"detail":"dataplane token refused: wrong mesh"}"#,
+        )])
+        .await;
+        let err = fetch_bootstrap(&config(&addr, Duration::from_secs(10)))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("403"), "{err}");
+        assert!(err.to_string().contains("wrong mesh"), "{err}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    // Nobody listening: it gives up after --bootstrap-timeout, saying why.
+    #[tokio::test]
+    async fn unreachable_gives_up_in_time() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let started = std::time::Instant::now();
+        let err = fetch_bootstrap(&config(
+            &format!("127.0.0.1:{port}"),
+            Duration::from_millis(500),
+        ))
+        .await
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains("--bootstrap-timeout"), "{err}");
+        assert!(err.to_string().contains("cannot reach"), "{err}");
+    }
 
     // The reason names the detail and each invalid field; non-JSON is shown as text.
     #[test]

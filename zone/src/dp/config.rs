@@ -4,13 +4,14 @@ use crate::bootstrap::XdsApi;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weft_shared::config::{ConfigError, LogFormat};
+use weft_shared::config::{ConfigError, FileConfig, LogFormat};
 use weft_shared::resource::duration::parse_duration;
 use weft_shared::resource::{Resource, parse_document};
 
 pub const DEFAULT_CP_ADDRESS: &str = "http://127.0.0.1:5691";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProxyType {
     #[default]
     Sidecar,
@@ -18,7 +19,8 @@ pub enum ProxyType {
     Egress,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum XdsApiArg {
     /// Incremental xDS (`DELTA_GRPC`).
     #[default]
@@ -27,12 +29,16 @@ pub enum XdsApiArg {
     Sotw,
 }
 
-/// Flags of `weft-dp run`.
+/// Flags of `weft-dp run`. Precedence: flag, env var, the `--config` YAML file
+/// (keys are the flag names), default.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
-    /// The zone control plane's API.
-    #[arg(long, env = "WEFT_CP_ADDRESS", value_name = "URL", default_value = DEFAULT_CP_ADDRESS)]
-    pub cp_address: String,
+    /// YAML file with settings keyed by flag name (flags and env vars win over it).
+    #[arg(long, env = "WEFT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The zone control plane's API [default: http://127.0.0.1:5691].
+    #[arg(long, env = "WEFT_CP_ADDRESS", value_name = "URL")]
+    pub cp_address: Option<String>,
     /// The Dataplane resource (Kuma universal format, YAML or JSON).
     #[arg(long, env = "WEFT_DATAPLANE_FILE", value_name = "FILE")]
     pub dataplane_file: Option<PathBuf>,
@@ -42,52 +48,33 @@ pub struct RunArgs {
     /// File holding the dataplane token (`weft-zone token dataplane`).
     #[arg(long, env = "WEFT_DATAPLANE_TOKEN_FILE", value_name = "FILE")]
     pub dataplane_token_file: Option<PathBuf>,
-    /// What this proxy is; only sidecar is supported so far.
-    #[arg(long, env = "WEFT_PROXY_TYPE", value_enum, default_value_t = ProxyType::Sidecar)]
-    pub proxy_type: ProxyType,
+    /// What this proxy is; only sidecar is supported so far [default: sidecar].
+    #[arg(long, env = "WEFT_PROXY_TYPE", value_enum)]
+    pub proxy_type: Option<ProxyType>,
     /// The Envoy binary; default: the project's .venv/bin/envoy, then `envoy` on PATH.
     #[arg(long, env = "WEFT_ENVOY_BIN", value_name = "FILE")]
     pub envoy_bin: Option<PathBuf>,
-    /// The ADS flavour Envoy uses.
-    #[arg(long, env = "WEFT_XDS_API", value_enum, default_value_t = XdsApiArg::Delta)]
-    pub xds_api: XdsApiArg,
+    /// The ADS flavour Envoy uses [default: delta].
+    #[arg(long, env = "WEFT_XDS_API", value_enum)]
+    pub xds_api: Option<XdsApiArg>,
     /// Envoy's admin port on 127.0.0.1 (sets networking.admin.port; default 9901).
     #[arg(long, env = "WEFT_ADMIN_PORT", value_name = "PORT")]
     pub admin_port: Option<u16>,
-    /// Envoy's log level (trace, debug, info, warning, error, critical, off).
-    #[arg(
-        long,
-        env = "WEFT_ENVOY_LOG_LEVEL",
-        value_name = "LEVEL",
-        default_value = "info"
-    )]
-    pub envoy_log_level: String,
-    /// How long to keep asking a zone that is not reachable or not ready yet.
-    #[arg(
-        long,
-        env = "WEFT_BOOTSTRAP_TIMEOUT",
-        value_name = "DURATION",
-        default_value = "60s"
-    )]
-    pub bootstrap_timeout: String,
-    /// Envoy's drain time on shutdown, in whole seconds.
-    #[arg(
-        long,
-        env = "WEFT_DRAIN_TIME",
-        value_name = "DURATION",
-        default_value = "1s"
-    )]
-    pub drain_time: String,
-    /// weft-dp's own log filter.
-    #[arg(
-        long,
-        env = "WEFT_LOG_LEVEL",
-        value_name = "FILTER",
-        default_value = "info"
-    )]
-    pub log_level: String,
-    #[arg(long, env = "WEFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Envoy's log level: trace, debug, info, warning, error, critical, off [default: info].
+    #[arg(long, env = "WEFT_ENVOY_LOG_LEVEL", value_name = "LEVEL")]
+    pub envoy_log_level: Option<String>,
+    /// How long to keep asking a zone that is not reachable or not ready yet [default: 60s].
+    #[arg(long, env = "WEFT_BOOTSTRAP_TIMEOUT", value_name = "DURATION")]
+    pub bootstrap_timeout: Option<String>,
+    /// Envoy's drain time on shutdown, whole seconds [default: 1s].
+    #[arg(long, env = "WEFT_DRAIN_TIME", value_name = "DURATION")]
+    pub drain_time: Option<String>,
+    /// weft-dp's own log filter [default: info].
+    #[arg(long, env = "WEFT_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// weft-dp's own log format [default: text].
+    #[arg(long, env = "WEFT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Checked settings of `weft-dp run`.
@@ -128,29 +115,49 @@ impl std::fmt::Debug for DpConfig {
 }
 
 impl RunArgs {
-    /// Reads the Dataplane and the token, finds Envoy, checks every setting.
-    pub fn resolve(self) -> Result<DpConfig, ConfigError> {
-        if self.proxy_type != ProxyType::Sidecar {
+    /// Applies the config file and defaults, reads the Dataplane and the token, finds
+    /// Envoy, checks every setting. `cmd` is the `run` command (for the file's keys).
+    pub fn resolve(mut self, cmd: &clap::Command) -> Result<DpConfig, ConfigError> {
+        let file = match &self.config {
+            Some(p) => FileConfig::load(p, cmd)?,
+            None => FileConfig::default(),
+        };
+        file.fill(&mut self.cp_address, "cp-address")?;
+        file.fill(&mut self.dataplane_file, "dataplane-file")?;
+        file.fill(&mut self.dataplane, "dataplane")?;
+        file.fill(&mut self.dataplane_token_file, "dataplane-token-file")?;
+        file.fill(&mut self.proxy_type, "proxy-type")?;
+        file.fill(&mut self.envoy_bin, "envoy-bin")?;
+        file.fill(&mut self.xds_api, "xds-api")?;
+        file.fill(&mut self.admin_port, "admin-port")?;
+        file.fill(&mut self.envoy_log_level, "envoy-log-level")?;
+        file.fill(&mut self.bootstrap_timeout, "bootstrap-timeout")?;
+        file.fill(&mut self.drain_time, "drain-time")?;
+        file.fill(&mut self.log_level, "log-level")?;
+        file.fill(&mut self.log_format, "log-format")?;
+        let proxy_type = self.proxy_type.unwrap_or_default();
+        if proxy_type != ProxyType::Sidecar {
             return Err(ConfigError::new(
                 "proxy-type",
-                format!(
-                    "{:?} proxies are not supported yet; only sidecar is",
-                    self.proxy_type
-                )
-                .to_lowercase(),
+                format!("{proxy_type:?} proxies are not supported yet; only sidecar is")
+                    .to_lowercase(),
             ));
         }
-        let (cp_url, cp_authority) = parse_cp_address(&self.cp_address)?;
+        let cp_address = self.cp_address.as_deref().unwrap_or(DEFAULT_CP_ADDRESS);
+        let (cp_url, cp_authority) = parse_cp_address(cp_address)?;
+        let source = if self.dataplane.is_some() {
+            "dataplane"
+        } else {
+            "dataplane-file"
+        };
         let mut dataplane = read_dataplane(self.dataplane_file.as_deref(), self.dataplane)?;
-        let admin_port = set_admin_port(&mut dataplane, self.admin_port)?;
+        let admin_port = set_admin_port(&mut dataplane, self.admin_port, source)?;
         let resource = Resource::from_value(dataplane.clone())
             .and_then(|r| r.validate().map(|()| r))
-            .map_err(|e| {
-                ConfigError::new("dataplane-file", format!("the Dataplane is not valid: {e}"))
-            })?;
+            .map_err(|e| ConfigError::new(source, format!("the Dataplane is not valid: {e}")))?;
         if resource.resource_type().name() != "Dataplane" {
             return Err(ConfigError::new(
-                "dataplane-file",
+                source,
                 format!(
                     "expected a resource of type Dataplane, got {}",
                     resource.resource_type().name()
@@ -189,16 +196,19 @@ impl RunArgs {
             dataplane,
             token,
             envoy_bin,
-            xds_api: match self.xds_api {
+            xds_api: match self.xds_api.unwrap_or_default() {
                 XdsApiArg::Delta => XdsApi::Delta,
                 XdsApiArg::Sotw => XdsApi::Sotw,
             },
             admin_port,
-            envoy_log_level: self.envoy_log_level,
-            bootstrap_timeout: duration("bootstrap-timeout", &self.bootstrap_timeout)?,
-            drain_time: duration("drain-time", &self.drain_time)?,
-            log_level: self.log_level,
-            log_format: self.log_format,
+            envoy_log_level: self.envoy_log_level.unwrap_or_else(|| "info".into()),
+            bootstrap_timeout: duration(
+                "bootstrap-timeout",
+                self.bootstrap_timeout.as_deref().unwrap_or("60s"),
+            )?,
+            drain_time: duration("drain-time", self.drain_time.as_deref().unwrap_or("1s"))?,
+            log_level: self.log_level.unwrap_or_else(|| "info".into()),
+            log_format: self.log_format.unwrap_or_default(),
         })
     }
 }
@@ -271,7 +281,11 @@ fn read_dataplane(file: Option<&Path>, inline: Option<String>) -> Result<Value, 
 }
 
 /// Applies `--admin-port` to `networking.admin.port`; returns the effective port.
-fn set_admin_port(dataplane: &mut Value, flag: Option<u16>) -> Result<u16, ConfigError> {
+fn set_admin_port(
+    dataplane: &mut Value,
+    flag: Option<u16>,
+    source: &str,
+) -> Result<u16, ConfigError> {
     let current = dataplane
         .pointer("/networking/admin/port")
         .and_then(Value::as_u64)
@@ -285,10 +299,7 @@ fn set_admin_port(dataplane: &mut Value, flag: Option<u16>) -> Result<u16, Confi
             .or_insert_with(|| Value::Object(Default::default()))
     });
     let Some(Value::Object(networking)) = networking else {
-        return Err(ConfigError::new(
-            "dataplane-file",
-            "networking must be a map",
-        ));
+        return Err(ConfigError::new(source, "networking must be a map"));
     };
     networking.insert("admin".into(), serde_json::json!({ "port": port }));
     Ok(port)
@@ -298,6 +309,48 @@ fn set_admin_port(dataplane: &mut Value, flag: Option<u16>) -> Result<u16, Confi
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    // The config file fills gaps, flags win over it, unknown keys are refused.
+    #[test]
+    fn config_file_precedence() {
+        use clap::{CommandFactory, Parser};
+        let dir = tempfile::tempdir().unwrap();
+        let dp = dir.path().join("dp.yaml");
+        std::fs::write(
+            &dp,
+            "type: Dataplane\nmesh: default\nname: a\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 1\n      tags:\n        kuma.io/service: a\n",
+        )
+        .unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let cfg = dir.path().join("dp-config.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "dataplane-file: {}\nenvoy-bin: {}\nxds-api: sotw\nadmin-port: 9300\n",
+                dp.display(),
+                exe.display()
+            ),
+        )
+        .unwrap();
+        let cfg_arg = cfg.display().to_string();
+        let cli = Cli::parse_from(["x", "--config", &cfg_arg, "--admin-port", "9400"]);
+        let c = cli.run.resolve(&Cli::command()).unwrap();
+        assert_eq!(c.xds_api, XdsApi::Sotw);
+        assert_eq!(c.admin_port, 9400);
+        assert_eq!(c.dataplane["networking"]["admin"]["port"], 9400);
+        assert_eq!(c.cp_url, "http://127.0.0.1:5691");
+        assert_eq!(c.name, "a");
+        std::fs::write(&cfg, "cp-adress: x\n").unwrap();
+        let cli = Cli::parse_from(["x", "--config", &cfg_arg]);
+        let e = cli.run.resolve(&Cli::command()).unwrap_err();
+        assert!(e.reason.contains("unknown setting \"cp-adress\""), "{e}");
+    }
 
     // The CP URL must be plain http://host[:port]; the port defaults to 80.
     #[test]
@@ -316,11 +369,14 @@ mod tests {
     #[test]
     fn admin_port() {
         let mut dp = serde_json::json!({"networking": {"admin": {"port": 9100}}});
-        assert_eq!(set_admin_port(&mut dp, None).unwrap(), 9100);
-        assert_eq!(set_admin_port(&mut dp, Some(9200)).unwrap(), 9200);
+        assert_eq!(set_admin_port(&mut dp, None, "dataplane").unwrap(), 9100);
+        assert_eq!(
+            set_admin_port(&mut dp, Some(9200), "dataplane").unwrap(),
+            9200
+        );
         assert_eq!(dp["networking"]["admin"]["port"], 9200);
         let mut none = serde_json::json!({"networking": {}});
-        assert_eq!(set_admin_port(&mut none, None).unwrap(), 9901);
+        assert_eq!(set_admin_port(&mut none, None, "dataplane").unwrap(), 9901);
     }
 
     // Exactly one Dataplane source; YAML and JSON both read.

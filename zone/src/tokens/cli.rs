@@ -31,7 +31,7 @@ pub struct DataplaneTokenArgs {
     /// or tags), e.g. --tag kuma.io/service=backend.
     #[arg(
         long = "tag",
-        env = "WEFT_TAGS",
+        env = "WEFT_TAG",
         value_name = "K=V",
         value_delimiter = ','
     )]

@@ -228,9 +228,15 @@ impl AdsContext {
     }
 }
 
-/// Admission failures are authentication failures: no or unacceptable token.
+/// No or unacceptable token: `UNAUTHENTICATED`; a genuine token for another mesh,
+/// name or tags: `PERMISSION_DENIED` (decision 0006).
 fn admission_status(e: AdmissionError) -> Status {
-    Status::unauthenticated(e.to_string())
+    match e {
+        AdmissionError::Denied(_) => Status::permission_denied(e.to_string()),
+        AdmissionError::MissingToken | AdmissionError::Refused(_) => {
+            Status::unauthenticated(e.to_string())
+        }
+    }
 }
 
 /// Waits for a stream's first request.
