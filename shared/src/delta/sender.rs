@@ -26,6 +26,11 @@ pub struct SenderConfig {
     /// Put in every response's `control_plane.identifier` (Kuma: "global", or the
     /// zone name), when set.
     pub control_plane_id: Option<String>,
+    /// Make-before-break order of types (xDS's "eventual consistency" rule): a type
+    /// listed here is not sent while a type listed before it awaits its ACK, so a
+    /// listener never arrives before the clusters it names. Unlisted types are
+    /// never held. Empty for KDS; [`SenderConfig::envoy`] for Envoy.
+    pub ordered_types: Vec<String>,
 }
 
 impl SenderConfig {
@@ -43,6 +48,48 @@ impl SenderConfig {
     }
 }
 
+impl SenderConfig {
+    /// Envoy's ADS order: clusters, then their endpoints, then listeners, then the
+    /// routes listeners name.
+    pub const ENVOY_ORDER: [&'static str; 4] = [
+        "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+        "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+    ];
+
+    /// The default tuning with Envoy's make-before-break type order.
+    pub fn envoy() -> Self {
+        SenderConfig {
+            ordered_types: Self::ENVOY_ORDER.iter().map(|t| t.to_string()).collect(),
+            ..SenderConfig::default()
+        }
+    }
+
+    /// Where `type_url` stands in [`SenderConfig::ordered_types`] (unlisted: after
+    /// every listed type, and never held).
+    pub fn rank(&self, type_url: &str) -> usize {
+        self.ordered_types
+            .iter()
+            .position(|t| t == type_url)
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Whether `type_url` must wait because a type ordered before it has a response
+    /// in flight (`awaiting` says which types do).
+    pub fn held_by_order(&self, type_url: &str, awaiting: impl Fn(&str) -> bool) -> bool {
+        let rank = self.rank(type_url);
+        rank != usize::MAX && self.ordered_types[..rank].iter().any(|t| awaiting(t))
+    }
+
+    /// `types` sorted by [`SenderConfig::rank`], first-request order kept among equals.
+    pub fn in_send_order(&self, types: &[String]) -> Vec<String> {
+        let mut sorted = types.to_vec();
+        sorted.sort_by_key(|t| self.rank(t));
+        sorted
+    }
+}
+
 impl Default for SenderConfig {
     fn default() -> Self {
         SenderConfig {
@@ -50,6 +97,7 @@ impl Default for SenderConfig {
             nack_backoff_base: Self::DEFAULT_NACK_BACKOFF_BASE,
             nack_backoff_max: Self::DEFAULT_NACK_BACKOFF_MAX,
             control_plane_id: None,
+            ordered_types: Vec::new(),
         }
     }
 }
@@ -143,15 +191,23 @@ impl Sender {
         })
     }
 
-    /// The responses due now: for every requested type with nothing in flight and
-    /// no back-off pending, what differs between the snapshot and the receiver.
+    /// The responses due now: for every requested type with nothing in flight, no
+    /// back-off pending and no earlier-ordered type in flight
+    /// ([`SenderConfig::ordered_types`]), what differs between the snapshot and the
+    /// receiver.
     pub fn poll(&mut self, now: Instant) -> Outgoing {
         let mut out = Outgoing::default();
         let Some(snapshot) = &self.snapshot else {
             return out;
         };
         let empty = TypeResources::new();
-        for type_url in &self.order {
+        for type_url in &self.config.in_send_order(&self.order) {
+            let types = &self.types;
+            if self.config.held_by_order(type_url, |t| {
+                types.get(t).is_some_and(|tr| tr.awaiting().is_some())
+            }) {
+                continue;
+            }
             let Some(tracker) = self.types.get_mut(type_url) else {
                 continue;
             };

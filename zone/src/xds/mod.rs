@@ -58,7 +58,7 @@ pub async fn start(
         cache,
         admit,
         metrics,
-        sender: SenderConfig::default(),
+        sender: SenderConfig::envoy(),
         shutdown,
     };
     server::serve(settings.address, &tls, context).await

@@ -10,8 +10,10 @@
 //!   changes exactly when that content does; the proxy holds the version it ACKed
 //!   (or declared in its first request after a reconnect).
 //! - **When to send**: nothing in flight (one response per type awaits its
-//!   ACK/NACK), no back-off pending, and the current version is neither the one the
-//!   proxy holds nor the one it last rejected.
+//!   ACK/NACK), no back-off pending, no type ordered before it in flight
+//!   (`SenderConfig::ordered_types`: clusters before endpoints before listeners
+//!   before routes), and the current version is neither the one the proxy holds nor
+//!   the one it last rejected.
 //! - **ACK** = a request whose `response_nonce` is the awaited nonce and has no
 //!   `error_detail`: the sent version becomes held. **NACK** = the same with
 //!   `error_detail`: the version is remembered as rejected (never resent as is) and
@@ -202,7 +204,13 @@ impl SotwSender {
             return out;
         };
         let empty = TypeResources::new();
-        for type_url in &self.order {
+        for type_url in &self.config.in_send_order(&self.order) {
+            let types = &self.types;
+            if self.config.held_by_order(type_url, |t| {
+                types.get(t).is_some_and(|s| s.awaiting.is_some())
+            }) {
+                continue;
+            }
             let Some(ts) = self.types.get_mut(type_url) else {
                 continue;
             };

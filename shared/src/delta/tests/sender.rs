@@ -300,3 +300,48 @@ fn request_without_type_is_an_error() {
     let err = s.on_request(&DeltaDiscoveryRequest::default(), Instant::now());
     assert!(matches!(err, Err(DeltaError::MissingTypeUrl)));
 }
+
+#[test]
+fn ordered_types_hold_a_later_type_until_the_earlier_one_is_acked() {
+    // Make-before-break: with MESH ordered before TIMEOUT, a TIMEOUT change waits
+    // while a MESH response is in flight, and goes out once that is ACKed.
+    let config = SenderConfig {
+        ordered_types: vec![MESH.to_string(), TIMEOUT.to_string()],
+        ..SenderConfig::default()
+    };
+    let mut p = Peer::with(
+        config,
+        Some(snap(&[(MESH, &[("m", "1")]), (TIMEOUT, &[("t", "1")])])),
+    );
+    // TIMEOUT subscribed first: the send order still follows the configuration.
+    p.req(subscribe(TIMEOUT, &["*"]));
+    p.req(subscribe(MESH, &["*"]));
+    let mesh = p.one();
+    assert_eq!(mesh.type_url, MESH);
+    p.none();
+    p.req(ack(&mesh));
+    let timeout = p.one();
+    assert_eq!(timeout.type_url, TIMEOUT);
+    p.req(ack(&timeout));
+    p.none();
+
+    // Both change: the earlier type goes first again, alone.
+    p.s.set_snapshot(snap(&[(MESH, &[("m", "2")]), (TIMEOUT, &[("t", "2")])]));
+    let mesh = p.one();
+    assert_eq!(mesh.type_url, MESH);
+    p.req(ack(&mesh));
+    assert_eq!(p.one().type_url, TIMEOUT);
+
+    // Types outside the list are never held.
+    let free = SenderConfig {
+        ordered_types: vec![MESH.to_string()],
+        ..SenderConfig::default()
+    };
+    let mut q = Peer::with(
+        free,
+        Some(snap(&[(MESH, &[("m", "1")]), (TIMEOUT, &[("t", "1")])])),
+    );
+    q.req(subscribe(MESH, &["*"]));
+    q.req(subscribe(TIMEOUT, &["*"]));
+    assert_eq!(q.poll().len(), 2);
+}

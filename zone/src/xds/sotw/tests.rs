@@ -183,3 +183,28 @@ fn reconnect_with_current_version_sends_nothing() {
         Err(SotwError::MissingTypeUrl)
     );
 }
+
+#[test]
+fn listeners_wait_for_clusters_to_be_acked() {
+    // Make-before-break (SenderConfig::envoy): a listener change is not sent while a
+    // cluster response is in flight, so a listener never names an unknown cluster.
+    let mut s = SotwSender::new(SenderConfig::envoy());
+    let mut listeners = TypeResources::new();
+    listeners.insert("l1", "1", any("1"));
+    s.set_snapshot(snapshot(&[("c1", "1")], &[]).with_type(LISTENER_TYPE, listeners));
+    let now = Instant::now();
+    s.on_request(&req(LISTENER_TYPE, &[], "", ""), now).unwrap();
+    s.on_request(&req(CLUSTER_TYPE, &[], "", ""), now).unwrap();
+    let out = s.poll(now);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].type_url, CLUSTER_TYPE);
+    assert!(s.poll(now).is_empty());
+    s.on_request(
+        &req(CLUSTER_TYPE, &[], &out[0].version_info, &out[0].nonce),
+        now,
+    )
+    .unwrap();
+    let next = s.poll(now);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].type_url, LISTENER_TYPE);
+}
