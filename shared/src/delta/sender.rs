@@ -49,13 +49,14 @@ impl SenderConfig {
 }
 
 impl SenderConfig {
-    /// Envoy's ADS order: clusters, then their endpoints, then listeners, then the
-    /// routes listeners name.
-    pub const ENVOY_ORDER: [&'static str; 4] = [
+    /// Envoy's ADS order: listeners wait for the clusters they name. Envoy ACKs a
+    /// cluster update only once its new clusters have warmed (received their
+    /// endpoints), so endpoints must not wait for that ACK, and routes must not wait
+    /// for the listener ACK (a listener warms until its routes arrive): either would
+    /// deadlock. Both are therefore unlisted.
+    pub const ENVOY_ORDER: [&'static str; 2] = [
         "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
         "type.googleapis.com/envoy.config.listener.v3.Listener",
-        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
     ];
 
     /// The default tuning with Envoy's make-before-break type order.
