@@ -26,11 +26,11 @@ pub struct SenderConfig {
     /// Put in every response's `control_plane.identifier` (Kuma: "global", or the
     /// zone name), when set.
     pub control_plane_id: Option<String>,
-    /// Make-before-break order of types (xDS's "eventual consistency" rule): a type
-    /// listed here is not sent while a type listed before it awaits its ACK, so a
-    /// listener never arrives before the clusters it names. Unlisted types are
-    /// never held. Empty for KDS; [`SenderConfig::envoy`] for Envoy.
-    pub ordered_types: Vec<String>,
+    /// Make-before-break (xDS's "eventual consistency" rule): type → the types
+    /// whose response in flight it waits for, so a listener or a route never
+    /// arrives before the clusters it names. Empty for KDS; [`SenderConfig::envoy`]
+    /// for Envoy.
+    pub waits_for: BTreeMap<String, Vec<String>>,
 }
 
 impl SenderConfig {
@@ -49,44 +49,39 @@ impl SenderConfig {
 }
 
 impl SenderConfig {
-    /// Envoy's ADS order: listeners wait for the clusters they name. Envoy ACKs a
-    /// cluster update only once its new clusters have warmed (received their
-    /// endpoints), so endpoints must not wait for that ACK, and routes must not wait
-    /// for the listener ACK (a listener warms until its routes arrive): either would
-    /// deadlock. Both are therefore unlisted.
-    pub const ENVOY_ORDER: [&'static str; 2] = [
-        "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-        "type.googleapis.com/envoy.config.listener.v3.Listener",
-    ];
-
-    /// The default tuning with Envoy's make-before-break type order.
+    /// Envoy's ADS order: listeners and routes wait for the cluster update's ACK,
+    /// which Envoy sends once the new clusters have warmed (received their
+    /// endpoints). Endpoints wait for nothing (the cluster ACK waits for them), and
+    /// routes do not wait for the listener ACK (a listener warms until its routes
+    /// arrive): either would deadlock.
     pub fn envoy() -> Self {
+        const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+        const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+        const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+        let waits_for = [LISTENER, ROUTE]
+            .into_iter()
+            .map(|t| (t.to_string(), vec![CLUSTER.to_string()]))
+            .collect();
         SenderConfig {
-            ordered_types: Self::ENVOY_ORDER.iter().map(|t| t.to_string()).collect(),
+            waits_for,
             ..SenderConfig::default()
         }
     }
 
-    /// Where `type_url` stands in [`SenderConfig::ordered_types`] (unlisted: after
-    /// every listed type, and never held).
-    pub fn rank(&self, type_url: &str) -> usize {
-        self.ordered_types
-            .iter()
-            .position(|t| t == type_url)
-            .unwrap_or(usize::MAX)
-    }
-
-    /// Whether `type_url` must wait because a type ordered before it has a response
-    /// in flight (`awaiting` says which types do).
+    /// Whether `type_url` must wait because a type it depends on has a response in
+    /// flight (`awaiting` says which types do).
     pub fn held_by_order(&self, type_url: &str, awaiting: impl Fn(&str) -> bool) -> bool {
-        let rank = self.rank(type_url);
-        rank != usize::MAX && self.ordered_types[..rank].iter().any(|t| awaiting(t))
+        self.waits_for
+            .get(type_url)
+            .is_some_and(|deps| deps.iter().any(|t| awaiting(t)))
     }
 
-    /// `types` sorted by [`SenderConfig::rank`], first-request order kept among equals.
+    /// `types` with every type that waits for others after those that do not, so
+    /// one poll sends a dependency before deciding on its dependents; first-request
+    /// order is kept otherwise.
     pub fn in_send_order(&self, types: &[String]) -> Vec<String> {
         let mut sorted = types.to_vec();
-        sorted.sort_by_key(|t| self.rank(t));
+        sorted.sort_by_key(|t| self.waits_for.contains_key(t));
         sorted
     }
 }
@@ -98,7 +93,7 @@ impl Default for SenderConfig {
             nack_backoff_base: Self::DEFAULT_NACK_BACKOFF_BASE,
             nack_backoff_max: Self::DEFAULT_NACK_BACKOFF_MAX,
             control_plane_id: None,
-            ordered_types: Vec::new(),
+            waits_for: BTreeMap::new(),
         }
     }
 }
@@ -193,8 +188,8 @@ impl Sender {
     }
 
     /// The responses due now: for every requested type with nothing in flight, no
-    /// back-off pending and no earlier-ordered type in flight
-    /// ([`SenderConfig::ordered_types`]), what differs between the snapshot and the
+    /// back-off pending and no type it waits for in flight
+    /// ([`SenderConfig::waits_for`]), what differs between the snapshot and the
     /// receiver.
     pub fn poll(&mut self, now: Instant) -> Outgoing {
         let mut out = Outgoing::default();

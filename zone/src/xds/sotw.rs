@@ -11,7 +11,8 @@
 //!   (or declared in its first request after a reconnect).
 //! - **When to send**: nothing in flight (one response per type awaits its
 //!   ACK/NACK), no back-off pending, no type ordered before it in flight
-//!   (`SenderConfig::ordered_types`: listeners wait for the cluster ACK), and the current version is neither the one the proxy holds nor
+//!   (`SenderConfig::waits_for`: listeners and routes wait for the cluster
+//!   ACK), and the current version is neither the one the proxy holds nor
 //!   the one it last rejected.
 //! - **ACK** = a request whose `response_nonce` is the awaited nonce and has no
 //!   `error_detail`: the sent version becomes held. **NACK** = the same with

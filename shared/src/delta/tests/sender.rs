@@ -302,11 +302,11 @@ fn request_without_type_is_an_error() {
 }
 
 #[test]
-fn ordered_types_hold_a_later_type_until_the_earlier_one_is_acked() {
-    // Make-before-break: with MESH ordered before TIMEOUT, a TIMEOUT change waits
+fn waits_for_holds_a_type_until_its_dependency_is_acked() {
+    // Make-before-break: with TIMEOUT waiting for MESH, a TIMEOUT change waits
     // while a MESH response is in flight, and goes out once that is ACKed.
     let config = SenderConfig {
-        ordered_types: vec![MESH.to_string(), TIMEOUT.to_string()],
+        waits_for: [(TIMEOUT.to_string(), vec![MESH.to_string()])].into(),
         ..SenderConfig::default()
     };
     let mut p = Peer::with(
@@ -332,9 +332,9 @@ fn ordered_types_hold_a_later_type_until_the_earlier_one_is_acked() {
     p.req(ack(&mesh));
     assert_eq!(p.one().type_url, TIMEOUT);
 
-    // Types outside the list are never held.
+    // Types that wait for nothing are never held.
     let free = SenderConfig {
-        ordered_types: vec![MESH.to_string()],
+        waits_for: [(TIMEOUT.to_string(), vec![])].into(),
         ..SenderConfig::default()
     };
     let mut q = Peer::with(
