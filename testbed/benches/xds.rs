@@ -44,6 +44,7 @@ use weft_zone::xds::{Admit, XdsEndpoint};
 const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 const TYPES: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 const SERVICES: usize = 50;
+const OUTBOUNDS: usize = 5;
 const STREAMS_PER_CONNECTION: usize = 100;
 
 fn any<M: prost::Message + prost::Name>(m: &M) -> Any {
@@ -183,13 +184,31 @@ fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> 
     Ok(s)
 }
 
+/// Proxy `i`: one inbound of `svc-(i mod 50)` and outbounds to the next
+/// `OUTBOUNDS` services (what a sidecar declares without transparent proxying).
 fn dataplane_json(i: usize) -> String {
-    ads::dataplane_json(
-        "default",
-        &format!("dp-{i}"),
-        &format!("svc-{}", i % SERVICES),
-        u16::try_from(10_000 + i).unwrap(),
-    )
+    let outbound: Vec<_> = (1..=OUTBOUNDS)
+        .map(|k| {
+            serde_json::json!({
+                "port": 20_000 + k,
+                "tags": {"kuma.io/service": format!("svc-{}", (i + k) % SERVICES)}
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "type": "Dataplane",
+        "mesh": "default",
+        "name": format!("dp-{i}"),
+        "networking": {
+            "address": "127.0.0.1",
+            "inbound": [{
+                "port": 10_000 + i,
+                "tags": {"kuma.io/service": format!("svc-{}", i % SERVICES), "kuma.io/protocol": "http"}
+            }],
+            "outbound": outbound
+        }
+    })
+    .to_string()
 }
 
 /// The real generator when it produces anything, else the synthetic one.
@@ -379,7 +398,7 @@ async fn bench(n: usize, rounds: usize) {
     let mut put_to_ack = Vec::new();
     let mut gen_per_proxy = Vec::new();
     for round in 1..=rounds {
-        let before = insights.acked_totals();
+        let before = insights.ack_state();
         let g0 = stats.generations.load(Ordering::Relaxed);
         let ns0 = stats.generation_nanos.load(Ordering::Relaxed)
             + stats.view_nanos.load(Ordering::Relaxed);
@@ -389,15 +408,21 @@ async fn bench(n: usize, rounds: usize) {
             .unwrap();
         let mut waiting: Vec<_> = before.keys().cloned().collect();
         // Polled every 5 ms (the result is at most that late): each poll reads every
-        // proxy's insight under the lock the streams record into.
+        // proxy's insight under the lock the streams record into. Done for a proxy:
+        // it ACKed something since the PUT and answered everything sent to it.
         let every = Duration::from_millis(5);
         wait_until(
             "every proxy ACKs the policy update",
             Duration::from_secs(60),
             every,
             || {
-                let now = insights.acked_totals();
-                waiting.retain(|k| now.get(k) <= before.get(k));
+                let now = insights.ack_state();
+                waiting.retain(|k| match (now.get(k), before.get(k)) {
+                    (Some((acked, answered)), Some((acked_before, _))) => {
+                        !(acked > acked_before && *answered)
+                    }
+                    _ => true,
+                });
                 waiting.is_empty()
             },
         )
