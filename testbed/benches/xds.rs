@@ -234,10 +234,14 @@ fn vm_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The mesh-wide MeshTimeout of round `i`: one policy, its values changed each round
+/// (a PUT that updates it), so every proxy's outbound config changes.
 fn policy(i: usize) -> Resource {
     let doc = format!(
-        "type: MeshTimeout\nname: bench-{i}\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: {}s\n",
-        60 + i
+        "type: MeshTimeout\nname: bench-timeout\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        connectionTimeout: {}s\n        idleTimeout: {}s\n        http:\n          requestTimeout: {}s\n",
+        1 + i,
+        60 + i,
+        10 + i
     );
     parse_resource(doc.as_bytes(), false).unwrap()
 }
@@ -410,23 +414,30 @@ async fn bench(n: usize, rounds: usize) {
         // Polled every 5 ms (the result is at most that late): each poll reads every
         // proxy's insight under the lock the streams record into. Done for a proxy:
         // it ACKed something since the PUT and answered everything sent to it.
-        let every = Duration::from_millis(5);
-        wait_until(
-            "every proxy ACKs the policy update",
-            Duration::from_secs(60),
-            every,
-            || {
-                let now = insights.ack_state();
-                waiting.retain(|k| match (now.get(k), before.get(k)) {
-                    (Some((acked, answered)), Some((acked_before, _))) => {
-                        !(acked > acked_before && *answered)
-                    }
-                    _ => true,
-                });
-                waiting.is_empty()
-            },
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = insights.ack_state();
+            waiting.retain(|k| match (now.get(k), before.get(k)) {
+                (Some((acked, answered)), Some((acked_before, _))) => {
+                    !(acked > acked_before && *answered)
+                }
+                _ => true,
+            });
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let sample = insights.get(&waiting[0]);
+                panic!(
+                    "round {round}: {} proxies have not ACKed the update within 60 s; e.g. {}: {sample:?}; generations {}",
+                    waiting.len(),
+                    waiting[0],
+                    stats.generations.load(Ordering::Relaxed) - g0,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        eprintln!("round {round}: all ACKed after {:?}", t.elapsed());
         put_to_ack.push(t.elapsed());
         settle(stats).await;
         let g = stats.generations.load(Ordering::Relaxed) - g0;
