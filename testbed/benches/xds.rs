@@ -1,4 +1,4 @@
-//! xDS server benchmark: many lightweight ADS clients (tonic, delta) on one
+//! xDS server benchmark: many lightweight ADS clients (tonic; delta, one in ten SotW) on one
 //! in-process zone xDS server.
 //!
 //! Reports: time to connect N proxies and have every initial response ACKed,
@@ -34,7 +34,9 @@ use weft_shared::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, Typ
 use weft_shared::resource::{Resource, Spec, parse_resource};
 use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::{ResourceStore, SledStore};
-use weft_testbed::ads::{self, CLUSTER_TYPE, DeltaStream, ENDPOINT_TYPE, LISTENER_TYPE};
+use weft_testbed::ads::{
+    self, CLUSTER_TYPE, DeltaStream, DiscoveryRequest, ENDPOINT_TYPE, LISTENER_TYPE, SotwStream,
+};
 use weft_zone::xds::cache::{Cache, CacheConfig, Generator};
 use weft_zone::xds::generate::{self, GenerateError, MeshView};
 use weft_zone::xds::metrics::XdsMetrics;
@@ -45,6 +47,8 @@ const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfigu
 const TYPES: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 const SERVICES: usize = 50;
 const OUTBOUNDS: usize = 5;
+/// Every tenth proxy speaks SotW, the others delta.
+const SOTW_EVERY: usize = 10;
 const STREAMS_PER_CONNECTION: usize = 100;
 
 fn any<M: prost::Message + prost::Name>(m: &M) -> Any {
@@ -259,6 +263,10 @@ async fn clients(n: usize, xds: XdsEndpoint) {
     for i in 0..n {
         let ch = channels[i % connections].clone();
         let initial = initial.clone();
+        if i % SOTW_EVERY == 0 {
+            tokio::spawn(sotw_client(i, ch, initial));
+            continue;
+        }
         tokio::spawn(async move {
             let name = format!("dp-{i}");
             let json = dataplane_json(i);
@@ -302,6 +310,46 @@ async fn clients(n: usize, xds: XdsEndpoint) {
         while std::io::stdin().read_line(&mut sink).is_ok_and(|r| r > 0) {}
     })
     .await;
+}
+
+/// A SotW proxy: all clusters and listeners, every endpoint and route config (`*`).
+async fn sotw_client(i: usize, ch: tonic::transport::Channel, initial: Arc<AtomicUsize>) {
+    let names = |ty: &str| -> Vec<String> {
+        if ty == ENDPOINT_TYPE || ty == ROUTE_TYPE {
+            vec!["*".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    let name = format!("dp-{i}");
+    let json = dataplane_json(i);
+    let first = DiscoveryRequest {
+        node: Some(ads::node("default", &name, &json)),
+        type_url: CLUSTER_TYPE.into(),
+        ..Default::default()
+    };
+    let mut s = SotwStream::open(ch, Some("bench"), first)
+        .await
+        .expect("stream opens");
+    for ty in &TYPES[1..] {
+        s.send(DiscoveryRequest {
+            type_url: ty.to_string(),
+            resource_names: names(ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let mut seen = 0;
+    while let Ok(r) = s.next().await {
+        let keep = names(&r.type_url);
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+        s.ack(&r, &keep).await.unwrap();
+        if seen < TYPES.len() {
+            seen += 1;
+            initial.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Polls `cond` every `every` until it holds; panics after `limit`.
@@ -451,7 +499,7 @@ async fn bench(n: usize, rounds: usize) {
     let median = |v: &[Duration]| v[v.len() / 2];
     let connections = n.div_ceil(STREAMS_PER_CONNECTION).max(1);
     println!(
-        "xds: {n} delta ADS clients over {connections} TLS connections (child process), generator: {which}"
+        "xds: {n} ADS clients (1 in {SOTW_EVERY} SotW, the rest delta) over {connections} TLS connections (child process), generator: {which}"
     );
     println!("  connect + initial ACK of 4 types by all: {connect:?}");
     println!(
