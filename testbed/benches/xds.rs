@@ -1,4 +1,4 @@
-//! xDS server benchmark: many lightweight ADS clients (tonic, delta) on one
+//! xDS server benchmark: many lightweight ADS clients (tonic; delta, one in ten SotW) on one
 //! in-process zone xDS server.
 //!
 //! Reports: time to connect N proxies and have every initial response ACKed,
@@ -34,7 +34,9 @@ use weft_shared::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, Typ
 use weft_shared::resource::{Resource, Spec, parse_resource};
 use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::{ResourceStore, SledStore};
-use weft_testbed::ads::{self, CLUSTER_TYPE, DeltaStream, ENDPOINT_TYPE, LISTENER_TYPE};
+use weft_testbed::ads::{
+    self, CLUSTER_TYPE, DeltaStream, DiscoveryRequest, ENDPOINT_TYPE, LISTENER_TYPE, SotwStream,
+};
 use weft_zone::xds::cache::{Cache, CacheConfig, Generator};
 use weft_zone::xds::generate::{self, GenerateError, MeshView};
 use weft_zone::xds::metrics::XdsMetrics;
@@ -44,6 +46,9 @@ use weft_zone::xds::{Admit, XdsEndpoint};
 const ROUTE_TYPE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 const TYPES: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 const SERVICES: usize = 50;
+const OUTBOUNDS: usize = 5;
+/// Every tenth proxy speaks SotW, the others delta.
+const SOTW_EVERY: usize = 10;
 const STREAMS_PER_CONNECTION: usize = 100;
 
 fn any<M: prost::Message + prost::Name>(m: &M) -> Any {
@@ -183,13 +188,31 @@ fn synthetic(view: &MeshView, dp: &Resource) -> Result<Snapshot, GenerateError> 
     Ok(s)
 }
 
+/// Proxy `i`: one inbound of `svc-(i mod 50)` and outbounds to the next
+/// `OUTBOUNDS` services (what a sidecar declares without transparent proxying).
 fn dataplane_json(i: usize) -> String {
-    ads::dataplane_json(
-        "default",
-        &format!("dp-{i}"),
-        &format!("svc-{}", i % SERVICES),
-        u16::try_from(10_000 + i).unwrap(),
-    )
+    let outbound: Vec<_> = (1..=OUTBOUNDS)
+        .map(|k| {
+            serde_json::json!({
+                "port": 20_000 + k,
+                "tags": {"kuma.io/service": format!("svc-{}", (i + k) % SERVICES)}
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "type": "Dataplane",
+        "mesh": "default",
+        "name": format!("dp-{i}"),
+        "networking": {
+            "address": "127.0.0.1",
+            "inbound": [{
+                "port": 10_000 + i,
+                "tags": {"kuma.io/service": format!("svc-{}", i % SERVICES), "kuma.io/protocol": "http"}
+            }],
+            "outbound": outbound
+        }
+    })
+    .to_string()
 }
 
 /// The real generator when it produces anything, else the synthetic one.
@@ -215,10 +238,14 @@ fn vm_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The mesh-wide MeshTimeout of round `i`: one policy, its values changed each round
+/// (a PUT that updates it), so every proxy's outbound config changes.
 fn policy(i: usize) -> Resource {
     let doc = format!(
-        "type: MeshTimeout\nname: bench-{i}\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: {}s\n",
-        60 + i
+        "type: MeshTimeout\nname: bench-timeout\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        connectionTimeout: {}s\n        idleTimeout: {}s\n        http:\n          requestTimeout: {}s\n",
+        1 + i,
+        60 + i,
+        10 + i
     );
     parse_resource(doc.as_bytes(), false).unwrap()
 }
@@ -236,6 +263,10 @@ async fn clients(n: usize, xds: XdsEndpoint) {
     for i in 0..n {
         let ch = channels[i % connections].clone();
         let initial = initial.clone();
+        if i % SOTW_EVERY == 0 {
+            tokio::spawn(sotw_client(i, ch, initial));
+            continue;
+        }
         tokio::spawn(async move {
             let name = format!("dp-{i}");
             let json = dataplane_json(i);
@@ -279,6 +310,46 @@ async fn clients(n: usize, xds: XdsEndpoint) {
         while std::io::stdin().read_line(&mut sink).is_ok_and(|r| r > 0) {}
     })
     .await;
+}
+
+/// A SotW proxy: all clusters and listeners, every endpoint and route config (`*`).
+async fn sotw_client(i: usize, ch: tonic::transport::Channel, initial: Arc<AtomicUsize>) {
+    let names = |ty: &str| -> Vec<String> {
+        if ty == ENDPOINT_TYPE || ty == ROUTE_TYPE {
+            vec!["*".to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    let name = format!("dp-{i}");
+    let json = dataplane_json(i);
+    let first = DiscoveryRequest {
+        node: Some(ads::node("default", &name, &json)),
+        type_url: CLUSTER_TYPE.into(),
+        ..Default::default()
+    };
+    let mut s = SotwStream::open(ch, Some("bench"), first)
+        .await
+        .expect("stream opens");
+    for ty in &TYPES[1..] {
+        s.send(DiscoveryRequest {
+            type_url: ty.to_string(),
+            resource_names: names(ty),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let mut seen = 0;
+    while let Ok(r) = s.next().await {
+        let keep = names(&r.type_url);
+        let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
+        s.ack(&r, &keep).await.unwrap();
+        if seen < TYPES.len() {
+            seen += 1;
+            initial.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Polls `cond` every `every` until it holds; panics after `limit`.
@@ -379,7 +450,7 @@ async fn bench(n: usize, rounds: usize) {
     let mut put_to_ack = Vec::new();
     let mut gen_per_proxy = Vec::new();
     for round in 1..=rounds {
-        let before = insights.acked_totals();
+        let before = insights.ack_state();
         let g0 = stats.generations.load(Ordering::Relaxed);
         let ns0 = stats.generation_nanos.load(Ordering::Relaxed)
             + stats.view_nanos.load(Ordering::Relaxed);
@@ -389,19 +460,32 @@ async fn bench(n: usize, rounds: usize) {
             .unwrap();
         let mut waiting: Vec<_> = before.keys().cloned().collect();
         // Polled every 5 ms (the result is at most that late): each poll reads every
-        // proxy's insight under the lock the streams record into.
-        let every = Duration::from_millis(5);
-        wait_until(
-            "every proxy ACKs the policy update",
-            Duration::from_secs(60),
-            every,
-            || {
-                let now = insights.acked_totals();
-                waiting.retain(|k| now.get(k) <= before.get(k));
-                waiting.is_empty()
-            },
-        )
-        .await;
+        // proxy's insight under the lock the streams record into. Done for a proxy:
+        // it ACKed something since the PUT and answered everything sent to it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = insights.ack_state();
+            waiting.retain(|k| match (now.get(k), before.get(k)) {
+                (Some((acked, answered)), Some((acked_before, _))) => {
+                    !(acked > acked_before && *answered)
+                }
+                _ => true,
+            });
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let sample = insights.get(&waiting[0]);
+                panic!(
+                    "round {round}: {} proxies have not ACKed the update within 60 s; e.g. {}: {sample:?}; generations {}",
+                    waiting.len(),
+                    waiting[0],
+                    stats.generations.load(Ordering::Relaxed) - g0,
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        eprintln!("round {round}: all ACKed after {:?}", t.elapsed());
         put_to_ack.push(t.elapsed());
         settle(stats).await;
         let g = stats.generations.load(Ordering::Relaxed) - g0;
@@ -415,7 +499,7 @@ async fn bench(n: usize, rounds: usize) {
     let median = |v: &[Duration]| v[v.len() / 2];
     let connections = n.div_ceil(STREAMS_PER_CONNECTION).max(1);
     println!(
-        "xds: {n} delta ADS clients over {connections} TLS connections (child process), generator: {which}"
+        "xds: {n} ADS clients (1 in {SOTW_EVERY} SotW, the rest delta) over {connections} TLS connections (child process), generator: {which}"
     );
     println!("  connect + initial ACK of 4 types by all: {connect:?}");
     println!(

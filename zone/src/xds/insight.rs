@@ -134,11 +134,18 @@ impl Insights {
         }
     }
 
-    /// Every known proxy's ACK count over all types (benchmarks watch it grow).
-    pub fn acked_totals(&self) -> BTreeMap<ProxyKey, u64> {
+    /// Every known proxy's ACK count over all types, and whether every response
+    /// sent to it has been answered (ACK or NACK). Benchmarks watch these.
+    pub fn ack_state(&self) -> BTreeMap<ProxyKey, (u64, bool)> {
         self.lock()
             .iter()
-            .map(|(k, i)| (k.clone(), i.total_acked()))
+            .map(|(k, i)| {
+                let answered = i
+                    .types
+                    .values()
+                    .all(|t| t.acked + t.nacked == t.responses_sent);
+                (k.clone(), (i.total_acked(), answered))
+            })
             .collect()
     }
 
