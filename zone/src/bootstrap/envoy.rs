@@ -61,6 +61,10 @@ pub struct BootstrapInput<'a> {
 /// The static cluster MeshAccessLog's TCP backends log through (`weft-dp`'s sink).
 pub const ACCESS_LOG_SINK: &str = "access_log_sink";
 
+/// The Fluentd tag prefix of a MeshAccessLog TCP backend: `weft-dp`'s sink writes
+/// the record's `message` to the `host:port` after it.
+pub const TCP_TAG_PREFIX: &str = "weft.tcp.";
+
 /// The sink socket when `weft-dp` did not name one: short and per dataplane.
 pub fn default_access_log_socket(dataplane: &Resource) -> String {
     use sha2::Digest;

@@ -13,7 +13,7 @@
 //! OpenTelemetry backends are not generated yet.
 
 use super::Ctx;
-use crate::bootstrap::envoy::ACCESS_LOG_SINK;
+use crate::bootstrap::envoy::{ACCESS_LOG_SINK, TCP_TAG_PREFIX};
 use crate::xds::generate::envoy::any;
 use crate::xds::generate::model::{Chain, Protocol, ProxyConfig};
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
@@ -81,10 +81,6 @@ fn line(format: &Option<Format>, protocol: Protocol, v: &Vars<'_>) -> String {
     }
     text
 }
-
-/// The Fluentd tag naming a TCP collector: `weft-dp`'s sink forwards the record's
-/// `message` to the address after the prefix.
-pub const TCP_TAG_PREFIX: &str = "weft.tcp.";
 
 fn loggers(
     backends: &[Backend],
