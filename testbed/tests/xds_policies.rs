@@ -456,9 +456,9 @@ async fn rate_limit_and_access_log() {
     no_rejections(&mesh).await;
 }
 
-// MeshAccessLog with a TCP backend: the collector cluster and the listener that
-// names it arrive in one policy change; clusters are sent (and ACKed) before the
-// listener, so Envoy accepts both and log records reach the collector.
+// MeshAccessLog with a TCP backend: Envoy logs through the bootstrap's static
+// access_log_sink (weft-dp's socket, no per-collector cluster), so the listener is
+// accepted at once and weft-dp writes the line with the request path to the collector.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_access_log_reaches_the_collector() {
     use tokio::io::AsyncReadExt;
