@@ -194,7 +194,10 @@ fn check_socket_path(path: &str) -> Result<(), ApiError> {
     if path.len() > MAX_SOCKET_PATH {
         return Err(invalid(
             "accessLogSocketPath",
-            format!("is {} bytes; a unix socket path has at most {MAX_SOCKET_PATH}", path.len()),
+            format!(
+                "is {} bytes; a unix socket path has at most {MAX_SOCKET_PATH}",
+                path.len()
+            ),
         ));
     }
     Ok(())

@@ -244,10 +244,10 @@ mod tests {
             .unwrap()
             .port();
         let started = std::time::Instant::now();
-        let err = fetch_bootstrap(&config(
-            &format!("127.0.0.1:{port}"),
-            Duration::from_millis(500),
-        ), None)
+        let err = fetch_bootstrap(
+            &config(&format!("127.0.0.1:{port}"), Duration::from_millis(500)),
+            None,
+        )
         .await
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));

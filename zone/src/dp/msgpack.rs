@@ -242,17 +242,26 @@ mod tests {
             (vec![0x05], Value::Int(5)),
             (vec![0xff], Value::Int(-1)),
             (vec![0xcd, 0x01, 0x00], Value::Int(256)),
-            (vec![0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], Value::Int(-2)),
+            (
+                vec![0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe],
+                Value::Int(-2),
+            ),
             (vec![0xc0], Value::Nil),
             (vec![0xc3], Value::Bool(true)),
             (vec![0xa2, b'h', b'i'], Value::Str("hi".into())),
             (vec![0xc4, 0x01, 0x07], Value::Bin(vec![7])),
-            (vec![0x92, 0x01, 0xa1, b'x'], Value::Array(vec![Value::Int(1), Value::Str("x".into())])),
+            (
+                vec![0x92, 0x01, 0xa1, b'x'],
+                Value::Array(vec![Value::Int(1), Value::Str("x".into())]),
+            ),
             (
                 vec![0x81, 0xa1, b'k', 0xc2],
                 Value::Map(vec![(Value::Str("k".into()), Value::Bool(false))]),
             ),
-            (vec![0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 2], Value::Ext(0, vec![0, 0, 0, 1, 0, 0, 0, 2])),
+            (
+                vec![0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 2],
+                Value::Ext(0, vec![0, 0, 0, 1, 0, 0, 0, 2]),
+            ),
             (vec![0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0], Value::Float(1.0)),
         ];
         for (bytes, want) in cases {

@@ -207,7 +207,10 @@ async fn receive(mut stream: UnixStream, router: Router) {
 /// Routes one forward-protocol message's lines; the chunk id to ack, if asked.
 fn handle(msg: Value, router: &Router) -> Result<Option<String>, String> {
     let (tag, lines, option) = parse_message(msg)?;
-    let Some(address) = tag.strip_prefix(TCP_TAG_PREFIX).filter(|a| valid_address(a)) else {
+    let Some(address) = tag
+        .strip_prefix(TCP_TAG_PREFIX)
+        .filter(|a| valid_address(a))
+    else {
         for _ in &lines {
             router.drop_line(&tag, "the tag names no TCP collector");
         }
@@ -402,7 +405,10 @@ mod tests {
         assert_eq!(String::from_utf8(got).unwrap(), "GET /one\nGET /two\n");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while sink.stats().dropped.load(Ordering::Relaxed) == 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the lost line is counted");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lost line is counted"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(sink.stats().forwarded.load(Ordering::Relaxed), 2);

@@ -82,11 +82,7 @@ fn line(format: &Option<Format>, protocol: Protocol, v: &Vars<'_>) -> String {
     text
 }
 
-fn loggers(
-    backends: &[Backend],
-    protocol: Protocol,
-    v: &Vars<'_>,
-) -> Vec<AccessLog> {
+fn loggers(backends: &[Backend], protocol: Protocol, v: &Vars<'_>) -> Vec<AccessLog> {
     let mut out = Vec::new();
     for b in backends {
         match b.r#type {

@@ -442,7 +442,9 @@ spec:
         2
     );
     assert!(
-        a.clusters.iter().all(|c| !c.name.starts_with("meshaccesslog")),
+        a.clusters
+            .iter()
+            .all(|c| !c.name.starts_with("meshaccesslog")),
         "no per-collector cluster"
     );
     let Some(envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType::TypedConfig(
@@ -458,7 +460,10 @@ spec:
     assert_eq!(fluentd.cluster, "access_log_sink");
     assert_eq!(fluentd.tag, "weft.tcp.127.0.0.1:5170");
     let message = format!("{:?}", fluentd.record.unwrap().fields["message"]);
-    assert!(message.contains(r#"dst"#) && message.contains("backend"), "{message}");
+    assert!(
+        message.contains(r#"dst"#) && message.contains("backend"),
+        "{message}"
+    );
     let inbound = hcm(listener(&a, "inbound:127.0.0.1:20000"));
     let Some(envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType::TypedConfig(
         any,
