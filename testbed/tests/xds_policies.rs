@@ -455,3 +455,63 @@ async fn rate_limit_and_access_log() {
     }
     no_rejections(&mesh).await;
 }
+
+// MeshAccessLog with a TCP backend: Envoy logs through the bootstrap's static
+// access_log_sink (weft-dp's socket, no per-collector cluster), so the listener is
+// accepted at once and weft-dp writes the line with the request path to the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_access_log_reaches_the_collector() {
+    use tokio::io::AsyncReadExt;
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = collector.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = received.clone();
+    let accept = tokio::spawn(async move {
+        while let Ok((mut conn, _)) = collector.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_app(AppSpec::http("backend", "backend-1"))
+        .await
+        .unwrap();
+    mesh.start_app(AppSpec::http("client", "client-1").outbound("backend"))
+        .await
+        .unwrap();
+    let client = mesh.app("client-1").unwrap();
+    healthy_hosts(client, "backend", 1).await;
+    put(
+        &mesh,
+        "meshaccesslogs",
+        "client-tcp-log",
+        &format!(
+            "  targetRef: {{kind: MeshService, name: client}}\n  to:\n    - targetRef: {{kind: MeshService, name: backend}}\n      default:\n        backends:\n          - {{type: Tcp, tcp: {{address: \"{address}\"}}}}\n"
+        ),
+    )
+    .await;
+    let url = client.outbound_url("backend", "/tcp-logged");
+    eventually(
+        Duration::from_secs(20),
+        "an access log record at the TCP collector",
+        || async {
+            let t = request_loop(&url, 3, &LoopOptions::default()).await;
+            assert_eq!(t.status(200), t.total, "{t:?}");
+            let seen = received.lock().unwrap();
+            seen.windows(b"/tcp-logged".len())
+                .any(|w| w == b"/tcp-logged")
+        },
+    )
+    .await;
+    no_rejections(&mesh).await;
+    accept.abort();
+}

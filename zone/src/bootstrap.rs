@@ -69,7 +69,13 @@ struct BootstrapRequest {
     xds_api: Option<XdsApi>,
     #[serde(default)]
     version: Option<Value>,
+    /// Where `weft-dp` receives access logs (a unix socket path).
+    #[serde(default)]
+    access_log_socket_path: Option<String>,
 }
+
+/// Longest unix socket path (sun_path is 108 bytes with the NUL on Linux).
+pub const MAX_SOCKET_PATH: usize = 107;
 
 #[derive(Clone)]
 struct BootstrapState {
@@ -122,6 +128,9 @@ async fn bootstrap(
             ));
         }
     }
+    if let Some(path) = &req.access_log_socket_path {
+        check_socket_path(path)?;
+    }
     let dataplane = parse_dataplane(req.dataplane)?;
     let mesh = dataplane.meta.mesh.clone().unwrap_or_default();
     let mesh_key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
@@ -163,6 +172,7 @@ async fn bootstrap(
         api,
         token,
         version: req.version.as_ref(),
+        access_log_socket: req.access_log_socket_path.as_deref(),
     });
     tracing::info!(
         mesh = %mesh,
@@ -175,6 +185,22 @@ async fn bootstrap(
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+fn check_socket_path(path: &str) -> Result<(), ApiError> {
+    if !path.starts_with('/') {
+        return Err(invalid("accessLogSocketPath", "must be an absolute path"));
+    }
+    if path.len() > MAX_SOCKET_PATH {
+        return Err(invalid(
+            "accessLogSocketPath",
+            format!(
+                "is {} bytes; a unix socket path has at most {MAX_SOCKET_PATH}",
+                path.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_request(bytes: &[u8]) -> Result<BootstrapRequest, ApiError> {

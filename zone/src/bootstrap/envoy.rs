@@ -53,6 +53,23 @@ pub struct BootstrapInput<'a> {
     pub token: Option<&'a str>,
     /// What the proxy reported about itself (`weft-dp` / Envoy versions).
     pub version: Option<&'a Value>,
+    /// The unix socket `weft-dp` receives access logs on (`accessLogSocketPath`);
+    /// `None` → [`default_access_log_socket`].
+    pub access_log_socket: Option<&'a str>,
+}
+
+/// The static cluster MeshAccessLog's TCP backends log through (`weft-dp`'s sink).
+pub const ACCESS_LOG_SINK: &str = "access_log_sink";
+
+/// The Fluentd tag prefix of a MeshAccessLog TCP backend: `weft-dp`'s sink writes
+/// the record's `message` to the `host:port` after it.
+pub const TCP_TAG_PREFIX: &str = "weft.tcp.";
+
+/// The sink socket when `weft-dp` did not name one: short and per dataplane.
+pub fn default_access_log_socket(dataplane: &Resource) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(node_id(dataplane).as_bytes());
+    format!("/tmp/weft-al-{}.sock", hex::encode(&digest[..8]))
 }
 
 /// `node.id`: `<mesh>.<name>` (Kuma's form).
@@ -101,6 +118,9 @@ pub fn bootstrap(input: &BootstrapInput<'_>) -> Value {
             json!([{ "key": "authorization", "value": format!("Bearer {token}") }]),
         );
     }
+    let sink = input
+        .access_log_socket
+        .map_or_else(|| default_access_log_socket(dp), str::to_string);
     json!({
         "node": {
             "id": node_id(dp),
@@ -121,13 +141,28 @@ pub fn bootstrap(input: &BootstrapInput<'_>) -> Value {
             "lds_config": { "ads": {}, "resource_api_version": "V3" },
         },
         "static_resources": {
-            "clusters": [ads_cluster(input.xds)],
+            "clusters": [ads_cluster(input.xds), access_log_sink(&sink)],
         },
     })
 }
 
 fn socket_address(address: &str, port: u16) -> Value {
     json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+/// `weft-dp`'s access-log receiver: a unix socket (Envoy `pipe` address).
+fn access_log_sink(path: &str) -> Value {
+    json!({
+        "name": ACCESS_LOG_SINK,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ACCESS_LOG_SINK,
+            "endpoints": [{
+                "lb_endpoints": [{ "endpoint": { "address": { "pipe": { "path": path } } } }],
+            }],
+        },
+    })
 }
 
 /// HTTP/2 is required: without it Envoy silently speaks HTTP/1.1 to the xDS server

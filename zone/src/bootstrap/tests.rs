@@ -35,7 +35,38 @@ fn build(dp: &Resource, xds: &XdsTarget, api: XdsApi, token: Option<&str>) -> Va
         api,
         token,
         version: Some(&json!({"weftDp": "0.1.0"})),
+        access_log_socket: None,
     })
+}
+
+// The access-log sink is a static pipe cluster: weft-dp's socket, else a short
+// per-dataplane default.
+#[test]
+fn access_log_sink_cluster() {
+    let dp = dataplane(None);
+    let b = build(&dp, &target("127.0.0.1", false), XdsApi::Delta, None);
+    let sink = &b["static_resources"]["clusters"][1];
+    assert_eq!(sink["name"], envoy::ACCESS_LOG_SINK);
+    let path = sink["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["pipe"]["path"]
+        .as_str()
+        .unwrap();
+    assert_eq!(path, envoy::default_access_log_socket(&dp));
+    assert!(path.len() < 40, "{path}");
+    let xds = target("127.0.0.1", false);
+    let b = envoy::bootstrap(&BootstrapInput {
+        dataplane: &dp,
+        xds: &xds,
+        api: XdsApi::Delta,
+        token: None,
+        version: None,
+        access_log_socket: Some("/tmp/x/al.sock"),
+    });
+    assert_eq!(
+        b["static_resources"]["clusters"][1]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+            ["endpoint"]["address"]["pipe"]["path"],
+        "/tmp/x/al.sock"
+    );
 }
 
 // Node identity follows Kuma: id mesh.name, cluster = first inbound service, the
@@ -144,6 +175,12 @@ fn request_errors_name_fields() {
     assert!(!e.invalid_parameters.is_empty());
     let e = parse_dataplane(json!({"type": "Mesh", "name": "m"})).unwrap_err();
     assert_eq!(field(e).as_deref(), Some("dataplane.type"));
+    assert_eq!(
+        field(check_socket_path("al.sock").unwrap_err()).as_deref(),
+        Some("accessLogSocketPath")
+    );
+    assert!(check_socket_path(&format!("/{}", "a".repeat(200))).is_err());
+    check_socket_path("/tmp/weft-dp-x/al.sock").unwrap();
     parse_dataplane(json!("type: Dataplane\nmesh: default\nname: x\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 1\n      tags:\n        kuma.io/service: a\n")).unwrap();
 }
 

@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -41,21 +42,31 @@ enum Attempt {
     Fatal(FetchError),
 }
 
-/// The body weft-dp sends.
-pub fn request_body(cfg: &DpConfig) -> Value {
-    json!({
+/// The body weft-dp sends; `access_log_socket` is its access-log sink.
+pub fn request_body(cfg: &DpConfig, access_log_socket: Option<&Path>) -> Value {
+    let mut body = json!({
         "dataplane": cfg.dataplane,
         "proxyType": "sidecar",
         "xdsApi": cfg.xds_api,
         "version": { "weftDp": env!("CARGO_PKG_VERSION") },
-    })
+    });
+    if let (Some(p), Some(b)) = (access_log_socket, body.as_object_mut()) {
+        b.insert(
+            "accessLogSocketPath".into(),
+            Value::String(p.display().to_string()),
+        );
+    }
+    body
 }
 
 /// Fetches the bootstrap (JSON bytes).
-pub async fn fetch_bootstrap(cfg: &DpConfig) -> Result<Vec<u8>, FetchError> {
+pub async fn fetch_bootstrap(
+    cfg: &DpConfig,
+    access_log_socket: Option<&Path>,
+) -> Result<Vec<u8>, FetchError> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
     let url = format!("{}/bootstrap", cfg.cp_url);
-    let body = request_body(cfg).to_string();
+    let body = request_body(cfg, access_log_socket).to_string();
     let started = Instant::now();
     let deadline = started + cfg.bootstrap_timeout;
     let mut pause = BACKOFF_START;
@@ -201,7 +212,7 @@ mod tests {
     #[tokio::test]
     async fn retries_until_ready() {
         let (addr, hits) = fake_zone(vec![(503, "{}"), (503, "{}"), (200, r#"{"node":{}}"#)]).await;
-        let got = fetch_bootstrap(&config(&addr, Duration::from_secs(10)))
+        let got = fetch_bootstrap(&config(&addr, Duration::from_secs(10)), None)
             .await
             .unwrap();
         assert_eq!(got, br#"{"node":{}}"#);
@@ -216,7 +227,7 @@ mod tests {
             r#"{"detail":"dataplane token refused: wrong mesh"}"#,
         )])
         .await;
-        let err = fetch_bootstrap(&config(&addr, Duration::from_secs(10)))
+        let err = fetch_bootstrap(&config(&addr, Duration::from_secs(10)), None)
             .await
             .unwrap_err();
         assert!(err.to_string().contains("403"), "{err}");
@@ -233,10 +244,10 @@ mod tests {
             .unwrap()
             .port();
         let started = std::time::Instant::now();
-        let err = fetch_bootstrap(&config(
-            &format!("127.0.0.1:{port}"),
-            Duration::from_millis(500),
-        ))
+        let err = fetch_bootstrap(
+            &config(&format!("127.0.0.1:{port}"), Duration::from_millis(500)),
+            None,
+        )
         .await
         .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(5));

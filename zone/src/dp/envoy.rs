@@ -70,16 +70,31 @@ pub fn find_envoy(flag: Option<&Path>) -> Result<PathBuf, String> {
     ))
 }
 
-/// A private directory (0700) holding the bootstrap (0600), removed on drop.
+/// A private directory (0700) holding the bootstrap (0600) and the access-log
+/// socket, removed on drop.
 pub struct BootstrapDir {
     dir: PathBuf,
 }
 
 impl BootstrapDir {
+    /// Creates the dir and writes the bootstrap into it.
     pub fn create(tag: &str, bootstrap: &[u8]) -> Result<(Self, PathBuf), EnvoyError> {
+        let guard = Self::new(tag)?;
+        let file = guard.write_bootstrap(bootstrap)?;
+        Ok((guard, file))
+    }
+
+    /// Creates the empty dir (`weft-dp-<tag>-<random>`; the tag is shortened so a
+    /// socket path inside stays within the unix limit).
+    pub fn new(tag: &str) -> Result<Self, EnvoyError> {
         let mut rnd = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut rnd);
         let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(24)
+            .collect();
         let dir = std::env::temp_dir().join(format!("weft-dp-{tag}-{suffix}"));
         let werr = |path: &Path| {
             let path = path.to_path_buf();
@@ -91,8 +106,20 @@ impl BootstrapDir {
             builder.mode(0o700);
         }
         builder.create(&dir).map_err(werr(&dir))?;
-        let guard = BootstrapDir { dir: dir.clone() };
-        let file = dir.join("bootstrap.json");
+        Ok(BootstrapDir { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes `bootstrap.json` (0600); its path.
+    pub fn write_bootstrap(&self, bootstrap: &[u8]) -> Result<PathBuf, EnvoyError> {
+        let werr = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EnvoyError::Write { path, source }
+        };
+        let file = self.dir.join("bootstrap.json");
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         {
@@ -103,7 +130,7 @@ impl BootstrapDir {
         opts.open(&file)
             .and_then(|mut f| f.write_all(bootstrap))
             .map_err(werr(&file))?;
-        Ok((guard, file))
+        Ok(file)
     }
 }
 

@@ -2,15 +2,19 @@
 //! format) and a dataplane token, asks the zone for Envoy's bootstrap
 //! (`POST /bootstrap`, retried while the zone is not ready), writes it to a private
 //! temp dir, runs Envoy with it, forwards SIGINT / SIGTERM and exits with Envoy's
-//! status.
+//! status. Before Envoy starts it opens the access-log sink (a unix socket in that
+//! dir, named in the bootstrap request) that MeshAccessLog TCP backends log through.
 //!
 //! - [`config`]: flags and their `WEFT_*` env vars.
 //! - [`client`]: the bootstrap request.
 //! - [`envoy`]: finding and running Envoy.
+//! - [`sink`] (+ [`msgpack`]): the access-log sink.
 
 pub mod client;
 pub mod config;
 pub mod envoy;
+pub mod msgpack;
+pub mod sink;
 
 use std::process::ExitStatus;
 use tokio::signal::unix::{SignalKind, signal};
@@ -23,6 +27,8 @@ pub enum DpError {
     Fetch(#[from] client::FetchError),
     #[error(transparent)]
     Envoy(#[from] envoy::EnvoyError),
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
     #[error("interrupted by {0} before Envoy started")]
     Interrupted(&'static str),
 }
@@ -32,8 +38,10 @@ pub async fn run(cfg: DpConfig) -> Result<ExitStatus, DpError> {
     tracing::info!(config = ?cfg, "weft-dp starting");
     let mut interrupt = signal(SignalKind::interrupt()).map_err(envoy::EnvoyError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(envoy::EnvoyError::Signal)?;
+    let dir = envoy::BootstrapDir::new(&cfg.name)?;
+    let sink = sink::Sink::start(&dir.path().join("al.sock"))?;
     let bootstrap = tokio::select! {
-        b = client::fetch_bootstrap(&cfg) => b?,
+        b = client::fetch_bootstrap(&cfg, Some(sink.path())) => b?,
         _ = interrupt.recv() => return Err(DpError::Interrupted("SIGINT")),
         _ = terminate.recv() => return Err(DpError::Interrupted("SIGTERM")),
     };
@@ -43,7 +51,7 @@ pub async fn run(cfg: DpConfig) -> Result<ExitStatus, DpError> {
         admin_port = cfg.admin_port,
         "got the bootstrap from the zone"
     );
-    let (_dir, path) = envoy::BootstrapDir::create(&cfg.name, &bootstrap)?;
+    let path = dir.write_bootstrap(&bootstrap)?;
     let status = envoy::run(&envoy::EnvoyRun {
         bin: cfg.envoy_bin.clone(),
         bootstrap: path,
@@ -51,6 +59,13 @@ pub async fn run(cfg: DpConfig) -> Result<ExitStatus, DpError> {
         drain_time: cfg.drain_time,
     })
     .await?;
-    tracing::info!(%status, "Envoy exited");
+    tracing::info!(
+        %status,
+        access_log_lines = sink.stats().forwarded.load(std::sync::atomic::Ordering::Relaxed),
+        access_log_dropped = sink.stats().dropped.load(std::sync::atomic::Ordering::Relaxed),
+        "Envoy exited"
+    );
+    drop(sink);
+    drop(dir);
     Ok(status)
 }

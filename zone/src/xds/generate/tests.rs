@@ -132,9 +132,10 @@ pub fn tcp_proxy(l: &Listener) -> TcpProxy {
 }
 
 /// A static bootstrap carrying everything the proxy would get over xDS (EDS
-/// clusters become STATIC with their ClusterLoadAssignment inline).
+/// clusters become STATIC with their ClusterLoadAssignment inline), plus the real
+/// bootstrap's `access_log_sink` cluster (MeshAccessLog TCP backends name it).
 pub fn static_bootstrap(a: &Assembled) -> Bootstrap {
-    let clusters = a
+    let mut clusters: Vec<_> = a
         .clusters
         .iter()
         .map(|c| {
@@ -150,6 +151,7 @@ pub fn static_bootstrap(a: &Assembled) -> Bootstrap {
             c
         })
         .collect();
+    clusters.push(access_log_sink());
     Bootstrap {
         node: Some(Node {
             id: "default.web-1".into(),
@@ -162,6 +164,60 @@ pub fn static_bootstrap(a: &Assembled) -> Bootstrap {
             ..bootstrap::StaticResources::default()
         }),
         ..Bootstrap::default()
+    }
+}
+
+/// The sink cluster the real bootstrap carries (zone/src/bootstrap/envoy.rs).
+fn access_log_sink() -> envoy_types::pb::envoy::config::cluster::v3::Cluster {
+    let json = crate::bootstrap::envoy::bootstrap(&crate::bootstrap::envoy::BootstrapInput {
+        dataplane: &web(),
+        xds: &crate::bootstrap::XdsTarget {
+            host: "127.0.0.1".into(),
+            port: 1,
+            ca_pem: None,
+        },
+        api: crate::bootstrap::XdsApi::Delta,
+        token: None,
+        version: None,
+        access_log_socket: None,
+    });
+    let sink = &json["static_resources"]["clusters"][1];
+    assert_eq!(sink["name"], crate::bootstrap::envoy::ACCESS_LOG_SINK);
+    let path = sink["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["pipe"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::core::v3::{Address, Pipe, address};
+    use envoy_types::pb::envoy::config::endpoint::v3::{
+        ClusterLoadAssignment as Cla, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+    };
+    Cluster {
+        name: crate::bootstrap::envoy::ACCESS_LOG_SINK.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        load_assignment: Some(Cla {
+            cluster_name: crate::bootstrap::envoy::ACCESS_LOG_SINK.into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(Address {
+                            address: Some(address::Address::Pipe(Pipe {
+                                path,
+                                ..Pipe::default()
+                            })),
+                        }),
+                        ..Endpoint::default()
+                    })),
+                    ..LbEndpoint::default()
+                }],
+                ..LocalityLbEndpoints::default()
+            }],
+            ..Cla::default()
+        }),
+        ..Cluster::default()
     }
 }
 

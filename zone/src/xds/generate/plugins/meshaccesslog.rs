@@ -1,9 +1,11 @@
 //! MeshAccessLog (order 600): `access_log[]` entries on the HCM (HTTP) or
 //! `tcp_proxy` (TCP) of outbound (`to[]`) and inbound (`from[]`/`rules[]`)
 //! listeners. `File` → `envoy.access_loggers.file` to `path`; `Tcp` →
-//! `envoy.access_loggers.fluentd` to a cluster `meshaccesslog:tcp:<address>`
-//! (Kuma sends plain lines through kuma-dp's socket instead; see
-//! docs/policies.md). Formats: Kuma's default plain formats, `plain`, or `json`
+//! `envoy.access_loggers.fluentd` to the bootstrap's static cluster
+//! `access_log_sink` (weft-dp's unix socket) with the tag `weft.tcp.<address>`
+//! and the formatted line as the record's `message`; weft-dp writes the line to
+//! the collector (as Kuma's kuma-dp does). No per-collector cluster is sent, so a
+//! listener never names a cluster Envoy may not have yet. Formats: Kuma's default plain formats, `plain`, or `json`
 //! (written as a JSON text template so the output is stable). Kuma's
 //! placeholders (`%KUMA_MESH%`, `%KUMA_SOURCE_SERVICE%`,
 //! `%KUMA_DESTINATION_SERVICE%`, `%KUMA_SOURCE_ADDRESS%`,
@@ -11,15 +13,12 @@
 //! OpenTelemetry backends are not generated yet.
 
 use super::Ctx;
-use crate::xds::generate::envoy::{any, secs, socket};
-use crate::xds::generate::model::{Chain, ClusterPart, ClusterRole, Protocol, ProxyConfig};
+use crate::bootstrap::envoy::{ACCESS_LOG_SINK, TCP_TAG_PREFIX};
+use crate::xds::generate::envoy::any;
+use crate::xds::generate::model::{Chain, Protocol, ProxyConfig};
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, SubstitutionFormatString, data_source, substitution_format_string,
-};
-use envoy_types::pb::envoy::config::endpoint::v3::{
-    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
     FileAccessLog, file_access_log,
@@ -83,53 +82,7 @@ fn line(format: &Option<Format>, protocol: Protocol, v: &Vars<'_>) -> String {
     text
 }
 
-fn collector_cluster(address: &str) -> (String, ClusterPart) {
-    let name = format!("meshaccesslog:tcp:{address}");
-    let (host, port) = address.rsplit_once(':').unwrap_or((address, "0"));
-    let port: u32 = port.parse().unwrap_or(0);
-    let ty = if host.parse::<std::net::IpAddr>().is_ok() {
-        cluster::DiscoveryType::Static
-    } else {
-        cluster::DiscoveryType::StrictDns
-    };
-    let c = Cluster {
-        name: name.clone(),
-        alt_stat_name: crate::xds::generate::envoy::sanitize(&name),
-        connect_timeout: Some(secs(5)),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(ty as i32)),
-        load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: name.clone(),
-            endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints: vec![LbEndpoint {
-                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(socket(host.trim_matches(['[', ']']), port)),
-                        ..Endpoint::default()
-                    })),
-                    ..LbEndpoint::default()
-                }],
-                ..LocalityLbEndpoints::default()
-            }],
-            ..ClusterLoadAssignment::default()
-        }),
-        ..Cluster::default()
-    };
-    (
-        name,
-        ClusterPart {
-            role: ClusterRole::System,
-            protocol: Protocol::Tcp,
-            cluster: c,
-            http_options: None,
-        },
-    )
-}
-
-fn loggers(
-    cfg: &mut ProxyConfig,
-    backends: &[Backend],
-    protocol: Protocol,
-    v: &Vars<'_>,
-) -> Vec<AccessLog> {
+fn loggers(backends: &[Backend], protocol: Protocol, v: &Vars<'_>) -> Vec<AccessLog> {
     let mut out = Vec::new();
     for b in backends {
         match b.r#type {
@@ -159,8 +112,6 @@ fn loggers(
             }
             BackendType::Tcp => {
                 let Some(t) = &b.tcp else { continue };
-                let (name, part) = collector_cluster(&t.address);
-                cfg.clusters.entry(name.clone()).or_insert(part);
                 let record = Struct {
                     fields: [(
                         "message".to_string(),
@@ -172,8 +123,8 @@ fn loggers(
                     .collect(),
                 };
                 let log = FluentdAccessLogConfig {
-                    cluster: name,
-                    tag: "weft".into(),
+                    cluster: ACCESS_LOG_SINK.into(),
+                    tag: format!("{TCP_TAG_PREFIX}{}", t.address),
                     stat_prefix: "meshaccesslog".into(),
                     record: Some(record),
                     buffer_flush_interval: Some(crate::xds::generate::envoy::duration(
@@ -222,7 +173,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
             },
             destination: &service,
         };
-        let logs = loggers(cfg, &backends, protocol, &vars);
+        let logs = loggers(&backends, protocol, &vars);
         let part = if outbound {
             &mut cfg.outbounds[i]
         } else {

@@ -410,7 +410,8 @@ spec:
 
 #[test]
 fn meshaccesslog_file_and_tcp() {
-    // MeshAccessLog: file logger with Kuma placeholders substituted; TCP backend via a collector cluster.
+    // MeshAccessLog: file logger with Kuma placeholders substituted; a TCP backend logs
+    // through the bootstrap's access_log_sink with the collector in the tag, and adds no cluster.
     let p = res(r#"
 type: MeshAccessLog
 mesh: default
@@ -441,9 +442,27 @@ spec:
         2
     );
     assert!(
-        cluster(&a, "meshaccesslog:tcp:127.0.0.1:5170")
-            .load_assignment
-            .is_some()
+        a.clusters
+            .iter()
+            .all(|c| !c.name.starts_with("meshaccesslog")),
+        "no per-collector cluster"
+    );
+    let Some(envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType::TypedConfig(
+        fluentd,
+    )) = &h.access_log[1].config_type
+    else {
+        panic!()
+    };
+    let fluentd = envoy_types::pb::envoy::extensions::access_loggers::fluentd::v3::FluentdAccessLogConfig::decode(
+        fluentd.value.as_slice(),
+    )
+    .unwrap();
+    assert_eq!(fluentd.cluster, "access_log_sink");
+    assert_eq!(fluentd.tag, "weft.tcp.127.0.0.1:5170");
+    let message = format!("{:?}", fluentd.record.unwrap().fields["message"]);
+    assert!(
+        message.contains(r#"dst"#) && message.contains("backend"),
+        "{message}"
     );
     let inbound = hcm(listener(&a, "inbound:127.0.0.1:20000"));
     let Some(envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType::TypedConfig(
