@@ -15,6 +15,7 @@ pub mod echo;
 pub mod inprocess;
 pub mod mesh;
 pub mod process;
+pub mod wait;
 
 pub use client::Client;
 pub use process::{ControlPlane, Process, TestbedError};

@@ -4,25 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weft_testbed::mesh::traffic::LoopOptions;
 use weft_testbed::mesh::{AppSpec, MeshHarness, TokenChoice, request_loop};
-
-/// Polls `check` until it returns true or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within {timeout:?}");
-}
+use weft_testbed::wait::until;
 
 /// Two backends and a client, `api` for the client and one backend, the other
 /// backend on the other flavour; 200s spread over both instances.
@@ -43,7 +28,7 @@ async fn client_to_two_backends(client_sotw: bool) {
     let client = mesh.app("client-1").unwrap();
 
     // Both backend instances reach the client's EDS before traffic starts.
-    eventually(
+    until(
         Duration::from_secs(10),
         "two healthy backend endpoints",
         || async {
@@ -235,7 +220,7 @@ async fn sigterm_is_forwarded_to_envoy() {
     assert!(status.success(), "{status}\n{}", app.dp.log());
     assert!(app.dp.log().contains("forwarding the signal to Envoy"));
     // Envoy is gone with it: its admin port no longer answers.
-    eventually(
+    until(
         Duration::from_secs(5),
         "Envoy's admin port closes",
         || async { app.admin.get("/ready").await.is_err() },
@@ -282,7 +267,7 @@ async fn the_xds_stream_refuses_a_bad_token() {
         .arg(&path)
         .args(["--use-dynamic-base-id", "-l", "warning"]);
     let envoy = weft_testbed::mesh::GroupProcess::spawn("envoy direct-1", cmd, dir.path()).unwrap();
-    eventually(
+    until(
         Duration::from_secs(15),
         "the zone refuses the stream",
         || async { mesh.zone.process.log().contains("xDS: proxy refused") },
@@ -290,7 +275,7 @@ async fn the_xds_stream_refuses_a_bad_token() {
     .await;
     let zone_log = mesh.zone.process.log();
     assert!(zone_log.contains("default.direct-1"), "{zone_log}");
-    eventually(Duration::from_secs(15), "Envoy logs the reason", || async {
+    until(Duration::from_secs(15), "Envoy logs the reason", || async {
         // Envoy percent-encodes the gRPC status message in its log.
         let log = envoy.log();
         log.contains("dataplane%20token%20refused") && log.contains("signature")
@@ -329,7 +314,7 @@ async fn cli_issued_token_admits_a_proxy() {
         .await
         .unwrap();
     let client = mesh.app("client-1").unwrap();
-    eventually(Duration::from_secs(10), "the web endpoint", || async {
+    until(Duration::from_secs(10), "the web endpoint", || async {
         client
             .admin
             .cluster_hosts("web")
@@ -355,7 +340,7 @@ async fn federated_zone_serves_proxies() {
     .unwrap();
     let mut mesh = MeshHarness::on_zone(zone, Some("east")).unwrap();
     let api = mesh.api();
-    eventually(
+    until(
         Duration::from_secs(15),
         "mesh default synced to the zone",
         || {
@@ -375,7 +360,7 @@ async fn federated_zone_serves_proxies() {
     .await
     .unwrap();
     let client = mesh.app("client-1").unwrap();
-    eventually(Duration::from_secs(10), "the backend endpoint", || async {
+    until(Duration::from_secs(10), "the backend endpoint", || async {
         client
             .admin
             .cluster_hosts("backend")

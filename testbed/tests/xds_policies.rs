@@ -11,25 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_testbed::mesh::traffic::{LoopOptions, request_loop_for};
 use weft_testbed::mesh::{App, AppSpec, MeshHarness, request_loop};
+use weft_testbed::wait::until;
 
 /// What a request loop saw: when, status, and the `x-marker` header the app got.
 type Seen = Arc<Mutex<Vec<(Instant, u16, Option<String>)>>>;
-
-/// Polls `check` until it returns true or `timeout` passes.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within {timeout:?}");
-}
 
 async fn put(mesh: &MeshHarness, plural: &str, name: &str, spec: &str) {
     let doc = format!(
@@ -74,7 +59,7 @@ async fn no_rejections(mesh: &MeshHarness) {
 }
 
 async fn healthy_hosts(client: &App, cluster: &str, n: usize) {
-    eventually(
+    until(
         Duration::from_secs(10),
         "backend endpoints healthy",
         || async {
@@ -130,7 +115,7 @@ async fn timeout_retry_and_live_change() {
         "  targetRef: {kind: MeshService, name: client}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {http: {requestTimeout: 1s}}\n",
     )
     .await;
-    eventually(
+    until(
         Duration::from_secs(15),
         "504 after the 1s timeout",
         || async {
@@ -144,7 +129,7 @@ async fn timeout_retry_and_live_change() {
     no_retries(&mesh).await;
     let flaky = client.outbound_url("backend", "/flaky");
     let fail = [("x-echo-fail", "0.5")];
-    eventually(
+    until(
         Duration::from_secs(10),
         "a 503 with retries off",
         || async { status_of(&flaky, &fail).await.0 == 503 },
@@ -163,7 +148,7 @@ async fn timeout_retry_and_live_change() {
         "  targetRef: {kind: MeshService, name: client}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {http: {numRetries: 3, retryOn: [5xx]}}\n",
     )
     .await;
-    eventually(Duration::from_secs(10), "20 successes in a row", || async {
+    until(Duration::from_secs(10), "20 successes in a row", || async {
         request_loop(&flaky, 20, &opts).await.status(200) == 20
     })
     .await;
@@ -204,7 +189,7 @@ async fn timeout_retry_and_live_change() {
             seen2.lock().unwrap().push((Instant::now(), status, marker));
         }
     });
-    eventually(Duration::from_secs(3), "the loop runs", || async {
+    until(Duration::from_secs(3), "the loop runs", || async {
         seen.lock().unwrap().len() > 20
     })
     .await;
@@ -271,7 +256,7 @@ async fn split_and_fault_injection() {
         "  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      rules:\n        - matches: [{path: {type: PathPrefix, value: /}}]\n          default:\n            backendRefs:\n              - {kind: MeshServiceSubset, name: backend, tags: {version: v1}, weight: 90}\n              - {kind: MeshServiceSubset, name: backend, tags: {version: v2}, weight: 10}\n",
     )
     .await;
-    eventually(Duration::from_secs(10), "the split clusters", || async {
+    until(Duration::from_secs(10), "the split clusters", || async {
         let stats = client.admin.stats().await.unwrap_or_default();
         stats
             .keys()
@@ -301,7 +286,7 @@ async fn split_and_fault_injection() {
     )
     .await;
     let plain = client.outbound_url("backend", "/fault");
-    eventually(Duration::from_secs(10), "an injected 503", || async {
+    until(Duration::from_secs(10), "an injected 503", || async {
         request_loop(&plain, 10, &LoopOptions::default())
             .await
             .status(503)
@@ -349,7 +334,7 @@ async fn outlier_detection_ejects_failing_instance() {
     )
     .await;
     let url = client.outbound_url("backend", "/od");
-    eventually(
+    until(
         Duration::from_secs(20),
         "the bad instance ejected",
         || async {
@@ -402,7 +387,7 @@ async fn rate_limit_and_access_log() {
     )
     .await;
     let url = client.outbound_url("backend", "/limited");
-    eventually(Duration::from_secs(10), "a 429", || async {
+    until(Duration::from_secs(10), "a 429", || async {
         request_loop(&url, 15, &LoopOptions::default())
             .await
             .status(429)
@@ -412,7 +397,7 @@ async fn rate_limit_and_access_log() {
     // Connections the client's Envoy opened before the change stay on the old
     // (unlimited) filter chain until it has drained (Envoy's in-place update).
     let backend = mesh.app("backend-1").unwrap();
-    eventually(
+    until(
         Duration::from_secs(30),
         "the old inbound filter chain drained",
         || async {
@@ -500,7 +485,7 @@ async fn tcp_access_log_reaches_the_collector() {
     )
     .await;
     let url = client.outbound_url("backend", "/tcp-logged");
-    eventually(
+    until(
         Duration::from_secs(20),
         "an access log record at the TCP collector",
         || async {

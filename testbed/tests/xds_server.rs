@@ -16,6 +16,7 @@ use weft_shared::store::{MemoryStore, ResourceStore};
 use weft_testbed::ads::{
     self, CLUSTER_TYPE, DeltaStream, DiscoveryRequest, ENDPOINT_TYPE, SotwStream,
 };
+use weft_testbed::wait::until;
 use weft_zone::admission::AdmissionError;
 use weft_zone::xds::Admit;
 use weft_zone::xds::cache::{Cache, CacheConfig, Generator};
@@ -162,25 +163,6 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("no answer within the deadline")
 }
 
-/// Polls `cond` until it holds or the deadline passes.
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn insight(zone: &Zone, name: &str) -> DataplaneInsight {
     zone.xds
         .insights
@@ -239,7 +221,7 @@ async fn delta_stream_serves_updates_and_handles_nack() {
         "t2's rejected version is not resent"
     );
     s.ack(&r).await.unwrap();
-    eventually("insight counts the ACKs and the NACK", || async {
+    until(DEADLINE, "insight counts the ACKs and the NACK", || async {
         let i = insight(&zone, "web-1");
         i.types
             .get(CLUSTER_TYPE)
@@ -295,7 +277,7 @@ async fn sotw_stream_serves_updates_and_handles_nack() {
     assert_eq!(r3.resources.len(), 3);
     assert_ne!(r3.version_info, r2.version_info);
     s.ack(&r3, &[]).await.unwrap();
-    eventually("insight counts ACKs and the NACK", || async {
+    until(DEADLINE, "insight counts ACKs and the NACK", || async {
         let i = insight(&zone, "web-1");
         i.types
             .get(CLUSTER_TYPE)
@@ -324,7 +306,7 @@ async fn generation_error_keeps_last_good_snapshot() {
         .generations
         .load(std::sync::atomic::Ordering::Relaxed);
     put(&zone.store, policy("t1", "1h")).await;
-    eventually("the failing generations ran", || async {
+    until(DEADLINE, "the failing generations ran", || async {
         cache
             .stats()
             .generations
@@ -417,7 +399,7 @@ async fn dataplane_removed_after_grace_unless_reconnected() {
 
     // Disconnect and come back at once: the Dataplane survives the grace period.
     drop(s);
-    eventually("the insight sees the disconnect", || async {
+    until(DEADLINE, "the insight sees the disconnect", || async {
         !insight(&zone, "web-1").connected
     })
     .await;
@@ -427,7 +409,7 @@ async fn dataplane_removed_after_grace_unless_reconnected() {
         .unwrap();
     within(s.next()).await.unwrap();
     let started = tokio::time::Instant::now();
-    eventually("a grace period has passed", || async {
+    until(DEADLINE, "a grace period has passed", || async {
         started.elapsed() > Duration::from_millis(600)
     })
     .await;
@@ -438,7 +420,7 @@ async fn dataplane_removed_after_grace_unless_reconnected() {
 
     // Gone for good: deleted after the grace period.
     drop(s);
-    eventually("the Dataplane is deleted", || async {
+    until(DEADLINE, "the Dataplane is deleted", || async {
         zone.store.get(&dp_key("web-1")).await.unwrap().is_none()
     })
     .await;
