@@ -85,7 +85,11 @@ http_ok() { local url=$1; shift; curl -sf -o /dev/null "$@" "$url"; }
 declare -A TOKENS=()
 # run CMD...: shows the command (tokens by name, never by value), runs it, ends the line.
 run() {
-  local shown="$*" t
+  local shown="" a t
+  for a in "$@"; do
+    [[ $a =~ [[:space:]\'\*\?\{] ]] && a="\"$a\""
+    shown+="${shown:+ }$a"
+  done
   for t in "${!TOKENS[@]}"; do shown=${shown//${TOKENS[$t]}/\$$t}; done
   printf '\n$ %s\n' "$shown"
   "$@"
@@ -241,9 +245,15 @@ tally 20
 ((${TALLY[backend-1]:-0} > 0 && ${TALLY[backend-2]:-0} > 0)) || fail "without the header both backends should answer"
 
 # weft-echo holds a request for ?delay=...; a 1 s MeshTimeout cuts a 2 s answer.
-show "curl -w '%{http_code} in %{time_total}s' '$CLIENT_URL/?delay=2s'"
-code=$(curl -sS -o /dev/null -w '%{http_code}' "$CLIENT_URL/?delay=2s")
-curl -sS -o /dev/null -w '  (again: %{http_code} in %{time_total}s)\n' "$CLIENT_URL/?delay=2s"
+# delayed: one request the backend answers after 2 s; prints and leaves in $code the status.
+delayed() {
+  show "curl -w '%{http_code} in %{time_total}s' '$CLIENT_URL/?delay=2s'"
+  local out
+  out=$(curl -sS -o /dev/null -w '%{http_code} in %{time_total}s' "$CLIENT_URL/?delay=2s")
+  echo "  $out"
+  code=${out%% *}
+}
+delayed
 [ "$code" = 200 ] || fail "a 2 s answer should pass before the MeshTimeout (got $code)"
 cat >"$DATA/policies/timeout.yaml" <<'EOF'
 # The client waits at most 1 s for the backend.
@@ -261,8 +271,8 @@ run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default/meshtimeouts
   -H "Authorization: Bearer $GTOKEN" --data-binary "@$DATA/policies/timeout.yaml"
 timed_out() { [ "$(curl -sS -o /dev/null -w '%{http_code}' "$CLIENT_URL/?delay=2s")" = 504 ]; }
 wait_for "the 1 s timeout in the client's Envoy" 30 timed_out
-show "curl -w '%{http_code} in %{time_total}s' '$CLIENT_URL/?delay=2s'"
-curl -sS -o /dev/null -w '  %{http_code} in %{time_total}s\n' "$CLIENT_URL/?delay=2s"
+delayed
+[ "$code" = 504 ] || fail "the MeshTimeout should cut the 2 s answer with 504 (got $code)"
 show "curl -X PUT http://$ZONE/meshes/default/meshtimeouts/client-to-backend ...   # on the zone"
 code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "http://$ZONE/meshes/default/meshtimeouts/client-to-backend" \
   -H "Authorization: Bearer $ZTOKEN" --data-binary "@$DATA/policies/timeout.yaml")
@@ -271,15 +281,18 @@ echo "  $code: a federated zone takes policies from global only"
 
 echo
 echo "== 5. what the zone computed for the client's proxy"
-show "curl http://$ZONE/meshes/default/dataplanes/client-1/_rules | jq ...   # the policies that apply, per type"
+show "curl http://$ZONE/meshes/default/dataplanes/client-1/_rules   # the policies that select it, per type (summary)"
 rules=$(curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes/client-1/_rules" \
   -H "Authorization: Bearer $ZTOKEN")
-jq -c '.' <<<"$rules" | cut -c1-600
+jq -r '.rules[] | "  \(.type): \([.matched[]? | if type == "object" then .name else tostring end] | join(", "))"' <<<"$rules"
+echo "  MeshTimeout towards backend, merged:"
+jq -c '.rules[] | select(.type == "MeshTimeout") | .to[]? | select(tostring | test("client-to-backend")) | .conf' <<<"$rules" | sed 's/^/    /'
 grep -q canary <<<"$rules" && grep -q client-to-backend <<<"$rules" ||
   fail "_rules should list the canary route and the timeout"
-show "curl http://$ZONE/meshes/default/dataplanes/client-1/_config | jq ...   # the xDS resources it got"
+show "curl http://$ZONE/meshes/default/dataplanes/client-1/_config   # the xDS resources it gets (names)"
 curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes/client-1/_config" \
-  -H "Authorization: Bearer $ZTOKEN" | jq -c '.' | cut -c1-600
+  -H "Authorization: Bearer $ZTOKEN" |
+  jq -r '.resources | to_entries[] | "  \(.key | sub(".*[.]"; "")): \([.value[].name] | join(", "))"'
 
 echo
 echo "== the walk-through passed"
