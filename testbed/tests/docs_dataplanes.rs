@@ -33,7 +33,12 @@ fn dataplanes_walkthrough_runs_as_written() {
     ))
     .unwrap();
     let script = sh_blocks(&doc);
-    for step in ["/tokens/dataplane", "token dataplane", "/bootstrap", "weft-dp run"] {
+    for step in [
+        "/tokens/dataplane",
+        "token dataplane",
+        "/bootstrap",
+        "weft-dp run",
+    ] {
         assert!(script.contains(step), "walk-through lost {step}:\n{script}");
     }
     let zone = ControlPlane::zone(&[]).unwrap();
@@ -62,7 +67,10 @@ fn dataplanes_walkthrough_runs_as_written() {
     // Bounded: the script's own waits add up to well under this.
     let deadline = Instant::now() + Duration::from_secs(120);
     while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "walk-through still running after 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "walk-through still running after 120 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
@@ -77,7 +85,11 @@ fn dataplanes_walkthrough_runs_as_written() {
     );
     // Both ways of issuing a token give a token.
     for file in ["backend-1.token", "backend-1-cli.token"] {
-        assert_eq!(logs(file).trim().split('.').count(), 3, "{file} is not a JWT");
+        assert_eq!(
+            logs(file).trim().split('.').count(),
+            3,
+            "{file} is not a JWT"
+        );
     }
     assert!(stdout.contains("default.backend-1"), "node.id: {stdout}");
     assert!(
