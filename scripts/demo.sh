@@ -64,15 +64,22 @@ start() {
   local log=$1; shift
   setsid "$@" >"$log.out" 2>"$log.err" </dev/null &
   pids+=($!)
+  LOGS[$!]=$log
 }
+declare -A LOGS=()
 
 # wait_for WHAT SECONDS CMD...: polls CMD (quietly) every 0.1 s until it succeeds,
 # or fails the demo after SECONDS.
 wait_for() {
   local what=$1 secs=$2; shift 2
   local deadline=$((SECONDS + secs))
+  local p
   until "$@" >/dev/null 2>&1; do
     ((SECONDS < deadline)) || fail "$what: not within ${secs} s (logs: $DATA/*.err)"
+    for p in "${pids[@]}"; do
+      kill -0 "$p" 2>/dev/null || fail "$what: ${LOGS[$p]##*/} exited; its log:
+$(tail -n 20 "${LOGS[$p]}.err")"
+    done
     sleep 0.1
   done
 }
