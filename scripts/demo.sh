@@ -163,7 +163,7 @@ for b in backend-1 backend-2; do
   "$BIN/weft-zone" token dataplane --mesh default --name "$b" --tag kuma.io/service=backend \
     --valid-for 24h --data-dir "$DATA/zone" >"$DATA/$b.token"
 done
-show "curl -sS --fail-with-body -X POST http://$ZONE/tokens/dataplane -H \"Authorization: Bearer \$ZTOKEN\" -d '{\"mesh\": \"default\", \"name\": \"client-1\", \"tags\": {\"kuma.io/service\": \"client\"}}' > $DATA/client-1.token"
+show "curl -sS --fail-with-body -X POST http://$ZONE/tokens/dataplane -H \"Authorization: Bearer \$ZTOKEN\" -d '{\"mesh\": \"default\", \"name\": \"client-1\", \"tags\": {\"kuma.io/service\": \"client\"}, \"validFor\": \"24h\"}' > $DATA/client-1.token"
 curl -sS --fail-with-body -X POST "http://$ZONE/tokens/dataplane" -H "Authorization: Bearer $ZTOKEN" \
   -d '{"mesh": "default", "name": "client-1", "tags": {"kuma.io/service": "client"}, "validFor": "24h"}' \
   >"$DATA/client-1.token"
