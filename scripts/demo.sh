@@ -9,6 +9,14 @@
 # Every step checks its outcome: a failed step stops the demo with a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# json PYTHON: runs PYTHON with `doc` = the JSON document on stdin (python3 is a
+# prerequisite already; no jq needed).
+json() {
+  python3 -c "import json, sys
+doc = json.load(sys.stdin)
+$1"
+}
 bash scripts/setup.sh
 
 EXIT_AFTER=0
@@ -191,7 +199,7 @@ wait_for "both backend endpoints healthy in the client's Envoy" 30 two_backends
 run curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes" -H "Authorization: Bearer $ZTOKEN" \
   -o /dev/null -w 'GET /meshes/default/dataplanes: %{http_code}'
 curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes" -H "Authorization: Bearer $ZTOKEN" |
-  jq -r '.items[] | "  \(.name)  \(.networking.address)  \(.networking.inbound[0].tags["kuma.io/service"])"'
+  json 'for d in doc["items"]: print("  " + d["name"], d["networking"]["address"], d["networking"]["inbound"][0]["tags"]["kuma.io/service"], sep="  ")'
 
 echo
 echo "== 3. traffic: the client's Envoy → the backends' Envoys → the backends"
@@ -205,7 +213,7 @@ tally() {
     body=$(curl -sS -m 10 -w '\n%{http_code}' "$@" "$CLIENT_URL/") || body=$'\n000'
     code=${body##*$'\n'}
     if [ "$code" = 200 ]; then
-      who=$(jq -r .instance <<<"${body%$'\n'*}")
+      who=$(json 'print(doc["instance"])' <<<"${body%$'\n'*}")
     else
       who="HTTP $code"
     fi
@@ -291,15 +299,25 @@ echo "== 5. what the zone computed for the client's proxy"
 show "curl http://$ZONE/meshes/default/dataplanes/client-1/_rules   # the policies that select it, per type (summary)"
 rules=$(curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes/client-1/_rules" \
   -H "Authorization: Bearer $ZTOKEN")
-jq -r '.rules[] | "  \(.type): \([.matched[]? | if type == "object" then .name else tostring end] | join(", "))"' <<<"$rules"
+json '
+for r in doc["rules"]:
+    names = [m["name"] if isinstance(m, dict) else str(m) for m in r.get("matched", [])]
+    print("  " + r["type"] + ": " + ", ".join(names))' <<<"$rules"
 echo "  MeshTimeout towards backend, merged:"
-jq -c '.rules[] | select(.type == "MeshTimeout") | .to[]? | select(tostring | test("client-to-backend")) | .conf' <<<"$rules" | sed 's/^/    /'
+json '
+for r in doc["rules"]:
+    if r["type"] == "MeshTimeout":
+        for t in r.get("to", []):
+            if "client-to-backend" in json.dumps(t):
+                print("    " + json.dumps(t.get("conf"), separators=(",", ":")))' <<<"$rules"
 grep -q canary <<<"$rules" && grep -q client-to-backend <<<"$rules" ||
   fail "_rules should list the canary route and the timeout"
 show "curl http://$ZONE/meshes/default/dataplanes/client-1/_config   # the xDS resources it gets (names)"
 curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes/client-1/_config" \
   -H "Authorization: Bearer $ZTOKEN" |
-  jq -r '.resources | to_entries[] | "  \(.key | sub(".*[.]"; "")): \([.value[].name] | join(", "))"'
+  json '
+for key, items in doc["resources"].items():
+    print("  " + key.rsplit(".", 1)[-1] + ": " + ", ".join(i["name"] for i in items))'
 
 echo
 echo "== the walk-through passed"
