@@ -28,9 +28,10 @@ impl SnapshotFeed {
         let mut state = State {
             types: types.iter().map(|t| (*t, TypeResources::new())).collect(),
             select,
+            published: Snapshot::new(),
         };
         let revision = state.relist(store.as_ref()).await?;
-        let (tx, rx) = watch::channel(Some(state.snapshot()));
+        let (tx, rx) = watch::channel(Some(state.snapshot(None)));
         tokio::spawn(follow(store, state, revision, tx));
         Ok(rx)
     }
@@ -39,6 +40,8 @@ impl SnapshotFeed {
 struct State {
     types: BTreeMap<ResourceType, TypeResources>,
     select: Select,
+    /// The last snapshot published: a new one shares every type not touched since.
+    published: Snapshot,
 }
 
 impl State {
@@ -82,11 +85,18 @@ impl State {
         true
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let mut s = Snapshot::new();
+    /// The snapshot to publish: the `touched` types (all when `None`) copied anew,
+    /// every other type shared with the last one published, so a sender skips the
+    /// types that did not change (pointer equality) and a change to one resource
+    /// does not copy the maps of the others.
+    fn snapshot(&mut self, touched: Option<&BTreeSet<ResourceType>>) -> Snapshot {
+        let mut s = self.published.clone();
         for (ty, resources) in &self.types {
-            s.set_type(ty.name(), resources.clone());
+            if touched.is_none_or(|t| t.contains(ty)) {
+                s.set_type(ty.name(), resources.clone());
+            }
         }
+        self.published = s.clone();
         s
     }
 }
@@ -145,7 +155,7 @@ async fn follow(
                 }
                 break;
             }
-            if !touched.is_empty() && tx.send(Some(state.snapshot())).is_err() {
+            if !touched.is_empty() && tx.send(Some(state.snapshot(Some(&touched)))).is_err() {
                 return;
             }
         }
@@ -158,7 +168,7 @@ async fn relist_and_publish(
     tx: &watch::Sender<Option<Snapshot>>,
 ) -> Option<u64> {
     match state.relist(store.as_ref()).await {
-        Ok(r) => tx.send(Some(state.snapshot())).ok().map(|()| r),
+        Ok(r) => tx.send(Some(state.snapshot(None))).ok().map(|()| r),
         Err(e) => {
             tracing::error!(error = %e, "snapshot feed: relist failed; stopping the feed");
             None
@@ -191,6 +201,39 @@ mod tests {
                 .expect("snapshot condition not met in 5 s")
                 .unwrap();
         }
+    }
+
+    // A change to one type publishes a snapshot that shares every other type's map.
+    #[tokio::test]
+    async fn untouched_types_stay_shared() {
+        let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
+        store.create(res("type: Mesh\nname: m\n")).await.unwrap();
+        let select: Select = Arc::new(|r: &Resource| Some(super::super::stamp_global(r)));
+        let mut rx = SnapshotFeed::start(
+            store.clone(),
+            vec![ResourceType::Mesh, ResourceType::Secret],
+            select,
+        )
+        .await
+        .unwrap();
+        let before = rx.borrow_and_update().clone().unwrap();
+        store
+            .create(res("type: Secret\nname: s\nmesh: m\ndata: aGk=\n"))
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Secret").is_some_and(|t| t.contains("m/s"))
+        })
+        .await;
+        let after = rx.borrow().clone().unwrap();
+        assert!(Arc::ptr_eq(
+            before.get_shared("Mesh").unwrap(),
+            after.get_shared("Mesh").unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            before.get_shared("Secret").unwrap(),
+            after.get_shared("Secret").unwrap()
+        ));
     }
 
     // The snapshot follows creates, updates and deletes of the selected types only.
