@@ -25,6 +25,18 @@ impl SnapshotFeed {
         types: Vec<ResourceType>,
         select: Select,
     ) -> Result<watch::Receiver<Option<Snapshot>>, StoreError> {
+        Self::start_joinable(store, types, select)
+            .await
+            .map(|(rx, _)| rx)
+    }
+
+    /// Like [`SnapshotFeed::start`], with the following task's handle: abort and
+    /// await it to release the store at a known point (before reopening it).
+    pub async fn start_joinable(
+        store: Arc<dyn ResourceStore>,
+        types: Vec<ResourceType>,
+        select: Select,
+    ) -> Result<(watch::Receiver<Option<Snapshot>>, tokio::task::JoinHandle<()>), StoreError> {
         let mut state = State {
             types: types.iter().map(|t| (*t, TypeResources::new())).collect(),
             select,
@@ -32,9 +44,44 @@ impl SnapshotFeed {
         };
         let revision = state.relist(store.as_ref()).await?;
         let (tx, rx) = watch::channel(Some(state.snapshot(None)));
-        tokio::spawn(follow(store, state, revision, tx));
-        Ok(rx)
+        let task = tokio::spawn(follow(store, state, revision, tx));
+        Ok((rx, task))
     }
+}
+
+/// The union of two feeds: every type of `a`, and every type of `b` (which wins
+/// on a type both offer), republished whenever either changes. Types keep their
+/// shared maps, so merging copies no resources. Ends when either source closes or
+/// every receiver of the result is dropped.
+pub fn merge(
+    mut a: watch::Receiver<Option<Snapshot>>,
+    mut b: watch::Receiver<Option<Snapshot>>,
+) -> watch::Receiver<Option<Snapshot>> {
+    fn union(a: Option<Snapshot>, b: Option<Snapshot>) -> Option<Snapshot> {
+        let (mut out, b) = (a?, b?);
+        for ty in b.type_urls() {
+            if let Some(resources) = b.get_shared(ty) {
+                out.set_type_shared(ty, resources.clone());
+            }
+        }
+        Some(out)
+    }
+    let first = union(a.borrow_and_update().clone(), b.borrow_and_update().clone());
+    let (tx, rx) = watch::channel(first);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = a.changed() => if changed.is_err() { return },
+                changed = b.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+            let next = union(a.borrow_and_update().clone(), b.borrow_and_update().clone());
+            if tx.send(next).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 struct State {
@@ -234,6 +281,35 @@ mod tests {
             before.get_shared("Secret").unwrap(),
             after.get_shared("Secret").unwrap()
         ));
+    }
+
+    // A merged feed offers both feeds' types and follows changes to either.
+    #[tokio::test]
+    async fn merged_feeds_follow_both() {
+        let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
+        store.create(res("type: Mesh\nname: m\n")).await.unwrap();
+        let select: Select = Arc::new(|r: &Resource| Some(super::super::stamp_global(r)));
+        let meshes = SnapshotFeed::start(store.clone(), vec![ResourceType::Mesh], select.clone())
+            .await
+            .unwrap();
+        let secrets = SnapshotFeed::start(store.clone(), vec![ResourceType::Secret], select)
+            .await
+            .unwrap();
+        let mut rx = merge(meshes, secrets);
+        wait_for(&mut rx, |s| {
+            s.get("Mesh").is_some_and(|t| t.contains("m")) && s.get("Secret").is_some()
+        })
+        .await;
+        store
+            .create(res("type: Secret\nname: s\nmesh: m\ndata: aGk=\n"))
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Secret").is_some_and(|t| t.contains("m/s")) && s.get("Mesh").is_some()
+        })
+        .await;
+        store.create(res("type: Mesh\nname: n\n")).await.unwrap();
+        wait_for(&mut rx, |s| s.get("Mesh").is_some_and(|t| t.contains("n"))).await;
     }
 
     // The snapshot follows creates, updates and deletes of the selected types only.
