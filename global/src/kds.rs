@@ -87,7 +87,11 @@ pub async fn serve(
     let (global_offer, offer_task) = SnapshotFeed::start_joinable(
         store.clone(),
         global_owned_types(),
-        Arc::new(|res: &Resource| zone_names::zone_of(res).is_none().then(|| kds::stamp_global(res))),
+        Arc::new(|res: &Resource| {
+            zone_names::zone_of(res)
+                .is_none()
+                .then(|| kds::stamp_global(res))
+        }),
     )
     .await
     .map_err(|source| ServerError::Store {

@@ -124,7 +124,13 @@ async fn propagation(zone_count: usize, puts: usize) {
         }
         if i >= warmup {
             each.extend(arrived.values().map(|at| *at - start));
-            all.push(arrived.values().max().map(|at| *at - start).unwrap_or_default());
+            all.push(
+                arrived
+                    .values()
+                    .max()
+                    .map(|at| *at - start)
+                    .unwrap_or_default(),
+            );
         }
     }
     println!("propagation, PUT on global → committed in a zone's store, {zone_count} zone(s):");
@@ -154,7 +160,8 @@ async fn initial_sync(n: usize, rounds: usize) {
     for round in 0..rounds {
         let dir = tempfile::tempdir().expect("tempdir");
         let start = Instant::now();
-        let zone = inprocess::federated_zone_in(&global, &format!("fresh-{round}"), dir.path()).await;
+        let zone =
+            inprocess::federated_zone_in(&global, &format!("fresh-{round}"), dir.path()).await;
         // The zone turns ready right after it commits its initial sync (one
         // transaction). Watching its store instead would decode 10,000 changes on
         // the same 2 cores while the sync runs; readiness costs a GET every 2 ms.
@@ -164,13 +171,20 @@ async fn initial_sync(n: usize, rounds: usize) {
             if r.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
                 break;
             }
-            assert!(Instant::now() < deadline, "the zone did not sync within 120 s");
+            assert!(
+                Instant::now() < deadline,
+                "the zone did not sync within 120 s"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         took.push(start.elapsed());
         let held = zone
             .store
-            .list(ResourceType::MeshTimeout, None, weft_shared::store::Page::all())
+            .list(
+                ResourceType::MeshTimeout,
+                None,
+                weft_shared::store::Page::all(),
+            )
             .await
             .expect("list")
             .total;

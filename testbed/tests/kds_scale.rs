@@ -82,7 +82,10 @@ async fn ten_thousand_policies_reach_a_fresh_zone_in_messages_under_1_mib() {
     assert_eq!(count("resourcesSent"), POLICIES as u64, "{sent}");
     assert!(count("bytesSent") > MIB, "the data exceeds 1 MiB: {sent}");
     assert!(count("responsesSent") >= 2, "split over responses: {sent}");
-    assert!(count("largestResponse") <= MIB, "no message over 1 MiB: {sent}");
+    assert!(
+        count("largestResponse") <= MIB,
+        "no message over 1 MiB: {sent}"
+    );
     assert_eq!(count("nacked"), 0, "{sent}");
     for (ty, c) in ov["zoneInsight"]["sent"].as_object().unwrap() {
         assert!(

@@ -36,7 +36,13 @@ impl SnapshotFeed {
         store: Arc<dyn ResourceStore>,
         types: Vec<ResourceType>,
         select: Select,
-    ) -> Result<(watch::Receiver<Option<Snapshot>>, tokio::task::JoinHandle<()>), StoreError> {
+    ) -> Result<
+        (
+            watch::Receiver<Option<Snapshot>>,
+            tokio::task::JoinHandle<()>,
+        ),
+        StoreError,
+    > {
         let mut state = State {
             types: types.iter().map(|t| (*t, TypeResources::new())).collect(),
             select,
