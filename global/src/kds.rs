@@ -82,10 +82,27 @@ pub async fn serve(
     let tls = tonic::transport::ServerTlsConfig::new().identity(
         tonic::transport::Identity::from_pem(identity.cert_chain_pem, identity.key_pem),
     );
+    // What every zone receives alike (meshes, secrets, policies) is followed once
+    // for all streams: a zone connecting costs no relist of the store.
+    let (global_offer, offer_task) = SnapshotFeed::start_joinable(
+        store.clone(),
+        global_owned_types(),
+        Arc::new(|res: &Resource| {
+            zone_names::zone_of(res)
+                .is_none()
+                .then(|| kds::stamp_global(res))
+        }),
+    )
+    .await
+    .map_err(|source| ServerError::Store {
+        path: "(KDS snapshot of global's resources)".into(),
+        source,
+    })?;
     let service = KdsSyncServiceServer::new(Kds {
         store,
         tokens,
         insights,
+        global_offer,
     })
     .max_decoding_message_size(4 * 1024 * 1024)
     .max_encoding_message_size(4 * 1024 * 1024);
@@ -99,7 +116,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE));
     let router = builder.add_service(service);
     let task = tokio::spawn(async move {
-        router
+        let served = router
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),
@@ -108,7 +125,11 @@ pub async fn serve(
             .map_err(|e| ServerError::Serve {
                 what: "KDS",
                 source: std::io::Error::other(e),
-            })
+            });
+        // Release the store now, so it can close (and be reopened) once we return.
+        offer_task.abort();
+        let _ = offer_task.await;
+        served
     });
     Ok(KdsServer {
         address: bound,
@@ -120,6 +141,8 @@ struct Kds {
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
     insights: ZoneInsights,
+    /// Global's own resources as every zone receives them.
+    global_offer: tokio::sync::watch::Receiver<Option<weft_shared::delta::Snapshot>>,
 }
 
 impl Kds {
@@ -217,6 +240,14 @@ fn with_end<T: Send + 'static>(
     }))
 }
 
+/// The types global sends that only global owns (every zone receives them alike).
+fn global_owned_types() -> Vec<ResourceType> {
+    kds::global_to_zone_types()
+        .into_iter()
+        .filter(|t| !matches!(t, ResourceType::ZoneIngress | ResourceType::ZoneEgress))
+        .collect()
+}
+
 /// What global offers zone `zone`: its own meshes, secrets and policies, and the
 /// ingresses and egresses of every OTHER zone, all marked as global's.
 fn offer_for(zone: String) -> kds::Select {
@@ -247,13 +278,15 @@ impl KdsSyncService for Kds {
         let (zone, verified) = self.authenticate(&request)?;
         let version = zone_version(request.metadata());
         self.ensure_zone(&zone).await?;
-        let snapshots = SnapshotFeed::start(
+        // The shared offer, plus the other zones' ingresses and egresses.
+        let cross_zone = SnapshotFeed::start(
             self.store.clone(),
-            kds::global_to_zone_types(),
+            vec![ResourceType::ZoneIngress, ResourceType::ZoneEgress],
             offer_for(zone.clone()),
         )
         .await
         .map_err(internal)?;
+        let snapshots = kds::merge(self.global_offer.clone(), cross_zone);
         let incoming = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();

@@ -2,7 +2,8 @@
 //! over TLS with zone tokens issued by global's API. Policies flow to both zones
 //! (create, update, delete); a zone is ready only once synced; wrong credentials,
 //! a wrong CA and plaintext get nothing; the zones keep serving through a SIGKILL
-//! of global and reconnect by themselves when it comes back on the same port.
+//! of global, reconnect by themselves when it comes back on the same port, and
+//! receive what changed in global's store while it was down.
 //!
 //! Timings are printed (`--nocapture`) as `measured: ...` lines.
 
@@ -12,6 +13,9 @@ use reqwest::StatusCode;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_shared::resource::{ResourceKey, ResourceType, parse_resource};
+use weft_shared::store::ResourceStore;
+use weft_shared::store::sled_store::SledStore;
 use weft_testbed::{Client, ControlPlane};
 
 const POLICY: &str = "/meshes/default/meshtimeouts";
@@ -43,6 +47,17 @@ where
         assert!(Instant::now() < deadline, "not within {within:?}: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How often `zone` has logged that it lost, or could not reach, global.
+fn losses(zone: &ControlPlane) -> usize {
+    zone.process
+        .log()
+        .lines()
+        .filter(|l| {
+            l.contains("KDS: connection to global failed") || l.contains("stream to global ended")
+        })
+        .count()
 }
 
 fn api(cp: &ControlPlane) -> Client {
@@ -123,9 +138,10 @@ async fn log_line(
 
 // Two zone processes: /ready is 503 until their first sync, then 200; a policy PUT
 // on global reaches both, its update and delete follow; after a SIGKILL of global
-// the zones keep serving what they hold, and when global restarts on the same data
-// dir and KDS port they reconnect by themselves and receive new policies. A
-// dataplane applied on a zone reaches global, also one applied while global was down.
+// the zones keep serving every policy they hold, and when global restarts on the
+// same data dir and KDS port they reconnect by themselves and receive what changed
+// in global's store while it was down, and new policies. A dataplane applied on a
+// zone reaches global, also one applied while global was down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_zones_follow_global_and_survive_its_restart() {
     let mut global = ControlPlane::global(&[]).unwrap();
@@ -188,34 +204,57 @@ async fn two_zones_follow_global_and_survive_its_restart() {
     let took = until_global_has_dataplane(&global, "zone-a", "dp-1").await;
     eprintln!("measured: a zone's dataplane on global after {took:?}");
 
-    // SIGKILL global: the zones notice, and keep serving what they synced.
-    let (s, _) = gapi
-        .put(&format!("{POLICY}/t2"), &timeout_doc("t2", "5m"))
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
-    until_zones_serve(&zones, "t2", Some("5m"), Duration::from_secs(10)).await;
+    // SIGKILL global: the zones notice, and keep serving every policy they synced.
+    for (name, idle) in [("t2", "5m"), ("t5", "9m")] {
+        let (s, _) = gapi
+            .put(&format!("{POLICY}/{name}"), &timeout_doc(name, idle))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        until_zones_serve(&zones, name, Some(idle), Duration::from_secs(10)).await;
+    }
     global.process.kill();
     let killed = Instant::now();
-    for z in &zones {
-        log_line(
-            z,
-            Duration::from_secs(10),
-            "zone notices global is gone",
-            |l| {
-                l.contains("KDS: connection to global failed")
-                    || l.contains("stream to global ended")
-            },
-        )
-        .await;
-        assert_eq!(ready(z).await, StatusCode::OK, "stays ready offline");
-        assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
-    }
-    drop(global);
     // Zone-owned writes go on while global is away, and are reported once it is back.
     let (s, body) = api(&zones[0])
         .put(&format!("{DATAPLANES}/dp-2"), &dataplane_doc("dp-2"))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
+    // The outage lasts until every zone has failed to reach global three times
+    // (a couple of seconds of back-off), not the 30 s of the wording: the
+    // back-off caps at 15 s, so a longer outage only adds attempts that fail the
+    // same way, and 30 s of wall time per CI run buys no extra coverage.
+    for z in &zones {
+        eventually(
+            Duration::from_secs(15),
+            "three failed attempts to reach global",
+            || async { (losses(z) >= 3).then_some(()) },
+        )
+        .await;
+        assert_eq!(ready(z).await, StatusCode::OK, "stays ready offline");
+        let (s, list) = api(z).get(POLICY).await;
+        assert_eq!(s, StatusCode::OK);
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["t2", "t5"], "every synced policy is served");
+        assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
+    }
+    drop(global);
+    // Global's API is down with it, so changes made "on global meanwhile" are
+    // written straight into its store: an update, a create and a delete.
+    {
+        let store = SledStore::open(&global_dir.path().join("store")).unwrap();
+        for (name, idle) in [("t2", "6m"), ("t4", "8m")] {
+            let res = parse_resource(timeout_doc(name, idle).as_bytes(), false).unwrap();
+            weft_shared::store::put(&store, res, None).await.unwrap();
+        }
+        let t5 = ResourceKey::new(ResourceType::MeshTimeout, Some("default"), "t5");
+        store.delete(&t5, None).await.unwrap();
+    }
+    let outage = killed.elapsed();
 
     // Same data dir, same KDS port: the zones' address and pinned CA still hold.
     let port = kds.to_string();
@@ -223,7 +262,6 @@ async fn two_zones_follow_global_and_survive_its_restart() {
         ControlPlane::start_in("weft-global", global_dir.path(), &["--kds-address", &port])
             .unwrap();
     assert_eq!(global.kds_address(), Some(kds));
-    let restarted = Instant::now();
     let (s, _) = api(&global)
         .put(&format!("{POLICY}/t3"), &timeout_doc("t3", "7m"))
         .await;
@@ -231,12 +269,14 @@ async fn two_zones_follow_global_and_survive_its_restart() {
     // The zones' back-off caps at 15 s.
     let took = until_zones_serve(&zones, "t3", Some("7m"), Duration::from_secs(30)).await;
     eprintln!(
-        "measured: after global's restart ({:?} after the kill), a new policy on both zones in {took:?}",
-        restarted - killed
+        "measured: after global's restart ({outage:?} outage), a new policy on both zones in {took:?}",
     );
     until_global_has_dataplane(&global, "zone-a", "dp-2").await;
+    // What changed in global's store while it was down has arrived too.
+    until_zones_serve(&zones, "t2", Some("6m"), Duration::from_secs(10)).await;
+    until_zones_serve(&zones, "t4", Some("8m"), Duration::from_secs(10)).await;
+    until_zones_serve(&zones, "t5", None, Duration::from_secs(10)).await;
     for z in &zones {
-        assert_eq!(idle_timeout(z, "t2").await.as_deref(), Some("5m"));
         let connects = z
             .process
             .log()

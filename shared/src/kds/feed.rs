@@ -25,20 +25,76 @@ impl SnapshotFeed {
         types: Vec<ResourceType>,
         select: Select,
     ) -> Result<watch::Receiver<Option<Snapshot>>, StoreError> {
+        Self::start_joinable(store, types, select)
+            .await
+            .map(|(rx, _)| rx)
+    }
+
+    /// Like [`SnapshotFeed::start`], with the following task's handle: abort and
+    /// await it to release the store at a known point (before reopening it).
+    pub async fn start_joinable(
+        store: Arc<dyn ResourceStore>,
+        types: Vec<ResourceType>,
+        select: Select,
+    ) -> Result<
+        (
+            watch::Receiver<Option<Snapshot>>,
+            tokio::task::JoinHandle<()>,
+        ),
+        StoreError,
+    > {
         let mut state = State {
             types: types.iter().map(|t| (*t, TypeResources::new())).collect(),
             select,
+            published: Snapshot::new(),
         };
         let revision = state.relist(store.as_ref()).await?;
-        let (tx, rx) = watch::channel(Some(state.snapshot()));
-        tokio::spawn(follow(store, state, revision, tx));
-        Ok(rx)
+        let (tx, rx) = watch::channel(Some(state.snapshot(None)));
+        let task = tokio::spawn(follow(store, state, revision, tx));
+        Ok((rx, task))
     }
+}
+
+/// The union of two feeds: every type of `a`, and every type of `b` (which wins
+/// on a type both offer), republished whenever either changes. Types keep their
+/// shared maps, so merging copies no resources. Ends when either source closes or
+/// every receiver of the result is dropped.
+pub fn merge(
+    mut a: watch::Receiver<Option<Snapshot>>,
+    mut b: watch::Receiver<Option<Snapshot>>,
+) -> watch::Receiver<Option<Snapshot>> {
+    fn union(a: Option<Snapshot>, b: Option<Snapshot>) -> Option<Snapshot> {
+        let (mut out, b) = (a?, b?);
+        for ty in b.type_urls() {
+            if let Some(resources) = b.get_shared(ty) {
+                out.set_type_shared(ty, resources.clone());
+            }
+        }
+        Some(out)
+    }
+    let first = union(a.borrow_and_update().clone(), b.borrow_and_update().clone());
+    let (tx, rx) = watch::channel(first);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = a.changed() => if changed.is_err() { return },
+                changed = b.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+            let next = union(a.borrow_and_update().clone(), b.borrow_and_update().clone());
+            if tx.send(next).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 struct State {
     types: BTreeMap<ResourceType, TypeResources>,
     select: Select,
+    /// The last snapshot published: a new one shares every type not touched since.
+    published: Snapshot,
 }
 
 impl State {
@@ -82,11 +138,18 @@ impl State {
         true
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let mut s = Snapshot::new();
+    /// The snapshot to publish: the `touched` types (all when `None`) copied anew,
+    /// every other type shared with the last one published, so a sender skips the
+    /// types that did not change (pointer equality) and a change to one resource
+    /// does not copy the maps of the others.
+    fn snapshot(&mut self, touched: Option<&BTreeSet<ResourceType>>) -> Snapshot {
+        let mut s = self.published.clone();
         for (ty, resources) in &self.types {
-            s.set_type(ty.name(), resources.clone());
+            if touched.is_none_or(|t| t.contains(ty)) {
+                s.set_type(ty.name(), resources.clone());
+            }
         }
+        self.published = s.clone();
         s
     }
 }
@@ -145,7 +208,7 @@ async fn follow(
                 }
                 break;
             }
-            if !touched.is_empty() && tx.send(Some(state.snapshot())).is_err() {
+            if !touched.is_empty() && tx.send(Some(state.snapshot(Some(&touched)))).is_err() {
                 return;
             }
         }
@@ -158,7 +221,7 @@ async fn relist_and_publish(
     tx: &watch::Sender<Option<Snapshot>>,
 ) -> Option<u64> {
     match state.relist(store.as_ref()).await {
-        Ok(r) => tx.send(Some(state.snapshot())).ok().map(|()| r),
+        Ok(r) => tx.send(Some(state.snapshot(None))).ok().map(|()| r),
         Err(e) => {
             tracing::error!(error = %e, "snapshot feed: relist failed; stopping the feed");
             None
@@ -191,6 +254,68 @@ mod tests {
                 .expect("snapshot condition not met in 5 s")
                 .unwrap();
         }
+    }
+
+    // A change to one type publishes a snapshot that shares every other type's map.
+    #[tokio::test]
+    async fn untouched_types_stay_shared() {
+        let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
+        store.create(res("type: Mesh\nname: m\n")).await.unwrap();
+        let select: Select = Arc::new(|r: &Resource| Some(super::super::stamp_global(r)));
+        let mut rx = SnapshotFeed::start(
+            store.clone(),
+            vec![ResourceType::Mesh, ResourceType::Secret],
+            select,
+        )
+        .await
+        .unwrap();
+        let before = rx.borrow_and_update().clone().unwrap();
+        store
+            .create(res("type: Secret\nname: s\nmesh: m\ndata: aGk=\n"))
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Secret").is_some_and(|t| t.contains("m/s"))
+        })
+        .await;
+        let after = rx.borrow().clone().unwrap();
+        assert!(Arc::ptr_eq(
+            before.get_shared("Mesh").unwrap(),
+            after.get_shared("Mesh").unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            before.get_shared("Secret").unwrap(),
+            after.get_shared("Secret").unwrap()
+        ));
+    }
+
+    // A merged feed offers both feeds' types and follows changes to either.
+    #[tokio::test]
+    async fn merged_feeds_follow_both() {
+        let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
+        store.create(res("type: Mesh\nname: m\n")).await.unwrap();
+        let select: Select = Arc::new(|r: &Resource| Some(super::super::stamp_global(r)));
+        let meshes = SnapshotFeed::start(store.clone(), vec![ResourceType::Mesh], select.clone())
+            .await
+            .unwrap();
+        let secrets = SnapshotFeed::start(store.clone(), vec![ResourceType::Secret], select)
+            .await
+            .unwrap();
+        let mut rx = merge(meshes, secrets);
+        wait_for(&mut rx, |s| {
+            s.get("Mesh").is_some_and(|t| t.contains("m")) && s.get("Secret").is_some()
+        })
+        .await;
+        store
+            .create(res("type: Secret\nname: s\nmesh: m\ndata: aGk=\n"))
+            .await
+            .unwrap();
+        wait_for(&mut rx, |s| {
+            s.get("Secret").is_some_and(|t| t.contains("m/s")) && s.get("Mesh").is_some()
+        })
+        .await;
+        store.create(res("type: Mesh\nname: n\n")).await.unwrap();
+        wait_for(&mut rx, |s| s.get("Mesh").is_some_and(|t| t.contains("n"))).await;
     }
 
     // The snapshot follows creates, updates and deletes of the selected types only.

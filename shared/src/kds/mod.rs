@@ -12,7 +12,7 @@
 mod feed;
 pub mod zone_names;
 
-pub use feed::{Select, SnapshotFeed};
+pub use feed::{Select, SnapshotFeed, merge};
 
 use crate::delta::{Any, Rejection, Resource as DeltaResource};
 use crate::resource::{Resource, ResourceKey, ResourceType, Scope, ValidationErrors, tags};

@@ -13,7 +13,7 @@
 //! deletes (sled transactions cannot scan; the lock keeps that read current),
 //! (2) runs ONE transaction over the three trees that reads the revision, checks
 //! every precondition through the transaction, writes resources, log entries and
-//! meta, and compacts the log, (3) awaits `flush_async`, (4) publishes the changes
+//! meta, and compacts the log, (3) flushes (blocking, off the runtime), (4) publishes the changes
 //! to watchers and answers. It runs on its own task, so a caller that stops
 //! waiting cannot leave a committed change unpublished. Blocking sled work runs on
 //! the blocking pool.
@@ -169,13 +169,19 @@ impl Inner {
         let Some(last) = changes.last().map(|c| c.revision) else {
             return Ok(changes);
         };
-        let flushed = self.db.flush_async().await;
+        // A blocking flush on tokio's blocking pool, not `flush_async`: the latter
+        // runs on sled's small shared I/O pool, where flushes of several stores in
+        // one process (in-process tests, benchmarks) can occupy every thread while
+        // waiting on sled's process-wide lock that a queued transaction blocks, so
+        // the buffer write they wait for never runs (sled issues #1241, #1308).
+        let db = self.db.clone();
+        let flushed = blocking(move || db.flush().map_err(io)).await;
         self.published.store(last, Ordering::SeqCst);
         for change in &changes {
             // No receiver is not an error: nobody is watching.
             let _ = self.tx.send(change.clone());
         }
-        flushed.map_err(io)?;
+        flushed?;
         Ok(changes)
     }
 

@@ -1,0 +1,98 @@
+//! KDS at scale, in-process: global holds 10,000 policies (several MiB in all) and
+//! a fresh zone receives every one; global's counters show the type was split over
+//! several responses and none exceeded 1 MiB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+use weft_shared::resource::{Resource, ResourceType, parse_resource};
+use weft_shared::store::{Page, WriteOp};
+use weft_testbed::inprocess;
+
+const POLICIES: usize = 10_000;
+const MIB: u64 = 1024 * 1024;
+
+/// A MeshTimeout of about 600 bytes on the wire: a long name, a description label
+/// and several `to` entries, so 10,000 of them are several MiB.
+fn policy(i: usize) -> Resource {
+    let mut to = String::new();
+    for s in 0..4 {
+        to.push_str(&format!(
+            "    - targetRef:\n        kind: MeshService\n        name: backend-service-number-{s}\n      default:\n        idleTimeout: {i}s\n        http:\n          requestTimeout: 5s\n"
+        ));
+    }
+    let doc = format!(
+        "type: MeshTimeout\nname: scale-policy-with-a-rather-long-name-{i:05}\nmesh: default\nlabels:\n  team: platform-networking\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n{to}"
+    );
+    parse_resource(doc.as_bytes(), false).unwrap()
+}
+
+// 10,000 policies reach a fresh zone; no KDS response exceeds 1 MiB and the type
+// needed more than one response (the data exceeds 1 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_policies_reach_a_fresh_zone_in_messages_under_1_mib() {
+    let global = inprocess::global().await;
+    let written = Instant::now();
+    for chunk in (0..POLICIES).collect::<Vec<_>>().chunks(1_000) {
+        let ops = chunk.iter().map(|i| WriteOp::Upsert(policy(*i))).collect();
+        global.store.transact(ops).await.unwrap();
+    }
+    eprintln!(
+        "measured: {POLICIES} policies written to global's store in {:?}",
+        written.elapsed()
+    );
+
+    let started = Instant::now();
+    let zone = inprocess::federated_zone(&global, "zone-big").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = zone
+            .store
+            .list(ResourceType::MeshTimeout, Some("default"), Page::all())
+            .await
+            .unwrap()
+            .total;
+        if n == POLICIES {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the zone holds {n} of {POLICIES} policies after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "measured: a fresh zone synced {POLICIES} policies in {:?} (debug build)",
+        started.elapsed()
+    );
+    let last = format!(
+        "/meshes/default/meshtimeouts/scale-policy-with-a-rather-long-name-{:05}",
+        POLICIES - 1
+    );
+    let (s, body) = zone.api.get(&last).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["labels"]["kuma.io/origin"], "global", "{body}");
+
+    let (s, ov) = global.api.get("/zones/zone-big/_overview").await;
+    assert_eq!(s, StatusCode::OK, "{ov}");
+    let sent = &ov["zoneInsight"]["sent"]["MeshTimeout"];
+    eprintln!("global's counters for MeshTimeout: {sent}");
+    let count = |field: &str| sent[field].as_u64().unwrap();
+    assert_eq!(count("resourcesSent"), POLICIES as u64, "{sent}");
+    assert!(count("bytesSent") > MIB, "the data exceeds 1 MiB: {sent}");
+    assert!(count("responsesSent") >= 2, "split over responses: {sent}");
+    assert!(
+        count("largestResponse") <= MIB,
+        "no message over 1 MiB: {sent}"
+    );
+    assert_eq!(count("nacked"), 0, "{sent}");
+    for (ty, c) in ov["zoneInsight"]["sent"].as_object().unwrap() {
+        assert!(
+            c["largestResponse"].as_u64().unwrap() <= MIB,
+            "{ty}: no message over 1 MiB: {c}"
+        );
+    }
+    zone.stop().await;
+    global.stop().await;
+}
