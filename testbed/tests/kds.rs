@@ -8,27 +8,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 use weft_testbed::inprocess;
+use weft_testbed::wait::eventually;
 
 const TIMEOUT: &str = "type: MeshTimeout\nname: t1\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: 1h\n";
-
-/// Polls `probe` until it returns `Some`, or fails after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn idle_timeout(api: &weft_testbed::Client, path: &str) -> Option<String> {
     let (s, body): (StatusCode, Value) = api.get(path).await;

@@ -10,12 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::StatusCode;
-use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_shared::resource::{ResourceKey, ResourceType, parse_resource};
 use weft_shared::store::ResourceStore;
 use weft_shared::store::sled_store::SledStore;
+use weft_testbed::wait::eventually;
 use weft_testbed::{Client, ControlPlane};
 
 const POLICY: &str = "/meshes/default/meshtimeouts";
@@ -31,22 +31,6 @@ fn timeout_doc(name: &str, idle: &str) -> String {
     format!(
         "type: MeshTimeout\nname: {name}\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: {idle}\n"
     )
-}
-
-/// Polls `probe` every 20 ms until it returns `Some`, or fails after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// How often `zone` has logged that it lost, or could not reach, global.

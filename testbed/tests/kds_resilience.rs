@@ -12,9 +12,9 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use weft_testbed::wait::eventually;
 use weft_testbed::{Client, ControlPlane};
 
 const POLICIES: &str = "/meshes/default/meshtimeouts";
@@ -26,22 +26,6 @@ fn timeout_doc(name: &str, idle: &str) -> String {
     format!(
         "type: MeshTimeout\nname: {name}\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: {idle}\n"
     )
-}
-
-/// Polls `probe` every 20 ms until it returns `Some`, or fails after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn api(cp: &ControlPlane) -> Client {
