@@ -171,7 +171,11 @@ async fn killed_zone_resumes_with_only_what_changed() {
     )
     .await;
     let first = insight(&global, "zone-k").await;
-    assert_eq!(sent(&first, "MeshTimeout", "resourcesSent"), total, "{first}");
+    assert_eq!(
+        sent(&first, "MeshTimeout", "resourcesSent"),
+        total,
+        "{first}"
+    );
     assert_eq!(sent(&first, "Mesh", "resourcesSent"), 1, "{first}");
 
     zone.process.kill();
