@@ -299,8 +299,12 @@ async fn zone_cannot_touch_another_zones_resources() {
         )
         .await;
     assert!(ack.error_detail.is_none(), "{:?}", ack.error_detail);
-    let after = global.store.get(&a_key).await.unwrap().unwrap();
-    assert_eq!(after, a_stored, "zone-a's dp-1 survives zone-b's removals");
+    let after = global.store.get(&a_key).await.unwrap();
+    let after = after.expect("zone-a's dp-1 survives zone-b's removals");
+    assert_eq!(
+        after, a_stored,
+        "zone-a's dp-1 is unchanged by zone-b's removals"
+    );
     let left = dataplanes_on_global(&global).await;
     assert_eq!(left.len(), 1, "only zone-a's remains: {left:?}");
     assert_eq!(left[0]["name"], a_name.as_str());
