@@ -159,6 +159,13 @@ pub async fn federated_zone(global: &Running, zone: &str) -> Running {
 /// A zone named `zone` on an existing data dir (e.g. a restart), federated with `global`.
 pub async fn federated_zone_in(global: &Running, zone: &str, dir: &Path) -> Running {
     let client = kds_client_config(global, zone).await;
+    federated_zone_with(client, dir).await
+}
+
+/// A zone dialing global with exactly `client` (e.g. a bad or expired token),
+/// on an existing data dir.
+pub async fn federated_zone_with(client: weft_zone::kds::KdsClientConfig, dir: &Path) -> Running {
+    let zone = client.zone.as_str();
     let shutdown = CancellationToken::new();
     let mut config = weft_zone::ZoneConfig::for_test(dir);
     config.zone = Some(zone.to_string());
