@@ -20,6 +20,7 @@ use weft_testbed::{Client, ControlPlane};
 
 const POLICY: &str = "/meshes/default/meshtimeouts";
 const DATAPLANES: &str = "/meshes/default/dataplanes";
+const INGRESS: &str = "type: ZoneIngress\nname: ingress-a\nnetworking:\n  address: 127.0.0.1\n  advertisedAddress: 127.0.0.1\n  port: 10001\n  advertisedPort: 10001\n";
 
 fn dataplane_doc(name: &str) -> String {
     format!(
@@ -187,6 +188,36 @@ async fn two_zones_follow_global_and_survive_its_restart() {
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let took = until_global_has_dataplane(&global, "zone-a", "dp-1").await;
     eprintln!("measured: a zone's dataplane on global after {took:?}");
+
+    // zone-a's ZoneIngress reaches zone-b through global, and never comes back to
+    // zone-a as a second copy.
+    let (s, body) = api(&zones[0])
+        .put("/zoneingresses/ingress-a", INGRESS)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let started = Instant::now();
+    let ingress = eventually(
+        Duration::from_secs(10),
+        "zone-a's ingress on zone-b",
+        || async {
+            let (_, list) = api(&zones[1]).get("/zoneingresses").await;
+            list["items"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    eprintln!(
+        "measured: zone-a's ingress on zone-b after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ingress["zone"], "zone-a", "{ingress}");
+    assert_eq!(ingress["labels"]["kuma.io/origin"], "global", "{ingress}");
+    let (_, own) = api(&zones[0]).get("/zoneingresses").await;
+    assert_eq!(own["total"], 1, "zone-a holds only its own ingress: {own}");
+    let (_, on_global) = api(&global).get("/zoneingresses").await;
+    assert_eq!(
+        on_global["items"][0]["labels"]["kuma.io/zone"], "zone-a",
+        "{on_global}"
+    );
 
     // SIGKILL global: the zones notice, and keep serving every policy they synced.
     for (name, idle) in [("t2", "5m"), ("t5", "9m")] {
