@@ -166,23 +166,6 @@ mod tests {
         assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 
-    // Concurrent rotations never overwrite each other: every one gets its own serial.
-    #[test]
-    fn concurrent_rotations_get_distinct_serials() {
-        let data = tempfile::tempdir().unwrap();
-        let kd = KeyDir::in_data_dir(data.path());
-        kd.load_or_create().unwrap();
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                let kd = kd.clone();
-                std::thread::spawn(move || kd.rotate().unwrap())
-            })
-            .collect();
-        let mut serials: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        serials.sort_unstable();
-        assert_eq!(serials, vec![2, 3, 4, 5]);
-    }
-
     // The CLI refuses a data dir without keys rather than minting keys nobody validates.
     #[test]
     fn uninitialized_dir_refused() {
