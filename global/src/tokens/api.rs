@@ -5,14 +5,14 @@ use super::revocations::{self, RevocationError};
 use super::{TokensError, ZoneTokens};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
+use weft_shared::api::json_body::{invalid, invalid_issue, json_body, token_response};
 use weft_shared::api::{ApiError, ApiState};
 use weft_shared::tokens::{IssueError, ZoneClaims, ZoneTokenBody};
 
@@ -34,30 +34,19 @@ async fn issue(
     body: Body,
 ) -> Result<Response, ApiError> {
     const DETAIL: &str = "zone token request is not valid";
-    let body: ZoneTokenBody = parse_body(body, state.max_body_bytes, &["zone"], DETAIL).await?;
+    let body: ZoneTokenBody = json_body(body, state.max_body_bytes, &["zone"], DETAIL).await?;
     // Issuing reads the key directory: keep that off the async workers.
     let issued = tokio::task::spawn_blocking(move || tokens.issue(body))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| match e {
             TokensError::Issue(IssueError::Invalid { field, reason }) => {
-                // Validation messages may already start with the field's path.
-                let reason = reason
-                    .strip_prefix(&format!("{field}: "))
-                    .map_or(reason.clone(), str::to_string);
-                invalid(field, reason, DETAIL)
+                invalid_issue(field, &reason, DETAIL)
             }
             other => ApiError::internal(other),
         })?;
     issued.log("api");
-    let mut resp = issued.token.into_string().into_response();
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    Ok(token_response(issued.token.into_string()))
 }
 
 /// Exactly one of the two: the id, or the token whose id to revoke.
@@ -77,7 +66,7 @@ async fn revoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     const DETAIL: &str = "zone token revocation is not valid";
-    let body: RevokeBody = parse_body(body, state.max_body_bytes, &[], DETAIL).await?;
+    let body: RevokeBody = json_body(body, state.max_body_bytes, &[], DETAIL).await?;
     let jti = match (body.jti, body.token) {
         (Some(jti), None) => {
             check_jti(&jti).map_err(|reason| invalid("jti", reason, DETAIL))?;
@@ -130,55 +119,6 @@ fn check_jti(jti: &str) -> Result<(), String> {
         return Err("may hold only letters, digits, '.', '_', ':' and '-'".into());
     }
     Ok(())
-}
-
-fn invalid(field: &str, reason: impl Into<String>, detail: &str) -> ApiError {
-    let mut e = ApiError::invalid_field(field, reason);
-    e.detail = detail.to_string();
-    e
-}
-
-/// Reads a JSON object body into `T`, naming the field of every problem: a missing
-/// `required` field, an unknown field, a value of the wrong type.
-async fn parse_body<T: DeserializeOwned>(
-    body: Body,
-    limit: usize,
-    required: &[&str],
-    detail: &str,
-) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is larger than the limit of {limit} bytes (--api-max-body-bytes)"
-            ),
-        )
-    })?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body must be a JSON object (see docs/api.md, \"Zone tokens\"): {e}"
-        ))
-    })?;
-    let Value::Object(fields) = &value else {
-        return Err(ApiError::bad_request(
-            "the body must be a JSON object (see docs/api.md, \"Zone tokens\")",
-        ));
-    };
-    for name in required {
-        if !fields.contains_key(*name) {
-            return Err(invalid(name, "is required", detail));
-        }
-    }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        // deny_unknown_fields reports at the object itself: name the field instead.
-        let field = match inner.strip_prefix("unknown field `") {
-            Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
-            None => path,
-        };
-        invalid(&field, inner, detail)
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod auth;
 mod error;
+pub mod json_body;
 mod metrics;
 mod resources;
 
