@@ -3,7 +3,7 @@
 use crate::tls::{KdsTlsArgs, KdsTlsFiles};
 use clap::Parser;
 use std::net::SocketAddr;
-use weft_shared::config::{CommonArgs, CommonConfig, ConfigError, socket_addr};
+use weft_runtime::config::{CommonArgs, CommonConfig, ConfigError, socket_addr};
 
 pub const DEFAULT_DATA_DIR: &str = "./weft-global-data";
 pub const DEFAULT_API_ADDRESS: &str = "127.0.0.1:5681";

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use weft_shared::api::{ApiError, ApiState};
-use weft_shared::delta::Sender;
-use weft_shared::resource::{ResourceKey, ResourceType};
-use weft_shared::store::{Page, ResourceStore};
+use weft_api::{ApiError, ApiState};
+use weft_model::resource::{ResourceKey, ResourceType};
+use weft_store::{Page, ResourceStore};
+use weft_sync::delta::Sender;
 
 /// What global sent a zone of one type, and how the zone answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -5,7 +5,7 @@
 //! On `ZoneToGlobalSync` the roles invert: the zone sends its dataplanes, zone
 //! ingresses and egresses as delta responses and global acknowledges them, storing
 //! each under a per-zone hashed name with provenance labels taken from the
-//! authenticated zone (`weft_shared::kds::zone_names`). Other zones' ingresses and
+//! authenticated zone (`weft_sync::kds::zone_names`). Other zones' ingresses and
 //! egresses then fan out on their `GlobalToZoneSync`, never back to their origin.
 
 use crate::insights::ZoneInsights;
@@ -17,17 +17,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
-use weft_shared::delta::driver::Apply;
-use weft_shared::delta::driver::{self, SenderEvent};
-use weft_shared::delta::{BoxError, Node, Receiver, Rejection, Update, UpdateKind};
-use weft_shared::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Sender, SenderConfig};
-use weft_shared::kds::{self, SnapshotFeed, zone_names};
-use weft_shared::resource::{Resource, ResourceKey, ResourceType, Spec};
-use weft_shared::server::ServerError;
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{Page, WriteOp};
-use weft_shared::store::{ResourceStore, StoreError};
-use weft_shared::tokens::{TokenError, Verified, ZoneClaims};
+use weft_api::server::ServerError;
+use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
+use weft_runtime::shutdown::CancellationToken;
+use weft_security::tokens::{TokenError, Verified, ZoneClaims};
+use weft_store::{Page, WriteOp};
+use weft_store::{ResourceStore, StoreError};
+use weft_sync::delta::driver::Apply;
+use weft_sync::delta::driver::{self, SenderEvent};
+use weft_sync::delta::{BoxError, Node, Receiver, Rejection, Update, UpdateKind};
+use weft_sync::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Sender, SenderConfig};
+use weft_sync::kds::{self, SnapshotFeed, zone_names};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
 pub const CLIENT_ID: &str = "client-id";
@@ -142,7 +142,7 @@ struct Kds {
     tokens: Arc<ZoneTokens>,
     insights: ZoneInsights,
     /// Global's own resources as every zone receives them.
-    global_offer: tokio::sync::watch::Receiver<Option<weft_shared::delta::Snapshot>>,
+    global_offer: tokio::sync::watch::Receiver<Option<weft_sync::delta::Snapshot>>,
 }
 
 impl Kds {

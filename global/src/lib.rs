@@ -13,12 +13,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weft_shared::api::{AdminToken, Mode};
-use weft_shared::pki::KdsTls;
-use weft_shared::server::{self, ServerError};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::ResourceStore;
-use weft_shared::tokens::SystemClock;
+use weft_api::server::{self, ServerError};
+use weft_api::{AdminToken, Mode};
+use weft_runtime::shutdown::CancellationToken;
+use weft_security::pki::KdsTls;
+use weft_security::tokens::SystemClock;
+use weft_store::ResourceStore;
 
 pub use config::GlobalConfig;
 pub use tokens::ZoneTokens;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use weft_global::config::RunArgs;
 use weft_global::tokens::cli::TokenCommand;
-use weft_shared::cli;
+use weft_runtime::cli;
 
 #[derive(Debug, Parser)]
 #[command(name = "weft-global", version, about = "Weft global control plane")]
@@ -42,12 +42,12 @@ fn main() -> ExitCode {
                 &config.clone(),
                 |shutdown| async move {
                     let bound = weft_global::build(config, shutdown).await?;
-                    Ok(cli::Started {
+                    Ok::<_, weft_api::server::ServerError>(cli::Started {
                         ready_line: format!(
                             "weft-global ready api={} kds={}",
                             bound.api_address, bound.kds_address
                         ),
-                        done: Box::pin(bound.wait()),
+                        done: Box::pin(async move { bound.wait().await.map_err(Into::into) }),
                     })
                 },
             )

@@ -1,10 +1,10 @@
 //! The KDS server's TLS material: `--kds-tls-cert` / `--kds-tls-key` when the
 //! operator gives them, otherwise a CA and server certificate global creates in
-//! `<data-dir>/kds-tls/` on first start (see `weft_shared::pki::KdsTls`).
+//! `<data-dir>/kds-tls/` on first start (see `weft_security::pki::KdsTls`).
 
 use std::path::{Path, PathBuf};
-use weft_shared::config::{ConfigError, FileConfig};
-use weft_shared::pki::{KDS_TLS_DIR, KdsTls, PkiError, default_sans};
+use weft_runtime::config::{ConfigError, FileConfig};
+use weft_security::pki::{KDS_TLS_DIR, KdsTls, PkiError, default_sans};
 
 /// The KDS TLS flags of `weft-global run`.
 #[derive(Debug, Clone, Default, clap::Args)]

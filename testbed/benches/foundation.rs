@@ -8,11 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
-use weft_shared::resource::{ResourceKey, ResourceType, parse_resource};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{Page, ResourceStore, sled_store::SledStore};
+use weft_model::resource::{ResourceKey, ResourceType, parse_resource};
+use weft_runtime::shutdown::CancellationToken;
+use weft_store::{Page, ResourceStore, sled_store::SledStore};
 
-fn policy(name: &str) -> weft_shared::resource::Resource {
+fn policy(name: &str) -> weft_model::resource::Resource {
     let doc = format!(
         "type: MeshTimeout\nname: {name}\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: MeshService\n        name: backend\n      default:\n        idleTimeout: 1h\n        http:\n          requestTimeout: 5s\n"
     );

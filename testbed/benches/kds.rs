@@ -17,8 +17,8 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use weft_shared::resource::{Resource, ResourceType, parse_resource};
-use weft_shared::store::WriteOp;
+use weft_model::resource::{Resource, ResourceType, parse_resource};
+use weft_store::WriteOp;
 use weft_testbed::inprocess::{self, Running};
 
 /// A MeshTimeout as the REST API takes it.
@@ -159,11 +159,7 @@ async fn initial_sync(n: usize, rounds: usize) {
     // The `n` plus the mesh's default MeshTimeouts (decision 0005).
     let on_global = global
         .store
-        .list(
-            ResourceType::MeshTimeout,
-            None,
-            weft_shared::store::Page::all(),
-        )
+        .list(ResourceType::MeshTimeout, None, weft_store::Page::all())
         .await
         .expect("list")
         .total;
@@ -191,11 +187,7 @@ async fn initial_sync(n: usize, rounds: usize) {
         took.push(start.elapsed());
         let held = zone
             .store
-            .list(
-                ResourceType::MeshTimeout,
-                None,
-                weft_shared::store::Page::all(),
-            )
+            .list(ResourceType::MeshTimeout, None, weft_store::Page::all())
             .await
             .expect("list")
             .total;

@@ -30,10 +30,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use weft_shared::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, TypeResources};
-use weft_shared::resource::{Resource, Spec, parse_resource};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{ResourceStore, SledStore};
+use weft_model::resource::{Resource, Spec, parse_resource};
+use weft_runtime::shutdown::CancellationToken;
+use weft_store::{ResourceStore, SledStore};
+use weft_sync::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, TypeResources};
 use weft_testbed::ads::{
     self, CLUSTER_TYPE, DeltaStream, DiscoveryRequest, ENDPOINT_TYPE, LISTENER_TYPE, SotwStream,
 };
@@ -455,7 +455,7 @@ async fn bench(n: usize, rounds: usize) {
         let ns0 = stats.generation_nanos.load(Ordering::Relaxed)
             + stats.view_nanos.load(Ordering::Relaxed);
         let t = Instant::now();
-        weft_shared::store::put(store.as_ref(), policy(round), None)
+        weft_store::put(store.as_ref(), policy(round), None)
             .await
             .unwrap();
         let mut waiting: Vec<_> = before.keys().cloned().collect();

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
-use weft_shared::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node};
+use weft_sync::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node};
 use weft_zone::xds::XdsEndpoint;
 use weft_zone::xds::node::node_for;
 

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use weft_shared::resource::duration::parse_duration;
+use weft_model::resource::duration::parse_duration;
 
 /// Longest delay a request may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);

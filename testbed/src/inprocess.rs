@@ -3,7 +3,7 @@
 
 use crate::client::Client;
 use std::path::Path;
-use weft_shared::shutdown::CancellationToken;
+use weft_runtime::shutdown::CancellationToken;
 
 /// What stopping a control plane needs, whichever kind it is.
 enum Handle {
@@ -13,7 +13,7 @@ enum Handle {
 
 pub struct Running {
     pub api: Client,
-    pub store: std::sync::Arc<dyn weft_shared::store::ResourceStore>,
+    pub store: std::sync::Arc<dyn weft_store::ResourceStore>,
     handle: Option<Handle>,
     shutdown: CancellationToken,
     _dir: Option<tempfile::TempDir>,
@@ -130,7 +130,7 @@ pub async fn kds_client_config(global: &Running, zone: &str) -> weft_zone::kds::
         Ok(r) => panic!("POST /tokens/zone answered {}", r.status()),
         Err(e) => panic!("POST /tokens/zone failed: {e}"),
     };
-    let pin = weft_shared::tokens::ZoneClaims::read_unverified(token.trim())
+    let pin = weft_security::tokens::ZoneClaims::read_unverified(token.trim())
         .ok()
         .and_then(|c| c.kds_ca_fingerprint);
     let Some(pin) = pin else {
@@ -144,7 +144,7 @@ pub async fn kds_client_config(global: &Running, zone: &str) -> weft_zone::kds::
             Err(e) => panic!("{global_url}: {e}"),
         },
         token: token.trim().into(),
-        trust: std::sync::Arc::new(weft_shared::pki::ServerTrust::Pinned(pin)),
+        trust: std::sync::Arc::new(weft_security::pki::ServerTrust::Pinned(pin)),
     }
 }
 

@@ -561,7 +561,7 @@ mod tests {
         let spec = AppSpec::http("client", "client-1").outbound("backend");
         let outs = BTreeMap::from([("backend".to_string(), 4000u16)]);
         let yaml = dataplane_yaml(&spec, Ipv4Addr::new(127, 0, 1, 1), 3000, 3001, 3002, &outs);
-        let dp = weft_shared::resource::parse_resource(yaml.as_bytes(), false).unwrap();
+        let dp = weft_model::resource::parse_resource(yaml.as_bytes(), false).unwrap();
         assert_eq!(dp.meta.name, "client-1");
         assert!(yaml.contains("port: 4000"), "{yaml}");
     }

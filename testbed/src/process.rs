@@ -66,6 +66,8 @@ pub fn bin_dir() -> Result<PathBuf, TestbedError> {
             "-p",
             "weft-zone",
             "-p",
+            "weft-dp",
+            "-p",
             "weft-testbed",
             "--bins",
         ]);

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use weft_shared::resource::{ResourceKey, ResourceType, Spec};
-use weft_shared::store::ResourceStore;
-use weft_shared::store::sled_store::SledStore;
+use weft_model::resource::{ResourceKey, ResourceType, Spec};
+use weft_store::ResourceStore;
+use weft_store::sled_store::SledStore;
 use weft_testbed::ControlPlane;
 
 const ROUNDS: usize = 20;

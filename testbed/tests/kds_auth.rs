@@ -12,9 +12,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use weft_shared::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
-use weft_shared::kds::{self, zone_names};
-use weft_shared::resource::{ResourceKey, ResourceType, parse_resource};
+use weft_model::resource::{ResourceKey, ResourceType, parse_resource};
+use weft_sync::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse};
+use weft_sync::kds::{self, zone_names};
 use weft_testbed::inprocess;
 use weft_testbed::wait::eventually;
 
@@ -71,8 +71,8 @@ async fn expired_zone_token_is_refused() {
     let issued = weft_global::tokens::issue_with(
         &keys,
         bound.zone_tokens.kds_ca_fingerprint(),
-        &weft_shared::tokens::ManualClock::new(now - 7200),
-        weft_shared::tokens::ZoneTokenBody {
+        &weft_security::tokens::ManualClock::new(now - 7200),
+        weft_security::tokens::ZoneTokenBody {
             zone: "zone-exp".into(),
             scope: vec![],
             valid_for: "1h".into(),
@@ -175,7 +175,7 @@ impl RawZone {
     /// Sends one Dataplane response and returns global's answer to it (ACK/NACK).
     async fn send(
         &mut self,
-        resources: Vec<weft_shared::delta::Resource>,
+        resources: Vec<weft_sync::delta::Resource>,
         removed: Vec<String>,
     ) -> DeltaDiscoveryRequest {
         self.nonce += 1;

@@ -12,9 +12,9 @@
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_shared::resource::{ResourceKey, ResourceType, parse_resource};
-use weft_shared::store::ResourceStore;
-use weft_shared::store::sled_store::SledStore;
+use weft_model::resource::{ResourceKey, ResourceType, parse_resource};
+use weft_store::ResourceStore;
+use weft_store::sled_store::SledStore;
 use weft_testbed::wait::eventually;
 use weft_testbed::{Client, ControlPlane};
 
@@ -271,7 +271,7 @@ async fn two_zones_follow_global_and_survive_its_restart() {
         let store = SledStore::open(&global_dir.path().join("store")).unwrap();
         for (name, idle) in [("t2", "6m"), ("t4", "8m")] {
             let res = parse_resource(timeout_doc(name, idle).as_bytes(), false).unwrap();
-            weft_shared::store::put(&store, res, None).await.unwrap();
+            weft_store::put(&store, res, None).await.unwrap();
         }
         let t5 = ResourceKey::new(ResourceType::MeshTimeout, Some("default"), "t5");
         store.delete(&t5, None).await.unwrap();
@@ -367,7 +367,7 @@ async fn plaintext_and_a_wrong_ca_get_nothing() {
             kds_proto::KdsSyncServiceClient::connect(format!("http://127.0.0.1:{port}"))
                 .await
                 .map_err(|e| e.to_string())?;
-        let stream = futures::stream::pending::<weft_shared::delta::DeltaDiscoveryRequest>();
+        let stream = futures::stream::pending::<weft_sync::delta::DeltaDiscoveryRequest>();
         let mut req = tonic::Request::new(stream);
         let md = req.metadata_mut();
         md.insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -405,7 +405,7 @@ async fn plaintext_and_a_wrong_ca_get_nothing() {
 
     // A CA that is not global's: the zone's TLS verification fails.
     let other = tempfile::tempdir().unwrap();
-    weft_shared::pki::KdsTls::load_or_create(other.path(), &weft_shared::pki::default_sans())
+    weft_security::pki::KdsTls::load_or_create(other.path(), &weft_security::pki::default_sans())
         .unwrap();
     let other_ca = other.path().join("ca.crt");
     let wrong_ca = ControlPlane::federated_zone(

@@ -6,8 +6,8 @@
 
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
-use weft_shared::resource::{Resource, ResourceType, parse_resource};
-use weft_shared::store::{Page, WriteOp};
+use weft_model::resource::{Resource, ResourceType, parse_resource};
+use weft_store::{Page, WriteOp};
 use weft_testbed::inprocess;
 
 const POLICIES: usize = 10_000;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 use weft_global::ZoneTokens;
-use weft_shared::tokens::{PermissionDenied, TokenError, Unauthenticated, ZoneTokenBody};
+use weft_security::tokens::{PermissionDenied, TokenError, Unauthenticated, ZoneTokenBody};
 use weft_testbed::client::invalid_fields as fields;
 use weft_testbed::process::bin_dir;
 use weft_testbed::{Client, ControlPlane, inprocess};
@@ -38,7 +38,7 @@ async fn issue(api: &Client, zone: &str) -> String {
 /// The JSON of a JWT part (0: header, 1: claims).
 fn jwt_part(token: &str, part: usize) -> Value {
     let seg = token.trim().split('.').nth(part).unwrap();
-    let bytes = weft_shared::resource::secret::decode_base64(seg).unwrap();
+    let bytes = weft_model::resource::secret::decode_base64(seg).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -183,7 +183,7 @@ async fn revocation_reaches_the_validator_and_survives_restart() {
 
     // An operator's PUT of the GlobalSecret, in Kuma's comma-separated format.
     let list = format!("{},{},{}", jti(&a), jti(&b), jti(&c));
-    let data = weft_shared::resource::secret::encode_base64(list.as_bytes());
+    let data = weft_model::resource::secret::encode_base64(list.as_bytes());
     let (s, body) = g
         .api
         .put(
@@ -319,7 +319,7 @@ async fn cli_issues_and_rotates_while_global_runs() {
     assert_eq!(claims["Scope"], json!(["cp"]));
     let tls = global.data_dir().join("kds-tls");
     let kds =
-        weft_shared::pki::KdsTls::from_files(&tls.join("server.crt"), &tls.join("server.key"))
+        weft_security::pki::KdsTls::from_files(&tls.join("server.crt"), &tls.join("server.key"))
             .unwrap();
     assert_eq!(
         claims["KdsCaFingerprint"],

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::Code;
-use weft_shared::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, TypeResources};
-use weft_shared::resource::{Resource, ResourceKey, ResourceType, parse_resource};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{MemoryStore, ResourceStore};
+use weft_model::resource::{Resource, ResourceKey, ResourceType, parse_resource};
+use weft_runtime::shutdown::CancellationToken;
+use weft_store::{MemoryStore, ResourceStore};
+use weft_sync::delta::{Any, DeltaDiscoveryRequest, SenderConfig, Snapshot, TypeResources};
 use weft_testbed::ads::{
     self, CLUSTER_TYPE, DeltaStream, DiscoveryRequest, ENDPOINT_TYPE, SotwStream,
 };
@@ -129,9 +129,7 @@ fn policy(name: &str, timeout: &str) -> Resource {
 }
 
 async fn put(store: &Arc<dyn ResourceStore>, r: Resource) {
-    weft_shared::store::put(store.as_ref(), r, None)
-        .await
-        .unwrap();
+    weft_store::put(store.as_ref(), r, None).await.unwrap();
 }
 
 fn dp_key(name: &str) -> ResourceKey {

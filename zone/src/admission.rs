@@ -9,9 +9,9 @@
 use crate::tokens::{DataplaneTokens, TokensError};
 use std::path::Path;
 use std::sync::Arc;
-use weft_shared::api::AdminToken;
-use weft_shared::resource::{Resource, ResourceType};
-use weft_shared::tokens::{SystemClock, TokenError, strip_bearer};
+use weft_api::AdminToken;
+use weft_model::resource::{Resource, ResourceType};
+use weft_security::tokens::{SystemClock, TokenError, strip_bearer};
 
 /// Why a proxy was refused; the message is shown to the proxy's operator, so it
 /// says what to do.
@@ -119,8 +119,8 @@ impl Admission {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use weft_shared::resource::parse_resource;
-    use weft_shared::tokens::DataplaneTokenBody;
+    use weft_model::resource::parse_resource;
+    use weft_security::tokens::DataplaneTokenBody;
 
     fn dataplane(mesh: &str, name: &str) -> Resource {
         let yaml = format!(

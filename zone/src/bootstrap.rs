@@ -26,8 +26,8 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
-use weft_shared::api::{ApiError, ApiState};
-use weft_shared::resource::{
+use weft_api::{ApiError, ApiState};
+use weft_model::resource::{
     Resource, ResourceKey, ResourceType, ValidationErrors, Violation, parse_document,
 };
 
@@ -74,8 +74,7 @@ struct BootstrapRequest {
     access_log_socket_path: Option<String>,
 }
 
-/// Longest unix socket path (sun_path is 108 bytes with the NUL on Linux).
-pub const MAX_SOCKET_PATH: usize = 107;
+pub use weft_model::proxy::MAX_SOCKET_PATH;
 
 #[derive(Clone)]
 struct BootstrapState {
@@ -84,7 +83,7 @@ struct BootstrapState {
 }
 
 /// The open route (it authenticates with the dataplane token itself); merge into
-/// [`weft_shared::api::ExtraRoutes::open`].
+/// [`weft_api::ExtraRoutes::open`].
 pub fn routes(params: BootstrapParams, admission: Admission) -> Router<ApiState> {
     Router::new()
         .route("/bootstrap", post(bootstrap))
@@ -273,7 +272,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(weft_shared::tokens::strip_bearer)
+        .map(weft_security::tokens::strip_bearer)
         .filter(|t| !t.is_empty())
 }
 

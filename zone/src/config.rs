@@ -4,10 +4,10 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use weft_shared::config::{CommonArgs, CommonConfig, ConfigError, socket_addr};
-use weft_shared::pki::ServerTrust;
-use weft_shared::resource::{Path, ValidationErrors, validate};
-use weft_shared::tokens::ZoneClaims;
+use weft_model::resource::{Path, ValidationErrors, validate};
+use weft_runtime::config::{CommonArgs, CommonConfig, ConfigError, socket_addr};
+use weft_security::pki::ServerTrust;
+use weft_security::tokens::ZoneClaims;
 
 pub const DEFAULT_DATA_DIR: &str = "./weft-zone-data";
 pub const DEFAULT_API_ADDRESS: &str = "127.0.0.1:5691";

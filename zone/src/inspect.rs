@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use weft_shared::api::{ApiError, ApiState};
-use weft_shared::resource::{Resource, ResourceKey, ResourceType};
-use weft_shared::store::{Page, ResourceStore, StoreError};
+use weft_api::{ApiError, ApiState};
+use weft_model::resource::{Resource, ResourceKey, ResourceType};
+use weft_store::{Page, ResourceStore, StoreError};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()

@@ -17,16 +17,16 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Endpoint, Uri};
-use weft_shared::delta::driver::{self, Apply, StreamEnd};
-use weft_shared::delta::{
+use weft_model::resource::{ResourceType, Spec};
+use weft_runtime::shutdown::CancellationToken;
+use weft_security::pki::ServerTrust;
+use weft_store::{Page, ResourceStore, StoreError, WriteOp};
+use weft_sync::delta::driver::{self, Apply, StreamEnd};
+use weft_sync::delta::{
     BoxError, DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Receiver, Rejection, Sender,
     SenderConfig, Update, UpdateKind,
 };
-use weft_shared::kds::{self, zone_names};
-use weft_shared::pki::ServerTrust;
-use weft_shared::resource::{ResourceType, Spec};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{Page, ResourceStore, StoreError, WriteOp};
+use weft_sync::kds::{self, zone_names};
 
 /// Where and how to reach global.
 #[derive(Clone)]
@@ -125,7 +125,7 @@ pub enum SessionError {
     #[error("cannot read the local store: {0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Delta(#[from] weft_shared::delta::DeltaError),
+    Delta(#[from] weft_sync::delta::DeltaError),
 }
 
 /// One connection: TLS, both metadata headers, the GlobalToZoneSync receiver.
@@ -278,7 +278,7 @@ fn add_metadata<T>(request: &mut tonic::Request<T>, config: &KdsClientConfig) {
 
 /// A TLS channel to global, verified against the configured trust.
 async fn connect(config: &KdsClientConfig) -> Result<tonic::transport::Channel, SessionError> {
-    let tls = weft_shared::pki::client_config(&config.trust)
+    let tls = weft_security::pki::client_config(&config.trust)
         .map_err(|e| SessionError::Connect(e.to_string()))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let host = config
@@ -296,7 +296,7 @@ async fn connect(config: &KdsClientConfig) -> Result<tonic::transport::Channel, 
         .keep_alive_while_idle(true)
         .connect_timeout(Duration::from_secs(10));
     let server_name =
-        weft_shared::pki::server_name(&host).map_err(|e| SessionError::Connect(e.to_string()))?;
+        weft_security::pki::server_name(&host).map_err(|e| SessionError::Connect(e.to_string()))?;
     let connector = tower::service_fn(move |_: Uri| {
         let tls = tls.clone();
         let server_name = server_name.clone();

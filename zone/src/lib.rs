@@ -6,7 +6,6 @@
 pub mod admission;
 pub mod bootstrap;
 pub mod config;
-pub mod dp;
 pub mod inspect;
 pub mod kds;
 pub mod tokens;
@@ -20,10 +19,10 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
-use weft_shared::api::{AdminToken, ExtraRoutes, Mode};
-use weft_shared::server::{self, ServerError};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::ResourceStore;
+use weft_api::server::{self, ServerError};
+use weft_api::{AdminToken, ExtraRoutes, Mode};
+use weft_runtime::shutdown::CancellationToken;
+use weft_store::ResourceStore;
 
 pub use config::ZoneConfig;
 

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use weft_shared::cli;
+use weft_runtime::cli;
 use weft_zone::config::RunArgs;
 
 #[derive(Debug, Parser)]
@@ -41,12 +41,12 @@ fn main() -> ExitCode {
                 &config.clone(),
                 |shutdown| async move {
                     let bound = weft_zone::build(config, shutdown).await?;
-                    Ok(cli::Started {
+                    Ok::<_, weft_api::server::ServerError>(cli::Started {
                         ready_line: format!(
                             "weft-zone ready api={} xds={}",
                             bound.api_address, bound.xds_address
                         ),
-                        done: Box::pin(bound.wait()),
+                        done: Box::pin(async move { bound.wait().await.map_err(Into::into) }),
                     })
                 },
             )

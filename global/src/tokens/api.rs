@@ -12,9 +12,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use weft_shared::api::json_body::{invalid, invalid_issue, json_body, token_response};
-use weft_shared::api::{ApiError, ApiState};
-use weft_shared::tokens::{IssueError, ZoneClaims, ZoneTokenBody};
+use weft_api::json_body::{invalid, invalid_issue, json_body, token_response};
+use weft_api::{ApiError, ApiState};
+use weft_security::tokens::{IssueError, ZoneClaims, ZoneTokenBody};
 
 /// Longest `jti` accepted for revocation (Weft's are 36-character UUIDs).
 const MAX_JTI_LEN: usize = 128;

@@ -6,9 +6,9 @@ use super::{TokensError, issue_offline, rotate_offline, unix_rfc3339};
 use crate::config::DEFAULT_DATA_DIR;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use weft_shared::cli::usage_error;
-use weft_shared::config::ConfigError;
-use weft_shared::tokens::{IssueError, ZoneTokenBody};
+use weft_runtime::cli::usage_error;
+use weft_runtime::config::ConfigError;
+use weft_security::tokens::{IssueError, ZoneTokenBody};
 
 const BIN: &str = "weft-global";
 

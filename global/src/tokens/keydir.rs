@@ -8,14 +8,14 @@
 //! | `kds-ca-fingerprint` (0644) | the KDS CA fingerprint the server puts into tokens; empty when it has none |
 //!
 //! The key files themselves are handled by the shared
-//! [`weft_shared::tokens::keydir::KeyDir`] (also used by zones for dataplane-token
+//! [`weft_security::tokens::keydir::KeyDir`] (also used by zones for dataplane-token
 //! keys): 0700 directory, keys never rewritten, concurrent rotations safe.
 
 use super::TokensError;
 use std::path::{Path, PathBuf};
-use weft_shared::pki::Fingerprint;
-use weft_shared::tokens::keydir::{self, KeyDirError};
-use weft_shared::tokens::{SecretNames, SigningKeys};
+use weft_security::pki::Fingerprint;
+use weft_security::tokens::keydir::{self, KeyDirError};
+use weft_security::tokens::{SecretNames, SigningKeys};
 
 /// The key directory under the data dir.
 pub const KEY_DIR: &str = "zone-token-keys";
@@ -33,7 +33,7 @@ impl From<KeyDirError> for TokensError {
 }
 
 /// The zone-token key directory of one data dir: the shared
-/// [`weft_shared::tokens::keydir::KeyDir`] plus the KDS CA fingerprint file.
+/// [`weft_security::tokens::keydir::KeyDir`] plus the KDS CA fingerprint file.
 #[derive(Debug, Clone)]
 pub struct KeyDir {
     inner: keydir::KeyDir,
@@ -114,7 +114,7 @@ impl KeyDir {
             .parse()
             .map(Some)
             .map_err(
-                |e: weft_shared::pki::PkiError| TokensError::BadFingerprint {
+                |e: weft_security::pki::PkiError| TokensError::BadFingerprint {
                     path,
                     reason: e.to_string(),
                 },

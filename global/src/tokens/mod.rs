@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use weft_shared::pki::Fingerprint;
-use weft_shared::tokens::{
+use weft_security::pki::Fingerprint;
+use weft_security::tokens::{
     Clock, IssueError, KeyError, Revocations, SigningKeys, SystemClock, Token, TokenError,
     Unauthenticated, Verified, ZoneClaims, ZoneTokenBody, ZoneTokenValidator, issue_zone_token,
 };

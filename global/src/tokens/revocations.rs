@@ -9,10 +9,10 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use weft_shared::resource::{Resource, ResourceKey, ResourceType, Spec};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{ResourceStore, StoreError};
-use weft_shared::tokens::{KeyError, Revocations, SecretNames};
+use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
+use weft_runtime::shutdown::CancellationToken;
+use weft_security::tokens::{KeyError, Revocations, SecretNames};
+use weft_store::{ResourceStore, StoreError};
 
 /// How often a read-modify-write of the list retries when others write it meanwhile.
 const REVOKE_ATTEMPTS: usize = 10;

@@ -2,8 +2,8 @@
 
 use super::*;
 use std::time::Duration;
-use weft_shared::store::{MemoryStore, ResourceStore};
-use weft_shared::tokens::{PermissionDenied, SCOPE_CP};
+use weft_security::tokens::{PermissionDenied, SCOPE_CP};
+use weft_store::{MemoryStore, ResourceStore};
 
 fn body(zone: &str) -> ZoneTokenBody {
     ZoneTokenBody {
@@ -131,7 +131,7 @@ async fn store_revocations_followed() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = open(dir.path());
     let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
-    let shutdown = weft_shared::shutdown::CancellationToken::new();
+    let shutdown = weft_runtime::shutdown::CancellationToken::new();
     let task = spawn_revocation_sync(store.clone(), tokens.clone(), shutdown.clone())
         .await
         .unwrap();
@@ -150,16 +150,14 @@ async fn store_revocations_followed() {
     // A plain GlobalSecret write (what `PUT /global-secrets/...` does).
     let b = tokens.issue(body("east")).unwrap();
     let list = format!("{},{}", a.claims.registered.jti, b.claims.registered.jti);
-    let secret = weft_shared::resource::Resource::new(
+    let secret = weft_model::resource::Resource::new(
         &revocations_key().name,
         None,
-        weft_shared::resource::Spec::GlobalSecret(
-            weft_shared::resource::secret::SecretSpec::from_bytes(list.as_bytes()),
+        weft_model::resource::Spec::GlobalSecret(
+            weft_model::resource::secret::SecretSpec::from_bytes(list.as_bytes()),
         ),
     );
-    weft_shared::store::put(store.as_ref(), secret, None)
-        .await
-        .unwrap();
+    weft_store::put(store.as_ref(), secret, None).await.unwrap();
     until_revoked(&tokens, b.token.expose()).await;
 
     shutdown.cancel();

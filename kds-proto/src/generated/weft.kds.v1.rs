@@ -8,8 +8,8 @@ pub struct KdsResource {
     /// Identity of the resource.
     #[prost(message, optional, tag = "1")]
     pub meta: ::core::option::Option<KdsMeta>,
-    /// The canonical JSON of the resource's spec as produced by weft-shared
-    /// (`weft_shared::resource::canonical`: object keys sorted by their UTF-8 bytes, no
+    /// The canonical JSON of the resource's spec as produced by weft-model
+    /// (`weft_model::resource::canonical`: object keys sorted by their UTF-8 bytes, no
     /// insignificant white space). Byte-stable, so a hash of the encoded KdsResource is
     /// a stable per-resource version. The receiver decodes it according to `meta.type`.
     #[prost(bytes = "vec", tag = "2")]

@@ -4,33 +4,11 @@
 
 use serde_json::{Value, json};
 use std::net::IpAddr;
-use weft_shared::resource::{Resource, Spec};
+pub use weft_model::proxy::{DEFAULT_ADMIN_PORT, TCP_TAG_PREFIX, XdsApi};
+use weft_model::resource::{Resource, Spec};
 
 /// The static cluster that carries ADS to the zone.
 pub const ADS_CLUSTER: &str = "ads_cluster";
-/// Envoy's admin port when the Dataplane names none (Kuma's default).
-pub const DEFAULT_ADMIN_PORT: u16 = 9901;
-
-/// Which ADS flavour Envoy speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdsApi {
-    /// `DELTA_GRPC`: incremental xDS.
-    #[default]
-    Delta,
-    /// `GRPC`: state of the world.
-    Sotw,
-}
-
-impl XdsApi {
-    pub fn api_type(self) -> &'static str {
-        match self {
-            XdsApi::Delta => "DELTA_GRPC",
-            XdsApi::Sotw => "GRPC",
-        }
-    }
-}
-
 /// Where Envoy finds the zone's xDS server and how it verifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdsTarget {
@@ -60,10 +38,6 @@ pub struct BootstrapInput<'a> {
 
 /// The static cluster MeshAccessLog's TCP backends log through (`weft-dp`'s sink).
 pub const ACCESS_LOG_SINK: &str = "access_log_sink";
-
-/// The Fluentd tag prefix of a MeshAccessLog TCP backend: `weft-dp`'s sink writes
-/// the record's `message` to the `host:port` after it.
-pub const TCP_TAG_PREFIX: &str = "weft.tcp.";
 
 /// The sink socket when `weft-dp` did not name one: short and per dataplane.
 pub fn default_access_log_socket(dataplane: &Resource) -> String {

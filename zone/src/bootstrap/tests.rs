@@ -3,7 +3,7 @@
 use super::envoy::*;
 use super::*;
 use serde_json::json;
-use weft_shared::resource::parse_resource;
+use weft_model::resource::parse_resource;
 
 fn dataplane(admin_port: Option<u16>) -> Resource {
     let admin = admin_port
@@ -20,7 +20,7 @@ fn target(host: &str, ca: bool) -> XdsTarget {
         host: host.into(),
         port: 5678,
         ca_pem: ca.then(|| {
-            weft_shared::pki::Ca::generate()
+            weft_security::pki::Ca::generate()
                 .unwrap()
                 .cert_pem()
                 .to_string()

@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use std::sync::Arc;
-use weft_shared::api::json_body::{invalid_issue, json_body, token_response};
-use weft_shared::api::{ApiError, ApiState};
-use weft_shared::tokens::{DataplaneTokenBody, IssueError};
+use weft_api::json_body::{invalid_issue, json_body, token_response};
+use weft_api::{ApiError, ApiState};
+use weft_security::tokens::{DataplaneTokenBody, IssueError};
 
 const DETAIL: &str = "dataplane token request is not valid";
 

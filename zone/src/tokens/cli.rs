@@ -6,10 +6,10 @@ use crate::config::DEFAULT_DATA_DIR;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use weft_shared::cli::usage_error;
-use weft_shared::config::ConfigError;
-use weft_shared::tokens::IssueError;
-use weft_shared::tokens::dataplane::{DataplaneTokenBody, TagValues};
+use weft_runtime::cli::usage_error;
+use weft_runtime::config::ConfigError;
+use weft_security::tokens::IssueError;
+use weft_security::tokens::dataplane::{DataplaneTokenBody, TagValues};
 
 const BIN: &str = "weft-zone";
 

@@ -3,7 +3,7 @@
 //! [`crate::admission::Admission`]).
 //!
 //! The signing keys are files in `<data-dir>/dataplane-token-keys/`
-//! ([`weft_shared::tokens::keydir`]), so the offline CLI and the running zone share
+//! ([`weft_security::tokens::keydir`]), so the offline CLI and the running zone share
 //! them; a key added by the CLI is picked up by the server when a token names it.
 
 pub mod api;
@@ -12,9 +12,9 @@ pub mod cli;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
-use weft_shared::resource::Resource;
-use weft_shared::tokens::keydir::{KeyDir, KeyDirError};
-use weft_shared::tokens::{
+use weft_model::resource::Resource;
+use weft_security::tokens::keydir::{KeyDir, KeyDirError};
+use weft_security::tokens::{
     Clock, DataplaneClaims, DataplaneTokenBody, DataplaneTokenValidator, IssueError, Revocations,
     SecretNames, SigningKeys, SystemClock, Token, TokenError, Unauthenticated, Verified,
     issue_dataplane_token,

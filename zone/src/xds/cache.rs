@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use weft_shared::delta::Snapshot;
-use weft_shared::resource::{Resource, ResourceKey, ResourceType};
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{Page, ResourceStore, StoreError};
+use weft_model::resource::{Resource, ResourceKey, ResourceType};
+use weft_runtime::shutdown::CancellationToken;
+use weft_store::{Page, ResourceStore, StoreError};
+use weft_sync::delta::Snapshot;
 
 /// Builds one proxy's configuration (normally [`generate::generate`]; tests inject
 /// their own).
@@ -551,7 +551,7 @@ pub async fn upsert_dataplane(
     {
         return Ok(());
     }
-    weft_shared::store::put(store, dataplane.clone(), None).await?;
+    weft_store::put(store, dataplane.clone(), None).await?;
     Ok(())
 }
 

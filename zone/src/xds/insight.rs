@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use weft_shared::api::{ApiError, ApiState};
-use weft_shared::delta::TypeStats;
-use weft_shared::resource::{ResourceKey, ResourceType};
+use weft_api::{ApiError, ApiState};
+use weft_model::resource::{ResourceKey, ResourceType};
+use weft_sync::delta::TypeStats;
 
 /// Which ADS flavour a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
-use weft_shared::delta::{Snapshot, TypeResources};
+use weft_sync::delta::{Snapshot, TypeResources};
 
 /// One mesh's shared type maps: those used since the last rebuild started, and
 /// those of the rebuild before (dropped when the next rebuild starts).
@@ -86,7 +86,7 @@ impl Interner {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use weft_shared::delta::Any;
+    use weft_sync::delta::Any;
 
     fn snap(v: &str) -> Snapshot {
         let mut t = TypeResources::new();

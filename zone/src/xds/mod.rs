@@ -18,10 +18,10 @@ use crate::config::XdsSettings;
 use prometheus_client::registry::Registry;
 use std::path::Path;
 use std::sync::Arc;
-use weft_shared::delta::SenderConfig;
-use weft_shared::server::ServerError;
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::ResourceStore;
+use weft_api::server::ServerError;
+use weft_runtime::shutdown::CancellationToken;
+use weft_store::ResourceStore;
+use weft_sync::delta::SenderConfig;
 
 pub use cache::{Cache, CacheConfig, Generator, default_generator};
 pub use insight::Insights;

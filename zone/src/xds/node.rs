@@ -5,8 +5,8 @@
 //! bootstrap puts it there, see docs/decisions/0006-xds-transport.md).
 
 use envoy_types::pb::google::protobuf::value::Kind;
-use weft_shared::delta::Node;
-use weft_shared::resource::{Resource, ResourceType, parse_resource};
+use weft_model::resource::{Resource, ResourceType, parse_resource};
+use weft_sync::delta::Node;
 
 /// Node metadata key holding the Dataplane (JSON, universal format).
 pub const DATAPLANE_METADATA: &str = "dataplane.resource";

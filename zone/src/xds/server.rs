@@ -28,15 +28,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
-use weft_shared::delta::driver::{self, SenderEvent};
-use weft_shared::delta::{
+use weft_api::server::ServerError;
+use weft_model::resource::Resource;
+use weft_runtime::shutdown::CancellationToken;
+use weft_security::pki::KdsTls;
+use weft_store::{ResourceStore, StoreError};
+use weft_sync::delta::driver::{self, SenderEvent};
+use weft_sync::delta::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Sender, SenderConfig, Snapshot, Verdict,
 };
-use weft_shared::pki::KdsTls;
-use weft_shared::resource::Resource;
-use weft_shared::server::ServerError;
-use weft_shared::shutdown::CancellationToken;
-use weft_shared::store::{ResourceStore, StoreError};
 
 /// Checks a proxy's token against the Dataplane it presents.
 pub type Admit = Arc<dyn Fn(Option<&str>, &Resource) -> Result<(), AdmissionError> + Send + Sync>;

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
-use weft_shared::delta::{Any, Node, SenderConfig, Snapshot, TypeResources, TypeStats};
+use weft_sync::delta::{Any, Node, SenderConfig, Snapshot, TypeResources, TypeStats};
 
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";

@@ -1,6 +1,6 @@
 //! The async pump of a SotW stream: feeds requests and new snapshots into a
 //! [`SotwSender`] and sends what it has due. (Delta streams use the shared engine's
-//! `weft_shared::delta::driver::run_sender`.)
+//! `weft_sync::delta::driver::run_sender`.)
 //!
 //! Outgoing traffic is bounded by the protocol — at most one response per type in
 //! flight — so a small outgoing queue never blocks the loop for long and requests
@@ -12,8 +12,8 @@ use futures::{Stream, StreamExt};
 use std::fmt::Display;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use weft_shared::delta::Snapshot;
-use weft_shared::delta::driver::StreamEnd;
+use weft_sync::delta::Snapshot;
+use weft_sync::delta::driver::StreamEnd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SotwStreamError {

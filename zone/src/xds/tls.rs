@@ -1,11 +1,11 @@
 //! The xDS server's TLS material: a CA and server certificate the zone creates in
 //! `<data-dir>/xds-tls/` on first start and reuses afterwards (the same machinery as
-//! global's KDS TLS, `weft_shared::pki`). The bootstrap carries the CA inline so
+//! global's KDS TLS, `weft_security::pki`). The bootstrap carries the CA inline so
 //! Envoy verifies the zone.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use weft_shared::pki::{KdsTls, PkiError, default_sans};
+use weft_security::pki::{KdsTls, PkiError, default_sans};
 
 /// Directory under the data dir holding the generated xDS TLS files.
 pub const XDS_TLS_DIR: &str = "xds-tls";

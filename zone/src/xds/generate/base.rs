@@ -27,8 +27,8 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpPro
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
-use weft_shared::resource::dataplane::DataplaneSpec;
-use weft_shared::resource::{Tags, tags};
+use weft_model::resource::dataplane::DataplaneSpec;
+use weft_model::resource::{Tags, tags};
 
 /// Route to `cluster` for every path.
 pub fn catch_all(cluster: &str) -> Route {
@@ -144,7 +144,7 @@ pub fn ensure_outbound_cluster(
         service.to_string()
     } else {
         let mut h =
-            weft_shared::resource::canonical::hash_hex(format!("{service}{subset:?}").as_bytes());
+            weft_model::resource::canonical::hash_hex(format!("{service}{subset:?}").as_bytes());
         h.truncate(16);
         format!("{service}-{h}")
     };
@@ -216,7 +216,7 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
         return cfg;
     };
     for inbound in &net.inbound {
-        if inbound.state == Some(weft_shared::resource::dataplane::InboundState::Ignored) {
+        if inbound.state == Some(weft_model::resource::dataplane::InboundState::Ignored) {
             continue;
         }
         let iface = net.inbound_interface(inbound);
@@ -265,7 +265,7 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
         let Some(service) = outbound.tags.get(tags::SERVICE).cloned() else {
             continue;
         };
-        let iface = weft_shared::resource::dataplane::Networking::outbound_interface(outbound);
+        let iface = weft_model::resource::dataplane::Networking::outbound_interface(outbound);
         let protocol = view.services.protocol(&service).unwrap_or_else(|| {
             Protocol::parse(outbound.tags.get(tags::PROTOCOL).map(String::as_str))
         });

@@ -10,8 +10,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_shared::delta::{Entry, any_version};
-use weft_shared::resource::{Resource, Spec, Tags, tags};
+use weft_model::resource::{Resource, Spec, Tags, tags};
+use weft_sync::delta::{Entry, any_version};
 
 /// One endpoint of a service: where other proxies connect and the inbound's tags.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

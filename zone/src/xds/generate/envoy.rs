@@ -85,7 +85,7 @@ pub fn header(name: &str, value: &str, overwrite: bool) -> HeaderValueOption {
 
 use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
 use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher, string_matcher};
-use weft_shared::resource::policy::header::{HeaderMatch, HeaderMatchType};
+use weft_model::resource::policy::header::{HeaderMatch, HeaderMatchType};
 
 pub fn string_matcher(pattern: string_matcher::MatchPattern) -> StringMatcher {
     StringMatcher {

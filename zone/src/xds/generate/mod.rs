@@ -4,10 +4,10 @@
 //! 1. [`MeshView::new`] (once per change of a mesh) indexes the mesh's resources and
 //!    precomputes per service its endpoints, protocol and EDS resource — one
 //!    shared `Arc` per service for every proxy.
-//! 2. [`generate`] per proxy: [`weft_shared::rules::ProxyRules`] matches and merges
+//! 2. [`generate`] per proxy: [`weft_model::rules::ProxyRules`] matches and merges
 //!    the policies, [`base`] builds the listeners and clusters, [`plugins`] apply
 //!    each policy type in Kuma's order, [`model::ProxyConfig::assemble`] packs the
-//!    result. Versions are content hashes ([`weft_shared::delta::any_version`]).
+//!    result. Versions are content hashes ([`weft_sync::delta::any_version`]).
 
 pub mod base;
 pub mod endpoints;
@@ -24,9 +24,9 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use prost::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_shared::delta::{Snapshot, TypeResources};
-use weft_shared::resource::{Resource, ResourceType, Spec};
-use weft_shared::rules::ProxyRules;
+use weft_model::resource::{Resource, ResourceType, Spec};
+use weft_model::rules::ProxyRules;
+use weft_sync::delta::{Snapshot, TypeResources};
 
 /// Everything of one mesh that proxy configuration reads, built once per change of
 /// the mesh's resources and shared (read-only) by every proxy of the mesh.
@@ -38,7 +38,7 @@ pub struct MeshView {
     /// name then resource name.
     pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
     /// Every policy of the mesh, prepared once for matching (spec JSON, targetRef).
-    pub policies: Vec<weft_shared::rules::Policy>,
+    pub policies: Vec<weft_model::rules::Policy>,
     /// Endpoints, protocols and shared EDS resources per service.
     pub services: endpoints::Services,
 }
@@ -50,7 +50,7 @@ impl MeshView {
         let mut policies = Vec::new();
         for r in resources {
             if r.resource_type().is_policy() {
-                policies.push(weft_shared::rules::Policy::new(r.clone()));
+                policies.push(weft_model::rules::Policy::new(r.clone()));
             }
             by_type
                 .entry(r.resource_type().name())
@@ -110,7 +110,7 @@ pub fn generate_config(
 }
 
 /// The xDS resources for `dataplane` (a Dataplane of `view`'s mesh), by type URL;
-/// versions are content hashes ([`weft_shared::delta::any_version`]).
+/// versions are content hashes ([`weft_sync::delta::any_version`]).
 pub fn generate(view: &MeshView, dataplane: &Resource) -> Result<Snapshot, GenerateError> {
     let cfg = generate_config(view, dataplane)?;
     let mut listeners = TypeResources::new();

@@ -16,8 +16,8 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProx
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_shared::delta::Entry;
-use weft_shared::resource::Tags;
+use weft_model::resource::Tags;
+use weft_sync::delta::Entry;
 
 /// A service's protocol (`kuma.io/protocol`), `tcp` when absent or unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

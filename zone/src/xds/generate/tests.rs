@@ -15,7 +15,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProx
 use prost::Message;
 
 pub fn res(yaml: &str) -> Arc<Resource> {
-    let v = weft_shared::resource::parse_document(yaml.as_bytes(), false).unwrap();
+    let v = weft_model::resource::parse_document(yaml.as_bytes(), false).unwrap();
     let r = Resource::from_value(v).unwrap();
     r.validate().unwrap_or_else(|e| panic!("{e:?}\n{yaml}"));
     Arc::new(r)

@@ -25,10 +25,8 @@ use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{
 };
 use envoy_types::pb::envoy::extensions::access_loggers::fluentd::v3::FluentdAccessLogConfig;
 use envoy_types::pb::google::protobuf::{Struct, Value, value};
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::meshaccesslog::{
-    Backend, BackendType, Conf, Format, FormatType,
-};
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::meshaccesslog::{Backend, BackendType, Conf, Format, FormatType};
 
 const TY: ResourceType = ResourceType::MeshAccessLog;
 

@@ -12,8 +12,8 @@ use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, OutlierDetection as EnvoyOutlier, circuit_breakers, cluster,
 };
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::meshcircuitbreaker::{Conf, OutlierDetection};
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::meshcircuitbreaker::{Conf, OutlierDetection};
 
 const TY: ResourceType = ResourceType::MeshCircuitBreaker;
 

@@ -17,9 +17,9 @@ use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpFilter, http_filter,
 };
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::intorstring::IntOrString;
-use weft_shared::resource::policy::meshfaultinjection::Conf;
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::intorstring::IntOrString;
+use weft_model::resource::policy::meshfaultinjection::Conf;
 
 fn percent(p: &Option<IntOrString>) -> f64 {
     p.as_ref()

@@ -11,8 +11,8 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster;
 use envoy_types::pb::envoy::config::core::v3::{HealthCheck, health_check};
 use envoy_types::pb::envoy::r#type::v3::{CodecClientType, Int64Range, Percent};
 use envoy_types::pb::google::protobuf::BoolValue;
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::meshhealthcheck::Conf;
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::meshhealthcheck::Conf;
 
 const TY: ResourceType = ResourceType::MeshHealthCheck;
 

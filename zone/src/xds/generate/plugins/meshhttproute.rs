@@ -20,13 +20,13 @@ use envoy_types::pb::envoy::config::route::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatchAndSubstitute, string_matcher};
 use envoy_types::pb::google::protobuf::BoolValue;
 use serde::Deserialize;
-use weft_shared::resource::policy::backend_ref::BackendRef;
-use weft_shared::resource::policy::header::{HeaderMatch, HeaderMatchType};
-use weft_shared::resource::policy::meshhttproute::{
+use weft_model::resource::policy::backend_ref::BackendRef;
+use weft_model::resource::policy::header::{HeaderMatch, HeaderMatchType};
+use weft_model::resource::policy::meshhttproute::{
     Filter, FilterType, Match, PathMatchType, PathRewriteType, QueryParamsMatchType, Rule, Scheme,
 };
-use weft_shared::resource::policy::targetref::TargetRefKind;
-use weft_shared::resource::{ResourceType, Tags};
+use weft_model::resource::policy::targetref::TargetRefKind;
+use weft_model::resource::{ResourceType, Tags};
 
 /// The merged `to[]` conf of MeshHTTPRoute.
 #[derive(Debug, Default, Deserialize)]
@@ -214,7 +214,7 @@ fn routes_for(
 
 fn route_name(m: &Match) -> String {
     let json = serde_json::to_vec(m).unwrap_or_default();
-    let mut h = weft_shared::resource::canonical::hash_hex(&json);
+    let mut h = weft_model::resource::canonical::hash_hex(&json);
     h.truncate(16);
     h
 }

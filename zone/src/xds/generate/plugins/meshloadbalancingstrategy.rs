@@ -12,8 +12,8 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster;
 use envoy_types::pb::envoy::config::core::v3::RuntimeDouble;
 use envoy_types::pb::envoy::config::route::v3::{route, route_action};
 use envoy_types::pb::google::protobuf::UInt64Value;
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::meshloadbalancingstrategy::{
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::meshloadbalancingstrategy::{
     Conf, HashFunctionType, HashPolicy, HashPolicyType, LoadBalancerType,
 };
 

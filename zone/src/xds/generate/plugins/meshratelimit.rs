@@ -19,8 +19,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::envoy::extensions::filters::network::local_ratelimit::v3::LocalRateLimit as TcpLocal;
 use envoy_types::pb::envoy::r#type::v3::{HttpStatus, TokenBucket};
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::meshratelimit::{Conf, Rate};
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::meshratelimit::{Conf, Rate};
 
 pub const HTTP_FILTER: &str = "envoy.filters.http.local_ratelimit";
 

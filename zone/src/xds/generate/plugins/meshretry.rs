@@ -11,9 +11,9 @@ use crate::xds::generate::model::{Chain, Protocol, ProxyConfig};
 use envoy_types::pb::envoy::config::route::v3::{RetryPolicy, retry_policy, route};
 use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
 use envoy_types::pb::envoy::extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig;
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::header::{HeaderMatch, HeaderMatchType};
-use weft_shared::resource::policy::meshretry::{
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::header::{HeaderMatch, HeaderMatchType};
+use weft_model::resource::policy::meshretry::{
     BackOff, Conf, GrpcRetryOn, PredicateType, RateLimitFormat, RateLimitedBackOff,
 };
 

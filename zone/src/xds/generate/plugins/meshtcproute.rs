@@ -8,9 +8,9 @@ use crate::xds::generate::base::ensure_outbound_cluster;
 use crate::xds::generate::model::{Chain, ProxyConfig};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use serde::Deserialize;
-use weft_shared::resource::policy::meshtcproute::Rule;
-use weft_shared::resource::policy::targetref::TargetRefKind;
-use weft_shared::resource::{ResourceType, Tags};
+use weft_model::resource::policy::meshtcproute::Rule;
+use weft_model::resource::policy::targetref::TargetRefKind;
+use weft_model::resource::{ResourceType, Tags};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -14,8 +14,8 @@ use crate::xds::generate::model::{Chain, ListenerPart, ProxyConfig};
 use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as CoreHttpOptions;
 use envoy_types::pb::envoy::config::route::v3::route;
 use std::time::Duration;
-use weft_shared::resource::ResourceType;
-use weft_shared::resource::policy::meshtimeout::Conf;
+use weft_model::resource::ResourceType;
+use weft_model::resource::policy::meshtimeout::Conf;
 
 const TY: ResourceType = ResourceType::MeshTimeout;
 

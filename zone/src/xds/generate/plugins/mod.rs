@@ -20,8 +20,8 @@ use super::MeshView;
 use super::model::{ClusterRole, ProxyConfig};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use weft_shared::resource::ResourceType;
-use weft_shared::rules::ProxyRules;
+use weft_model::resource::ResourceType;
+use weft_model::rules::ProxyRules;
 
 /// What a plugin reads.
 pub struct Ctx<'a> {
@@ -60,7 +60,7 @@ impl Ctx<'_> {
     }
 }
 
-fn typed<T: DeserializeOwned>(ty: ResourceType, m: &weft_shared::rules::Merged) -> Option<T> {
+fn typed<T: DeserializeOwned>(ty: ResourceType, m: &weft_model::rules::Merged) -> Option<T> {
     match m.typed() {
         Ok(v) => Some(v),
         Err(e) => {
@@ -71,7 +71,7 @@ fn typed<T: DeserializeOwned>(ty: ResourceType, m: &weft_shared::rules::Merged) 
 }
 
 /// A policy duration as std, `None` when absent or unparsable.
-pub fn dur(d: &Option<weft_shared::resource::Duration>) -> Option<Duration> {
+pub fn dur(d: &Option<weft_model::resource::Duration>) -> Option<Duration> {
     d.as_ref().and_then(|d| d.parse().ok())
 }
 

@@ -312,7 +312,7 @@ spec:
     envoy_validate(&a);
 }
 
-fn backend_1() -> Arc<weft_shared::resource::Resource> {
+fn backend_1() -> Arc<weft_model::resource::Resource> {
     dataplane(
         "backend-1",
         "127.0.0.2",

@@ -1,0 +1,472 @@
+//! CRUD over the store at Kuma's paths:
+//!
+//! | path | methods |
+//! |---|---|
+//! | `/meshes`, `/{plural}` | GET (list; `/{plural}` lists a type across meshes) |
+//! | `/meshes/{name}`, `/{plural}/{name}` (types outside meshes) | GET, PUT, DELETE |
+//! | `/meshes/{mesh}/{plural}` | GET (list in one mesh) |
+//! | `/meshes/{mesh}/{plural}/{name}` | GET, PUT, DELETE |
+//!
+//! PUT takes YAML or JSON (JSON when `Content-Type: application/json`) and answers
+//! 201 when it created, 200 when it updated; `If-Match: "<version>"` makes it
+//! conditional. GET answers JSON, or YAML with `Accept: application/yaml`; the
+//! `ETag` header carries the resource's version.
+
+use super::{ApiError, ApiState, Mode};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use weft_model::resource::mesh::MeshSpec;
+use weft_model::resource::{self, Owner, Resource, ResourceKey, ResourceType, Scope, Spec};
+use weft_store::{self as store, Page, WriteOp};
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/meshes", get(list_meshes))
+        .route(
+            "/meshes/{name}",
+            get(get_mesh).put(put_mesh).delete(delete_mesh),
+        )
+        .route("/meshes/{mesh}/{plural}", get(list_in_mesh))
+        .route(
+            "/meshes/{mesh}/{plural}/{name}",
+            get(get_in_mesh).put(put_in_mesh).delete(delete_in_mesh),
+        )
+        .route("/{plural}", get(list_all))
+        .route(
+            "/{plural}/{name}",
+            get(get_global).put(put_global).delete(delete_global),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    size: Option<String>,
+    offset: Option<String>,
+}
+
+fn resource_type(plural: &str) -> Result<ResourceType, ApiError> {
+    ResourceType::from_plural(plural).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown resource type {plural:?}: see GET / and docs/api.md for the types"
+        ))
+    })
+}
+
+/// The key an item path names, refusing paths whose scope does not fit the type.
+fn key_for(ty: ResourceType, mesh: Option<&str>, name: &str) -> Result<ResourceKey, ApiError> {
+    match (ty.scope(), mesh) {
+        (Scope::Mesh, None) => Err(ApiError::not_found(format!(
+            "{ty} lives inside a mesh: use /meshes/{{mesh}}/{}/{name}",
+            ty.plural()
+        ))),
+        (Scope::Global, Some(_)) => Err(ApiError::not_found(format!(
+            "{ty} is not inside a mesh: use /{}/{name}",
+            ty.plural()
+        ))),
+        _ => Ok(ResourceKey::new(ty, mesh, name)),
+    }
+}
+
+async fn list_meshes(
+    state: State<ApiState>,
+    q: Query<ListQuery>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    list(state, ResourceType::Mesh, None, q, headers, uri).await
+}
+
+async fn list_all(
+    state: State<ApiState>,
+    Path(plural): Path<String>,
+    q: Query<ListQuery>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let ty = resource_type(&plural)?;
+    list(state, ty, None, q, headers, uri).await
+}
+
+async fn list_in_mesh(
+    state: State<ApiState>,
+    Path((mesh, plural)): Path<(String, String)>,
+    q: Query<ListQuery>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let ty = resource_type(&plural)?;
+    if ty.scope() == Scope::Global {
+        return Err(ApiError::not_found(format!(
+            "{ty} is not inside a mesh: use /{}",
+            ty.plural()
+        )));
+    }
+    let mesh_key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
+    if state.store.get(&mesh_key).await?.is_none() {
+        return Err(ApiError::not_found(format!("mesh {mesh:?} does not exist")));
+    }
+    list(state, ty, Some(&mesh), q, headers, uri).await
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    ty: ResourceType,
+    mesh: Option<&str>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let size = match q.size.as_deref() {
+        None => Page::DEFAULT_SIZE,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=Page::MAX_SIZE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "size",
+                    format!(
+                        "Invalid page size: must be a whole number from 1 to {}",
+                        Page::MAX_SIZE
+                    ),
+                ));
+            }
+        },
+    };
+    let offset = match q.offset.as_deref() {
+        None | Some("") => 0,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            ApiError::invalid_field("offset", "Invalid offset: must be a whole number")
+        })?,
+    };
+    let page = state.store.list(ty, mesh, Page { size, offset }).await?;
+    let next = page.next_offset.map(|o| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}{}?size={size}&offset={o}", uri.path())
+    });
+    let items: Vec<Value> = page.items.iter().map(Resource::to_value).collect();
+    let body = json!({ "total": page.total, "items": items, "next": next });
+    Ok(respond(StatusCode::OK, &body, &headers, None))
+}
+
+async fn get_mesh(
+    state: State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    get_item(state, key_for(ResourceType::Mesh, None, &name)?, headers).await
+}
+
+async fn get_global(
+    state: State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = key_for(resource_type(&plural)?, None, &name)?;
+    get_item(state, key, headers).await
+}
+
+async fn get_in_mesh(
+    state: State<ApiState>,
+    Path((mesh, plural, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = key_for(resource_type(&plural)?, Some(&mesh), &name)?;
+    get_item(state, key, headers).await
+}
+
+async fn get_item(
+    State(state): State<ApiState>,
+    key: ResourceKey,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    match state.store.get(&key).await? {
+        Some(res) => Ok(respond(
+            StatusCode::OK,
+            &res.to_value(),
+            &headers,
+            Some(res.meta.version),
+        )),
+        None => Err(ApiError::not_found(format!("{key} not found"))),
+    }
+}
+
+async fn put_mesh(
+    state: State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    put_item(
+        state,
+        key_for(ResourceType::Mesh, None, &name)?,
+        headers,
+        body,
+    )
+    .await
+}
+
+async fn put_global(
+    state: State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = key_for(resource_type(&plural)?, None, &name)?;
+    put_item(state, key, headers, body).await
+}
+
+async fn put_in_mesh(
+    state: State<ApiState>,
+    Path((mesh, plural, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = key_for(resource_type(&plural)?, Some(&mesh), &name)?;
+    put_item(state, key, headers, body).await
+}
+
+/// Refuses writes of types another control plane owns (DESIGN §8).
+pub(super) fn check_writable(mode: &Mode, ty: ResourceType) -> Result<(), ApiError> {
+    match (mode, ty.owner()) {
+        (Mode::Global, Owner::Zone) => Err(ApiError::method_not_allowed(format!(
+            "{ty} resources are created by zone control planes, where the proxy runs; \
+             global shows them read-only once the zone reports them"
+        ))),
+        (
+            Mode::Zone {
+                federated: true, ..
+            },
+            Owner::Global,
+        ) => Err(ApiError::method_not_allowed(format!(
+            "this zone is federated: apply {ty} resources on the global control plane, which syncs them to every zone"
+        ))),
+        (Mode::Zone { .. }, _) if ty == ResourceType::Zone => Err(ApiError::method_not_allowed(
+            "Zone resources live on the global control plane",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn put_item(
+    State(state): State<ApiState>,
+    key: ResourceKey,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_writable(&state.mode, key.ty)?;
+    let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    let doc = resource::parse_document(&bytes, is_json)?;
+    let res = Resource::from_value(doc).map_err(|e| ApiError::invalid(&e))?;
+    check_matches_url(&res, &key)?;
+    res.validate().map_err(|e| ApiError::invalid(&e))?;
+    let expected = if_match(&headers)?;
+    if let Spec::Mesh(new) = &res.spec
+        && let Some(Resource {
+            spec: Spec::Mesh(old),
+            ..
+        }) = state.store.get(&key).await?
+    {
+        check_ca_change(&old, new)?;
+    }
+    let (stored, created) = if key.ty == ResourceType::Mesh
+        && expected.is_none()
+        && state.store.get(&key).await?.is_none()
+    {
+        // A new mesh comes with Kuma's default policies, in the same transaction.
+        let ops = weft_model::rules::defaults::mesh_with_defaults(res)
+            .map_err(|e| ApiError::invalid(&e))?
+            .into_iter()
+            .map(WriteOp::Upsert)
+            .collect();
+        let changes = state.store.transact(ops).await?;
+        (store::stored(changes)?, true)
+    } else {
+        store::put(state.store.as_ref(), res, expected).await?
+    };
+    tracing::info!(resource = %key, version = stored.meta.version, created, "resource written");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(respond(
+        status,
+        &json!({ "warnings": [] }),
+        &headers,
+        Some(stored.meta.version),
+    ))
+}
+
+/// Kuma's rule: the CA of a mesh cannot be swapped while mTLS is on, or every
+/// proxy's certificate would stop verifying at once.
+fn check_ca_change(old: &MeshSpec, new: &MeshSpec) -> Result<(), ApiError> {
+    let name = |m: &MeshSpec| m.enabled_backend().map(|b| b.name.clone());
+    match (name(old), name(new)) {
+        (Some(before), Some(after)) if before != after => Err(ApiError::invalid_field(
+            "mtls.enabledBackend",
+            "Changing CA when mTLS is enabled is forbidden. Disable mTLS first and then change the CA",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_matches_url(res: &Resource, key: &ResourceKey) -> Result<(), ApiError> {
+    if res.resource_type() != key.ty {
+        return Err(ApiError::invalid_field(
+            "type",
+            format!(
+                "type from the URL ({}) has to be the same as in the body ({})",
+                key.ty,
+                res.resource_type()
+            ),
+        ));
+    }
+    if res.meta.name != key.name {
+        return Err(ApiError::invalid_field(
+            "name",
+            "name from the URL has to be the same as in the body",
+        ));
+    }
+    if res.meta.mesh != key.mesh {
+        return Err(ApiError::invalid_field(
+            "mesh",
+            "mesh from the URL has to be the same as in the body",
+        ));
+    }
+    Ok(())
+}
+
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is larger than the limit of {limit} bytes (--api-max-body-bytes)"
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be a version as returned in ETag, e.g. \"42\"")
+        })
+}
+
+async fn delete_mesh(
+    state: State<ApiState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    delete_item(state, key_for(ResourceType::Mesh, None, &name)?, headers).await
+}
+
+async fn delete_global(
+    state: State<ApiState>,
+    Path((plural, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = key_for(resource_type(&plural)?, None, &name)?;
+    delete_item(state, key, headers).await
+}
+
+async fn delete_in_mesh(
+    state: State<ApiState>,
+    Path((mesh, plural, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = key_for(resource_type(&plural)?, Some(&mesh), &name)?;
+    delete_item(state, key, headers).await
+}
+
+async fn delete_item(
+    State(state): State<ApiState>,
+    key: ResourceKey,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_writable(&state.mode, key.ty)?;
+    let expected = if_match(&headers)?;
+    if key.ty == ResourceType::Mesh {
+        // As Kuma: a mesh with proxies in it is not deleted from under them.
+        let dps = state
+            .store
+            .list(
+                ResourceType::Dataplane,
+                Some(&key.name),
+                Page { size: 1, offset: 0 },
+            )
+            .await?;
+        if dps.total > 0 {
+            return Err(ApiError::bad_request(format!(
+                "unable to delete mesh {:?}: there are still {} dataplanes attached; stop them first",
+                key.name, dps.total
+            )));
+        }
+    }
+    let deleted = state.store.delete(&key, expected).await?;
+    tracing::info!(resource = %key, cascaded = deleted.len().saturating_sub(1), "resource deleted");
+    Ok(respond(StatusCode::OK, &json!({}), &headers, None))
+}
+
+/// JSON, or YAML when the client asks for it; `ETag` when a version is known.
+fn respond(
+    status: StatusCode,
+    body: &Value,
+    headers: &HeaderMap,
+    version: Option<u64>,
+) -> Response {
+    let wants_yaml = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("yaml"));
+    let sorted = resource::canonical::sorted(body);
+    let mut resp = if wants_yaml {
+        let text = serde_yaml_ng::to_string(&sorted).unwrap_or_default();
+        let mut r = (status, text).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        );
+        r
+    } else {
+        (status, axum::Json(sorted)).into_response()
+    };
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}

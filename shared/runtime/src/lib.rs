@@ -1,0 +1,15 @@
+//! `weft-runtime`: the process shell every Weft binary runs in.
+//!
+//! - [`cli`]: parse the command line, run until a signal, drain, exit code.
+//! - [`config`]: flags ↔ `WEFT_*` environment ↔ YAML file, settings every control
+//!   plane shares.
+//! - [`supervise`]: named components in one set; the first to fail stops the rest.
+//! - [`health`]: what each component reports for `/ready`.
+//! - [`shutdown`], [`telemetry`].
+
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod shutdown;
+pub mod supervise;
+pub mod telemetry;

@@ -1,0 +1,9 @@
+//! `weft-sync`: keeping two sides in step.
+//!
+//! - [`delta`]: the delta-xDS engine (sender and receiver state machines), one for
+//!   global → zone, zone → global and zone → Envoy.
+//! - [`kds`]: how store resources travel over KDS (names, payloads, which types go
+//!   which way) and the shared snapshot feed a KDS sender follows.
+
+pub mod delta;
+pub mod kds;
