@@ -25,6 +25,15 @@ pub enum State {
 }
 
 impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Degraded => "degraded",
+            State::Down => "down",
+        }
+    }
+
     /// Whether the process may take traffic while a component is in this state.
     pub fn serves(self) -> bool {
         matches!(self, State::Ready | State::Degraded)
@@ -96,7 +105,7 @@ impl Health {
             .find(|(_, r)| !r.state.serves())
             .map(|(name, r)| match &r.reason {
                 Some(reason) => format!("{name}: {reason}"),
-                None => format!("{name}: {:?}", r.state).to_lowercase(),
+                None => format!("{name}: {}", r.state.as_str()),
             })
     }
 

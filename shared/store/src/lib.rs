@@ -14,12 +14,16 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod fault;
 pub mod memory;
 mod plan;
+pub mod reflector;
 pub mod sled_store;
 mod watch;
 
 pub use memory::MemoryStore;
+pub use reflector::Reflector;
 pub use sled_store::SledStore;
 
 use async_trait::async_trait;
