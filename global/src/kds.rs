@@ -11,6 +11,7 @@
 use crate::insights::ZoneInsights;
 use crate::tokens::ZoneTokens;
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,12 +54,17 @@ pub struct KdsIdentity {
     pub key_pem: String,
 }
 
+/// A bound KDS server: run `serve` (until shutdown) and `feed` as components.
 pub struct KdsServer {
     pub address: SocketAddr,
-    pub task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
+    /// What every zone receives alike (meshes, secrets, policies), followed once
+    /// for all streams: run [`SnapshotFeed::run`] on global's store. Until its first
+    /// list, zone streams wait.
+    pub feed: Arc<SnapshotFeed>,
 }
 
-/// Binds `address` and serves KDS over TLS until `shutdown`.
+/// Binds `address`; the returned server serves KDS over TLS until `shutdown`.
 pub async fn serve(
     address: SocketAddr,
     identity: KdsIdentity,
@@ -82,22 +88,17 @@ pub async fn serve(
     let tls = tonic::transport::ServerTlsConfig::new().identity(
         tonic::transport::Identity::from_pem(identity.cert_chain_pem, identity.key_pem),
     );
-    // What every zone receives alike (meshes, secrets, policies) is followed once
-    // for all streams: a zone connecting costs no relist of the store.
-    let (global_offer, offer_task) = SnapshotFeed::start_joinable(
-        store.clone(),
+    // What every zone receives alike is followed once for all streams: a zone
+    // connecting costs no relist of the store.
+    let feed = Arc::new(SnapshotFeed::new(
         global_owned_types(),
         Arc::new(|res: &Resource| {
             zone_names::zone_of(res)
                 .is_none()
                 .then(|| kds::stamp_global(res))
         }),
-    )
-    .await
-    .map_err(|source| ServerError::Store {
-        path: "(KDS snapshot of global's resources)".into(),
-        source,
-    })?;
+    ));
+    let global_offer = feed.subscribe();
     let service = KdsSyncServiceServer::new(Kds {
         store,
         tokens,
@@ -115,8 +116,8 @@ pub async fn serve(
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE));
     let router = builder.add_service(service);
-    let task = tokio::spawn(async move {
-        let served = router
+    let serve = Box::pin(async move {
+        router
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
                 shutdown.cancelled_owned(),
@@ -125,15 +126,12 @@ pub async fn serve(
             .map_err(|e| ServerError::Serve {
                 what: "KDS",
                 source: std::io::Error::other(e),
-            });
-        // Release the store now, so it can close (and be reopened) once we return.
-        offer_task.abort();
-        let _ = offer_task.await;
-        served
+            })
     });
     Ok(KdsServer {
         address: bound,
-        task,
+        serve,
+        feed,
     })
 }
 

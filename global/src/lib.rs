@@ -11,17 +11,26 @@ pub mod tokens;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use weft_api::AdminToken;
+use weft_api::Mode;
 use weft_api::server::{self, ServerError};
-use weft_api::{AdminToken, Mode};
+use weft_runtime::health::Health;
 use weft_runtime::shutdown::CancellationToken;
+use weft_runtime::supervise::{Backoff, ComponentError, Control, Supervisor};
 use weft_security::pki::KdsTls;
 use weft_security::tokens::SystemClock;
 use weft_store::ResourceStore;
 
 pub use config::GlobalConfig;
 pub use tokens::ZoneTokens;
+
+/// The names global's components run under (logs, `/ready`, exit messages).
+pub mod component {
+    pub const API: &str = "REST API";
+    pub const KDS: &str = "KDS server";
+    pub const KDS_FEED: &str = "KDS feed";
+    pub const REVOCATIONS: &str = "revocation follower";
+}
 
 /// A running global: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
@@ -34,13 +43,16 @@ pub struct Bound {
     pub kds_tls: KdsTls,
     /// Where zones dial for KDS.
     pub kds_address: SocketAddr,
-    api: server::ApiServer,
-    kds: kds::KdsServer,
-    revocation_sync: JoinHandle<()>,
+    /// Every component's health (what `/ready` shows).
+    pub health: Health,
+    /// Aborts a component as a crash would (fault drills, tests).
+    pub control: Control,
+    components: Supervisor,
 }
 
 /// Opens the data dir, creates the default mesh on first start and binds every
-/// listener (port 0 works). Everything runs until `shutdown` fires.
+/// listener (port 0 works). Everything runs, supervised, until `shutdown` fires or
+/// a component fails.
 pub async fn build(
     config: GlobalConfig,
     shutdown: CancellationToken,
@@ -54,10 +66,9 @@ pub async fn build(
         .map_err(ServerError::setup("KDS TLS certificate"))?;
     let zone_tokens = ZoneTokens::open(data_dir, kds_tls.ca_fingerprint(), Arc::new(SystemClock))
         .map_err(ServerError::setup("zone-token signing keys"))?;
-    let revocation_sync =
-        tokens::spawn_revocation_sync(data.store.clone(), zone_tokens.clone(), shutdown.clone())
-            .await
-            .map_err(ServerError::setup("zone-token revocation list"))?;
+    tokens::revocations::load_into(data.store.as_ref(), &zone_tokens)
+        .await
+        .map_err(ServerError::setup("zone-token revocation list"))?;
     let identity = kds::KdsIdentity {
         cert_chain_pem: kds_tls.cert_chain_pem().to_string(),
         key_pem: kds_tls.key_pem().expose().to_string(),
@@ -72,8 +83,7 @@ pub async fn build(
         shutdown.clone(),
     )
     .await?;
-    // Global has nothing to wait for before it can serve.
-    let (_ready_tx, ready) = watch::channel(true);
+    let health = Health::default();
     let extra = axum::Router::new()
         .merge(tokens::api::routes(zone_tokens.clone()))
         .merge(insights::routes(insights));
@@ -81,12 +91,40 @@ pub async fn build(
         &config.common,
         Mode::Global,
         &data,
-        ready,
+        health.clone(),
         Registry::default(),
         extra,
-        shutdown,
+        shutdown.clone(),
     )
     .await?;
+
+    let mut components = Supervisor::new(shutdown.clone(), health.clone());
+    components.spawn(component::API, api.serve);
+    components.spawn(component::KDS, kds.serve);
+    let (feed, store, stop) = (kds.feed, data.store.clone(), shutdown.clone());
+    components.spawn_restarting(component::KDS_FEED, Backoff::default(), move |reporter| {
+        let (feed, store, stop) = (feed.clone(), store.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                () = feed.run(store, Some(reporter)) => {}
+                () = stop.cancelled() => {}
+            }
+            Ok::<_, ServerError>(())
+        }
+    });
+    let (tokens, store, stop) = (zone_tokens.clone(), data.store.clone(), shutdown);
+    components.spawn_restarting(
+        component::REVOCATIONS,
+        Backoff::default(),
+        move |reporter| {
+            let follow =
+                tokens::revocations::follow(store.clone(), tokens.clone(), reporter, stop.clone());
+            async move {
+                follow.await;
+                Ok::<_, ServerError>(())
+            }
+        },
+    );
     Ok(Bound {
         api_address: api.address,
         token: data.token,
@@ -94,20 +132,16 @@ pub async fn build(
         zone_tokens,
         kds_tls,
         kds_address: kds.address,
-        api,
-        kds,
-        revocation_sync,
+        health,
+        control: components.control(),
+        components,
     })
 }
 
 impl Bound {
-    /// Waits until every component has stopped (after shutdown, or on failure).
-    pub async fn wait(self) -> Result<(), ServerError> {
-        let kds = server::join("KDS", self.kds.task).await;
-        let api = server::join("REST API", self.api.task).await.and(kds);
-        // It ends on shutdown; after a failure, stop it so the store can close.
-        self.revocation_sync.abort();
-        let _ = self.revocation_sync.await;
-        api
+    /// Waits until every component has stopped: after shutdown (`Ok`), or after
+    /// the first one that ended unexpectedly, which the error names.
+    pub async fn wait(self) -> Result<(), ComponentError> {
+        self.components.wait().await
     }
 }

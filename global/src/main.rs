@@ -47,7 +47,7 @@ fn main() -> ExitCode {
                             "weft-global ready api={} kds={}",
                             bound.api_address, bound.kds_address
                         ),
-                        done: Box::pin(async move { bound.wait().await.map_err(Into::into) }),
+                        done: Box::pin(async move { Ok(bound.wait().await?) }),
                     })
                 },
             )

@@ -36,6 +36,25 @@ impl Running {
         }
     }
 
+    /// Aborts components as a crash would.
+    pub fn control(&self) -> weft_runtime::supervise::Control {
+        match &self.handle {
+            Some(Handle::Global(b)) => b.control.clone(),
+            Some(Handle::Zone(b)) => b.control.clone(),
+            None => weft_runtime::supervise::Control::default(),
+        }
+    }
+
+    /// Waits for the control plane to stop by itself (no shutdown is sent): what
+    /// its process would exit with.
+    pub async fn wait(mut self) -> Result<(), weft_runtime::supervise::ComponentError> {
+        match self.handle.take() {
+            Some(Handle::Global(b)) => b.wait().await,
+            Some(Handle::Zone(b)) => b.wait().await,
+            None => Ok(()),
+        }
+    }
+
     /// Cancels and waits for a clean stop (the store is closed afterwards).
     pub async fn stop(mut self) {
         self.shutdown.cancel();

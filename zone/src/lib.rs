@@ -21,10 +21,21 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use weft_api::server::{self, ServerError};
 use weft_api::{AdminToken, ExtraRoutes, Mode};
+use weft_runtime::health::Health;
 use weft_runtime::shutdown::CancellationToken;
+use weft_runtime::supervise::{Backoff, ComponentError, Control, Supervisor};
 use weft_store::ResourceStore;
 
 pub use config::ZoneConfig;
+
+/// The names the zone's components run under (logs, `/ready`, exit messages).
+pub mod component {
+    pub const API: &str = "REST API";
+    pub const XDS: &str = "xDS server";
+    pub const XDS_CACHE: &str = "xDS cache";
+    pub const XDS_REBUILDER: &str = "xDS rebuilder";
+    pub const KDS: &str = "KDS client";
+}
 
 /// A running zone: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
@@ -37,14 +48,17 @@ pub struct Bound {
     pub xds_insights: xds::Insights,
     pub token: AdminToken,
     pub store: Arc<dyn ResourceStore>,
-    api: server::ApiServer,
-    kds: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
-    xds_task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    /// Every component's health (what `/ready` shows).
+    pub health: Health,
+    /// Aborts a component as a crash would (fault drills, tests).
+    pub control: Control,
+    components: Supervisor,
 }
 
 /// Opens the data dir, creates the default mesh on first start (standalone
-/// zones own their meshes), starts the KDS client when federated, and binds every
-/// listener (port 0 works).
+/// zones own their meshes) and binds every listener (port 0 works); then runs,
+/// supervised, the REST API, the xDS server and cache and, when federated, the KDS
+/// client, until `shutdown` fires or a component fails.
 pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bound, ServerError> {
     let data = server::open_data_dir(&config.common).await?;
     let federated = config.federation.is_some();
@@ -52,18 +66,16 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
     if data.fresh && config.common.default_mesh && !federated {
         server::ensure_default_mesh(data.store.as_ref()).await?;
     }
-    // A standalone zone serves from its own store at once; a federated one after
-    // its first complete sync from global.
-    let (ready_tx, ready) = watch::channel(!federated);
-    let mut kds_task = None;
+    let health = Health::default();
+    let mut components = Supervisor::new(shutdown.clone(), health.clone());
     if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
         let global = fed
             .global
             .parse()
             .map_err(
-                |e: tonic::codegen::http::uri::InvalidUri| ServerError::Serve {
+                |e: tonic::codegen::http::uri::InvalidUri| ServerError::Setup {
                     what: "KDS client",
-                    source: std::io::Error::other(e),
+                    reason: format!("--global-address {:?}: {e}", fed.global),
                 },
             )?;
         let client = kds::KdsClientConfig {
@@ -72,12 +84,23 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
             token: fed.token.clone(),
             trust: fed.trust.clone(),
         };
-        let store = data.store.clone();
-        let shutdown = shutdown.clone();
-        kds_task = Some(tokio::spawn(async move {
-            kds::run(client, store, ready_tx, shutdown).await;
-            Ok(())
-        }));
+        let (store, stop) = (data.store.clone(), shutdown.clone());
+        // A federated zone serves after its first complete sync from global.
+        components.spawn_restarting(component::KDS, Backoff::default(), move |reporter| {
+            let (client, store, stop) = (client.clone(), store.clone(), stop.clone());
+            async move {
+                reporter.starting("waiting for the first complete sync from global");
+                let (ready_tx, mut ready) = watch::channel(false);
+                let run = kds::run(client, store, ready_tx, stop);
+                tokio::pin!(run);
+                tokio::select! {
+                    () = &mut run => return Ok::<_, ServerError>(()),
+                    synced = ready.wait_for(|r| *r) => if synced.is_ok() { reporter.ready() },
+                }
+                run.await;
+                Ok(())
+            }
+        });
     }
     let mode = Mode::Zone {
         name: config.zone.clone(),
@@ -115,22 +138,52 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
         &config.common,
         mode,
         &data,
-        ready,
+        health.clone(),
         registry,
         extra,
-        shutdown,
+        shutdown.clone(),
     )
     .await?;
+
+    components.spawn(component::API, api.serve);
+    components.spawn(component::XDS, xds.serve);
+    let (cache, stop) = (xds.cache.clone(), shutdown.clone());
+    components.spawn_restarting(component::XDS_CACHE, Backoff::default(), move |reporter| {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                () = cache.follow(reporter) => {}
+                () = stop.cancelled() => {}
+            }
+            Ok::<_, ServerError>(())
+        }
+    });
+    let (cache, stop) = (xds.cache, shutdown);
+    components.spawn_restarting(
+        component::XDS_REBUILDER,
+        Backoff::default(),
+        move |reporter| {
+            let (cache, stop) = (cache.clone(), stop.clone());
+            async move {
+                reporter.ready();
+                tokio::select! {
+                    () = cache.rebuild_loop() => {}
+                    () = stop.cancelled() => {}
+                }
+                Ok::<_, ServerError>(())
+            }
+        },
+    );
     Ok(Bound {
         api_address: api.address,
         xds_address: xds.endpoint.address,
         xds: xds.endpoint,
         xds_insights: xds.insights,
-        xds_task: xds.task,
         token: data.token,
         store: data.store,
-        api,
-        kds: kds_task,
+        health,
+        control: components.control(),
+        components,
     })
 }
 
@@ -140,12 +193,9 @@ impl Bound {
         &self.xds.ca_pem
     }
 
-    /// Waits until every component has stopped (after shutdown, or on failure).
-    pub async fn wait(self) -> Result<(), ServerError> {
-        if let Some(kds) = self.kds {
-            server::join("KDS client", kds).await?;
-        }
-        server::join("xDS", self.xds_task).await?;
-        server::join("REST API", self.api.task).await
+    /// Waits until every component has stopped: after shutdown (`Ok`), or after
+    /// the first one that ended unexpectedly, which the error names.
+    pub async fn wait(self) -> Result<(), ComponentError> {
+        self.components.wait().await
     }
 }

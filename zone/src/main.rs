@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                             "weft-zone ready api={} xds={}",
                             bound.api_address, bound.xds_address
                         ),
-                        done: Box::pin(async move { bound.wait().await.map_err(Into::into) }),
+                        done: Box::pin(async move { Ok(bound.wait().await?) }),
                     })
                 },
             )

@@ -18,7 +18,7 @@ pub mod keydir;
 pub mod revocations;
 
 pub use keydir::KeyDir;
-pub use revocations::{revocations_key, spawn_revocation_sync};
+pub use revocations::revocations_key;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -161,7 +161,7 @@ struct State {
 impl ZoneTokens {
     /// At server start: loads the keys in `<data_dir>/zone-token-keys` (creating key 1
     /// on first start) and records `kds_ca_fingerprint` there for the CLI. Revocations
-    /// start empty; [`spawn_revocation_sync`] loads them before the server serves.
+    /// start empty; [`revocations::load_into`] loads them before the server serves.
     pub fn open(
         data_dir: &Path,
         kds_ca_fingerprint: Option<Fingerprint>,

@@ -3,21 +3,20 @@
 //! revoke writes it, an operator may PUT it like any GlobalSecret, and a task follows
 //! the store's watch and applies every version of it to [`ZoneTokens`] (the store
 //! revision orders them, so an older list never replaces a newer one).
+//! A store that fails keeps the last list in force (dropping it would un-revoke
+//! every token) and is reported on `/ready`.
 
 use super::ZoneTokens;
-use futures::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::task::JoinHandle;
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
+use weft_runtime::health::Reporter;
 use weft_runtime::shutdown::CancellationToken;
 use weft_security::tokens::{KeyError, Revocations, SecretNames};
+use weft_store::reflector::{Event, Reflector};
 use weft_store::{ResourceStore, StoreError};
 
 /// How often a read-modify-write of the list retries when others write it meanwhile.
 const REVOKE_ATTEMPTS: usize = 10;
-/// Pause before following the store again after a watch error.
-const RESYNC_BACKOFF: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
@@ -117,89 +116,55 @@ pub async fn revoke(store: &dyn ResourceStore, jti: &str) -> Result<Revoked, Rev
     Err(RevocationError::Contended)
 }
 
-/// Loads the stored list into `tokens` (before the server serves, so no revoked
-/// token is ever accepted after a restart), then spawns the task that follows the
-/// store until `shutdown`.
-pub async fn spawn_revocation_sync(
-    store: Arc<dyn ResourceStore>,
-    tokens: Arc<ZoneTokens>,
-    shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, RevocationError> {
-    let (revision, set) = load(store.as_ref()).await?;
+/// Loads the stored list into `tokens`: before the server serves, so no revoked
+/// token is ever accepted after a restart.
+pub async fn load_into(
+    store: &dyn ResourceStore,
+    tokens: &ZoneTokens,
+) -> Result<(), RevocationError> {
+    let (revision, set) = load(store).await?;
     if !set.is_empty() {
         tracing::info!(revoked = set.len(), "loaded the zone-token revocation list");
     }
     tokens.apply_revocations(revision, set);
-    Ok(tokio::spawn(follow(store, tokens, revision, shutdown)))
+    Ok(())
 }
 
-/// Applies every change of the list after revision `after`; after a watch error,
-/// reads the list again and watches from the revision it was read at.
-async fn follow(
+/// Applies every version of the list to `tokens` until `shutdown`, through a store
+/// [`Reflector`]: a broken store is reported (`reporter` down, the last list kept)
+/// and read again once it answers. A run that ends early can simply run again.
+pub async fn follow(
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
-    mut after: u64,
+    reporter: Reporter,
     shutdown: CancellationToken,
 ) {
     let key = revocations_key();
+    let mut reflector = Reflector::new(store, vec![ResourceType::GlobalSecret]);
     loop {
-        let mut changes = match store.watch(after).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the store for zone-token revocations; retrying");
-                match resync(store.as_ref(), &tokens, &shutdown).await {
-                    Some(rev) => {
-                        after = rev;
-                        continue;
-                    }
-                    None => return,
-                }
-            }
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            e = reflector.next() => e,
         };
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                next = changes.next() => next,
-            };
-            match next {
-                Some(Ok(change)) if change.key == key => {
+        match event {
+            Event::Init {
+                revision,
+                resources,
+            } => {
+                let stored = resources.iter().find(|r| r.key() == key);
+                apply(&tokens, revision, stored);
+                reporter.ready();
+            }
+            Event::Changes(changes) => {
+                for change in changes.iter().filter(|c| c.key == key) {
                     apply(&tokens, change.revision, change.resource.as_ref());
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "the store watch for zone-token revocations broke; reading the list again");
-                    break;
-                }
-                // The store was closed: the server is stopping.
-                None => return,
             }
-        }
-        match resync(store.as_ref(), &tokens, &shutdown).await {
-            Some(rev) => after = rev,
-            None => return,
-        }
-    }
-}
-
-/// Waits a moment, reads the list again and applies it; the revision to watch from,
-/// or `None` on shutdown.
-async fn resync(
-    store: &dyn ResourceStore,
-    tokens: &ZoneTokens,
-    shutdown: &CancellationToken,
-) -> Option<u64> {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(RESYNC_BACKOFF) => {}
-        }
-        match load(store).await {
-            Ok((revision, set)) => {
-                tokens.apply_revocations(revision, set);
-                return Some(revision);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the zone-token revocation list; retrying");
+            Event::Broken { error, retry_in } => {
+                tracing::warn!(%error, ?retry_in, "cannot read the store for zone-token revocations; the last list stays in force");
+                reporter.down(format!(
+                    "cannot read the zone-token revocation list: {error}; retrying in {retry_in:?}"
+                ));
             }
         }
     }

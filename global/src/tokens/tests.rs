@@ -2,7 +2,9 @@
 
 use super::*;
 use std::time::Duration;
+use weft_runtime::health::{Health, Reporter, State};
 use weft_security::tokens::{PermissionDenied, SCOPE_CP};
+use weft_store::fault::FaultyStore;
 use weft_store::{MemoryStore, ResourceStore};
 
 fn body(zone: &str) -> ZoneTokenBody {
@@ -132,9 +134,15 @@ async fn store_revocations_followed() {
     let tokens = open(dir.path());
     let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
     let shutdown = weft_runtime::shutdown::CancellationToken::new();
-    let task = spawn_revocation_sync(store.clone(), tokens.clone(), shutdown.clone())
+    revocations::load_into(store.as_ref(), &tokens)
         .await
         .unwrap();
+    let task = tokio::spawn(revocations::follow(
+        store.clone(),
+        tokens.clone(),
+        Reporter::detached("revocations"),
+        shutdown.clone(),
+    ));
 
     let a = tokens.issue(body("east")).unwrap();
     let r = revocations::revoke(store.as_ref(), &a.claims.registered.jti)
@@ -164,11 +172,83 @@ async fn store_revocations_followed() {
     task.await.unwrap();
 
     let restarted = open(dir.path());
-    spawn_revocation_sync(store.clone(), restarted.clone(), shutdown.clone())
+    revocations::load_into(store.as_ref(), &restarted)
         .await
         .unwrap();
     assert!(matches!(
         restarted.validate(b.token.expose()),
         Err(TokenError::Unauthenticated(Unauthenticated::Revoked { .. }))
     ));
+}
+
+// While the store cannot be read the last list stays in force and the follower
+// reports itself down; once the store answers, revocations written meanwhile apply.
+#[tokio::test]
+async fn revocations_survive_a_broken_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = open(dir.path());
+    let inner: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
+    let faulty = Arc::new(FaultyStore::new(inner.clone()));
+    let store: Arc<dyn ResourceStore> = faulty.clone();
+    let health = Health::default();
+    let reporter = health.reporter("revocations", State::Starting);
+    let shutdown = weft_runtime::shutdown::CancellationToken::new();
+    let task = tokio::spawn(revocations::follow(
+        store.clone(),
+        tokens.clone(),
+        reporter,
+        shutdown.clone(),
+    ));
+    let a = tokens.issue(body("east")).unwrap();
+    revocations::revoke(store.as_ref(), &a.claims.registered.jti)
+        .await
+        .unwrap();
+    until_revoked(&tokens, a.token.expose()).await;
+
+    faulty.set_failing(true);
+    faulty.break_watches();
+    wait_until(|| {
+        health
+            .get("revocations")
+            .is_some_and(|r| r.state == State::Down)
+    })
+    .await;
+    assert!(
+        health
+            .blocker()
+            .is_some_and(|b| b.contains("injected fault")),
+        "{:?}",
+        health.blocker()
+    );
+    // Still revoked while the store is down.
+    assert!(tokens.validate(a.token.expose()).is_err());
+    // Revoked meanwhile by another writer (the revoke reads the list first).
+    let b = tokens.issue(body("east")).unwrap();
+    revocations::revoke(inner.as_ref(), &b.claims.registered.jti)
+        .await
+        .unwrap();
+    assert!(tokens.validate(b.token.expose()).is_ok());
+
+    faulty.set_failing(false);
+    until_revoked(&tokens, b.token.expose()).await;
+    wait_until(|| {
+        health
+            .get("revocations")
+            .is_some_and(|r| r.state == State::Ready)
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+/// Polls `cond` every 10 ms for up to 10 s.
+async fn wait_until(cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -24,7 +24,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::Arc;
-use tokio::sync::watch;
+use weft_runtime::health::Health;
 use weft_store::ResourceStore;
 
 /// Which control plane is serving, and so which types it accepts writes of.
@@ -62,8 +62,8 @@ pub struct ApiState {
     pub store: Arc<dyn ResourceStore>,
     pub mode: Mode,
     pub token: AdminToken,
-    /// `true` once the control plane can serve (a zone: after its first sync).
-    pub ready: watch::Receiver<bool>,
+    /// Every component's health: `/ready` is 200 when all of them serve.
+    pub health: Health,
     pub max_body_bytes: usize,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
@@ -119,16 +119,23 @@ async fn index(State(state): State<ApiState>) -> Response {
     .into_response()
 }
 
+/// 200 when every component serves, 503 otherwise; the body says why and lists
+/// each component (state, reason, restarts), so an interruption stays visible.
 async fn ready(State(state): State<ApiState>) -> Response {
-    if *state.ready.borrow() {
-        (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response()
+    let ready = state.health.is_ready();
+    let status = if ready {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"ready": false})),
-        )
-            .into_response()
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = json!({
+        "ready": ready,
+        "components": state.health.snapshot(),
+    });
+    if let Some(reason) = state.health.blocker() {
+        body["reason"] = reason.into();
     }
+    (status, axum::Json(body)).into_response()
 }
 
 async fn not_found() -> ApiError {

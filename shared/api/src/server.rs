@@ -4,12 +4,13 @@
 
 use crate::{AdminToken, ApiMetrics, ApiState, Mode};
 use prometheus_client::registry::Registry;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use weft_model::resource::{Resource, ResourceType, Spec};
 use weft_runtime::config::CommonConfig;
+use weft_runtime::health::Health;
 use weft_runtime::shutdown::CancellationToken;
 use weft_store::{ResourceStore, StoreError, WriteOp, sled_store::SledStore};
 
@@ -40,8 +41,6 @@ pub enum ServerError {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("the {0} task panicked or was aborted")]
-    Task(&'static str),
     /// A component could not be set up (keys, certificates, ...).
     #[error("cannot set up the {what}: {reason}")]
     Setup { what: &'static str, reason: String },
@@ -128,20 +127,22 @@ pub async fn ensure_default_mesh(store: &dyn ResourceStore) -> Result<(), Server
     }
 }
 
-/// A running API server.
+/// A bound API server: its address, and the future that serves it until
+/// shutdown (run it as a supervised component).
 pub struct ApiServer {
     pub address: SocketAddr,
-    pub task: JoinHandle<Result<(), ServerError>>,
+    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
 }
 
-/// Builds the API state for `mode` and serves it on `config.api_address` until
-/// `shutdown` fires; in-flight requests finish first. `extra` adds mode-specific routes
-/// (a `Router` behind the admin token, or [`crate::ExtraRoutes`] with open ones too).
+/// Builds the API state for `mode` and binds `config.api_address`; the returned
+/// future serves until `shutdown` fires, letting in-flight requests finish. `health`
+/// answers `/ready`. `extra` adds mode-specific routes (a `Router` behind the admin
+/// token, or [`crate::ExtraRoutes`] with open ones too).
 pub async fn serve_api(
     config: &CommonConfig,
     mode: Mode,
     data: &DataDir,
-    ready: watch::Receiver<bool>,
+    health: Health,
     mut registry: Registry,
     extra: impl Into<crate::ExtraRoutes>,
     shutdown: CancellationToken,
@@ -151,7 +152,7 @@ pub async fn serve_api(
         store: data.store.clone(),
         mode,
         token: data.token.clone(),
-        ready,
+        health,
         max_body_bytes: config.api_max_body_bytes,
         registry: Arc::new(registry),
         metrics,
@@ -169,7 +170,7 @@ pub async fn serve_api(
         addr: config.api_address,
         source,
     })?;
-    let task = tokio::spawn(async move {
+    let serve = Box::pin(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
@@ -178,13 +179,5 @@ pub async fn serve_api(
                 source,
             })
     });
-    Ok(ApiServer { address, task })
-}
-
-/// Waits for a spawned component and turns a panic or abort into an error.
-pub async fn join(
-    what: &'static str,
-    task: JoinHandle<Result<(), ServerError>>,
-) -> Result<(), ServerError> {
-    task.await.map_err(|_| ServerError::Task(what))?
+    Ok(ApiServer { address, serve })
 }

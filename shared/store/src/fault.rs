@@ -48,7 +48,9 @@ impl FaultyStore {
 
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Io("injected fault: the store does not answer".into()))
+            Err(StoreError::Io(
+                "injected fault: the store does not answer".into(),
+            ))
         } else {
             Ok(())
         }

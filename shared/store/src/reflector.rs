@@ -109,7 +109,7 @@ impl Reflector {
     pub async fn next(&mut self) -> Event {
         loop {
             match std::mem::replace(&mut self.state, State::Listing) {
-                State::Listing => match self.list().await {
+                State::Listing => match list(self.store.clone(), self.types.clone()).await {
                     Ok((revision, resources)) => {
                         self.failures = 0;
                         self.state = State::Watching {
@@ -126,7 +126,7 @@ impl Reflector {
                 State::Watching {
                     revision,
                     watch: None,
-                } => match self.store.watch(revision).await {
+                } => match self.store.clone().watch(revision).await {
                     Ok(watch) => {
                         self.state = State::Watching {
                             revision,
@@ -185,16 +185,6 @@ impl Reflector {
         }
     }
 
-    /// Everything of our types, and the revision it reflects (at least).
-    async fn list(&self) -> Result<(u64, Vec<Resource>), StoreError> {
-        let revision = self.store.revision().await?;
-        let mut resources = Vec::new();
-        for ty in &self.types {
-            resources.extend(self.store.list(*ty, None, Page::all()).await?.items);
-        }
-        Ok((revision, resources))
-    }
-
     /// Lagging or compaction → relist at once; anything else → back off first.
     fn after_watch_error(&mut self, e: StoreError) -> State {
         match e {
@@ -218,6 +208,21 @@ impl Reflector {
         self.state = State::Backoff { delay: retry_in };
         Event::Broken { error, retry_in }
     }
+}
+
+/// Everything of `types`, and the revision it reflects (at least). Takes owned
+/// arguments: the reflector holds a watch stream, which is `Send` but not `Sync`,
+/// so no `&Reflector` may live across an await.
+async fn list(
+    store: Arc<dyn ResourceStore>,
+    types: Vec<ResourceType>,
+) -> Result<(u64, Vec<Resource>), StoreError> {
+    let revision = store.revision().await?;
+    let mut resources = Vec::new();
+    for ty in types {
+        resources.extend(store.list(ty, None, Page::all()).await?.items);
+    }
+    Ok((revision, resources))
 }
 
 #[cfg(test)]
@@ -271,10 +276,7 @@ mod tests {
                 other => panic!("expected Broken, got {other:?}"),
             }
         }
-        assert_eq!(
-            pauses,
-            [100, 200, 400].map(Duration::from_millis).to_vec()
-        );
+        assert_eq!(pauses, [100, 200, 400].map(Duration::from_millis).to_vec());
         store.set_failing(false);
         let Event::Init { resources, .. } = r.next().await else {
             panic!("expected Init after recovery")

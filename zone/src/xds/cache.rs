@@ -17,15 +17,16 @@ use super::insight::Insights;
 use super::intern::Interner;
 use super::metrics::XdsMetrics;
 use super::node::{Proxy, ProxyKey};
-use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use weft_model::resource::{Resource, ResourceKey, ResourceType};
+use weft_runtime::health::{self, Reporter};
 use weft_runtime::shutdown::CancellationToken;
-use weft_store::{Page, ResourceStore, StoreError};
+use weft_store::reflector::{Event, Reflector};
+use weft_store::{ResourceStore, StoreError};
 use weft_sync::delta::Snapshot;
 
 /// Builds one proxy's configuration (normally [`generate::generate`]; tests inject
@@ -105,6 +106,8 @@ struct Inner {
     state: Mutex<State>,
     interners: Mutex<Interners>,
     dirty: mpsc::UnboundedSender<String>,
+    /// The rebuilder's end of `dirty`; held by whichever run of it is current.
+    dirty_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
 }
 
 /// The snapshot cache; cheap to clone.
@@ -114,16 +117,17 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Lists the store, then follows it until `shutdown`.
-    pub async fn start(
+    /// An empty cache over `store`. It fills once [`Cache::follow`] runs, and
+    /// proxies get configuration once [`Cache::rebuild_loop`] runs: run both as
+    /// (restartable) components.
+    pub fn new(
         store: Arc<dyn ResourceStore>,
         generator: Generator,
         config: CacheConfig,
         metrics: XdsMetrics,
-        shutdown: CancellationToken,
-    ) -> Result<Cache, StoreError> {
+    ) -> Cache {
         let (dirty, dirty_rx) = mpsc::unbounded_channel();
-        let cache = Cache {
+        Cache {
             inner: Arc::new(Inner {
                 store,
                 generator,
@@ -134,21 +138,39 @@ impl Cache {
                 state: Mutex::new(State::default()),
                 interners: Mutex::new(Interners::default()),
                 dirty,
+                dirty_rx: tokio::sync::Mutex::new(dirty_rx),
             }),
-        };
-        let revision = cache.relist().await?;
+        }
+    }
+
+    /// Lists the store, then follows it and rebuilds until `shutdown`, in tasks of
+    /// its own (for tests and benchmarks; the zone runs [`Cache::follow`] and
+    /// [`Cache::rebuild_loop`] under its supervisor).
+    pub async fn start(
+        store: Arc<dyn ResourceStore>,
+        generator: Generator,
+        config: CacheConfig,
+        metrics: XdsMetrics,
+        shutdown: CancellationToken,
+    ) -> Result<Cache, StoreError> {
+        let cache = Cache::new(store.clone(), generator, config, metrics);
+        let mut reflector = Reflector::new(store, ResourceType::ALL.to_vec());
+        match reflector.next().await {
+            Event::Broken { error, .. } => return Err(error),
+            first => cache.handle(first, None),
+        }
         let follower = cache.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = follower.follow(revision) => {}
+                () = follower.follow_with(reflector, None) => {}
                 () = stop.cancelled() => {}
             }
         });
         let rebuilder = cache.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = rebuilder.rebuild_loop(dirty_rx) => {}
+                () = rebuilder.rebuild_loop() => {}
                 () = shutdown.cancelled() => {}
             }
         });
@@ -219,22 +241,63 @@ impl Cache {
         )
     }
 
-    /// Lists every mesh and mesh-scoped resource; returns the revision it reflects.
-    async fn relist(&self) -> Result<u64, StoreError> {
-        let store = &self.inner.store;
-        let revision = store.revision().await?;
+    /// Follows the store until the future is dropped: a full list replaces the
+    /// index (every mesh rebuilt), changes mark their meshes dirty. While the store
+    /// fails, proxies keep their configuration, `reporter` says why, and the cache
+    /// relists once the store answers. Restartable: a new run starts with a list.
+    pub async fn follow(&self, reporter: Reporter) {
+        let reflector = Reflector::new(self.inner.store.clone(), ResourceType::ALL.to_vec());
+        self.follow_with(reflector, Some(reporter)).await
+    }
+
+    async fn follow_with(&self, mut reflector: Reflector, reporter: Option<Reporter>) {
+        loop {
+            let event = reflector.next().await;
+            self.handle(event, reporter.as_ref());
+        }
+    }
+
+    fn handle(&self, event: Event, reporter: Option<&Reporter>) {
+        match event {
+            Event::Init { resources, .. } => {
+                self.replace_all(resources);
+                if let Some(r) = reporter {
+                    if r.state() == health::State::Down {
+                        tracing::info!("xDS cache: the store answers again; relisted");
+                    }
+                    r.ready();
+                }
+            }
+            Event::Changes(changes) => {
+                for c in changes {
+                    if let Some(mesh) = self.apply(&c.key, c.resource) {
+                        let _ = self.inner.dirty.send(mesh);
+                    }
+                }
+            }
+            Event::Broken { error, retry_in } => {
+                tracing::warn!(%error, ?retry_in, "xDS cache: cannot read the store; proxies keep their last configuration");
+                if let Some(r) = reporter {
+                    r.down(format!(
+                        "cannot read the store: {error}; proxies keep their last configuration; retrying in {retry_in:?}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Replaces the whole index with a full list and marks every mesh dirty.
+    fn replace_all(&self, listed: Vec<Resource>) {
         let mut meshes = HashMap::new();
         let mut resources: HashMap<String, BTreeMap<ResourceKey, Arc<Resource>>> = HashMap::new();
-        for ty in ResourceType::ALL {
-            for r in store.list(*ty, None, Page::all()).await?.items {
-                if *ty == ResourceType::Mesh {
-                    meshes.insert(r.meta.name.clone(), Arc::new(r));
-                } else if let Some(mesh) = r.meta.mesh.clone() {
-                    resources
-                        .entry(mesh)
-                        .or_default()
-                        .insert(r.key(), Arc::new(r));
-                }
+        for r in listed {
+            if r.resource_type() == ResourceType::Mesh {
+                meshes.insert(r.meta.name.clone(), Arc::new(r));
+            } else if let Some(mesh) = r.meta.mesh.clone() {
+                resources
+                    .entry(mesh)
+                    .or_default()
+                    .insert(r.key(), Arc::new(r));
             }
         }
         let dirty: BTreeSet<String> = {
@@ -250,49 +313,6 @@ impl Cache {
         };
         for mesh in dirty {
             let _ = self.inner.dirty.send(mesh);
-        }
-        Ok(revision)
-    }
-
-    /// Applies the store's changes to the index, marking their meshes dirty.
-    async fn follow(&self, mut revision: u64) {
-        loop {
-            let mut changes = match self.inner.store.watch(revision).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(error = %e, "xDS cache: cannot watch the store; relisting");
-                    match self.relist().await {
-                        Ok(r) => {
-                            revision = r;
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "xDS cache: relist failed; proxies keep their last configuration");
-                            return;
-                        }
-                    }
-                }
-            };
-            while let Some(change) = changes.next().await {
-                match change {
-                    Ok(c) => {
-                        if let Some(mesh) = self.apply(&c.key, c.resource) {
-                            let _ = self.inner.dirty.send(mesh);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "xDS cache: store watch ended; relisting");
-                        break;
-                    }
-                }
-            }
-            match self.relist().await {
-                Ok(r) => revision = r,
-                Err(e) => {
-                    tracing::error!(error = %e, "xDS cache: relist failed; proxies keep their last configuration");
-                    return;
-                }
-            }
         }
     }
 
@@ -324,7 +344,14 @@ impl Cache {
         Some(mesh)
     }
 
-    async fn rebuild_loop(&self, mut dirty: mpsc::UnboundedReceiver<String>) {
+    /// Rebuilds dirty meshes until the future is dropped. Restartable: a new run
+    /// first rebuilds every mesh, since marks taken by the last run may be lost.
+    pub async fn rebuild_loop(&self) {
+        let mut dirty = self.inner.dirty_rx.lock().await;
+        let every: Vec<String> = self.lock().meshes.keys().cloned().collect();
+        for mesh in every {
+            let _ = self.inner.dirty.send(mesh);
+        }
         // Under a stream of changes (proxies connecting by the hundred) rebuilds
         // are spaced by their own duration, so they take at most half the time.
         let mut earliest = tokio::time::Instant::now();

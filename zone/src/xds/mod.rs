@@ -27,8 +27,10 @@ pub use cache::{Cache, CacheConfig, Generator, default_generator};
 pub use insight::Insights;
 pub use server::{Admit, XdsEndpoint, XdsServer, admit_with};
 
-/// Loads (or creates) the xDS TLS material in `data_dir`, starts the snapshot cache
-/// on `store` and serves ADS on `settings.address`.
+/// Loads (or creates) the xDS TLS material in `data_dir`, creates the snapshot
+/// cache on `store` and binds ADS on `settings.address`. Nothing runs until the
+/// caller runs the returned server's `serve` and its cache's `follow` and
+/// `rebuild_loop`.
 pub async fn start(
     settings: &XdsSettings,
     data_dir: &Path,
@@ -41,7 +43,7 @@ pub async fn start(
     let tls =
         tls::load_xds_tls(data_dir, settings.address).map_err(ServerError::setup("xDS TLS"))?;
     let metrics = metrics::XdsMetrics::new(registry);
-    let cache = Cache::start(
+    let cache = Cache::new(
         store.clone(),
         generator,
         CacheConfig {
@@ -49,10 +51,7 @@ pub async fn start(
             ..CacheConfig::default()
         },
         metrics.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .map_err(ServerError::setup("xDS cache"))?;
+    );
     let context = server::AdsContext {
         store,
         cache,

@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 };
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use futures::{Stream, StreamExt};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -64,12 +65,13 @@ pub struct XdsEndpoint {
     pub ca_pem: String,
 }
 
-/// A running xDS server.
+/// A bound xDS server: `serve` runs it until shutdown (a supervised component;
+/// so are the cache's [`Cache::follow`] and [`Cache::rebuild_loop`]).
 pub struct XdsServer {
     pub endpoint: XdsEndpoint,
     pub insights: Insights,
     pub cache: Cache,
-    pub task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
 }
 
 /// Everything the ADS service needs.
@@ -122,7 +124,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE));
     let router = builder.add_service(service);
-    let task = tokio::spawn(async move {
+    let serve = Box::pin(async move {
         router
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
@@ -142,7 +144,7 @@ pub async fn serve(
         },
         insights,
         cache,
-        task,
+        serve,
     })
 }
 

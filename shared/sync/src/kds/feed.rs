@@ -1,57 +1,132 @@
-//! A delta [`Snapshot`] of some types of a store, kept current from the store's
-//! watch: every committed change is applied to the snapshot as it arrives (changes
-//! that arrive together are coalesced into one new snapshot), and published on a
-//! `tokio::sync::watch` channel that the delta sender follows.
+//! A delta [`Snapshot`] of some types of a store, kept current by a store
+//! [`Reflector`]: every committed change is applied to the snapshot as it arrives
+//! (changes that arrive together are coalesced into one new snapshot), and
+//! published on a `tokio::sync::watch` channel that the delta sender follows.
+//!
+//! A [`SnapshotFeed`] outlives its follower: [`SnapshotFeed::run`] may end (an
+//! abort, a restart by the supervisor) and run again, relisting, while receivers
+//! keep their subscription. While the store fails the last snapshot stays
+//! published, the failure is logged and reported, and the feed recovers by itself.
 
 use super::to_delta;
 use crate::delta::{Snapshot, TypeResources};
-use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::watch;
 use weft_model::resource::{Resource, ResourceKey, ResourceType};
-use weft_store::{Page, ResourceStore, StoreError};
+use weft_runtime::health::Reporter;
+use weft_store::reflector::{Event, Reflector};
+use weft_store::{ResourceStore, StoreError};
 
 /// Decides whether a resource is offered, and in what form (labels stamped, ...).
 pub type Select = Arc<dyn Fn(&Resource) -> Option<Resource> + Send + Sync>;
 
-pub struct SnapshotFeed;
+/// One published view of some types of a store.
+pub struct SnapshotFeed {
+    types: Vec<ResourceType>,
+    select: Select,
+    tx: watch::Sender<Option<Snapshot>>,
+}
 
 impl SnapshotFeed {
+    /// A feed with nothing published yet (`None` until the first list).
+    pub fn new(types: Vec<ResourceType>, select: Select) -> Self {
+        SnapshotFeed {
+            types,
+            select,
+            tx: watch::Sender::new(None),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Option<Snapshot>> {
+        self.tx.subscribe()
+    }
+
+    /// Follows `store` until every receiver is dropped: lists, publishes, follows
+    /// changes, and on a store failure keeps the last snapshot, reports the reason
+    /// (`reporter` down) and relists once the store answers again. Running it again
+    /// after it ended starts over with a fresh list.
+    pub async fn run(&self, store: Arc<dyn ResourceStore>, reporter: Option<Reporter>) {
+        let mut reflector = Reflector::new(store, self.types.clone());
+        let mut state = State {
+            types: self
+                .types
+                .iter()
+                .map(|t| (*t, TypeResources::new()))
+                .collect(),
+            select: self.select.clone(),
+            published: Snapshot::new(),
+        };
+        let mut broken = false;
+        loop {
+            let event = tokio::select! {
+                e = reflector.next() => e,
+                () = self.tx.closed() => return,
+            };
+            let snapshot = match event {
+                Event::Init { resources, .. } => {
+                    if broken {
+                        tracing::info!(types = ?self.types, "snapshot feed: the store answers again; relisted");
+                        broken = false;
+                    }
+                    if let Some(r) = &reporter {
+                        r.ready();
+                    }
+                    state.reset(&resources);
+                    state.snapshot(None)
+                }
+                Event::Changes(changes) => {
+                    let mut touched = BTreeSet::new();
+                    for c in changes {
+                        if state.apply(&c.key, c.resource.as_ref()) {
+                            touched.insert(c.key.ty);
+                        }
+                    }
+                    if touched.is_empty() {
+                        continue;
+                    }
+                    state.snapshot(Some(&touched))
+                }
+                Event::Broken { error, retry_in } => {
+                    broken = true;
+                    tracing::warn!(%error, ?retry_in, types = ?self.types, "snapshot feed: cannot read the store; keeping the last snapshot");
+                    if let Some(r) = &reporter {
+                        r.down(format!(
+                            "cannot read the store: {error}; retrying in {retry_in:?}"
+                        ));
+                    }
+                    continue;
+                }
+            };
+            if self.tx.send(Some(snapshot)).is_err() {
+                return;
+            }
+        }
+    }
+
     /// Lists `types` from `store` through `select`, publishes the first snapshot, and
-    /// spawns a task that follows the store until every receiver is dropped.
+    /// spawns a task that follows the store until every receiver is dropped. Fails
+    /// when the first list does: a feed that starts is a feed that has data.
     pub async fn start(
         store: Arc<dyn ResourceStore>,
         types: Vec<ResourceType>,
         select: Select,
     ) -> Result<watch::Receiver<Option<Snapshot>>, StoreError> {
-        Self::start_joinable(store, types, select)
-            .await
-            .map(|(rx, _)| rx)
-    }
-
-    /// Like [`SnapshotFeed::start`], with the following task's handle: abort and
-    /// await it to release the store at a known point (before reopening it).
-    pub async fn start_joinable(
-        store: Arc<dyn ResourceStore>,
-        types: Vec<ResourceType>,
-        select: Select,
-    ) -> Result<
-        (
-            watch::Receiver<Option<Snapshot>>,
-            tokio::task::JoinHandle<()>,
-        ),
-        StoreError,
-    > {
-        let mut state = State {
-            types: types.iter().map(|t| (*t, TypeResources::new())).collect(),
-            select,
-            published: Snapshot::new(),
-        };
-        let revision = state.relist(store.as_ref()).await?;
-        let (tx, rx) = watch::channel(Some(state.snapshot(None)));
-        let task = tokio::spawn(follow(store, state, revision, tx));
-        Ok((rx, task))
+        let mut first = Reflector::new(store.clone(), types.clone());
+        if let Event::Broken { error, .. } = first.next().await {
+            return Err(error);
+        }
+        let feed = Arc::new(SnapshotFeed::new(types, select));
+        let mut rx = feed.subscribe();
+        let follower = feed.clone();
+        tokio::spawn(async move { follower.run(store, None).await });
+        // The follower's first list is published at once; wait for it.
+        if rx.wait_for(Option::is_some).await.is_err() {
+            return Err(StoreError::Io(
+                "the snapshot feed stopped before its first list".into(),
+            ));
+        }
+        Ok(rx)
     }
 }
 
@@ -98,21 +173,22 @@ struct State {
 }
 
 impl State {
-    /// Rebuilds every type from a full list; returns the revision it reflects.
-    async fn relist(&mut self, store: &dyn ResourceStore) -> Result<u64, StoreError> {
-        let revision = store.revision().await?;
-        for (ty, resources) in self.types.iter_mut() {
+    /// Rebuilds every type from a full list.
+    fn reset(&mut self, resources: &[Resource]) {
+        for resources in self.types.values_mut() {
             *resources = TypeResources::new();
-            for res in store.list(*ty, None, Page::all()).await?.items {
-                if let Some(out) = (self.select)(&res) {
-                    let d = to_delta(&out);
-                    if let Some(any) = d.resource {
-                        resources.insert(d.name, d.version, any);
-                    }
+        }
+        for res in resources {
+            let Some(of_type) = self.types.get_mut(&res.resource_type()) else {
+                continue;
+            };
+            if let Some(out) = (self.select)(res) {
+                let d = to_delta(&out);
+                if let Some(any) = d.resource {
+                    of_type.insert(d.name, d.version, any);
                 }
             }
         }
-        Ok(revision)
     }
 
     /// Applies one change; returns whether its type is offered at all.
@@ -151,81 +227,6 @@ impl State {
         }
         self.published = s.clone();
         s
-    }
-}
-
-async fn follow(
-    store: Arc<dyn ResourceStore>,
-    mut state: State,
-    revision: u64,
-    tx: watch::Sender<Option<Snapshot>>,
-) {
-    let mut revision = revision;
-    loop {
-        let mut changes = match store.watch(revision).await {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot feed: cannot watch the store; relisting");
-                match relist_and_publish(&store, &mut state, &tx).await {
-                    Some(r) => {
-                        revision = r;
-                        continue;
-                    }
-                    None => return,
-                }
-            }
-        };
-        loop {
-            let first = tokio::select! {
-                c = changes.next() => c,
-                () = tx.closed() => return,
-            };
-            let Some(first) = first else { return };
-            let mut batch = vec![first];
-            // Coalesce whatever has already arrived into one snapshot.
-            while let Some(Some(more)) = futures::FutureExt::now_or_never(changes.next()) {
-                batch.push(more);
-            }
-            let mut touched = BTreeSet::new();
-            let mut failed = false;
-            for change in batch {
-                match change {
-                    Ok(c) => {
-                        if state.apply(&c.key, c.resource.as_ref()) {
-                            touched.insert(c.key.ty);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "snapshot feed: watch ended; relisting");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                match relist_and_publish(&store, &mut state, &tx).await {
-                    Some(r) => revision = r,
-                    None => return,
-                }
-                break;
-            }
-            if !touched.is_empty() && tx.send(Some(state.snapshot(Some(&touched)))).is_err() {
-                return;
-            }
-        }
-    }
-}
-
-async fn relist_and_publish(
-    store: &Arc<dyn ResourceStore>,
-    state: &mut State,
-    tx: &watch::Sender<Option<Snapshot>>,
-) -> Option<u64> {
-    match state.relist(store.as_ref()).await {
-        Ok(r) => tx.send(Some(state.snapshot(None))).ok().map(|()| r),
-        Err(e) => {
-            tracing::error!(error = %e, "snapshot feed: relist failed; stopping the feed");
-            None
-        }
     }
 }
 
