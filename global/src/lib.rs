@@ -74,12 +74,14 @@ pub async fn build(
         key_pem: kds_tls.key_pem().expose().to_string(),
     };
     let insights = insights::ZoneInsights::default();
+    let mut registry = Registry::default();
     let kds = kds::serve(
         config.kds_address,
         identity,
         data.store.clone(),
         zone_tokens.clone(),
         insights.clone(),
+        &mut registry,
         shutdown.clone(),
     )
     .await?;
@@ -92,7 +94,7 @@ pub async fn build(
         Mode::Global,
         &data,
         health.clone(),
-        Registry::default(),
+        registry,
         extra,
         shutdown.clone(),
     )

@@ -240,12 +240,10 @@ impl Supervisor {
         while let Some(joined) = self.set.join_next().await {
             let result = joined.unwrap_or_else(|e| Err(ComponentError::from_join("supervisor", e)));
             if let Err(e) = result {
-                if first.is_none() {
-                    tracing::error!(component = e.component(), error = %e, "component ended unexpectedly; stopping the others");
-                    self.shutdown.cancel();
-                    first = Some(e);
-                    break;
-                }
+                tracing::error!(component = e.component(), error = %e, "component ended unexpectedly; stopping the others");
+                self.shutdown.cancel();
+                first = Some(e);
+                break;
             }
         }
         if first.is_some() {
@@ -318,7 +316,8 @@ mod tests {
     // A component that returns early (Ok or Err) or panics is named with its cause.
     #[tokio::test]
     async fn early_end_error_and_panic_are_named() {
-        let cases: [(&str, fn() -> Result<(), BoxError>); 3] = [
+        type End = fn() -> Result<(), BoxError>;
+        let cases: [(&str, End); 3] = [
             ("stopped", || Ok(())),
             ("failed", || Err("listener closed".into())),
             ("panicked", || panic!("boom")),

@@ -98,6 +98,8 @@ impl SnapshotFeed {
                     continue;
                 }
             };
+            let mut snapshot = snapshot;
+            snapshot.stamp(tokio::time::Instant::now());
             if self.tx.send(Some(snapshot)).is_err() {
                 return;
             }
@@ -144,6 +146,10 @@ pub fn merge(
             if let Some(resources) = b.get_shared(ty) {
                 out.set_type_shared(ty, resources.clone());
             }
+        }
+        // The union is as new as the newer of the two.
+        if let Some(at) = out.published_at().max(b.published_at()) {
+            out.stamp(at);
         }
         Some(out)
     }

@@ -10,6 +10,7 @@
 //! differences travel.
 
 mod feed;
+pub mod metrics;
 pub mod zone_names;
 
 pub use feed::{Select, SnapshotFeed, merge};
