@@ -75,7 +75,7 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
             .map_err(
                 |e: tonic::codegen::http::uri::InvalidUri| ServerError::Setup {
                     what: "KDS client",
-                    reason: format!("--global-address {:?}: {e}", fed.global),
+                    source: format!("--global-address {:?}: {e}", fed.global).into(),
                 },
             )?;
         let client = kds::KdsClientConfig {

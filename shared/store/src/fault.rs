@@ -48,9 +48,9 @@ impl FaultyStore {
 
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Io(
-                "injected fault: the store does not answer".into(),
-            ))
+            Err(StoreError::Io(crate::IoError::msg(
+                "injected fault: the store does not answer",
+            )))
         } else {
             Ok(())
         }
@@ -121,7 +121,7 @@ impl ResourceStore for FaultyStore {
             tokio::select! {
                 biased;
                 _ = epoch.changed() => Some((
-                    Err(StoreError::Io("injected fault: the watch broke".into())),
+                    Err(StoreError::Io(crate::IoError::msg("injected fault: the watch broke"))),
                     None,
                 )),
                 item = inner.next() => item.map(|i| (i, Some((inner, epoch)))),

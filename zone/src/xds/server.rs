@@ -104,7 +104,7 @@ pub async fn serve(
     })?;
     let ca_pem = tls.ca_cert_pem().ok_or_else(|| ServerError::Setup {
         what: "xDS TLS",
-        reason: "the generated certificate chain has no CA".into(),
+        source: "the generated certificate chain has no CA".into(),
     })?;
     let identity =
         tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());

@@ -124,9 +124,9 @@ impl SnapshotFeed {
         tokio::spawn(async move { follower.run(store, None).await });
         // The follower's first list is published at once; wait for it.
         if rx.wait_for(Option::is_some).await.is_err() {
-            return Err(StoreError::Io(
-                "the snapshot feed stopped before its first list".into(),
-            ));
+            return Err(StoreError::Io(weft_store::IoError::msg(
+                "the snapshot feed stopped before its first list",
+            )));
         }
         Ok(rx)
     }
