@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use weft_shared::delta::driver::{self, SenderEvent};
 use weft_shared::delta::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Sender, SenderConfig, Snapshot, Verdict,
@@ -282,6 +283,8 @@ impl AggregatedDiscoveryService for Ads {
             .await?;
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
+        // The engine's own logs (stalls, NACKs) name the proxy through this span.
+        let span = tracing::info_span!("xds", proxy = %session.key, kind = "sotw");
         tokio::spawn(async move {
             let Session { key, snapshots, .. } = &session;
             let mut sender = SotwSender::new(ctx.sender.clone());
@@ -293,6 +296,7 @@ impl AggregatedDiscoveryService for Ads {
                         Some(super::sotw::SotwVerdict::Nack { .. }) => ctx.metrics.nacks.inc(),
                         _ => 0,
                     },
+                    SotwEvent::Stalled(_) => ctx.metrics.stalls.inc(),
                 };
                 ctx.cache.insights().record(key, s.all_stats());
             };
@@ -311,7 +315,7 @@ impl AggregatedDiscoveryService for Ads {
                 () = ctx.shutdown.cancelled() => {}
             }
             drop(session);
-        });
+        }.instrument(span));
         let out: RespStream<DiscoveryResponse> = Box::pin(ReceiverStream::new(rx).map(Ok));
         Ok(Response::new(out))
     }
@@ -330,6 +334,8 @@ impl AggregatedDiscoveryService for Ads {
             .await?;
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
+        // The engine's own logs (stalls, NACKs) name the proxy through this span.
+        let span = tracing::info_span!("xds", proxy = %session.key, kind = "delta");
         tokio::spawn(async move {
             let Session { key, snapshots, .. } = &session;
             let mut sender = Sender::new(ctx.sender.clone());
@@ -342,6 +348,7 @@ impl AggregatedDiscoveryService for Ads {
                         _ => 0,
                     },
                     SenderEvent::Error(_) => 0,
+                    SenderEvent::Stalled(_) => ctx.metrics.stalls.inc(),
                 };
                 ctx.cache.insights().record(key, s.all_stats());
             };
@@ -361,7 +368,7 @@ impl AggregatedDiscoveryService for Ads {
                 () = ctx.shutdown.cancelled() => {}
             }
             drop(session);
-        });
+        }.instrument(span));
         let out: RespStream<DeltaDiscoveryResponse> = Box::pin(ReceiverStream::new(rx).map(Ok));
         Ok(Response::new(out))
     }
