@@ -13,7 +13,7 @@
 //! health check ends the incoming stream, which ends these pumps.
 
 use super::receiver::{Receiver, Update};
-use super::sender::Sender;
+use super::sender::{Sender, Stall};
 use super::snapshot::Snapshot;
 use super::tracker::{RequestSummary, Verdict};
 use super::{BoxError, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaError, Rejection};
@@ -50,6 +50,9 @@ pub enum SenderEvent {
     },
     /// A resource could not be sent (too large); the stream goes on.
     Error(DeltaError),
+    /// A response has awaited its ACK for [`super::SenderConfig::stall_after`]
+    /// (logged as a warning too).
+    Stalled(Stall),
 }
 
 /// Serves `sender` until the peer, the outgoing queue or the snapshot source goes
@@ -114,6 +117,14 @@ async fn flush(
     for e in out.errors {
         tracing::warn!(error = %e, "delta: resource not sent");
         observe(sender, SenderEvent::Error(e));
+    }
+    for stall in out.stalls {
+        tracing::warn!(
+            type_url = %stall.type_url, nonce = %stall.nonce,
+            waited_ms = stall.waited.as_millis() as u64, names = ?stall.names,
+            holding = ?stall.holding, "delta: stream stalled: {stall}"
+        );
+        observe(sender, SenderEvent::Stalled(stall));
     }
     for resp in out.responses {
         let event = SenderEvent::Sent {

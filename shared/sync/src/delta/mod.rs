@@ -25,6 +25,12 @@
 //! - **In flight**: at most one response per type (nonce → what it carried). The
 //!   next is built only after its ACK/NACK, from a fresh diff, which is never larger
 //!   than what still differs.
+//! - **Order** ([`SenderConfig::waits_for`], [`SenderConfig::resend_with`]): a type
+//!   may wait for another's ACK (Envoy: listeners for clusters), and a response may
+//!   make the same names of another type due again, known or not (Envoy: endpoints
+//!   after every cluster sent, since an updated cluster warms only on fresh EDS).
+//! - **Stalls**: a response unanswered for [`SenderConfig::stall_after`] is
+//!   reported once ([`Stall`]; the driver logs a warning).
 //!
 //! # What is committed when
 //! - Known versions change **only on ACK** (sent versions become known, removed
@@ -81,7 +87,7 @@ mod tests;
 
 pub use nack::{NACK_CODE, Rejection};
 pub use receiver::{Receiver, Reply, Update, UpdateKind};
-pub use sender::{Outgoing, Sender, SenderConfig};
+pub use sender::{Outgoing, Sender, SenderConfig, Stall};
 pub use snapshot::{Entry, Snapshot, TypeResources, any_version};
 pub use stats::TypeStats;
 pub use tracker::{RequestSummary, Verdict};

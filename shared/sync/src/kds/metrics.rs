@@ -184,7 +184,7 @@ impl StreamMetrics {
                     None => {}
                 }
             }
-            SenderEvent::Error(_) => {}
+            SenderEvent::Error(_) | SenderEvent::Stalled(_) => {}
         }
     }
 
