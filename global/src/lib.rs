@@ -73,7 +73,7 @@ pub async fn build(
     )
     .await?;
     // Global has nothing to wait for before it can serve.
-    let (_ready_tx, ready) = watch::channel(true);
+    let (_ready_tx, ready) = watch::channel(weft_shared::api::Readiness::ready("serving"));
     let extra = axum::Router::new()
         .merge(tokens::api::routes(zone_tokens.clone()))
         .merge(insights::routes(insights));

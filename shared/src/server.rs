@@ -138,7 +138,7 @@ pub async fn serve_api(
     config: &CommonConfig,
     mode: Mode,
     data: &DataDir,
-    ready: watch::Receiver<bool>,
+    ready: watch::Receiver<api::Readiness>,
     mut registry: Registry,
     extra: impl Into<api::ExtraRoutes>,
     shutdown: CancellationToken,

@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
-use weft_shared::api::{AdminToken, ExtraRoutes, Mode};
+use weft_shared::api::{AdminToken, ExtraRoutes, Mode, Readiness};
 use weft_shared::server::{self, ServerError};
 use weft_shared::shutdown::CancellationToken;
 use weft_shared::store::ResourceStore;
@@ -53,9 +53,11 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
     if data.fresh && config.common.default_mesh && !federated {
         server::ensure_default_mesh(data.store.as_ref()).await?;
     }
-    // A standalone zone serves from its own store at once; a federated one after
-    // its first complete sync from global.
-    let (ready_tx, ready) = watch::channel(!federated);
+    // A standalone zone serves from its own store at once; a federated one once its
+    // store holds a complete sync from global (from before a restart too).
+    let (_standalone, mut ready) = watch::channel(Readiness::ready(
+        "standalone zone: serving from its own store",
+    ));
     let mut kds_task = None;
     if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
         let global = fed
@@ -73,10 +75,16 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
             token: fed.token.clone(),
             trust: fed.trust.clone(),
         };
-        let store = data.store.clone();
+        let client = kds::KdsClient::new(client, data.store.clone())
+            .await
+            .map_err(|source| ServerError::Store {
+                path: config.common.data_dir.display().to_string(),
+                source,
+            })?;
+        ready = client.readiness();
         let shutdown = shutdown.clone();
         kds_task = Some(tokio::spawn(async move {
-            kds::run(client, store, ready_tx, shutdown).await;
+            client.run(shutdown).await;
             Ok(())
         }));
     }

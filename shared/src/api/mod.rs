@@ -54,6 +54,31 @@ impl Mode {
     }
 }
 
+/// Whether the control plane serves, and why: `/ready` answers 200 or 503 with
+/// this as its body, and `/` shows it as `status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// For an operator: what the control plane is doing, or waiting for.
+    pub reason: String,
+}
+
+impl Readiness {
+    pub fn ready(reason: impl Into<String>) -> Self {
+        Readiness {
+            ready: true,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn not_ready(reason: impl Into<String>) -> Self {
+        Readiness {
+            ready: false,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Largest request body the API reads unless configured otherwise.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -62,8 +87,9 @@ pub struct ApiState {
     pub store: Arc<dyn ResourceStore>,
     pub mode: Mode,
     pub token: AdminToken,
-    /// `true` once the control plane can serve (a zone: after its first sync).
-    pub ready: watch::Receiver<bool>,
+    /// Whether the control plane can serve (a federated zone: once it holds a
+    /// full sync from global), and why.
+    pub ready: watch::Receiver<Readiness>,
     pub max_body_bytes: usize,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
@@ -115,20 +141,19 @@ async fn index(State(state): State<ApiState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),
         "zone": state.mode.zone_name(),
+        "status": state.ready.borrow().clone(),
     }))
     .into_response()
 }
 
 async fn ready(State(state): State<ApiState>) -> Response {
-    if *state.ready.borrow() {
-        (StatusCode::OK, axum::Json(json!({"ready": true}))).into_response()
+    let readiness = state.ready.borrow().clone();
+    let status = if readiness.ready {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"ready": false})),
-        )
-            .into_response()
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(readiness)).into_response()
 }
 
 async fn not_found() -> ApiError {
