@@ -238,6 +238,21 @@ async fn zone_cannot_touch_another_zones_resources() {
         (r.status() == StatusCode::OK).then_some(())
     })
     .await;
+    // Each of the zone's streams logs inside its own span, so one stream's lines can
+    // be filtered by zone and direction.
+    for (direction, line) in [
+        ("global_to_zone", "KDS: initial sync from global applied"),
+        ("zone_to_global", "KDS: ZoneToGlobalSync stream open"),
+    ] {
+        let span = format!("kds{{zone=zone-a direction=\"{direction}\"}}");
+        let found = eventually(
+            Duration::from_secs(5),
+            "a line in the stream's span",
+            || async { log_line(&span, &[line]) },
+        )
+        .await;
+        eprintln!("{found}");
+    }
     let (s, body) = za
         .api
         .put("/meshes/default/dataplanes/dp-1", DATAPLANE)

@@ -245,6 +245,7 @@ impl Session {
         let (committed_tx, committed) = oneshot::channel();
         let mut apply = ZoneApply::new(store, config.zone.clone(), committed_tx);
         let down = async move {
+            tracing::info!("KDS: GlobalToZoneSync stream open");
             driver::run_receiver(
                 &mut receiver,
                 incoming,
@@ -260,6 +261,7 @@ impl Session {
             ..SenderConfig::default()
         });
         let up = async move {
+            tracing::info!("KDS: ZoneToGlobalSync stream open");
             driver::run_sender(
                 &mut sender,
                 up_incoming,
