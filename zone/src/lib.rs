@@ -18,7 +18,6 @@ pub const KDS_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
 use weft_api::server::{self, ServerError};
 use weft_api::{AdminToken, ExtraRoutes, Mode};
 use weft_runtime::health::Health;
@@ -78,27 +77,50 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
                     source: format!("--global-address {:?}: {e}", fed.global).into(),
                 },
             )?;
-        let client = kds::KdsClientConfig {
+        let client_config = kds::KdsClientConfig {
             zone: zone.clone(),
             global,
             token: fed.token.clone(),
             trust: fed.trust.clone(),
         };
+        let client = kds::KdsClient::new(client_config.clone(), data.store.clone())
+            .await
+            .map_err(|source| ServerError::Store {
+                path: config.common.data_dir.display().to_string(),
+                source,
+            })?;
         let (store, stop) = (data.store.clone(), shutdown.clone());
-        // A federated zone serves after its first complete sync from global.
+        let mut first = Some(client);
+        // Serves once its store holds a complete sync from global (from before a
+        // restart too); the client's readiness is this component's health.
         components.spawn_restarting(component::KDS, Backoff::default(), move |reporter| {
-            let (client, store, stop) = (client.clone(), store.clone(), stop.clone());
+            let (first, config, store, stop) = (
+                first.take(),
+                client_config.clone(),
+                store.clone(),
+                stop.clone(),
+            );
             async move {
-                reporter.starting("waiting for the first complete sync from global");
-                let (ready_tx, mut ready) = watch::channel(false);
-                let run = kds::run(client, store, ready_tx, stop);
-                tokio::pin!(run);
-                tokio::select! {
-                    () = &mut run => return Ok::<_, ServerError>(()),
-                    synced = ready.wait_for(|r| *r) => if synced.is_ok() { reporter.ready() },
-                }
-                run.await;
-                Ok(())
+                let client = match first {
+                    Some(c) => c,
+                    None => kds::KdsClient::new(config, store).await?,
+                };
+                let mut readiness = client.readiness();
+                let report = async {
+                    loop {
+                        let now = readiness.borrow_and_update().clone();
+                        match (now.ready, now.degraded) {
+                            (true, false) => reporter.ready_with(now.reason),
+                            (true, true) => reporter.degraded(now.reason),
+                            (false, _) => reporter.starting(now.reason),
+                        }
+                        if readiness.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::join!(client.run(stop), report);
+                Ok::<_, weft_store::StoreError>(())
             }
         });
     }

@@ -98,15 +98,27 @@ impl Health {
         self.lock().clone()
     }
 
-    /// The first reason the process is not ready, as "component: reason".
+    /// Why the process is not ready: the first component that does not serve,
+    /// by its reason (or "<component> <state>" when it gave none).
     pub fn blocker(&self) -> Option<String> {
         self.lock()
             .iter()
             .find(|(_, r)| !r.state.serves())
-            .map(|(name, r)| match &r.reason {
-                Some(reason) => format!("{name}: {reason}"),
-                None => format!("{name}: {}", r.state.as_str()),
-            })
+            .map(|(name, r)| describe(name, r))
+    }
+
+    /// One line for an operator: the blocker when not ready; otherwise the first
+    /// degraded component's reason, else the first ready one that gave a reason
+    /// (e.g. "synced with global"), else "serving".
+    pub fn summary(&self) -> String {
+        if let Some(blocker) = self.blocker() {
+            return blocker;
+        }
+        let map = self.lock();
+        map.iter()
+            .find(|(_, r)| r.state == State::Degraded)
+            .or_else(|| map.iter().find(|(_, r)| r.reason.is_some()))
+            .map_or_else(|| "serving".to_string(), |(name, r)| describe(name, r))
     }
 
     pub fn get(&self, component: &str) -> Option<Report> {
@@ -137,6 +149,13 @@ impl Health {
     }
 }
 
+fn describe(component: &str, report: &Report) -> String {
+    match &report.reason {
+        Some(reason) => reason.clone(),
+        None => format!("{component} {}", report.state.as_str()),
+    }
+}
+
 /// One component's handle on [`Health`].
 #[derive(Debug, Clone)]
 pub struct Reporter {
@@ -156,6 +175,11 @@ impl Reporter {
 
     pub fn ready(&self) {
         self.set(State::Ready, None);
+    }
+
+    /// Ready, with a word for the operator (e.g. "synced with global").
+    pub fn ready_with(&self, reason: impl Into<String>) {
+        self.set(State::Ready, Some(reason.into()));
     }
 
     pub fn degraded(&self, reason: impl Into<String>) {
@@ -209,15 +233,14 @@ mod tests {
         let api = health.reporter("REST API", State::Ready);
         let kds = health.reporter("KDS client", State::Starting);
         assert!(!health.is_ready());
-        assert_eq!(health.blocker().as_deref(), Some("KDS client: starting"));
+        assert_eq!(health.blocker().as_deref(), Some("KDS client starting"));
         kds.degraded("serving from store, global unreachable");
         assert!(health.is_ready());
+        assert_eq!(health.summary(), "serving from store, global unreachable");
         api.down("listener closed");
         assert!(!health.is_ready());
-        assert_eq!(
-            health.blocker().as_deref(),
-            Some("REST API: listener closed")
-        );
+        assert_eq!(health.blocker().as_deref(), Some("listener closed"));
+        assert_eq!(health.summary(), "listener closed");
     }
 
     // A restart stays on the record after the component is ready again.

@@ -283,11 +283,20 @@ impl TypeTracker {
             // The receiver applied the rest of the response: commit it.
             Some(names) => {
                 let names: BTreeSet<String> = names.into_iter().collect();
-                let (bad, good): (Vec<_>, Vec<_>) = in_flight
+                let (mut bad, good): (Vec<_>, Vec<_>) = in_flight
                     .updated
                     .into_iter()
                     .partition(|(n, _)| names.contains(n));
                 self.commit(&good, &in_flight.removed);
+                // Names from earlier responses of the type, ACKed provisionally (the
+                // parts of a split initial sync, answered before the receiver's
+                // commit refused them): the receiver does not hold them after all.
+                let here: BTreeSet<String> = bad.iter().map(|(n, _)| n.clone()).collect();
+                for name in names.iter().filter(|n| !here.contains(*n)) {
+                    if let Some(version) = self.known.remove(name) {
+                        bad.push((name.clone(), version));
+                    }
+                }
                 bad
             }
             // Whole response rejected: nothing committed; removals stay pending.

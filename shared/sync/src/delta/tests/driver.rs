@@ -226,7 +226,9 @@ async fn transport_error_and_bad_request_end_the_sender() {
         |_, _| {},
     )
     .await;
-    assert!(matches!(end, Err(DeltaError::Transport(ref m)) if m == "connection reset"));
+    assert!(
+        matches!(end, Err(DeltaError::Transport(ref source)) if source.to_string() == "connection reset")
+    );
 
     let bad = futures::stream::iter([Ok::<_, Infallible>(DeltaDiscoveryRequest::default())]);
     let end = run_sender(&mut sender, bad, resp_tx, snap_rx, 4, |_, _| {}).await;
