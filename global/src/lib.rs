@@ -32,6 +32,9 @@ pub mod component {
     pub const REVOCATIONS: &str = "revocation follower";
 }
 
+/// How long `build` waits for the components that only read the local store.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running global: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
     pub api_address: SocketAddr,
@@ -127,6 +130,12 @@ pub async fn build(
             }
         },
     );
+    // Serve once the local followers hold the store (a broken store is reported
+    // on /ready after this wait).
+    let local = [component::KDS_FEED, component::REVOCATIONS];
+    if !health.until_serving(&local, STARTUP_WAIT).await {
+        tracing::warn!(blocker = ?health.blocker(), "starting although not every component is ready");
+    }
     Ok(Bound {
         api_address: api.address,
         token: data.token,

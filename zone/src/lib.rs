@@ -36,6 +36,9 @@ pub mod component {
     pub const KDS: &str = "KDS client";
 }
 
+/// How long `build` waits for the components that only read the local store.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running zone: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
     pub api_address: SocketAddr,
@@ -196,6 +199,12 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
             }
         },
     );
+    // Serve once the xDS cache holds the store (a broken store is reported on
+    // /ready after this wait). Not the KDS client: global may be away for long.
+    let local = [component::XDS_CACHE, component::XDS_REBUILDER];
+    if !health.until_serving(&local, STARTUP_WAIT).await {
+        tracing::warn!(blocker = ?health.blocker(), "starting although not every component is ready");
+    }
     Ok(Bound {
         api_address: api.address,
         xds_address: xds.endpoint.address,

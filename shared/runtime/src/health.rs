@@ -70,9 +70,20 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Every component's report. Cloning shares it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Health {
     components: Arc<Mutex<BTreeMap<&'static str, Report>>>,
+    /// Bumped on every change, for [`Health::until_serving`].
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            components: Arc::default(),
+            changed: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl Health {
@@ -121,6 +132,32 @@ impl Health {
             .map_or_else(|| "serving".to_string(), |(name, r)| describe(name, r))
     }
 
+    /// Waits until every one of `components` serves, or `within` has passed;
+    /// whether they all serve. (A control plane waits for its local followers'
+    /// first list before it announces itself.)
+    pub async fn until_serving(&self, components: &[&str], within: std::time::Duration) -> bool {
+        let mut changed = self.changed.subscribe();
+        let serving = |h: &Self| {
+            let map = h.lock();
+            components
+                .iter()
+                .all(|c| map.get(c).is_some_and(|r| r.state.serves()))
+        };
+        let wait = async {
+            loop {
+                changed.borrow_and_update();
+                if serving(self) {
+                    return;
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, wait).await;
+        serving(self)
+    }
+
     pub fn get(&self, component: &str) -> Option<Report> {
         self.lock().get(component).cloned()
     }
@@ -146,6 +183,8 @@ impl Health {
         if before != (report.state, report.reason.clone()) {
             report.since = OffsetDateTime::now_utc();
         }
+        drop(map);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -256,6 +295,31 @@ mod tests {
         let json = serde_json::to_value(health.snapshot()).unwrap_or_default();
         assert_eq!(json["xDS cache"]["lastRestart"]["reason"], "aborted");
         assert_eq!(json["xDS cache"]["state"], "ready");
+    }
+
+    // Waiting for components ends as soon as they all serve, and says false when
+    // one still does not at the deadline.
+    #[tokio::test(start_paused = true)]
+    async fn until_serving_waits_for_the_named_components() {
+        let health = Health::default();
+        let feed = health.reporter("feed", State::Starting);
+        let _api = health.reporter("api", State::Down);
+        let waiter = {
+            let health = health.clone();
+            tokio::spawn(async move {
+                health
+                    .until_serving(&["feed"], std::time::Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        feed.ready();
+        assert!(waiter.await.unwrap_or(false));
+        assert!(
+            !health
+                .until_serving(&["api"], std::time::Duration::from_secs(1))
+                .await
+        );
     }
 
     // `since` moves only when the state or reason changes.
