@@ -151,8 +151,14 @@ pub async fn follow(
                 revision,
                 resources,
             } => {
-                let stored = resources.iter().find(|r| r.key() == key);
-                apply(&tokens, revision, stored);
+                match resources.iter().find(|r| r.key() == key) {
+                    Some(stored) => apply(&tokens, revision, Some(stored)),
+                    // No list, and none was in force: nothing to say.
+                    None if tokens.revocations().is_empty() => {
+                        tokens.apply_revocations(revision, Revocations::new())
+                    }
+                    None => apply(&tokens, revision, None),
+                }
                 reporter.ready();
             }
             Event::Changes(changes) => {

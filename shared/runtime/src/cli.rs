@@ -70,6 +70,8 @@ where
         }
     };
     runtime.block_on(async move {
+        // Before anything is announced: a SIGTERM right after the ready line drains.
+        let mut signals = shutdown::Signals::install();
         let token = CancellationToken::new();
         let mut started = match start(token.clone()).await {
             Ok(s) => s,
@@ -82,7 +84,7 @@ where
         println!("{}", started.ready_line);
         tracing::info!("{}", started.ready_line);
         tokio::select! {
-            _ = shutdown::signal() => {}
+            () = signals.recv() => {}
             res = &mut started.done => return outcome(bin, res),
         }
         token.cancel();
