@@ -16,7 +16,7 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   # In-process testbed suites: whole globals and zones on port 0 in the test
   # process, fake peers; no weft binaries started, no Envoy sidecars.
-  FAST_SUITES=(api_global api_zone kds kds_auth supervision xds_server)
+  FAST_SUITES=(api_global api_zone kds kds_auth store_faults supervision xds_server)
   args=(--workspace --locked --lib --bins --test fixtures)
   for suite in "${FAST_SUITES[@]}"; do args+=(--test "$suite"); done
   exec cargo test "${args[@]}" "$@"

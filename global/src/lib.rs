@@ -60,7 +60,18 @@ pub async fn build(
     config: GlobalConfig,
     shutdown: CancellationToken,
 ) -> Result<Bound, ServerError> {
-    let data = server::open_data_dir(&config.common).await?;
+    build_with(config, server::no_layer(), shutdown).await
+}
+
+/// [`build`], with every component using the store through `layer` (tests wrap it
+/// in a `FaultyStore` to break it under a running control plane).
+pub async fn build_with(
+    config: GlobalConfig,
+    layer: server::StoreLayer,
+    shutdown: CancellationToken,
+) -> Result<Bound, ServerError> {
+    let mut data = server::open_data_dir(&config.common).await?;
+    data.store = layer(data.store);
     if data.fresh && config.common.default_mesh {
         server::ensure_default_mesh(data.store.as_ref()).await?;
     }

@@ -85,9 +85,21 @@ pub async fn global() -> Running {
 
 /// A global on an existing data dir.
 pub async fn global_in(dir: &Path) -> Running {
+    global_in_with(dir, weft_api::server::no_layer()).await
+}
+
+/// A global in a fresh temp dir whose components use the store through `layer`.
+pub async fn global_with(layer: weft_api::server::StoreLayer) -> Running {
+    let dir = fresh_dir();
+    let mut g = global_in_with(dir.path(), layer).await;
+    g._dir = Some(dir);
+    g
+}
+
+async fn global_in_with(dir: &Path, layer: weft_api::server::StoreLayer) -> Running {
     let shutdown = CancellationToken::new();
     let config = weft_global::GlobalConfig::for_test(dir);
-    let bound = match weft_global::build(config, shutdown.clone()).await {
+    let bound = match weft_global::build_with(config, layer, shutdown.clone()).await {
         Ok(b) => b,
         Err(e) => panic!("global failed to start: {e}"),
     };
@@ -105,11 +117,16 @@ pub async fn global_in(dir: &Path) -> Running {
 
 /// A standalone zone named `zone` in a fresh temp dir.
 pub async fn zone(zone: Option<&str>) -> Running {
+    zone_with(zone, weft_api::server::no_layer()).await
+}
+
+/// A standalone zone whose components use the store through `layer`.
+pub async fn zone_with(zone: Option<&str>, layer: weft_api::server::StoreLayer) -> Running {
     let dir = fresh_dir();
     let shutdown = CancellationToken::new();
     let mut config = weft_zone::ZoneConfig::for_test(dir.path());
     config.zone = zone.map(str::to_string);
-    let bound = match weft_zone::build(config, shutdown.clone()).await {
+    let bound = match weft_zone::build_with(config, layer, shutdown.clone()).await {
         Ok(b) => b,
         Err(e) => panic!("zone failed to start: {e}"),
     };

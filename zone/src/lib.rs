@@ -62,7 +62,18 @@ pub struct Bound {
 /// supervised, the REST API, the xDS server and cache and, when federated, the KDS
 /// client, until `shutdown` fires or a component fails.
 pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bound, ServerError> {
-    let data = server::open_data_dir(&config.common).await?;
+    build_with(config, server::no_layer(), shutdown).await
+}
+
+/// [`build`], with every component using the store through `layer` (tests wrap it
+/// in a `FaultyStore` to break it under a running control plane).
+pub async fn build_with(
+    config: ZoneConfig,
+    layer: server::StoreLayer,
+    shutdown: CancellationToken,
+) -> Result<Bound, ServerError> {
+    let mut data = server::open_data_dir(&config.common).await?;
+    data.store = layer(data.store);
     let federated = config.federation.is_some();
     // A federated zone gets its meshes from global.
     if data.fresh && config.common.default_mesh && !federated {

@@ -61,6 +61,15 @@ impl ServerError {
     }
 }
 
+/// Wraps the store every component of a control plane uses: fault injection in
+/// tests, instrumentation. [`no_layer`] leaves it as it is.
+pub type StoreLayer = Box<dyn FnOnce(Arc<dyn ResourceStore>) -> Arc<dyn ResourceStore> + Send>;
+
+/// The store as opened.
+pub fn no_layer() -> StoreLayer {
+    Box::new(|store| store)
+}
+
 /// The opened data dir.
 pub struct DataDir {
     pub store: Arc<dyn ResourceStore>,
