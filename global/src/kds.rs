@@ -30,7 +30,7 @@ use weft_sync::delta::driver::Apply;
 use weft_sync::delta::driver::{self, SenderEvent};
 use weft_sync::delta::{BoxError, Node, Receiver, Rejection, Update, UpdateKind};
 use weft_sync::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Sender, SenderConfig};
-use weft_sync::kds::metrics::{Direction, KdsMetrics, StreamMetrics};
+use weft_sync::kds::metrics::{Direction, KdsMetrics};
 use weft_sync::kds::{self, SnapshotFeed, zone_names};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
@@ -382,19 +382,20 @@ impl KdsSyncService for Kds {
             zone: zone.clone(),
             store: self.store.clone(),
             insights: self.insights.clone(),
-            metrics: self.metrics.stream(&zone, Direction::zone_to_global),
         };
+        let metrics = self.metrics.stream(&zone, Direction::zone_to_global);
         let guard = self.insights.stream_opened(&zone, version);
         let span = tracing::info_span!("kds", zone = %zone, direction = "zone_to_global");
         span.in_scope(|| tracing::info!("KDS: ZoneToGlobalSync stream opened"));
         let stream = async move {
             let _guard = guard;
-            let pump = driver::run_receiver(
+            let pump = driver::run_receiver_observed(
                 &mut receiver,
                 incoming,
                 tx,
                 &mut apply,
                 driver::DEFAULT_QUEUE,
+                |ev| metrics.receiver_event(&ev),
             );
             tokio::select! {
                 end = pump => match end {
@@ -417,7 +418,6 @@ struct FromZone {
     zone: String,
     store: Arc<dyn ResourceStore>,
     insights: ZoneInsights,
-    metrics: StreamMetrics,
 }
 
 impl FromZone {
@@ -508,12 +508,10 @@ impl Apply for FromZone {
             update.resources.len(),
             update.removed.len(),
         );
-        let bytes = StreamMetrics::payload_bytes(&update);
         let result = self.apply_update(update).await;
         if let Ok(rejected) = &result {
             self.insights
                 .record_received(&self.zone, &ty, n, removed, rejected.len());
-            self.metrics.received(&ty, bytes, !rejected.is_empty());
         }
         result
     }

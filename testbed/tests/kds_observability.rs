@@ -1,6 +1,7 @@
 //! What an operator sees of KDS: global's `/metrics` has per-zone series for
-//! streams, responses, ACKs and propagation latency, and global's JSON log can be
-//! filtered to one zone's stream by its `kds` span (real processes).
+//! streams, responses, ACKs and propagation latency, a zone's `/metrics` has its
+//! own side of the streams, and global's JSON log can be filtered to one zone's
+//! stream by its `kds` span (real processes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,6 +66,36 @@ async fn per_zone_metrics_and_spans() {
         );
         assert!(sample(&text, &bytes).is_some_and(|b| b > 0.0), "{text}");
     }
+
+    // The zone side: its own streams, and the responses it received from global
+    // and the ACKs it sent for them.
+    let zone_metrics = |z: &ControlPlane| reqwest::get(format!("{}/metrics", z.api_url()));
+    let text = eventually(WITHIN, "KDS series on the zone's /metrics", || async {
+        let text = zone_metrics(&zones[0]).await.ok()?.text().await.ok()?;
+        let ok = sample(
+            &text,
+            r#"weft_kds_streams{zone="zone-a",direction="global_to_zone"}"#,
+        ) == Some(1.0)
+            && sample(
+                &text,
+                r#"weft_kds_streams{zone="zone-a",direction="zone_to_global"}"#,
+            ) == Some(1.0)
+            && sample(
+                &text,
+                r#"weft_kds_acks_total{zone="zone-a",direction="global_to_zone",type="MeshTimeout"}"#,
+            )
+            .is_some_and(|n| n >= 1.0);
+        ok.then_some(text)
+    })
+    .await;
+    assert!(
+        sample(
+            &text,
+            r#"weft_kds_responses_total{zone="zone-a",direction="global_to_zone",type="Mesh"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
 
     // Global's log, filtered by the span of zone-a's streams.
     let log = global.process.log();

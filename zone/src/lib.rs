@@ -80,6 +80,8 @@ pub async fn build_with(
         server::ensure_default_mesh(data.store.as_ref()).await?;
     }
     let health = Health::default();
+    let mut registry = Registry::default();
+    let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(&mut registry);
     let mut components = Supervisor::new(shutdown.clone(), health.clone());
     if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
         let global = fed
@@ -108,17 +110,19 @@ pub async fn build_with(
         // Serves once its store holds a complete sync from global (from before a
         // restart too); the client's readiness is this component's health.
         components.spawn_restarting(component::KDS, Backoff::default(), move |reporter| {
-            let (first, config, store, stop) = (
+            let (first, config, store, stop, metrics) = (
                 first.take(),
                 client_config.clone(),
                 store.clone(),
                 stop.clone(),
+                kds_metrics.clone(),
             );
             async move {
                 let client = match first {
                     Some(c) => c,
                     None => kds::KdsClient::new(config, store).await?,
-                };
+                }
+                .with_metrics(metrics);
                 let mut readiness = client.readiness();
                 let report = async {
                     loop {
@@ -142,7 +146,6 @@ pub async fn build_with(
         name: config.zone.clone(),
         federated,
     };
-    let mut registry = Registry::default();
     let admission =
         admission::Admission::from_data_dir(&config.common.data_dir, data.token.clone())
             .map_err(ServerError::setup("dataplane tokens"))?;

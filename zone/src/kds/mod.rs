@@ -29,6 +29,7 @@ use weft_runtime::shutdown::CancellationToken;
 use weft_security::pki::ServerTrust;
 use weft_store::{ResourceStore, StoreError};
 use weft_sync::delta::DeltaDiscoveryRequest;
+use weft_sync::kds::metrics::KdsMetrics;
 
 /// Where and how to reach global.
 #[derive(Clone)]
@@ -57,6 +58,7 @@ pub struct KdsClient {
     store: Arc<dyn ResourceStore>,
     machine: Machine,
     readiness: watch::Sender<Readiness>,
+    metrics: KdsMetrics,
 }
 
 impl KdsClient {
@@ -74,7 +76,14 @@ impl KdsClient {
             store,
             machine,
             readiness,
+            metrics: KdsMetrics::default(),
         })
+    }
+
+    /// Records the streams in `metrics` (`weft_kds_*` on the zone's `/metrics`).
+    pub fn with_metrics(mut self, metrics: KdsMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Whether the zone serves, and why; follows the client's state.
@@ -90,6 +99,7 @@ impl KdsClient {
             store,
             mut machine,
             readiness,
+            metrics,
         } = self;
         tracing::info!(zone = %config.zone, global = %config.global, readiness = ?machine.readiness(), "KDS client starting");
         let mut channel: Option<Channel> = None;
@@ -97,7 +107,7 @@ impl KdsClient {
         let mut action = machine.action();
         loop {
             let event = tokio::select! {
-                event = perform(action, &config, &store, &mut channel, &mut session) => event,
+                event = perform(action, &config, &store, &metrics, &mut channel, &mut session) => event,
                 () = shutdown.cancelled() => Event::Shutdown,
             };
             let observed = Observed::of(&event);
@@ -130,6 +140,7 @@ async fn perform(
     action: Action,
     config: &KdsClientConfig,
     store: &Arc<dyn ResourceStore>,
+    metrics: &KdsMetrics,
     channel: &mut Option<Channel>,
     session: &mut Option<Session>,
 ) -> Event {
@@ -145,7 +156,7 @@ async fn perform(
             let Some(c) = channel.take() else {
                 return Event::Failed(SessionError::Closed);
             };
-            match Session::open(c, config, store.clone()).await {
+            match Session::open(c, config, store.clone(), metrics).await {
                 Ok(s) => {
                     *session = Some(s);
                     Event::Accepted

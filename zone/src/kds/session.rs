@@ -22,6 +22,7 @@ use weft_sync::delta::driver::{self, StreamEnd};
 use weft_sync::delta::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaError, Node, Receiver, Sender, SenderConfig,
 };
+use weft_sync::kds::metrics::{Direction, KdsMetrics};
 use weft_sync::kds::{self, zone_names};
 
 /// gRPC messages up to this size are accepted (the delta engine keeps its own at 1 MiB).
@@ -197,6 +198,7 @@ impl Session {
         channel: Channel,
         config: &KdsClientConfig,
         store: Arc<dyn ResourceStore>,
+        metrics: &KdsMetrics,
     ) -> Result<Session, SessionError> {
         let mut grpc = client(channel);
         let types = kds::global_to_zone_types();
@@ -244,14 +246,16 @@ impl Session {
 
         let (committed_tx, committed) = oneshot::channel();
         let mut apply = ZoneApply::new(store, config.zone.clone(), committed_tx);
+        let down_metrics = metrics.stream(&config.zone, Direction::global_to_zone);
         let down = async move {
             tracing::info!("KDS: GlobalToZoneSync stream open");
-            driver::run_receiver(
+            driver::run_receiver_observed(
                 &mut receiver,
                 incoming,
                 tx,
                 &mut apply,
                 driver::DEFAULT_QUEUE,
+                |ev| down_metrics.receiver_event(&ev),
             )
             .await
         }
@@ -260,6 +264,7 @@ impl Session {
             control_plane_id: Some(config.zone.clone()),
             ..SenderConfig::default()
         });
+        let mut up_metrics = metrics.stream(&config.zone, Direction::zone_to_global);
         let up = async move {
             tracing::info!("KDS: ZoneToGlobalSync stream open");
             driver::run_sender(
@@ -268,7 +273,7 @@ impl Session {
                 up_tx,
                 snapshots,
                 driver::DEFAULT_QUEUE,
-                |_, _| {},
+                |s, ev| up_metrics.sender_event(s, &ev),
             )
             .await
         }

@@ -12,7 +12,7 @@
 //! Liveness (a dead or half-open peer) is the transport's job: gRPC keepalive or a
 //! health check ends the incoming stream, which ends these pumps.
 
-use super::receiver::{Receiver, Update};
+use super::receiver::{Receiver, Reply, Update};
 use super::sender::{Sender, Stall};
 use super::snapshot::Snapshot;
 use super::tracker::{RequestSummary, Verdict};
@@ -199,6 +199,32 @@ where
     S: Stream<Item = Result<DeltaDiscoveryResponse, E>>,
     E: Into<BoxError>,
 {
+    run_receiver_observed(receiver, incoming, outgoing, apply, queue, |_| {}).await
+}
+
+/// What [`run_receiver_observed`]'s `observe` sees.
+#[derive(Debug)]
+pub enum ReceiverEvent<'a> {
+    /// A response arrived (`bytes`: its encoded size).
+    Received { type_url: &'a str, bytes: usize },
+    /// An ACK or NACK is sent (held ones when the initial sync completes).
+    Replied(&'a Reply),
+}
+
+/// [`run_receiver`], with `observe` told of every response and every answer
+/// (for metrics).
+pub async fn run_receiver_observed<S, E>(
+    receiver: &mut Receiver,
+    incoming: S,
+    outgoing: mpsc::Sender<DeltaDiscoveryRequest>,
+    apply: &mut impl Apply,
+    queue: usize,
+    mut observe: impl FnMut(ReceiverEvent<'_>),
+) -> Result<StreamEnd, DeltaError>
+where
+    S: Stream<Item = Result<DeltaDiscoveryResponse, E>>,
+    E: Into<BoxError>,
+{
     let (tx, mut rx) = mpsc::channel(queue.max(1));
     let reader = read_into(incoming, tx);
     let main = async {
@@ -213,6 +239,10 @@ where
                 Some(Err(e)) => return Err(DeltaError::Transport(e)),
                 Some(Ok(resp)) => resp,
             };
+            observe(ReceiverEvent::Received {
+                type_url: &resp.type_url,
+                bytes: prost::Message::encoded_len(&resp),
+            });
             let update = receiver.begin(resp)?;
             let type_url = update.type_url.clone();
             let answer = match apply.apply(update).await {
@@ -229,6 +259,7 @@ where
                 );
             }
             for reply in answer.replies {
+                observe(ReceiverEvent::Replied(&reply));
                 if reply.is_nack() {
                     tracing::warn!(type_url = %reply.type_url(), rejected = ?reply.rejected, "delta: sending NACK");
                 }

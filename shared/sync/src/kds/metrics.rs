@@ -12,8 +12,8 @@
 //!   by the sender's snapshot feed to the peer's ACK of the response carrying it
 //!   (the peer ACKs after committing).
 
-use crate::delta::driver::SenderEvent;
-use crate::delta::{Sender, Update, Verdict};
+use crate::delta::driver::{ReceiverEvent, SenderEvent};
+use crate::delta::{Sender, Verdict};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -188,30 +188,27 @@ impl StreamMetrics {
         }
     }
 
-    /// The payload bytes of a received update (what [`StreamMetrics::received`] counts).
-    pub fn payload_bytes(update: &Update) -> usize {
-        update
-            .resources
-            .iter()
-            .filter_map(|r| r.resource.as_ref())
-            .map(|a| a.value.len())
-            .sum()
-    }
-
-    /// The receiving side: a response of `type_url` applied, and whether it is NACKed.
-    pub fn received(&self, type_url: &str, bytes: usize, rejected: bool) {
-        let labels = self.type_labels(type_url);
-        self.metrics.responses.get_or_create(&labels).inc();
-        self.metrics
-            .bytes
-            .get_or_create(&labels)
-            .inc_by(bytes as u64);
-        let verdicts = if rejected {
-            &self.metrics.nacks
-        } else {
-            &self.metrics.acks
-        };
-        verdicts.get_or_create(&labels).inc();
+    /// The receiving side: what `driver::run_receiver_observed`'s `observe` sees.
+    pub fn receiver_event(&self, event: &ReceiverEvent<'_>) {
+        match event {
+            ReceiverEvent::Received { type_url, bytes } => {
+                let labels = self.type_labels(type_url);
+                self.metrics.responses.get_or_create(&labels).inc();
+                self.metrics
+                    .bytes
+                    .get_or_create(&labels)
+                    .inc_by(*bytes as u64);
+            }
+            ReceiverEvent::Replied(reply) => {
+                let labels = self.type_labels(reply.type_url());
+                let verdicts = if reply.is_nack() {
+                    &self.metrics.nacks
+                } else {
+                    &self.metrics.acks
+                };
+                verdicts.get_or_create(&labels).inc();
+            }
+        }
     }
 }
 
@@ -258,19 +255,25 @@ mod tests {
         let mut registry = Registry::default();
         let m = KdsMetrics::new(&mut registry);
         let s = m.stream("zone-b", Direction::zone_to_global);
-        let update = Update {
-            type_url: "Dataplane".into(),
-            kind: crate::delta::UpdateKind::Incremental,
-            resources: vec![],
-            removed: vec![],
-            completes_initial_sync: false,
+        let reply = |nack: bool| crate::delta::Reply {
+            request: crate::delta::DeltaDiscoveryRequest {
+                type_url: "Dataplane".into(),
+                error_detail: nack.then(Default::default),
+                ..Default::default()
+            },
+            rejected: vec![],
         };
-        let bytes = StreamMetrics::payload_bytes(&update);
-        s.received(&update.type_url, bytes, false);
-        s.received(&update.type_url, bytes, true);
+        for nack in [false, true] {
+            s.receiver_event(&ReceiverEvent::Received {
+                type_url: "Dataplane",
+                bytes: 100,
+            });
+            s.receiver_event(&ReceiverEvent::Replied(&reply(nack)));
+        }
         let t = text(&registry);
         for line in [
             r#"weft_kds_responses_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 2"#,
+            r#"weft_kds_bytes_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 200"#,
             r#"weft_kds_acks_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 1"#,
             r#"weft_kds_nacks_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 1"#,
         ] {
