@@ -403,7 +403,7 @@ async fn bench(n: usize, rounds: usize) {
     let tls =
         weft_zone::xds::tls::load_xds_tls(dir.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
     let admit: Admit = Arc::new(|_, _| Ok(()));
-    let xds = server::serve(
+    let (xds, serving) = server::serve(
         "127.0.0.1:0".parse().unwrap(),
         &tls,
         AdsContext {
@@ -417,6 +417,7 @@ async fn bench(n: usize, rounds: usize) {
     )
     .await
     .unwrap();
+    tokio::spawn(serving);
     let ca_file = dir.path().join("xds-ca.pem");
     std::fs::write(&ca_file, &xds.endpoint.ca_pem).unwrap();
 

@@ -106,9 +106,10 @@ async fn zone_with(admit: Admit, grace: Duration) -> Zone {
         },
         shutdown: shutdown.clone(),
     };
-    let xds = server::serve("127.0.0.1:0".parse().unwrap(), &tls, context)
+    let (xds, serving) = server::serve("127.0.0.1:0".parse().unwrap(), &tls, context)
         .await
         .unwrap();
+    tokio::spawn(serving);
     Zone {
         xds,
         store,

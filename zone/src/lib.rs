@@ -149,7 +149,7 @@ pub async fn build_with(
     let admission =
         admission::Admission::from_data_dir(&config.common.data_dir, data.token.clone())
             .map_err(ServerError::setup("dataplane tokens"))?;
-    let xds = xds::start(
+    let (xds, serving_xds) = xds::start(
         &config.xds,
         &config.common.data_dir,
         data.store.clone(),
@@ -185,7 +185,7 @@ pub async fn build_with(
     .await?;
 
     components.spawn(component::API, api.serve);
-    components.spawn(component::XDS, xds.serve);
+    components.spawn(component::XDS, serving_xds);
     let (cache, stop) = (xds.cache.clone(), shutdown.clone());
     components.spawn_restarting(component::XDS_CACHE, Backoff::default(), move |reporter| {
         let (cache, stop) = (cache.clone(), stop.clone());

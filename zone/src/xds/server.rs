@@ -66,14 +66,17 @@ pub struct XdsEndpoint {
     pub ca_pem: String,
 }
 
-/// A bound xDS server: `serve` runs it until shutdown (a supervised component;
-/// so are the cache's [`Cache::follow`] and [`Cache::rebuild_loop`]).
+/// A bound xDS server. It serves while its [`Serving`] future runs (a supervised
+/// component; so are the cache's [`Cache::follow`] and [`Cache::rebuild_loop`]).
 pub struct XdsServer {
     pub endpoint: XdsEndpoint,
     pub insights: Insights,
     pub cache: Cache,
-    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
 }
+
+/// Serves ADS until shutdown; nothing is served until it runs (a tuple element,
+/// so a caller cannot overlook it the way it could a struct field).
+pub type Serving = Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>;
 
 /// Everything the ADS service needs.
 pub struct AdsContext {
@@ -85,12 +88,13 @@ pub struct AdsContext {
     pub shutdown: CancellationToken,
 }
 
-/// Binds `address` and serves ADS over TLS with `tls` until `context.shutdown`.
+/// Binds `address`; the returned future serves ADS over TLS with `tls` until
+/// `context.shutdown`.
 pub async fn serve(
     address: SocketAddr,
     tls: &KdsTls,
     context: AdsContext,
-) -> Result<XdsServer, ServerError> {
+) -> Result<(XdsServer, Serving), ServerError> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| ServerError::Bind {
@@ -125,7 +129,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE));
     let router = builder.add_service(service);
-    let serve = Box::pin(async move {
+    let serving: Serving = Box::pin(async move {
         router
             .serve_with_incoming_shutdown(
                 TcpListenerStream::new(listener),
@@ -138,15 +142,15 @@ pub async fn serve(
             })
     });
     tracing::info!(address = %bound, "xDS server listening (ADS, TLS)");
-    Ok(XdsServer {
+    let server = XdsServer {
         endpoint: XdsEndpoint {
             address: bound,
             ca_pem,
         },
         insights,
         cache,
-        serve,
-    })
+    };
+    Ok((server, serving))
 }
 
 struct Ads {
