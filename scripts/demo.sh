@@ -23,8 +23,8 @@ EXIT_AFTER=0
 [ "${1:-}" = "--exit" ] && EXIT_AFTER=1
 
 echo "== building (release)" >&2
-cargo build --release --locked -p weft-global -p weft-zone -p weft-testbed --bins
-BIN=$PWD/target/release
+cargo build --release --locked -p weft-global -p weft-zone -p weft-dp -p weft-testbed --bins
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 ENVOY=$PWD/.venv/bin/envoy
 
 # Addresses: control planes on 127.0.0.1, each app on its own 127.0.2.x.
