@@ -593,3 +593,6 @@ impl Drop for ConnectionGuard {
         self.cache.disconnected(&self.key);
     }
 }
+
+#[cfg(test)]
+mod tests;
