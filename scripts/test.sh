@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests need (scripts/setup.sh), then the
-# whole workspace's unit, integration and process tests.
+# Runs the tests: installs what they need (scripts/setup.sh), then
+#   bash scripts/test.sh          every test: unit, in-process, real processes and
+#                                 real Envoy (what CI runs)
+#   bash scripts/test.sh --fast   the fast tier: unit tests of every crate and the
+#                                 in-process control-plane tests, no child processes
+#                                 beyond `envoy --mode validate` (under two minutes
+#                                 once built)
+# Further arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export WEFT_ENVOY_BIN="$PWD/.venv/bin/envoy"
+
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  # In-process testbed suites: whole globals and zones on port 0 in the test
+  # process, fake peers; no weft binaries started, no Envoy sidecars.
+  FAST_SUITES=(api_global api_zone kds kds_auth supervision xds_server)
+  args=(--workspace --locked --lib --bins --test fixtures)
+  for suite in "${FAST_SUITES[@]}"; do args+=(--test "$suite"); done
+  exec cargo test "${args[@]}" "$@"
+fi
+
 cargo test --workspace --all-targets --locked "$@"

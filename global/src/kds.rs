@@ -11,6 +11,7 @@
 use crate::insights::ZoneInsights;
 use crate::tokens::ZoneTokens;
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
+use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use weft_api::server::ServerError;
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
 use weft_runtime::shutdown::CancellationToken;
@@ -28,6 +30,7 @@ use weft_sync::delta::driver::Apply;
 use weft_sync::delta::driver::{self, SenderEvent};
 use weft_sync::delta::{BoxError, Node, Receiver, Rejection, Update, UpdateKind};
 use weft_sync::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Sender, SenderConfig};
+use weft_sync::kds::metrics::{Direction, KdsMetrics, StreamMetrics};
 use weft_sync::kds::{self, SnapshotFeed, zone_names};
 
 /// gRPC metadata key carrying the zone's name (Kuma's `client-id`).
@@ -71,6 +74,7 @@ pub async fn serve(
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
     insights: ZoneInsights,
+    registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
     let listener = tokio::net::TcpListener::bind(address)
@@ -104,6 +108,7 @@ pub async fn serve(
         tokens,
         insights,
         global_offer,
+        metrics: KdsMetrics::new(registry),
     })
     .max_decoding_message_size(4 * 1024 * 1024)
     .max_encoding_message_size(4 * 1024 * 1024);
@@ -141,6 +146,7 @@ struct Kds {
     insights: ZoneInsights,
     /// Global's own resources as every zone receives them.
     global_offer: tokio::sync::watch::Receiver<Option<weft_sync::delta::Snapshot>>,
+    metrics: KdsMetrics,
 }
 
 impl Kds {
@@ -289,11 +295,13 @@ impl KdsSyncService for Kds {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let tokens = self.tokens.clone();
-        tracing::info!(%zone, "KDS: GlobalToZoneSync stream opened");
+        let span = tracing::info_span!("kds", zone = %zone, direction = "global_to_zone");
+        span.in_scope(|| tracing::info!("KDS: GlobalToZoneSync stream opened"));
         let insights = self.insights.clone();
         let guard = insights.stream_opened(&zone, version);
         let zone_name = zone.clone();
-        tokio::spawn(async move {
+        let mut metrics = self.metrics.stream(&zone, Direction::global_to_zone);
+        let stream = async move {
             let _guard = guard;
             let mut sender = Sender::new(SenderConfig {
                 control_plane_id: Some("global".into()),
@@ -301,6 +309,7 @@ impl KdsSyncService for Kds {
             });
             let observe = |sender: &Sender, ev: SenderEvent| {
                 insights.record_sent(&zone_name, sender);
+                metrics.sender_event(sender, &ev);
                 if let SenderEvent::Sent {
                     type_url,
                     resources,
@@ -330,7 +339,8 @@ impl KdsSyncService for Kds {
                     let _ = end_tx.send(status);
                 }
             }
-        });
+        };
+        tokio::spawn(stream.instrument(span));
         Ok(Response::new(with_end(rx, end_rx)))
     }
 
@@ -372,10 +382,12 @@ impl KdsSyncService for Kds {
             zone: zone.clone(),
             store: self.store.clone(),
             insights: self.insights.clone(),
+            metrics: self.metrics.stream(&zone, Direction::zone_to_global),
         };
         let guard = self.insights.stream_opened(&zone, version);
-        tracing::info!(%zone, "KDS: ZoneToGlobalSync stream opened");
-        tokio::spawn(async move {
+        let span = tracing::info_span!("kds", zone = %zone, direction = "zone_to_global");
+        span.in_scope(|| tracing::info!("KDS: ZoneToGlobalSync stream opened"));
+        let stream = async move {
             let _guard = guard;
             let pump = driver::run_receiver(
                 &mut receiver,
@@ -394,7 +406,8 @@ impl KdsSyncService for Kds {
                     let _ = end_tx.send(status);
                 }
             }
-        });
+        };
+        tokio::spawn(stream.instrument(span));
         Ok(Response::new(with_end(rx, end_rx)))
     }
 }
@@ -404,6 +417,7 @@ struct FromZone {
     zone: String,
     store: Arc<dyn ResourceStore>,
     insights: ZoneInsights,
+    metrics: StreamMetrics,
 }
 
 impl FromZone {
@@ -494,10 +508,12 @@ impl Apply for FromZone {
             update.resources.len(),
             update.removed.len(),
         );
+        let bytes = StreamMetrics::payload_bytes(&update);
         let result = self.apply_update(update).await;
         if let Ok(rejected) = &result {
             self.insights
                 .record_received(&self.zone, &ty, n, removed, rejected.len());
+            self.metrics.received(&ty, bytes, !rejected.is_empty());
         }
         result
     }

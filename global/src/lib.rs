@@ -32,6 +32,9 @@ pub mod component {
     pub const REVOCATIONS: &str = "revocation follower";
 }
 
+/// How long `build` waits for the components that only read the local store.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running global: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
     pub api_address: SocketAddr,
@@ -74,12 +77,14 @@ pub async fn build(
         key_pem: kds_tls.key_pem().expose().to_string(),
     };
     let insights = insights::ZoneInsights::default();
+    let mut registry = Registry::default();
     let kds = kds::serve(
         config.kds_address,
         identity,
         data.store.clone(),
         zone_tokens.clone(),
         insights.clone(),
+        &mut registry,
         shutdown.clone(),
     )
     .await?;
@@ -92,7 +97,7 @@ pub async fn build(
         Mode::Global,
         &data,
         health.clone(),
-        Registry::default(),
+        registry,
         extra,
         shutdown.clone(),
     )
@@ -125,6 +130,12 @@ pub async fn build(
             }
         },
     );
+    // Serve once the local followers hold the store (a broken store is reported
+    // on /ready after this wait).
+    let local = [component::KDS_FEED, component::REVOCATIONS];
+    if !health.until_serving(&local, STARTUP_WAIT).await {
+        tracing::warn!(blocker = ?health.blocker(), "starting although not every component is ready");
+    }
     Ok(Bound {
         api_address: api.address,
         token: data.token,

@@ -11,20 +11,32 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `probe` until it returns `Some(value)` and returns the value; panics
 /// naming `what` once `within` has passed.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + within;
+    match by(Instant::now() + within, probe).await {
+        Some(v) => v,
+        None => panic!("{what}: did not happen within {within:?}"),
+    }
+}
+
+/// Polls `probe` until it returns `Some(value)` (returned) or `deadline` passes
+/// (`None`), for a test that reports a miss itself instead of panicking. The
+/// probe runs at least once.
+pub async fn by<T, F, Fut>(deadline: Instant, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     loop {
         if let Some(v) = probe().await {
-            return v;
+            return Some(v);
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: did not happen within {within:?}"
-        );
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(POLL).await;
     }
 }
@@ -58,6 +70,15 @@ mod tests {
         })
         .await;
         assert_eq!(v, 3);
+    }
+
+    #[tokio::test]
+    async fn by_gives_up_at_the_deadline_without_panicking() {
+        // A condition that never holds yields None once the deadline has passed.
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let got: Option<()> = by(deadline, || async { None }).await;
+        assert!(got.is_none());
+        assert!(Instant::now() >= deadline);
     }
 
     #[tokio::test]

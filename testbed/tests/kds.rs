@@ -86,7 +86,7 @@ async fn zone_authentication() {
         .expect("zone-a with its own token is accepted");
 
     let code = |r: Result<(), weft_zone::kds::SessionError>| match r {
-        Err(weft_zone::kds::SessionError::Refused { code, .. }) => code,
+        Err(weft_zone::kds::SessionError::Refused(status)) => status.code(),
         other => panic!("expected a refusal, got {other:?}"),
     };
     let mut as_b = good.clone();
@@ -249,10 +249,8 @@ async fn revocation_cuts_live_streams() {
     let refused = weft_zone::kds::probe(&config).await;
     assert!(matches!(
         refused,
-        Err(weft_zone::kds::SessionError::Refused {
-            code: tonic::Code::Unauthenticated,
-            ..
-        })
+        Err(weft_zone::kds::SessionError::Refused(ref status))
+            if status.code() == tonic::Code::Unauthenticated
     ));
     global.stop().await;
 }

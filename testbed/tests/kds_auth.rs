@@ -86,9 +86,9 @@ async fn expired_zone_token_is_refused() {
     config.token = issued.token.expose().into();
 
     match weft_zone::kds::probe(&config).await {
-        Err(weft_zone::kds::SessionError::Refused { code, message }) => {
-            assert_eq!(code, tonic::Code::Unauthenticated, "{message}");
-            assert!(message.contains("expired"), "{message}");
+        Err(weft_zone::kds::SessionError::Refused(status)) => {
+            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
+            assert!(status.message().contains("expired"), "{status}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -169,6 +169,20 @@ impl RawZone {
         );
         md.insert("client-id", zone.parse().unwrap());
         let rx = client.zone_to_global_sync(req).await.unwrap().into_inner();
+        // Like a real zone, send the other subscribed types their (empty) first
+        // response: global answers nothing of the initial sync until every type has
+        // arrived once.
+        for (nonce, ty) in [
+            ("ingress", ResourceType::ZoneIngress),
+            ("egress", ResourceType::ZoneEgress),
+        ] {
+            let first = DeltaDiscoveryResponse {
+                type_url: ty.name().to_string(),
+                nonce: nonce.to_string(),
+                ..Default::default()
+            };
+            tx.send(first).await.unwrap();
+        }
         RawZone { tx, rx, nonce: 0 }
     }
 
@@ -224,6 +238,21 @@ async fn zone_cannot_touch_another_zones_resources() {
         (r.status() == StatusCode::OK).then_some(())
     })
     .await;
+    // Each of the zone's streams logs inside its own span, so one stream's lines can
+    // be filtered by zone and direction.
+    for (direction, line) in [
+        ("global_to_zone", "KDS: initial sync from global applied"),
+        ("zone_to_global", "KDS: ZoneToGlobalSync stream open"),
+    ] {
+        let span = format!("kds{{zone=zone-a direction=\"{direction}\"}}");
+        let found = eventually(
+            Duration::from_secs(5),
+            "a line in the stream's span",
+            || async { log_line(&span, &[line]) },
+        )
+        .await;
+        eprintln!("{found}");
+    }
     let (s, body) = za
         .api
         .put("/meshes/default/dataplanes/dp-1", DATAPLANE)

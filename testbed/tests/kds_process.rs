@@ -57,6 +57,17 @@ async fn ready(cp: &ControlPlane) -> StatusCode {
         .unwrap_or(StatusCode::BAD_GATEWAY)
 }
 
+/// `GET /ready`: its status and body (`{"ready": .., "reason": ..}`).
+async fn readiness(cp: &ControlPlane) -> (StatusCode, serde_json::Value) {
+    match reqwest::get(format!("{}/ready", cp.api_url())).await {
+        Ok(r) => {
+            let status = r.status();
+            (status, r.json().await.unwrap_or_default())
+        }
+        Err(_) => (StatusCode::BAD_GATEWAY, serde_json::Value::Null),
+    }
+}
+
 /// The MeshTimeout's idleTimeout as `cp` serves it, `None` if it has none.
 async fn idle_timeout(cp: &ControlPlane, name: &str) -> Option<String> {
     let (s, body) = api(cp).get(&format!("{POLICY}/{name}")).await;
@@ -338,12 +349,24 @@ async fn a_token_for_another_zone_is_refused() {
     )
     .await;
     assert!(line.contains("global refused the stream"), "{line}");
-    // It keeps trying (with back-off) and keeps being refused.
-    eventually(Duration::from_secs(10), "a second refusal", || async {
+    // The log tells the operator what to do.
+    assert!(
+        line.contains("weft-global token zone --zone zone-b"),
+        "{line}"
+    );
+    // It keeps trying, with the long back-off of a refused token (first retry after
+    // 7.5–12.5 s), and keeps being refused.
+    eventually(Duration::from_secs(20), "a second refusal", || async {
         (global.process.log().lines().filter(|l| refused(l)).count() >= 2).then_some(())
     })
     .await;
-    assert_eq!(ready(&zone).await, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = readiness(&zone).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let reason = body["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("never synced with global: global refuses this zone's token since"),
+        "{body}"
+    );
     assert_eq!(
         api(&zone).get("/meshes/default").await.0,
         StatusCode::NOT_FOUND
@@ -436,4 +459,122 @@ async fn plaintext_and_a_wrong_ca_get_nothing() {
     let gapi = api(&global);
     assert_eq!(gapi.get("/zones/zone-c").await.0, StatusCode::OK);
     assert_eq!(gapi.get("/zones/zone-d").await.0, StatusCode::NOT_FOUND);
+}
+
+// A zone that synced once serves from its store after a restart while global is
+// down: `/ready` is 200 and says "serving from store, global unreachable since
+// <time>" (so does `/`), and it serves the synced policies. A fresh zone pointed at
+// the same unreachable global is not ready: 503, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_zone_serves_from_its_store_while_global_is_down() {
+    let global = ControlPlane::global(&[]).unwrap();
+    let port = global.kds_address().expect("global prints kds=").port();
+    let fresh_token = global.issue_zone_token("zone-f", "1h").unwrap();
+    let mut zone = ControlPlane::federated_zone(&global, "zone-a", &[]).unwrap();
+    let (s, _) = api(&global)
+        .put(&format!("{POLICY}/t1"), &timeout_doc("t1", "1h"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    until_zones_serve(
+        std::slice::from_ref(&zone),
+        "t1",
+        Some("1h"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let (status, body) = readiness(&zone).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["reason"], "synced with global", "{body}");
+
+    // Stop both; restart the zone alone, on its data dir, dialing the dead global.
+    let zone_dir = zone.take_dir().unwrap();
+    zone.process.kill();
+    drop(zone);
+    drop(global);
+    let global_address = format!("grpcs://localhost:{port}");
+    let token_file = zone_dir.path().join("zone.token");
+    let restarted_at = Instant::now();
+    let zone = ControlPlane::start_in(
+        "weft-zone",
+        &zone_dir.path().join("data"),
+        &[
+            "--zone",
+            "zone-a",
+            "--global-address",
+            &global_address,
+            "--zone-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    // Ready from the start (it holds a full sync), and once the first attempt has
+    // failed it says since when global is unreachable.
+    assert_eq!(readiness(&zone).await.0, StatusCode::OK);
+    let body = eventually(
+        Duration::from_secs(10),
+        "the unreachable reason",
+        || async {
+            let (status, body) = readiness(&zone).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["reason"]
+                .as_str()?
+                .starts_with("serving from store, global unreachable since ")
+                .then_some(body)
+        },
+    )
+    .await;
+    eprintln!(
+        "measured: restarted zone ready and reporting {:?} {:?} after start",
+        body["reason"],
+        restarted_at.elapsed()
+    );
+    let (_, overview) = api(&zone).get("/").await;
+    assert_eq!(overview["status"]["ready"], true, "{overview}");
+    assert!(
+        overview["status"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("global unreachable since"),
+        "{overview}"
+    );
+    assert_eq!(idle_timeout(&zone, "t1").await.as_deref(), Some("1h"));
+    let (s, mesh) = api(&zone).get("/meshes/default").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(mesh["labels"]["kuma.io/origin"], "global");
+
+    // A zone that never synced, pointed at the same unreachable global: 503 and why.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_token_file = fresh.path().join("zone.token");
+    std::fs::write(&fresh_token_file, &fresh_token).unwrap();
+    let never = ControlPlane::start_in(
+        "weft-zone",
+        &fresh.path().join("data"),
+        &[
+            "--zone",
+            "zone-f",
+            "--global-address",
+            &global_address,
+            "--zone-token-file",
+            fresh_token_file.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let body = eventually(
+        Duration::from_secs(10),
+        "the never-synced reason",
+        || async {
+            let (status, body) = readiness(&never).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            body["reason"]
+                .as_str()?
+                .starts_with("never synced with global: global unreachable since ")
+                .then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(body["ready"], false, "{body}");
+    assert_eq!(
+        api(&never).get("/meshes/default").await.0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -18,7 +18,6 @@ pub const KDS_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::watch;
 use weft_api::server::{self, ServerError};
 use weft_api::{AdminToken, ExtraRoutes, Mode};
 use weft_runtime::health::Health;
@@ -36,6 +35,9 @@ pub mod component {
     pub const XDS_REBUILDER: &str = "xDS rebuilder";
     pub const KDS: &str = "KDS client";
 }
+
+/// How long `build` waits for the components that only read the local store.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running zone: its real addresses and handles, for `main` and for tests.
 pub struct Bound {
@@ -75,30 +77,53 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
             .map_err(
                 |e: tonic::codegen::http::uri::InvalidUri| ServerError::Setup {
                     what: "KDS client",
-                    reason: format!("--global-address {:?}: {e}", fed.global),
+                    source: format!("--global-address {:?}: {e}", fed.global).into(),
                 },
             )?;
-        let client = kds::KdsClientConfig {
+        let client_config = kds::KdsClientConfig {
             zone: zone.clone(),
             global,
             token: fed.token.clone(),
             trust: fed.trust.clone(),
         };
+        let client = kds::KdsClient::new(client_config.clone(), data.store.clone())
+            .await
+            .map_err(|source| ServerError::Store {
+                path: config.common.data_dir.display().to_string(),
+                source,
+            })?;
         let (store, stop) = (data.store.clone(), shutdown.clone());
-        // A federated zone serves after its first complete sync from global.
+        let mut first = Some(client);
+        // Serves once its store holds a complete sync from global (from before a
+        // restart too); the client's readiness is this component's health.
         components.spawn_restarting(component::KDS, Backoff::default(), move |reporter| {
-            let (client, store, stop) = (client.clone(), store.clone(), stop.clone());
+            let (first, config, store, stop) = (
+                first.take(),
+                client_config.clone(),
+                store.clone(),
+                stop.clone(),
+            );
             async move {
-                reporter.starting("waiting for the first complete sync from global");
-                let (ready_tx, mut ready) = watch::channel(false);
-                let run = kds::run(client, store, ready_tx, stop);
-                tokio::pin!(run);
-                tokio::select! {
-                    () = &mut run => return Ok::<_, ServerError>(()),
-                    synced = ready.wait_for(|r| *r) => if synced.is_ok() { reporter.ready() },
-                }
-                run.await;
-                Ok(())
+                let client = match first {
+                    Some(c) => c,
+                    None => kds::KdsClient::new(config, store).await?,
+                };
+                let mut readiness = client.readiness();
+                let report = async {
+                    loop {
+                        let now = readiness.borrow_and_update().clone();
+                        match (now.ready, now.degraded) {
+                            (true, false) => reporter.ready_with(now.reason),
+                            (true, true) => reporter.degraded(now.reason),
+                            (false, _) => reporter.starting(now.reason),
+                        }
+                        if readiness.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                tokio::join!(client.run(stop), report);
+                Ok::<_, weft_store::StoreError>(())
             }
         });
     }
@@ -174,6 +199,12 @@ pub async fn build(config: ZoneConfig, shutdown: CancellationToken) -> Result<Bo
             }
         },
     );
+    // Serve once the xDS cache holds the store (a broken store is reported on
+    // /ready after this wait). Not the KDS client: global may be away for long.
+    let local = [component::XDS_CACHE, component::XDS_REBUILDER];
+    if !health.until_serving(&local, STARTUP_WAIT).await {
+        tracing::warn!(blocker = ?health.blocker(), "starting although not every component is ready");
+    }
     Ok(Bound {
         api_address: api.address,
         xds_address: xds.endpoint.address,

@@ -115,6 +115,10 @@ async fn index(State(state): State<ApiState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),
         "zone": state.mode.zone_name(),
+        "status": {
+            "ready": state.health.is_ready(),
+            "reason": state.health.summary(),
+        },
     }))
     .into_response()
 }
@@ -128,13 +132,11 @@ async fn ready(State(state): State<ApiState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = json!({
+    let body = json!({
         "ready": ready,
+        "reason": state.health.summary(),
         "components": state.health.snapshot(),
     });
-    if let Some(reason) = state.health.blocker() {
-        body["reason"] = reason.into();
-    }
     (status, axum::Json(body)).into_response()
 }
 

@@ -12,6 +12,7 @@ use weft_model::resource::{Resource, ResourceType, Spec};
 use weft_runtime::config::CommonConfig;
 use weft_runtime::health::Health;
 use weft_runtime::shutdown::CancellationToken;
+use weft_runtime::supervise::BoxError;
 use weft_store::{ResourceStore, StoreError, WriteOp, sled_store::SledStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +43,20 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// A component could not be set up (keys, certificates, ...).
-    #[error("cannot set up the {what}: {reason}")]
-    Setup { what: &'static str, reason: String },
+    #[error("cannot set up the {what}: {source}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl ServerError {
-    /// [`ServerError::Setup`] from any error.
-    pub fn setup<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Self {
+    /// [`ServerError::Setup`] from any error, kept as its source.
+    pub fn setup<E: Into<BoxError>>(what: &'static str) -> impl FnOnce(E) -> Self {
         move |e| ServerError::Setup {
             what,
-            reason: e.to_string(),
+            source: e.into(),
         }
     }
 }

@@ -70,9 +70,20 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// Every component's report. Cloning shares it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Health {
     components: Arc<Mutex<BTreeMap<&'static str, Report>>>,
+    /// Bumped on every change, for [`Health::until_serving`].
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            components: Arc::default(),
+            changed: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl Health {
@@ -98,15 +109,53 @@ impl Health {
         self.lock().clone()
     }
 
-    /// The first reason the process is not ready, as "component: reason".
+    /// Why the process is not ready: the first component that does not serve,
+    /// by its reason (or "<component> <state>" when it gave none).
     pub fn blocker(&self) -> Option<String> {
         self.lock()
             .iter()
             .find(|(_, r)| !r.state.serves())
-            .map(|(name, r)| match &r.reason {
-                Some(reason) => format!("{name}: {reason}"),
-                None => format!("{name}: {}", r.state.as_str()),
-            })
+            .map(|(name, r)| describe(name, r))
+    }
+
+    /// One line for an operator: the blocker when not ready; otherwise the first
+    /// degraded component's reason, else the first ready one that gave a reason
+    /// (e.g. "synced with global"), else "serving".
+    pub fn summary(&self) -> String {
+        if let Some(blocker) = self.blocker() {
+            return blocker;
+        }
+        let map = self.lock();
+        map.iter()
+            .find(|(_, r)| r.state == State::Degraded)
+            .or_else(|| map.iter().find(|(_, r)| r.reason.is_some()))
+            .map_or_else(|| "serving".to_string(), |(name, r)| describe(name, r))
+    }
+
+    /// Waits until every one of `components` serves, or `within` has passed;
+    /// whether they all serve. (A control plane waits for its local followers'
+    /// first list before it announces itself.)
+    pub async fn until_serving(&self, components: &[&str], within: std::time::Duration) -> bool {
+        let mut changed = self.changed.subscribe();
+        let serving = |h: &Self| {
+            let map = h.lock();
+            components
+                .iter()
+                .all(|c| map.get(c).is_some_and(|r| r.state.serves()))
+        };
+        let wait = async {
+            loop {
+                changed.borrow_and_update();
+                if serving(self) {
+                    return;
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(within, wait).await;
+        serving(self)
     }
 
     pub fn get(&self, component: &str) -> Option<Report> {
@@ -134,6 +183,15 @@ impl Health {
         if before != (report.state, report.reason.clone()) {
             report.since = OffsetDateTime::now_utc();
         }
+        drop(map);
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+fn describe(component: &str, report: &Report) -> String {
+    match &report.reason {
+        Some(reason) => reason.clone(),
+        None => format!("{component} {}", report.state.as_str()),
     }
 }
 
@@ -156,6 +214,11 @@ impl Reporter {
 
     pub fn ready(&self) {
         self.set(State::Ready, None);
+    }
+
+    /// Ready, with a word for the operator (e.g. "synced with global").
+    pub fn ready_with(&self, reason: impl Into<String>) {
+        self.set(State::Ready, Some(reason.into()));
     }
 
     pub fn degraded(&self, reason: impl Into<String>) {
@@ -209,15 +272,14 @@ mod tests {
         let api = health.reporter("REST API", State::Ready);
         let kds = health.reporter("KDS client", State::Starting);
         assert!(!health.is_ready());
-        assert_eq!(health.blocker().as_deref(), Some("KDS client: starting"));
+        assert_eq!(health.blocker().as_deref(), Some("KDS client starting"));
         kds.degraded("serving from store, global unreachable");
         assert!(health.is_ready());
+        assert_eq!(health.summary(), "serving from store, global unreachable");
         api.down("listener closed");
         assert!(!health.is_ready());
-        assert_eq!(
-            health.blocker().as_deref(),
-            Some("REST API: listener closed")
-        );
+        assert_eq!(health.blocker().as_deref(), Some("listener closed"));
+        assert_eq!(health.summary(), "listener closed");
     }
 
     // A restart stays on the record after the component is ready again.
@@ -233,6 +295,31 @@ mod tests {
         let json = serde_json::to_value(health.snapshot()).unwrap_or_default();
         assert_eq!(json["xDS cache"]["lastRestart"]["reason"], "aborted");
         assert_eq!(json["xDS cache"]["state"], "ready");
+    }
+
+    // Waiting for components ends as soon as they all serve, and says false when
+    // one still does not at the deadline.
+    #[tokio::test(start_paused = true)]
+    async fn until_serving_waits_for_the_named_components() {
+        let health = Health::default();
+        let feed = health.reporter("feed", State::Starting);
+        let _api = health.reporter("api", State::Down);
+        let waiter = {
+            let health = health.clone();
+            tokio::spawn(async move {
+                health
+                    .until_serving(&["feed"], std::time::Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        feed.ready();
+        assert!(waiter.await.unwrap_or(false));
+        assert!(
+            !health
+                .until_serving(&["api"], std::time::Duration::from_secs(1))
+                .await
+        );
     }
 
     // `since` moves only when the state or reason changes.

@@ -201,14 +201,20 @@ impl Supervisor {
         let reporter = self.health.reporter(component, State::Starting);
         let shutdown = self.shutdown.clone();
         let control = self.control.clone();
+        let mut run_once = move |reporter: Reporter| {
+            let run = make(reporter);
+            let inner = tokio::spawn(async move { run.await.map_err(Into::into) });
+            control.set(component, inner.abort_handle());
+            inner
+        };
+        // The first run starts now, so the component is listed (and abortable)
+        // as soon as this returns.
+        let mut inner = run_once(reporter.clone());
         self.set.spawn(async move {
             let mut attempt = 0u32;
             loop {
-                let run = make(reporter.clone());
-                let inner = tokio::spawn(async move { run.await.map_err(Into::into) });
-                control.set(component, inner.abort_handle());
                 let started = tokio::time::Instant::now();
-                let ended = inner.await;
+                let ended = (&mut inner).await;
                 if shutdown.is_cancelled() {
                     return settle(component, ended, &shutdown);
                 }
@@ -228,6 +234,7 @@ impl Supervisor {
                     () = tokio::time::sleep(delay) => {}
                     () = shutdown.cancelled() => return Ok(()),
                 }
+                inner = run_once(reporter.clone());
             }
         });
     }
@@ -240,12 +247,10 @@ impl Supervisor {
         while let Some(joined) = self.set.join_next().await {
             let result = joined.unwrap_or_else(|e| Err(ComponentError::from_join("supervisor", e)));
             if let Err(e) = result {
-                if first.is_none() {
-                    tracing::error!(component = e.component(), error = %e, "component ended unexpectedly; stopping the others");
-                    self.shutdown.cancel();
-                    first = Some(e);
-                    break;
-                }
+                tracing::error!(component = e.component(), error = %e, "component ended unexpectedly; stopping the others");
+                self.shutdown.cancel();
+                first = Some(e);
+                break;
             }
         }
         if first.is_some() {
@@ -318,7 +323,8 @@ mod tests {
     // A component that returns early (Ok or Err) or panics is named with its cause.
     #[tokio::test]
     async fn early_end_error_and_panic_are_named() {
-        let cases: [(&str, fn() -> Result<(), BoxError>); 3] = [
+        type End = fn() -> Result<(), BoxError>;
+        let cases: [(&str, End); 3] = [
             ("stopped", || Ok(())),
             ("failed", || Err("listener closed".into())),
             ("panicked", || panic!("boom")),

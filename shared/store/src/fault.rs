@@ -2,7 +2,7 @@
 //! reads (`get`, `list`, `revision`, `watch`) fail while [`FaultyStore::set_failing`]
 //! is on, and [`FaultyStore::break_watches`] ends every open watch with an error.
 //! Writes always go through, so a test can change the store while its followers
-//! cannot read it. It also counts transactions (one durable write each).
+//! cannot read it. It also counts writes and transactions (one durable write each).
 
 use crate::{Change, ListPage, Page, ResourceStore, StoreError, Watch, WriteOp};
 use async_trait::async_trait;
@@ -17,6 +17,7 @@ pub struct FaultyStore {
     failing: AtomicBool,
     /// Bumped by `break_watches`; every open watch ends when it changes.
     epoch: watch::Sender<u64>,
+    writes: AtomicU64,
     transactions: AtomicU64,
 }
 
@@ -26,6 +27,7 @@ impl FaultyStore {
             inner,
             failing: AtomicBool::new(false),
             epoch: watch::Sender::new(0),
+            writes: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
         }
     }
@@ -40,24 +42,29 @@ impl FaultyStore {
         self.epoch.send_modify(|e| *e += 1);
     }
 
-    /// Writes committed through this wrapper: creates, updates, deletes and
-    /// transactions, one each.
+    /// Writes asked of this wrapper: creates, updates, deletes and transactions,
+    /// one each (each is one durable write, one fsync on sled).
     pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Calls of `transact` alone.
+    pub fn transactions(&self) -> u64 {
         self.transactions.load(Ordering::SeqCst)
     }
 
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(StoreError::Io(
-                "injected fault: the store does not answer".into(),
-            ))
+            Err(StoreError::Io(crate::IoError::msg(
+                "injected fault: the store does not answer",
+            )))
         } else {
             Ok(())
         }
     }
 
     fn count(&self) {
-        self.transactions.fetch_add(1, Ordering::SeqCst);
+        self.writes.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -103,6 +110,7 @@ impl ResourceStore for FaultyStore {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<Vec<Change>, StoreError> {
         self.count();
+        self.transactions.fetch_add(1, Ordering::SeqCst);
         self.inner.transact(ops).await
     }
 
@@ -121,7 +129,7 @@ impl ResourceStore for FaultyStore {
             tokio::select! {
                 biased;
                 _ = epoch.changed() => Some((
-                    Err(StoreError::Io("injected fault: the watch broke".into())),
+                    Err(StoreError::Io(crate::IoError::msg("injected fault: the watch broke"))),
                     None,
                 )),
                 item = inner.next() => item.map(|i| (i, Some((inner, epoch)))),

@@ -29,6 +29,7 @@ pub use sled_store::SledStore;
 use async_trait::async_trait;
 use futures::Stream;
 use std::pin::Pin;
+use std::sync::Arc;
 use weft_model::resource::{Resource, ResourceKey, ResourceType};
 
 /// Tuning shared by the backends.
@@ -152,10 +153,54 @@ pub enum StoreError {
     )]
     Lagged,
     #[error("store I/O failed: {0}")]
-    Io(String),
+    Io(#[source] IoError),
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
 }
+
+/// The failure under a [`StoreError::Io`], kept as the error it was (a `sled`
+/// error, a join error, ...) so callers can walk and downcast the chain. Shared,
+/// so `StoreError` stays cloneable; two are equal when they say the same.
+#[derive(Debug, Clone)]
+pub struct IoError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl IoError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        IoError(Arc::new(e))
+    }
+
+    /// A failure with no underlying error value, only its description.
+    pub fn msg(message: impl Into<String>) -> Self {
+        IoError(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
+            message.into(),
+        )))
+    }
+
+    /// The underlying error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.0.as_ref()
+    }
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for IoError {}
 
 #[async_trait]
 pub trait ResourceStore: Send + Sync + 'static {

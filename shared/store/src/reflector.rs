@@ -172,9 +172,9 @@ impl Reflector {
                         self.state = State::Listing;
                     }
                     None => {
-                        return self.broken(StoreError::Io(
-                            "the store's change stream ended (store closed?)".into(),
-                        ));
+                        return self.broken(StoreError::Io(crate::IoError::msg(
+                            "the store's change stream ended (store closed?)",
+                        )));
                     }
                 },
                 State::Backoff { delay } => {

@@ -60,6 +60,18 @@ impl EnvoyAdmin {
         }
     }
 
+    /// The server's state from `/server_info` (`LIVE`, `INITIALIZING`,
+    /// `PRE_INITIALIZING`, `DRAINING`).
+    pub async fn server_state(&self) -> Result<String, String> {
+        let text = self.get("/server_info").await?;
+        let info: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("/server_info is not JSON: {e}"))?;
+        info.get("state")
+            .and_then(|s| s.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("/server_info has no state: {}", text.trim()))
+    }
+
     /// The names of the active listeners.
     pub async fn listeners(&self) -> Result<Vec<String>, String> {
         let text = self.get("/listeners").await?;

@@ -73,7 +73,17 @@ pub struct CacheStats {
 /// Below this many proxies per core, generation stays on one thread.
 const MIN_PROXIES_PER_THREAD: usize = 32;
 
-type SnapshotTx = Arc<watch::Sender<Option<Snapshot>>>;
+/// A proxy's snapshot channel, and which mesh view its snapshot came from.
+struct Publisher {
+    tx: watch::Sender<Option<Snapshot>>,
+    /// The sequence number of the view the published snapshot was generated from.
+    /// A connect and a rebuild generate concurrently, outside the state lock, so
+    /// the one from the older view may finish last: it must not overwrite the
+    /// newer (read and written under the watch's lock, in `send_if_modified`).
+    view_seq: AtomicU64,
+}
+
+type SnapshotTx = Arc<Publisher>;
 
 struct ProxyEntry {
     tx: SnapshotTx,
@@ -89,7 +99,9 @@ struct State {
     meshes: HashMap<String, Arc<Resource>>,
     /// mesh → key → resource, for every mesh-scoped type.
     resources: HashMap<String, BTreeMap<ResourceKey, Arc<Resource>>>,
-    views: HashMap<String, Arc<MeshView>>,
+    /// mesh → (sequence number, view); numbers grow with every rebuild.
+    views: HashMap<String, (u64, Arc<MeshView>)>,
+    last_view_seq: u64,
     proxies: HashMap<ProxyKey, ProxyEntry>,
 }
 
@@ -206,7 +218,10 @@ impl Cache {
             .proxies
             .entry(key.clone())
             .or_insert_with(|| ProxyEntry {
-                tx: Arc::new(watch::channel(None).0),
+                tx: Arc::new(Publisher {
+                    tx: watch::channel(None).0,
+                    view_seq: AtomicU64::new(0),
+                }),
                 presented: Arc::new(proxy.dataplane.clone()),
                 streams: 0,
                 epoch: 0,
@@ -218,13 +233,13 @@ impl Cache {
             self.inner.metrics.connected_proxies.inc();
         }
         let tx = entry.tx.clone();
-        let rx = tx.subscribe();
+        let rx = tx.tx.subscribe();
         match state.views.get(&key.mesh).cloned() {
-            Some(view) => {
+            Some((seq, view)) => {
                 let dp = dataplane_of(&state, &key);
                 drop(state);
                 if let Some(dp) = dp {
-                    self.generate_one(&view, &key, &dp, &tx);
+                    self.generate_one(&view, seq, &key, &dp, &tx);
                 }
             }
             None => {
@@ -382,7 +397,7 @@ impl Cache {
     /// Rebuilds `mesh`'s view and regenerates its connected proxies.
     fn rebuild(&self, mesh: &str) {
         let started = Instant::now();
-        let (view, proxies) = {
+        let (seq, view, proxies) = {
             let mut state = self.lock();
             let Some(mesh_res) = state.meshes.get(mesh).cloned() else {
                 state.views.remove(mesh);
@@ -396,7 +411,9 @@ impl Cache {
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default();
             let view = Arc::new(MeshView::new(mesh_res, resources));
-            state.views.insert(mesh.to_string(), view.clone());
+            state.last_view_seq += 1;
+            let seq = state.last_view_seq;
+            state.views.insert(mesh.to_string(), (seq, view.clone()));
             let proxies: Vec<(ProxyKey, Arc<Resource>, SnapshotTx)> = state
                 .proxies
                 .iter()
@@ -405,7 +422,7 @@ impl Cache {
                     dataplane_of(&state, k).map(|dp| (k.clone(), dp, e.tx.clone()))
                 })
                 .collect();
-            (view, proxies)
+            (seq, view, proxies)
         };
         self.interners()
             .entry(mesh.to_string())
@@ -414,18 +431,23 @@ impl Cache {
         let stats = &self.inner.stats;
         stats.rebuilds.fetch_add(1, Ordering::Relaxed);
         add_nanos(&stats.view_nanos, started.elapsed());
-        self.generate_all(&view, &proxies);
+        self.generate_all(&view, seq, &proxies);
         tracing::debug!(%mesh, proxies = proxies.len(), elapsed_ms = started.elapsed().as_millis() as u64, "xDS cache: mesh regenerated");
     }
 
     /// Generates `proxies` over the machine's cores (one thread per core for big
     /// meshes; this runs on a blocking thread already).
-    fn generate_all(&self, view: &MeshView, proxies: &[(ProxyKey, Arc<Resource>, SnapshotTx)]) {
+    fn generate_all(
+        &self,
+        view: &MeshView,
+        seq: u64,
+        proxies: &[(ProxyKey, Arc<Resource>, SnapshotTx)],
+    ) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = cores.min(proxies.len() / MIN_PROXIES_PER_THREAD).max(1);
         if workers == 1 {
             for (key, dp, tx) in proxies {
-                self.generate_one(view, key, dp, tx);
+                self.generate_one(view, seq, key, dp, tx);
             }
             return;
         }
@@ -434,14 +456,23 @@ impl Cache {
             for part in proxies.chunks(chunk) {
                 scope.spawn(move || {
                     for (key, dp, tx) in part {
-                        self.generate_one(view, key, dp, tx);
+                        self.generate_one(view, seq, key, dp, tx);
                     }
                 });
             }
         });
     }
 
-    fn generate_one(&self, view: &MeshView, key: &ProxyKey, dp: &Resource, tx: &SnapshotTx) {
+    /// Generates one proxy from `view` (number `seq`) and publishes the result
+    /// unless it is unchanged, or a snapshot from a newer view is already out.
+    fn generate_one(
+        &self,
+        view: &MeshView,
+        seq: u64,
+        key: &ProxyKey,
+        dp: &Resource,
+        tx: &SnapshotTx,
+    ) {
         let started = Instant::now();
         let result = (self.inner.generator)(view, dp);
         let took = started.elapsed();
@@ -457,7 +488,13 @@ impl Cache {
                     .entry(key.mesh.clone())
                     .or_default()
                     .intern(&snapshot);
-                let changed = tx.send_if_modified(|cur| {
+                let mut outdated = false;
+                let changed = tx.tx.send_if_modified(|cur| {
+                    if seq < tx.view_seq.load(Ordering::Relaxed) {
+                        outdated = true;
+                        return false;
+                    }
+                    tx.view_seq.store(seq, Ordering::Relaxed);
                     if cur.as_ref().is_some_and(|c| same_snapshot(c, &snapshot)) {
                         false
                     } else {
@@ -467,6 +504,9 @@ impl Cache {
                 });
                 if changed {
                     stats.published.fetch_add(1, Ordering::Relaxed);
+                }
+                if outdated {
+                    tracing::debug!(proxy = %key, "xDS cache: dropped a generation from an older mesh view");
                 }
             }
             Err(e) => {

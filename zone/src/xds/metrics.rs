@@ -16,6 +16,9 @@ pub struct XdsMetrics {
     pub responses: Counter,
     pub acks: Counter,
     pub nacks: Counter,
+    /// Responses that awaited their ACK for `SenderConfig::stall_after` (each
+    /// counted once; the zone logs a warning naming the proxy).
+    pub stalls: Counter,
     /// Per-proxy generations, and those that failed (the last good snapshot stays).
     pub generations: Counter,
     pub generation_errors: Counter,
@@ -31,6 +34,7 @@ impl XdsMetrics {
             responses: Counter::default(),
             acks: Counter::default(),
             nacks: Counter::default(),
+            stalls: Counter::default(),
             generations: Counter::default(),
             generation_errors: Counter::default(),
             generation_seconds: Histogram::new(exponential_buckets(0.000_01, 2.0, 16)),
@@ -49,6 +53,11 @@ impl XdsMetrics {
             "nacks",
             "xDS responses NACKed (rejected by a proxy)",
             m.nacks.clone(),
+        );
+        sub.register(
+            "stalls",
+            "xDS responses that awaited their ACK for 5 s or more (a stuck proxy)",
+            m.stalls.clone(),
         );
         sub.register(
             "generations",

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use weft_api::server::ServerError;
 use weft_model::resource::Resource;
 use weft_runtime::shutdown::CancellationToken;
@@ -104,7 +105,7 @@ pub async fn serve(
     })?;
     let ca_pem = tls.ca_cert_pem().ok_or_else(|| ServerError::Setup {
         what: "xDS TLS",
-        reason: "the generated certificate chain has no CA".into(),
+        source: "the generated certificate chain has no CA".into(),
     })?;
     let identity =
         tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());
@@ -284,6 +285,8 @@ impl AggregatedDiscoveryService for Ads {
             .await?;
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
+        // The engine's own logs (stalls, NACKs) name the proxy through this span.
+        let span = tracing::info_span!("xds", proxy = %session.key, kind = "sotw");
         tokio::spawn(async move {
             let Session { key, snapshots, .. } = &session;
             let mut sender = SotwSender::new(ctx.sender.clone());
@@ -295,6 +298,7 @@ impl AggregatedDiscoveryService for Ads {
                         Some(super::sotw::SotwVerdict::Nack { .. }) => ctx.metrics.nacks.inc(),
                         _ => 0,
                     },
+                    SotwEvent::Stalled(_) => ctx.metrics.stalls.inc(),
                 };
                 ctx.cache.insights().record(key, s.all_stats());
             };
@@ -313,7 +317,7 @@ impl AggregatedDiscoveryService for Ads {
                 () = ctx.shutdown.cancelled() => {}
             }
             drop(session);
-        });
+        }.instrument(span));
         let out: RespStream<DiscoveryResponse> = Box::pin(ReceiverStream::new(rx).map(Ok));
         Ok(Response::new(out))
     }
@@ -332,6 +336,8 @@ impl AggregatedDiscoveryService for Ads {
             .await?;
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
+        // The engine's own logs (stalls, NACKs) name the proxy through this span.
+        let span = tracing::info_span!("xds", proxy = %session.key, kind = "delta");
         tokio::spawn(async move {
             let Session { key, snapshots, .. } = &session;
             let mut sender = Sender::new(ctx.sender.clone());
@@ -344,6 +350,7 @@ impl AggregatedDiscoveryService for Ads {
                         _ => 0,
                     },
                     SenderEvent::Error(_) => 0,
+                    SenderEvent::Stalled(_) => ctx.metrics.stalls.inc(),
                 };
                 ctx.cache.insights().record(key, s.all_stats());
             };
@@ -363,7 +370,7 @@ impl AggregatedDiscoveryService for Ads {
                 () = ctx.shutdown.cancelled() => {}
             }
             drop(session);
-        });
+        }.instrument(span));
         let out: RespStream<DeltaDiscoveryResponse> = Box::pin(ReceiverStream::new(rx).map(Ok));
         Ok(Response::new(out))
     }

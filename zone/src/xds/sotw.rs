@@ -13,7 +13,12 @@
 //!   ACK/NACK), no back-off pending, no type ordered before it in flight
 //!   (`SenderConfig::waits_for`: listeners and routes wait for the cluster
 //!   ACK), and the current version is neither the one the proxy holds nor
-//!   the one it last rejected.
+//!   the one it last rejected — except right after a response of a type that
+//!   `SenderConfig::resend_with` names it for: endpoints follow every cluster
+//!   response even unchanged, since an updated cluster warms only on a fresh EDS
+//!   response (and Envoy's cluster ACK waits for that).
+//! - **Stalls**: a response awaiting its ACK for `SenderConfig::stall_after` is
+//!   reported once ([`SotwSender::take_stalls`]).
 //! - **ACK** = a request whose `response_nonce` is the awaited nonce and has no
 //!   `error_detail`: the sent version becomes held. **NACK** = the same with
 //!   `error_detail`: the version is remembered as rejected (never resent as is) and
@@ -27,7 +32,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::time::Instant;
-use weft_sync::delta::{Any, Node, SenderConfig, Snapshot, TypeResources, TypeStats};
+use weft_sync::delta::{Any, Node, SenderConfig, Snapshot, Stall, TypeResources, TypeStats};
 
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
@@ -76,13 +81,25 @@ struct TypeState {
     names: BTreeSet<String>,
     /// The version the proxy holds.
     held: Option<String>,
-    /// (nonce, version, resources) of the response awaiting ACK/NACK.
-    awaiting: Option<(String, String, usize)>,
+    /// The response awaiting ACK/NACK.
+    awaiting: Option<Awaiting>,
+    /// Sent again even if the proxy holds the version (`SenderConfig::resend_with`).
+    resend: bool,
     /// The version the proxy last rejected.
     rejected: Option<String>,
     nacks_in_row: u32,
     not_before: Option<Instant>,
     stats: TypeStats,
+}
+
+#[derive(Debug)]
+struct Awaiting {
+    nonce: String,
+    version: String,
+    resources: usize,
+    sent_at: Instant,
+    /// Already reported as stalled.
+    reported: bool,
 }
 
 /// The SotW state of one stream.
@@ -167,11 +184,15 @@ impl SotwSender {
         config: &SenderConfig,
     ) -> SotwVerdict {
         let nonce = req.response_nonce.clone();
-        let Some((awaited, version, count)) = ts.awaiting.take_if(|(n, _, _)| *n == nonce) else {
+        let Some(Awaiting {
+            version,
+            resources: count,
+            ..
+        }) = ts.awaiting.take_if(|a| a.nonce == nonce)
+        else {
             ts.stats.stale_nonces += 1;
             return SotwVerdict::Stale { nonce };
         };
-        let _ = awaited;
         match &req.error_detail {
             None => {
                 ts.held = Some(version);
@@ -197,64 +218,154 @@ impl SotwSender {
         }
     }
 
-    /// The responses due now (at most one per type).
+    /// The responses due now (at most one per type). A response makes the types
+    /// `SenderConfig::resend_with` lists for it due again, after it.
     pub fn poll(&mut self, now: Instant) -> Vec<DiscoveryResponse> {
         let mut out = Vec::new();
-        let Some(snapshot) = &self.snapshot else {
+        if self.snapshot.is_none() {
             return out;
-        };
-        let empty = TypeResources::new();
-        for type_url in &self.config.in_send_order(&self.order) {
-            let types = &self.types;
-            if self.config.held_by_order(type_url, |t| {
-                types.get(t).is_some_and(|s| s.awaiting.is_some())
-            }) {
-                continue;
+        }
+        for ts in self.types.values_mut() {
+            // An elapsed back-off is over (and must not stay a deadline).
+            ts.not_before = ts.not_before.filter(|t| *t > now);
+        }
+        let order = self.config.in_send_order(&self.order);
+        // Each type sends at most once per poll (then it is in flight), so this
+        // ends; a second pass serves what a later type's response made due again.
+        let mut progress = true;
+        while progress {
+            progress = false;
+            for type_url in &order {
+                if let Some(resp) = self.respond(type_url, now) {
+                    for again in self.config.resend_with.get(type_url).into_iter().flatten() {
+                        if let Some(ts) = self.types.get_mut(again) {
+                            ts.resend = true;
+                        }
+                    }
+                    out.push(resp);
+                    progress = true;
+                }
             }
-            let Some(ts) = self.types.get_mut(type_url) else {
-                continue;
-            };
-            if ts.awaiting.is_some() || ts.not_before.is_some_and(|t| t > now) {
-                continue;
-            }
-            let resources = snapshot.get(type_url).unwrap_or(&empty);
-            let selected = select(type_url, ts, resources);
-            let version = content_version(&selected);
-            if ts.held.as_deref() == Some(version.as_str())
-                || ts.rejected.as_deref() == Some(version.as_str())
-            {
-                continue;
-            }
-            let nonce = self.next_nonce.to_string();
-            self.next_nonce += 1;
-            let resp = DiscoveryResponse {
-                version_info: version.clone(),
-                resources: selected.iter().map(|(_, _, a)| (*a).clone()).collect(),
-                type_url: type_url.clone(),
-                nonce: nonce.clone(),
-                control_plane: self
-                    .config
-                    .control_plane_id
-                    .as_ref()
-                    .map(|id| ControlPlane {
-                        identifier: id.clone(),
-                    }),
-                ..Default::default()
-            };
-            let bytes = prost::Message::encoded_len(&resp) as u64;
-            ts.stats.responses_sent += 1;
-            ts.stats.resources_sent += selected.len() as u64;
-            ts.stats.bytes_sent += bytes;
-            ts.stats.largest_response = ts.stats.largest_response.max(bytes);
-            ts.awaiting = Some((nonce, version, selected.len()));
-            out.push(resp);
         }
         out
     }
 
-    /// When the earliest NACK back-off ends; poll again then.
+    /// `type_url`'s response if one is due now.
+    fn respond(&mut self, type_url: &str, now: Instant) -> Option<DiscoveryResponse> {
+        let snapshot = self.snapshot.as_ref()?;
+        let types = &self.types;
+        if self.config.held_by_order(type_url, |t| {
+            types.get(t).is_some_and(|s| s.awaiting.is_some())
+        }) {
+            return None;
+        }
+        let ts = self.types.get_mut(type_url)?;
+        if ts.awaiting.is_some() || ts.not_before.is_some() {
+            return None;
+        }
+        let empty = TypeResources::new();
+        let resources = snapshot.get(type_url).unwrap_or(&empty);
+        let selected = select(type_url, ts, resources);
+        let version = content_version(&selected);
+        if ts.rejected.as_deref() == Some(version.as_str())
+            || (!ts.resend && ts.held.as_deref() == Some(version.as_str()))
+        {
+            ts.resend = false;
+            return None;
+        }
+        ts.resend = false;
+        let nonce = self.next_nonce.to_string();
+        self.next_nonce += 1;
+        let resp = DiscoveryResponse {
+            version_info: version.clone(),
+            resources: selected.iter().map(|(_, _, a)| (*a).clone()).collect(),
+            type_url: type_url.to_string(),
+            nonce: nonce.clone(),
+            control_plane: self
+                .config
+                .control_plane_id
+                .as_ref()
+                .map(|id| ControlPlane {
+                    identifier: id.clone(),
+                }),
+            ..Default::default()
+        };
+        let bytes = prost::Message::encoded_len(&resp) as u64;
+        ts.stats.responses_sent += 1;
+        ts.stats.resources_sent += selected.len() as u64;
+        ts.stats.bytes_sent += bytes;
+        ts.stats.largest_response = ts.stats.largest_response.max(bytes);
+        ts.awaiting = Some(Awaiting {
+            nonce,
+            version,
+            resources: selected.len(),
+            sent_at: now,
+            reported: false,
+        });
+        Some(resp)
+    }
+
+    /// Responses awaiting their ACK for `SenderConfig::stall_after`, each reported
+    /// once.
+    pub fn take_stalls(&mut self, now: Instant) -> Vec<Stall> {
+        let Some(after) = self.config.stall_after else {
+            return Vec::new();
+        };
+        let mut stalls = Vec::new();
+        for type_url in &self.order {
+            let Some(a) = self
+                .types
+                .get_mut(type_url)
+                .and_then(|ts| ts.awaiting.as_mut())
+                .filter(|a| !a.reported)
+            else {
+                continue;
+            };
+            let waited = now.saturating_duration_since(a.sent_at);
+            if waited < after {
+                continue;
+            }
+            a.reported = true;
+            stalls.push(Stall {
+                type_url: type_url.clone(),
+                nonce: a.nonce.clone(),
+                waited,
+                names: Vec::new(),
+                holding: Vec::new(),
+            });
+        }
+        for stall in &mut stalls {
+            stall.holding = self
+                .order
+                .iter()
+                .filter(|t| {
+                    self.config
+                        .waits_for
+                        .get(*t)
+                        .is_some_and(|deps| deps.contains(&stall.type_url))
+                })
+                .cloned()
+                .collect();
+        }
+        stalls
+    }
+
+    /// When to poll again without a new request or snapshot: the earliest end of
+    /// a NACK back-off, or the moment a response in flight counts as stalled.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.types.values().filter_map(|t| t.not_before).min()
+        let stall = self.config.stall_after;
+        self.types
+            .values()
+            .flat_map(|t| {
+                let stalled = t
+                    .awaiting
+                    .as_ref()
+                    .filter(|a| !a.reported)
+                    .zip(stall)
+                    .and_then(|(a, after)| a.sent_at.checked_add(after));
+                t.not_before.into_iter().chain(stalled)
+            })
+            .min()
     }
 
     /// Counters of every requested type, in first-request order.
@@ -273,7 +384,7 @@ impl SotwSender {
     pub fn awaiting(&self, type_url: &str) -> Option<&str> {
         self.types
             .get(type_url)
-            .and_then(|t| t.awaiting.as_ref().map(|(n, _, _)| n.as_str()))
+            .and_then(|t| t.awaiting.as_ref().map(|a| a.nonce.as_str()))
     }
 }
 

@@ -12,8 +12,8 @@ use futures::{Stream, StreamExt};
 use std::fmt::Display;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use weft_sync::delta::Snapshot;
 use weft_sync::delta::driver::StreamEnd;
+use weft_sync::delta::{Snapshot, Stall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SotwStreamError {
@@ -27,7 +27,13 @@ pub enum SotwStreamError {
 #[derive(Debug)]
 pub enum SotwEvent {
     Request(SotwRequest),
-    Sent { type_url: String, resources: usize },
+    Sent {
+        type_url: String,
+        resources: usize,
+    },
+    /// A response has awaited its ACK for `SenderConfig::stall_after` (logged as a
+    /// warning too).
+    Stalled(Stall),
 }
 
 /// Serves `sender` until the peer, the outgoing queue or the snapshot source goes away.
@@ -56,6 +62,14 @@ where
             if outgoing.send(resp).await.is_err() {
                 return Ok(StreamEnd::OutgoingClosed);
             }
+        }
+        for stall in sender.take_stalls(Instant::now()) {
+            tracing::warn!(
+                type_url = %stall.type_url, nonce = %stall.nonce,
+                waited_ms = stall.waited.as_millis() as u64, holding = ?stall.holding,
+                "xDS SotW: stream stalled: {stall}"
+            );
+            observe(sender, SotwEvent::Stalled(stall));
         }
         let deadline = sender.next_deadline();
         tokio::select! {

@@ -28,8 +28,8 @@ mod codec;
 use super::plan::{self, Op};
 use super::watch::{self, ChangeLog};
 use super::{
-    Change, ListPage, Page, ResourceStore, StoreError, StoreOptions, Watch, WriteOp, page_bounds,
-    stored,
+    Change, IoError, ListPage, Page, ResourceStore, StoreError, StoreOptions, Watch, WriteOp,
+    page_bounds, stored,
 };
 use async_trait::async_trait;
 use sled::Transactional;
@@ -68,7 +68,7 @@ struct Inner {
 }
 
 fn io(e: sled::Error) -> StoreError {
-    StoreError::Io(e.to_string())
+    StoreError::Io(IoError::new(e))
 }
 
 impl SledStore {
@@ -138,7 +138,7 @@ impl SledStore {
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.write(ops).await })
             .await
-            .map_err(|e| StoreError::Io(format!("store write task failed: {e}")))?
+            .map_err(|e| StoreError::Io(IoError::new(e)))?
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -158,7 +158,7 @@ where
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StoreError::Io(format!("store task failed: {e}")))?
+        .map_err(|e| StoreError::Io(IoError::new(e)))?
 }
 
 impl Inner {

@@ -13,12 +13,11 @@
 //! health check ends the incoming stream, which ends these pumps.
 
 use super::receiver::{Receiver, Update};
-use super::sender::Sender;
+use super::sender::{Sender, Stall};
 use super::snapshot::Snapshot;
 use super::tracker::{RequestSummary, Verdict};
 use super::{BoxError, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaError, Rejection};
 use futures::{Stream, StreamExt};
-use std::fmt::Display;
 use std::future::Future;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -50,6 +49,9 @@ pub enum SenderEvent {
     },
     /// A resource could not be sent (too large); the stream goes on.
     Error(DeltaError),
+    /// A response has awaited its ACK for [`super::SenderConfig::stall_after`]
+    /// (logged as a warning too).
+    Stalled(Stall),
 }
 
 /// Serves `sender` until the peer, the outgoing queue or the snapshot source goes
@@ -66,7 +68,7 @@ pub async fn run_sender<S, E>(
 ) -> Result<StreamEnd, DeltaError>
 where
     S: Stream<Item = Result<DeltaDiscoveryRequest, E>>,
-    E: Display,
+    E: Into<BoxError>,
 {
     let (tx, mut rx) = mpsc::channel(queue.max(1));
     let reader = read_into(incoming, tx);
@@ -114,6 +116,14 @@ async fn flush(
     for e in out.errors {
         tracing::warn!(error = %e, "delta: resource not sent");
         observe(sender, SenderEvent::Error(e));
+    }
+    for stall in out.stalls {
+        tracing::warn!(
+            type_url = %stall.type_url, nonce = %stall.nonce,
+            waited_ms = stall.waited.as_millis() as u64, names = ?stall.names,
+            holding = ?stall.holding, "delta: stream stalled: {stall}"
+        );
+        observe(sender, SenderEvent::Stalled(stall));
     }
     for resp in out.responses {
         let event = SenderEvent::Sent {
@@ -187,7 +197,7 @@ pub async fn run_receiver<S, E>(
 ) -> Result<StreamEnd, DeltaError>
 where
     S: Stream<Item = Result<DeltaDiscoveryResponse, E>>,
-    E: Display,
+    E: Into<BoxError>,
 {
     let (tx, mut rx) = mpsc::channel(queue.max(1));
     let reader = read_into(incoming, tx);
@@ -205,21 +215,26 @@ where
             };
             let update = receiver.begin(resp)?;
             let type_url = update.type_url.clone();
-            let reply = match apply.apply(update).await {
+            let answer = match apply.apply(update).await {
                 Ok(rejections) => receiver.finish(rejections)?,
                 Err(source) => {
                     receiver.abandon();
                     return Err(DeltaError::Apply { type_url, source });
                 }
             };
-            if reply.is_nack() {
-                tracing::warn!(%type_url, rejected = ?reply.rejected, "delta: sending NACK");
+            if answer.initial_sync_complete {
+                tracing::info!(
+                    answers = answer.replies.len(),
+                    "delta: initial sync complete; sending the held answers"
+                );
             }
-            if reply.initial_sync_complete {
-                tracing::info!("delta: initial sync complete");
-            }
-            if outgoing.send(reply.request).await.is_err() {
-                return Ok(StreamEnd::OutgoingClosed);
+            for reply in answer.replies {
+                if reply.is_nack() {
+                    tracing::warn!(type_url = %reply.type_url(), rejected = ?reply.rejected, "delta: sending NACK");
+                }
+                if outgoing.send(reply.request).await.is_err() {
+                    return Ok(StreamEnd::OutgoingClosed);
+                }
             }
         }
     };
@@ -227,16 +242,16 @@ where
 }
 
 /// Moves incoming messages into the bounded queue until the stream ends, fails
-/// (the error is queued last), or the queue's reader is gone.
-async fn read_into<M, S, E>(incoming: S, tx: mpsc::Sender<Result<M, String>>)
+/// (the error is queued last, as it is), or the queue's reader is gone.
+async fn read_into<M, S, E>(incoming: S, tx: mpsc::Sender<Result<M, BoxError>>)
 where
     S: Stream<Item = Result<M, E>>,
-    E: Display,
+    E: Into<BoxError>,
 {
     let mut incoming = std::pin::pin!(incoming);
     while let Some(item) = incoming.next().await {
         let failed = item.is_err();
-        if tx.send(item.map_err(|e| e.to_string())).await.is_err() || failed {
+        if tx.send(item.map_err(Into::into)).await.is_err() || failed {
             return;
         }
     }

@@ -25,6 +25,12 @@
 //! - **In flight**: at most one response per type (nonce → what it carried). The
 //!   next is built only after its ACK/NACK, from a fresh diff, which is never larger
 //!   than what still differs.
+//! - **Order** ([`SenderConfig::waits_for`], [`SenderConfig::resend_with`]): a type
+//!   may wait for another's ACK (Envoy: listeners for clusters), and a response may
+//!   make the same names of another type due again, known or not (Envoy: endpoints
+//!   after every cluster sent, since an updated cluster warms only on fresh EDS).
+//! - **Stalls**: a response unanswered for [`SenderConfig::stall_after`] is
+//!   reported once ([`Stall`]; the driver logs a warning).
 //!
 //! # What is committed when
 //! - Known versions change **only on ACK** (sent versions become known, removed
@@ -65,8 +71,16 @@
 //! The apply step returns per-resource [`Rejection`]s (→ NACK naming each, the
 //! valid resources still applied) or a fatal error (→ [`DeltaError::Apply`], tear the
 //! stream down, as Kuma's `ResourceSyncer` does). `Update::completes_initial_sync`
-//! and `Reply::initial_sync_complete` mark the moment every subscribed type has
+//! and `Answer::initial_sync_complete` mark the moment every subscribed type has
 //! been received once: swap the staged initial state in atomically, then be ready.
+//!
+//! Until then, answers are **held**: the receiver answers each type only after the
+//! single commit that ends the initial sync, so an ACK never claims what is not
+//! stored, and a resource the commit refuses is NACKed in its own type's answer
+//! ([`Rejection::of_type`]). Only the parts of a split initial sync are answered at
+//! once (the sender waits for that answer before sending the next part); a later
+//! NACK of the type may name resources of those parts, and the sender takes them
+//! back out of the receiver's known versions.
 
 pub mod driver;
 mod nack;
@@ -80,8 +94,8 @@ mod tracker;
 mod tests;
 
 pub use nack::{NACK_CODE, Rejection};
-pub use receiver::{Receiver, Reply, Update, UpdateKind};
-pub use sender::{Outgoing, Sender, SenderConfig};
+pub use receiver::{Answer, Receiver, Reply, Update, UpdateKind};
+pub use sender::{Outgoing, Sender, SenderConfig, Stall};
 pub use snapshot::{Entry, Snapshot, TypeResources, any_version};
 pub use stats::TypeStats;
 pub use tracker::{RequestSummary, Verdict};
@@ -122,12 +136,19 @@ pub enum DeltaError {
     ApplyPending,
     #[error("no response is being applied")]
     NothingPending,
+    #[error(
+        "the apply step rejected {name:?} of type {type_url}, which it was not applying \
+         (only the commit ending the initial sync may reject resources of other types)"
+    )]
+    StrayRejection { type_url: String, name: String },
     #[error("applying {type_url} failed: {source}; the stream must restart")]
     Apply {
         type_url: String,
         #[source]
         source: BoxError,
     },
+    /// The incoming stream failed; the source is the transport's own error (for
+    /// gRPC, the `tonic::Status` the stream ended with).
     #[error("stream transport failed: {0}")]
-    Transport(String),
+    Transport(#[source] BoxError),
 }

@@ -25,13 +25,31 @@ const MAX_REASON: usize = 4096;
 pub struct Rejection {
     pub name: String,
     pub reason: String,
+    /// The resource's type when it may differ from the update being applied: the
+    /// commit that ends the initial sync rejects resources of every type, and each
+    /// is NACKed in its own type's answer. `None`: the update's type.
+    pub type_url: Option<String>,
 }
 
 impl Rejection {
+    /// A rejection of a resource of the update being applied.
     pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
         Rejection {
             name: name.into(),
             reason: reason.into(),
+            type_url: None,
+        }
+    }
+
+    /// A rejection of a resource of `type_url`.
+    pub fn of_type(
+        type_url: impl Into<String>,
+        name: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Rejection {
+            type_url: Some(type_url.into()),
+            ..Rejection::new(name, reason)
         }
     }
 }

@@ -3,6 +3,21 @@
 //!
 //! Use [`Receiver::on_response`] with a synchronous apply function, or the split
 //! form [`Receiver::begin`] → (apply, possibly async) → [`Receiver::finish`].
+//!
+//! # Answers wait for the initial commit
+//! A receiver may stage the initial sync and commit it once, when every type has
+//! arrived (the zone does). Until then an ACK would claim what is not stored, and a
+//! resource the commit refuses could only be named in the answer of whichever type
+//! happened to come last, which its sender ignores. So, until the initial sync is
+//! complete, the answer to each response is **held**, and all held answers go out,
+//! in arrival order, when the response that completes the initial sync is finished:
+//! each type's answer names that type's rejections, whenever they were found.
+//!
+//! The exception is a part of a split initial sync (`weft:more-follows`): the sender
+//! sends the next part only after this one is answered, so it is answered at once.
+//! Its ACK is provisional: the answer to the type's last part (held like the rest)
+//! may still NACK resources of earlier parts, and the sender then takes them back
+//! out of what it believes the receiver holds.
 
 use super::nack::{Rejection, nack_status};
 use super::{BoxError, DeltaError, MORE_FOLLOWS, SenderConfig};
@@ -42,22 +57,34 @@ pub struct Update {
     pub completes_initial_sync: bool,
 }
 
-/// What to send back after a response was applied.
+/// The answer to one response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     /// The ACK, or the NACK naming each rejected resource.
     pub request: DeltaDiscoveryRequest,
     /// Names the apply step rejected (empty for an ACK).
     pub rejected: Vec<String>,
-    /// True exactly once: the first time every subscribed type has finished its
-    /// initial sync.
-    pub initial_sync_complete: bool,
 }
 
 impl Reply {
     pub fn is_nack(&self) -> bool {
         self.request.error_detail.is_some()
     }
+
+    pub fn type_url(&self) -> &str {
+        &self.request.type_url
+    }
+}
+
+/// What to send back once a response was applied.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Answer {
+    /// Answers to send now, in order: none while they are held for the initial
+    /// commit, every held one when the initial sync completes, otherwise one.
+    pub replies: Vec<Reply>,
+    /// True exactly once: the first time every subscribed type has finished its
+    /// initial sync.
+    pub initial_sync_complete: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +118,15 @@ struct Pending {
     /// Phase after the response, and the initial names to keep if still initial.
     next_phase: Phase,
     next_initial_names: Option<BTreeSet<String>>,
+    /// Finishing this response completes the initial sync.
+    completes: bool,
+}
+
+/// An applied response whose answer waits for the initial sync to complete.
+#[derive(Debug)]
+struct Held {
+    response: Pending,
+    rejections: Vec<Rejection>,
 }
 
 /// The receiver state of one stream.
@@ -101,6 +137,8 @@ pub struct Receiver {
     types: BTreeMap<String, TypeState>,
     order: Vec<String>,
     pending: Option<Pending>,
+    /// Answers held until the initial sync completes, in arrival order.
+    held: Vec<Held>,
     synced: bool,
 }
 
@@ -132,6 +170,7 @@ impl Receiver {
             types: BTreeMap::new(),
             order: Vec::new(),
             pending: None,
+            held: Vec::new(),
             synced: false,
         };
         for (t, mut declared) in types {
@@ -214,7 +253,8 @@ impl Receiver {
     }
 
     /// Checks a response and turns it into the [`Update`] to apply. Exactly one
-    /// response may be between `begin` and [`Receiver::finish`].
+    /// response may be between `begin` and [`Receiver::finish`] (others may be
+    /// held, waiting for the initial sync to complete).
     pub fn begin(&mut self, resp: DeltaDiscoveryResponse) -> Result<Update, DeltaError> {
         if self.pending.is_some() {
             return Err(DeltaError::ApplyPending);
@@ -267,6 +307,7 @@ impl Receiver {
             removed: resp.removed_resources.clone(),
             next_phase,
             next_initial_names,
+            completes: completes_initial_sync,
         });
         Ok(Update {
             type_url: resp.type_url,
@@ -277,31 +318,96 @@ impl Receiver {
         })
     }
 
-    /// Records the apply step's outcome and builds the ACK (no rejection) or the
-    /// NACK (naming each rejected resource; the others count as applied).
-    pub fn finish(&mut self, rejections: Vec<Rejection>) -> Result<Reply, DeltaError> {
+    /// Records the apply step's outcome and answers: an ACK (no rejection) or a
+    /// NACK (naming each rejected resource; the others count as applied). Before
+    /// the initial sync is complete the answer is held (see the module docs), except
+    /// for a part of a split initial sync. A rejection naming another type
+    /// ([`Rejection::of_type`]) is allowed only when this response completes the
+    /// initial sync, for a type whose answer is held.
+    pub fn finish(&mut self, rejections: Vec<Rejection>) -> Result<Answer, DeltaError> {
         let Some(p) = self.pending.take() else {
             return Err(DeltaError::NothingPending);
         };
+        let (own, others): (Vec<Rejection>, Vec<Rejection>) = rejections
+            .into_iter()
+            .partition(|r| r.type_url.as_ref().is_none_or(|t| *t == p.type_url));
+        if let Some(stray) = others.iter().find(|r| {
+            !p.completes
+                || !self
+                    .held
+                    .iter()
+                    .any(|h| r.type_url.as_ref() == Some(&h.response.type_url))
+        }) {
+            return Err(DeltaError::StrayRejection {
+                type_url: stray.type_url.clone().unwrap_or_default(),
+                name: stray.name.clone(),
+            });
+        }
         let Some(state) = self.types.get_mut(&p.type_url) else {
             return Err(DeltaError::UnexpectedType {
                 type_url: p.type_url,
             });
         };
-        let rejected: BTreeSet<&str> = rejections.iter().map(|r| r.name.as_str()).collect();
-        for n in &p.removed {
-            state.known.remove(n);
+        state.phase = p.next_phase;
+        state.initial_names = p.next_initial_names.clone().unwrap_or_default();
+        if self.synced || p.next_phase == Phase::Initial {
+            return Ok(Answer {
+                replies: vec![self.answer(p, own)],
+                initial_sync_complete: false,
+            });
         }
-        for (n, v) in &p.versions {
-            if !rejected.contains(n.as_str()) {
-                state.known.insert(n.clone(), v.clone());
+        let completes = p.completes;
+        self.held.push(Held {
+            response: p,
+            rejections: own,
+        });
+        if !completes {
+            return Ok(Answer::default());
+        }
+        for r in others {
+            let held = self
+                .held
+                .iter_mut()
+                .rev()
+                .find(|h| r.type_url.as_ref() == Some(&h.response.type_url));
+            if let Some(h) = held {
+                h.rejections.push(r);
             }
         }
-        state.phase = p.next_phase;
-        state.initial_names = p.next_initial_names.unwrap_or_default();
-        let initial_sync_complete =
-            !self.synced && self.types.values().all(|s| s.phase == Phase::Synced);
-        self.synced |= initial_sync_complete;
+        self.synced = true;
+        let replies = std::mem::take(&mut self.held)
+            .into_iter()
+            .map(|h| self.answer(h.response, h.rejections))
+            .collect();
+        Ok(Answer {
+            replies,
+            initial_sync_complete: true,
+        })
+    }
+
+    /// Commits an applied response's versions (all but the rejected ones) and
+    /// builds its ACK or NACK.
+    fn answer(&mut self, p: Pending, rejections: Vec<Rejection>) -> Reply {
+        let rejected: BTreeSet<&str> = rejections.iter().map(|r| r.name.as_str()).collect();
+        if let Some(state) = self.types.get_mut(&p.type_url) {
+            for n in &p.removed {
+                state.known.remove(n);
+            }
+            for (n, v) in &p.versions {
+                if !rejected.contains(n.as_str()) {
+                    state.known.insert(n.clone(), v.clone());
+                }
+            }
+            // A rejected resource of an earlier (provisionally ACKed) part: the
+            // receiver holds what it declared, if anything.
+            let sent: BTreeSet<&str> = p.versions.iter().map(|(n, _)| n.as_str()).collect();
+            for n in rejected.iter().filter(|n| !sent.contains(*n)) {
+                match state.declared.get(*n) {
+                    Some(v) => state.known.insert((*n).to_string(), v.clone()),
+                    None => state.known.remove(*n),
+                };
+            }
+        }
         let mut request = DeltaDiscoveryRequest {
             type_url: p.type_url,
             response_nonce: p.nonce,
@@ -314,11 +420,10 @@ impl Receiver {
                 .saturating_sub(request.encoded_len() + 6);
             request.error_detail = Some(nack_status(&request.type_url, &rejections, budget));
         }
-        Ok(Reply {
+        Reply {
             request,
             rejected: rejections.into_iter().map(|r| r.name).collect(),
-            initial_sync_complete,
-        })
+        }
     }
 
     /// Drops a response whose apply failed fatally (the stream is going down).
@@ -332,7 +437,7 @@ impl Receiver {
         &mut self,
         resp: DeltaDiscoveryResponse,
         apply: impl FnOnce(Update) -> Result<Vec<Rejection>, E>,
-    ) -> Result<Reply, DeltaError>
+    ) -> Result<Answer, DeltaError>
     where
         E: Into<BoxError>,
     {

@@ -31,6 +31,15 @@ pub struct SenderConfig {
     /// arrives before the clusters it names. Empty for KDS; [`SenderConfig::envoy`]
     /// for Envoy.
     pub waits_for: BTreeMap<String, Vec<String>>,
+    /// Type → the types whose same-named resources go out again right after a
+    /// response of it carries the name, even if the receiver already holds them
+    /// (only subscribed names the snapshot has). Envoy warms an updated cluster
+    /// only on a fresh EDS response, and does not ask again for a name it already
+    /// watches. Empty for KDS; [`SenderConfig::envoy`] for Envoy.
+    pub resend_with: BTreeMap<String, Vec<String>>,
+    /// A response awaiting its ACK this long is reported once as a [`Stall`]
+    /// (`None`: never).
+    pub stall_after: Option<Duration>,
 }
 
 impl SenderConfig {
@@ -38,6 +47,8 @@ impl SenderConfig {
     pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
     pub const DEFAULT_NACK_BACKOFF_BASE: Duration = Duration::from_millis(500);
     pub const DEFAULT_NACK_BACKOFF_MAX: Duration = Duration::from_secs(30);
+    /// Well under Envoy's 15 s `initial_fetch_timeout`.
+    pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(5);
 
     /// The wait after the `n`-th consecutive NACK (n ≥ 1): base·2^(n−1), capped.
     pub fn nack_backoff(&self, n: u32) -> Duration {
@@ -53,9 +64,14 @@ impl SenderConfig {
     /// which Envoy sends once the new clusters have warmed (received their
     /// endpoints). Endpoints wait for nothing (the cluster ACK waits for them), and
     /// routes do not wait for the listener ACK (a listener warms until its routes
-    /// arrive): either would deadlock.
+    /// arrive): either would deadlock. A cluster sent is followed by its endpoints
+    /// (the ClusterLoadAssignment of the same name), changed or not: an updated
+    /// cluster warms only on a fresh EDS response, so without it the cluster ACK,
+    /// and the listeners behind it, would wait for Envoy's `initial_fetch_timeout`.
     pub fn envoy() -> Self {
         const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+        const ENDPOINTS: &str =
+            "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
         const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
         const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
         let waits_for = [LISTENER, ROUTE]
@@ -64,6 +80,7 @@ impl SenderConfig {
             .collect();
         SenderConfig {
             waits_for,
+            resend_with: [(CLUSTER.to_string(), vec![ENDPOINTS.to_string()])].into(),
             ..SenderConfig::default()
         }
     }
@@ -94,16 +111,52 @@ impl Default for SenderConfig {
             nack_backoff_max: Self::DEFAULT_NACK_BACKOFF_MAX,
             control_plane_id: None,
             waits_for: BTreeMap::new(),
+            resend_with: BTreeMap::new(),
+            stall_after: Some(Self::DEFAULT_STALL_AFTER),
         }
     }
 }
 
-/// What [`Sender::poll`] produced: responses to send now, in order, and resources
-/// that could not be sent (each reported once per version).
+/// What [`Sender::poll`] produced: responses to send now, in order, resources
+/// that could not be sent (each reported once per version), and responses newly
+/// stalled (each reported once).
 #[derive(Debug, Default)]
 pub struct Outgoing {
     pub responses: Vec<DeltaDiscoveryResponse>,
     pub errors: Vec<DeltaError>,
+    pub stalls: Vec<Stall>,
+}
+
+/// A response that has awaited its ACK/NACK for [`SenderConfig::stall_after`]:
+/// the receiver is stuck or very slow, and every type that waits for this one
+/// ([`SenderConfig::waits_for`]) is held back meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    pub type_url: String,
+    pub nonce: String,
+    /// How long it has waited so far.
+    pub waited: Duration,
+    /// Some of the names it carried (updated, then removed).
+    pub names: Vec<String>,
+    /// Types that wait for it, with a response possibly due: held back.
+    pub holding: Vec<String>,
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} response (nonce {}, {:?}) has awaited its ACK for {:.1} s",
+            self.type_url,
+            self.nonce,
+            self.names,
+            self.waited.as_secs_f64()
+        )?;
+        if !self.holding.is_empty() {
+            write!(f, "; held back behind it: {:?}", self.holding)?;
+        }
+        Ok(())
+    }
 }
 
 /// The sender state of one stream. See the module documentation for the rules.
@@ -190,41 +243,105 @@ impl Sender {
     /// The responses due now: for every requested type with nothing in flight, no
     /// back-off pending and no type it waits for in flight
     /// ([`SenderConfig::waits_for`]), what differs between the snapshot and the
-    /// receiver.
+    /// receiver. A response carrying names makes the same names of the types
+    /// [`SenderConfig::resend_with`] lists due again, sent after it (in this poll
+    /// when nothing of theirs is in flight). Also reports newly stalled responses.
     pub fn poll(&mut self, now: Instant) -> Outgoing {
         let mut out = Outgoing::default();
         let Some(snapshot) = &self.snapshot else {
             return out;
         };
+        for tracker in self.types.values_mut() {
+            tracker.expire_backoff(now);
+        }
         let empty = TypeResources::new();
-        for type_url in &self.config.in_send_order(&self.order) {
-            let types = &self.types;
-            if self.config.held_by_order(type_url, |t| {
-                types.get(t).is_some_and(|tr| tr.awaiting().is_some())
-            }) {
-                continue;
-            }
-            let Some(tracker) = self.types.get_mut(type_url) else {
-                continue;
-            };
-            if !tracker.ready(now) {
-                continue;
-            }
-            let nonce = self.next_nonce.to_string();
-            let resources = snapshot.get(type_url).unwrap_or(&empty);
-            if let Some(resp) = tracker.build(resources, nonce, &self.config, &mut out.errors) {
+        let order = self.config.in_send_order(&self.order);
+        // Each type sends at most once per poll (then it is in flight), so this
+        // ends; a second pass serves what a later type's response made due again.
+        let mut progress = true;
+        while progress {
+            progress = false;
+            for type_url in &order {
+                let types = &self.types;
+                if self.config.held_by_order(type_url, |t| {
+                    types.get(t).is_some_and(|tr| tr.awaiting().is_some())
+                }) {
+                    continue;
+                }
+                let Some(tracker) = self.types.get_mut(type_url) else {
+                    continue;
+                };
+                if !tracker.ready(now) {
+                    continue;
+                }
+                let nonce = self.next_nonce.to_string();
+                let resources = snapshot.get(type_url).unwrap_or(&empty);
+                let Some(resp) =
+                    tracker.build(resources, nonce, &self.config, &mut out.errors, now)
+                else {
+                    continue;
+                };
                 self.next_nonce += 1;
+                progress = true;
+                for again in self.config.resend_with.get(type_url).into_iter().flatten() {
+                    if let Some(t) = self.types.get_mut(again) {
+                        t.resend(resp.resources.iter().map(|r| r.name.as_str()));
+                    }
+                }
                 out.responses.push(resp);
             }
         }
+        out.stalls = self.take_stalls(now);
         out
     }
 
-    /// When the earliest NACK back-off ends; call [`Sender::poll`] then.
+    /// Responses in flight for [`SenderConfig::stall_after`], not reported yet.
+    fn take_stalls(&mut self, now: Instant) -> Vec<Stall> {
+        let Some(after) = self.config.stall_after else {
+            return Vec::new();
+        };
+        let mut stalls = Vec::new();
+        for type_url in &self.order {
+            let Some(tracker) = self.types.get_mut(type_url) else {
+                continue;
+            };
+            if let Some((nonce, waited, names)) = tracker.take_stall(now, after) {
+                stalls.push(Stall {
+                    type_url: type_url.clone(),
+                    nonce,
+                    waited,
+                    names,
+                    holding: Vec::new(),
+                });
+            }
+        }
+        for stall in &mut stalls {
+            stall.holding = self
+                .order
+                .iter()
+                .filter(|t| {
+                    self.config
+                        .waits_for
+                        .get(*t)
+                        .is_some_and(|deps| deps.contains(&stall.type_url))
+                        && self.types.get(*t).is_some_and(TypeTracker::pending)
+                })
+                .cloned()
+                .collect();
+        }
+        stalls
+    }
+
+    /// When to poll again without a new request or snapshot: the earliest end of
+    /// a NACK back-off, or the moment a response in flight counts as stalled.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let stall = self.config.stall_after;
         self.types
             .values()
-            .filter_map(TypeTracker::not_before)
+            .flat_map(|t| {
+                let stalled = stall.and_then(|after| t.stall_deadline(after));
+                t.not_before().into_iter().chain(stalled)
+            })
             .min()
     }
 

@@ -98,14 +98,34 @@ impl<N: Into<String>> FromIterator<(N, Entry)> for TypeResources {
 
 /// Everything a sender offers on a stream, per type URL. A type absent from the
 /// snapshot is served as empty (a receiver subscribed to it is told it has nothing).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     types: Arc<BTreeMap<String, Arc<TypeResources>>>,
+    /// When the feed that built it published it (for propagation latency); not
+    /// part of its content.
+    published: Option<tokio::time::Instant>,
+}
+
+/// Snapshots are equal when they offer the same resources, whenever published.
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.types == other.types
+    }
 }
 
 impl Snapshot {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records when this snapshot was published.
+    pub fn stamp(&mut self, at: tokio::time::Instant) {
+        self.published = Some(at);
+    }
+
+    /// When the snapshot was published, if its feed said.
+    pub fn published_at(&self) -> Option<tokio::time::Instant> {
+        self.published
     }
 
     /// Sets one type's resources, keeping every other type shared with `self`'s

@@ -69,6 +69,9 @@ struct InFlight {
     nonce: String,
     updated: Vec<(String, String)>,
     removed: Vec<String>,
+    sent_at: Instant,
+    /// Already reported as stalled.
+    reported: bool,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,9 @@ pub(crate) struct TypeTracker {
     known: BTreeMap<String, String>,
     /// Names the receiver (re)subscribed explicitly: sent even if known.
     must_send: BTreeSet<String>,
+    /// Names to send again even if known, when subscribed and present
+    /// ([`SenderConfig::resend_with`]); unlike `must_send`, an absent one is dropped.
+    resend: BTreeSet<String>,
     /// name → version the receiver rejected: not resent until the version changes.
     rejected: BTreeMap<String, String>,
     /// name → version too large to send alone: not retried until it changes.
@@ -129,6 +135,7 @@ impl TypeTracker {
             sub,
             known,
             must_send,
+            resend: BTreeSet::new(),
             rejected: BTreeMap::new(),
             oversized: BTreeMap::new(),
             in_flight: None,
@@ -156,6 +163,54 @@ impl TypeTracker {
 
     pub fn not_before(&self) -> Option<Instant> {
         self.not_before
+    }
+
+    /// Whether a diff is due (something may differ), whether or not it may be
+    /// sent now.
+    pub fn pending(&self) -> bool {
+        self.dirty
+    }
+
+    /// Marks subscribed `names` to be sent again even if the receiver holds them.
+    pub fn resend<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            if self.sub.wants(name) {
+                self.resend.insert(name.to_string());
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// When the response in flight becomes stalled (`after` it was sent), unless
+    /// already reported.
+    pub fn stall_deadline(&self, after: Duration) -> Option<Instant> {
+        let f = self.in_flight.as_ref().filter(|f| !f.reported)?;
+        f.sent_at.checked_add(after)
+    }
+
+    /// The response in flight if it has awaited its ACK/NACK for `after` and was
+    /// not reported yet: (nonce, how long, some of its names). Reported once.
+    pub fn take_stall(
+        &mut self,
+        now: Instant,
+        after: Duration,
+    ) -> Option<(String, Duration, Vec<String>)> {
+        let f = self.in_flight.as_mut().filter(|f| !f.reported)?;
+        let waited = now.saturating_duration_since(f.sent_at);
+        if waited < after {
+            return None;
+        }
+        f.reported = true;
+        const SHOWN: usize = 5;
+        let names = f
+            .updated
+            .iter()
+            .map(|(n, _)| n)
+            .chain(&f.removed)
+            .take(SHOWN)
+            .cloned()
+            .collect();
+        Some((f.nonce.clone(), waited, names))
     }
 
     /// Applies a later request's subscription changes; true if anything changed.
@@ -186,6 +241,7 @@ impl TypeTracker {
             let sub = &self.sub;
             self.known.retain(|n, _| sub.wants(n));
             self.rejected.retain(|n, _| sub.wants(n));
+            self.resend.retain(|n| sub.wants(n));
             self.dirty = true;
         }
         changed
@@ -227,11 +283,20 @@ impl TypeTracker {
             // The receiver applied the rest of the response: commit it.
             Some(names) => {
                 let names: BTreeSet<String> = names.into_iter().collect();
-                let (bad, good): (Vec<_>, Vec<_>) = in_flight
+                let (mut bad, good): (Vec<_>, Vec<_>) = in_flight
                     .updated
                     .into_iter()
                     .partition(|(n, _)| names.contains(n));
                 self.commit(&good, &in_flight.removed);
+                // Names from earlier responses of the type, ACKed provisionally (the
+                // parts of a split initial sync, answered before the receiver's
+                // commit refused them): the receiver does not hold them after all.
+                let here: BTreeSet<String> = bad.iter().map(|(n, _)| n.clone()).collect();
+                for name in names.iter().filter(|n| !here.contains(*n)) {
+                    if let Some(version) = self.known.remove(name) {
+                        bad.push((name.clone(), version));
+                    }
+                }
                 bad
             }
             // Whole response rejected: nothing committed; removals stay pending.
@@ -277,28 +342,29 @@ impl TypeTracker {
         }
     }
 
-    /// Whether a response may be built now (nothing in flight, back-off over). An
-    /// elapsed back-off is cleared here, so [`TypeTracker::not_before`] only ever
-    /// reports a deadline still ahead after a poll.
+    /// Clears an elapsed back-off, so [`TypeTracker::not_before`] only ever
+    /// reports a deadline still ahead after a poll (also for a type held back by
+    /// another, which a deadline in the past would wake in a busy loop).
+    pub fn expire_backoff(&mut self, now: Instant) {
+        self.not_before = self.not_before.filter(|t| *t > now);
+    }
+
+    /// Whether a response may be built now (nothing in flight, back-off over).
     pub fn ready(&mut self, now: Instant) -> bool {
-        if let Some(t) = self.not_before {
-            if t > now {
-                return false;
-            }
-            self.not_before = None;
-        }
-        self.in_flight.is_none() && self.dirty
+        self.expire_backoff(now);
+        self.not_before.is_none() && self.in_flight.is_none() && self.dirty
     }
 
     /// Builds the next response from the difference between `resources` and what
     /// the receiver holds, or `None` when nothing is due. Resources too large to
-    /// ever fit are skipped and reported in `errors`.
+    /// ever fit are skipped and reported in `errors`. `now` dates the response.
     pub fn build(
         &mut self,
         resources: &TypeResources,
         nonce: String,
         config: &SenderConfig,
         errors: &mut Vec<DeltaError>,
+        now: Instant,
     ) -> Option<DeltaDiscoveryResponse> {
         self.dirty = false;
         // A rejection or size failure holds only for the version it was about.
@@ -325,8 +391,9 @@ impl TypeTracker {
 
         for (name, entry) in resources.iter() {
             let forced = self.must_send.contains(name);
+            let again = self.resend.contains(name);
             if !self.sub.wants(name)
-                || (!forced && self.known.get(name) == Some(&entry.version))
+                || (!forced && !again && self.known.get(name) == Some(&entry.version))
                 || (!forced && self.rejected.get(name) == Some(&entry.version))
                 || self.oversized.get(name) == Some(&entry.version)
             {
@@ -395,6 +462,14 @@ impl TypeTracker {
             }
         }
 
+        if more {
+            for (n, _) in &updated {
+                self.resend.remove(n);
+            }
+        } else {
+            // Everything to resend went out, or is gone, rejected or oversized.
+            self.resend.clear();
+        }
         let due = !updated.is_empty()
             || !removed.is_empty()
             || self.batch_open
@@ -424,6 +499,8 @@ impl TypeTracker {
             nonce: resp.nonce.clone(),
             updated,
             removed,
+            sent_at: now,
+            reported: false,
         });
         Some(resp)
     }

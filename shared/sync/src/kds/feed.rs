@@ -98,6 +98,8 @@ impl SnapshotFeed {
                     continue;
                 }
             };
+            let mut snapshot = snapshot;
+            snapshot.stamp(tokio::time::Instant::now());
             if self.tx.send(Some(snapshot)).is_err() {
                 return;
             }
@@ -122,9 +124,9 @@ impl SnapshotFeed {
         tokio::spawn(async move { follower.run(store, None).await });
         // The follower's first list is published at once; wait for it.
         if rx.wait_for(Option::is_some).await.is_err() {
-            return Err(StoreError::Io(
-                "the snapshot feed stopped before its first list".into(),
-            ));
+            return Err(StoreError::Io(weft_store::IoError::msg(
+                "the snapshot feed stopped before its first list",
+            )));
         }
         Ok(rx)
     }
@@ -144,6 +146,10 @@ pub fn merge(
             if let Some(resources) = b.get_shared(ty) {
                 out.set_type_shared(ty, resources.clone());
             }
+        }
+        // The union is as new as the newer of the two.
+        if let Some(at) = out.published_at().max(b.published_at()) {
+            out.stamp(at);
         }
         Some(out)
     }

@@ -10,12 +10,14 @@
 //! differences travel.
 
 mod feed;
+pub mod metrics;
 pub mod zone_names;
 
 pub use feed::{Select, SnapshotFeed, merge};
 
 use crate::delta::{Any, Rejection, Resource as DeltaResource};
 use kds_proto::{KdsMeta, KdsResource};
+use std::collections::HashMap;
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Scope, ValidationErrors, tags};
 use weft_store::{ResourceStore, StoreError, WriteOp};
 
@@ -180,36 +182,71 @@ pub fn stamp_global(res: &Resource) -> Resource {
     out
 }
 
-/// Applies received operations in one transaction. When a resource's mesh is
-/// missing, falls back to one operation at a time and turns just the failing ones
-/// into NACK rejections, named by `name_of` (the delta name the sender used).
-/// Any other store error is fatal for the stream.
+/// Applies received operations in **one** transaction (one durable write), after
+/// taking out, one by one, the upserts the store would refuse: a mesh-scoped
+/// resource whose Mesh will not exist when it is written (an orphan). That is
+/// decided as the store's planner decides it, in order, against the stored Meshes
+/// plus the Meshes the batch upserts or deletes before it. Each orphan becomes a
+/// NACK rejection of its own type, named by `name_of` (the delta name the sender
+/// used); the rest commits atomically.
+///
+/// Any store error is fatal for the stream, including a `MeshNotFound` that only a
+/// concurrent writer deleting a Mesh between the check and the commit can cause:
+/// the stream restarts and the next sync sees the Mesh gone.
 pub async fn transact_or_reject(
     store: &dyn ResourceStore,
     ops: Vec<WriteOp>,
     name_of: impl Fn(&WriteOp) -> String,
 ) -> Result<Vec<Rejection>, StoreError> {
-    if ops.is_empty() {
-        return Ok(Vec::new());
+    let (ops, rejections) = without_orphans(store, ops, name_of).await?;
+    if !ops.is_empty() {
+        store.transact(ops).await?;
     }
-    match store.transact(ops.clone()).await {
-        Ok(_) => Ok(Vec::new()),
-        Err(StoreError::MeshNotFound(_)) => {
-            let mut rejections = Vec::new();
-            for op in ops {
-                let name = name_of(&op);
-                match store.transact(vec![op]).await {
-                    Ok(_) => {}
-                    Err(e @ StoreError::MeshNotFound(_)) => {
-                        rejections.push(Rejection::new(name, e.to_string()))
+    Ok(rejections)
+}
+
+/// Splits `ops` into those the store accepts and rejections of the orphans.
+async fn without_orphans(
+    store: &dyn ResourceStore,
+    ops: Vec<WriteOp>,
+    name_of: impl Fn(&WriteOp) -> String,
+) -> Result<(Vec<WriteOp>, Vec<Rejection>), StoreError> {
+    // Mesh name → whether it exists at this point of the batch. A Mesh is looked up
+    // in the store only the first time the batch mentions it.
+    let mut meshes: HashMap<String, bool> = HashMap::new();
+    let mut kept = Vec::with_capacity(ops.len());
+    let mut rejections = Vec::new();
+    for op in ops {
+        match &op {
+            WriteOp::Upsert(r) if r.resource_type() == ResourceType::Mesh => {
+                meshes.insert(r.meta.name.clone(), true);
+            }
+            WriteOp::Delete(k) if k.ty == ResourceType::Mesh => {
+                meshes.insert(k.name.clone(), false);
+            }
+            WriteOp::Upsert(r) if r.resource_type().is_mesh_scoped() => {
+                let mesh = r.meta.mesh.clone().unwrap_or_default();
+                let exists = match meshes.get(&mesh) {
+                    Some(exists) => *exists,
+                    None => {
+                        let key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
+                        let exists = store.get(&key).await?.is_some();
+                        meshes.insert(mesh.clone(), exists);
+                        exists
                     }
-                    Err(e) => return Err(e),
+                };
+                if !exists {
+                    let reason = StoreError::MeshNotFound(mesh).to_string();
+                    let type_url = r.resource_type().name();
+                    rejections.push(Rejection::of_type(type_url, name_of(&op), reason));
+                    continue;
                 }
             }
-            Ok(rejections)
+            _ => {}
         }
-        Err(e) => Err(e),
+        kept.push(op);
     }
+    Ok((kept, rejections))
 }
 
 #[cfg(test)]
@@ -260,6 +297,78 @@ mod tests {
         kds.spec = br#"{"targetRef":{"kind":"Nope"}}"#.to_vec();
         let any = kds_proto::pack(&kds);
         assert!(from_delta(ResourceType::MeshTimeout, Some(&any)).is_err());
+    }
+
+    fn mesh(name: &str) -> Resource {
+        parse_resource(format!("type: Mesh\nname: {name}\n").as_bytes(), false).unwrap()
+    }
+
+    fn timeout_in(mesh: &str, name: &str) -> Resource {
+        let doc = POLICY.replace("name: t1", &format!("name: {name}"));
+        parse_resource(
+            doc.replace("mesh: default", &format!("mesh: {mesh}"))
+                .as_bytes(),
+            false,
+        )
+        .unwrap()
+    }
+
+    // Orphans are rejected one by one, named and typed; everything else commits in one
+    // transaction. A Mesh counts as existing as the store's planner would see it at that
+    // point of the batch: stored, or upserted earlier, and not deleted earlier.
+    #[tokio::test]
+    async fn orphans_are_filtered_before_one_atomic_commit() {
+        let inner = std::sync::Arc::new(weft_store::MemoryStore::new());
+        inner.create(mesh("stored")).await.unwrap();
+        inner.create(mesh("doomed")).await.unwrap();
+        let store = weft_store::fault::FaultyStore::new(inner);
+        let ops = vec![
+            WriteOp::Upsert(mesh("new")),
+            WriteOp::Upsert(timeout_in("new", "a")),
+            WriteOp::Upsert(timeout_in("stored", "b")),
+            WriteOp::Upsert(timeout_in("ghost", "c")),
+            WriteOp::Delete(ResourceKey::new(ResourceType::Mesh, None, "doomed")),
+            WriteOp::Upsert(timeout_in("doomed", "d")),
+            WriteOp::Upsert(timeout_in("ghost", "e")),
+        ];
+        let name_of = |op: &WriteOp| match op {
+            WriteOp::Upsert(r) => delta_name(&r.key()),
+            WriteOp::Delete(k) => delta_name(k),
+        };
+        let rejections = transact_or_reject(&store, ops, name_of).await.unwrap();
+        let rejected: Vec<(Option<&str>, &str)> = rejections
+            .iter()
+            .map(|r| (r.type_url.as_deref(), r.name.as_str()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (Some("MeshTimeout"), "ghost/c"),
+                (Some("MeshTimeout"), "doomed/d"),
+                (Some("MeshTimeout"), "ghost/e"),
+            ]
+        );
+        assert!(
+            rejections[0].reason.contains("does not exist"),
+            "{:?}",
+            rejections[0]
+        );
+        assert_eq!(store.transactions(), 1);
+        let stored = |mesh: &str, name: &str| {
+            let key = ResourceKey::new(ResourceType::MeshTimeout, Some(mesh), name);
+            let store = &store;
+            async move { store.get(&key).await.unwrap().is_some() }
+        };
+        assert!(stored("new", "a").await && stored("stored", "b").await);
+        assert!(!stored("doomed", "d").await);
+
+        // Nothing left to write: no transaction at all.
+        let only_orphans = vec![WriteOp::Upsert(timeout_in("ghost", "f"))];
+        let rejections = transact_or_reject(&store, only_orphans, name_of)
+            .await
+            .unwrap();
+        assert_eq!(rejections.len(), 1);
+        assert_eq!(store.transactions(), 1);
     }
 
     // Global sends meshes, secrets and policies; never zone-owned types.

@@ -133,12 +133,26 @@ fn nack_is_not_resent_and_backs_off() {
         s.poll(later).is_empty(),
         "the rejected version is not resent"
     );
+    assert_eq!(
+        s.next_deadline(),
+        None,
+        "an elapsed back-off is no deadline (the pump would wake in a busy loop)"
+    );
     s.set_snapshot(snapshot(&[("a", "3")], &[]));
-    assert!(s.poll(now).is_empty(), "back-off holds the next version");
-    assert_eq!(s.next_deadline(), Some(now + backoff));
-    assert_eq!(s.poll(now + backoff).len(), 1);
+    let out = s.poll(later);
+    assert_eq!(out.len(), 1, "a new version goes once the back-off is over");
+    let r = s
+        .on_request(&nack(CLUSTER_TYPE, &[], &v1, &out[0].nonce), later)
+        .unwrap();
+    let Some(SotwVerdict::Nack { backoff, .. }) = r.verdict else {
+        panic!("expected a NACK, got {:?}", r.verdict);
+    };
+    s.set_snapshot(snapshot(&[("a", "4")], &[]));
+    assert!(s.poll(later).is_empty(), "back-off holds the next version");
+    assert_eq!(s.next_deadline(), Some(later + backoff));
+    assert_eq!(s.poll(later + backoff).len(), 1);
     let stats: Vec<_> = s.all_stats().collect();
-    assert_eq!(stats[0].1.nacks, 1);
+    assert_eq!(stats[0].1.nacks, 2);
     assert_eq!(stats[0].1.acks, 1);
     assert_eq!(stats[0].1.last_nack_reason.as_deref(), Some("bad cluster"));
 }
@@ -207,4 +221,82 @@ fn listeners_wait_for_clusters_to_be_acked() {
     let next = s.poll(now);
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].type_url, LISTENER_TYPE);
+}
+
+#[test]
+fn endpoints_follow_every_cluster_response_even_unchanged() {
+    // Invariant (issue 9's startup race): after a CDS response, EDS goes out again
+    // (after it, without waiting for the CDS ACK) even when the proxy holds that
+    // version — Envoy warms an updated cluster only on a fresh EDS response and
+    // withholds the CDS ACK, and so the listeners, until then.
+    let mut s = SotwSender::new(SenderConfig::envoy());
+    let mut listeners = TypeResources::new();
+    listeners.insert("l1", "1", any("1"));
+    let with = |cluster: &str, endpoints: &str| {
+        snapshot(&[("backend", cluster)], &[("backend", endpoints)])
+            .with_type(LISTENER_TYPE, listeners.clone())
+    };
+    let now = Instant::now();
+    s.set_snapshot(with("tcp", "none"));
+    s.on_request(&req(CLUSTER_TYPE, &[], "", ""), now).unwrap();
+    let c1 = s.poll(now).remove(0);
+    // The backend registers between the cluster response and the EDS request.
+    s.set_snapshot(with("http2", "one"));
+    s.on_request(&req(EDS, &["backend"], "", ""), now).unwrap();
+    let e1 = s.poll(now).remove(0);
+    assert_eq!(
+        (e1.type_url.as_str(), &e1.resources),
+        (EDS, &vec![any("one")])
+    );
+    s.on_request(&req(CLUSTER_TYPE, &[], &c1.version_info, &c1.nonce), now)
+        .unwrap();
+    let c2 = s.poll(now).remove(0);
+    assert_eq!(c2.type_url, CLUSTER_TYPE);
+    s.on_request(&req(LISTENER_TYPE, &[], "", ""), now).unwrap();
+    assert!(s.poll(now).is_empty(), "EDS in flight, listeners held");
+    s.on_request(&req(EDS, &["backend"], &e1.version_info, &e1.nonce), now)
+        .unwrap();
+    let e2 = s.poll(now);
+    assert_eq!(e2.len(), 1, "{e2:?}");
+    assert_eq!(e2[0].type_url, EDS);
+    assert_eq!(e2[0].version_info, e1.version_info, "unchanged, sent again");
+    s.on_request(
+        &req(EDS, &["backend"], &e2[0].version_info, &e2[0].nonce),
+        now,
+    )
+    .unwrap();
+    assert!(s.poll(now).is_empty(), "listeners wait for the CDS ACK");
+    s.on_request(&req(CLUSTER_TYPE, &[], &c2.version_info, &c2.nonce), now)
+        .unwrap();
+    assert_eq!(s.poll(now)[0].type_url, LISTENER_TYPE);
+
+    // With EDS idle, a cluster change yields CDS then EDS in one poll.
+    s.set_snapshot(with("http2-v2", "one"));
+    let out = s.poll(now);
+    let types: Vec<&str> = out.iter().map(|r| r.type_url.as_str()).collect();
+    assert_eq!(types, vec![CLUSTER_TYPE, EDS]);
+}
+
+#[test]
+fn a_response_awaiting_its_ack_is_reported_once_as_a_stall() {
+    // Invariant: a response unanswered for `stall_after` is reported exactly once,
+    // with the types held behind it; the deadline wakes the pump for it.
+    let mut s = SotwSender::new(SenderConfig::envoy());
+    let after = SenderConfig::DEFAULT_STALL_AFTER;
+    s.set_snapshot(snapshot(&[("c", "1")], &[]));
+    let now = Instant::now();
+    s.on_request(&req(CLUSTER_TYPE, &[], "", ""), now).unwrap();
+    s.on_request(&req(LISTENER_TYPE, &[], "", ""), now).unwrap();
+    let c = s.poll(now).remove(0);
+    assert_eq!(s.next_deadline(), Some(now + after));
+    assert!(s.take_stalls(now + after / 2).is_empty());
+    let stalls = s.take_stalls(now + after);
+    assert_eq!(stalls.len(), 1);
+    assert_eq!(
+        (stalls[0].type_url.as_str(), stalls[0].nonce.as_str()),
+        (CLUSTER_TYPE, c.nonce.as_str())
+    );
+    assert_eq!(stalls[0].holding, vec![LISTENER_TYPE.to_string()]);
+    assert!(s.take_stalls(now + after * 2).is_empty());
+    assert_eq!(s.next_deadline(), None);
 }

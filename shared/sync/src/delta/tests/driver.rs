@@ -226,7 +226,9 @@ async fn transport_error_and_bad_request_end_the_sender() {
         |_, _| {},
     )
     .await;
-    assert!(matches!(end, Err(DeltaError::Transport(ref m)) if m == "connection reset"));
+    assert!(
+        matches!(end, Err(DeltaError::Transport(ref source)) if source.to_string() == "connection reset")
+    );
 
     let bad = futures::stream::iter([Ok::<_, Infallible>(DeltaDiscoveryRequest::default())]);
     let end = run_sender(&mut sender, bad, resp_tx, snap_rx, 4, |_, _| {}).await;
@@ -244,4 +246,46 @@ async fn closed_outgoing_side_ends_the_sender() {
     let mut sender = Sender::new(SenderConfig::default());
     let end = run_sender(&mut sender, reqs, resp_tx, snap_rx, 4, |_, _| {}).await;
     assert!(matches!(end, Ok(StreamEnd::OutgoingClosed)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_never_acked_is_reported_as_stalled_by_the_pump() {
+    // Invariant: with no request or snapshot to wake it, the pump still notices a
+    // response unanswered for `stall_after` and reports it once (observe + warn).
+    let (req_tx, req_rx) = mpsc::channel(16);
+    let (resp_tx, mut resp_rx) = mpsc::channel(16);
+    let (_snap_tx, snap_rx) = watch::channel(Some(snap(&[(MESH, &[("a", "1")])])));
+    let stalls = Arc::new(Mutex::new(Vec::new()));
+    let seen = stalls.clone();
+    let task = tokio::spawn(async move {
+        let mut sender = Sender::new(SenderConfig::default());
+        run_sender(
+            &mut sender,
+            stream(req_rx),
+            resp_tx,
+            snap_rx,
+            16,
+            |_, ev| {
+                if let SenderEvent::Stalled(s) = ev {
+                    seen.lock().expect("lock").push(s);
+                }
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
+    });
+    req_tx.send(subscribe(MESH, &["*"])).await.expect("send");
+    let r = resp_rx.recv().await.expect("response");
+    let start = tokio::time::Instant::now();
+    eventually("a stall", || !stalls.lock().expect("lock").is_empty()).await;
+    assert!(start.elapsed() >= SenderConfig::DEFAULT_STALL_AFTER);
+    tokio::time::sleep(SenderConfig::DEFAULT_STALL_AFTER * 4).await;
+    let got = stalls.lock().expect("lock").clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (got[0].type_url.as_str(), got[0].nonce.as_str()),
+        (MESH, r.nonce.as_str())
+    );
+    drop(req_tx);
+    assert_eq!(task.await.expect("join"), Ok(StreamEnd::PeerClosed));
 }

@@ -153,10 +153,12 @@ fn pump(sender: &mut Sender, receiver: &mut Receiver, store: &mut Store, now: &m
         }
         for resp in out.responses {
             assert!(prost::Message::encoded_len(&resp) <= LIMIT);
-            let reply = receiver
+            let answer = receiver
                 .on_response(resp, |u| store.apply(u))
                 .expect("applied");
-            sender.on_request(&reply.request, *now).expect("ack");
+            for reply in answer.replies {
+                sender.on_request(&reply.request, *now).expect("ack");
+            }
         }
     }
     panic!("the exchange never went quiet");

@@ -7,6 +7,7 @@ mod peer;
 mod receiver;
 mod sender;
 mod sender_nack;
+mod sender_order;
 mod sender_size;
 
 use super::*;

@@ -41,6 +41,16 @@ fn names(items: &[&str]) -> std::collections::BTreeSet<String> {
     items.iter().map(|n| n.to_string()).collect()
 }
 
+/// The one answer an answer carries.
+fn only(answer: Answer) -> Reply {
+    assert_eq!(answer.replies.len(), 1, "{answer:?}");
+    answer
+        .replies
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no reply"))
+}
+
 /// Applies nothing, rejects nothing, remembers what it was given.
 fn accept_all(
     seen: &mut Vec<Update>,
@@ -83,17 +93,18 @@ fn send_v1_expect_ack() {
     // An applied response is ACKed with its nonce and its versions become known.
     let mut r = Receiver::new(node(), [(MESH, BTreeMap::new())]);
     let mut seen = Vec::new();
-    let reply = r
+    let answer = r
         .on_response(
             response(MESH, "n1", &[("a", "1")], &[]),
             accept_all(&mut seen),
         )
         .expect("applied");
+    assert!(answer.initial_sync_complete);
+    let reply = only(answer);
     assert!(!reply.is_nack());
     assert_eq!(reply.request.response_nonce, "n1");
     assert_eq!(reply.request.type_url, MESH);
     assert!(reply.request.resource_names_subscribe.is_empty());
-    assert!(reply.initial_sync_complete);
     assert_eq!(r.known_versions(MESH), Some(&versions(&[("a", "1")])));
     assert_eq!(
         seen[0].kind,
@@ -109,14 +120,15 @@ fn rejection_nacks_naming_each_resource_while_valid_ones_apply() {
     // Rejected resources are named in the NACK (readable by the sender); the rest count as applied.
     let mut r = Receiver::new(node(), [(MESH, versions(&[("b", "0")]))]);
     let resp = response(MESH, "n1", &[("a", "1"), ("b", "1"), ("c", "1")], &[]);
-    let reply = r
-        .on_response(resp.clone(), |_u: Update| -> Result<_, BoxError> {
+    let reply = only(
+        r.on_response(resp.clone(), |_u: Update| -> Result<_, BoxError> {
             Ok(vec![
                 Rejection::new("b", "spec.x: must be positive"),
                 Rejection::new("c", "bad"),
             ])
         })
-        .expect("applied");
+        .expect("applied"),
+    );
     assert!(reply.is_nack());
     assert_eq!(reply.rejected, vec!["b".to_string(), "c".to_string()]);
     let st = reply.request.error_detail.clone().unwrap_or_default();
@@ -252,6 +264,23 @@ fn split_initial_sync_completes_after_every_type_and_only_once() {
         )
         .expect("ok");
     assert!(!d.initial_sync_complete);
+    // The part was answered at once, the last TIMEOUT response was held until MESH's
+    // last part completed the initial sync; afterwards each response is answered.
+    let nonces = |a: &Answer| -> Vec<String> {
+        a.replies
+            .iter()
+            .map(|r| r.request.response_nonce.clone())
+            .collect()
+    };
+    assert_eq!(
+        [nonces(&a), nonces(&b), nonces(&c), nonces(&d)],
+        [
+            vec!["1".to_string()],
+            vec![],
+            vec!["2".to_string(), "3".to_string()],
+            vec!["4".to_string()]
+        ]
+    );
     let kinds: Vec<(&UpdateKind, bool)> = seen
         .iter()
         .map(|u| (&u.kind, u.completes_initial_sync))
@@ -347,8 +376,8 @@ fn nack_stays_within_the_message_limit() {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    let reply = r
-        .on_response(
+    let reply = only(
+        r.on_response(
             response(MESH, "n", &refs, &[]),
             |u: Update| -> Result<_, BoxError> {
                 Ok(u.resources
@@ -357,7 +386,130 @@ fn nack_stays_within_the_message_limit() {
                     .collect())
             },
         )
-        .expect("ok");
+        .expect("ok"),
+    );
     assert!(reply.is_nack());
     assert!(prost::Message::encoded_len(&reply.request) <= 32 * 1024);
+}
+
+#[test]
+fn answers_are_held_until_the_initial_sync_commits() {
+    // Before every type has arrived nothing is acknowledged or known; the response that
+    // completes the initial sync releases every answer, in arrival order.
+    let mut r = Receiver::new(
+        node(),
+        [(MESH, BTreeMap::new()), (TIMEOUT, BTreeMap::new())],
+    );
+    let mut seen = Vec::new();
+    let first = r
+        .on_response(
+            response(MESH, "m1", &[("a", "1")], &[]),
+            accept_all(&mut seen),
+        )
+        .expect("ok");
+    assert_eq!(first, Answer::default());
+    assert!(r.known_versions(MESH).is_some_and(BTreeMap::is_empty));
+    let last = r
+        .on_response(
+            response(TIMEOUT, "t1", &[("x", "1")], &[]),
+            accept_all(&mut seen),
+        )
+        .expect("ok");
+    assert!(last.initial_sync_complete);
+    let answered: Vec<(&str, &str, bool)> = last
+        .replies
+        .iter()
+        .map(|q| (q.type_url(), q.request.response_nonce.as_str(), q.is_nack()))
+        .collect();
+    assert_eq!(answered, [(MESH, "m1", false), (TIMEOUT, "t1", false)]);
+    assert_eq!(r.known_versions(MESH), Some(&versions(&[("a", "1")])));
+    assert_eq!(r.known_versions(TIMEOUT), Some(&versions(&[("x", "1")])));
+}
+
+#[test]
+fn the_commit_nacks_each_rejection_in_its_own_types_answer() {
+    // A resource of an earlier type refused by the final commit is NACKed in that type's
+    // answer (which the real sender honours), not in the answer of the type that came last.
+    let mut s = Sender::new(SenderConfig::default());
+    s.set_snapshot(snap(&[
+        (MESH, &[("a", "1"), ("b", "1")]),
+        (TIMEOUT, &[("x", "1")]),
+    ]));
+    let now = std::time::Instant::now();
+    let mut r = Receiver::new(
+        node(),
+        [(MESH, BTreeMap::new()), (TIMEOUT, BTreeMap::new())],
+    );
+    for q in r.initial_requests() {
+        s.on_request(&q, now).expect("subscribe");
+    }
+    let mut replies = Vec::new();
+    for resp in s.poll(now).responses {
+        let answer = r
+            .on_response(resp, |u: Update| -> Result<_, BoxError> {
+                Ok(if u.completes_initial_sync {
+                    vec![Rejection::of_type(MESH, "a", "mesh \"m\" does not exist")]
+                } else {
+                    vec![]
+                })
+            })
+            .expect("ok");
+        replies.extend(answer.replies);
+    }
+    let verdicts: Vec<(&str, Vec<String>)> = replies
+        .iter()
+        .map(|q| (q.type_url(), q.rejected.clone()))
+        .collect();
+    assert_eq!(verdicts, [(MESH, vec!["a".to_string()]), (TIMEOUT, vec![])]);
+    for q in &replies {
+        s.on_request(&q.request, now).expect("answer");
+    }
+    assert_eq!(s.known_versions(MESH), Some(&versions(&[("b", "1")])));
+    assert_eq!(s.known_versions(TIMEOUT), Some(&versions(&[("x", "1")])));
+    assert_eq!(s.stats(MESH).map(|st| st.resources_rejected), Some(1));
+    assert_eq!(r.known_versions(MESH), Some(&versions(&[("b", "1")])));
+}
+
+#[test]
+fn a_rejection_from_an_earlier_part_is_named_in_the_last_parts_answer() {
+    // Parts of a split initial sync are answered at once; a resource of an early part that
+    // the commit refuses is NACKed by the type's last answer and is not known.
+    let mut r = Receiver::new(node(), [(MESH, BTreeMap::new())]);
+    let part = r
+        .on_response(
+            more(response(MESH, "p1", &[("a", "1")], &[])),
+            accept_all(&mut Vec::new()),
+        )
+        .expect("ok");
+    assert!(!only(part).is_nack());
+    let last = only(
+        r.on_response(
+            response(MESH, "p2", &[("b", "1")], &[]),
+            |_u: Update| -> Result<_, BoxError> {
+                Ok(vec![Rejection::of_type(MESH, "a", "orphan")])
+            },
+        )
+        .expect("ok"),
+    );
+    assert_eq!(last.request.response_nonce, "p2");
+    assert_eq!(last.rejected, vec!["a".to_string()]);
+    assert_eq!(r.known_versions(MESH), Some(&versions(&[("b", "1")])));
+}
+
+#[test]
+fn rejecting_another_type_outside_the_initial_commit_is_an_error() {
+    // Only the update that completes the initial sync may name resources of other types.
+    let mut r = Receiver::new(
+        node(),
+        [(MESH, BTreeMap::new()), (TIMEOUT, BTreeMap::new())],
+    );
+    let err = r
+        .on_response(
+            response(MESH, "1", &[("a", "1")], &[]),
+            |_u: Update| -> Result<_, BoxError> {
+                Ok(vec![Rejection::of_type(TIMEOUT, "x", "no")])
+            },
+        )
+        .expect_err("stray");
+    assert!(matches!(err, DeltaError::StrayRejection { .. }), "{err}");
 }

@@ -167,3 +167,34 @@ fn backoff_formula_doubles_and_caps() {
     assert_eq!(c.nack_backoff(100), Duration::from_secs(30));
     assert_eq!(c.nack_backoff(u32::MAX), Duration::from_secs(30));
 }
+
+#[test]
+fn nack_of_the_last_part_retracts_resources_of_earlier_parts() {
+    // A resource ACKed provisionally in an earlier part and NACKed in the type's last
+    // answer is no longer known, is not resent at that version, and is resent once it changes.
+    let config = SenderConfig {
+        max_message_bytes: 1024,
+        ..SenderConfig::default()
+    };
+    let big = "y".repeat(400);
+    let mut p = Peer::with(config, Some(snap(&[(MESH, &[("a", &big), ("b", &big)])])));
+    p.req(subscribe(MESH, &["*"]));
+    let r1 = p.one();
+    assert_eq!(r1.system_version_info, MORE_FOLLOWS);
+    assert_eq!(sent(&r1), pairs(&[("a", &big)]));
+    p.req(ack(&r1));
+    let r2 = p.one();
+    assert_eq!(sent(&r2), pairs(&[("b", &big)]));
+    let Some(Verdict::Nack { rejected, .. }) = p.req(nack(&r2, &["a"])).verdict else {
+        panic!("expected a NACK verdict");
+    };
+    assert_eq!(rejected, vec!["a".to_string()]);
+    assert_eq!(p.s.known_versions(MESH), Some(&versions(&[("b", &big)])));
+    assert_eq!(p.stats(MESH).resources_rejected, 1);
+    p.now += Duration::from_secs(60);
+    p.none();
+    let fixed = "z".repeat(400);
+    p.s.set_snapshot(snap(&[(MESH, &[("a", &fixed), ("b", &big)])]));
+    let r3 = p.one();
+    assert_eq!(sent(&r3), pairs(&[("a", &fixed)]));
+}
