@@ -28,7 +28,12 @@ fn check(buf: &[u8]) -> Result<(), TestCaseError> {
                 "used {used} of {}",
                 buf.len()
             );
-            prop_assert_eq!(decode(&buf[..used]), Ok((v.clone(), used)));
+            // Compared as text: a decoded NaN is not equal to itself.
+            let again = decode(&buf[..used]);
+            prop_assert_eq!(
+                format!("{again:?}"),
+                format!("{:?}", Ok::<_, DecodeError>((&v, used)))
+            );
             for cut in 0..used {
                 prop_assert_eq!(
                     decode(&buf[..cut]),
