@@ -523,3 +523,6 @@ fn zone_version(md: &tonic::metadata::MetadataMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests;

@@ -131,3 +131,6 @@ async fn a_generation_from_an_older_view_never_overwrites_a_newer_one() {
     );
     shutdown.cancel();
 }
+
+// The cache's follow / rebuild / publish / grace behaviour, with its own fake generator.
+mod lifecycle;

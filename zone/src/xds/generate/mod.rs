@@ -12,6 +12,8 @@
 pub mod base;
 pub mod endpoints;
 pub mod envoy;
+#[cfg(test)]
+mod golden;
 pub mod json;
 pub mod model;
 pub mod plugins;
