@@ -20,17 +20,17 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 };
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use futures::{Stream, StreamExt};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
-use weft_api::server::ServerError;
+use weft_api::grpc;
+use weft_api::server::{self, ServeFuture, ServerError};
 use weft_model::resource::Resource;
 use weft_runtime::shutdown::CancellationToken;
 use weft_security::pki::KdsTls;
@@ -72,7 +72,7 @@ pub struct XdsServer {
     pub endpoint: XdsEndpoint,
     pub insights: Insights,
     pub cache: Cache,
-    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
+    pub serve: ServeFuture,
 }
 
 /// Everything the ADS service needs.
@@ -91,24 +91,11 @@ pub async fn serve(
     tls: &KdsTls,
     context: AdsContext,
 ) -> Result<XdsServer, ServerError> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| ServerError::Bind {
-            what: "xDS",
-            addr: address,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| ServerError::Bind {
-        what: "xDS",
-        addr: address,
-        source,
-    })?;
+    let (listener, bound) = server::bind("xDS", address).await?;
     let ca_pem = tls.ca_cert_pem().ok_or_else(|| ServerError::Setup {
         what: "xDS TLS",
         source: "the generated certificate chain has no CA".into(),
     })?;
-    let identity =
-        tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());
     let shutdown = context.shutdown.clone();
     let insights = context.cache.insights().clone();
     let cache = context.cache.clone();
@@ -117,26 +104,16 @@ pub async fn serve(
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
-    let mut builder = tonic::transport::Server::builder()
-        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-        .map_err(ServerError::setup("xDS TLS"))?
-        .tcp_nodelay(true)
-        .max_concurrent_streams(Some(100_000))
-        .http2_keepalive_interval(Some(KEEPALIVE))
-        .http2_keepalive_timeout(Some(KEEPALIVE));
-    let router = builder.add_service(service);
-    let serve = Box::pin(async move {
-        router
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .map_err(|e| ServerError::Serve {
-                what: "xDS",
-                source: std::io::Error::other(e),
-            })
-    });
+    let router = grpc::tls_server(
+        "xDS TLS",
+        tls.cert_chain_pem(),
+        tls.key_pem().expose(),
+        KEEPALIVE,
+    )?
+    .tcp_nodelay(true)
+    .max_concurrent_streams(Some(100_000))
+    .add_service(service);
+    let serve = grpc::serve("xDS", router, listener, shutdown);
     tracing::info!(address = %bound, "xDS server listening (ADS, TLS)");
     Ok(XdsServer {
         endpoint: XdsEndpoint {
