@@ -89,7 +89,7 @@ impl KeyDir {
         if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
             return Ok(());
         }
-        keydir::write_replace(&path, text.as_bytes(), 0o644)
+        weft_security::files::write_replace(&path, text.as_bytes(), 0o644)
             .map_err(|e| KeyDirError::io(&path)(e).into())
     }
 

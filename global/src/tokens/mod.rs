@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::watch;
 use weft_security::pki::Fingerprint;
+use weft_security::tokens::jwt::rfc3339;
 use weft_security::tokens::keydir::{KeyDirError, UnknownKeyReload};
 use weft_security::tokens::{
     Clock, IssueError, Revocations, SigningKeys, SystemClock, Token, TokenError, Unauthenticated,
@@ -64,7 +65,7 @@ impl Issued {
             jti = %self.claims.registered.jti,
             kid = self.kid,
             scope = %self.claims.scope.join(","),
-            expires = %unix_rfc3339(self.claims.registered.exp),
+            expires = %rfc3339(self.claims.registered.exp),
             via,
             "issued a zone token"
         );
@@ -290,18 +291,6 @@ impl ZoneTokens {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// RFC 3339 of a Unix time, for logs and messages.
-pub(crate) fn unix_rfc3339(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{secs} (Unix time)"))
 }
 
 #[cfg(test)]
