@@ -50,6 +50,12 @@ impl RunArgs {
     }
 }
 
+impl AsRef<CommonConfig> for GlobalConfig {
+    fn as_ref(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
 impl GlobalConfig {
     /// A global on free loopback ports with its data in `data_dir`.
     pub fn for_test(data_dir: &std::path::Path) -> Self {

@@ -11,13 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use weft_api::{ApiError, ApiState};
 use weft_model::resource::{ResourceKey, ResourceType};
 use weft_store::{Page, ResourceStore};
 use weft_sync::delta::Sender;
+use weft_sync::insight::{self, Registry, StreamInsight};
 
 /// What global sent a zone of one type, and how the zone answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -62,47 +60,48 @@ pub struct ZoneInsight {
     pub received: BTreeMap<String, ReceivedCounters>,
 }
 
+impl StreamInsight for ZoneInsight {
+    fn streams_mut(&mut self) -> &mut u32 {
+        &mut self.streams
+    }
+
+    fn all_streams_closed(&mut self, at: Option<String>) {
+        self.online = false;
+        self.disconnect_time = at;
+    }
+}
+
+/// Marks a zone's stream closed when dropped (however the stream ends).
+pub type StreamGuard = insight::StreamGuard<String, ZoneInsight>;
+
 /// Every zone's insight; cheap to clone.
 #[derive(Clone, Default)]
 pub struct ZoneInsights {
-    inner: Arc<Mutex<BTreeMap<String, ZoneInsight>>>,
-}
-
-fn now() -> Option<String> {
-    OffsetDateTime::now_utc().format(&Rfc3339).ok()
+    inner: Registry<String, ZoneInsight>,
 }
 
 impl ZoneInsights {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, ZoneInsight>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn get(&self, zone: &str) -> Option<ZoneInsight> {
-        self.lock().get(zone).cloned()
+        self.inner.lock().get(zone).cloned()
     }
 
     /// A stream of `zone` opened; returns a guard that records its end when dropped.
     pub fn stream_opened(&self, zone: &str, version: Option<String>) -> StreamGuard {
-        let mut all = self.lock();
-        let z = all.entry(zone.to_string()).or_default();
-        if z.streams == 0 {
-            z.connect_time = now();
-            z.sent.clear();
-        }
-        z.streams += 1;
-        z.online = true;
-        if version.is_some() {
-            z.version = version;
-        }
-        StreamGuard {
-            insights: self.clone(),
-            zone: zone.to_string(),
-        }
+        self.inner.stream_opened(&zone.to_string(), |z| {
+            if z.streams == 0 {
+                z.connect_time = insight::now();
+                z.sent.clear();
+            }
+            z.online = true;
+            if version.is_some() {
+                z.version = version;
+            }
+        })
     }
 
     /// Copies the sender's per-type counters (global → zone).
     pub fn record_sent(&self, zone: &str, sender: &Sender) {
-        let mut all = self.lock();
+        let mut all = self.inner.lock();
         let z = all.entry(zone.to_string()).or_default();
         for (ty, s) in sender.all_stats() {
             z.sent.insert(
@@ -130,7 +129,7 @@ impl ZoneInsights {
         removals: usize,
         rejected: usize,
     ) {
-        let mut all = self.lock();
+        let mut all = self.inner.lock();
         let c = all
             .entry(zone.to_string())
             .or_default()
@@ -141,25 +140,6 @@ impl ZoneInsights {
         c.resources_received += resources as u64;
         c.removals_received += removals as u64;
         c.resources_rejected += rejected as u64;
-    }
-}
-
-/// Marks a stream closed when dropped (however the stream ends).
-pub struct StreamGuard {
-    insights: ZoneInsights,
-    zone: String,
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let mut all = self.insights.lock();
-        if let Some(z) = all.get_mut(&self.zone) {
-            z.streams = z.streams.saturating_sub(1);
-            if z.streams == 0 {
-                z.online = false;
-                z.disconnect_time = now();
-            }
-        }
     }
 }
 

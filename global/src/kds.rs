@@ -12,15 +12,14 @@ use crate::insights::ZoneInsights;
 use crate::tokens::ZoneTokens;
 use kds_proto::{KdsSyncService, KdsSyncServiceServer};
 use prometheus_client::registry::Registry;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
-use weft_api::server::ServerError;
+use weft_api::grpc;
+use weft_api::server::{self, ServeFuture, ServerError};
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
 use weft_runtime::shutdown::CancellationToken;
 use weft_security::tokens::{TokenError, Verified, ZoneClaims};
@@ -60,7 +59,7 @@ pub struct KdsIdentity {
 /// A bound KDS server: run `serve` (until shutdown) and `feed` as components.
 pub struct KdsServer {
     pub address: SocketAddr,
-    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
+    pub serve: ServeFuture,
     /// What every zone receives alike (meshes, secrets, policies), followed once
     /// for all streams: run [`SnapshotFeed::run`] on global's store. Until its first
     /// list, zone streams wait.
@@ -77,21 +76,7 @@ pub async fn serve(
     registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| ServerError::Bind {
-            what: "KDS",
-            addr: address,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| ServerError::Bind {
-        what: "KDS",
-        addr: address,
-        source,
-    })?;
-    let tls = tonic::transport::ServerTlsConfig::new().identity(
-        tonic::transport::Identity::from_pem(identity.cert_chain_pem, identity.key_pem),
-    );
+    let (listener, bound) = server::bind("KDS", address).await?;
     // What every zone receives alike is followed once for all streams: a zone
     // connecting costs no relist of the store.
     let feed = Arc::new(SnapshotFeed::new(
@@ -112,27 +97,14 @@ pub async fn serve(
     })
     .max_decoding_message_size(4 * 1024 * 1024)
     .max_encoding_message_size(4 * 1024 * 1024);
-    let mut builder = tonic::transport::Server::builder()
-        .tls_config(tls)
-        .map_err(|e| ServerError::Serve {
-            what: "KDS",
-            source: std::io::Error::other(e),
-        })?
-        .http2_keepalive_interval(Some(KEEPALIVE))
-        .http2_keepalive_timeout(Some(KEEPALIVE));
-    let router = builder.add_service(service);
-    let serve = Box::pin(async move {
-        router
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .map_err(|e| ServerError::Serve {
-                what: "KDS",
-                source: std::io::Error::other(e),
-            })
-    });
+    let router = grpc::tls_server(
+        "KDS TLS",
+        identity.cert_chain_pem,
+        identity.key_pem,
+        KEEPALIVE,
+    )?
+    .add_service(service);
+    let serve = grpc::serve("KDS", router, listener, shutdown);
     Ok(KdsServer {
         address: bound,
         serve,

@@ -30,27 +30,17 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Token(command) => weft_global::tokens::cli::run(command),
-        Command::Run(args) => {
-            let config = match args.resolve(&cli::subcommand::<Cli>("run")) {
-                Ok(c) => c,
-                Err(e) => return cli::usage_error("weft-global", &e),
-            };
-            let log = (config.common.log_format, config.common.log_level.clone());
-            cli::run_server(
-                "weft-global",
-                (log.0, &log.1),
-                &config.clone(),
-                |shutdown| async move {
-                    let bound = weft_global::build(config, shutdown).await?;
-                    Ok::<_, weft_api::server::ServerError>(cli::Started {
-                        ready_line: format!(
-                            "weft-global ready api={} kds={}",
-                            bound.api_address, bound.kds_address
-                        ),
-                        done: Box::pin(async move { Ok(bound.wait().await?) }),
-                    })
-                },
-            )
-        }
+        Command::Run(args) => cli::run_server(
+            "weft-global",
+            args.resolve(&cli::subcommand::<Cli>("run")),
+            |config, shutdown| async move {
+                let bound = weft_global::build(config, shutdown).await?;
+                let ready_line = format!(
+                    "weft-global ready api={} kds={}",
+                    bound.api_address, bound.kds_address
+                );
+                Ok::<_, weft_api::server::ServerError>(cli::Started::new(ready_line, bound.wait()))
+            },
+        ),
     }
 }

@@ -2,11 +2,12 @@
 //! TLS (trusting the zone's xDS CA) and opens SotW or delta streams as a proxy would,
 //! with the node and `authorization` metadata weft-dp's bootstrap gives Envoy.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use tonic::{Request, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 use weft_sync::delta::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node};
 use weft_zone::xds::XdsEndpoint;
 use weft_zone::xds::node::node_for;
@@ -62,40 +63,72 @@ fn with_token<T>(msg: T, token: Option<&str>) -> Request<T> {
     req
 }
 
-/// One open delta ADS stream.
-pub struct DeltaStream {
-    pub tx: mpsc::Sender<DeltaDiscoveryRequest>,
-    pub rx: Streaming<DeltaDiscoveryResponse>,
+/// One open ADS stream: requests go out on `tx`, responses come in on `rx`.
+pub struct AdsStream<Req, Resp> {
+    pub tx: mpsc::Sender<Req>,
+    pub rx: Streaming<Resp>,
 }
 
-impl DeltaStream {
-    /// Opens a stream whose first request is `first` (it should carry the node).
-    pub async fn open(
+/// One open delta ADS stream.
+pub type DeltaStream = AdsStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+
+/// One open SotW ADS stream.
+pub type SotwStream = AdsStream<DiscoveryRequest, DiscoveryResponse>;
+
+type Client = AggregatedDiscoveryServiceClient<Channel>;
+
+impl<Req, Resp> AdsStream<Req, Resp> {
+    /// Opens a stream with `rpc` whose first request is `first` (it should carry
+    /// the node).
+    async fn open_with<F, Fut>(
         channel: Channel,
         token: Option<&str>,
-        first: DeltaDiscoveryRequest,
-    ) -> Result<Self, Status> {
+        first: Req,
+        rpc: F,
+    ) -> Result<Self, Status>
+    where
+        F: FnOnce(Client, Request<ReceiverStream<Req>>) -> Fut,
+        Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>>,
+    {
         let (tx, rx) = mpsc::channel(16);
         tx.send(first)
             .await
             .map_err(|_| Status::internal("request queue closed"))?;
-        let mut client = AggregatedDiscoveryServiceClient::new(channel)
-            .max_decoding_message_size(16 * 1024 * 1024);
-        let resp = client
-            .delta_aggregated_resources(with_token(ReceiverStream::new(rx), token))
-            .await?;
-        Ok(DeltaStream {
+        let client = Client::new(channel).max_decoding_message_size(16 * 1024 * 1024);
+        let resp = rpc(client, with_token(ReceiverStream::new(rx), token)).await?;
+        Ok(AdsStream {
             tx,
             rx: resp.into_inner(),
         })
     }
 
     /// The next response, or the stream's end status.
-    pub async fn next(&mut self) -> Result<DeltaDiscoveryResponse, Status> {
+    pub async fn next(&mut self) -> Result<Resp, Status> {
         match self.rx.message().await? {
             Some(m) => Ok(m),
             None => Err(Status::cancelled("stream ended")),
         }
+    }
+
+    pub async fn send(&self, req: Req) -> Result<(), Status> {
+        self.tx
+            .send(req)
+            .await
+            .map_err(|_| Status::internal("request queue closed"))
+    }
+}
+
+impl DeltaStream {
+    /// Opens a delta stream whose first request is `first` (it should carry the node).
+    pub async fn open(
+        channel: Channel,
+        token: Option<&str>,
+        first: DeltaDiscoveryRequest,
+    ) -> Result<Self, Status> {
+        Self::open_with(channel, token, first, |mut c, req| async move {
+            c.delta_aggregated_resources(req).await
+        })
+        .await
     }
 
     /// ACKs `resp`.
@@ -118,47 +151,19 @@ impl DeltaStream {
         })
         .await
     }
-
-    pub async fn send(&self, req: DeltaDiscoveryRequest) -> Result<(), Status> {
-        self.tx
-            .send(req)
-            .await
-            .map_err(|_| Status::internal("request queue closed"))
-    }
-}
-
-/// One open SotW ADS stream.
-pub struct SotwStream {
-    pub tx: mpsc::Sender<DiscoveryRequest>,
-    pub rx: Streaming<DiscoveryResponse>,
 }
 
 impl SotwStream {
+    /// Opens a SotW stream whose first request is `first` (it should carry the node).
     pub async fn open(
         channel: Channel,
         token: Option<&str>,
         first: DiscoveryRequest,
     ) -> Result<Self, Status> {
-        let (tx, rx) = mpsc::channel(16);
-        tx.send(first)
-            .await
-            .map_err(|_| Status::internal("request queue closed"))?;
-        let mut client = AggregatedDiscoveryServiceClient::new(channel)
-            .max_decoding_message_size(16 * 1024 * 1024);
-        let resp = client
-            .stream_aggregated_resources(with_token(ReceiverStream::new(rx), token))
-            .await?;
-        Ok(SotwStream {
-            tx,
-            rx: resp.into_inner(),
+        Self::open_with(channel, token, first, |mut c, req| async move {
+            c.stream_aggregated_resources(req).await
         })
-    }
-
-    pub async fn next(&mut self) -> Result<DiscoveryResponse, Status> {
-        match self.rx.message().await? {
-            Some(m) => Ok(m),
-            None => Err(Status::cancelled("stream ended")),
-        }
+        .await
     }
 
     /// ACKs `resp`, keeping `names` subscribed.
@@ -188,13 +193,6 @@ impl SotwStream {
             ..Default::default()
         })
         .await
-    }
-
-    pub async fn send(&self, req: DiscoveryRequest) -> Result<(), Status> {
-        self.tx
-            .send(req)
-            .await
-            .map_err(|_| Status::internal("request queue closed"))
     }
 }
 

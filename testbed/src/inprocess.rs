@@ -20,6 +20,31 @@ pub struct Running {
 }
 
 impl Running {
+    /// A control plane just built, its API reached with its admin token.
+    fn started(handle: Handle, shutdown: CancellationToken) -> Self {
+        let (api_address, token, store) = match &handle {
+            Handle::Global(b) => (b.api_address, &b.token, b.store.clone()),
+            Handle::Zone(b) => (b.api_address, &b.token, b.store.clone()),
+        };
+        let api = Client::new(format!("http://{api_address}"), token.expose());
+        Running {
+            api,
+            store,
+            handle: Some(handle),
+            shutdown,
+            _dir: None,
+        }
+    }
+
+    /// Waits for whatever control plane is still held to stop.
+    async fn wait_for_handle(&mut self) -> Result<(), weft_runtime::supervise::ComponentError> {
+        match self.handle.take() {
+            Some(Handle::Global(b)) => b.wait().await,
+            Some(Handle::Zone(b)) => b.wait().await,
+            None => Ok(()),
+        }
+    }
+
     /// The global's handles (zone tokens, KDS TLS, ...); `None` for a zone.
     pub fn global(&self) -> Option<&weft_global::Bound> {
         match &self.handle {
@@ -48,22 +73,13 @@ impl Running {
     /// Waits for the control plane to stop by itself (no shutdown is sent): what
     /// its process would exit with.
     pub async fn wait(mut self) -> Result<(), weft_runtime::supervise::ComponentError> {
-        match self.handle.take() {
-            Some(Handle::Global(b)) => b.wait().await,
-            Some(Handle::Zone(b)) => b.wait().await,
-            None => Ok(()),
-        }
+        self.wait_for_handle().await
     }
 
     /// Cancels and waits for a clean stop (the store is closed afterwards).
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        let res = match self.handle.take() {
-            Some(Handle::Global(b)) => b.wait().await,
-            Some(Handle::Zone(b)) => b.wait().await,
-            None => Ok(()),
-        };
-        if let Err(e) = res {
+        if let Err(e) = self.wait_for_handle().await {
             panic!("control plane stopped with an error: {e}");
         }
     }
@@ -103,16 +119,7 @@ async fn global_in_with(dir: &Path, layer: weft_api::server::StoreLayer) -> Runn
         Ok(b) => b,
         Err(e) => panic!("global failed to start: {e}"),
     };
-    Running {
-        api: Client::new(
-            format!("http://{}", bound.api_address),
-            bound.token.expose(),
-        ),
-        store: bound.store.clone(),
-        handle: Some(Handle::Global(bound)),
-        shutdown,
-        _dir: None,
-    }
+    Running::started(Handle::Global(bound), shutdown)
 }
 
 /// A standalone zone named `zone` in a fresh temp dir.
@@ -123,23 +130,21 @@ pub async fn zone(zone: Option<&str>) -> Running {
 /// A standalone zone whose components use the store through `layer`.
 pub async fn zone_with(zone: Option<&str>, layer: weft_api::server::StoreLayer) -> Running {
     let dir = fresh_dir();
-    let shutdown = CancellationToken::new();
     let mut config = weft_zone::ZoneConfig::for_test(dir.path());
     config.zone = zone.map(str::to_string);
+    let mut z = zone_from(config, layer).await;
+    z._dir = Some(dir);
+    z
+}
+
+/// A zone built from `config`, its components using the store through `layer`.
+async fn zone_from(config: weft_zone::ZoneConfig, layer: weft_api::server::StoreLayer) -> Running {
+    let shutdown = CancellationToken::new();
     let bound = match weft_zone::build_with(config, layer, shutdown.clone()).await {
         Ok(b) => b,
         Err(e) => panic!("zone failed to start: {e}"),
     };
-    Running {
-        api: Client::new(
-            format!("http://{}", bound.api_address),
-            bound.token.expose(),
-        ),
-        store: bound.store.clone(),
-        handle: Some(Handle::Zone(bound)),
-        shutdown,
-        _dir: Some(dir),
-    }
+    Running::started(Handle::Zone(bound), shutdown)
 }
 
 fn fresh_dir() -> tempfile::TempDir {
@@ -201,27 +206,12 @@ pub async fn federated_zone_in(global: &Running, zone: &str, dir: &Path) -> Runn
 /// A zone dialing global with exactly `client` (e.g. a bad or expired token),
 /// on an existing data dir.
 pub async fn federated_zone_with(client: weft_zone::kds::KdsClientConfig, dir: &Path) -> Running {
-    let zone = client.zone.as_str();
-    let shutdown = CancellationToken::new();
     let mut config = weft_zone::ZoneConfig::for_test(dir);
-    config.zone = Some(zone.to_string());
+    config.zone = Some(client.zone.clone());
     config.federation = Some(weft_zone::config::Federation {
         global: client.global.to_string(),
         token: client.token.clone(),
         trust: client.trust.clone(),
     });
-    let bound = match weft_zone::build(config, shutdown.clone()).await {
-        Ok(b) => b,
-        Err(e) => panic!("zone failed to start: {e}"),
-    };
-    Running {
-        api: Client::new(
-            format!("http://{}", bound.api_address),
-            bound.token.expose(),
-        ),
-        store: bound.store.clone(),
-        handle: Some(Handle::Zone(bound)),
-        shutdown,
-        _dir: None,
-    }
+    zone_from(config, weft_api::server::no_layer()).await
 }

@@ -196,13 +196,7 @@ impl GroupProcess {
 impl Drop for GroupProcess {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "----- log of {} -----\n{}\n----- end of log -----",
-                self.name,
-                self.log()
-            );
-        }
+        crate::process::print_log_if_failing(&self.name, || self.log());
     }
 }
 
@@ -241,6 +235,19 @@ impl App {
             .copied()
             .unwrap_or_default();
         SocketAddr::from((self.ip, port))
+    }
+
+    /// Waits (up to 10 s) until this app's Envoy holds exactly `n` healthy hosts
+    /// of `cluster`: the endpoints arrived before traffic starts.
+    pub async fn until_healthy_hosts(&self, cluster: &str, n: usize) {
+        let what = format!("{n} healthy {cluster} endpoint(s)");
+        crate::wait::until(Duration::from_secs(10), &what, || async {
+            self.admin
+                .cluster_hosts(cluster)
+                .await
+                .is_ok_and(|h| h.values().filter(|f| *f == "healthy").count() == n)
+        })
+        .await;
     }
 
     /// The listener names Envoy must have before the proxy counts as ready.
@@ -373,6 +380,25 @@ impl MeshHarness {
         self.apps
             .last()
             .ok_or_else(|| TestbedError::Build("no app".into()))
+    }
+
+    /// The smallest mesh with traffic: `backend-1` (service `backend`, delta xDS)
+    /// and `client-1` (service `client`, calling `backend`; SotW xDS when
+    /// `client_sotw`), ready once the client's Envoy holds the backend endpoint.
+    /// Get the client with `app("client-1")`.
+    pub async fn start_backend_and_client(
+        &mut self,
+        client_sotw: bool,
+    ) -> Result<(), TestbedError> {
+        self.start_app(AppSpec::http("backend", "backend-1"))
+            .await?;
+        let client = AppSpec::http("client", "client-1").outbound("backend");
+        let client = if client_sotw { client.sotw() } else { client };
+        self.start_app(client)
+            .await?
+            .until_healthy_hosts("backend", 1)
+            .await;
+        Ok(())
     }
 
     /// Starts an app and its sidecar without waiting (e.g. a proxy expected to be

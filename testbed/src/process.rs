@@ -167,13 +167,18 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "----- log of {} -----\n{}\n----- end of log -----",
-                self.name,
-                self.log()
-            );
-        }
+        print_log_if_failing(&self.name, || self.log());
+    }
+}
+
+/// When a test is failing (this thread panics), prints the log of the process
+/// `name` being dropped, so the failure comes with what the process said.
+pub(crate) fn print_log_if_failing(name: &str, log: impl FnOnce() -> String) {
+    if std::thread::panicking() {
+        eprintln!(
+            "----- log of {name} -----\n{}\n----- end of log -----",
+            log()
+        );
     }
 }
 
@@ -405,6 +410,18 @@ impl ControlPlane {
             .unwrap_or_default()
             .trim()
             .to_string()
+    }
+
+    /// How often this zone has logged that it lost, or could not reach, global.
+    pub fn kds_losses(&self) -> usize {
+        self.process
+            .log()
+            .lines()
+            .filter(|l| {
+                l.contains("KDS: connection to global failed")
+                    || l.contains("stream to global ended")
+            })
+            .count()
     }
 
     /// Keeps the data dir past this value (for restarts); the caller owns it then.

@@ -34,17 +34,6 @@ fn timeout_doc(name: &str, idle: &str) -> String {
     )
 }
 
-/// How often `zone` has logged that it lost, or could not reach, global.
-fn losses(zone: &ControlPlane) -> usize {
-    zone.process
-        .log()
-        .lines()
-        .filter(|l| {
-            l.contains("KDS: connection to global failed") || l.contains("stream to global ended")
-        })
-        .count()
-}
-
 fn api(cp: &ControlPlane) -> Client {
     Client::new(cp.api_url(), cp.token())
 }
@@ -272,7 +261,7 @@ async fn two_zones_follow_global_and_survive_its_restart() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for z in &zones {
-        assert!(losses(z) >= 3, "the zone kept trying to reach global");
+        assert!(z.kds_losses() >= 3, "the zone kept trying to reach global");
     }
     eprintln!("measured: {checks} rounds of checks during the 30 s outage, all served");
     drop(global);

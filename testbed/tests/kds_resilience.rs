@@ -101,17 +101,6 @@ fn sent(insight: &Value, ty: &str, counter: &str) -> u64 {
     insight["sent"][ty][counter].as_u64().unwrap_or(0)
 }
 
-/// How often the zone has logged that it lost global.
-fn losses(zone: &ControlPlane) -> usize {
-    zone.process
-        .log()
-        .lines()
-        .filter(|l| {
-            l.contains("KDS: connection to global failed") || l.contains("stream to global ended")
-        })
-        .count()
-}
-
 fn connects(zone: &ControlPlane) -> usize {
     zone.process
         .log()
@@ -229,7 +218,7 @@ async fn zone_notices_a_frozen_global() {
     until_ready(&zone).await;
     put_policy(&global, "before", "1h", StatusCode::CREATED).await;
     until_zone_serves(&zone, "before", Some("1h")).await;
-    let lost_before = losses(&zone);
+    let lost_before = zone.kds_losses();
     let connects_before = connects(&zone);
 
     global.process.signal("STOP").unwrap();
@@ -237,7 +226,7 @@ async fn zone_notices_a_frozen_global() {
     eventually(
         LIVENESS_BOUND,
         "the zone notices the frozen global",
-        || async { (losses(&zone) > lost_before).then_some(()) },
+        || async { (zone.kds_losses() > lost_before).then_some(()) },
     )
     .await;
     let noticed = stopped.elapsed();

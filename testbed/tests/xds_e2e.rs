@@ -28,19 +28,7 @@ async fn client_to_two_backends(client_sotw: bool) {
     let client = mesh.app("client-1").unwrap();
 
     // Both backend instances reach the client's EDS before traffic starts.
-    until(
-        Duration::from_secs(10),
-        "two healthy backend endpoints",
-        || async {
-            client
-                .admin
-                .cluster_hosts("backend")
-                .await
-                .map(|h| h.values().filter(|f| *f == "healthy").count() == 2)
-                .unwrap_or(false)
-        },
-    )
-    .await;
+    client.until_healthy_hosts("backend", 2).await;
 
     let url = client.outbound_url("backend", "/hello");
     let tally = request_loop(&url, 40, &LoopOptions::default()).await;
@@ -314,14 +302,7 @@ async fn cli_issued_token_admits_a_proxy() {
         .await
         .unwrap();
     let client = mesh.app("client-1").unwrap();
-    until(Duration::from_secs(10), "the web endpoint", || async {
-        client
-            .admin
-            .cluster_hosts("web")
-            .await
-            .is_ok_and(|h| h.values().any(|f| f == "healthy"))
-    })
-    .await;
+    client.until_healthy_hosts("web", 1).await;
     let tally = request_loop(&client.outbound_url("web", "/"), 5, &LoopOptions::default()).await;
     assert_eq!(tally.instance("cli-1"), 5, "{tally:?}");
     assert!(mesh.rejected_updates().await.is_empty());
@@ -349,25 +330,8 @@ async fn federated_zone_serves_proxies() {
         },
     )
     .await;
-    mesh.start_app(AppSpec::http("backend", "backend-1"))
-        .await
-        .unwrap();
-    mesh.start_app(
-        AppSpec::http("client", "client-1")
-            .outbound("backend")
-            .sotw(),
-    )
-    .await
-    .unwrap();
+    mesh.start_backend_and_client(true).await.unwrap();
     let client = mesh.app("client-1").unwrap();
-    until(Duration::from_secs(10), "the backend endpoint", || async {
-        client
-            .admin
-            .cluster_hosts("backend")
-            .await
-            .is_ok_and(|h| h.values().any(|f| f == "healthy"))
-    })
-    .await;
     let tally = request_loop(
         &client.outbound_url("backend", "/"),
         10,

@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_testbed::mesh::traffic::{LoopOptions, request_loop_for};
-use weft_testbed::mesh::{App, AppSpec, MeshHarness, request_loop};
+use weft_testbed::mesh::{AppSpec, MeshHarness, request_loop};
 use weft_testbed::wait::until;
 
 /// What a request loop saw: when, status, and the `x-marker` header the app got.
@@ -58,19 +58,15 @@ async fn no_rejections(mesh: &MeshHarness) {
     assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
 }
 
-async fn healthy_hosts(client: &App, cluster: &str, n: usize) {
-    until(
-        Duration::from_secs(10),
-        "backend endpoints healthy",
-        || async {
-            client
-                .admin
-                .cluster_hosts(cluster)
-                .await
-                .map(|h| h.values().filter(|f| *f == "healthy").count() == n)
-                .unwrap_or(false)
-        },
-    )
+/// Waits until some of `n` requests to `url` are answered `status`.
+async fn until_some(url: &str, n: usize, status: u16) {
+    let what = format!("a {status} within {n} requests");
+    until(Duration::from_secs(10), &what, || async {
+        request_loop(url, n, &LoopOptions::default())
+            .await
+            .status(status)
+            > 0
+    })
     .await;
 }
 
@@ -94,18 +90,8 @@ async fn status_of(url: &str, headers: &[(&str, &str)]) -> (u16, Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_retry_and_live_change() {
     let mut mesh = MeshHarness::start().await.unwrap();
-    mesh.start_app(AppSpec::http("backend", "backend-1"))
-        .await
-        .unwrap();
-    mesh.start_app(
-        AppSpec::http("client", "client-1")
-            .outbound("backend")
-            .sotw(),
-    )
-    .await
-    .unwrap();
+    mesh.start_backend_and_client(true).await.unwrap();
     let client = mesh.app("client-1").unwrap();
-    healthy_hosts(client, "backend", 1).await;
     let url = client.outbound_url("backend", "/slow?delay=2s");
 
     put(
@@ -248,7 +234,7 @@ async fn split_and_fault_injection() {
         .await
         .unwrap();
     let client = mesh.app("client-1").unwrap();
-    healthy_hosts(client, "backend", 2).await;
+    client.until_healthy_hosts("backend", 2).await;
     put(
         &mesh,
         "meshhttproutes",
@@ -286,13 +272,7 @@ async fn split_and_fault_injection() {
     )
     .await;
     let plain = client.outbound_url("backend", "/fault");
-    until(Duration::from_secs(10), "an injected 503", || async {
-        request_loop(&plain, 10, &LoopOptions::default())
-            .await
-            .status(503)
-            > 0
-    })
-    .await;
+    until_some(&plain, 10, 503).await;
     let t = request_loop(&plain, 400, &LoopOptions::default()).await;
     let share = t.share(503);
     println!("fault abort 50%: {share:.3} answered 503");
@@ -324,7 +304,7 @@ async fn outlier_detection_ejects_failing_instance() {
     .await
     .unwrap();
     let client = mesh.app("client-1").unwrap();
-    healthy_hosts(client, "backend", 2).await;
+    client.until_healthy_hosts("backend", 2).await;
     no_retries(&mesh).await;
     put(
         &mesh,
@@ -360,15 +340,9 @@ async fn outlier_detection_ejects_failing_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_and_access_log() {
     let mut mesh = MeshHarness::start().await.unwrap();
-    mesh.start_app(AppSpec::http("backend", "backend-1"))
-        .await
-        .unwrap();
-    mesh.start_app(AppSpec::http("client", "client-1").outbound("backend"))
-        .await
-        .unwrap();
+    mesh.start_backend_and_client(false).await.unwrap();
     let log_path = mesh.log_dir().join("client-access.log");
     let client = mesh.app("client-1").unwrap();
-    healthy_hosts(client, "backend", 1).await;
     put(
         &mesh,
         "meshaccesslogs",
@@ -387,13 +361,7 @@ async fn rate_limit_and_access_log() {
     )
     .await;
     let url = client.outbound_url("backend", "/limited");
-    until(Duration::from_secs(10), "a 429", || async {
-        request_loop(&url, 15, &LoopOptions::default())
-            .await
-            .status(429)
-            > 0
-    })
-    .await;
+    until_some(&url, 15, 429).await;
     // Connections the client's Envoy opened before the change stay on the old
     // (unlimited) filter chain until it has drained (Envoy's in-place update).
     let backend = mesh.app("backend-1").unwrap();
@@ -467,14 +435,8 @@ async fn tcp_access_log_reaches_the_collector() {
     });
 
     let mut mesh = MeshHarness::start().await.unwrap();
-    mesh.start_app(AppSpec::http("backend", "backend-1"))
-        .await
-        .unwrap();
-    mesh.start_app(AppSpec::http("client", "client-1").outbound("backend"))
-        .await
-        .unwrap();
+    mesh.start_backend_and_client(false).await.unwrap();
     let client = mesh.app("client-1").unwrap();
-    healthy_hosts(client, "backend", 1).await;
     put(
         &mesh,
         "meshaccesslogs",

@@ -213,6 +213,12 @@ fn federation(
     })
 }
 
+impl AsRef<CommonConfig> for ZoneConfig {
+    fn as_ref(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
 impl ZoneConfig {
     /// A standalone zone on free loopback ports with its data in `data_dir`.
     pub fn for_test(data_dir: &std::path::Path) -> Self {

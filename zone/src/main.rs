@@ -29,27 +29,17 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Token(command) => weft_zone::tokens::cli::run(command),
-        Command::Run(args) => {
-            let config = match args.resolve(&cli::subcommand::<Cli>("run")) {
-                Ok(c) => c,
-                Err(e) => return cli::usage_error("weft-zone", &e),
-            };
-            let log = (config.common.log_format, config.common.log_level.clone());
-            cli::run_server(
-                "weft-zone",
-                (log.0, &log.1),
-                &config.clone(),
-                |shutdown| async move {
-                    let bound = weft_zone::build(config, shutdown).await?;
-                    Ok::<_, weft_api::server::ServerError>(cli::Started {
-                        ready_line: format!(
-                            "weft-zone ready api={} xds={}",
-                            bound.api_address, bound.xds_address
-                        ),
-                        done: Box::pin(async move { Ok(bound.wait().await?) }),
-                    })
-                },
-            )
-        }
+        Command::Run(args) => cli::run_server(
+            "weft-zone",
+            args.resolve(&cli::subcommand::<Cli>("run")),
+            |config, shutdown| async move {
+                let bound = weft_zone::build(config, shutdown).await?;
+                let ready_line = format!(
+                    "weft-zone ready api={} xds={}",
+                    bound.api_address, bound.xds_address
+                );
+                Ok::<_, weft_api::server::ServerError>(cli::Started::new(ready_line, bound.wait()))
+            },
+        ),
     }
 }

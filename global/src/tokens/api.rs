@@ -12,9 +12,9 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use weft_api::json_body::{invalid, invalid_issue, json_body, token_response};
+use weft_api::json_body::{invalid, issue_token, json_body};
 use weft_api::{ApiError, ApiState};
-use weft_security::tokens::{IssueError, ZoneClaims, ZoneTokenBody};
+use weft_security::tokens::{ZoneClaims, ZoneTokenBody};
 
 /// Longest `jti` accepted for revocation (Weft's are 36-character UUIDs).
 const MAX_JTI_LEN: usize = 128;
@@ -35,18 +35,16 @@ async fn issue(
 ) -> Result<Response, ApiError> {
     const DETAIL: &str = "zone token request is not valid";
     let body: ZoneTokenBody = json_body(body, state.max_body_bytes, &["zone"], DETAIL).await?;
-    // Issuing reads the key directory: keep that off the async workers.
-    let issued = tokio::task::spawn_blocking(move || tokens.issue(body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            TokensError::Issue(IssueError::Invalid { field, reason }) => {
-                invalid_issue(field, &reason, DETAIL)
-            }
-            other => ApiError::internal(other),
-        })?;
-    issued.log("api");
-    Ok(token_response(issued.token.into_string()))
+    let issue = move || {
+        let issued = tokens.issue(body)?;
+        issued.log("api");
+        Ok(issued.token.into_string())
+    };
+    issue_token(DETAIL, issue, |e| match e {
+        TokensError::Issue(e) => e.invalid_field(),
+        _ => None,
+    })
+    .await
 }
 
 /// Exactly one of the two: the id, or the token whose id to revoke.

@@ -2,12 +2,13 @@
 //! the data dir's key files (no store, no server needed; they work while it runs).
 //! Usage errors exit 64; the token goes to stdout, everything else to stderr.
 
-use super::{TokensError, issue_offline, rotate_offline, unix_rfc3339};
+use super::{TokensError, issue_offline, rotate_offline};
 use crate::config::DEFAULT_DATA_DIR;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weft_runtime::cli::usage_error;
 use weft_runtime::config::ConfigError;
+use weft_security::tokens::jwt::rfc3339;
 use weft_security::tokens::{IssueError, ZoneTokenBody};
 
 const BIN: &str = "weft-global";
@@ -77,7 +78,7 @@ fn zone(args: ZoneTokenArgs) -> ExitCode {
                 issued.claims.registered.jti,
                 issued.kid,
                 issued.claims.scope.join(","),
-                unix_rfc3339(issued.claims.registered.exp),
+                rfc3339(issued.claims.registered.exp),
             );
             ExitCode::SUCCESS
         }

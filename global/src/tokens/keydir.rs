@@ -22,16 +22,6 @@ pub const KEY_DIR: &str = "zone-token-keys";
 /// The file recording the KDS CA fingerprint of the last server start.
 pub const FINGERPRINT_FILE: &str = "kds-ca-fingerprint";
 
-impl From<KeyDirError> for TokensError {
-    fn from(e: KeyDirError) -> Self {
-        match e {
-            KeyDirError::Io { path, source } => TokensError::Io { path, source },
-            KeyDirError::BadKey { path, source } => TokensError::BadKey { path, source },
-            KeyDirError::NoKeys { dir, .. } => TokensError::NoKeys { dir },
-        }
-    }
-}
-
 /// The zone-token key directory of one data dir: the shared
 /// [`weft_security::tokens::keydir::KeyDir`] plus the KDS CA fingerprint file.
 #[derive(Debug, Clone)]
@@ -73,6 +63,11 @@ impl KeyDir {
         Ok(self.inner.load_existing()?)
     }
 
+    /// The error [`Self::load_existing`] gives for an empty directory.
+    pub fn no_keys(&self) -> KeyDirError {
+        self.inner.no_keys()
+    }
+
     /// The keys, creating the directory and key serial 1 when there are none (the
     /// server's first start).
     pub fn load_or_create(&self) -> Result<SigningKeys, TokensError> {
@@ -94,7 +89,8 @@ impl KeyDir {
         if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
             return Ok(());
         }
-        keydir::write_replace(&path, text.as_bytes(), 0o644).map_err(TokensError::io(&path))
+        weft_security::files::write_replace(&path, text.as_bytes(), 0o644)
+            .map_err(|e| KeyDirError::io(&path)(e).into())
     }
 
     /// The fingerprint the server recorded at its last start (`None`: it has none).
@@ -105,7 +101,7 @@ impl KeyDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(TokensError::NoFingerprint { path });
             }
-            Err(e) => return Err(TokensError::io(&path)(e)),
+            Err(e) => return Err(KeyDirError::io(&path)(e).into()),
         };
         if text.trim().is_empty() {
             return Ok(None);
@@ -172,7 +168,10 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let kd = KeyDir::in_data_dir(data.path());
         let err = kd.rotate().unwrap_err();
-        assert!(matches!(err, TokensError::NoKeys { .. }), "{err}");
+        assert!(
+            matches!(err, TokensError::KeyDir(KeyDirError::NoKeys { .. })),
+            "{err}"
+        );
         assert!(err.to_string().contains("weft-global run"), "{err}");
         assert!(!kd.path().exists());
     }

@@ -21,39 +21,20 @@ pub use keydir::KeyDir;
 pub use revocations::revocations_key;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock};
 use tokio::sync::watch;
 use weft_security::pki::Fingerprint;
+use weft_security::tokens::jwt::rfc3339;
+use weft_security::tokens::keydir::{KeyDirError, UnknownKeyReload};
 use weft_security::tokens::{
-    Clock, IssueError, KeyError, Revocations, SigningKeys, SystemClock, Token, TokenError,
-    Unauthenticated, Verified, ZoneClaims, ZoneTokenBody, ZoneTokenValidator, issue_zone_token,
+    Clock, IssueError, Revocations, SigningKeys, SystemClock, Token, TokenError, Unauthenticated,
+    Verified, ZoneClaims, ZoneTokenBody, ZoneTokenValidator, issue_zone_token,
 };
-
-/// The least time between two reloads of the key directory triggered by tokens
-/// naming an unknown key (a stream of forged kids costs one directory read per second).
-pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokensError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {source}; restore the file from a backup, or remove it (tokens it signed stop working)", path.display())]
-    BadKey {
-        path: PathBuf,
-        #[source]
-        source: KeyError,
-    },
-    #[error(
-        "there is no zone-token signing key in {}: start `weft-global run` on this data dir once \
-         (it creates the keys), or check --data-dir",
-        dir.display()
-    )]
-    NoKeys { dir: PathBuf },
+    #[error(transparent)]
+    KeyDir(#[from] KeyDirError),
     #[error(
         "{} is missing: start `weft-global run` on this data dir once (it records the KDS CA \
          fingerprint that tokens carry)",
@@ -64,13 +45,6 @@ pub enum TokensError {
     BadFingerprint { path: PathBuf, reason: String },
     #[error(transparent)]
     Issue(#[from] IssueError),
-}
-
-impl TokensError {
-    fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| TokensError::Io { path, source }
-    }
 }
 
 /// A token just issued, with what may be logged about it.
@@ -91,7 +65,7 @@ impl Issued {
             jti = %self.claims.registered.jti,
             kid = self.kid,
             scope = %self.claims.scope.join(","),
-            expires = %unix_rfc3339(self.claims.registered.exp),
+            expires = %rfc3339(self.claims.registered.exp),
             via,
             "issued a zone token"
         );
@@ -145,8 +119,8 @@ pub struct ZoneTokens {
     kds_ca_fingerprint: Option<Fingerprint>,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
-    /// When a token with an unknown kid last made us reload (rate limit).
-    last_reload: Mutex<Option<Instant>>,
+    /// Reloads when a token names an unknown kid (rate-limited).
+    unknown_key_reload: UnknownKeyReload,
     revoked: watch::Sender<Arc<Revocations>>,
 }
 
@@ -188,7 +162,7 @@ impl ZoneTokens {
                 validator,
                 revocations_revision: 0,
             }),
-            last_reload: Mutex::new(None),
+            unknown_key_reload: UnknownKeyReload::default(),
             revoked,
         }))
     }
@@ -283,9 +257,7 @@ impl ZoneTokens {
     pub fn reload_keys(&self) -> Result<(), TokensError> {
         let keys = self.key_dir.load()?;
         if keys.is_empty() {
-            return Err(TokensError::NoKeys {
-                dir: self.key_dir.path().to_path_buf(),
-            });
+            return Err(self.key_dir.no_keys().into());
         }
         let mut state = self.write();
         if state.keys != keys {
@@ -300,35 +272,16 @@ impl ZoneTokens {
     }
 
     /// Runs `check`; when it fails only because the token's key is unknown, reloads the
-    /// key directory (at most once per [`KEY_RELOAD_INTERVAL`]) and runs it again.
+    /// key directory (rate-limited, see [`UnknownKeyReload`]) and runs it again.
     fn with_reload<T>(
         &self,
         check: impl Fn(&ZoneTokenValidator) -> Result<T, TokenError>,
     ) -> Result<T, TokenError> {
-        let first = check(&self.read().validator);
-        let Err(TokenError::Unauthenticated(Unauthenticated::UnknownKey { kid, .. })) = &first
-        else {
-            return first;
-        };
-        {
-            let mut last = self
-                .last_reload
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_INTERVAL) {
-                return first;
-            }
-            *last = Some(Instant::now());
-        }
-        tracing::debug!(
-            kid,
-            "a zone token names an unknown key; reloading the key directory"
-        );
-        if let Err(e) = self.reload_keys() {
-            tracing::error!(error = %e, "cannot reload the zone-token signing keys");
-            return first;
-        }
-        check(&self.read().validator)
+        self.unknown_key_reload.check(
+            "zone-token",
+            || check(&self.read().validator),
+            || self.reload_keys(),
+        )
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -338,18 +291,6 @@ impl ZoneTokens {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// RFC 3339 of a Unix time, for logs and messages.
-pub(crate) fn unix_rfc3339(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{secs} (Unix time)"))
 }
 
 #[cfg(test)]

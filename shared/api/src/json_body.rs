@@ -67,6 +67,29 @@ pub async fn json_body<T: DeserializeOwned>(
     })
 }
 
+/// Issues a token off the async workers (issuing reads the key directory) and
+/// answers it with [`token_response`]. A failure that `invalid` reads as a refused
+/// request field (`(field, reason)`) is a 400 under `detail`; any other is a 500.
+pub async fn issue_token<E>(
+    detail: &str,
+    issue: impl FnOnce() -> Result<String, E> + Send + 'static,
+    invalid: impl FnOnce(&E) -> Option<(&str, &str)>,
+) -> Result<Response, ApiError>
+where
+    E: std::fmt::Display + Send + 'static,
+{
+    // What `issue` logs stays in the request's span.
+    let span = tracing::Span::current();
+    let token = tokio::task::spawn_blocking(move || span.in_scope(issue))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match invalid(&e) {
+            Some((field, reason)) => invalid_issue(field, reason, detail),
+            None => ApiError::internal(e),
+        })?;
+    Ok(token_response(token))
+}
+
 /// A freshly issued token: `text/plain`, never cached.
 pub fn token_response(token: String) -> Response {
     let mut resp = token.into_response();

@@ -3,10 +3,12 @@
 //!
 //! Global and zone build the same [`router`] from an [`ApiState`] that says which
 //! mode they run in (that decides which types are writable) and merge their own
-//! routes (tokens, zones, bootstrap) on top.
+//! routes (tokens, zones, bootstrap) on top. [`server`] binds and serves it;
+//! [`grpc`] holds what their gRPC servers (KDS, ADS) share.
 
 mod auth;
 mod error;
+pub mod grpc;
 pub mod json_body;
 mod metrics;
 mod resources;

@@ -70,6 +70,24 @@ pub fn no_layer() -> StoreLayer {
     Box::new(|store| store)
 }
 
+/// A bound server's work: it serves until shutdown (run it as a supervised
+/// component).
+pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>;
+
+/// Binds `addr` for the `what` server; returns the listener and the address it
+/// got (port 0 picks a free one).
+pub async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), ServerError> {
+    let bind_error = |source| ServerError::Bind { what, addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
 /// The opened data dir.
 pub struct DataDir {
     pub store: Arc<dyn ResourceStore>,
@@ -145,7 +163,7 @@ pub async fn ensure_default_mesh(store: &dyn ResourceStore) -> Result<(), Server
 /// shutdown (run it as a supervised component).
 pub struct ApiServer {
     pub address: SocketAddr,
-    pub serve: Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>,
+    pub serve: ServeFuture,
 }
 
 /// Builds the API state for `mode` and binds `config.api_address`; the returned
@@ -172,18 +190,7 @@ pub async fn serve_api(
         metrics,
     };
     let app = crate::router(state, extra);
-    let listener = tokio::net::TcpListener::bind(config.api_address)
-        .await
-        .map_err(|source| ServerError::Bind {
-            what: "REST API",
-            addr: config.api_address,
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| ServerError::Bind {
-        what: "REST API",
-        addr: config.api_address,
-        source,
-    })?;
+    let (listener, address) = bind("REST API", config.api_address).await?;
     let serve = Box::pin(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -2,7 +2,7 @@
 //! line (usage errors exit 64), start telemetry, run until a signal, drain within
 //! the deadline, and turn the outcome into an exit code.
 
-use crate::config::{ConfigError, EXIT_USAGE, LogFormat};
+use crate::config::{CommonConfig, ConfigError, EXIT_USAGE};
 use crate::shutdown::{self, CancellationToken, DRAIN_DEADLINE};
 use crate::supervise::BoxError;
 use clap::{CommandFactory, FromArgMatches};
@@ -47,20 +47,41 @@ pub struct Started {
     pub done: Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>,
 }
 
-/// Runs a server binary: telemetry, runtime, `start`, then wait for a signal or
-/// a failure; on a signal, cancel and give the drain [`DRAIN_DEADLINE`].
-pub fn run_server<F, Fut, E>(
+impl Started {
+    /// Announces `ready_line` and runs until `done` completes.
+    pub fn new<D, E>(ready_line: String, done: D) -> Self
+    where
+        D: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Started {
+            ready_line,
+            done: Box::pin(async move { done.await.map_err(Into::into) }),
+        }
+    }
+}
+
+/// Runs the `run` subcommand of a server binary: a bad setting exits 64;
+/// otherwise telemetry (from the config's common section), runtime, `start`,
+/// then wait for a signal or a failure; on a signal, cancel and give the drain
+/// [`DRAIN_DEADLINE`].
+pub fn run_server<C, F, Fut, E>(
     bin: &'static str,
-    log: (LogFormat, &str),
-    config: &dyn Debug,
+    config: Result<C, ConfigError>,
     start: F,
 ) -> ExitCode
 where
-    F: FnOnce(CancellationToken) -> Fut,
+    C: AsRef<CommonConfig> + Debug,
+    F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = Result<Started, E>>,
     E: std::fmt::Display,
 {
-    crate::telemetry::init(log.0, log.1);
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => return usage_error(bin, &e),
+    };
+    let common = config.as_ref();
+    crate::telemetry::init(common.log_format, &common.log_level);
     tracing::info!(config = ?config, "starting {bin}");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -73,7 +94,7 @@ where
         // Before anything is announced: a SIGTERM right after the ready line drains.
         let mut signals = shutdown::Signals::install();
         let token = CancellationToken::new();
-        let mut started = match start(token.clone()).await {
+        let mut started = match start(config, token.clone()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "{bin} failed to start");

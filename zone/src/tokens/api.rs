@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
 use std::sync::Arc;
-use weft_api::json_body::{invalid_issue, json_body, token_response};
+use weft_api::json_body::{issue_token, json_body};
 use weft_api::{ApiError, ApiState};
-use weft_security::tokens::{DataplaneTokenBody, IssueError};
+use weft_security::tokens::DataplaneTokenBody;
 
 const DETAIL: &str = "dataplane token request is not valid";
 
@@ -30,15 +30,14 @@ async fn issue(
     body: Body,
 ) -> Result<Response, ApiError> {
     let body: DataplaneTokenBody = json_body(body, state.max_body_bytes, &["mesh"], DETAIL).await?;
-    let issued = tokio::task::spawn_blocking(move || tokens.issue(body))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            TokensError::Issue(IssueError::Invalid { field, reason }) => {
-                invalid_issue(field, &reason, DETAIL)
-            }
-            other => ApiError::internal(other),
-        })?;
-    issued.log("api");
-    Ok(token_response(issued.token.into_string()))
+    let issue = move || {
+        let issued = tokens.issue(body)?;
+        issued.log("api");
+        Ok(issued.token.into_string())
+    };
+    issue_token(DETAIL, issue, |e| match e {
+        TokensError::Issue(e) => e.invalid_field(),
+        _ => None,
+    })
+    .await
 }

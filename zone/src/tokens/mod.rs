@@ -10,20 +10,16 @@ pub mod api;
 pub mod cli;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock};
 use weft_model::resource::Resource;
-use weft_security::tokens::keydir::{KeyDir, KeyDirError};
+use weft_security::tokens::keydir::{KeyDir, KeyDirError, UnknownKeyReload};
 use weft_security::tokens::{
     Clock, DataplaneClaims, DataplaneTokenBody, DataplaneTokenValidator, IssueError, Revocations,
-    SecretNames, SigningKeys, SystemClock, Token, TokenError, Unauthenticated, Verified,
-    issue_dataplane_token,
+    SecretNames, SigningKeys, SystemClock, Token, TokenError, Verified, issue_dataplane_token,
 };
 
 /// The key directory under the data dir.
 pub const KEY_DIR: &str = "dataplane-token-keys";
-/// The least time between two key reloads triggered by tokens naming an unknown key.
-pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokensError {
@@ -102,7 +98,8 @@ pub struct DataplaneTokens {
     key_dir: KeyDir,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
-    last_reload: Mutex<Option<Instant>>,
+    /// Reloads when a token names an unknown kid (rate-limited).
+    unknown_key_reload: UnknownKeyReload,
 }
 
 #[derive(Debug)]
@@ -127,7 +124,7 @@ impl DataplaneTokens {
             key_dir,
             clock,
             state: RwLock::new(State { keys, validator }),
-            last_reload: Mutex::new(None),
+            unknown_key_reload: UnknownKeyReload::default(),
         }))
     }
 
@@ -144,26 +141,15 @@ impl DataplaneTokens {
         presented: &str,
         dataplane: &Resource,
     ) -> Result<Verified<DataplaneClaims>, TokenError> {
-        let check = |v: &DataplaneTokenValidator| v.validate_for_dataplane(presented, dataplane);
-        let first = check(&self.read().validator);
-        let Err(TokenError::Unauthenticated(Unauthenticated::UnknownKey { .. })) = &first else {
-            return first;
-        };
-        {
-            let mut last = self
-                .last_reload
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_INTERVAL) {
-                return first;
-            }
-            *last = Some(Instant::now());
-        }
-        if let Err(e) = self.reload_keys() {
-            tracing::error!(error = %e, "cannot reload the dataplane-token signing keys");
-            return first;
-        }
-        check(&self.read().validator)
+        self.unknown_key_reload.check(
+            "dataplane-token",
+            || {
+                self.read()
+                    .validator
+                    .validate_for_dataplane(presented, dataplane)
+            },
+            || self.reload_keys(),
+        )
     }
 
     /// Reads the key directory again and swaps in what is there.

@@ -12,12 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use weft_api::{ApiError, ApiState};
 use weft_model::resource::{ResourceKey, ResourceType};
 use weft_sync::delta::TypeStats;
+use weft_sync::insight::{self, Registry, StreamInsight};
 
 /// Which ADS flavour a stream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,43 +80,41 @@ impl DataplaneInsight {
     }
 }
 
+impl StreamInsight for DataplaneInsight {
+    fn streams_mut(&mut self) -> &mut u32 {
+        &mut self.streams
+    }
+
+    fn all_streams_closed(&mut self, at: Option<String>) {
+        self.connected = false;
+        self.disconnect_time = at;
+    }
+}
+
 /// Every proxy's insight; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Insights {
-    inner: Arc<Mutex<BTreeMap<ProxyKey, DataplaneInsight>>>,
-}
-
-fn now() -> Option<String> {
-    OffsetDateTime::now_utc().format(&Rfc3339).ok()
+    inner: Registry<ProxyKey, DataplaneInsight>,
 }
 
 impl Insights {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<ProxyKey, DataplaneInsight>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn get(&self, key: &ProxyKey) -> Option<DataplaneInsight> {
-        self.lock().get(key).cloned()
+        self.inner.get(key)
     }
 
     /// Proxies with at least one open stream.
     pub fn connected(&self) -> usize {
-        self.lock().values().filter(|i| i.connected).count()
+        self.inner.lock().values().filter(|i| i.connected).count()
     }
 
     /// A stream of `key` opened; the guard records its end when dropped.
     pub fn stream_opened(&self, key: &ProxyKey, kind: StreamKind) -> InsightGuard {
-        let mut all = self.lock();
-        let i = all.entry(key.clone()).or_default();
-        i.connect_time = now();
-        i.types.clear();
-        i.streams += 1;
-        i.connected = true;
-        i.stream_kind = Some(kind);
-        InsightGuard {
-            insights: self.clone(),
-            key: key.clone(),
-        }
+        self.inner.stream_opened(key, |i| {
+            i.connect_time = insight::now();
+            i.types.clear();
+            i.connected = true;
+            i.stream_kind = Some(kind);
+        })
     }
 
     /// Copies a stream's per-type counters.
@@ -127,7 +123,7 @@ impl Insights {
         key: &ProxyKey,
         stats: impl Iterator<Item = (&'a str, &'a TypeStats)>,
     ) {
-        let mut all = self.lock();
+        let mut all = self.inner.lock();
         let i = all.entry(key.clone()).or_default();
         for (ty, s) in stats {
             i.types.insert(ty.to_string(), s.into());
@@ -137,7 +133,8 @@ impl Insights {
     /// Every known proxy's ACK count over all types, and whether every response
     /// sent to it has been answered (ACK or NACK). Benchmarks watch these.
     pub fn ack_state(&self) -> BTreeMap<ProxyKey, (u64, bool)> {
-        self.lock()
+        self.inner
+            .lock()
             .iter()
             .map(|(k, i)| {
                 let answered = i
@@ -151,28 +148,12 @@ impl Insights {
 
     /// Forgets proxies whose Dataplane is gone.
     pub fn remove(&self, key: &ProxyKey) {
-        self.lock().remove(key);
+        self.inner.lock().remove(key);
     }
 }
 
-/// Marks a stream closed when dropped (however it ends).
-pub struct InsightGuard {
-    insights: Insights,
-    key: ProxyKey,
-}
-
-impl Drop for InsightGuard {
-    fn drop(&mut self) {
-        let mut all = self.insights.lock();
-        if let Some(i) = all.get_mut(&self.key) {
-            i.streams = i.streams.saturating_sub(1);
-            if i.streams == 0 {
-                i.connected = false;
-                i.disconnect_time = now();
-            }
-        }
-    }
-}
+/// Marks a proxy's stream closed when dropped (however it ends).
+pub type InsightGuard = insight::StreamGuard<ProxyKey, DataplaneInsight>;
 
 /// `GET /meshes/{mesh}/dataplanes/{name}/_overview`.
 pub fn routes(insights: Insights) -> Router<ApiState> {

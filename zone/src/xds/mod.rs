@@ -29,7 +29,7 @@ pub use server::{Admit, XdsEndpoint, XdsServer, admit_with};
 
 /// Loads (or creates) the xDS TLS material in `data_dir`, creates the snapshot
 /// cache on `store` and binds ADS on `settings.address`. Nothing runs until the
-/// caller runs the returned [`server::Serving`] and the cache's `follow` and
+/// caller runs the returned [`weft_api::server::ServeFuture`] and the cache's `follow` and
 /// `rebuild_loop`.
 pub async fn start(
     settings: &XdsSettings,
@@ -39,7 +39,7 @@ pub async fn start(
     generator: Generator,
     registry: &mut Registry,
     shutdown: CancellationToken,
-) -> Result<(XdsServer, server::Serving), ServerError> {
+) -> Result<(XdsServer, weft_api::server::ServeFuture), ServerError> {
     let tls =
         tls::load_xds_tls(data_dir, settings.address).map_err(ServerError::setup("xDS TLS"))?;
     let metrics = metrics::XdsMetrics::new(registry);

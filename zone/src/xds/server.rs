@@ -20,17 +20,17 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 };
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use futures::{Stream, StreamExt};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
-use weft_api::server::ServerError;
+use weft_api::grpc;
+use weft_api::server::{self, ServeFuture, ServerError};
 use weft_model::resource::Resource;
 use weft_runtime::shutdown::CancellationToken;
 use weft_security::pki::KdsTls;
@@ -66,17 +66,15 @@ pub struct XdsEndpoint {
     pub ca_pem: String,
 }
 
-/// A bound xDS server. It serves while its [`Serving`] future runs (a supervised
-/// component; so are the cache's [`Cache::follow`] and [`Cache::rebuild_loop`]).
+/// A bound xDS server. It serves while the [`ServeFuture`] returned beside it
+/// runs (a supervised component; so are the cache's [`Cache::follow`] and
+/// [`Cache::rebuild_loop`]). The future is a tuple element rather than a field,
+/// so a caller cannot overlook it.
 pub struct XdsServer {
     pub endpoint: XdsEndpoint,
     pub insights: Insights,
     pub cache: Cache,
 }
-
-/// Serves ADS until shutdown; nothing is served until it runs (a tuple element,
-/// so a caller cannot overlook it the way it could a struct field).
-pub type Serving = Pin<Box<dyn Future<Output = Result<(), ServerError>> + Send>>;
 
 /// Everything the ADS service needs.
 pub struct AdsContext {
@@ -94,25 +92,12 @@ pub async fn serve(
     address: SocketAddr,
     tls: &KdsTls,
     context: AdsContext,
-) -> Result<(XdsServer, Serving), ServerError> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| ServerError::Bind {
-            what: "xDS",
-            addr: address,
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| ServerError::Bind {
-        what: "xDS",
-        addr: address,
-        source,
-    })?;
+) -> Result<(XdsServer, ServeFuture), ServerError> {
+    let (listener, bound) = server::bind("xDS", address).await?;
     let ca_pem = tls.ca_cert_pem().ok_or_else(|| ServerError::Setup {
         what: "xDS TLS",
         source: "the generated certificate chain has no CA".into(),
     })?;
-    let identity =
-        tonic::transport::Identity::from_pem(tls.cert_chain_pem(), tls.key_pem().expose());
     let shutdown = context.shutdown.clone();
     let insights = context.cache.insights().clone();
     let cache = context.cache.clone();
@@ -121,26 +106,16 @@ pub async fn serve(
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
-    let mut builder = tonic::transport::Server::builder()
-        .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-        .map_err(ServerError::setup("xDS TLS"))?
-        .tcp_nodelay(true)
-        .max_concurrent_streams(Some(100_000))
-        .http2_keepalive_interval(Some(KEEPALIVE))
-        .http2_keepalive_timeout(Some(KEEPALIVE));
-    let router = builder.add_service(service);
-    let serving: Serving = Box::pin(async move {
-        router
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
-            .map_err(|e| ServerError::Serve {
-                what: "xDS",
-                source: std::io::Error::other(e),
-            })
-    });
+    let router = grpc::tls_server(
+        "xDS TLS",
+        tls.cert_chain_pem(),
+        tls.key_pem().expose(),
+        KEEPALIVE,
+    )?
+    .tcp_nodelay(true)
+    .max_concurrent_streams(Some(100_000))
+    .add_service(service);
+    let serving = grpc::serve("xDS", router, listener, shutdown);
     tracing::info!(address = %bound, "xDS server listening (ADS, TLS)");
     let server = XdsServer {
         endpoint: XdsEndpoint {

@@ -336,16 +336,8 @@ impl SotwSender {
         }
         for stall in &mut stalls {
             stall.holding = self
-                .order
-                .iter()
-                .filter(|t| {
-                    self.config
-                        .waits_for
-                        .get(*t)
-                        .is_some_and(|deps| deps.contains(&stall.type_url))
-                })
-                .cloned()
-                .collect();
+                .config
+                .held_behind(&stall.type_url, &self.order, |_| true);
         }
         stalls
     }

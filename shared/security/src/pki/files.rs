@@ -1,7 +1,6 @@
 //! Small filesystem helpers: private directories and atomic writes.
 
 use super::PkiError;
-use std::io::Write;
 use std::path::Path;
 
 /// Creates `dir` (and parents) when missing; a directory created here is 0700.
@@ -19,43 +18,9 @@ pub(super) fn ensure_private_dir(dir: &Path) -> Result<(), PkiError> {
     builder.create(dir).map_err(PkiError::io(dir))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, created
-/// with `mode`, flushed to disk, then renamed over `path`; the directory is synced so the
-/// rename survives a crash. Readers see the old content or the new, never a mix.
+/// Writes `bytes` to `path` atomically with `mode` ([`crate::files::write_replace`]).
 pub(super) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(PkiError::io(&tmp)(e)),
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        std::fs::File::open(dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(PkiError::io(path))
+    crate::files::write_replace(path, bytes, mode).map_err(PkiError::io(path))
 }
 
 /// The file's content, or `None` when it does not exist.

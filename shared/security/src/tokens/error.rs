@@ -111,6 +111,16 @@ pub enum IssueError {
     Sign { kind: TokenKind, reason: String },
 }
 
+impl IssueError {
+    /// The request field refused and why, when the request itself was invalid.
+    pub fn invalid_field(&self) -> Option<(&'static str, &str)> {
+        match self {
+            IssueError::Invalid { field, reason } => Some((field, reason)),
+            _ => None,
+        }
+    }
+}
+
 /// A signing or verifying key could not be created, decoded or encoded. Never contains
 /// key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

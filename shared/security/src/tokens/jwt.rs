@@ -334,7 +334,8 @@ fn new_jti() -> String {
     )
 }
 
-fn rfc3339(secs: u64) -> String {
+/// RFC 3339 of a Unix time (a claim's `exp`, `iat`...), for logs and messages.
+pub fn rfc3339(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())

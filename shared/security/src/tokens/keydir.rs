@@ -13,14 +13,19 @@
 //! serial already exists — so two processes rotating at once get two serials, never
 //! one overwriting the other, and a reader never sees half a key.
 
-use super::{KeyError, SecretNames, SigningKey, SigningKeys};
-use std::io::Write;
+use super::{KeyError, SecretNames, SigningKey, SigningKeys, TokenError, Unauthenticated};
+use crate::files::write_new;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 const KEY_SUFFIX: &str = ".pem";
 /// How many serials a rotation tries when other processes rotate at the same time.
 const ROTATE_ATTEMPTS: usize = 16;
+
+/// The least time between two key reloads triggered by tokens naming an unknown key
+/// (a stream of forged kids costs one directory read per interval).
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a key directory could not be read or written. Never contains key material.
 #[derive(Debug, thiserror::Error)]
@@ -225,69 +230,47 @@ impl KeyDir {
     }
 }
 
-/// Writes `bytes` to a synced temporary file beside `path` and returns its path.
-fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<PathBuf> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let written = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    match written {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
+/// A running server's reloads of its key directory when a token names a key it does
+/// not hold (one the offline CLI just added), so a rotated key works without a
+/// restart: at most one per [`KEY_RELOAD_INTERVAL`].
+#[derive(Debug, Default)]
+pub struct UnknownKeyReload {
+    last: Mutex<Option<Instant>>,
+}
+
+impl UnknownKeyReload {
+    /// Runs `check`; when it fails only because the token names an unknown key,
+    /// runs `reload` (unless one ran less than [`KEY_RELOAD_INTERVAL`] ago) and
+    /// `check` again. A failed reload is logged and the first answer stands.
+    /// `what` names the keys in logs, e.g. "zone-token".
+    pub fn check<T, E: std::fmt::Display>(
+        &self,
+        what: &str,
+        check: impl Fn() -> Result<T, TokenError>,
+        reload: impl FnOnce() -> Result<(), E>,
+    ) -> Result<T, TokenError> {
+        let first = check();
+        let Err(TokenError::Unauthenticated(Unauthenticated::UnknownKey { kid, .. })) = &first
+        else {
+            return first;
+        };
+        {
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_INTERVAL) {
+                return first;
+            }
+            *last = Some(Instant::now());
         }
+        tracing::debug!(
+            kid,
+            "a token names an unknown key; reloading the {what} key directory"
+        );
+        if let Err(e) = reload() {
+            tracing::error!(error = %e, "cannot reload the {what} signing keys");
+            return first;
+        }
+        check()
     }
-}
-
-/// Creates `path` with `bytes` atomically; `AlreadyExists` when it exists.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = write_temp(path, bytes, mode)?;
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    linked?;
-    sync_parent(path)
-}
-
-/// Replaces `path` with `bytes` atomically (a reader sees the old or the new content).
-pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = write_temp(path, bytes, mode)?;
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_parent(path)
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 #[cfg(test)]

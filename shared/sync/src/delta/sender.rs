@@ -93,6 +93,26 @@ impl SenderConfig {
             .is_some_and(|deps| deps.iter().any(|t| awaiting(t)))
     }
 
+    /// What a stall of `type_url` holds back: the types of `order` that wait for it
+    /// ([`Self::waits_for`]) and for which `due` says a response may be due.
+    pub fn held_behind(
+        &self,
+        type_url: &str,
+        order: &[String],
+        due: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        order
+            .iter()
+            .filter(|t| {
+                self.waits_for
+                    .get(*t)
+                    .is_some_and(|deps| deps.iter().any(|d| d == type_url))
+                    && due(t)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// `types` with every type that waits for others after those that do not, so
     /// one poll sends a dependency before deciding on its dependents; first-request
     /// order is kept otherwise.
@@ -316,18 +336,9 @@ impl Sender {
             }
         }
         for stall in &mut stalls {
-            stall.holding = self
-                .order
-                .iter()
-                .filter(|t| {
-                    self.config
-                        .waits_for
-                        .get(*t)
-                        .is_some_and(|deps| deps.contains(&stall.type_url))
-                        && self.types.get(*t).is_some_and(TypeTracker::pending)
-                })
-                .cloned()
-                .collect();
+            stall.holding = self.config.held_behind(&stall.type_url, &self.order, |t| {
+                self.types.get(t).is_some_and(TypeTracker::pending)
+            });
         }
         stalls
     }

@@ -5,6 +5,7 @@
 //! Network syntax (IPs, hostnames, URLs) is in [`crate::resource::net`].
 
 use super::targetref::{ProxyType, TargetRef, TargetRefKind};
+use crate::resource::Duration;
 use crate::resource::validate::{Path, ValidationErrors};
 
 /// Kuma's `MustBeDefined`.
@@ -126,6 +127,20 @@ pub fn check_positive<T: Into<i64> + Copy>(
 ) {
     if value.is_some_and(|v| v.into() <= 0) {
         errs.add(path, "must be greater than 0");
+    }
+}
+
+/// Durations that must parse when set; `0` is allowed (it disables).
+pub fn check_duration(path: &Path, value: &Option<Duration>, errs: &mut ValidationErrors) {
+    if let Some(d) = value {
+        d.check(path, errs);
+    }
+}
+
+/// Durations that must parse and be above zero when set.
+pub fn check_positive_duration(path: &Path, value: &Option<Duration>, errs: &mut ValidationErrors) {
+    if let Some(d) = value {
+        d.check_positive(path, errs);
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::checks::{
     MUST_BE_DEFINED, at_least_one, check_int_percentage, check_mes_needs_mesh_top, check_positive,
+    check_positive_duration,
 };
 use super::common::{
     From, Kinds, Rule, Sections, To, check_directional, check_from, check_rules, check_to,
@@ -182,12 +183,12 @@ impl Validate for ConnectionLimits {
 
 impl Validate for OutlierDetection {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        if let Some(d) = &self.interval {
-            d.check_positive(&path.field("interval"), errs);
-        }
-        if let Some(d) = &self.base_ejection_time {
-            d.check_positive(&path.field("baseEjectionTime"), errs);
-        }
+        check_positive_duration(&path.field("interval"), &self.interval, errs);
+        check_positive_duration(
+            &path.field("baseEjectionTime"),
+            &self.base_ejection_time,
+            errs,
+        );
         check_int_percentage(
             &path.field("maxEjectionPercent"),
             self.max_ejection_percent,

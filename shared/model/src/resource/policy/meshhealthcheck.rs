@@ -4,7 +4,7 @@
 
 use super::checks::{
     MUST_BE_DEFINED, at_least_one, check_file_path, check_int_percentage, check_positive,
-    check_status_code, is_base64,
+    check_positive_duration, check_status_code, is_base64,
 };
 use super::common::{Kinds, To, check_outbound};
 use super::header::HeaderModifier;
@@ -135,9 +135,7 @@ impl Validate for Conf {
             ("intervalJitter", &self.interval_jitter),
             ("noTrafficInterval", &self.no_traffic_interval),
         ] {
-            if let Some(d) = d {
-                d.check_positive(&path.field(name), errs);
-            }
+            check_positive_duration(&path.field(name), d, errs);
         }
         check_positive(
             &path.field("unhealthyThreshold"),

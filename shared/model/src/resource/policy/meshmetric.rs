@@ -3,7 +3,7 @@
 //! scrape endpoint on the proxy, or push to an OpenTelemetry collector).
 //! Kuma: `pkg/plugins/policies/meshmetric/api/v1alpha1`.
 
-use super::checks::{check_regex, required};
+use super::checks::{check_positive_duration, check_regex, required};
 use super::common::check_single_item;
 use super::otel::{BackendResourceRef, check_endpoint_or_ref};
 use super::targetref::{TargetRef, TargetRefKind};
@@ -250,9 +250,7 @@ impl Validate for Backend {
                         errs.add(&ep, "must be a valid url");
                     }
                 }
-                if let Some(d) = &o.refresh_interval {
-                    d.check_positive(&p.field("refreshInterval"), errs);
-                }
+                check_positive_duration(&p.field("refreshInterval"), &o.refresh_interval, errs);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! `MeshRetry`: outbound retry policies per destination protocol (tcp, http,
 //! grpc). Outbound only: there is no `from` or `rules`. Kuma `meshretry/api/v1alpha1`.
 
-use super::checks::{MUST_BE_DEFINED, MUST_NOT_BE_EMPTY};
+use super::checks::{MUST_BE_DEFINED, MUST_NOT_BE_EMPTY, check_duration, check_positive_duration};
 use super::common::{Kinds, To, check_outbound, top_or_mesh};
 use super::header::{HeaderMatch, check_header_name};
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -245,9 +245,7 @@ fn check_attempts(
     if empty {
         errs.add(path, MUST_NOT_BE_EMPTY);
     }
-    if let Some(d) = per_try_timeout {
-        d.check(&path.field("perTryTimeout"), errs);
-    }
+    check_duration(&path.field("perTryTimeout"), per_try_timeout, errs);
     back_off.validate(&path.field("backOff"), errs);
     rate_limited_back_off.validate(&path.field("rateLimitedBackOff"), errs);
 }
@@ -330,12 +328,8 @@ impl Validate for BackOff {
         if self.base_interval.is_none() && self.max_interval.is_none() {
             errs.add(path, MUST_NOT_BE_EMPTY);
         }
-        if let Some(d) = &self.base_interval {
-            d.check_positive(&path.field("baseInterval"), errs);
-        }
-        if let Some(d) = &self.max_interval {
-            d.check_positive(&path.field("maxInterval"), errs);
-        }
+        check_positive_duration(&path.field("baseInterval"), &self.base_interval, errs);
+        check_positive_duration(&path.field("maxInterval"), &self.max_interval, errs);
         if let (Some(base), Some(max)) = (&self.base_interval, &self.max_interval)
             && let (Ok(b), Ok(m)) = (base.parse(), max.parse())
             && m < b
@@ -360,9 +354,7 @@ impl Validate for RateLimitedBackOff {
                 }
             }
         }
-        if let Some(d) = &self.max_interval {
-            d.check_positive(&path.field("maxInterval"), errs);
-        }
+        check_positive_duration(&path.field("maxInterval"), &self.max_interval, errs);
     }
 }
 

@@ -1,7 +1,7 @@
 //! `MeshTimeout`: connection, idle and HTTP timeouts, outbound (`to[]`) and
 //! inbound (`from[]` or 2.10+ `rules[]`). Kuma `meshtimeout/api/v1alpha1`.
 
-use super::checks::{MUST_NOT_BE_DEFINED, non_empty};
+use super::checks::{MUST_NOT_BE_DEFINED, check_duration, check_positive_duration, non_empty};
 use super::common::{
     From, Kinds, Sections, To, check_directional, check_from, check_to, top_or_mesh,
 };
@@ -83,12 +83,12 @@ impl Validate for Conf {
         if self.connection_timeout.is_none() && self.idle_timeout.is_none() && self.http.is_none() {
             errs.add(path, "at least one timeout should be configured");
         }
-        if let Some(d) = &self.connection_timeout {
-            d.check_positive(&path.field("connectionTimeout"), errs);
-        }
-        if let Some(d) = &self.idle_timeout {
-            d.check(&path.field("idleTimeout"), errs);
-        }
+        check_positive_duration(
+            &path.field("connectionTimeout"),
+            &self.connection_timeout,
+            errs,
+        );
+        check_duration(&path.field("idleTimeout"), &self.idle_timeout, errs);
         self.http.validate(&path.field("http"), errs);
     }
 }
@@ -109,9 +109,7 @@ impl Validate for Http {
             );
         }
         for (name, d) in fields {
-            if let Some(d) = d {
-                d.check(&path.field(name), errs);
-            }
+            check_duration(&path.field(name), d, errs);
         }
     }
 }
