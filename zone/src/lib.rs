@@ -83,6 +83,7 @@ pub async fn build_with(
     let mut registry = Registry::default();
     let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(&mut registry);
     let mut components = Supervisor::new(shutdown.clone(), health.clone());
+    let mut serves_from_store = false;
     if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
         let global = fed
             .global
@@ -105,6 +106,8 @@ pub async fn build_with(
                 path: config.common.data_dir.display().to_string(),
                 source,
             })?;
+        // A zone that holds a sync from before serves it from the start.
+        serves_from_store = client.readiness().borrow().ready;
         let (store, stop) = (data.store.clone(), shutdown.clone());
         let mut first = Some(client);
         // Serves once its store holds a complete sync from global (from before a
@@ -214,8 +217,12 @@ pub async fn build_with(
         },
     );
     // Serve once the xDS cache holds the store (a broken store is reported on
-    // /ready after this wait). Not the KDS client: global may be away for long.
-    let local = [component::XDS_CACHE, component::XDS_REBUILDER];
+    // /ready after this wait). The KDS client only when the store holds a sync:
+    // a zone that never synced may wait for global for long.
+    let mut local = vec![component::XDS_CACHE, component::XDS_REBUILDER];
+    if serves_from_store {
+        local.push(component::KDS);
+    }
     if !health.until_serving(&local, STARTUP_WAIT).await {
         tracing::warn!(blocker = ?health.blocker(), "starting although not every component is ready");
     }
