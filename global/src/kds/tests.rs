@@ -410,3 +410,35 @@ async fn a_stream_ends_with_the_status_it_is_given() {
     drop(tx);
     assert!(with_end(rx, end_rx).next().await.is_none());
 }
+
+// A token for another zone is PERMISSION_DENIED; a missing, revoked or otherwise
+// unacceptable one is UNAUTHENTICATED (DESIGN §5); the message says what to do.
+#[test]
+fn token_refusals_map_to_their_grpc_codes() {
+    use weft_security::tokens::{PermissionDenied, TokenError, Unauthenticated, ZONE_TOKEN};
+    let denied = refusal(TokenError::PermissionDenied(
+        PermissionDenied::ZoneMismatch {
+            token_zone: "zone-a".into(),
+            zone: "zone-b".into(),
+        },
+    ));
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert!(
+        denied
+            .message()
+            .contains("weft-global token zone --zone zone-b"),
+        "{}",
+        denied.message()
+    );
+    for e in [
+        Unauthenticated::Missing { kind: ZONE_TOKEN },
+        Unauthenticated::Revoked {
+            kind: ZONE_TOKEN,
+            jti: "j1".into(),
+        },
+    ] {
+        let status = refusal(TokenError::Unauthenticated(e.clone()));
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{e}");
+        assert_eq!(status.message(), e.to_string());
+    }
+}

@@ -291,6 +291,11 @@ impl AggregatedDiscoveryService for Ads {
             tokio::select! {
                 end = pump => match end {
                     Ok(why) => tracing::info!(proxy = %key, ?why, "xDS: SotW stream ended"),
+                    // The proxy's connection went away (a stopped or killed Envoy):
+                    // its insight says so; not worth a warning.
+                    Err(e @ super::stream::SotwStreamError::Transport(_)) => {
+                        tracing::info!(proxy = %key, error = %e, "xDS: SotW stream lost its connection")
+                    }
                     Err(e) => tracing::warn!(proxy = %key, error = %e, "xDS: SotW stream failed"),
                 },
                 () = ctx.shutdown.cancelled() => {}
@@ -344,6 +349,9 @@ impl AggregatedDiscoveryService for Ads {
             tokio::select! {
                 end = pump => match end {
                     Ok(why) => tracing::info!(proxy = %key, ?why, "xDS: delta stream ended"),
+                    Err(e @ weft_sync::delta::DeltaError::Transport(_)) => {
+                        tracing::info!(proxy = %key, error = %e, "xDS: delta stream lost its connection")
+                    }
                     Err(e) => tracing::warn!(proxy = %key, error = %e, "xDS: delta stream failed"),
                 },
                 () = ctx.shutdown.cancelled() => {}
