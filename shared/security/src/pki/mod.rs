@@ -1,5 +1,8 @@
-//! The PKI of the KDS link between global and its zones.
+//! The PKI of the KDS link between global and its zones, and of mesh identities.
 //!
+//! - [`workload`]: a mesh CA (generated, or provided as PEM) and the SPIFFE
+//!   certificates it issues to proxies; [`verify`]: checking a certificate against a
+//!   CA as TLS does.
 //! - [`Ca`] / [`ServerCert`]: generate a CA and server certificates it signs (PEM).
 //! - [`KdsTls`]: the KDS server's certificate chain and key, loaded from the user's
 //!   files or created on first start in `<data-dir>/kds-tls/` ([`KdsTls::load_or_create`]).
@@ -14,6 +17,8 @@ mod fingerprint;
 mod issue;
 mod kds;
 mod tls;
+pub mod verify;
+pub mod workload;
 
 #[cfg(test)]
 mod tests;
