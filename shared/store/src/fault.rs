@@ -2,7 +2,7 @@
 //! reads (`get`, `list`, `revision`, `watch`) fail while [`FaultyStore::set_failing`]
 //! is on, and [`FaultyStore::break_watches`] ends every open watch with an error.
 //! Writes always go through, so a test can change the store while its followers
-//! cannot read it. It also counts writes and transactions (one durable write each).
+//! cannot read it. It also counts transactions (one durable write each).
 
 use crate::{Change, ListPage, Page, ResourceStore, StoreError, Watch, WriteOp};
 use async_trait::async_trait;
@@ -17,7 +17,6 @@ pub struct FaultyStore {
     failing: AtomicBool,
     /// Bumped by `break_watches`; every open watch ends when it changes.
     epoch: watch::Sender<u64>,
-    writes: AtomicU64,
     transactions: AtomicU64,
 }
 
@@ -27,7 +26,6 @@ impl FaultyStore {
             inner,
             failing: AtomicBool::new(false),
             epoch: watch::Sender::new(0),
-            writes: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
         }
     }
@@ -42,13 +40,7 @@ impl FaultyStore {
         self.epoch.send_modify(|e| *e += 1);
     }
 
-    /// Writes asked of this wrapper: creates, updates, deletes and transactions,
-    /// one each (each is one durable write, one fsync on sled).
-    pub fn writes(&self) -> u64 {
-        self.writes.load(Ordering::SeqCst)
-    }
-
-    /// Calls of `transact` alone.
+    /// Calls of `transact` (each is one durable write, one fsync on sled).
     pub fn transactions(&self) -> u64 {
         self.transactions.load(Ordering::SeqCst)
     }
@@ -61,10 +53,6 @@ impl FaultyStore {
         } else {
             Ok(())
         }
-    }
-
-    fn count(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -86,7 +74,6 @@ impl ResourceStore for FaultyStore {
     }
 
     async fn create(&self, resource: Resource) -> Result<Resource, StoreError> {
-        self.count();
         self.inner.create(resource).await
     }
 
@@ -95,7 +82,6 @@ impl ResourceStore for FaultyStore {
         resource: Resource,
         expected_version: Option<u64>,
     ) -> Result<Resource, StoreError> {
-        self.count();
         self.inner.update(resource, expected_version).await
     }
 
@@ -104,12 +90,10 @@ impl ResourceStore for FaultyStore {
         key: &ResourceKey,
         expected_version: Option<u64>,
     ) -> Result<Vec<ResourceKey>, StoreError> {
-        self.count();
         self.inner.delete(key, expected_version).await
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<Vec<Change>, StoreError> {
-        self.count();
         self.transactions.fetch_add(1, Ordering::SeqCst);
         self.inner.transact(ops).await
     }

@@ -47,7 +47,18 @@ impl SnapshotFeed {
     /// (`reporter` down) and relists once the store answers again. Running it again
     /// after it ended starts over with a fresh list.
     pub async fn run(&self, store: Arc<dyn ResourceStore>, reporter: Option<Reporter>) {
-        let mut reflector = Reflector::new(store, self.types.clone());
+        let reflector = Reflector::new(store, self.types.clone());
+        self.follow(reflector, None, reporter).await
+    }
+
+    /// [`SnapshotFeed::run`] on `reflector`, handling `first` (an event already
+    /// read from it) before anything else.
+    async fn follow(
+        &self,
+        mut reflector: Reflector,
+        mut first: Option<Event>,
+        reporter: Option<Reporter>,
+    ) {
         let mut state = State {
             types: self
                 .types
@@ -59,9 +70,12 @@ impl SnapshotFeed {
         };
         let mut broken = false;
         loop {
-            let event = tokio::select! {
-                e = reflector.next() => e,
-                () = self.tx.closed() => return,
+            let event = match first.take() {
+                Some(e) => e,
+                None => tokio::select! {
+                    e = reflector.next() => e,
+                    () = self.tx.closed() => return,
+                },
             };
             let snapshot = match event {
                 Event::Init { resources, .. } => {
@@ -114,14 +128,16 @@ impl SnapshotFeed {
         types: Vec<ResourceType>,
         select: Select,
     ) -> Result<watch::Receiver<Option<Snapshot>>, StoreError> {
-        let mut first = Reflector::new(store.clone(), types.clone());
-        if let Event::Broken { error, .. } = first.next().await {
+        let mut reflector = Reflector::new(store, types.clone());
+        let first = reflector.next().await;
+        if let Event::Broken { error, .. } = first {
             return Err(error);
         }
         let feed = Arc::new(SnapshotFeed::new(types, select));
         let mut rx = feed.subscribe();
         let follower = feed.clone();
-        tokio::spawn(async move { follower.run(store, None).await });
+        // The list just read is the follower's first event: the store is listed once.
+        tokio::spawn(async move { follower.follow(reflector, Some(first), None).await });
         // The follower's first list is published at once; wait for it.
         if rx.wait_for(Option::is_some).await.is_err() {
             return Err(StoreError::Io(weft_store::IoError::msg(
