@@ -10,6 +10,7 @@ mod auth;
 mod error;
 pub mod grpc;
 pub mod json_body;
+mod mesh_ca;
 mod metrics;
 mod resources;
 pub mod server;

@@ -151,7 +151,12 @@ async fn list(
             .unwrap_or("localhost");
         format!("http://{host}{}?size={size}&offset={o}", uri.path())
     });
-    let items: Vec<Value> = page.items.iter().map(Resource::to_value).collect();
+    let mut items = Vec::with_capacity(page.items.len());
+    for res in &page.items {
+        let mut value = res.to_value();
+        super::mesh_ca::redact(state.store.as_ref(), res, &mut value).await;
+        items.push(value);
+    }
     let body = json!({ "total": page.total, "items": items, "next": next });
     Ok(respond(StatusCode::OK, &body, &headers, None))
 }
@@ -188,12 +193,16 @@ async fn get_item(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     match state.store.get(&key).await? {
-        Some(res) => Ok(respond(
-            StatusCode::OK,
-            &res.to_value(),
-            &headers,
-            Some(res.meta.version),
-        )),
+        Some(res) => {
+            let mut value = res.to_value();
+            super::mesh_ca::redact(state.store.as_ref(), &res, &mut value).await;
+            Ok(respond(
+                StatusCode::OK,
+                &value,
+                &headers,
+                Some(res.meta.version),
+            ))
+        }
         None => Err(ApiError::not_found(format!("{key} not found"))),
     }
 }
@@ -280,19 +289,35 @@ async fn put_item(
     {
         check_ca_change(&old, new)?;
     }
+    let prepared = if key.ty == ResourceType::Mesh {
+        super::mesh_ca::prepare(state.store.as_ref(), &res).await?
+    } else {
+        super::mesh_ca::Prepared {
+            warnings: super::mesh_ca::policy_warnings(state.store.as_ref(), &res).await?,
+            ..Default::default()
+        }
+    };
     let (stored, created) = if key.ty == ResourceType::Mesh
         && expected.is_none()
         && state.store.get(&key).await?.is_none()
     {
-        // A new mesh comes with Kuma's default policies, in the same transaction.
+        // A new mesh comes with Kuma's default policies and its builtin CAs, in
+        // the same transaction.
         let ops = weft_model::rules::defaults::mesh_with_defaults(res)
             .map_err(|e| ApiError::invalid(&e))?
             .into_iter()
+            .chain(prepared.secrets)
             .map(WriteOp::Upsert)
             .collect();
         let changes = state.store.transact(ops).await?;
         (store::stored(changes)?, true)
     } else {
+        if !prepared.secrets.is_empty() {
+            // The CA first: a Mesh naming a CA that is not there yet would leave
+            // its proxies without certificates.
+            let ops = prepared.secrets.into_iter().map(WriteOp::Upsert).collect();
+            state.store.transact(ops).await?;
+        }
         store::put(state.store.as_ref(), res, expected).await?
     };
     tracing::info!(resource = %key, version = stored.meta.version, created, "resource written");
@@ -303,7 +328,7 @@ async fn put_item(
     };
     Ok(respond(
         status,
-        &json!({ "warnings": [] }),
+        &json!({ "warnings": prepared.warnings }),
         &headers,
         Some(stored.meta.version),
     ))

@@ -13,6 +13,7 @@
 //! [`CacheConfig::grace`], unless the proxy reconnected meanwhile.
 
 use super::generate::{self, GenerateError, MeshView};
+use super::identity::Identities;
 use super::insight::Insights;
 use super::intern::Interner;
 use super::metrics::XdsMetrics;
@@ -115,6 +116,7 @@ struct Inner {
     metrics: XdsMetrics,
     stats: CacheStats,
     insights: Insights,
+    identities: Identities,
     state: Mutex<State>,
     interners: Mutex<Interners>,
     dirty: mpsc::UnboundedSender<String>,
@@ -147,6 +149,7 @@ impl Cache {
                 metrics,
                 stats: CacheStats::default(),
                 insights: Insights::default(),
+                identities: Identities::default(),
                 state: Mutex::new(State::default()),
                 interners: Mutex::new(Interners::default()),
                 dirty,
@@ -239,7 +242,17 @@ impl Cache {
                 let dp = dataplane_of(&state, &key);
                 drop(state);
                 if let Some(dp) = dp {
-                    self.generate_one(&view, seq, &key, &dp, &tx);
+                    match tokio::runtime::Handle::try_current() {
+                        // Issuing a certificate generates a key: not on the async
+                        // workers.
+                        Ok(rt) if view.mtls.is_some() => {
+                            let (cache, key, tx) = (self.clone(), key.clone(), tx.clone());
+                            rt.spawn_blocking(move || {
+                                cache.generate_one(&view, seq, &key, &dp, &tx)
+                            });
+                        }
+                        _ => self.generate_one(&view, seq, &key, &dp, &tx),
+                    }
                 }
             }
             None => {
@@ -370,7 +383,21 @@ impl Cache {
         // Under a stream of changes (proxies connecting by the hundred) rebuilds
         // are spaced by their own duration, so they take at most half the time.
         let mut earliest = tokio::time::Instant::now();
-        while let Some(first) = dirty.recv().await {
+        loop {
+            let renewal = self.inner.identities.next_renewal();
+            let first = tokio::select! {
+                m = dirty.recv() => match m {
+                    Some(m) => m,
+                    None => return,
+                },
+                () = sleep_until_renewal(renewal.as_ref().map(|r| r.0)) => {
+                    // Certificates due: regenerate their meshes, which reissues them.
+                    for mesh in renewal.map(|r| r.1).unwrap_or_default() {
+                        let _ = self.inner.dirty.send(mesh);
+                    }
+                    continue;
+                }
+            };
             let mut meshes = BTreeSet::from([first]);
             // Let the rest of a burst arrive, then take it all at once.
             let wait = tokio::time::Instant::now() + self.inner.config.coalesce;
@@ -474,7 +501,12 @@ impl Cache {
         tx: &SnapshotTx,
     ) {
         let started = Instant::now();
-        let result = (self.inner.generator)(view, dp);
+        let result = (self.inner.generator)(view, dp).map(|mut snapshot| {
+            if let Some(tls) = &view.mtls {
+                self.add_secrets(tls, key, dp, &mut snapshot);
+            }
+            snapshot
+        });
         let took = started.elapsed();
         let (stats, metrics) = (&self.inner.stats, &self.inner.metrics);
         stats.generations.fetch_add(1, Ordering::Relaxed);
@@ -516,6 +548,38 @@ impl Cache {
         }
     }
 
+    /// Adds the mesh's SDS secrets to `key`'s snapshot: the trusted CAs, and the
+    /// proxy's certificate (issued or renewed when due). Without a usable CA the
+    /// certificate is missing and the proxy's mTLS traffic fails closed.
+    fn add_secrets(
+        &self,
+        tls: &generate::mtls::MeshTls,
+        key: &ProxyKey,
+        dp: &Resource,
+        snapshot: &mut Snapshot,
+    ) {
+        let mut secrets = weft_sync::delta::TypeResources::new();
+        secrets.insert_hashed(tls.ca_secret_name(), tls.ca_secret.clone());
+        match self.inner.identities.secret(key, dp, tls) {
+            Ok(identity) => {
+                secrets.insert_hashed(tls.identity_secret_name(), identity);
+                if let Some(info) = self.inner.identities.info(key) {
+                    self.inner.insights.set_certificate(key, info);
+                }
+            }
+            Err(e) => {
+                self.inner.metrics.generation_errors.inc();
+                tracing::warn!(proxy = %key, error = %e, "xDS: no workload certificate for the proxy; its mTLS traffic fails until this is fixed");
+            }
+        }
+        snapshot.set_type(generate::mtls::SECRET_TYPE, secrets);
+    }
+
+    /// What the proxy's insight shows of its certificate.
+    pub fn certificate(&self, key: &ProxyKey) -> Option<super::identity::CertInfo> {
+        self.inner.identities.info(key)
+    }
+
     /// One stream of `key` closed.
     fn disconnected(&self, key: &ProxyKey) {
         let epoch = {
@@ -549,6 +613,7 @@ impl Cache {
                 Some(e) if e.streams == 0 && e.epoch == epoch => {
                     state.proxies.remove(key);
                     self.inner.insights.remove(key);
+                    self.inner.identities.remove(key);
                 }
                 _ => return,
             }
@@ -570,6 +635,13 @@ impl Cache {
         {
             tracing::warn!(proxy = %key, error = %e, "xDS: cannot restore the Dataplane of a reconnected proxy");
         }
+    }
+}
+
+async fn sleep_until_renewal(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

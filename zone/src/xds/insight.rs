@@ -67,6 +67,9 @@ pub struct DataplaneInsight {
     pub stream_kind: Option<StreamKind>,
     /// Per type URL, over the latest stream.
     pub types: BTreeMap<String, TypeInsight>,
+    /// The proxy's workload certificate (mTLS meshes; Kuma's `mTLS` block).
+    #[serde(rename = "mTLS", skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<super::identity::CertInfo>,
 }
 
 impl DataplaneInsight {
@@ -144,6 +147,15 @@ impl Insights {
                 (k.clone(), (i.total_acked(), answered))
             })
             .collect()
+    }
+
+    /// Records the certificate `key` holds now.
+    pub fn set_certificate(&self, key: &ProxyKey, cert: super::identity::CertInfo) {
+        let mut all = self.inner.lock();
+        let i = all.entry(key.clone()).or_default();
+        if i.mtls.as_ref() != Some(&cert) {
+            i.mtls = Some(cert);
+        }
     }
 
     /// Forgets proxies whose Dataplane is gone.

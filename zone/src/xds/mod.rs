@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod generate;
+pub mod identity;
 pub mod insight;
 mod intern;
 pub mod metrics;

@@ -116,6 +116,73 @@ pub struct Mtls {
     pub skip_validation: Option<bool>,
 }
 
+/// Kuma's default lifetime of a workload certificate (`dpCert.rotation.expiration`).
+pub const DEFAULT_WORKLOAD_CERT_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(24 * 3600);
+/// Kuma's default lifetime of a builtin CA certificate (`caCert.expiration`).
+pub const DEFAULT_CA_CERT_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The Secret holding a builtin backend's CA certificate (Kuma's
+/// `<mesh>.ca-builtin-cert-<backend>`).
+pub fn builtin_ca_cert_secret(mesh: &str, backend: &str) -> String {
+    format!("{mesh}.ca-builtin-cert-{backend}")
+}
+
+/// The Secret holding a builtin backend's CA private key
+/// (`<mesh>.ca-builtin-key-<backend>`): never shown by the API.
+pub fn builtin_ca_key_secret(mesh: &str, backend: &str) -> String {
+    format!("{mesh}.ca-builtin-key-{backend}")
+}
+
+/// Whether a Secret of `mesh` named `name` holds a builtin CA's private key.
+pub fn is_builtin_ca_key_secret(mesh: &str, name: &str) -> bool {
+    name.strip_prefix(mesh)
+        .and_then(|rest| rest.strip_prefix(".ca-builtin-key-"))
+        .is_some_and(|backend| !backend.is_empty())
+}
+
+impl Mtls {
+    /// Whether the Secret `name` of `mesh` holds a CA private key of one of these
+    /// backends (a builtin key, or the `key` source of a provided backend).
+    pub fn holds_ca_key(&self, mesh: &str, name: &str) -> bool {
+        is_builtin_ca_key_secret(mesh, name)
+            || self.backends.iter().any(|b| {
+                b.conf
+                    .as_ref()
+                    .and_then(|c| c.key.as_ref())
+                    .and_then(|k| k.secret.as_deref())
+                    == Some(name)
+            })
+    }
+}
+
+impl CaBackend {
+    /// Lifetime of the workload certificates this backend issues.
+    pub fn workload_cert_lifetime(&self) -> std::time::Duration {
+        self.dp_cert
+            .as_ref()
+            .and_then(|d| d.rotation.as_ref())
+            .and_then(|r| r.expiration.as_ref())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(DEFAULT_WORKLOAD_CERT_LIFETIME)
+    }
+
+    /// Lifetime of a builtin CA certificate.
+    pub fn ca_cert_lifetime(&self) -> std::time::Duration {
+        self.conf
+            .as_ref()
+            .and_then(|c| c.ca_cert.as_ref())
+            .and_then(|c| c.expiration.as_ref())
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(DEFAULT_CA_CERT_LIFETIME)
+    }
+
+    pub fn is_builtin(&self) -> bool {
+        self.backend_type == Some(CaBackendType::Builtin)
+    }
+}
+
 /// One certificate authority (`CertificateAuthorityBackend`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -2,7 +2,8 @@
 //!
 //! - [`workload`]: a mesh CA (generated, or provided as PEM) and the SPIFFE
 //!   certificates it issues to proxies; [`verify`]: checking a certificate against a
-//!   CA as TLS does.
+//!   CA as TLS does; [`mesh_ca`]: a Mesh's mTLS backends as CAs (builtin ones
+//!   generated into the mesh's Secrets).
 //! - [`Ca`] / [`ServerCert`]: generate a CA and server certificates it signs (PEM).
 //! - [`KdsTls`]: the KDS server's certificate chain and key, loaded from the user's
 //!   files or created on first start in `<data-dir>/kds-tls/` ([`KdsTls::load_or_create`]).
@@ -16,6 +17,7 @@ mod files;
 mod fingerprint;
 mod issue;
 mod kds;
+pub mod mesh_ca;
 mod tls;
 pub mod verify;
 pub mod workload;

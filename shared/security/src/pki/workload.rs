@@ -50,7 +50,7 @@ impl WorkloadIdentity {
         let mut uris = Vec::new();
         for (tag, values) in tags {
             for value in values {
-                if tag.chars().all(uri_safe) && value.chars().all(uri_safe) {
+                if tag.chars().all(|c| uri_safe(c) || c == '/') && value.chars().all(uri_safe) {
                     uris.push(format!("kuma://{tag}/{value}"));
                 }
             }
@@ -150,8 +150,11 @@ impl MeshCa {
         identity: &WorkloadIdentity,
         validity: Duration,
     ) -> Result<WorkloadCert, PkiError> {
-        let ca_key = KeyPair::from_pem(self.key_pem.expose())
-            .map_err(|_| PkiError::BadPem("CA private key: not a PKCS#8 ECDSA key".into()))?;
+        let ca_key = KeyPair::from_pem(self.key_pem.expose()).map_err(|_| {
+            PkiError::BadPem(
+                "CA private key: not a PKCS#8 ECDSA (P-256, P-384), Ed25519 or RSA key".into(),
+            )
+        })?;
         let issuer = Issuer::from_ca_cert_der(&self.cert_der, ca_key)
             .map_err(|e| PkiError::BadPem(format!("CA certificate: {e}")))?;
         let now = OffsetDateTime::now_utc();
@@ -241,6 +244,7 @@ mod tests {
         let cert = ca.issue(&backend(), Duration::from_secs(120)).unwrap();
         assert!(contains(&cert.cert_der, "spiffe://default/backend"));
         assert!(contains(&cert.cert_der, "kuma://version/v1"));
+        assert!(contains(&cert.cert_der, "kuma://kuma.io/service/backend"));
         assert!(super::super::verify::signed_by(
             &cert.cert_der,
             ca.cert_der()

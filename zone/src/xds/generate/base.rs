@@ -259,6 +259,8 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             network_filters: Vec::new(),
             chain,
             local_port: Some(iface.workload_port),
+            tls: None,
+            rbac: None,
         });
     }
     for outbound in &net.outbound {
@@ -294,6 +296,8 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             network_filters: Vec::new(),
             chain,
             local_port: None,
+            tls: None,
+            rbac: None,
         });
     }
     cfg

@@ -16,6 +16,7 @@ pub mod envoy;
 mod golden;
 pub mod json;
 pub mod model;
+pub mod mtls;
 pub mod plugins;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -43,6 +44,8 @@ pub struct MeshView {
     pub policies: Vec<weft_model::rules::Policy>,
     /// Endpoints, protocols and shared EDS resources per service.
     pub services: endpoints::Services,
+    /// The mesh's mTLS (CA, mode, trusted roots); `None` when mTLS is off.
+    pub mtls: Option<Arc<mtls::MeshTls>>,
 }
 
 impl MeshView {
@@ -65,11 +68,13 @@ impl MeshView {
                 .into_iter()
                 .flat_map(|m| m.values()),
         );
+        let mtls = mtls::MeshTls::build(&mesh, &by_type).map(Arc::new);
         MeshView {
             mesh,
             resources: by_type,
             policies,
             services,
+            mtls,
         }
     }
 
@@ -108,6 +113,9 @@ pub fn generate_config(
         source_service,
     };
     plugins::apply(&mut cfg, &ctx);
+    if let Some(tls) = &view.mtls {
+        mtls::apply(&mut cfg, tls);
+    }
     Ok(cfg.assemble())
 }
 

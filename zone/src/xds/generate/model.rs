@@ -5,18 +5,25 @@
 
 use super::envoy::{any, socket};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::core::v3::{TrafficDirection, TransportSocket};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+};
+use envoy_types::pb::envoy::config::rbac::v3::Rbac as RbacRules;
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as HttpRbac;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, http_connection_manager, http_filter,
 };
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use envoy_types::pb::envoy::extensions::filters::network::rbac::v3::Rbac as NetworkRbac;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weft_model::resource::Tags;
+use weft_model::resource::mesh::MtlsMode;
 use weft_sync::delta::Entry;
 
 /// A service's protocol (`kuma.io/protocol`), `tcp` when absent or unknown.
@@ -97,6 +104,26 @@ pub struct ListenerPart {
     pub chain: Chain,
     /// Inbound: the port of the local app cluster `localhost:<port>`.
     pub local_port: Option<u32>,
+    /// Inbound under mesh mTLS: the mode and the server-side TLS socket.
+    pub tls: Option<InboundTls>,
+    /// Inbound: who may connect (MeshTrafficPermission); only on mTLS chains.
+    pub rbac: Option<Rbac>,
+}
+
+/// How an inbound terminates mesh mTLS.
+#[derive(Debug, Clone)]
+pub struct InboundTls {
+    pub mode: MtlsMode,
+    pub socket: TransportSocket,
+}
+
+/// RBAC for an inbound: a DENY filter (checked first, so a deny always wins),
+/// the ALLOW rules, and shadow rules that are only logged.
+#[derive(Debug, Clone, Default)]
+pub struct Rbac {
+    pub deny: Option<RbacRules>,
+    pub allow: RbacRules,
+    pub shadow: Option<RbacRules>,
 }
 
 /// Who a cluster serves, for policies that pick clusters by destination.
@@ -168,8 +195,33 @@ fn network_filter<T: prost::Message + prost::Name>(name: &str, msg: &T) -> Filte
 }
 
 impl ListenerPart {
-    pub fn assemble(&self) -> Listener {
-        let mut filters = self.network_filters.clone();
+    /// The network filters of one chain, RBAC first when `with_rbac`.
+    fn filters(&self, with_rbac: bool) -> Vec<Filter> {
+        let rbac = self.rbac.as_ref().filter(|_| with_rbac);
+        let mut filters = Vec::new();
+        if let (Some(rbac), Chain::Tcp(_)) = (rbac, &self.chain) {
+            let stat_prefix = format!("{}.", super::envoy::sanitize(&self.name));
+            if let Some(deny) = &rbac.deny {
+                filters.push(network_filter(
+                    "envoy.filters.network.rbac",
+                    &NetworkRbac {
+                        rules: Some(deny.clone()),
+                        stat_prefix: stat_prefix.clone(),
+                        ..NetworkRbac::default()
+                    },
+                ));
+            }
+            filters.push(network_filter(
+                "envoy.filters.network.rbac",
+                &NetworkRbac {
+                    rules: Some(rbac.allow.clone()),
+                    shadow_rules: rbac.shadow.clone(),
+                    stat_prefix,
+                    ..NetworkRbac::default()
+                },
+            ));
+        }
+        filters.extend(self.network_filters.iter().cloned());
         match &self.chain {
             Chain::Http(http) => {
                 let mut hcm = http.hcm.clone();
@@ -177,7 +229,26 @@ impl ListenerPart {
                 rc.virtual_hosts = vec![http.vhost.clone()];
                 hcm.route_specifier =
                     Some(http_connection_manager::RouteSpecifier::RouteConfig(rc));
-                hcm.http_filters = http.filters.clone();
+                hcm.http_filters = Vec::with_capacity(http.filters.len() + 2);
+                if let Some(rbac) = rbac {
+                    let filter = |rbac: HttpRbac| HttpFilter {
+                        name: "envoy.filters.http.rbac".into(),
+                        config_type: Some(http_filter::ConfigType::TypedConfig(any(&rbac))),
+                        ..HttpFilter::default()
+                    };
+                    if let Some(deny) = &rbac.deny {
+                        hcm.http_filters.push(filter(HttpRbac {
+                            rules: Some(deny.clone()),
+                            ..HttpRbac::default()
+                        }));
+                    }
+                    hcm.http_filters.push(filter(HttpRbac {
+                        rules: Some(rbac.allow.clone()),
+                        shadow_rules: rbac.shadow.clone(),
+                        ..HttpRbac::default()
+                    }));
+                }
+                hcm.http_filters.extend(http.filters.iter().cloned());
                 hcm.http_filters.push(router_filter());
                 filters.push(network_filter(
                     "envoy.filters.network.http_connection_manager",
@@ -191,14 +262,81 @@ impl ListenerPart {
                 ));
             }
         }
+        filters
+    }
+
+    pub fn assemble(&self) -> Listener {
+        let mut listener_filters = Vec::new();
+        let filter_chains = match &self.tls {
+            None => vec![FilterChain {
+                filters: self.filters(false),
+                ..FilterChain::default()
+            }],
+            Some(tls) => {
+                let mtls = FilterChain {
+                    filters: self.filters(true),
+                    transport_socket: Some(tls.socket.clone()),
+                    ..FilterChain::default()
+                };
+                match tls.mode {
+                    MtlsMode::Strict => vec![mtls],
+                    // Kuma's three chains: mesh mTLS (ALPN `kuma`, with RBAC),
+                    // plaintext, and the app's own TLS passed through untouched.
+                    MtlsMode::Permissive => {
+                        listener_filters.push(ListenerFilter {
+                            name: "envoy.filters.listener.tls_inspector".into(),
+                            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                                &TlsInspector::default(),
+                            ))),
+                            ..ListenerFilter::default()
+                        });
+                        let matching = |transport: &str, alpn: &[&str]| FilterChainMatch {
+                            transport_protocol: transport.into(),
+                            application_protocols: alpn.iter().map(|a| a.to_string()).collect(),
+                            ..FilterChainMatch::default()
+                        };
+                        let mut chains = vec![
+                            FilterChain {
+                                filter_chain_match: Some(matching(
+                                    "tls",
+                                    &[super::mtls::ALPN_KUMA],
+                                )),
+                                ..mtls
+                            },
+                            FilterChain {
+                                filter_chain_match: Some(matching("raw_buffer", &[])),
+                                filters: self.filters(false),
+                                ..FilterChain::default()
+                            },
+                        ];
+                        if let Some(port) = self.local_port {
+                            let cluster = format!("localhost:{port}");
+                            chains.push(FilterChain {
+                                filter_chain_match: Some(matching("tls", &[])),
+                                filters: vec![network_filter(
+                                    "envoy.filters.network.tcp_proxy",
+                                    &TcpProxy {
+                                        stat_prefix: format!("localhost_{port}_tls"),
+                                        cluster_specifier: Some(
+                                            tcp_proxy::ClusterSpecifier::Cluster(cluster),
+                                        ),
+                                        ..TcpProxy::default()
+                                    },
+                                )],
+                                ..FilterChain::default()
+                            });
+                        }
+                        chains
+                    }
+                }
+            }
+        };
         Listener {
             name: self.name.clone(),
             address: Some(socket(&self.address, self.port)),
             traffic_direction: self.direction as i32,
-            filter_chains: vec![FilterChain {
-                filters,
-                ..FilterChain::default()
-            }],
+            listener_filters,
+            filter_chains,
             ..Listener::default()
         }
     }

@@ -1,7 +1,8 @@
 //! Policy plugins, one file per policy type, applied in Kuma's order
 //! (`+kuma:policy:order`): MeshHTTPRoute 100, MeshTCPRoute 200,
 //! MeshLoadBalancingStrategy 400, MeshAccessLog 600, MeshFaultInjection 800,
-//! MeshRateLimit 900, MeshTimeout 1000, MeshHealthCheck 1200,
+//! MeshRateLimit 900, MeshTimeout 1000, MeshTrafficPermission 1100,
+//! MeshHealthCheck 1200,
 //! MeshCircuitBreaker 1300, MeshRetry 1400. Each reads its merged conf from
 //! [`ProxyRules`] and changes the [`ProxyConfig`] under construction.
 
@@ -15,6 +16,7 @@ pub mod meshratelimit;
 pub mod meshretry;
 pub mod meshtcproute;
 pub mod meshtimeout;
+pub mod meshtrafficpermission;
 
 use super::MeshView;
 use super::model::{ClusterRole, ProxyConfig};
@@ -84,6 +86,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     meshfaultinjection::apply(cfg, ctx);
     meshratelimit::apply(cfg, ctx);
     meshtimeout::apply(cfg, ctx);
+    meshtrafficpermission::apply(cfg, ctx);
     meshhealthcheck::apply(cfg, ctx);
     meshcircuitbreaker::apply(cfg, ctx);
     meshretry::apply(cfg, ctx);

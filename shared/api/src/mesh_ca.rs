@@ -1,0 +1,205 @@
+//! What a Mesh write does besides storing the Mesh, where the Mesh is owned (global
+//! in multizone, the zone when standalone): a builtin mTLS backend gets its CA,
+//! generated once and kept in two Secrets of the mesh that KDS syncs to zones; a
+//! provided backend's certificate and key are checked (unless `skipValidation`).
+//! Also the warnings a PUT answer carries for settings that have no effect, and the
+//! rule that a CA's private key never leaves the API.
+
+use super::ApiError;
+use serde_json::Value;
+use std::collections::HashMap;
+use weft_model::resource::mesh::{CaBackendType, MeshSpec};
+use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
+use weft_security::pki::mesh_ca;
+use weft_store::{Page, ResourceStore};
+
+/// The Secrets a Mesh write must store with the Mesh, and the answer's warnings.
+#[derive(Debug, Default)]
+pub(super) struct Prepared {
+    pub secrets: Vec<Resource>,
+    pub warnings: Vec<String>,
+}
+
+/// Checks `mesh`'s CA backends against the store and generates the builtin CAs
+/// it does not have yet.
+pub(super) async fn prepare(
+    store: &dyn ResourceStore,
+    mesh: &Resource,
+) -> Result<Prepared, ApiError> {
+    let Spec::Mesh(spec) = &mesh.spec else {
+        return Ok(Prepared::default());
+    };
+    let name = &mesh.meta.name;
+    let mut out = Prepared::default();
+    let Some(mtls) = &spec.mtls else {
+        out.warnings
+            .extend(unenforced_permissions(store, name, spec).await?);
+        return Ok(out);
+    };
+    let skip_validation = mtls.skip_validation == Some(true);
+    for (i, backend) in mtls.backends.iter().enumerate() {
+        let field = |f: &str| format!("mtls.backends[{i}].{f}");
+        match backend.backend_type {
+            Some(CaBackendType::Builtin) => {
+                if backend
+                    .conf
+                    .as_ref()
+                    .and_then(|c| c.ca_cert.as_ref())
+                    .and_then(|c| c.rsa_bits)
+                    .is_some()
+                {
+                    out.warnings.push(format!(
+                        "{}: ignored; Weft's builtin CA key is ECDSA P-256 (docs/decisions/0010-mesh-mtls.md)",
+                        field("conf.caCert.RSAbits")
+                    ));
+                }
+                let names = [
+                    weft_model::resource::mesh::builtin_ca_cert_secret(name, &backend.name),
+                    weft_model::resource::mesh::builtin_ca_key_secret(name, &backend.name),
+                ];
+                if secrets(store, name, &names).await?.len() == names.len() {
+                    continue;
+                }
+                let (b, mesh_name) = (backend.clone(), name.clone());
+                let (_, generated) = tokio::task::spawn_blocking(move || {
+                    mesh_ca::builtin_ca_secrets(&mesh_name, &b)
+                })
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)?;
+                tracing::info!(mesh = %name, backend = %backend.name, "created the builtin CA of an mTLS backend");
+                out.secrets.extend(generated);
+            }
+            Some(CaBackendType::Provided) if !skip_validation => {
+                let conf = backend.conf.as_ref();
+                let referenced: Vec<String> = conf
+                    .into_iter()
+                    .flat_map(|c| [&c.cert, &c.key])
+                    .flatten()
+                    .filter_map(|s| s.secret.clone())
+                    .collect();
+                let found = secrets(store, name, &referenced).await?;
+                let b = backend.clone();
+                let mesh_name = name.clone();
+                let checked = tokio::task::spawn_blocking(move || {
+                    mesh_ca::backend_ca(&mesh_name, &b, |n| found.get(n).cloned()).map(|_| ())
+                })
+                .await
+                .map_err(ApiError::internal)?;
+                if let Err(e) = checked {
+                    let reason = e.to_string();
+                    let reason = reason
+                        .strip_prefix(&format!("{}: ", e.field()))
+                        .unwrap_or(&reason)
+                        .to_string();
+                    return Err(ApiError::invalid_field(&field(e.field()), reason));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !spec.mtls_enabled() {
+        out.warnings
+            .extend(unenforced_permissions(store, name, spec).await?);
+    }
+    Ok(out)
+}
+
+/// The decoded Secrets of `mesh` among `names` that exist.
+async fn secrets(
+    store: &dyn ResourceStore,
+    mesh: &str,
+    names: &[String],
+) -> Result<HashMap<String, Vec<u8>>, ApiError> {
+    let mut found = HashMap::new();
+    for n in names {
+        let key = ResourceKey::new(ResourceType::Secret, Some(mesh), n);
+        if let Some(Resource {
+            spec: Spec::Secret(s),
+            ..
+        }) = store.get(&key).await?
+            && let Ok(bytes) = s.bytes()
+        {
+            found.insert(n.clone(), bytes);
+        }
+    }
+    Ok(found)
+}
+
+/// The warning for a mesh without mTLS that has MeshTrafficPermissions.
+async fn unenforced_permissions(
+    store: &dyn ResourceStore,
+    mesh: &str,
+    spec: &MeshSpec,
+) -> Result<Option<String>, ApiError> {
+    if spec.mtls_enabled() {
+        return Ok(None);
+    }
+    let page = store
+        .list(
+            ResourceType::MeshTrafficPermission,
+            Some(mesh),
+            Page { size: 1, offset: 0 },
+        )
+        .await?;
+    Ok((page.total > 0).then(|| permission_warning(mesh)))
+}
+
+pub(super) fn permission_warning(mesh: &str) -> String {
+    format!(
+        "mesh {mesh:?} has no mTLS: MeshTrafficPermissions are not enforced until mtls.enabledBackend \
+         is set (without mTLS no client has an identity to check)"
+    )
+}
+
+/// Warnings for a policy write: a MeshTrafficPermission in a mesh without mTLS.
+pub(super) async fn policy_warnings(
+    store: &dyn ResourceStore,
+    res: &Resource,
+) -> Result<Vec<String>, ApiError> {
+    if res.resource_type() != ResourceType::MeshTrafficPermission {
+        return Ok(Vec::new());
+    }
+    let Some(mesh) = res.meta.mesh.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let key = ResourceKey::new(ResourceType::Mesh, None, mesh);
+    Ok(match store.get(&key).await? {
+        Some(Resource {
+            spec: Spec::Mesh(m),
+            ..
+        }) if !m.mtls_enabled() => vec![permission_warning(mesh)],
+        _ => Vec::new(),
+    })
+}
+
+/// Removes `data` from `value` (a resource's JSON) when it is a Secret holding
+/// the private key of one of its mesh's CAs.
+pub(super) async fn redact(store: &dyn ResourceStore, res: &Resource, value: &mut Value) {
+    if res.resource_type() != ResourceType::Secret {
+        return;
+    }
+    let Some(mesh) = res.meta.mesh.as_deref() else {
+        return;
+    };
+    let holds_key = if weft_model::resource::mesh::is_builtin_ca_key_secret(mesh, &res.meta.name) {
+        true
+    } else {
+        let key = ResourceKey::new(ResourceType::Mesh, None, mesh);
+        match store.get(&key).await {
+            Ok(Some(Resource {
+                spec: Spec::Mesh(m),
+                ..
+            })) => m
+                .mtls
+                .as_ref()
+                .is_some_and(|t| t.holds_ca_key(mesh, &res.meta.name)),
+            // When in doubt, hide it.
+            Ok(_) => false,
+            Err(_) => true,
+        }
+    };
+    if holds_key && let Value::Object(o) = value {
+        o.remove("data");
+    }
+}

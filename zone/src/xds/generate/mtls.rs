@@ -1,0 +1,269 @@
+//! Mesh mTLS in the proxy configuration, as Kuma lays it out: every inbound
+//! terminates mTLS (STRICT), or also accepts plaintext (PERMISSIVE); every mesh
+//! cluster originates mTLS with SNI `<service>{mesh=<mesh>}`, ALPN `kuma` and the
+//! destination's SPIFFE id checked. Both ends take their certificate and the
+//! mesh's trusted CAs over SDS, on the ADS stream: `identity_cert:secret:<mesh>`
+//! and `mesh_ca:secret:<mesh>` ([`secrets`]; the cache adds them per proxy).
+
+use super::envoy::any;
+use super::model::{ClusterRole, ProxyConfig};
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, TransportSocket, config_source,
+    data_source, transport_socket,
+};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret,
+    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext, common_tls_context, secret,
+    subject_alt_name_matcher,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+use envoy_types::pb::google::protobuf::{Any, BoolValue};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_model::resource::mesh::{MtlsMode, builtin_ca_cert_secret};
+use weft_model::resource::{Resource, ResourceType, Spec};
+use weft_security::pki::mesh_ca;
+use weft_security::pki::workload::MeshCa;
+
+/// The ALPN protocol mesh mTLS connections carry (Kuma's).
+pub const ALPN_KUMA: &str = "kuma";
+/// The SDS type URL.
+pub const SECRET_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+/// A mesh's mTLS state, part of its [`super::MeshView`].
+#[derive(Debug)]
+pub struct MeshTls {
+    pub mesh: String,
+    pub mode: MtlsMode,
+    /// The enabled backend's name.
+    pub backend: String,
+    /// The CA issuing workload certificates; `Err` says why there is none (its
+    /// Secrets have not arrived, or they are invalid). Proxies then get the TLS
+    /// configuration but no certificate: traffic fails closed.
+    pub ca: Result<Arc<MeshCa>, String>,
+    /// Lifetime of workload certificates.
+    pub cert_lifetime: Duration,
+    /// Every CA certificate proxies trust, PEM, concatenated.
+    pub trusted_pem: String,
+    /// `mesh_ca:secret:<mesh>` holding `trusted_pem`, shared by every proxy.
+    pub ca_secret: Any,
+}
+
+impl MeshTls {
+    /// The mTLS state of `mesh` from its resources (`Secret`s among them); `None`
+    /// when mTLS is off.
+    pub fn build(
+        mesh: &Resource,
+        resources: &std::collections::BTreeMap<
+            &'static str,
+            std::collections::BTreeMap<String, Arc<Resource>>,
+        >,
+    ) -> Option<MeshTls> {
+        let Spec::Mesh(spec) = &mesh.spec else {
+            return None;
+        };
+        let backend = spec.enabled_backend()?;
+        let name = &mesh.meta.name;
+        let secrets: HashMap<&str, &Arc<Resource>> = resources
+            .get(ResourceType::Secret.name())
+            .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
+            .unwrap_or_default();
+        let read = |n: &str| match secrets.get(n).map(|r| &r.spec) {
+            Some(Spec::Secret(s)) => s.bytes().ok(),
+            _ => None,
+        };
+        let ca = mesh_ca::backend_ca(name, backend, read)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        let trusted_pem = match &ca {
+            Ok(ca) => ca.cert_pem().to_string(),
+            // The certificate alone still lets proxies verify others.
+            Err(_) => read(&builtin_ca_cert_secret(name, &backend.name))
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default(),
+        };
+        if let Err(e) = &ca {
+            tracing::warn!(mesh = %name, backend = %backend.name, error = %e, "mesh mTLS: no usable CA; its proxies get no certificate until it is fixed");
+        }
+        let ca_secret = ca_secret(name, &trusted_pem);
+        Some(MeshTls {
+            mesh: name.clone(),
+            mode: backend.mode.unwrap_or_default(),
+            backend: backend.name.clone(),
+            ca,
+            cert_lifetime: backend.workload_cert_lifetime(),
+            trusted_pem,
+            ca_secret,
+        })
+    }
+
+    pub fn identity_secret_name(&self) -> String {
+        format!("identity_cert:secret:{}", self.mesh)
+    }
+
+    pub fn ca_secret_name(&self) -> String {
+        ca_secret_name(&self.mesh)
+    }
+
+    /// The SPIFFE id of `service` in this mesh.
+    pub fn spiffe_id(&self, service: &str) -> String {
+        format!("spiffe://{}/{service}", self.mesh)
+    }
+
+    /// `identity_cert:secret:<mesh>`: a proxy's certificate and key.
+    pub fn identity_secret(&self, cert_pem: &str, key_pem: &str) -> Any {
+        any(&Secret {
+            name: self.identity_secret_name(),
+            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: Some(inline(cert_pem)),
+                private_key: Some(inline(key_pem)),
+                ..TlsCertificate::default()
+            })),
+        })
+    }
+
+    fn sds(name: String) -> SdsSecretConfig {
+        SdsSecretConfig {
+            name,
+            sds_config: Some(ConfigSource {
+                config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                    AggregatedConfigSource {},
+                )),
+                resource_api_version: ApiVersion::V3 as i32,
+                ..ConfigSource::default()
+            }),
+        }
+    }
+
+    /// Certificate and validation (CA + SAN matcher) over SDS.
+    fn common(&self, san: string_matcher::MatchPattern, alpn: bool) -> CommonTlsContext {
+        CommonTlsContext {
+            alpn_protocols: if alpn { vec![ALPN_KUMA.into()] } else { vec![] },
+            tls_certificate_sds_secret_configs: vec![Self::sds(self.identity_secret_name())],
+            validation_context_type: Some(
+                common_tls_context::ValidationContextType::CombinedValidationContext(
+                    common_tls_context::CombinedCertificateValidationContext {
+                        default_validation_context: Some(CertificateValidationContext {
+                            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                                san_type: subject_alt_name_matcher::SanType::Uri as i32,
+                                matcher: Some(StringMatcher {
+                                    match_pattern: Some(san),
+                                    ..StringMatcher::default()
+                                }),
+                                ..SubjectAltNameMatcher::default()
+                            }],
+                            ..CertificateValidationContext::default()
+                        }),
+                        validation_context_sds_secret_config: Some(Self::sds(
+                            self.ca_secret_name(),
+                        )),
+                        ..Default::default()
+                    },
+                ),
+            ),
+            ..CommonTlsContext::default()
+        }
+    }
+
+    /// The server side of an inbound: a client certificate of this mesh required.
+    pub fn downstream(&self) -> TransportSocket {
+        let ctx = DownstreamTlsContext {
+            common_tls_context: Some(self.common(
+                string_matcher::MatchPattern::Prefix(format!("spiffe://{}/", self.mesh)),
+                false,
+            )),
+            require_client_certificate: Some(BoolValue { value: true }),
+            ..DownstreamTlsContext::default()
+        };
+        tls_socket(any(&ctx))
+    }
+
+    /// The client side towards `service`: its exact SPIFFE id required.
+    pub fn upstream(&self, service: &str) -> TransportSocket {
+        let ctx = UpstreamTlsContext {
+            common_tls_context: Some(self.common(
+                string_matcher::MatchPattern::Exact(self.spiffe_id(service)),
+                true,
+            )),
+            sni: sni(service, &self.mesh),
+            ..UpstreamTlsContext::default()
+        };
+        tls_socket(any(&ctx))
+    }
+}
+
+fn ca_secret_name(mesh: &str) -> String {
+    format!("mesh_ca:secret:{mesh}")
+}
+
+/// `mesh_ca:secret:<mesh>`: the trusted CAs.
+fn ca_secret(mesh: &str, trusted_pem: &str) -> Any {
+    any(&Secret {
+        name: ca_secret_name(mesh),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: Some(inline(trusted_pem)),
+                ..CertificateValidationContext::default()
+            },
+        )),
+    })
+}
+
+/// Kuma's SNI for a mesh service: `<service>{mesh=<mesh>}`.
+pub fn sni(service: &str, mesh: &str) -> String {
+    format!("{service}{{mesh={mesh}}}")
+}
+
+fn inline(pem: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::InlineString(pem.to_string())),
+        ..DataSource::default()
+    }
+}
+
+fn tls_socket(ctx: Any) -> TransportSocket {
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(ctx)),
+    }
+}
+
+/// Turns mTLS on in `cfg`: inbounds terminate it (in the mesh's mode), mesh
+/// clusters originate it.
+pub fn apply(cfg: &mut ProxyConfig, tls: &MeshTls) {
+    for inbound in &mut cfg.inbounds {
+        if let super::model::Chain::Http(http) = &mut inbound.chain {
+            // The app sees the caller's SPIFFE id in x-forwarded-client-cert.
+            http.hcm.forward_client_cert_details =
+                http_connection_manager::ForwardClientCertDetails::SanitizeSet as i32;
+            http.hcm.set_current_client_cert_details =
+                Some(http_connection_manager::SetCurrentClientCertDetails {
+                    uri: true,
+                    ..Default::default()
+                });
+        }
+        inbound.tls = Some(super::model::InboundTls {
+            mode: tls.mode,
+            socket: tls.downstream(),
+        });
+    }
+    for part in cfg.clusters.values_mut() {
+        if let ClusterRole::Outbound { service } = &part.role {
+            part.cluster.transport_socket = Some(tls.upstream(service));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn sni_is_kumas() {
+        assert_eq!(sni("backend", "default"), "backend{mesh=default}");
+    }
+}

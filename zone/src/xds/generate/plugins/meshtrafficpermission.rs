@@ -1,0 +1,241 @@
+//! MeshTrafficPermission (order 1100), inbound: who may connect, as Envoy RBAC on
+//! the inbound's mTLS chain (HTTP filter `envoy.filters.http.rbac` first in the
+//! HCM for HTTP inbounds; network filter `envoy.filters.network.rbac` first in the
+//! chain otherwise). Only in a mesh with mTLS: without it no client has an
+//! identity, and the API warns when such a mesh has permissions.
+//!
+//! - Legacy `from[]`: the inbound's rules (most specific client subset first, the
+//!   first that contains the client wins) become one ALLOW policy
+//!   `MeshTrafficPermission`. The principal of rule *i* is "the client has rule
+//!   *i*'s tags and none of an earlier rule's": tag `kuma.io/service: x` is the
+//!   URI SAN `spiffe://<mesh>/x`, any other `k: v` the URI SAN `kuma://k/v`, the
+//!   empty subset any client. `Allow` and `AllowWithShadowDeny` rules admit their
+//!   principal; the latter's also go to `shadow_rules` (logged as denied).
+//! - 2.12+ `rules[].default`: `deny` matches go into a DENY filter placed before
+//!   the ALLOW one, so a deny always wins; `allow` and `allowWithShadowDeny`
+//!   matches join the ALLOW policy. A match is a SPIFFE id (`Exact` or `Prefix`)
+//!   and/or an SNI (`Exact`).
+//! - No permission for the inbound at all: an ALLOW RBAC with no policy — every
+//!   client is refused (Kuma ≥ 2.6 creates no allow-all permission).
+
+use super::Ctx;
+use crate::xds::generate::model::{ProxyConfig, Rbac};
+use envoy_types::pb::envoy::config::rbac::v3::{
+    Permission, Policy, Principal, Rbac as RbacRules, permission, principal, rbac,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use weft_model::resource::policy::matches::{Match, SpiffeIdMatchType};
+use weft_model::resource::policy::meshtrafficpermission::{Action, Conf, RuleConf};
+use weft_model::resource::{ResourceType, Tags, tags};
+use weft_model::rules::SubsetRule;
+
+/// The name of the policy in the RBAC rules (Kuma's).
+pub const POLICY: &str = "MeshTrafficPermission";
+
+pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
+    let Some(tls) = &ctx.view.mtls else {
+        return;
+    };
+    let rules = ctx.rules.types.get(&ResourceType::MeshTrafficPermission);
+    for part in cfg.inbounds.iter_mut() {
+        let inbound_rules = rules
+            .and_then(|r| r.from.get(&part.port))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        part.rbac = Some(rbac_for(&tls.mesh, inbound_rules));
+    }
+}
+
+/// The RBAC of an inbound with `rules` (most specific first) in `mesh`.
+pub fn rbac_for(mesh: &str, rules: &[SubsetRule]) -> Rbac {
+    let mut allow = Vec::new();
+    let mut shadow = Vec::new();
+    let mut deny = Vec::new();
+    let mut allow_sni = Vec::new();
+    let mut shadow_sni = Vec::new();
+    let mut earlier: Vec<Principal> = Vec::new();
+    for rule in rules {
+        let conf = &rule.merged.conf;
+        let subset = subset_principal(mesh, &rule.subset);
+        if let Some(action) = legacy_action(conf) {
+            let mut ids: Vec<Principal> = vec![subset.clone()];
+            ids.extend(earlier.iter().cloned().map(not));
+            let who = and(ids);
+            match action {
+                Action::Allow => allow.push(who),
+                Action::AllowWithShadowDeny => {
+                    allow.push(who.clone());
+                    shadow.push(who);
+                }
+                Action::Deny => {}
+            }
+        }
+        if let Ok(rc) = serde_json::from_value::<RuleConf>(strip_action(conf)) {
+            for m in rc.deny.iter().flatten() {
+                deny.push(match_policy(m));
+            }
+            // A match with an SNI is a policy of its own: SNI is a permission,
+            // not a principal, in Envoy RBAC.
+            for m in rc.allow.iter().flatten() {
+                match m.sni {
+                    None => allow.push(spiffe_principal(m)),
+                    Some(_) => allow_sni.push(match_policy(m)),
+                }
+            }
+            for m in rc.allow_with_shadow_deny.iter().flatten() {
+                match m.sni {
+                    None => allow.push(spiffe_principal(m)),
+                    Some(_) => allow_sni.push(match_policy(m)),
+                }
+                shadow_sni.push(match_policy(m));
+            }
+        }
+        earlier.push(subset);
+    }
+    let allow_policy = |principals: Vec<Principal>| Policy {
+        permissions: vec![any_permission()],
+        principals,
+        ..Policy::default()
+    };
+    let mut policies = BTreeMap::new();
+    if !allow.is_empty() {
+        policies.insert(POLICY.to_string(), allow_policy(allow));
+    }
+    for (i, p) in allow_sni.into_iter().enumerate() {
+        policies.insert(format!("{POLICY}-allow-{i}"), p);
+    }
+    let mut shadow_policies = BTreeMap::new();
+    if !shadow.is_empty() {
+        shadow_policies.insert(POLICY.to_string(), allow_policy(shadow));
+    }
+    for (i, p) in shadow_sni.into_iter().enumerate() {
+        shadow_policies.insert(format!("{POLICY}-shadow-{i}"), p);
+    }
+    Rbac {
+        allow: RbacRules {
+            action: rbac::Action::Allow as i32,
+            policies: policies.into_iter().collect(),
+            ..RbacRules::default()
+        },
+        deny: (!deny.is_empty()).then(|| RbacRules {
+            action: rbac::Action::Deny as i32,
+            policies: deny
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (format!("{POLICY}-deny-{i}"), p))
+                .collect(),
+            ..RbacRules::default()
+        }),
+        shadow: (!shadow_policies.is_empty()).then(|| RbacRules {
+            action: rbac::Action::Deny as i32,
+            policies: shadow_policies.into_iter().collect(),
+            ..RbacRules::default()
+        }),
+    }
+}
+
+fn legacy_action(conf: &Value) -> Option<Action> {
+    let c: Conf = serde_json::from_value(conf.clone()).ok()?;
+    c.action
+}
+
+fn strip_action(conf: &Value) -> Value {
+    let mut c = conf.clone();
+    if let Value::Object(o) = &mut c {
+        o.remove("action");
+    }
+    c
+}
+
+/// A DENY policy for one match: its SPIFFE id (any when unset) and its SNI (any
+/// when unset).
+fn match_policy(m: &Match) -> Policy {
+    let permissions = match &m.sni {
+        Some(sni) => vec![Permission {
+            rule: Some(permission::Rule::RequestedServerName(exact(&sni.value))),
+        }],
+        None => vec![any_permission()],
+    };
+    Policy {
+        permissions,
+        principals: vec![spiffe_principal(m)],
+        ..Policy::default()
+    }
+}
+
+fn spiffe_principal(m: &Match) -> Principal {
+    match &m.spiffe_id {
+        None => any_principal(),
+        Some(id) => authenticated(match id.r#type {
+            SpiffeIdMatchType::Exact => string_matcher::MatchPattern::Exact(id.value.clone()),
+            SpiffeIdMatchType::Prefix => string_matcher::MatchPattern::Prefix(id.value.clone()),
+        }),
+    }
+}
+
+/// The clients with every tag of `subset`.
+fn subset_principal(mesh: &str, subset: &Tags) -> Principal {
+    if subset.is_empty() {
+        return any_principal();
+    }
+    and(subset
+        .iter()
+        .map(|(k, v)| {
+            let uri = if k == tags::SERVICE {
+                format!("spiffe://{mesh}/{v}")
+            } else {
+                format!("kuma://{k}/{v}")
+            };
+            authenticated(string_matcher::MatchPattern::Exact(uri))
+        })
+        .collect())
+}
+
+fn authenticated(pattern: string_matcher::MatchPattern) -> Principal {
+    Principal {
+        identifier: Some(principal::Identifier::Authenticated(
+            principal::Authenticated {
+                principal_name: Some(StringMatcher {
+                    match_pattern: Some(pattern),
+                    ..StringMatcher::default()
+                }),
+            },
+        )),
+    }
+}
+
+fn exact(value: &str) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(string_matcher::MatchPattern::Exact(value.into())),
+        ..StringMatcher::default()
+    }
+}
+
+fn and(mut ids: Vec<Principal>) -> Principal {
+    if ids.len() == 1 {
+        return ids.remove(0);
+    }
+    Principal {
+        identifier: Some(principal::Identifier::AndIds(principal::Set { ids })),
+    }
+}
+
+fn not(p: Principal) -> Principal {
+    Principal {
+        identifier: Some(principal::Identifier::NotId(Box::new(p))),
+    }
+}
+
+fn any_principal() -> Principal {
+    Principal {
+        identifier: Some(principal::Identifier::Any(true)),
+    }
+}
+
+fn any_permission() -> Permission {
+    Permission {
+        rule: Some(permission::Rule::Any(true)),
+    }
+}
