@@ -65,10 +65,19 @@ impl Identities {
     /// the current certificate, or a new one when it is due. `Err` when the mesh
     /// has no usable CA or the proxy's names cannot make a SPIFFE id.
     pub fn secret(&self, key: &ProxyKey, dp: &Resource, tls: &MeshTls) -> Result<Any, String> {
+        self.secret_at(key, dp, tls, Instant::now())
+    }
+
+    fn secret_at(
+        &self,
+        key: &ProxyKey,
+        dp: &Resource,
+        tls: &MeshTls,
+        now: Instant,
+    ) -> Result<Any, String> {
         let ca = tls.ca.as_ref().map_err(Clone::clone)?;
         let identity = identity_of(tls, dp)?;
         let fingerprint = ca.fingerprint();
-        let now = Instant::now();
         let regenerations = {
             let issued = self.lock();
             match issued.get(key) {
@@ -162,4 +171,92 @@ fn identity_of(tls: &MeshTls, dp: &Resource) -> Result<WorkloadIdentity, String>
         identity.uris.insert(0, tls.spiffe_id(other));
     }
     Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::xds::generate::MeshView;
+    use crate::xds::generate::tests::{dataplane, res};
+    use std::sync::Arc;
+    use weft_security::pki::mesh_ca;
+
+    fn view(backend: &str, lifetime: &str) -> MeshView {
+        let mesh = res(&format!(
+            "type: Mesh\nname: default\nmtls:\n  enabledBackend: {backend}\n  backends:\n    - name: {backend}\n      type: builtin\n      dpCert: {{rotation: {{expiration: {lifetime}}}}}\n"
+        ));
+        let Spec::Mesh(spec) = &mesh.spec else {
+            unreachable!()
+        };
+        let (_, secrets) =
+            mesh_ca::builtin_ca_secrets("default", &spec.mtls.as_ref().unwrap().backends[0])
+                .unwrap();
+        MeshView::new(mesh, secrets.into_iter().map(Arc::new).collect())
+    }
+
+    fn web(version: &str) -> Arc<Resource> {
+        dataplane(
+            "web-1",
+            "127.0.0.1",
+            20000,
+            "web",
+            "http",
+            &format!(", version: {version}"),
+            "    []",
+        )
+    }
+
+    // A certificate is kept until 80 % of its lifetime, then reissued; a new CA
+    // or changed tags reissue at once. The insight counts every issuance.
+    #[test]
+    fn renews_at_eighty_percent_and_on_change() {
+        let ids = Identities::default();
+        let key = ProxyKey {
+            mesh: "default".into(),
+            name: "web-1".into(),
+        };
+        let v = view("ca-1", "100s");
+        let tls = v.mtls.as_ref().unwrap();
+        let t0 = Instant::now();
+        let first = ids.secret_at(&key, &web("v1"), tls, t0).unwrap();
+        let info = ids.info(&key).unwrap();
+        assert_eq!(info.spiffe_id, "spiffe://default/web");
+        assert_eq!(info.certificate_regenerations, 1);
+        let later = ids
+            .secret_at(&key, &web("v1"), tls, t0 + Duration::from_secs(79))
+            .unwrap();
+        assert_eq!(first, later, "kept before 80 %");
+        let (due, meshes) = ids.next_renewal().unwrap();
+        assert!(due >= t0 + Duration::from_secs(80) && due <= t0 + Duration::from_secs(82));
+        assert_eq!(meshes, ["default"]);
+        let renewed = ids
+            .secret_at(&key, &web("v1"), tls, t0 + Duration::from_secs(81))
+            .unwrap();
+        assert_ne!(first, renewed, "renewed after 80 %");
+        assert_eq!(ids.info(&key).unwrap().certificate_regenerations, 2);
+        // New tags: reissued at once.
+        let retagged = ids
+            .secret_at(&key, &web("v2"), tls, t0 + Duration::from_secs(82))
+            .unwrap();
+        assert_ne!(renewed, retagged);
+        // Another CA: reissued at once.
+        let other = view("ca-2", "100s");
+        let moved = ids
+            .secret_at(
+                &key,
+                &web("v2"),
+                other.mtls.as_ref().unwrap(),
+                t0 + Duration::from_secs(83),
+            )
+            .unwrap();
+        assert_ne!(retagged, moved);
+        let info = ids.info(&key).unwrap();
+        assert_eq!(
+            (info.certificate_regenerations, info.issued_backend.as_str()),
+            (4, "ca-2")
+        );
+        ids.remove(&key);
+        assert!(ids.next_renewal().is_none());
+    }
 }

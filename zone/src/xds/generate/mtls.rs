@@ -261,9 +261,171 @@ pub fn apply(cfg: &mut ProxyConfig, tls: &MeshTls) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::xds::generate::tests::{cluster, dataplane, listener, res, web};
+    use crate::xds::generate::{MeshView, generate_config};
+    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use prost::Message;
 
+    /// The test mesh with mTLS in `mode`, its CA Secrets, and web/backend proxies.
+    fn view(mode: &str, with_ca: bool) -> MeshView {
+        let mesh = res(&format!(
+            "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n      mode: {mode}\n"
+        ));
+        let mut all = vec![
+            web(),
+            dataplane(
+                "backend-1",
+                "127.0.0.2",
+                20010,
+                "backend",
+                "http",
+                "",
+                "    []",
+            ),
+        ];
+        if with_ca {
+            let Spec::Mesh(spec) = &mesh.spec else {
+                unreachable!()
+            };
+            let backend = &spec.mtls.as_ref().unwrap().backends[0];
+            let (_, secrets) = mesh_ca::builtin_ca_secrets("default", backend).unwrap();
+            all.extend(secrets.into_iter().map(Arc::new));
+        }
+        MeshView::new(mesh, all)
+    }
+
+    fn downstream(l: &Listener, chain: usize) -> DownstreamTlsContext {
+        let ts = l.filter_chains[chain].transport_socket.as_ref().unwrap();
+        let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else {
+            panic!("no TLS config")
+        };
+        DownstreamTlsContext::decode(any.value.as_slice()).unwrap()
+    }
+
+    fn upstream(c: &Cluster) -> UpstreamTlsContext {
+        let ts = c.transport_socket.as_ref().unwrap();
+        let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else {
+            panic!("no TLS config")
+        };
+        UpstreamTlsContext::decode(any.value.as_slice()).unwrap()
+    }
+
+    fn san(common: &CommonTlsContext) -> Option<string_matcher::MatchPattern> {
+        let Some(common_tls_context::ValidationContextType::CombinedValidationContext(c)) =
+            &common.validation_context_type
+        else {
+            panic!("no combined validation context")
+        };
+        c.default_validation_context
+            .as_ref()
+            .unwrap()
+            .match_typed_subject_alt_names[0]
+            .matcher
+            .as_ref()
+            .unwrap()
+            .match_pattern
+            .clone()
+    }
+
+    // STRICT: the inbound has one chain that requires a client certificate of
+    // the mesh; the backend cluster originates mTLS to exactly backend's SPIFFE
+    // id with Kuma's SNI and ALPN; the local app cluster stays plaintext.
     #[test]
-    fn sni_is_kumas() {
-        assert_eq!(sni("backend", "default"), "backend{mesh=default}");
+    fn strict_inbound_and_mtls_clusters() {
+        let view = view("STRICT", true);
+        assert!(view.mtls.as_ref().unwrap().ca.is_ok());
+        let a = generate_config(&view, &web()).unwrap();
+        let inbound = listener(&a, "inbound:127.0.0.1:20000");
+        assert_eq!(inbound.filter_chains.len(), 1);
+        let ds = downstream(inbound, 0);
+        assert_eq!(ds.require_client_certificate.unwrap().value, true);
+        let common = ds.common_tls_context.unwrap();
+        assert_eq!(
+            common.tls_certificate_sds_secret_configs[0].name,
+            "identity_cert:secret:default"
+        );
+        assert_eq!(
+            san(&common),
+            Some(string_matcher::MatchPattern::Prefix(
+                "spiffe://default/".into()
+            ))
+        );
+        let us = upstream(cluster(&a, "backend"));
+        assert_eq!(us.sni, "backend{mesh=default}");
+        let common = us.common_tls_context.unwrap();
+        assert_eq!(common.alpn_protocols, ["kuma"]);
+        assert_eq!(
+            san(&common),
+            Some(string_matcher::MatchPattern::Exact(
+                "spiffe://default/backend".into()
+            ))
+        );
+        assert!(cluster(&a, "localhost:21000").transport_socket.is_none());
+        // Outbound listeners are the app's plaintext side.
+        let outbound = listener(&a, "outbound:127.0.0.1:20001");
+        assert!(outbound.filter_chains[0].transport_socket.is_none());
+    }
+
+    // PERMISSIVE: the TLS inspector and three chains — mesh mTLS (ALPN kuma),
+    // plaintext, and the app's own TLS passed through.
+    #[test]
+    fn permissive_inbound_has_three_chains() {
+        let a = generate_config(&view("PERMISSIVE", true), &web()).unwrap();
+        let inbound = listener(&a, "inbound:127.0.0.1:20000");
+        assert_eq!(
+            inbound.listener_filters[0].name,
+            "envoy.filters.listener.tls_inspector"
+        );
+        let matches: Vec<(String, Vec<String>, bool)> = inbound
+            .filter_chains
+            .iter()
+            .map(|c| {
+                let m = c.filter_chain_match.clone().unwrap();
+                (
+                    m.transport_protocol,
+                    m.application_protocols,
+                    c.transport_socket.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            matches,
+            [
+                ("tls".to_string(), vec!["kuma".to_string()], true),
+                ("raw_buffer".to_string(), vec![], false),
+                ("tls".to_string(), vec![], false),
+            ]
+        );
+        // RBAC guards the mTLS chain only (nothing to authenticate in plaintext).
+        let rbac_on = |chain: usize| {
+            inbound.filter_chains[chain].filters.iter().any(|f| {
+                let Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any)) =
+                    &f.config_type
+                else {
+                    return false;
+                };
+                f.name == "envoy.filters.network.http_connection_manager"
+                    && envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager::decode(any.value.as_slice())
+                        .unwrap()
+                        .http_filters
+                        .iter()
+                        .any(|h| h.name == "envoy.filters.http.rbac")
+            })
+        };
+        assert!(rbac_on(0));
+        assert!(!rbac_on(1));
+    }
+
+    // A mesh whose CA Secrets have not arrived still gets mTLS configuration
+    // (fail closed), with the reason kept for the log.
+    #[test]
+    fn missing_ca_fails_closed() {
+        let view = view("STRICT", false);
+        let tls = view.mtls.as_ref().unwrap();
+        let err = tls.ca.as_ref().unwrap_err();
+        assert!(err.contains("default.ca-builtin-cert-ca-1"), "{err}");
+        let a = generate_config(&view, &web()).unwrap();
+        assert!(cluster(&a, "backend").transport_socket.is_some());
     }
 }

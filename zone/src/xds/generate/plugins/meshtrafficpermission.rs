@@ -239,3 +239,142 @@ fn any_permission() -> Permission {
         rule: Some(permission::Rule::Any(true)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use weft_model::rules::Merged;
+
+    /// Envoy's decision for a client whose certificate carries `uris` (and who
+    /// asked for `sni`): the DENY filter first, then the ALLOW rules.
+    fn admits(rbac: &Rbac, uris: &[&str], sni: &str) -> bool {
+        let matches = |rules: &RbacRules| {
+            rules.policies.values().any(|p| {
+                p.permissions.iter().any(|perm| permits(perm, sni))
+                    && p.principals.iter().any(|pr| is(pr, uris))
+            })
+        };
+        if rbac.deny.as_ref().is_some_and(matches) {
+            return false;
+        }
+        matches(&rbac.allow)
+    }
+
+    fn permits(p: &Permission, sni: &str) -> bool {
+        match &p.rule {
+            Some(permission::Rule::Any(true)) => true,
+            Some(permission::Rule::RequestedServerName(m)) => string_match(m, sni),
+            other => panic!("unexpected permission {other:?}"),
+        }
+    }
+
+    fn string_match(m: &StringMatcher, s: &str) -> bool {
+        match &m.match_pattern {
+            Some(string_matcher::MatchPattern::Exact(e)) => s == e,
+            Some(string_matcher::MatchPattern::Prefix(p)) => s.starts_with(p.as_str()),
+            other => panic!("unexpected matcher {other:?}"),
+        }
+    }
+
+    fn is(p: &Principal, uris: &[&str]) -> bool {
+        match &p.identifier {
+            Some(principal::Identifier::Any(true)) => true,
+            Some(principal::Identifier::AndIds(set)) => set.ids.iter().all(|i| is(i, uris)),
+            Some(principal::Identifier::OrIds(set)) => set.ids.iter().any(|i| is(i, uris)),
+            Some(principal::Identifier::NotId(inner)) => !is(inner, uris),
+            Some(principal::Identifier::Authenticated(a)) => {
+                let m = a.principal_name.as_ref().unwrap();
+                uris.iter().any(|u| string_match(m, u))
+            }
+            other => panic!("unexpected principal {other:?}"),
+        }
+    }
+
+    fn rule(subset: &[(&str, &str)], conf: serde_json::Value) -> SubsetRule {
+        SubsetRule {
+            subset: subset
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            merged: Merged {
+                conf,
+                ..Merged::default()
+            },
+        }
+    }
+
+    const WEB: &[&str] = &["spiffe://default/web", "kuma://version/v1"];
+    const WEB_V2: &[&str] = &["spiffe://default/web", "kuma://version/v2"];
+    const API: &[&str] = &["spiffe://default/api", "kuma://version/v1"];
+
+    // With mTLS on and no permission for an inbound, nobody gets in (Kuma ≥ 2.6).
+    #[test]
+    fn no_permission_denies_everyone() {
+        let rbac = rbac_for("default", &[]);
+        assert!(!admits(&rbac, WEB, ""));
+        assert!(rbac.allow.policies.is_empty());
+    }
+
+    // Legacy from[]: the most specific subset containing the client decides,
+    // whatever the less specific ones say.
+    #[test]
+    fn most_specific_subset_decides() {
+        use serde_json::json;
+        let allow = json!({"action": "Allow"});
+        let deny = json!({"action": "Deny"});
+        // Only web.
+        let rbac = rbac_for(
+            "default",
+            &[
+                rule(&[("kuma.io/service", "web")], allow.clone()),
+                rule(&[], deny.clone()),
+            ],
+        );
+        assert!(admits(&rbac, WEB, ""));
+        assert!(!admits(&rbac, API, ""));
+        // Everyone but web v2 (a deny more specific than a mesh-wide allow).
+        let rbac = rbac_for(
+            "default",
+            &[
+                rule(
+                    &[("kuma.io/service", "web"), ("version", "v2")],
+                    deny.clone(),
+                ),
+                rule(&[("kuma.io/service", "web")], allow.clone()),
+                rule(&[], allow.clone()),
+            ],
+        );
+        assert!(admits(&rbac, WEB, ""));
+        assert!(!admits(&rbac, WEB_V2, ""));
+        assert!(admits(&rbac, API, ""));
+        // AllowWithShadowDeny admits and is logged as a shadow deny.
+        let rbac = rbac_for(
+            "default",
+            &[rule(&[], json!({"action": "AllowWithShadowDeny"}))],
+        );
+        assert!(admits(&rbac, API, ""));
+        let shadow = rbac.shadow.as_ref().unwrap();
+        assert_eq!(shadow.action, rbac::Action::Deny as i32);
+    }
+
+    // rules[]: a deny wins over any allow, matches by SPIFFE id (exact, prefix)
+    // and SNI.
+    #[test]
+    fn rules_deny_wins_over_allow() {
+        let conf = serde_json::json!({
+            "allow": [{"spiffeID": {"type": "Prefix", "value": "spiffe://default/"}}],
+            "deny": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/api"}}],
+        });
+        let rbac = rbac_for("default", &[rule(&[], conf)]);
+        assert!(admits(&rbac, WEB, ""));
+        assert!(!admits(&rbac, API, ""));
+        assert!(!admits(&rbac, &["spiffe://other/web"], ""));
+        let conf = serde_json::json!({
+            "allow": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/web"}, "sni": {"type": "Exact", "value": "backend"}}],
+        });
+        let rbac = rbac_for("default", &[rule(&[], conf)]);
+        assert!(admits(&rbac, WEB, "backend"));
+        assert!(!admits(&rbac, WEB, "other"));
+    }
+}
