@@ -339,7 +339,7 @@ mod tests {
         let inbound = listener(&a, "inbound:127.0.0.1:20000");
         assert_eq!(inbound.filter_chains.len(), 1);
         let ds = downstream(inbound, 0);
-        assert_eq!(ds.require_client_certificate.unwrap().value, true);
+        assert!(ds.require_client_certificate.unwrap().value);
         let common = ds.common_tls_context.unwrap();
         assert_eq!(
             common.tls_certificate_sds_secret_configs[0].name,
