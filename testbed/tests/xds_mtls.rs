@@ -277,3 +277,152 @@ async fn certificates_renew_without_failed_requests() {
     );
     no_rejections(&mesh).await;
 }
+
+/// The SHA-256 fingerprint of the CA certificate in `pem`.
+fn fingerprint_of_pem(pem: &str) -> String {
+    weft_security::pki::Fingerprint::of_pem(pem)
+        .unwrap()
+        .to_string()
+}
+
+/// The CA fingerprint in `instance`'s DataplaneInsight, once it has a certificate.
+async fn issuing_ca(mesh: &MeshHarness, instance: &str) -> String {
+    let (s, body) = mesh
+        .api()
+        .get(&format!("/meshes/default/dataplanes/{instance}/_overview"))
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    body["dataplaneInsight"]["mTLS"]["caFingerprint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+const ALLOW_ALL: &str = "  targetRef: {kind: Mesh}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {action: Allow}\n";
+
+// Multizone with Mesh mTLS: the CA is created on global with the Mesh and reaches
+// the zone over KDS (its key hidden by both APIs); the zone issues certificates
+// that chain to it, and mesh traffic in the zone flows over mTLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_creates_the_ca_and_zones_issue_from_it() {
+    let (global, zone) = tokio::task::spawn_blocking(|| {
+        let global = weft_testbed::ControlPlane::global(&[]).unwrap();
+        let zone = weft_testbed::ControlPlane::federated_zone(&global, "east", &[]).unwrap();
+        (global, zone)
+    })
+    .await
+    .unwrap();
+    let g = weft_testbed::Client::new(&global.api_url(), global.token());
+    let (s, body) = g.put("/meshes/default", &mesh_doc("STRICT", "")).await;
+    assert!(s.is_success(), "{s} {body}");
+    let doc = format!("type: MeshTrafficPermission\nmesh: default\nname: all\nspec:\n{ALLOW_ALL}");
+    let (s, body) = g
+        .put("/meshes/default/meshtrafficpermissions/all", &doc)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let (s, cert) = g
+        .get("/meshes/default/secrets/default.ca-builtin-cert-ca-1")
+        .await;
+    assert!(s.is_success(), "{s} {cert}");
+    let pem = weft_model::resource::secret::decode_base64(cert["data"].as_str().unwrap()).unwrap();
+    let global_ca = fingerprint_of_pem(std::str::from_utf8(&pem).unwrap());
+    let (_, key) = g
+        .get("/meshes/default/secrets/default.ca-builtin-key-ca-1")
+        .await;
+    assert!(key.get("data").is_none(), "global shows the CA key: {key}");
+
+    let mut mesh = MeshHarness::on_zone(zone, Some("east")).unwrap();
+    let api = mesh.api();
+    until(Duration::from_secs(15), "the CA synced to the zone", || {
+        let api = api.clone();
+        async move {
+            api.get("/meshes/default/secrets/default.ca-builtin-key-ca-1")
+                .await
+                .0
+                == 200
+        }
+    })
+    .await;
+    let (_, key) = api
+        .get("/meshes/default/secrets/default.ca-builtin-key-ca-1")
+        .await;
+    assert!(key.get("data").is_none(), "the zone shows the CA key: {key}");
+
+    mesh.start_backend_and_client(false).await.unwrap();
+    let client = mesh.app("client-1").unwrap();
+    let url = client.outbound_url("backend", "/");
+    until(Duration::from_secs(10), "client → backend 200", || async {
+        status(&url).await == 200
+    })
+    .await;
+    assert_eq!(issuing_ca(&mesh, "backend-1").await, global_ca);
+    assert_eq!(issuing_ca(&mesh, "client-1").await, global_ca);
+    let backend = mesh.app("backend-1").unwrap();
+    let direct = format!("http://{}:{}/", backend.ip, backend.inbound_port);
+    assert_eq!(status(&direct).await, 0, "plaintext to a STRICT inbound");
+    no_rejections(&mesh).await;
+    drop(mesh);
+    drop(global);
+}
+
+// A provided CA (certificate and key in Secrets) works as a builtin one; a key
+// that is not the certificate's is refused at the backend's `conf`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provided_ca_from_secrets() {
+    use weft_security::pki::workload::MeshCa;
+    let mut mesh = MeshHarness::start().await.unwrap();
+    let ca = MeshCa::generate("default", Duration::from_secs(86_400)).unwrap();
+    let other = MeshCa::generate("default", Duration::from_secs(86_400)).unwrap();
+    let put_secret = |name: &'static str, bytes: Vec<u8>| {
+        let api = mesh.api();
+        async move {
+            let doc = format!(
+                "type: Secret\nmesh: default\nname: {name}\ndata: {}\n",
+                weft_model::resource::secret::encode_base64(&bytes)
+            );
+            let (s, body) = api
+                .put(&format!("/meshes/default/secrets/{name}"), &doc)
+                .await;
+            assert!(s.is_success(), "{s} {body}");
+        }
+    };
+    put_secret("my-ca-cert", ca.cert_pem().as_bytes().to_vec()).await;
+    put_secret("my-ca-key", ca.key_pem().expose().as_bytes().to_vec()).await;
+    put_secret("wrong-key", other.key_pem().expose().as_bytes().to_vec()).await;
+    let provided = |key: &str| {
+        format!(
+            "type: Mesh\nname: default\nmtls:\n  enabledBackend: mine\n  backends:\n    - name: mine\n      type: provided\n      conf:\n        cert: {{secret: my-ca-cert}}\n        key: {{secret: {key}}}\n"
+        )
+    };
+    let (s, body) = mesh.api().put("/meshes/default", &provided("wrong-key")).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        weft_testbed::client::invalid_fields(&body),
+        ["mtls.backends[0].conf"],
+        "{body}"
+    );
+    let (s, body) = mesh.api().put("/meshes/default", &provided("nope")).await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        weft_testbed::client::invalid_fields(&body),
+        ["mtls.backends[0].conf.key"],
+        "{body}"
+    );
+    put_permission(&mesh, "all", ALLOW_ALL).await;
+    put_mesh(&mesh, &provided("my-ca-key")).await;
+    // The provided key is a CA key too: never shown.
+    let (_, key) = mesh.api().get("/meshes/default/secrets/my-ca-key").await;
+    assert!(key.get("data").is_none(), "{key}");
+
+    mesh.start_backend_and_client(false).await.unwrap();
+    let url = mesh.app("client-1").unwrap().outbound_url("backend", "/");
+    until(Duration::from_secs(10), "client → backend 200", || async {
+        status(&url).await == 200
+    })
+    .await;
+    assert_eq!(
+        issuing_ca(&mesh, "backend-1").await,
+        ca.fingerprint().to_string()
+    );
+    no_rejections(&mesh).await;
+}

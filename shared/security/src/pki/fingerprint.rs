@@ -16,6 +16,15 @@ impl Fingerprint {
         Fingerprint(Sha256::digest(der).into())
     }
 
+    /// The fingerprint of the first certificate in `pem`.
+    pub fn of_pem(pem: &str) -> Result<Self, PkiError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| PkiError::BadPem(format!("certificate: {e}")))?;
+        Ok(Self::of_der(&der))
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
