@@ -359,7 +359,8 @@ async fn survives_restart() {
     g.stop().await;
 }
 
-// Swapping the CA of a mesh with mTLS on is refused, as in Kuma; turning mTLS off is not.
+// Swapping the CA of a mesh with mTLS on is refused unless the old backend stays
+// listed (a rotation); turning mTLS off is not refused.
 #[tokio::test]
 async fn mesh_ca_cannot_be_swapped_while_mtls_is_on() {
     let g = inprocess::global().await;
@@ -374,6 +375,9 @@ async fn mesh_ca_cannot_be_swapped_while_mtls_is_on() {
         refused_fields(&g, "/meshes/secure", &mesh("ca-2")).await,
         vec!["mtls.enabledBackend"]
     );
+    let both = "type: Mesh\nname: secure\nmtls:\n  enabledBackend: ca-2\n  backends:\n    - {name: ca-1, type: builtin}\n    - {name: ca-2, type: builtin}\n";
+    let (s, body) = g.api.put("/meshes/secure", both).await;
+    assert_eq!(s, StatusCode::OK, "a rotation keeping ca-1 listed: {body}");
     let (s, body) = g
         .api
         .put("/meshes/secure", "type: Mesh\nname: secure\n")

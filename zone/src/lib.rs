@@ -168,6 +168,7 @@ pub async fn build_with(
     );
     let mut authenticated = axum::Router::new()
         .merge(xds::insight::routes(xds.insights.clone()))
+        .merge(xds::insight::trust_routes(xds.cache.clone()))
         .merge(inspect::routes());
     if let Some(tokens) = admission.tokens() {
         authenticated = authenticated.merge(tokens::api::routes(tokens.clone()));

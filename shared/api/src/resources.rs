@@ -334,15 +334,30 @@ async fn put_item(
     ))
 }
 
-/// Kuma's rule: the CA of a mesh cannot be swapped while mTLS is on, or every
-/// proxy's certificate would stop verifying at once.
+/// Moving `enabledBackend` while mTLS is on rotates the CA (zones trust both CAs,
+/// then reissue, then drop the old one). That needs the old backend to stay
+/// listed while it happens; a swap that removes it at once would break every
+/// proxy's certificate together, and is refused.
 fn check_ca_change(old: &MeshSpec, new: &MeshSpec) -> Result<(), ApiError> {
     let name = |m: &MeshSpec| m.enabled_backend().map(|b| b.name.clone());
     match (name(old), name(new)) {
-        (Some(before), Some(after)) if before != after => Err(ApiError::invalid_field(
-            "mtls.enabledBackend",
-            "Changing CA when mTLS is enabled is forbidden. Disable mTLS first and then change the CA",
-        )),
+        (Some(before), Some(after))
+            if before != after
+                && !new
+                    .mtls
+                    .iter()
+                    .flat_map(|m| &m.backends)
+                    .any(|b| b.name == before) =>
+        {
+            Err(ApiError::invalid_field(
+                "mtls.enabledBackend",
+                format!(
+                    "changing the CA from {before:?} to {after:?} while mTLS is on needs {before:?} to stay in mtls.backends \
+                     until every proxy holds a certificate from {after:?} (GET /meshes/<mesh>/_mtls on each zone shows it); \
+                     remove it in a later change, or disable mTLS first"
+                ),
+            ))
+        }
         _ => Ok(()),
     }
 }

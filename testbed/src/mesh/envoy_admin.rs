@@ -106,7 +106,8 @@ impl EnvoyAdmin {
     }
 
     /// The `*.update_rejected` stats above zero (CDS, LDS, EDS per cluster, RDS per
-    /// route config): Envoy refused configuration. Unreadable stats count as a
+    /// route config, SDS per secret) and ECDS's `*.config_fail` /
+    /// `*.config_conflict`: Envoy refused configuration. Unreadable stats count as a
     /// rejection named `admin`.
     pub async fn rejected_updates(&self) -> BTreeMap<String, u64> {
         match self.stats().await {
@@ -116,11 +117,16 @@ impl EnvoyAdmin {
     }
 }
 
-/// The `update_rejected` counters above zero.
+/// The rejection counters above zero.
 pub fn rejected(stats: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let refusal = |k: &str| {
+        k.ends_with(".update_rejected")
+            || (k.starts_with("extension_config_discovery.")
+                && (k.ends_with(".config_fail") || k.ends_with(".config_conflict")))
+    };
     stats
         .iter()
-        .filter(|(k, v)| k.ends_with(".update_rejected") && **v > 0)
+        .filter(|(k, v)| refusal(k) && **v > 0)
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }

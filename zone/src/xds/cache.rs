@@ -451,6 +451,10 @@ impl Cache {
                 .collect();
             (seq, view, proxies)
         };
+        if let Some(tls) = &view.mtls {
+            let connected = self.connected(mesh);
+            self.inner.identities.plan(tls, &connected);
+        }
         self.interners()
             .entry(mesh.to_string())
             .or_default()
@@ -558,9 +562,13 @@ impl Cache {
         dp: &Resource,
         snapshot: &mut Snapshot,
     ) {
+        let ids = &self.inner.identities;
+        let plan = ids
+            .current_plan(&key.mesh)
+            .unwrap_or_else(|| ids.plan(tls, &self.connected(&key.mesh)));
         let mut secrets = weft_sync::delta::TypeResources::new();
-        secrets.insert_hashed(tls.ca_secret_name(), tls.ca_secret.clone());
-        match self.inner.identities.secret(key, dp, tls) {
+        secrets.insert_hashed(tls.ca_secret_name(), plan.ca_secret.clone());
+        match ids.secret(key, dp, tls, &plan) {
             Ok(identity) => {
                 secrets.insert_hashed(tls.identity_secret_name(), identity);
                 if let Some(info) = self.inner.identities.info(key) {
@@ -573,6 +581,48 @@ impl Cache {
             }
         }
         snapshot.set_type(generate::mtls::SECRET_TYPE, secrets);
+    }
+
+    /// The proxies of `mesh` with an open stream.
+    fn connected(&self, mesh: &str) -> Vec<ProxyKey> {
+        self.lock()
+            .proxies
+            .iter()
+            .filter(|(k, e)| k.mesh == mesh && e.streams > 0)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// `key` has ACKed these secrets (name → version): a CA rotation of its mesh
+    /// may move on.
+    pub fn secrets_acked(&self, key: &ProxyKey, held: &BTreeMap<String, String>) {
+        if self.inner.identities.acked(key, held) {
+            let _ = self.inner.dirty.send(key.mesh.clone());
+        }
+    }
+
+    /// A mesh's mTLS as the zone runs it: the trusted CAs, the issuing one, and
+    /// each connected proxy's certificate and trust (`None`: mTLS off or the mesh
+    /// unknown).
+    pub fn mesh_trust(&self, mesh: &str) -> Option<serde_json::Value> {
+        let view = self.lock().views.get(mesh).map(|(_, v)| v.clone())?;
+        let tls = view.mtls.as_ref()?;
+        let plan = self.inner.identities.current_plan(mesh)?;
+        let name = |f: &weft_security::pki::Fingerprint| {
+            tls.backend_of(f)
+                .map_or_else(|| f.to_string(), |b| b.backend.clone())
+        };
+        let mut connected = self.connected(mesh);
+        connected.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(serde_json::json!({
+            "mesh": mesh,
+            "enabledBackend": tls.backend,
+            "mode": tls.mode,
+            "trusted": plan.bundle.iter().map(name).collect::<Vec<_>>(),
+            "issuingBackend": plan.issuer.as_ref().ok().map(|(f, _)| name(f)),
+            "rotating": plan.rotating,
+            "proxies": self.inner.identities.mesh_state(tls, &connected),
+        }))
     }
 
     /// What the proxy's insight shows of its certificate.

@@ -1,26 +1,36 @@
-//! Workload identities: the certificate each proxy of an mTLS mesh gets, issued
-//! by the zone from the mesh's CA and delivered over SDS.
+//! Workload identities and the trust they are checked against: the certificate
+//! each proxy of an mTLS mesh gets, issued by the zone from the mesh's CA, and
+//! the CA bundle every proxy trusts, both delivered over SDS.
 //!
 //! A proxy's certificate is kept until one of these: 80 % of its lifetime has
-//! passed (Kuma's rule), the mesh's issuing CA changed, or the proxy's identity
-//! (services, tags) changed. [`Identities::next_renewal`] tells the cache's
-//! rebuilder when the next one falls due; regeneration then reissues it and the
-//! new certificate goes out under the same secret name, which Envoy swaps in
-//! without dropping connections. Issuance runs where generation runs: on blocking
-//! threads, never on the async workers.
+//! passed (Kuma's rule), the CA that should issue it changed, or the proxy's
+//! identity (services, tags) changed. [`Identities::next_renewal`] tells the
+//! cache's rebuilder when the next one falls due; regeneration then reissues it
+//! and the new certificate goes out under the same secret name, which Envoy swaps
+//! in without dropping connections. Issuance runs where generation runs: on
+//! blocking threads, never on the async workers.
+//!
+//! **CA rotation without downtime** ([`Identities::plan`], per mesh, from what
+//! each connected proxy has ACKed): the bundle is the enabled backend's CA plus
+//! every CA a connected proxy's certificate (sent or held) comes from. When
+//! `enabledBackend` changes, the new CA joins the bundle at once; certificates
+//! keep coming from the old CA until every connected proxy has ACKed a bundle
+//! holding the new one; then every proxy is reissued from the new CA; once every
+//! proxy has ACKed its new certificate the old CA leaves the bundle. At no point
+//! does a proxy present a certificate its peer does not trust.
 
 use super::generate::mtls::MeshTls;
 use super::node::ProxyKey;
 use envoy_types::pb::google::protobuf::Any;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use weft_model::resource::dataplane::DataplaneSpec;
 use weft_model::resource::{Resource, Spec, tags};
 use weft_security::pki::Fingerprint;
-use weft_security::pki::workload::WorkloadIdentity;
+use weft_security::pki::workload::{MeshCa, WorkloadIdentity};
 
 /// What a proxy's DataplaneInsight shows of its certificate (Kuma's `mTLS` block,
 /// plus the serial and CA).
@@ -41,31 +51,173 @@ pub struct CertInfo {
     pub ca_fingerprint: String,
 }
 
-/// A proxy's current certificate.
+/// The trust of one mesh at one moment: what proxies trust and which CA issues.
+#[derive(Debug)]
+pub struct TrustPlan {
+    /// The CAs in the bundle, by fingerprint.
+    pub bundle: BTreeSet<Fingerprint>,
+    /// `mesh_ca:secret:<mesh>` holding the bundle.
+    pub ca_secret: Any,
+    /// The CA new certificates come from; `Err` when the mesh has none usable.
+    pub issuer: Result<(Fingerprint, Arc<MeshCa>), String>,
+    /// A rotation is under way: the bundle holds more than the enabled CA, or
+    /// certificates still come from another CA.
+    pub rotating: bool,
+}
+
+/// A proxy's certificate as sent.
 struct Issued {
     ca: Fingerprint,
     identity: WorkloadIdentity,
     renew_at: Instant,
     secret: Any,
+    version: String,
     info: CertInfo,
 }
 
-/// Every connected proxy's certificate.
+#[derive(Default)]
+struct ProxyIdentity {
+    issued: Option<Issued>,
+    /// The CA of the certificate the proxy has ACKed.
+    held_ca: Option<Fingerprint>,
+    /// The CAs of the bundle the proxy has ACKed.
+    trusts: BTreeSet<Fingerprint>,
+}
+
+#[derive(Default)]
+struct State {
+    proxies: HashMap<ProxyKey, ProxyIdentity>,
+    /// Bundle secret version → its CAs (to read a proxy's ACK).
+    bundles: HashMap<String, BTreeSet<Fingerprint>>,
+    /// Every CA certificate seen per mesh, so that a CA dropped from the Mesh
+    /// stays trusted while proxies still hold its certificates.
+    pems: HashMap<String, BTreeMap<Fingerprint, String>>,
+    plans: HashMap<String, Arc<TrustPlan>>,
+}
+
+/// Every connected proxy's certificate and trust.
 #[derive(Default)]
 pub struct Identities {
-    issued: Mutex<HashMap<ProxyKey, Issued>>,
+    state: Mutex<State>,
 }
 
 impl Identities {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProxyKey, Issued>> {
-        self.issued.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The `identity_cert:secret:<mesh>` of `key` (Dataplane `dp`) in `tls`'s mesh:
+    /// Computes `tls`'s mesh's trust plan for its `connected` proxies and keeps it
+    /// as the mesh's current one.
+    pub fn plan(&self, tls: &MeshTls, connected: &[ProxyKey]) -> Arc<TrustPlan> {
+        let mut st = self.lock();
+        let pems = st.pems.entry(tls.mesh.clone()).or_default();
+        for c in &tls.cas {
+            pems.entry(c.fingerprint)
+                .or_insert_with(|| c.cert_pem.clone());
+        }
+        let enabled = tls.ca.as_ref().ok().map(|c| c.fingerprint());
+        let proxies: Vec<&ProxyIdentity> =
+            connected.iter().filter_map(|k| st.proxies.get(k)).collect();
+        let mut bundle: BTreeSet<Fingerprint> = enabled.into_iter().collect();
+        for p in &proxies {
+            bundle.extend(p.held_ca);
+            bundle.extend(p.issued.as_ref().map(|i| i.ca));
+        }
+        let pems = &st.pems[&tls.mesh];
+        bundle.retain(|f| pems.contains_key(f));
+        let trusted_pem: String = bundle.iter().map(|f| pems[f].as_str()).collect();
+        // The enabled CA issues once every connected proxy trusts it; until then
+        // the CA most certificates come from goes on issuing.
+        let everyone_trusts_enabled = enabled.is_some_and(|e| {
+            connected
+                .iter()
+                .all(|k| st.proxies.get(k).is_some_and(|p| p.trusts.contains(&e)))
+        });
+        let enabled_issuer = tls
+            .ca
+            .as_ref()
+            .map(|c| (c.fingerprint(), c.clone()))
+            .map_err(Clone::clone);
+        let issuer = if everyone_trusts_enabled {
+            enabled_issuer
+        } else {
+            let mut counts: BTreeMap<Fingerprint, usize> = BTreeMap::new();
+            for p in &proxies {
+                if let Some(i) = &p.issued {
+                    *counts.entry(i.ca).or_default() += 1;
+                }
+            }
+            counts
+                .into_iter()
+                .filter_map(|(f, n)| {
+                    tls.backend_of(&f)
+                        .and_then(|b| b.ca.clone())
+                        .map(|ca| (n, f, ca))
+                })
+                .max_by_key(|(n, _, _)| *n)
+                .map(|(_, f, ca)| Ok((f, ca)))
+                .unwrap_or(enabled_issuer)
+        };
+        let rotating = bundle.len() > 1 || issuer.as_ref().is_ok_and(|(f, _)| Some(*f) != enabled);
+        let ca_secret = super::generate::mtls::ca_secret(&tls.mesh, &trusted_pem);
+        st.bundles
+            .insert(weft_sync::delta::any_version(&ca_secret), bundle.clone());
+        let plan = Arc::new(TrustPlan {
+            bundle,
+            ca_secret,
+            issuer,
+            rotating,
+        });
+        st.plans.insert(tls.mesh.clone(), plan.clone());
+        plan
+    }
+
+    /// The mesh's current plan (from its last rebuild).
+    pub fn current_plan(&self, mesh: &str) -> Option<Arc<TrustPlan>> {
+        self.lock().plans.get(mesh).cloned()
+    }
+
+    /// Records what `key` has ACKed of its secrets (name → version). True when
+    /// that moves a rotation of its mesh on: the mesh should be rebuilt.
+    pub fn acked(&self, key: &ProxyKey, held: &BTreeMap<String, String>) -> bool {
+        let mut st = self.lock();
+        let bundle = held
+            .get(&format!("mesh_ca:secret:{}", key.mesh))
+            .and_then(|v| st.bundles.get(v))
+            .cloned();
+        let rotating = st.plans.get(&key.mesh).is_some_and(|p| p.rotating);
+        let Some(p) = st.proxies.get_mut(key) else {
+            return false;
+        };
+        let mut changed = false;
+        if let Some(bundle) = bundle
+            && p.trusts != bundle
+        {
+            p.trusts = bundle;
+            changed = true;
+        }
+        let identity = held.get(&format!("identity_cert:secret:{}", key.mesh));
+        if let Some(i) = &p.issued
+            && identity == Some(&i.version)
+            && p.held_ca != Some(i.ca)
+        {
+            p.held_ca = Some(i.ca);
+            changed = true;
+        }
+        changed && rotating
+    }
+
+    /// The `identity_cert:secret:<mesh>` of `key` (Dataplane `dp`) under `plan`:
     /// the current certificate, or a new one when it is due. `Err` when the mesh
     /// has no usable CA or the proxy's names cannot make a SPIFFE id.
-    pub fn secret(&self, key: &ProxyKey, dp: &Resource, tls: &MeshTls) -> Result<Any, String> {
-        self.secret_at(key, dp, tls, Instant::now())
+    pub fn secret(
+        &self,
+        key: &ProxyKey,
+        dp: &Resource,
+        tls: &MeshTls,
+        plan: &TrustPlan,
+    ) -> Result<Any, String> {
+        self.secret_at(key, dp, tls, plan, Instant::now())
     }
 
     fn secret_at(
@@ -73,15 +225,15 @@ impl Identities {
         key: &ProxyKey,
         dp: &Resource,
         tls: &MeshTls,
+        plan: &TrustPlan,
         now: Instant,
     ) -> Result<Any, String> {
-        let ca = tls.ca.as_ref().map_err(Clone::clone)?;
+        let (fingerprint, ca) = plan.issuer.as_ref().map_err(Clone::clone)?;
         let identity = identity_of(tls, dp)?;
-        let fingerprint = ca.fingerprint();
         let regenerations = {
-            let issued = self.lock();
-            match issued.get(key) {
-                Some(i) if i.ca == fingerprint && i.identity == identity && now < i.renew_at => {
+            let st = self.lock();
+            match st.proxies.get(key).and_then(|p| p.issued.as_ref()) {
+                Some(i) if i.ca == *fingerprint && i.identity == identity && now < i.renew_at => {
                     return Ok(i.secret.clone());
                 }
                 Some(i) => i.info.certificate_regenerations + 1,
@@ -91,54 +243,94 @@ impl Identities {
         let lifetime = tls.cert_lifetime;
         let cert = ca.issue(&identity, lifetime).map_err(|e| e.to_string())?;
         let secret = tls.identity_secret(&cert.cert_pem, cert.key_pem.expose());
+        let backend = tls
+            .backend_of(fingerprint)
+            .map_or_else(|| tls.backend.clone(), |b| b.backend.clone());
         let info = CertInfo {
             spiffe_id: identity.spiffe_id.clone(),
             serial: cert.serial.clone(),
             certificate_expiration_time: cert.not_after,
             last_certificate_regeneration: OffsetDateTime::now_utc(),
             certificate_regenerations: regenerations,
-            issued_backend: tls.backend.clone(),
+            issued_backend: backend,
             ca_fingerprint: fingerprint.to_string(),
         };
-        tracing::debug!(proxy = %key, serial = %info.serial, spiffe_id = %info.spiffe_id, "issued a workload certificate");
-        self.lock().insert(
-            key.clone(),
-            Issued {
-                ca: fingerprint,
-                identity,
-                renew_at: now + lifetime.mul_f64(0.8),
-                secret: secret.clone(),
-                info,
-            },
-        );
+        tracing::debug!(proxy = %key, serial = %info.serial, spiffe_id = %info.spiffe_id, backend = %info.issued_backend, "issued a workload certificate");
+        self.lock().proxies.entry(key.clone()).or_default().issued = Some(Issued {
+            ca: *fingerprint,
+            identity,
+            renew_at: now + lifetime.mul_f64(0.8),
+            version: weft_sync::delta::any_version(&secret),
+            secret: secret.clone(),
+            info,
+        });
         Ok(secret)
     }
 
     /// What the insight shows of `key`'s certificate.
     pub fn info(&self, key: &ProxyKey) -> Option<CertInfo> {
-        self.lock().get(key).map(|i| i.info.clone())
+        self.lock()
+            .proxies
+            .get(key)
+            .and_then(|p| p.issued.as_ref())
+            .map(|i| i.info.clone())
     }
 
-    /// Forgets `key`'s certificate (the proxy is gone).
+    /// Forgets `key` (the proxy is gone).
     pub fn remove(&self, key: &ProxyKey) {
-        self.lock().remove(key);
+        self.lock().proxies.remove(key);
     }
 
     /// The earliest renewal due, and the meshes whose proxies are due by then.
     pub fn next_renewal(&self) -> Option<(Instant, Vec<String>)> {
-        let issued = self.lock();
-        let at = issued.values().map(|i| i.renew_at).min()?;
+        let st = self.lock();
+        let due = |p: &ProxyIdentity| p.issued.as_ref().map(|i| i.renew_at);
+        let at = st.proxies.values().filter_map(due).min()?;
         // Renewals within a second of the first are done in the same rebuild.
         let horizon = at + Duration::from_secs(1);
-        let mut meshes: Vec<String> = issued
+        let mut meshes: Vec<String> = st
+            .proxies
             .iter()
-            .filter(|(_, i)| i.renew_at <= horizon)
+            .filter(|(_, p)| due(p).is_some_and(|t| t <= horizon))
             .map(|(k, _)| k.mesh.clone())
             .collect();
         meshes.sort();
         meshes.dedup();
         Some((horizon, meshes))
     }
+
+    /// Per connected proxy of `mesh`: the backend its certificate comes from
+    /// (sent) and the backends it has ACKed as trusted — a rotation's progress.
+    pub fn mesh_state(&self, tls: &MeshTls, proxies: &[ProxyKey]) -> Vec<ProxyTrust> {
+        let st = self.lock();
+        let name = |f: &Fingerprint| {
+            tls.backend_of(f)
+                .map_or_else(|| f.to_string(), |b| b.backend.clone())
+        };
+        proxies
+            .iter()
+            .filter_map(|k| st.proxies.get(k).map(|p| (k, p)))
+            .map(|(k, p)| ProxyTrust {
+                name: k.name.clone(),
+                issued_by: p.issued.as_ref().map(|i| name(&i.ca)),
+                holds: p.held_ca.as_ref().map(name),
+                trusts: p.trusts.iter().map(name).collect(),
+            })
+            .collect()
+    }
+}
+
+/// One proxy's side of a mesh's rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyTrust {
+    pub name: String,
+    /// The backend of the certificate last sent.
+    pub issued_by: Option<String>,
+    /// The backend of the certificate the proxy has ACKed.
+    pub holds: Option<String>,
+    /// The backends of the bundle the proxy has ACKed.
+    pub trusts: Vec<String>,
 }
 
 /// Kuma's Mesh mTLS identity of a proxy: `spiffe://<mesh>/<service>` for its first
@@ -179,25 +371,44 @@ mod tests {
     use super::*;
     use crate::xds::generate::MeshView;
     use crate::xds::generate::tests::{dataplane, res};
-    use std::sync::Arc;
+    use weft_model::resource::mesh::CaBackend;
     use weft_security::pki::mesh_ca;
 
-    fn view(backend: &str, lifetime: &str) -> MeshView {
-        let mesh = res(&format!(
-            "type: Mesh\nname: default\nmtls:\n  enabledBackend: {backend}\n  backends:\n    - name: {backend}\n      type: builtin\n      dpCert: {{rotation: {{expiration: {lifetime}}}}}\n"
-        ));
-        let Spec::Mesh(spec) = &mesh.spec else {
-            unreachable!()
-        };
-        let (_, secrets) =
-            mesh_ca::builtin_ca_secrets("default", &spec.mtls.as_ref().unwrap().backends[0])
-                .unwrap();
-        MeshView::new(mesh, secrets.into_iter().map(Arc::new).collect())
+    /// The CA Secrets of builtin backends `names`.
+    fn ca_secrets(names: &[&str]) -> Vec<Arc<Resource>> {
+        names
+            .iter()
+            .flat_map(|n| {
+                let backend = CaBackend {
+                    name: n.to_string(),
+                    backend_type: Some(weft_model::resource::mesh::CaBackendType::Builtin),
+                    ..CaBackend::default()
+                };
+                mesh_ca::builtin_ca_secrets("default", &backend).unwrap().1
+            })
+            .map(Arc::new)
+            .collect()
     }
 
-    fn web(version: &str) -> Arc<Resource> {
+    fn view(
+        enabled: &str,
+        backends: &[&str],
+        lifetime: &str,
+        secrets: &[Arc<Resource>],
+    ) -> MeshView {
+        let list: String = backends
+            .iter()
+            .map(|b| format!("    - {{name: {b}, type: builtin, dpCert: {{rotation: {{expiration: {lifetime}}}}}}}\n"))
+            .collect();
+        let mesh = res(&format!(
+            "type: Mesh\nname: default\nmtls:\n  enabledBackend: {enabled}\n  backends:\n{list}"
+        ));
+        MeshView::new(mesh, secrets.to_vec())
+    }
+
+    fn web(name: &str, version: &str) -> Arc<Resource> {
         dataplane(
-            "web-1",
+            name,
             "127.0.0.1",
             20000,
             "web",
@@ -207,56 +418,174 @@ mod tests {
         )
     }
 
+    fn key(name: &str) -> ProxyKey {
+        ProxyKey {
+            mesh: "default".into(),
+            name: name.into(),
+        }
+    }
+
     // A certificate is kept until 80 % of its lifetime, then reissued; a new CA
     // or changed tags reissue at once. The insight counts every issuance.
     #[test]
     fn renews_at_eighty_percent_and_on_change() {
         let ids = Identities::default();
-        let key = ProxyKey {
-            mesh: "default".into(),
-            name: "web-1".into(),
-        };
-        let v = view("ca-1", "100s");
+        let k = key("web-1");
+        let secrets = ca_secrets(&["ca-1", "ca-2"]);
+        let v = view("ca-1", &["ca-1"], "100s", &secrets);
         let tls = v.mtls.as_ref().unwrap();
+        let plan = ids.plan(tls, std::slice::from_ref(&k));
         let t0 = Instant::now();
-        let first = ids.secret_at(&key, &web("v1"), tls, t0).unwrap();
-        let info = ids.info(&key).unwrap();
+        let first = ids
+            .secret_at(&k, &web("web-1", "v1"), tls, &plan, t0)
+            .unwrap();
+        let info = ids.info(&k).unwrap();
         assert_eq!(info.spiffe_id, "spiffe://default/web");
         assert_eq!(info.certificate_regenerations, 1);
         let later = ids
-            .secret_at(&key, &web("v1"), tls, t0 + Duration::from_secs(79))
+            .secret_at(
+                &k,
+                &web("web-1", "v1"),
+                tls,
+                &plan,
+                t0 + Duration::from_secs(79),
+            )
             .unwrap();
         assert_eq!(first, later, "kept before 80 %");
         let (due, meshes) = ids.next_renewal().unwrap();
         assert!(due >= t0 + Duration::from_secs(80) && due <= t0 + Duration::from_secs(82));
         assert_eq!(meshes, ["default"]);
         let renewed = ids
-            .secret_at(&key, &web("v1"), tls, t0 + Duration::from_secs(81))
+            .secret_at(
+                &k,
+                &web("web-1", "v1"),
+                tls,
+                &plan,
+                t0 + Duration::from_secs(81),
+            )
             .unwrap();
         assert_ne!(first, renewed, "renewed after 80 %");
-        assert_eq!(ids.info(&key).unwrap().certificate_regenerations, 2);
+        assert_eq!(ids.info(&k).unwrap().certificate_regenerations, 2);
         // New tags: reissued at once.
         let retagged = ids
-            .secret_at(&key, &web("v2"), tls, t0 + Duration::from_secs(82))
+            .secret_at(
+                &k,
+                &web("web-1", "v2"),
+                tls,
+                &plan,
+                t0 + Duration::from_secs(82),
+            )
             .unwrap();
         assert_ne!(renewed, retagged);
-        // Another CA: reissued at once.
-        let other = view("ca-2", "100s");
+        // A mesh whose only CA is another one: reissued at once.
+        let other = view("ca-2", &["ca-2"], "100s", &secrets);
+        let other_tls = other.mtls.as_ref().unwrap();
+        let plan = ids.plan(other_tls, std::slice::from_ref(&k));
         let moved = ids
             .secret_at(
-                &key,
-                &web("v2"),
-                other.mtls.as_ref().unwrap(),
+                &k,
+                &web("web-1", "v2"),
+                other_tls,
+                &plan,
                 t0 + Duration::from_secs(83),
             )
             .unwrap();
         assert_ne!(retagged, moved);
-        let info = ids.info(&key).unwrap();
+        let info = ids.info(&k).unwrap();
         assert_eq!(
             (info.certificate_regenerations, info.issued_backend.as_str()),
             (4, "ca-2")
         );
-        ids.remove(&key);
+        ids.remove(&k);
         assert!(ids.next_renewal().is_none());
+    }
+
+    fn held(mesh_ca: &Any, identity: Option<&Any>) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::from([(
+            "mesh_ca:secret:default".to_string(),
+            weft_sync::delta::any_version(mesh_ca),
+        )]);
+        if let Some(i) = identity {
+            m.insert(
+                "identity_cert:secret:default".into(),
+                weft_sync::delta::any_version(i),
+            );
+        }
+        m
+    }
+
+    // Rotation ca-1 → ca-2 never lets a proxy present a certificate a peer does
+    // not trust: ca-2 joins the bundle first, issues only once every proxy has
+    // ACKed that bundle, and ca-1 leaves only once every proxy has ACKed its
+    // ca-2 certificate.
+    #[test]
+    fn rotation_trusts_first_then_reissues_then_drops() {
+        let ids = Identities::default();
+        let secrets = ca_secrets(&["ca-1", "ca-2"]);
+        let (a, b) = (key("a"), key("b"));
+        let both = [a.clone(), b.clone()];
+        let (dp_a, dp_b) = (web("a", "v1"), web("b", "v1"));
+        let before = view("ca-1", &["ca-1", "ca-2"], "24h", &secrets);
+        let tls = before.mtls.as_ref().unwrap();
+        let fp = |backend: &str| {
+            tls.cas
+                .iter()
+                .find(|c| c.backend == backend)
+                .unwrap()
+                .fingerprint
+        };
+        let (ca1, ca2) = (fp("ca-1"), fp("ca-2"));
+        // Steady state on ca-1.
+        let plan = ids.plan(tls, &both);
+        let cert_a = ids.secret(&a, &dp_a, tls, &plan).unwrap();
+        let cert_b = ids.secret(&b, &dp_b, tls, &plan).unwrap();
+        ids.acked(&a, &held(&plan.ca_secret, Some(&cert_a)));
+        ids.acked(&b, &held(&plan.ca_secret, Some(&cert_b)));
+        let plan = ids.plan(tls, &both);
+        assert_eq!(plan.bundle, BTreeSet::from([ca1]));
+        assert!(!plan.rotating);
+
+        // enabledBackend moves to ca-2: both trusted, ca-1 still issues.
+        let after = view("ca-2", &["ca-1", "ca-2"], "24h", &secrets);
+        let tls = after.mtls.as_ref().unwrap();
+        let plan = ids.plan(tls, &both);
+        assert_eq!(plan.bundle, BTreeSet::from([ca1, ca2]));
+        assert_eq!(plan.issuer.as_ref().unwrap().0, ca1);
+        assert!(plan.rotating);
+        assert_eq!(
+            ids.secret(&a, &dp_a, tls, &plan).unwrap(),
+            cert_a,
+            "not yet"
+        );
+        // a trusts both; b not yet: ca-1 goes on issuing.
+        assert!(ids.acked(&a, &held(&plan.ca_secret, Some(&cert_a))));
+        let plan = ids.plan(tls, &both);
+        assert_eq!(plan.issuer.as_ref().unwrap().0, ca1);
+        assert!(ids.acked(&b, &held(&plan.ca_secret, Some(&cert_b))));
+        // Everyone trusts ca-2: reissue from it; ca-1 stays trusted.
+        let plan = ids.plan(tls, &both);
+        assert_eq!(plan.issuer.as_ref().unwrap().0, ca2);
+        let new_a = ids.secret(&a, &dp_a, tls, &plan).unwrap();
+        let new_b = ids.secret(&b, &dp_b, tls, &plan).unwrap();
+        assert_eq!(ids.info(&a).unwrap().issued_backend, "ca-2");
+        let plan = ids.plan(tls, &both);
+        assert_eq!(plan.bundle, BTreeSet::from([ca1, ca2]), "ca-1 until ACKed");
+        assert!(ids.acked(&a, &held(&plan.ca_secret, Some(&new_a))));
+        let plan = ids.plan(tls, &both);
+        assert_eq!(
+            plan.bundle,
+            BTreeSet::from([ca1, ca2]),
+            "b still holds ca-1"
+        );
+        assert!(ids.acked(&b, &held(&plan.ca_secret, Some(&new_b))));
+        // Done: ca-1 dropped.
+        let plan = ids.plan(tls, &both);
+        assert_eq!(plan.bundle, BTreeSet::from([ca2]));
+        assert!(!plan.rotating);
+        let state = ids.mesh_state(tls, &both);
+        assert!(
+            state.iter().all(|p| p.holds.as_deref() == Some("ca-2")),
+            "{state:?}"
+        );
     }
 }

@@ -174,6 +174,29 @@ pub fn routes(insights: Insights) -> Router<ApiState> {
         .layer(axum::Extension(insights))
 }
 
+/// `GET /meshes/{mesh}/_mtls` (Weft): the mesh's mTLS as the zone runs it — the
+/// trusted CAs, the issuing one, whether a CA rotation is under way, and per
+/// connected proxy which CA its certificate comes from and which it trusts.
+pub fn trust_routes(cache: super::Cache) -> Router<ApiState> {
+    Router::new()
+        .route("/meshes/{mesh}/_mtls", get(mesh_trust))
+        .layer(axum::Extension(cache))
+}
+
+async fn mesh_trust(
+    axum::Extension(cache): axum::Extension<super::Cache>,
+    Path(mesh): Path<String>,
+) -> Result<Response, ApiError> {
+    cache
+        .mesh_trust(&mesh)
+        .map(|v| axum::Json(v).into_response())
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "mesh {mesh:?} has no mTLS in this zone (mtls.enabledBackend unset, or the mesh is unknown)"
+            ))
+        })
+}
+
 async fn overview(
     State(state): State<ApiState>,
     axum::Extension(insights): axum::Extension<Insights>,

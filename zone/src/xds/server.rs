@@ -9,6 +9,7 @@
 //! message saying why, logged on the zone too.
 
 use super::cache::{Cache, ConnectionGuard, upsert_dataplane};
+use super::generate::mtls::SECRET_TYPE;
 use super::insight::{InsightGuard, Insights, StreamKind};
 use super::metrics::XdsMetrics;
 use super::node::{self, ProxyKey};
@@ -273,7 +274,14 @@ impl AggregatedDiscoveryService for Ads {
                 match &ev {
                     SotwEvent::Sent { .. } => ctx.metrics.responses.inc(),
                     SotwEvent::Request(r) => match &r.verdict {
-                        Some(super::sotw::SotwVerdict::Ack { .. }) => ctx.metrics.acks.inc(),
+                        Some(super::sotw::SotwVerdict::Ack { .. }) => {
+                            if r.type_url == SECRET_TYPE
+                                && let Some(held) = s.held_resources(SECRET_TYPE)
+                            {
+                                ctx.cache.secrets_acked(key, held);
+                            }
+                            ctx.metrics.acks.inc()
+                        }
                         Some(super::sotw::SotwVerdict::Nack { .. }) => ctx.metrics.nacks.inc(),
                         _ => 0,
                     },
@@ -329,7 +337,14 @@ impl AggregatedDiscoveryService for Ads {
                 match &ev {
                     SenderEvent::Sent { .. } => ctx.metrics.responses.inc(),
                     SenderEvent::Request(r) => match &r.verdict {
-                        Some(Verdict::Ack { .. }) => ctx.metrics.acks.inc(),
+                        Some(Verdict::Ack { .. }) => {
+                            if r.type_url == SECRET_TYPE
+                                && let Some(held) = s.known_versions(SECRET_TYPE)
+                            {
+                                ctx.cache.secrets_acked(key, held);
+                            }
+                            ctx.metrics.acks.inc()
+                        }
                         Some(Verdict::Nack { .. }) => ctx.metrics.nacks.inc(),
                         _ => 0,
                     },

@@ -81,6 +81,8 @@ struct TypeState {
     names: BTreeSet<String>,
     /// The version the proxy holds.
     held: Option<String>,
+    /// The resources (name → version) of the response the proxy last ACKed.
+    held_resources: BTreeMap<String, String>,
     /// The response awaiting ACK/NACK.
     awaiting: Option<Awaiting>,
     /// Sent again even if the proxy holds the version (`SenderConfig::resend_with`).
@@ -97,6 +99,8 @@ struct Awaiting {
     nonce: String,
     version: String,
     resources: usize,
+    /// Name → version of what the response carried.
+    names: BTreeMap<String, String>,
     sent_at: Instant,
     /// Already reported as stalled.
     reported: bool,
@@ -187,6 +191,7 @@ impl SotwSender {
         let Some(Awaiting {
             version,
             resources: count,
+            names,
             ..
         }) = ts.awaiting.take_if(|a| a.nonce == nonce)
         else {
@@ -196,6 +201,7 @@ impl SotwSender {
         match &req.error_detail {
             None => {
                 ts.held = Some(version);
+                ts.held_resources = names;
                 ts.nacks_in_row = 0;
                 ts.not_before = None;
                 ts.stats.acks += 1;
@@ -299,6 +305,10 @@ impl SotwSender {
             nonce,
             version,
             resources: selected.len(),
+            names: selected
+                .iter()
+                .map(|(n, v, _)| (n.to_string(), v.to_string()))
+                .collect(),
             sent_at: now,
             reported: false,
         });
@@ -370,6 +380,12 @@ impl SotwSender {
     /// The version of `type_url` the proxy has ACKed (or declared), if any.
     pub fn held_version(&self, type_url: &str) -> Option<&str> {
         self.types.get(type_url).and_then(|t| t.held.as_deref())
+    }
+
+    /// The resources (name → version) of `type_url` the proxy holds: those of the
+    /// response it last ACKed.
+    pub fn held_resources(&self, type_url: &str) -> Option<&BTreeMap<String, String>> {
+        self.types.get(type_url).map(|t| &t.held_resources)
     }
 
     /// The nonce of `type_url`'s response awaiting ACK/NACK, if any.

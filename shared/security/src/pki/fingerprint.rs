@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// SHA-256 of a certificate's DER encoding. Displays as 64 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {

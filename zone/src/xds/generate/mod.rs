@@ -136,6 +136,16 @@ pub fn generate(view: &MeshView, dataplane: &Resource) -> Result<Snapshot, Gener
         eds.insert_shared(name.clone(), entry.clone());
     }
     let mut snap = Snapshot::new();
+    if !cfg.extension_configs.is_empty() {
+        let mut ecds = TypeResources::new();
+        for e in &cfg.extension_configs {
+            ecds.insert_hashed(e.name.clone(), envoy::any(e));
+        }
+        snap.set_type(
+            envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig::type_url(),
+            ecds,
+        );
+    }
     snap.set_type(Cluster::type_url(), clusters);
     snap.set_type(ClusterLoadAssignment::type_url(), eds);
     snap.set_type(Listener::type_url(), listeners);

@@ -5,7 +5,10 @@
 
 use super::envoy::{any, socket};
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::core::v3::{TrafficDirection, TransportSocket};
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ApiVersion, ConfigSource, ExtensionConfigSource, TrafficDirection,
+    TransportSocket, TypedExtensionConfig, config_source,
+};
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
@@ -173,6 +176,8 @@ pub struct ProxyConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Assembled {
     pub listeners: Vec<Listener>,
+    /// Filter configs delivered by ECDS (the inbounds' RBAC).
+    pub extension_configs: Vec<TypedExtensionConfig>,
     pub clusters: Vec<Cluster>,
     pub endpoints: BTreeMap<String, Arc<Entry>>,
 }
@@ -194,32 +199,86 @@ fn network_filter<T: prost::Message + prost::Name>(name: &str, msg: &T) -> Filte
     }
 }
 
+/// A filter whose config comes over ADS (ECDS) as a `TypedExtensionConfig`.
+fn ecds(type_url: String) -> ExtensionConfigSource {
+    ExtensionConfigSource {
+        config_source: Some(ConfigSource {
+            config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+                AggregatedConfigSource {},
+            )),
+            resource_api_version: ApiVersion::V3 as i32,
+            ..ConfigSource::default()
+        }),
+        type_urls: vec![type_url],
+        ..ExtensionConfigSource::default()
+    }
+}
+
 impl ListenerPart {
+    /// The ECDS names of this listener's RBAC filters: the DENY one, then the
+    /// ALLOW one. RBAC travels as extension configs so that a permission change
+    /// leaves the listener untouched: no drain, and requests on open connections
+    /// see the new permission at once.
+    fn rbac_names(&self) -> [String; 2] {
+        [
+            format!("{}:rbac-deny", self.name),
+            format!("{}:rbac", self.name),
+        ]
+    }
+
+    /// The RBAC filter configs ([`Self::rbac_names`]) of this listener.
+    pub fn rbac_configs(&self) -> Vec<TypedExtensionConfig> {
+        let Some(rbac) = &self.rbac else {
+            return Vec::new();
+        };
+        let deny = rbac.deny.clone().unwrap_or_else(|| RbacRules {
+            action: envoy_types::pb::envoy::config::rbac::v3::rbac::Action::Deny as i32,
+            ..RbacRules::default()
+        });
+        let [deny_name, allow_name] = self.rbac_names();
+        let tcp = matches!(self.chain, Chain::Tcp(_));
+        let stat_prefix = format!("{}.", super::envoy::sanitize(&self.name));
+        let config = |rules: RbacRules, shadow: Option<RbacRules>| {
+            if tcp {
+                any(&NetworkRbac {
+                    rules: Some(rules),
+                    shadow_rules: shadow,
+                    stat_prefix: stat_prefix.clone(),
+                    ..NetworkRbac::default()
+                })
+            } else {
+                any(&HttpRbac {
+                    rules: Some(rules),
+                    shadow_rules: shadow,
+                    ..HttpRbac::default()
+                })
+            }
+        };
+        vec![
+            TypedExtensionConfig {
+                name: deny_name,
+                typed_config: Some(config(deny, None)),
+            },
+            TypedExtensionConfig {
+                name: allow_name,
+                typed_config: Some(config(rbac.allow.clone(), rbac.shadow.clone())),
+            },
+        ]
+    }
+
     /// The network filters of one chain, RBAC first when `with_rbac`.
     fn filters(&self, with_rbac: bool) -> Vec<Filter> {
         let rbac = self.rbac.as_ref().filter(|_| with_rbac);
         let mut filters = Vec::new();
-        if let (Some(rbac), Chain::Tcp(_)) = (rbac, &self.chain) {
-            let stat_prefix = format!("{}.", super::envoy::sanitize(&self.name));
-            if let Some(deny) = &rbac.deny {
-                filters.push(network_filter(
-                    "envoy.filters.network.rbac",
-                    &NetworkRbac {
-                        rules: Some(deny.clone()),
-                        stat_prefix: stat_prefix.clone(),
-                        ..NetworkRbac::default()
-                    },
-                ));
+        if let (Some(_), Chain::Tcp(_)) = (rbac, &self.chain) {
+            for name in self.rbac_names() {
+                filters.push(Filter {
+                    name,
+                    config_type: Some(filter::ConfigType::ConfigDiscovery(ecds(
+                        <NetworkRbac as prost::Name>::type_url(),
+                    ))),
+                });
             }
-            filters.push(network_filter(
-                "envoy.filters.network.rbac",
-                &NetworkRbac {
-                    rules: Some(rbac.allow.clone()),
-                    shadow_rules: rbac.shadow.clone(),
-                    stat_prefix,
-                    ..NetworkRbac::default()
-                },
-            ));
         }
         filters.extend(self.network_filters.iter().cloned());
         match &self.chain {
@@ -230,23 +289,16 @@ impl ListenerPart {
                 hcm.route_specifier =
                     Some(http_connection_manager::RouteSpecifier::RouteConfig(rc));
                 hcm.http_filters = Vec::with_capacity(http.filters.len() + 2);
-                if let Some(rbac) = rbac {
-                    let filter = |rbac: HttpRbac| HttpFilter {
-                        name: "envoy.filters.http.rbac".into(),
-                        config_type: Some(http_filter::ConfigType::TypedConfig(any(&rbac))),
-                        ..HttpFilter::default()
-                    };
-                    if let Some(deny) = &rbac.deny {
-                        hcm.http_filters.push(filter(HttpRbac {
-                            rules: Some(deny.clone()),
-                            ..HttpRbac::default()
-                        }));
+                if rbac.is_some() {
+                    for name in self.rbac_names() {
+                        hcm.http_filters.push(HttpFilter {
+                            name,
+                            config_type: Some(http_filter::ConfigType::ConfigDiscovery(ecds(
+                                <HttpRbac as prost::Name>::type_url(),
+                            ))),
+                            ..HttpFilter::default()
+                        });
                     }
-                    hcm.http_filters.push(filter(HttpRbac {
-                        rules: Some(rbac.allow.clone()),
-                        shadow_rules: rbac.shadow.clone(),
-                        ..HttpRbac::default()
-                    }));
                 }
                 hcm.http_filters.extend(http.filters.iter().cloned());
                 hcm.http_filters.push(router_filter());
@@ -350,6 +402,11 @@ impl ProxyConfig {
                 .iter()
                 .chain(self.outbounds.iter())
                 .map(ListenerPart::assemble)
+                .collect(),
+            extension_configs: self
+                .inbounds
+                .iter()
+                .flat_map(ListenerPart::rbac_configs)
                 .collect(),
             clusters: self.clusters.values().map(ClusterPart::assemble).collect(),
             endpoints: self.endpoints.clone(),

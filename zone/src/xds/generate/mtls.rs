@@ -19,19 +19,29 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_model::resource::mesh::{MtlsMode, builtin_ca_cert_secret};
 use weft_model::resource::{Resource, ResourceType, Spec};
-use weft_security::pki::mesh_ca;
 use weft_security::pki::workload::MeshCa;
+use weft_security::pki::{Fingerprint, mesh_ca};
 
 /// The ALPN protocol mesh mTLS connections carry (Kuma's).
 pub const ALPN_KUMA: &str = "kuma";
 /// The SDS type URL.
 pub const SECRET_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+
+/// One CA backend of the mesh whose certificate is readable.
+#[derive(Debug)]
+pub struct BackendCa {
+    pub backend: String,
+    pub fingerprint: Fingerprint,
+    pub cert_pem: String,
+    /// Present when the key is usable too (it can issue).
+    pub ca: Option<Arc<MeshCa>>,
+}
 
 /// A mesh's mTLS state, part of its [`super::MeshView`].
 #[derive(Debug)]
@@ -40,16 +50,15 @@ pub struct MeshTls {
     pub mode: MtlsMode,
     /// The enabled backend's name.
     pub backend: String,
-    /// The CA issuing workload certificates; `Err` says why there is none (its
-    /// Secrets have not arrived, or they are invalid). Proxies then get the TLS
-    /// configuration but no certificate: traffic fails closed.
+    /// The enabled backend's CA; `Err` says why there is none (its Secrets have
+    /// not arrived, or they are invalid). Proxies then get the TLS configuration
+    /// but no certificate: traffic fails closed.
     pub ca: Result<Arc<MeshCa>, String>,
+    /// Every backend whose CA certificate is readable (the enabled one among
+    /// them): what a CA rotation moves between.
+    pub cas: Vec<BackendCa>,
     /// Lifetime of workload certificates.
     pub cert_lifetime: Duration,
-    /// Every CA certificate proxies trust, PEM, concatenated.
-    pub trusted_pem: String,
-    /// `mesh_ca:secret:<mesh>` holding `trusted_pem`, shared by every proxy.
-    pub ca_secret: Any,
 }
 
 impl MeshTls {
@@ -57,15 +66,12 @@ impl MeshTls {
     /// when mTLS is off.
     pub fn build(
         mesh: &Resource,
-        resources: &std::collections::BTreeMap<
-            &'static str,
-            std::collections::BTreeMap<String, Arc<Resource>>,
-        >,
+        resources: &BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
     ) -> Option<MeshTls> {
         let Spec::Mesh(spec) = &mesh.spec else {
             return None;
         };
-        let backend = spec.enabled_backend()?;
+        let enabled = spec.enabled_backend()?;
         let name = &mesh.meta.name;
         let secrets: HashMap<&str, &Arc<Resource>> = resources
             .get(ResourceType::Secret.name())
@@ -75,29 +81,49 @@ impl MeshTls {
             Some(Spec::Secret(s)) => s.bytes().ok(),
             _ => None,
         };
-        let ca = mesh_ca::backend_ca(name, backend, read)
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
-        let trusted_pem = match &ca {
-            Ok(ca) => ca.cert_pem().to_string(),
-            // The certificate alone still lets proxies verify others.
-            Err(_) => read(&builtin_ca_cert_secret(name, &backend.name))
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default(),
-        };
-        if let Err(e) = &ca {
-            tracing::warn!(mesh = %name, backend = %backend.name, error = %e, "mesh mTLS: no usable CA; its proxies get no certificate until it is fixed");
+        let mut ca = Err(format!("backend {:?} has no CA", enabled.name));
+        let mut cas = Vec::new();
+        for backend in spec.mtls.iter().flat_map(|m| &m.backends) {
+            let resolved = mesh_ca::backend_ca(name, backend, read).map(Arc::new);
+            let cert_pem = match &resolved {
+                Ok(c) => Some(c.cert_pem().to_string()),
+                // The certificate alone still lets proxies verify others.
+                Err(_) if backend.is_builtin() => {
+                    read(&builtin_ca_cert_secret(name, &backend.name))
+                        .and_then(|b| String::from_utf8(b).ok())
+                }
+                Err(_) => None,
+            };
+            if let Some(pem) = cert_pem
+                && let Ok(fingerprint) = Fingerprint::of_pem(&pem)
+            {
+                cas.push(BackendCa {
+                    backend: backend.name.clone(),
+                    fingerprint,
+                    cert_pem: pem,
+                    ca: resolved.as_ref().ok().cloned(),
+                });
+            }
+            if backend.name == enabled.name {
+                ca = resolved.map_err(|e| e.to_string());
+            }
         }
-        let ca_secret = ca_secret(name, &trusted_pem);
+        if let Err(e) = &ca {
+            tracing::warn!(mesh = %name, backend = %enabled.name, error = %e, "mesh mTLS: no usable CA; its proxies get no certificate until it is fixed");
+        }
         Some(MeshTls {
             mesh: name.clone(),
-            mode: backend.mode.unwrap_or_default(),
-            backend: backend.name.clone(),
+            mode: enabled.mode.unwrap_or_default(),
+            backend: enabled.name.clone(),
             ca,
-            cert_lifetime: backend.workload_cert_lifetime(),
-            trusted_pem,
-            ca_secret,
+            cas,
+            cert_lifetime: enabled.workload_cert_lifetime(),
         })
+    }
+
+    /// The backend whose CA has `fingerprint`.
+    pub fn backend_of(&self, fingerprint: &Fingerprint) -> Option<&BackendCa> {
+        self.cas.iter().find(|c| &c.fingerprint == fingerprint)
     }
 
     pub fn identity_secret_name(&self) -> String {
@@ -199,8 +225,9 @@ fn ca_secret_name(mesh: &str) -> String {
     format!("mesh_ca:secret:{mesh}")
 }
 
-/// `mesh_ca:secret:<mesh>`: the trusted CAs.
-fn ca_secret(mesh: &str, trusted_pem: &str) -> Any {
+/// `mesh_ca:secret:<mesh>`: the trusted CAs (`trusted_pem`: their
+/// certificates, concatenated).
+pub fn ca_secret(mesh: &str, trusted_pem: &str) -> Any {
     any(&Secret {
         name: ca_secret_name(mesh),
         r#type: Some(secret::Type::ValidationContext(
@@ -410,11 +437,24 @@ mod tests {
                         .unwrap()
                         .http_filters
                         .iter()
-                        .any(|h| h.name == "envoy.filters.http.rbac")
+                        .any(|h| h.name == "inbound:127.0.0.1:20000:rbac")
             })
         };
         assert!(rbac_on(0));
         assert!(!rbac_on(1));
+        // Their configs travel by ECDS, DENY then ALLOW.
+        let names: Vec<&str> = a
+            .extension_configs
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "inbound:127.0.0.1:20000:rbac-deny",
+                "inbound:127.0.0.1:20000:rbac"
+            ]
+        );
     }
 
     // A mesh whose CA Secrets have not arrived still gets mTLS configuration

@@ -8,8 +8,10 @@ use super::{
 use crate::resource::validate::{self, Path, Validate, ValidationErrors};
 use std::collections::BTreeSet;
 
-/// Kuma OSS accepts at most this many mTLS backends (`AllowedMTLSBackends`).
-pub const MAX_MTLS_BACKENDS: usize = 1;
+/// At most this many mTLS backends. Kuma OSS allows one (`AllowedMTLSBackends`);
+/// Weft, like Kong Mesh, allows several so a CA can be rotated without downtime
+/// (docs/decisions/0010-mesh-mtls.md).
+pub const MAX_MTLS_BACKENDS: usize = 8;
 
 /// RSA key sizes Weft generates a builtin CA with: below is weak, above makes key
 /// generation slow enough to stall the control plane.

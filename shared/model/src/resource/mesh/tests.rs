@@ -66,7 +66,8 @@ fn empty_enabled_backend_is_off() {
     assert!(m.enabled_backend().is_none());
 }
 
-// enabledBackend must name a backend; more than one backend is refused; names unique.
+// enabledBackend must name a backend; at most 8 backends (a CA rotation needs
+// two); names unique.
 #[test]
 fn mtls_backend_rules() {
     let m = parse(
@@ -76,12 +77,19 @@ mtls:
   backends:
     - {name: a, type: builtin}
     - {name: a, type: builtin}
+    - {name: b, type: builtin}
+    - {name: c, type: builtin}
+    - {name: d, type: builtin}
+    - {name: e, type: builtin}
+    - {name: f, type: builtin}
+    - {name: g, type: builtin}
+    - {name: h, type: builtin}
 "#,
     );
     assert_eq!(
         reasons(&m),
         [
-            "mtls.backends: cannot have more than 1 backends",
+            "mtls.backends: cannot have more than 8 backends",
             "mtls.backends[1].name: \"a\" name is already used for another backend",
             "mtls.enabledBackend: has to be set to one of the backends in the mesh",
         ]
