@@ -565,3 +565,179 @@ async fn ca_rotation_without_failed_requests() {
     );
     no_rejections(&mesh).await;
 }
+
+/// A TLS client speaking only `versions`, presenting a certificate `ca` issued
+/// for `spiffe://default/<service>`; it does not check the server (the point is
+/// what the server accepts).
+fn tls_client(
+    ca: &weft_security::pki::workload::MeshCa,
+    service: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let identity = weft_security::pki::workload::WorkloadIdentity::mesh_service(
+        "default",
+        service,
+        &std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    let cert = ca.issue(&identity, Duration::from_secs(600)).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.expose().as_bytes()).unwrap();
+    let chain = vec![CertificateDer::from(cert.cert_der.to_vec())];
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer))
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Accepts any server certificate (tests of what a server accepts only).
+#[derive(Debug)]
+struct AnyServer;
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// An HTTP/1.1 GET over mTLS to `addr` with `connector`: the status line, or
+/// why the handshake or request failed.
+async fn mtls_get(
+    connector: &tokio_rustls::TlsConnector,
+    addr: std::net::SocketAddr,
+) -> Result<String, String> {
+    let io = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let name = rustls::pki_types::ServerName::try_from("backend").unwrap();
+        let mut tls = connector.connect(name, tcp).await?;
+        tls.write_all(b"GET / HTTP/1.1\r\nhost: backend\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await?;
+        Ok::<_, std::io::Error>(
+            String::from_utf8_lossy(&out)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        )
+    };
+    match tokio::time::timeout(Duration::from_secs(3), io).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+// MeshTLS: a Mesh-wide TLS 1.3-only policy makes the inbound refuse a TLS 1.2
+// client holding a valid mesh certificate and accept a TLS 1.3 one; mesh traffic
+// keeps flowing (clusters follow the same versions); `mode: Permissive` for one
+// service lets plaintext into it while the mesh stays STRICT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meshtls_versions_and_mode() {
+    use weft_security::pki::workload::MeshCa;
+    let mut mesh = MeshHarness::start().await.unwrap();
+    let ca = MeshCa::generate("default", Duration::from_secs(86_400)).unwrap();
+    for (name, pem) in [
+        ("ca-cert", ca.cert_pem().to_string()),
+        ("ca-key", ca.key_pem().expose().to_string()),
+    ] {
+        let doc = format!(
+            "type: Secret\nmesh: default\nname: {name}\ndata: {}\n",
+            weft_model::resource::secret::encode_base64(pem.as_bytes())
+        );
+        let (s, body) = mesh
+            .api()
+            .put(&format!("/meshes/default/secrets/{name}"), &doc)
+            .await;
+        assert!(s.is_success(), "{s} {body}");
+    }
+    put_permission(&mesh, "all", ALLOW_ALL).await;
+    put_mesh(
+        &mesh,
+        "type: Mesh\nname: default\nmtls:\n  enabledBackend: mine\n  backends:\n    - name: mine\n      type: provided\n      conf: {cert: {secret: ca-cert}, key: {secret: ca-key}}\n",
+    )
+    .await;
+    mesh.start_backend_and_client(false).await.unwrap();
+    let backend = mesh.app("backend-1").unwrap();
+    let inbound = std::net::SocketAddr::from((backend.ip, backend.inbound_port));
+    let url = mesh.app("client-1").unwrap().outbound_url("backend", "/");
+    let tls12 = tls_client(&ca, "frontend", &[&rustls::version::TLS12]);
+    let tls13 = tls_client(&ca, "frontend", &[&rustls::version::TLS13]);
+    // Before any MeshTLS both versions are accepted.
+    until(
+        Duration::from_secs(10),
+        "TLS 1.2 accepted by default",
+        || async {
+            mtls_get(&tls12, inbound)
+                .await
+                .is_ok_and(|l| l.contains(" 200"))
+        },
+    )
+    .await;
+
+    let doc = "type: MeshTLS\nmesh: default\nname: tls13\nspec:\n  targetRef: {kind: Mesh}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {tlsVersion: {min: TLS13, max: TLS13}}\n";
+    let (s, body) = mesh.api().put("/meshes/default/meshtlses/tls13", doc).await;
+    assert!(s.is_success(), "{s} {body}");
+    assert_eq!(body["warnings"], serde_json::json!([]), "{body}");
+    until(Duration::from_secs(10), "TLS 1.2 refused", || async {
+        mtls_get(&tls12, inbound).await.is_err()
+    })
+    .await;
+    let got = mtls_get(&tls13, inbound).await;
+    assert!(
+        got.as_ref().is_ok_and(|l| l.contains(" 200")),
+        "TLS 1.3: {got:?}"
+    );
+    assert_eq!(status(&url).await, 200, "mesh traffic under TLS 1.3 only");
+
+    // Permissive for backend only: plaintext gets in.
+    let direct = format!("http://{inbound}/");
+    assert_eq!(status(&direct).await, 0);
+    let doc = "type: MeshTLS\nmesh: default\nname: backend-permissive\nspec:\n  targetRef: {kind: MeshService, name: backend}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {mode: Permissive}\n";
+    let (s, body) = mesh
+        .api()
+        .put("/meshes/default/meshtlses/backend-permissive", doc)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    until(
+        Duration::from_secs(10),
+        "plaintext into backend",
+        || async { status(&direct).await == 200 },
+    )
+    .await;
+    assert_eq!(status(&url).await, 200);
+    no_rejections(&mesh).await;
+}

@@ -152,12 +152,14 @@ pub(super) fn permission_warning(mesh: &str) -> String {
     )
 }
 
-/// Warnings for a policy write: a MeshTrafficPermission in a mesh without mTLS.
+/// Warnings for a policy write: a MeshTrafficPermission or MeshTLS in a mesh
+/// without mTLS, where it has no effect.
 pub(super) async fn policy_warnings(
     store: &dyn ResourceStore,
     res: &Resource,
 ) -> Result<Vec<String>, ApiError> {
-    if res.resource_type() != ResourceType::MeshTrafficPermission {
+    let ty = res.resource_type();
+    if ty != ResourceType::MeshTrafficPermission && ty != ResourceType::MeshTLS {
         return Ok(Vec::new());
     }
     let Some(mesh) = res.meta.mesh.as_deref() else {
@@ -168,7 +170,13 @@ pub(super) async fn policy_warnings(
         Some(Resource {
             spec: Spec::Mesh(m),
             ..
-        }) if !m.mtls_enabled() => vec![permission_warning(mesh)],
+        }) if !m.mtls_enabled() => vec![if ty == ResourceType::MeshTLS {
+            format!(
+                "mesh {mesh:?} has no mTLS: MeshTLS has no effect until mtls.enabledBackend is set"
+            )
+        } else {
+            permission_warning(mesh)
+        }],
         _ => Vec::new(),
     })
 }

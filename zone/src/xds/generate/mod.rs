@@ -112,9 +112,13 @@ pub fn generate_config(
         proxy: &dataplane.meta.name,
         source_service,
     };
+    if let Some(tls) = &view.mtls {
+        mtls::apply_inbound(&mut cfg, tls);
+    }
     plugins::apply(&mut cfg, &ctx);
     if let Some(tls) = &view.mtls {
-        mtls::apply(&mut cfg, tls);
+        let params = plugins::meshtls::outbound_params(&ctx);
+        mtls::apply_clusters(&mut cfg, tls, params.as_ref());
     }
     Ok(cfg.assemble())
 }

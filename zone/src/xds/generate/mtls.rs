@@ -14,8 +14,8 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret,
-    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext, common_tls_context, secret,
-    subject_alt_name_matcher,
+    SubjectAltNameMatcher, TlsCertificate, TlsParameters, UpstreamTlsContext, common_tls_context,
+    secret, subject_alt_name_matcher,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
@@ -195,12 +195,14 @@ impl MeshTls {
     }
 
     /// The server side of an inbound: a client certificate of this mesh required.
-    pub fn downstream(&self) -> TransportSocket {
+    pub fn downstream(&self, params: Option<&TlsParameters>) -> TransportSocket {
+        let mut common = self.common(
+            string_matcher::MatchPattern::Prefix(format!("spiffe://{}/", self.mesh)),
+            false,
+        );
+        common.tls_params = params.cloned();
         let ctx = DownstreamTlsContext {
-            common_tls_context: Some(self.common(
-                string_matcher::MatchPattern::Prefix(format!("spiffe://{}/", self.mesh)),
-                false,
-            )),
+            common_tls_context: Some(common),
             require_client_certificate: Some(BoolValue { value: true }),
             ..DownstreamTlsContext::default()
         };
@@ -208,12 +210,14 @@ impl MeshTls {
     }
 
     /// The client side towards `service`: its exact SPIFFE id required.
-    pub fn upstream(&self, service: &str) -> TransportSocket {
+    pub fn upstream(&self, service: &str, params: Option<&TlsParameters>) -> TransportSocket {
+        let mut common = self.common(
+            string_matcher::MatchPattern::Exact(self.spiffe_id(service)),
+            true,
+        );
+        common.tls_params = params.cloned();
         let ctx = UpstreamTlsContext {
-            common_tls_context: Some(self.common(
-                string_matcher::MatchPattern::Exact(self.spiffe_id(service)),
-                true,
-            )),
+            common_tls_context: Some(common),
             sni: sni(service, &self.mesh),
             ..UpstreamTlsContext::default()
         };
@@ -258,9 +262,9 @@ fn tls_socket(ctx: Any) -> TransportSocket {
     }
 }
 
-/// Turns mTLS on in `cfg`: inbounds terminate it (in the mesh's mode), mesh
-/// clusters originate it.
-pub fn apply(cfg: &mut ProxyConfig, tls: &MeshTls) {
+/// Inbounds terminate mTLS in the mesh's mode (MeshTLS may change the mode and
+/// TLS parameters afterwards).
+pub fn apply_inbound(cfg: &mut ProxyConfig, tls: &MeshTls) {
     for inbound in &mut cfg.inbounds {
         if let super::model::Chain::Http(http) = &mut inbound.chain {
             // The app sees the caller's SPIFFE id in x-forwarded-client-cert.
@@ -274,12 +278,17 @@ pub fn apply(cfg: &mut ProxyConfig, tls: &MeshTls) {
         }
         inbound.tls = Some(super::model::InboundTls {
             mode: tls.mode,
-            socket: tls.downstream(),
+            socket: tls.downstream(None),
         });
     }
+}
+
+/// Mesh clusters originate mTLS (with `params` from a Mesh-wide MeshTLS). Runs
+/// after the plugins, which may add clusters.
+pub fn apply_clusters(cfg: &mut ProxyConfig, tls: &MeshTls, params: Option<&TlsParameters>) {
     for part in cfg.clusters.values_mut() {
         if let ClusterRole::Outbound { service } = &part.role {
-            part.cluster.transport_socket = Some(tls.upstream(service));
+            part.cluster.transport_socket = Some(tls.upstream(service, params));
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Policy plugins, one file per policy type, applied in Kuma's order
-//! (`+kuma:policy:order`): MeshHTTPRoute 100, MeshTCPRoute 200,
+//! (`+kuma:policy:order`): MeshHTTPRoute 100, MeshTCPRoute 200, MeshTLS 300,
 //! MeshLoadBalancingStrategy 400, MeshAccessLog 600, MeshFaultInjection 800,
 //! MeshRateLimit 900, MeshTimeout 1000, MeshTrafficPermission 1100,
 //! MeshHealthCheck 1200,
@@ -16,6 +16,7 @@ pub mod meshratelimit;
 pub mod meshretry;
 pub mod meshtcproute;
 pub mod meshtimeout;
+pub mod meshtls;
 pub mod meshtrafficpermission;
 
 use super::MeshView;
@@ -81,6 +82,7 @@ pub fn dur(d: &Option<weft_model::resource::Duration>) -> Option<Duration> {
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     meshhttproute::apply(cfg, ctx);
     meshtcproute::apply(cfg, ctx);
+    meshtls::apply(cfg, ctx);
     meshloadbalancingstrategy::apply(cfg, ctx);
     meshaccesslog::apply(cfg, ctx);
     meshfaultinjection::apply(cfg, ctx);
