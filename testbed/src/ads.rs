@@ -14,6 +14,7 @@ use weft_zone::xds::node::node_for;
 
 pub use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 pub use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+pub use weft_zone::xds::generate::mtls::SECRET_TYPE;
 pub use weft_zone::xds::sotw::{CLUSTER_TYPE, LISTENER_TYPE};
 
 pub const ENDPOINT_TYPE: &str =
@@ -141,6 +142,27 @@ impl DeltaStream {
         .await
     }
 
+    /// Subscribes to `names` of `type_url` (the type's first request, or more
+    /// names later), as Envoy does for the SDS secrets its config names.
+    pub async fn subscribe(&self, type_url: &str, names: &[&str]) -> Result<(), Status> {
+        self.send(DeltaDiscoveryRequest {
+            type_url: type_url.to_string(),
+            resource_names_subscribe: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Drops `names` of `type_url` from the subscription.
+    pub async fn unsubscribe(&self, type_url: &str, names: &[&str]) -> Result<(), Status> {
+        self.send(DeltaDiscoveryRequest {
+            type_url: type_url.to_string(),
+            resource_names_unsubscribe: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+    }
+
     /// NACKs `resp` with `reason` (as Envoy does: naming no resource).
     pub async fn nack(&self, resp: &DeltaDiscoveryResponse, reason: &str) -> Result<(), Status> {
         self.send(DeltaDiscoveryRequest {
@@ -172,6 +194,17 @@ impl SotwStream {
             type_url: resp.type_url.clone(),
             version_info: resp.version_info.clone(),
             response_nonce: resp.nonce.clone(),
+            resource_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Asks for exactly `names` of `type_url` (a SotW request replaces the type's
+    /// subscription; no ACK/NACK part).
+    pub async fn subscribe(&self, type_url: &str, names: &[&str]) -> Result<(), Status> {
+        self.send(DiscoveryRequest {
+            type_url: type_url.to_string(),
             resource_names: names.iter().map(|n| n.to_string()).collect(),
             ..Default::default()
         })
