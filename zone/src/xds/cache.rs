@@ -451,9 +451,16 @@ impl Cache {
                 .collect();
             (seq, view, proxies)
         };
-        if let Some(tls) = &view.mtls {
-            let connected = self.connected(mesh);
-            self.inner.identities.plan(tls, &connected);
+        match &view.mtls {
+            Some(tls) => {
+                let connected = self.connected(mesh);
+                self.inner.identities.plan(tls, &connected);
+            }
+            // mTLS off: no certificate to keep or renew.
+            None => {
+                self.inner.identities.forget_mesh(mesh);
+                self.inner.insights.clear_certificates(mesh);
+            }
         }
         self.interners()
             .entry(mesh.to_string())

@@ -276,6 +276,13 @@ impl Identities {
             .map(|i| i.info.clone())
     }
 
+    /// Forgets every certificate and plan of `mesh` (its mTLS is off).
+    pub fn forget_mesh(&self, mesh: &str) {
+        let mut st = self.lock();
+        st.proxies.retain(|k, _| k.mesh != mesh);
+        st.plans.remove(mesh);
+    }
+
     /// Forgets `key` (the proxy is gone).
     pub fn remove(&self, key: &ProxyKey) {
         self.lock().proxies.remove(key);

@@ -158,6 +158,15 @@ impl Insights {
         }
     }
 
+    /// Drops the certificate of every proxy of `mesh` (its mTLS is off).
+    pub fn clear_certificates(&self, mesh: &str) {
+        for (k, i) in self.inner.lock().iter_mut() {
+            if k.mesh == mesh {
+                i.mtls = None;
+            }
+        }
+    }
+
     /// Forgets proxies whose Dataplane is gone.
     pub fn remove(&self, key: &ProxyKey) {
         self.inner.lock().remove(key);
