@@ -220,21 +220,17 @@ fn with_end<T: Send + 'static>(
 fn global_owned_types() -> Vec<ResourceType> {
     kds::global_to_zone_types()
         .into_iter()
-        .filter(|t| !matches!(t, ResourceType::ZoneIngress | ResourceType::ZoneEgress))
+        .filter(|t| !kds::FANNED_OUT_TYPES.contains(t))
         .collect()
 }
 
-/// What global offers zone `zone`: its own meshes, secrets and policies, and the
-/// ingresses and egresses of every OTHER zone, all marked as global's.
+/// What global offers zone `zone` of the fanned-out types: global's own, and the
+/// ingresses, egresses and MeshTrusts of every OTHER zone, all marked as global's.
 fn offer_for(zone: String) -> kds::Select {
     Arc::new(move |res: &Resource| match zone_names::zone_of(res) {
         None => Some(kds::stamp_global(res)),
         Some(origin)
-            if origin != zone
-                && matches!(
-                    res.resource_type(),
-                    ResourceType::ZoneIngress | ResourceType::ZoneEgress
-                ) =>
+            if origin != zone && kds::FANNED_OUT_TYPES.contains(&res.resource_type()) =>
         {
             Some(kds::stamp_global(res))
         }
@@ -254,10 +250,10 @@ impl KdsSyncService for Kds {
         let (zone, verified) = self.authenticate(&request)?;
         let version = zone_version(request.metadata());
         self.ensure_zone(&zone).await?;
-        // The shared offer, plus the other zones' ingresses and egresses.
+        // The shared offer, plus the other zones' ingresses, egresses and trusts.
         let cross_zone = SnapshotFeed::start(
             self.store.clone(),
-            vec![ResourceType::ZoneIngress, ResourceType::ZoneEgress],
+            kds::FANNED_OUT_TYPES.to_vec(),
             offer_for(zone.clone()),
         )
         .await

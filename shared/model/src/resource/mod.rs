@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod dataplane;
 pub mod duration;
+pub mod identity;
 pub mod mesh;
 pub mod net;
 pub mod policy;
@@ -170,6 +171,8 @@ resource_types! {
     MeshTLS: "MeshTLS", "meshtlses", Mesh, Global, Spec, policy::MeshTLS;
     MeshPassthrough: "MeshPassthrough", "meshpassthroughs", Mesh, Global, Spec, policy::MeshPassthrough;
     MeshProxyPatch: "MeshProxyPatch", "meshproxypatches", Mesh, Global, Spec, policy::MeshProxyPatch;
+    MeshIdentity: "MeshIdentity", "meshidentities", Mesh, Global, Spec, identity::MeshIdentitySpec;
+    MeshTrust: "MeshTrust", "meshtrusts", Mesh, Global, Spec, identity::MeshTrustSpec;
 }
 
 impl ResourceType {
@@ -187,8 +190,11 @@ impl ResourceType {
         }
     }
 
+    /// A targetRef policy (MeshIdentity and MeshTrust share the `spec:` layout
+    /// but are not policies: they select by labels, or nothing).
     pub fn is_policy(self) -> bool {
         self.layout() == Layout::Spec
+            && !matches!(self, ResourceType::MeshIdentity | ResourceType::MeshTrust)
     }
 
     pub fn is_mesh_scoped(self) -> bool {

@@ -21,8 +21,9 @@ use std::collections::HashMap;
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Scope, ValidationErrors, tags};
 use weft_store::{ResourceStore, StoreError, WriteOp};
 
-/// Types global sends to zones: meshes, secrets and every policy, and the other
-/// zones' ingresses and egresses (cross-zone discovery).
+/// Types global sends to zones: meshes, secrets, MeshIdentities and every policy,
+/// and — from global and from the other zones — MeshTrusts (each zone's trust
+/// domain), ingresses and egresses (cross-zone discovery).
 pub fn global_to_zone_types() -> Vec<ResourceType> {
     ResourceType::ALL
         .iter()
@@ -32,6 +33,8 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
                 t,
                 ResourceType::Mesh
                     | ResourceType::Secret
+                    | ResourceType::MeshIdentity
+                    | ResourceType::MeshTrust
                     | ResourceType::ZoneIngress
                     | ResourceType::ZoneEgress
             ) || t.is_policy()
@@ -39,11 +42,21 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
         .collect()
 }
 
-/// Types a zone reports to global.
+/// Types a zone reports to global (those it created itself: a zone's MeshTrust
+/// carries its CA certificates, never a key).
 pub const ZONE_TO_GLOBAL_TYPES: &[ResourceType] = &[
     ResourceType::Dataplane,
     ResourceType::ZoneIngress,
     ResourceType::ZoneEgress,
+    ResourceType::MeshTrust,
+];
+
+/// Types that both global and zones create, which global fans out from each zone
+/// to the others.
+pub const FANNED_OUT_TYPES: &[ResourceType] = &[
+    ResourceType::ZoneIngress,
+    ResourceType::ZoneEgress,
+    ResourceType::MeshTrust,
 ];
 
 /// Value of `kuma.io/origin` on resources a control plane received from global.
