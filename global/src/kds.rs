@@ -229,9 +229,7 @@ fn global_owned_types() -> Vec<ResourceType> {
 fn offer_for(zone: String) -> kds::Select {
     Arc::new(move |res: &Resource| match zone_names::zone_of(res) {
         None => Some(kds::stamp_global(res)),
-        Some(origin)
-            if origin != zone && kds::FANNED_OUT_TYPES.contains(&res.resource_type()) =>
-        {
+        Some(origin) if origin != zone && kds::FANNED_OUT_TYPES.contains(&res.resource_type()) => {
             Some(kds::stamp_global(res))
         }
         Some(_) => None,

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod bootstrap;
 pub mod config;
+pub mod identity;
 pub mod inspect;
 pub mod kds;
 pub mod tokens;
@@ -34,7 +35,11 @@ pub mod component {
     pub const XDS_CACHE: &str = "xDS cache";
     pub const XDS_REBUILDER: &str = "xDS rebuilder";
     pub const KDS: &str = "KDS client";
+    pub const IDENTITIES: &str = "mesh identities";
 }
+
+/// The zone name templates see (`{{ .Zone }}`) when a standalone zone has none.
+pub const DEFAULT_ZONE_NAME: &str = "default";
 
 /// How long `build` waits for the components that only read the local store.
 pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -196,6 +201,24 @@ pub async fn build_with(
         async move {
             tokio::select! {
                 () = cache.follow(reporter) => {}
+                () = stop.cancelled() => {}
+            }
+            Ok::<_, ServerError>(())
+        }
+    });
+    // MeshIdentity CAs of this zone, and the MeshTrusts it publishes.
+    let zone_cas = identity::ZoneCas::new(
+        &config.common.data_dir,
+        config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME),
+    );
+    zone_cas.notify(xds.cache.dirty_sender());
+    xds.cache.set_zone_cas(zone_cas.clone());
+    let (store, stop) = (data.store.clone(), shutdown.clone());
+    components.spawn_restarting(component::IDENTITIES, Backoff::default(), move |reporter| {
+        let (cas, store, stop) = (zone_cas.clone(), store.clone(), stop.clone());
+        async move {
+            tokio::select! {
+                () = cas.run(store, reporter) => {}
                 () = stop.cancelled() => {}
             }
             Ok::<_, ServerError>(())

@@ -117,6 +117,8 @@ struct Inner {
     stats: CacheStats,
     insights: Insights,
     identities: Identities,
+    /// This zone's MeshIdentity CAs (set once the zone runs them).
+    zone_cas: std::sync::OnceLock<Arc<crate::identity::ZoneCas>>,
     state: Mutex<State>,
     interners: Mutex<Interners>,
     dirty: mpsc::UnboundedSender<String>,
@@ -150,6 +152,7 @@ impl Cache {
                 stats: CacheStats::default(),
                 insights: Insights::default(),
                 identities: Identities::default(),
+                zone_cas: std::sync::OnceLock::new(),
                 state: Mutex::new(State::default()),
                 interners: Mutex::new(Interners::default()),
                 dirty,
@@ -588,6 +591,17 @@ impl Cache {
             }
         }
         snapshot.set_type(generate::mtls::SECRET_TYPE, secrets);
+    }
+
+    /// Where meshes to regenerate are sent (a change the store does not show,
+    /// such as a CA appearing in this zone).
+    pub fn dirty_sender(&self) -> mpsc::UnboundedSender<String> {
+        self.inner.dirty.clone()
+    }
+
+    /// The zone's MeshIdentity CAs, for issuing identity certificates.
+    pub fn set_zone_cas(&self, cas: Arc<crate::identity::ZoneCas>) {
+        let _ = self.inner.zone_cas.set(cas);
     }
 
     /// The proxies of `mesh` with an open stream.

@@ -164,7 +164,10 @@ impl std::fmt::Debug for SecureDataSource {
             .field("type", &self.source_type)
             .field("file", &self.file)
             .field("envVar", &self.env_var)
-            .field("insecureInline", &self.insecure_inline.as_ref().map(|_| "<redacted>"))
+            .field(
+                "insecureInline",
+                &self.insecure_inline.as_ref().map(|_| "<redacted>"),
+            )
             .field("secretRef", &self.secret_ref)
             .finish()
     }
@@ -389,9 +392,10 @@ impl Validate for Bundled {
             match &self.ca {
                 None => errs.add(&ca, "must be defined"),
                 Some(c) => {
-                    for (field, source) in
-                        [("certificate", &c.certificate), ("privateKey", &c.private_key)]
-                    {
+                    for (field, source) in [
+                        ("certificate", &c.certificate),
+                        ("privateKey", &c.private_key),
+                    ] {
                         match source {
                             None => errs.add(&ca.field(field), "must be defined"),
                             Some(s) => s.validate(&ca.field(field), errs),
@@ -417,7 +421,10 @@ impl Validate for SecureDataSource {
             None => errs.add(&path.field("type"), "must be defined"),
             Some(File) => match &self.file {
                 Some(f) if !f.path.is_empty() => {}
-                _ => errs.add(&path.field("file").field("path"), "file path cannot be empty"),
+                _ => errs.add(
+                    &path.field("file").field("path"),
+                    "file path cannot be empty",
+                ),
             },
             Some(EnvVar) => match &self.env_var {
                 Some(e) if !e.name.is_empty() => {}
@@ -425,7 +432,10 @@ impl Validate for SecureDataSource {
             },
             Some(InsecureInline) => match &self.insecure_inline {
                 Some(i) if !i.value.is_empty() => {}
-                _ => errs.add(&path.field("insecureInline").field("value"), "must be defined"),
+                _ => errs.add(
+                    &path.field("insecureInline").field("value"),
+                    "must be defined",
+                ),
             },
             Some(Secret) => match &self.secret_ref {
                 Some(r) if !r.name.is_empty() => {
@@ -562,7 +572,13 @@ mod tests {
             .render(&data)
             .unwrap_err();
         assert!(err.contains(".Namespace"), "{err}");
-        for bad in ["{{ .Mesh|1 }}", "{{ .Nope }}", "{{ .Mesh ", "a}}", "{{ label team }}"] {
+        for bad in [
+            "{{ .Mesh|1 }}",
+            "{{ .Nope }}",
+            "{{ .Mesh ",
+            "a}}",
+            "{{ label team }}",
+        ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
     }

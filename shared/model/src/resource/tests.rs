@@ -96,9 +96,14 @@ fn type_table() {
     for ty in ResourceType::ALL {
         assert_eq!(ResourceType::from_plural(ty.plural()), Some(*ty));
         assert_eq!(ResourceType::from_name(ty.name()), Some(*ty));
+        let not_policies = [
+            ResourceType::Mesh,
+            ResourceType::MeshIdentity,
+            ResourceType::MeshTrust,
+        ];
         assert_eq!(
             ty.is_policy(),
-            ty.name().starts_with("Mesh") && *ty != ResourceType::Mesh
+            ty.name().starts_with("Mesh") && !not_policies.contains(ty)
         );
     }
     assert_eq!(

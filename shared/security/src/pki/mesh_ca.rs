@@ -165,6 +165,35 @@ pub fn builtin_ca_secrets(
     Ok((ca, [cert, key]))
 }
 
+/// The CA kept in `dir` (`ca.crt`, `ca.key`, the key 0600 in a 0700 directory),
+/// created there (subject `CN=<name>`) when either file is missing. Blocking IO
+/// and key generation: run it off the async runtime.
+pub fn load_or_create_in(
+    dir: &std::path::Path,
+    name: &str,
+    validity: std::time::Duration,
+) -> Result<MeshCa, PkiError> {
+    let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+    if cert_path.exists() && key_path.exists() {
+        let cert = std::fs::read_to_string(&cert_path).map_err(PkiError::io(&cert_path))?;
+        let key = std::fs::read_to_string(&key_path).map_err(PkiError::io(&key_path))?;
+        return MeshCa::from_pem(&cert, PrivateKeyPem::new(key));
+    }
+    std::fs::create_dir_all(dir).map_err(PkiError::io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(PkiError::io(dir))?;
+    }
+    let ca = MeshCa::generate(name, validity)?;
+    crate::files::write_replace(&key_path, ca.key_pem().expose().as_bytes(), 0o600)
+        .map_err(PkiError::io(&key_path))?;
+    crate::files::write_replace(&cert_path, ca.cert_pem().as_bytes(), 0o644)
+        .map_err(PkiError::io(&cert_path))?;
+    Ok(ca)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -206,6 +235,29 @@ mod tests {
             err.to_string().contains("default.ca-builtin-cert-ca-2"),
             "{err}"
         );
+    }
+
+    // A CA kept in a directory is created once, with a private key only its
+    // owner can read, and reads back as the same CA.
+    #[test]
+    fn ca_in_a_directory_is_stable_and_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("default").join("identity");
+        let year = std::time::Duration::from_secs(365 * 86_400);
+        let first = load_or_create_in(&dir, "default.east.mesh.local", year).unwrap();
+        let again = load_or_create_in(&dir, "default.east.mesh.local", year).unwrap();
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("ca.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
     }
 
     // A provided CA reads its cert and key from Secrets or inline sources; a key

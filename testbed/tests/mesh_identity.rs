@@ -1,0 +1,151 @@
+//! MeshIdentity and MeshTrust across zones, with real processes: global and two
+//! federated zones. Each zone creates the CA of its own trust domain and keeps its
+//! key to itself; its MeshTrust reaches the other zone through global with no
+//! manual step; deleting a zone's MeshTrust on global withdraws it from the others.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+use weft_testbed::wait::until;
+use weft_testbed::{Client, ControlPlane};
+
+const IDENTITY: &str = "type: MeshIdentity\nmesh: default\nname: identity\nspec:\n  selector: {dataplane: {matchLabels: {}}}\n  spiffeID: {trustDomain: \"{{ .Mesh }}.{{ .Zone }}.mesh.local\"}\n  provider: {type: Bundled, bundled: {autogenerate: {enabled: true}}}\n";
+
+/// The trust domains of the MeshTrusts `api` holds in mesh `default`.
+async fn trust_domains(api: &Client) -> Vec<String> {
+    let (s, body) = api.get("/meshes/default/meshtrusts").await;
+    if !s.is_success() {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["spec"]["trustDomain"].as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every file under `dir` whose content holds a private key.
+fn key_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(key_files(&p));
+        } else if std::fs::read(&p)
+            .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+            .unwrap_or(false)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+// Two zones, each with its own trust domain: the MeshIdentity written on global
+// makes each zone create its CA and publish its MeshTrust; each zone holds the
+// other's within a second; no CA key exists outside its zone (not in global's or
+// the other zone's store, API or data dir); deleting west's MeshTrust on global
+// withdraws it from east within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zones_exchange_trust_and_keep_their_keys() {
+    let (global, east, west) = tokio::task::spawn_blocking(|| {
+        let global = ControlPlane::global(&[]).unwrap();
+        let east = ControlPlane::federated_zone(&global, "east", &[]).unwrap();
+        let west = ControlPlane::federated_zone(&global, "west", &[]).unwrap();
+        (global, east, west)
+    })
+    .await
+    .unwrap();
+    let g = Client::new(global.api_url(), global.token());
+    let e = Client::new(east.api_url(), east.token());
+    let w = Client::new(west.api_url(), west.token());
+    for api in [&e, &w] {
+        until(Duration::from_secs(15), "mesh default synced", || async {
+            api.get("/meshes/default").await.0 == 200
+        })
+        .await;
+    }
+
+    let written = Instant::now();
+    let (s, body) = g
+        .put("/meshes/default/meshidentities/identity", IDENTITY)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let both = vec![
+        "default.east.mesh.local".to_string(),
+        "default.west.mesh.local".to_string(),
+    ];
+    until(
+        Duration::from_secs(10),
+        "both zones hold both trust domains",
+        || async { trust_domains(&e).await == both && trust_domains(&w).await == both },
+    )
+    .await;
+    let exchanged = written.elapsed();
+    assert_eq!(trust_domains(&g).await, both);
+    eprintln!("MeshIdentity PUT on global → both zones hold both MeshTrusts: {exchanged:?}");
+    assert!(exchanged < Duration::from_secs(2), "took {exchanged:?}");
+
+    // Keys: each zone's data dir holds exactly its own CA key; global's none.
+    let east_keys = key_files(&east.data_dir().join("mesh-identities"));
+    let west_keys = key_files(&west.data_dir().join("mesh-identities"));
+    assert_eq!(east_keys.len(), 1, "{east_keys:?}");
+    assert_eq!(west_keys.len(), 1, "{west_keys:?}");
+    let east_key = std::fs::read_to_string(&east_keys[0]).unwrap();
+    let west_key = std::fs::read_to_string(&west_keys[0]).unwrap();
+    assert_ne!(east_key, west_key);
+    for (who, dir) in [("global", global.data_dir()), ("west", west.data_dir())] {
+        for f in key_files(dir) {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(
+                !text.contains(east_key.trim()),
+                "east's CA key in {who}'s {f:?}"
+            );
+        }
+    }
+    for (who, api) in [("global", &g), ("east", &e), ("west", &w)] {
+        for path in [
+            "/meshes/default/secrets",
+            "/meshes/default/meshtrusts",
+            "/meshes/default/meshidentities",
+        ] {
+            let (_, body) = api.get(path).await;
+            assert!(
+                !body.to_string().contains("PRIVATE KEY"),
+                "{who} {path}: {body}"
+            );
+        }
+    }
+
+    // Cut west off: delete its MeshTrust on global.
+    let (_, list) = g.get("/meshes/default/meshtrusts").await;
+    let west_trust = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["spec"]["trustDomain"] == "default.west.mesh.local")
+        .and_then(|i| i["name"].as_str())
+        .unwrap()
+        .to_string();
+    let deleted = Instant::now();
+    let (s, body) = g
+        .delete(&format!("/meshes/default/meshtrusts/{west_trust}"))
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    until(
+        Duration::from_secs(10),
+        "east no longer trusts west",
+        || async { trust_domains(&e).await == ["default.east.mesh.local".to_string()] },
+    )
+    .await;
+    let withdrawn = deleted.elapsed();
+    eprintln!("west's MeshTrust deleted on global → gone from east: {withdrawn:?}");
+    assert!(withdrawn < Duration::from_secs(1), "took {withdrawn:?}");
+    drop((east, west, global));
+}
