@@ -62,6 +62,8 @@ pub struct AppSpec {
     pub echo_args: Vec<String>,
     /// Extra inbound tags.
     pub tags: BTreeMap<String, String>,
+    /// The Dataplane's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl AppSpec {
@@ -77,6 +79,7 @@ impl AppSpec {
             token: TokenChoice::Issue,
             echo_args: Vec::new(),
             tags: BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 
@@ -105,6 +108,11 @@ impl AppSpec {
 
     pub fn echo_arg(mut self, arg: &str) -> Self {
         self.echo_args.push(arg.into());
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.into(), value.into());
         self
     }
 
@@ -528,8 +536,15 @@ fn dataplane_yaml(
     for (k, v) in &spec.tags {
         tags.push_str(&format!("        {k}: {v}\n"));
     }
+    let mut labels = String::new();
+    if !spec.labels.is_empty() {
+        labels.push_str("labels:\n");
+        for (k, v) in &spec.labels {
+            labels.push_str(&format!("  {k}: {v}\n"));
+        }
+    }
     let mut yaml = format!(
-        "type: Dataplane\nmesh: {mesh}\nname: {name}\nnetworking:\n  address: {ip}\n  admin:\n    port: {admin_port}\n  inbound:\n    - port: {inbound_port}\n      servicePort: {app_port}\n      tags:\n{tags}",
+        "type: Dataplane\nmesh: {mesh}\nname: {name}\n{labels}networking:\n  address: {ip}\n  admin:\n    port: {admin_port}\n  inbound:\n    - port: {inbound_port}\n      servicePort: {app_port}\n      tags:\n{tags}",
         mesh = spec.mesh,
         name = spec.instance,
     );

@@ -27,6 +27,17 @@ async fn trust_domains(api: &Client) -> Vec<String> {
     out
 }
 
+/// The SPIFFE trust domains `api`'s zone has its proxies verify peers in.
+async fn verified_domains(api: &Client) -> Vec<String> {
+    let (_, body) = api.get("/meshes/default/_mtls").await;
+    body["trustDomains"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect()
+}
+
 /// Every file under `dir` whose content holds a private key.
 fn key_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -89,6 +100,13 @@ async fn zones_exchange_trust_and_keep_their_keys() {
     .await;
     let exchanged = written.elapsed();
     assert_eq!(trust_domains(&g).await, both);
+    // What east's proxies verify peers against: both domains.
+    until(
+        Duration::from_secs(5),
+        "east's proxies trust both domains",
+        || async { verified_domains(&e).await == both },
+    )
+    .await;
     eprintln!("MeshIdentity PUT on global → both zones hold both MeshTrusts: {exchanged:?}");
     assert!(exchanged < Duration::from_secs(2), "took {exchanged:?}");
 
@@ -145,7 +163,83 @@ async fn zones_exchange_trust_and_keep_their_keys() {
     )
     .await;
     let withdrawn = deleted.elapsed();
-    eprintln!("west's MeshTrust deleted on global → gone from east: {withdrawn:?}");
+    eprintln!(
+        "west's MeshTrust deleted on global → east's proxies stop trusting west: {withdrawn:?}"
+    );
     assert!(withdrawn < Duration::from_secs(1), "took {withdrawn:?}");
     drop((east, west, global));
+}
+
+// A standalone zone with a MeshIdentity and no Mesh mTLS: every proxy gets the
+// SPIFFE id `spiffe://default.default.mesh.local/workload/<workload>` from the
+// zone's CA; traffic is mTLS (plaintext to an inbound fails); a permission by
+// SPIFFE id lets frontend in and refuses another workload with 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_identity_secures_traffic_in_a_zone() {
+    use weft_testbed::mesh::traffic::LoopOptions;
+    use weft_testbed::mesh::{AppSpec, MeshHarness, request_loop};
+    let mut mesh = MeshHarness::start().await.unwrap();
+    let (s, body) = mesh
+        .api()
+        .put("/meshes/default/meshidentities/identity", IDENTITY)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let doc = "type: MeshTrafficPermission\nmesh: default\nname: frontend-only\nspec:\n  targetRef: {kind: MeshService, name: backend}\n  rules:\n    - default:\n        allow:\n          - spiffeID: {type: Exact, value: \"spiffe://default.default.mesh.local/workload/frontend\"}\n";
+    let (s, body) = mesh
+        .api()
+        .put("/meshes/default/meshtrafficpermissions/frontend-only", doc)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let app = |service: &str| {
+        AppSpec::http(service, &format!("{service}-1")).label("kuma.io/workload", service)
+    };
+    mesh.start_app(app("backend")).await.unwrap();
+    for client in ["frontend", "other"] {
+        mesh.start_app(app(client).outbound("backend"))
+            .await
+            .unwrap()
+            .until_healthy_hosts("backend", 1)
+            .await;
+    }
+    let status = |url: String| async move {
+        let t = request_loop(&url, 1, &LoopOptions::default()).await;
+        t.by_status.keys().next().copied().unwrap_or(0)
+    };
+    let frontend = mesh.app("frontend-1").unwrap().outbound_url("backend", "/");
+    let other = mesh.app("other-1").unwrap().outbound_url("backend", "/");
+    let backend = mesh.app("backend-1").unwrap();
+    let direct = format!("http://{}:{}/", backend.ip, backend.inbound_port);
+    until(
+        Duration::from_secs(10),
+        "frontend → backend 200",
+        || async { status(frontend.clone()).await == 200 },
+    )
+    .await;
+    assert_eq!(status(other.clone()).await, 403);
+    assert_eq!(
+        status(direct.clone()).await,
+        0,
+        "plaintext into an identity's inbound"
+    );
+    let certs = backend.admin.get("/certs").await.unwrap();
+    assert!(
+        certs.contains("spiffe://default.default.mesh.local/workload/backend"),
+        "{certs}"
+    );
+    let (_, overview) = mesh
+        .api()
+        .get("/meshes/default/dataplanes/backend-1/_overview")
+        .await;
+    assert_eq!(
+        overview["dataplaneInsight"]["mTLS"]["issuedBackend"], "MeshIdentity/identity",
+        "{overview}"
+    );
+    let (_, trust) = mesh.api().get("/meshes/default/_mtls").await;
+    assert_eq!(
+        trust["trustDomains"],
+        serde_json::json!(["default.default.mesh.local"]),
+        "{trust}"
+    );
+    let rejected = mesh.rejected_updates().await;
+    assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
 }

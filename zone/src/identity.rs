@@ -81,6 +81,17 @@ impl ZoneCas {
             .cloned()
     }
 
+    /// The trust domains of this zone's CAs in `mesh` (name → certificate PEM).
+    pub fn domains(&self, mesh: &str) -> BTreeMap<String, String> {
+        self.cas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((m, _), _)| m == mesh)
+            .map(|(_, ca)| (ca.trust_domain.clone(), ca.ca.cert_pem().to_string()))
+            .collect()
+    }
+
     /// Follows MeshIdentities until dropped: each change reconciles every CA and
     /// MeshTrust. Restartable; while the store fails, `reporter` says why.
     pub async fn run(self: Arc<Self>, store: Arc<dyn ResourceStore>, reporter: Reporter) {

@@ -440,7 +440,12 @@ impl Cache {
                 .get(mesh)
                 .map(|m| m.values().cloned().collect())
                 .unwrap_or_default();
-            let view = Arc::new(MeshView::new(mesh_res, resources));
+            let zone = self
+                .inner
+                .zone_cas
+                .get()
+                .map_or(crate::DEFAULT_ZONE_NAME, |c| c.zone());
+            let view = Arc::new(MeshView::new_in_zone(mesh_res, resources, zone));
             state.last_view_seq += 1;
             let seq = state.last_view_seq;
             state.views.insert(mesh.to_string(), (seq, view.clone()));
@@ -457,7 +462,8 @@ impl Cache {
         match &view.mtls {
             Some(tls) => {
                 let connected = self.connected(mesh);
-                self.inner.identities.plan(tls, &connected);
+                let domains = self.trust_domains(&view);
+                self.inner.identities.plan(tls, &connected, &domains);
             }
             // mTLS off: no certificate to keep or renew.
             None => {
@@ -517,7 +523,7 @@ impl Cache {
         let started = Instant::now();
         let result = (self.inner.generator)(view, dp).map(|mut snapshot| {
             if let Some(tls) = &view.mtls {
-                self.add_secrets(tls, key, dp, &mut snapshot);
+                self.add_secrets(view, tls, key, dp, &mut snapshot);
             }
             snapshot
         });
@@ -567,18 +573,38 @@ impl Cache {
     /// certificate is missing and the proxy's mTLS traffic fails closed.
     fn add_secrets(
         &self,
+        view: &MeshView,
         tls: &generate::mtls::MeshTls,
         key: &ProxyKey,
         dp: &Resource,
         snapshot: &mut Snapshot,
     ) {
         let ids = &self.inner.identities;
-        let plan = ids
-            .current_plan(&key.mesh)
-            .unwrap_or_else(|| ids.plan(tls, &self.connected(&key.mesh)));
+        let selected = view.identity.select(dp);
+        if !tls.mesh_mtls && selected.is_none() {
+            return; // Neither Mesh mTLS nor a MeshIdentity: plaintext.
+        }
+        let plan = ids.current_plan(&key.mesh).unwrap_or_else(|| {
+            ids.plan(tls, &self.connected(&key.mesh), &self.trust_domains(view))
+        });
         let mut secrets = weft_sync::delta::TypeResources::new();
         secrets.insert_hashed(tls.ca_secret_name(), plan.ca_secret.clone());
-        match ids.secret(key, dp, tls, &plan) {
+        let issued = match &selected {
+            Some(sel) => match self
+                .inner
+                .zone_cas
+                .get()
+                .and_then(|c| c.get(&key.mesh, &sel.name))
+            {
+                Some(ca) => ids.identity_secret(key, tls, sel, &ca),
+                None => Err(format!(
+                    "MeshIdentity {:?}: this zone has no CA for it yet",
+                    sel.name
+                )),
+            },
+            None => ids.secret(key, dp, tls, &plan),
+        };
+        match issued {
             Ok(identity) => {
                 secrets.insert_hashed(tls.identity_secret_name(), identity);
                 if let Some(info) = self.inner.identities.info(key) {
@@ -604,6 +630,21 @@ impl Cache {
         let _ = self.inner.zone_cas.set(cas);
     }
 
+    /// The trust domains `view`'s proxies trust beside the Mesh's CAs: its
+    /// MeshTrusts and this zone's own MeshIdentity CAs.
+    fn trust_domains(&self, view: &MeshView) -> BTreeMap<String, String> {
+        let mut domains = view.identity.trusts.clone();
+        if let Some(cas) = self.inner.zone_cas.get() {
+            for (td, pem) in cas.domains(&view.mesh.meta.name) {
+                let entry = domains.entry(td).or_default();
+                if !entry.contains(pem.trim()) {
+                    entry.push_str(&pem);
+                }
+            }
+        }
+        domains
+    }
+
     /// The proxies of `mesh` with an open stream.
     fn connected(&self, mesh: &str) -> Vec<ProxyKey> {
         self.lock()
@@ -622,7 +663,8 @@ impl Cache {
         }
     }
 
-    /// A mesh's mTLS as the zone runs it: the trusted CAs, the issuing one, and
+    /// A mesh's mTLS as the zone runs it: the trusted CAs and SPIFFE trust
+    /// domains, the issuing one, and
     /// each connected proxy's certificate and trust (`None`: mTLS off or the mesh
     /// unknown).
     pub fn mesh_trust(&self, mesh: &str) -> Option<serde_json::Value> {
@@ -642,6 +684,7 @@ impl Cache {
             "trusted": plan.bundle.iter().map(name).collect::<Vec<_>>(),
             "issuingBackend": plan.issuer.as_ref().ok().map(|(f, _)| name(f)),
             "rotating": plan.rotating,
+            "trustDomains": plan.trust_domains,
             "proxies": self.inner.identities.mesh_state(tls, &connected),
         }))
     }

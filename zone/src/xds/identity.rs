@@ -56,13 +56,26 @@ pub struct CertInfo {
 pub struct TrustPlan {
     /// The CAs in the bundle, by fingerprint.
     pub bundle: BTreeSet<Fingerprint>,
-    /// `mesh_ca:secret:<mesh>` holding the bundle.
+    /// `mesh_ca:secret:<mesh>` holding the bundle (under the SPIFFE validator,
+    /// the bundle is the trust domain `<mesh>` beside the MeshTrust domains).
     pub ca_secret: Any,
     /// The CA new certificates come from; `Err` when the mesh has none usable.
     pub issuer: Result<(Fingerprint, Arc<MeshCa>), String>,
     /// A rotation is under way: the bundle holds more than the enabled CA, or
     /// certificates still come from another CA.
     pub rotating: bool,
+    /// The SPIFFE trust domains proxies verify peers in (empty without
+    /// MeshIdentities and MeshTrusts: then only the Mesh's CAs).
+    pub trust_domains: Vec<String>,
+}
+
+/// Who issues a certificate.
+struct Issuer<'a> {
+    fingerprint: Fingerprint,
+    ca: &'a Arc<MeshCa>,
+    /// What the insight calls it: a backend, or `MeshIdentity/<name>`.
+    label: String,
+    lifetime: Duration,
 }
 
 /// A proxy's certificate as sent.
@@ -107,8 +120,15 @@ impl Identities {
     }
 
     /// Computes `tls`'s mesh's trust plan for its `connected` proxies and keeps it
-    /// as the mesh's current one.
-    pub fn plan(&self, tls: &MeshTls, connected: &[ProxyKey]) -> Arc<TrustPlan> {
+    /// as the mesh's current one. `domains` (trust domain → PEM; MeshTrusts and
+    /// this zone's MeshIdentity CAs) are trusted beside the Mesh's CAs when
+    /// `tls.spiffe`.
+    pub fn plan(
+        &self,
+        tls: &MeshTls,
+        connected: &[ProxyKey],
+        domains: &BTreeMap<String, String>,
+    ) -> Arc<TrustPlan> {
         let mut st = self.lock();
         let pems = st.pems.entry(tls.mesh.clone()).or_default();
         for c in &tls.cas {
@@ -159,7 +179,17 @@ impl Identities {
                 .unwrap_or(enabled_issuer)
         };
         let rotating = bundle.len() > 1 || issuer.as_ref().is_ok_and(|(f, _)| Some(*f) != enabled);
-        let ca_secret = super::generate::mtls::ca_secret(&tls.mesh, &trusted_pem);
+        let mut trust_domains = Vec::new();
+        let ca_secret = if tls.spiffe {
+            let mut all = domains.clone();
+            if !trusted_pem.is_empty() {
+                all.insert(tls.mesh.clone(), trusted_pem);
+            }
+            trust_domains = all.keys().cloned().collect();
+            super::generate::mtls::spiffe_ca_secret(&tls.mesh, &all)
+        } else {
+            super::generate::mtls::ca_secret(&tls.mesh, &trusted_pem)
+        };
         st.bundles
             .insert(weft_sync::delta::any_version(&ca_secret), bundle.clone());
         let plan = Arc::new(TrustPlan {
@@ -167,6 +197,7 @@ impl Identities {
             ca_secret,
             issuer,
             rotating,
+            trust_domains,
         });
         st.plans.insert(tls.mesh.clone(), plan.clone());
         plan
@@ -230,6 +261,50 @@ impl Identities {
     ) -> Result<Any, String> {
         let (fingerprint, ca) = plan.issuer.as_ref().map_err(Clone::clone)?;
         let identity = identity_of(tls, dp)?;
+        let backend = tls
+            .backend_of(fingerprint)
+            .map_or_else(|| tls.backend.clone(), |b| b.backend.clone());
+        let issuer = Issuer {
+            fingerprint: *fingerprint,
+            ca,
+            label: backend,
+            lifetime: tls.cert_lifetime,
+        };
+        self.issue_at(key, tls, &issuer, identity, now)
+    }
+
+    /// The certificate of `key` under MeshIdentity `selected`, issued by this
+    /// zone's CA for it.
+    pub fn identity_secret(
+        &self,
+        key: &ProxyKey,
+        tls: &MeshTls,
+        selected: &super::generate::workload_identity::SelectedIdentity,
+        ca: &crate::identity::IdentityCa,
+    ) -> Result<Any, String> {
+        let spiffe_id = selected.spiffe_id.clone()?;
+        let issuer = Issuer {
+            fingerprint: ca.fingerprint,
+            ca: &ca.ca,
+            label: format!("MeshIdentity/{}", selected.name),
+            lifetime: selected.lifetime,
+        };
+        let identity = WorkloadIdentity {
+            spiffe_id,
+            uris: Vec::new(),
+        };
+        self.issue_at(key, tls, &issuer, identity, Instant::now())
+    }
+
+    fn issue_at(
+        &self,
+        key: &ProxyKey,
+        tls: &MeshTls,
+        issuer: &Issuer<'_>,
+        identity: WorkloadIdentity,
+        now: Instant,
+    ) -> Result<Any, String> {
+        let (fingerprint, ca) = (&issuer.fingerprint, issuer.ca);
         let regenerations = {
             let st = self.lock();
             match st.proxies.get(key).and_then(|p| p.issued.as_ref()) {
@@ -240,12 +315,10 @@ impl Identities {
                 None => 1,
             }
         };
-        let lifetime = tls.cert_lifetime;
+        let lifetime = issuer.lifetime;
         let cert = ca.issue(&identity, lifetime).map_err(|e| e.to_string())?;
         let secret = tls.identity_secret(&cert.cert_pem, cert.key_pem.expose());
-        let backend = tls
-            .backend_of(fingerprint)
-            .map_or_else(|| tls.backend.clone(), |b| b.backend.clone());
+        let backend = issuer.label.clone();
         let info = CertInfo {
             spiffe_id: identity.spiffe_id.clone(),
             serial: cert.serial.clone(),
@@ -441,7 +514,7 @@ mod tests {
         let secrets = ca_secrets(&["ca-1", "ca-2"]);
         let v = view("ca-1", &["ca-1"], "100s", &secrets);
         let tls = v.mtls.as_ref().unwrap();
-        let plan = ids.plan(tls, std::slice::from_ref(&k));
+        let plan = ids.plan(tls, std::slice::from_ref(&k), &BTreeMap::new());
         let t0 = Instant::now();
         let first = ids
             .secret_at(&k, &web("web-1", "v1"), tls, &plan, t0)
@@ -487,7 +560,7 @@ mod tests {
         // A mesh whose only CA is another one: reissued at once.
         let other = view("ca-2", &["ca-2"], "100s", &secrets);
         let other_tls = other.mtls.as_ref().unwrap();
-        let plan = ids.plan(other_tls, std::slice::from_ref(&k));
+        let plan = ids.plan(other_tls, std::slice::from_ref(&k), &BTreeMap::new());
         let moved = ids
             .secret_at(
                 &k,
@@ -543,19 +616,19 @@ mod tests {
         };
         let (ca1, ca2) = (fp("ca-1"), fp("ca-2"));
         // Steady state on ca-1.
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         let cert_a = ids.secret(&a, &dp_a, tls, &plan).unwrap();
         let cert_b = ids.secret(&b, &dp_b, tls, &plan).unwrap();
         ids.acked(&a, &held(&plan.ca_secret, Some(&cert_a)));
         ids.acked(&b, &held(&plan.ca_secret, Some(&cert_b)));
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(plan.bundle, BTreeSet::from([ca1]));
         assert!(!plan.rotating);
 
         // enabledBackend moves to ca-2: both trusted, ca-1 still issues.
         let after = view("ca-2", &["ca-1", "ca-2"], "24h", &secrets);
         let tls = after.mtls.as_ref().unwrap();
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(plan.bundle, BTreeSet::from([ca1, ca2]));
         assert_eq!(plan.issuer.as_ref().unwrap().0, ca1);
         assert!(plan.rotating);
@@ -566,19 +639,19 @@ mod tests {
         );
         // a trusts both; b not yet: ca-1 goes on issuing.
         assert!(ids.acked(&a, &held(&plan.ca_secret, Some(&cert_a))));
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(plan.issuer.as_ref().unwrap().0, ca1);
         assert!(ids.acked(&b, &held(&plan.ca_secret, Some(&cert_b))));
         // Everyone trusts ca-2: reissue from it; ca-1 stays trusted.
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(plan.issuer.as_ref().unwrap().0, ca2);
         let new_a = ids.secret(&a, &dp_a, tls, &plan).unwrap();
         let new_b = ids.secret(&b, &dp_b, tls, &plan).unwrap();
         assert_eq!(ids.info(&a).unwrap().issued_backend, "ca-2");
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(plan.bundle, BTreeSet::from([ca1, ca2]), "ca-1 until ACKed");
         assert!(ids.acked(&a, &held(&plan.ca_secret, Some(&new_a))));
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(
             plan.bundle,
             BTreeSet::from([ca1, ca2]),
@@ -586,7 +659,7 @@ mod tests {
         );
         assert!(ids.acked(&b, &held(&plan.ca_secret, Some(&new_b))));
         // Done: ca-1 dropped.
-        let plan = ids.plan(tls, &both);
+        let plan = ids.plan(tls, &both, &BTreeMap::new());
         assert_eq!(plan.bundle, BTreeSet::from([ca2]));
         assert!(!plan.rotating);
         let state = ids.mesh_state(tls, &both);

@@ -20,6 +20,7 @@ pub mod mtls;
 pub mod plugins;
 #[cfg(test)]
 pub(crate) mod tests;
+pub mod workload_identity;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -44,13 +45,24 @@ pub struct MeshView {
     pub policies: Vec<weft_model::rules::Policy>,
     /// Endpoints, protocols and shared EDS resources per service.
     pub services: endpoints::Services,
-    /// The mesh's mTLS (CA, mode, trusted roots); `None` when mTLS is off.
+    /// The mesh's mTLS (CA, mode, trusted roots); `None` when neither the Mesh's
+    /// `mtls` nor a MeshIdentity is on.
     pub mtls: Option<Arc<mtls::MeshTls>>,
+    /// MeshIdentities and MeshTrusts: who takes which SPIFFE id, which domains
+    /// are trusted.
+    pub identity: workload_identity::IdentityView,
 }
 
 impl MeshView {
-    /// Builds the view; precomputes what many proxies share (endpoints per service).
+    /// Builds the view for a zone named `default` (tests, inspection of a
+    /// standalone zone); see [`MeshView::new_in_zone`].
     pub fn new(mesh: Arc<Resource>, resources: Vec<Arc<Resource>>) -> MeshView {
+        Self::new_in_zone(mesh, resources, crate::DEFAULT_ZONE_NAME)
+    }
+
+    /// Builds the view in zone `zone` (MeshIdentity templates read it);
+    /// precomputes what many proxies share (endpoints per service).
+    pub fn new_in_zone(mesh: Arc<Resource>, resources: Vec<Arc<Resource>>, zone: &str) -> MeshView {
         let mut by_type: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>> = BTreeMap::new();
         let mut policies = Vec::new();
         for r in resources {
@@ -68,13 +80,15 @@ impl MeshView {
                 .into_iter()
                 .flat_map(|m| m.values()),
         );
-        let mtls = mtls::MeshTls::build(&mesh, &by_type).map(Arc::new);
+        let identity = workload_identity::IdentityView::build(&mesh.meta.name, zone, &by_type);
+        let mtls = mtls::MeshTls::build(&mesh, &by_type, identity.is_active()).map(Arc::new);
         MeshView {
             mesh,
             resources: by_type,
             policies,
             services,
             mtls,
+            identity,
         }
     }
 
@@ -101,6 +115,11 @@ pub fn generate_config(
     };
     let rules = view.rules(dataplane);
     let mut cfg = base::build(view, dp);
+    // mTLS for this proxy: Mesh mTLS, or a MeshIdentity selecting it.
+    let tls = view
+        .mtls
+        .as_deref()
+        .filter(|t| t.mesh_mtls || view.identity.select(dataplane).is_some());
     let source_service = dp
         .networking
         .as_ref()
@@ -111,14 +130,15 @@ pub fn generate_config(
         rules: &rules,
         proxy: &dataplane.meta.name,
         source_service,
+        mtls: tls,
     };
-    if let Some(tls) = &view.mtls {
+    if let Some(tls) = tls {
         mtls::apply_inbound(&mut cfg, tls);
     }
     plugins::apply(&mut cfg, &ctx);
-    if let Some(tls) = &view.mtls {
+    if let Some(tls) = tls {
         let params = plugins::meshtls::outbound_params(&ctx);
-        mtls::apply_clusters(&mut cfg, tls, params.as_ref());
+        mtls::apply_clusters(&mut cfg, tls, &view.identity, params.as_ref());
     }
     Ok(cfg.assemble())
 }

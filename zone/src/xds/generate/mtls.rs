@@ -59,6 +59,12 @@ pub struct MeshTls {
     pub cas: Vec<BackendCa>,
     /// Lifetime of workload certificates.
     pub cert_lifetime: Duration,
+    /// The Mesh's `mtls` is on (every proxy does mTLS); when off, only proxies a
+    /// MeshIdentity selects do.
+    pub mesh_mtls: bool,
+    /// The mesh has MeshIdentities or MeshTrusts: peers are verified with Envoy's
+    /// SPIFFE validator, one trust domain each.
+    pub spiffe: bool,
 }
 
 impl MeshTls {
@@ -67,12 +73,25 @@ impl MeshTls {
     pub fn build(
         mesh: &Resource,
         resources: &BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+        identities: bool,
     ) -> Option<MeshTls> {
         let Spec::Mesh(spec) = &mesh.spec else {
             return None;
         };
-        let enabled = spec.enabled_backend()?;
         let name = &mesh.meta.name;
+        let Some(enabled) = spec.enabled_backend() else {
+            // MeshIdentities without Mesh mTLS: only the proxies they select.
+            return identities.then(|| MeshTls {
+                mesh: name.clone(),
+                mode: MtlsMode::Strict,
+                backend: String::new(),
+                ca: Err("the Mesh's mtls is off".into()),
+                cas: Vec::new(),
+                cert_lifetime: weft_model::resource::mesh::DEFAULT_WORKLOAD_CERT_LIFETIME,
+                mesh_mtls: false,
+                spiffe: true,
+            });
+        };
         let secrets: HashMap<&str, &Arc<Resource>> = resources
             .get(ResourceType::Secret.name())
             .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
@@ -118,6 +137,8 @@ impl MeshTls {
             ca,
             cas,
             cert_lifetime: enabled.workload_cert_lifetime(),
+            mesh_mtls: true,
+            spiffe: identities,
         })
     }
 
@@ -164,8 +185,19 @@ impl MeshTls {
         }
     }
 
-    /// Certificate and validation (CA + SAN matcher) over SDS.
-    fn common(&self, san: string_matcher::MatchPattern, alpn: bool) -> CommonTlsContext {
+    /// Certificate and validation (CA + SAN matchers) over SDS.
+    fn common(&self, sans: Vec<string_matcher::MatchPattern>, alpn: bool) -> CommonTlsContext {
+        let matchers = sans
+            .into_iter()
+            .map(|san| SubjectAltNameMatcher {
+                san_type: subject_alt_name_matcher::SanType::Uri as i32,
+                matcher: Some(StringMatcher {
+                    match_pattern: Some(san),
+                    ..StringMatcher::default()
+                }),
+                ..SubjectAltNameMatcher::default()
+            })
+            .collect();
         CommonTlsContext {
             alpn_protocols: if alpn { vec![ALPN_KUMA.into()] } else { vec![] },
             tls_certificate_sds_secret_configs: vec![Self::sds(self.identity_secret_name())],
@@ -173,14 +205,7 @@ impl MeshTls {
                 common_tls_context::ValidationContextType::CombinedValidationContext(
                     common_tls_context::CombinedCertificateValidationContext {
                         default_validation_context: Some(CertificateValidationContext {
-                            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
-                                san_type: subject_alt_name_matcher::SanType::Uri as i32,
-                                matcher: Some(StringMatcher {
-                                    match_pattern: Some(san),
-                                    ..StringMatcher::default()
-                                }),
-                                ..SubjectAltNameMatcher::default()
-                            }],
+                            match_typed_subject_alt_names: matchers,
                             ..CertificateValidationContext::default()
                         }),
                         validation_context_sds_secret_config: Some(Self::sds(
@@ -196,10 +221,14 @@ impl MeshTls {
 
     /// The server side of an inbound: a client certificate of this mesh required.
     pub fn downstream(&self, params: Option<&TlsParameters>) -> TransportSocket {
-        let mut common = self.common(
-            string_matcher::MatchPattern::Prefix(format!("spiffe://{}/", self.mesh)),
-            false,
-        );
+        // Under the SPIFFE validator a peer's domain is checked against its own
+        // bundle; otherwise only this mesh's identities are accepted.
+        let prefix = if self.spiffe {
+            "spiffe://".to_string()
+        } else {
+            format!("spiffe://{}/", self.mesh)
+        };
+        let mut common = self.common(vec![string_matcher::MatchPattern::Prefix(prefix)], false);
         common.tls_params = params.cloned();
         let ctx = DownstreamTlsContext {
             common_tls_context: Some(common),
@@ -209,12 +238,18 @@ impl MeshTls {
         tls_socket(any(&ctx))
     }
 
-    /// The client side towards `service`: its exact SPIFFE id required.
-    pub fn upstream(&self, service: &str, params: Option<&TlsParameters>) -> TransportSocket {
-        let mut common = self.common(
-            string_matcher::MatchPattern::Exact(self.spiffe_id(service)),
-            true,
-        );
+    /// The client side towards `service`: one of its exact SPIFFE ids required.
+    pub fn upstream(
+        &self,
+        service: &str,
+        ids: &[String],
+        params: Option<&TlsParameters>,
+    ) -> TransportSocket {
+        let sans = ids
+            .iter()
+            .map(|id| string_matcher::MatchPattern::Exact(id.clone()))
+            .collect();
+        let mut common = self.common(sans, true);
         common.tls_params = params.cloned();
         let ctx = UpstreamTlsContext {
             common_tls_context: Some(common),
@@ -283,14 +318,56 @@ pub fn apply_inbound(cfg: &mut ProxyConfig, tls: &MeshTls) {
     }
 }
 
-/// Mesh clusters originate mTLS (with `params` from a Mesh-wide MeshTLS). Runs
-/// after the plugins, which may add clusters.
-pub fn apply_clusters(cfg: &mut ProxyConfig, tls: &MeshTls, params: Option<&TlsParameters>) {
+/// Mesh clusters towards mTLS destinations originate mTLS (with `params` from a
+/// Mesh-wide MeshTLS), accepting the destination's SPIFFE ids. Runs after the
+/// plugins, which may add clusters.
+pub fn apply_clusters(
+    cfg: &mut ProxyConfig,
+    tls: &MeshTls,
+    identities: &super::workload_identity::IdentityView,
+    params: Option<&TlsParameters>,
+) {
     for part in cfg.clusters.values_mut() {
-        if let ClusterRole::Outbound { service } = &part.role {
-            part.cluster.transport_socket = Some(tls.upstream(service, params));
+        if let ClusterRole::Outbound { service } = &part.role
+            && identities.destination_mtls(service, tls.mesh_mtls)
+        {
+            let ids = identities.accepted_ids(service, tls.mesh_mtls);
+            part.cluster.transport_socket = Some(tls.upstream(service, &ids, params));
         }
     }
+}
+
+/// `mesh_ca:secret:<mesh>` under Envoy's SPIFFE validator: one trust domain per
+/// entry of `domains` (name → PEM bundle).
+pub fn spiffe_ca_secret(mesh: &str, domains: &BTreeMap<String, String>) -> Any {
+    use envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        SpiffeCertValidatorConfig, spiffe_cert_validator_config,
+    };
+    let config = SpiffeCertValidatorConfig {
+        trust_domains: domains
+            .iter()
+            .filter(|(_, pem)| !pem.is_empty())
+            .map(|(name, pem)| spiffe_cert_validator_config::TrustDomain {
+                name: name.clone(),
+                trust_bundle: Some(inline(pem)),
+                ..Default::default()
+            })
+            .collect(),
+        ..SpiffeCertValidatorConfig::default()
+    };
+    any(&Secret {
+        name: ca_secret_name(mesh),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                custom_validator_config: Some(TypedExtensionConfig {
+                    name: "envoy.tls.cert_validator.spiffe".into(),
+                    typed_config: Some(any(&config)),
+                }),
+                ..CertificateValidationContext::default()
+            },
+        )),
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use weft_model::resource::mesh::MtlsMode;
 use weft_model::resource::policy::meshtls::{Conf, Mode, TlsVersion};
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
-    let Some(tls) = &ctx.view.mtls else {
+    let Some(tls) = ctx.mtls else {
         return;
     };
     for part in cfg.inbounds.iter_mut() {

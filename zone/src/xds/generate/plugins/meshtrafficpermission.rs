@@ -35,7 +35,7 @@ use weft_model::rules::SubsetRule;
 pub const POLICY: &str = "MeshTrafficPermission";
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
-    let Some(tls) = &ctx.view.mtls else {
+    let Some(tls) = ctx.mtls else {
         return;
     };
     let rules = ctx.rules.types.get(&ResourceType::MeshTrafficPermission);

@@ -34,6 +34,8 @@ pub struct Ctx<'a> {
     pub proxy: &'a str,
     /// The proxy's first inbound service (the caller identity of outbound traffic).
     pub source_service: &'a str,
+    /// The proxy's mTLS, when it does mTLS (Mesh mTLS or a MeshIdentity).
+    pub mtls: Option<&'a super::mtls::MeshTls>,
 }
 
 impl Ctx<'_> {
