@@ -172,10 +172,12 @@ impl RawZone {
         // Like a real zone, send the other subscribed types their (empty) first
         // response: global answers nothing of the initial sync until every type has
         // arrived once.
-        for (nonce, ty) in [
-            ("ingress", ResourceType::ZoneIngress),
-            ("egress", ResourceType::ZoneEgress),
-        ] {
+        let others = weft_sync::kds::ZONE_TO_GLOBAL_TYPES
+            .iter()
+            .filter(|t| **t != ResourceType::Dataplane);
+        for (i, ty) in others.enumerate() {
+            let nonce = format!("first-{i}");
+            let ty = *ty;
             let first = DeltaDiscoveryResponse {
                 type_url: ty.name().to_string(),
                 nonce: nonce.to_string(),

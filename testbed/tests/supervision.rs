@@ -98,6 +98,7 @@ async fn zone_components_are_supervised() {
         [
             "KDS client",
             "REST API",
+            "mesh identities",
             "xDS cache",
             "xDS rebuilder",
             "xDS server"

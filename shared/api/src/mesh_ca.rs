@@ -132,7 +132,7 @@ async fn unenforced_permissions(
     mesh: &str,
     spec: &MeshSpec,
 ) -> Result<Option<String>, ApiError> {
-    if spec.mtls_enabled() {
+    if spec.mtls_enabled() || has_identities(store, mesh).await? {
         return Ok(None);
     }
     let page = store
@@ -145,10 +145,22 @@ async fn unenforced_permissions(
     Ok((page.total > 0).then(|| permission_warning(mesh)))
 }
 
+/// Whether `mesh` has MeshIdentities (their proxies do mTLS without Mesh mTLS).
+async fn has_identities(store: &dyn ResourceStore, mesh: &str) -> Result<bool, ApiError> {
+    let page = store
+        .list(
+            ResourceType::MeshIdentity,
+            Some(mesh),
+            Page { size: 1, offset: 0 },
+        )
+        .await?;
+    Ok(page.total > 0)
+}
+
 pub(super) fn permission_warning(mesh: &str) -> String {
     format!(
         "mesh {mesh:?} has no mTLS: MeshTrafficPermissions are not enforced until mtls.enabledBackend \
-         is set (without mTLS no client has an identity to check)"
+         is set or a MeshIdentity selects the proxies (without mTLS no client has an identity to check)"
     )
 }
 
@@ -166,19 +178,23 @@ pub(super) async fn policy_warnings(
         return Ok(Vec::new());
     };
     let key = ResourceKey::new(ResourceType::Mesh, None, mesh);
-    Ok(match store.get(&key).await? {
+    let no_mtls = match store.get(&key).await? {
         Some(Resource {
             spec: Spec::Mesh(m),
             ..
-        }) if !m.mtls_enabled() => vec![if ty == ResourceType::MeshTLS {
-            format!(
-                "mesh {mesh:?} has no mTLS: MeshTLS has no effect until mtls.enabledBackend is set"
-            )
-        } else {
-            permission_warning(mesh)
-        }],
-        _ => Vec::new(),
-    })
+        }) => !m.mtls_enabled() && !has_identities(store, mesh).await?,
+        _ => false,
+    };
+    if !no_mtls {
+        return Ok(Vec::new());
+    }
+    Ok(vec![if ty == ResourceType::MeshTLS {
+        format!(
+            "mesh {mesh:?} has no mTLS: MeshTLS has no effect until mtls.enabledBackend is set or a MeshIdentity selects the proxies"
+        )
+    } else {
+        permission_warning(mesh)
+    }])
 }
 
 /// Removes `data` from `value` (a resource's JSON) when it is a Secret holding

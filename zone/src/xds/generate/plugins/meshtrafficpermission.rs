@@ -39,17 +39,20 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
         return;
     };
     let rules = ctx.rules.types.get(&ResourceType::MeshTrafficPermission);
+    let ids = |service: &str| ctx.view.identity.accepted_ids(service, true);
     for part in cfg.inbounds.iter_mut() {
         let inbound_rules = rules
             .and_then(|r| r.from.get(&part.port))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        part.rbac = Some(rbac_for(&tls.mesh, inbound_rules));
+        part.rbac = Some(rbac_for(&tls.mesh, &ids, inbound_rules));
     }
 }
 
-/// The RBAC of an inbound with `rules` (most specific first) in `mesh`.
-pub fn rbac_for(mesh: &str, rules: &[SubsetRule]) -> Rbac {
+/// The RBAC of an inbound with `rules` (most specific first) in `mesh`; `ids`
+/// names the SPIFFE ids a service's proxies present (`spiffe://<mesh>/<service>`
+/// and, for proxies with a MeshIdentity, theirs).
+pub fn rbac_for(mesh: &str, ids: &dyn Fn(&str) -> Vec<String>, rules: &[SubsetRule]) -> Rbac {
     let mut allow = Vec::new();
     let mut shadow = Vec::new();
     let mut deny = Vec::new();
@@ -58,7 +61,7 @@ pub fn rbac_for(mesh: &str, rules: &[SubsetRule]) -> Rbac {
     let mut earlier: Vec<Principal> = Vec::new();
     for rule in rules {
         let conf = &rule.merged.conf;
-        let subset = subset_principal(mesh, &rule.subset);
+        let subset = subset_principal(mesh, &rule.subset, ids);
         if let Some(action) = legacy_action(conf) {
             let mut ids: Vec<Principal> = vec![subset.clone()];
             ids.extend(earlier.iter().cloned().map(not));
@@ -175,22 +178,37 @@ fn spiffe_principal(m: &Match) -> Principal {
     }
 }
 
-/// The clients with every tag of `subset`.
-fn subset_principal(mesh: &str, subset: &Tags) -> Principal {
+/// The clients with every tag of `subset`: a service by any of its SPIFFE ids,
+/// another tag by its `kuma://<tag>/<value>` SAN (Mesh mTLS certificates only).
+fn subset_principal(mesh: &str, subset: &Tags, ids: &dyn Fn(&str) -> Vec<String>) -> Principal {
     if subset.is_empty() {
         return any_principal();
     }
+    let exact = |uri: String| authenticated(string_matcher::MatchPattern::Exact(uri));
     and(subset
         .iter()
         .map(|(k, v)| {
-            let uri = if k == tags::SERVICE {
-                format!("spiffe://{mesh}/{v}")
+            if k == tags::SERVICE {
+                let mut uris = ids(v);
+                let own = format!("spiffe://{mesh}/{v}");
+                if !uris.contains(&own) {
+                    uris.push(own);
+                }
+                or(uris.into_iter().map(exact).collect())
             } else {
-                format!("kuma://{k}/{v}")
-            };
-            authenticated(string_matcher::MatchPattern::Exact(uri))
+                exact(format!("kuma://{k}/{v}"))
+            }
         })
         .collect())
+}
+
+fn or(mut ids: Vec<Principal>) -> Principal {
+    if ids.len() == 1 {
+        return ids.remove(0);
+    }
+    Principal {
+        identifier: Some(principal::Identifier::OrIds(principal::Set { ids })),
+    }
 }
 
 fn authenticated(pattern: string_matcher::MatchPattern) -> Principal {
@@ -304,6 +322,10 @@ mod tests {
         }
     }
 
+    fn no_ids(_: &str) -> Vec<String> {
+        Vec::new()
+    }
+
     const WEB: &[&str] = &["spiffe://default/web", "kuma://version/v1"];
     const WEB_V2: &[&str] = &["spiffe://default/web", "kuma://version/v2"];
     const API: &[&str] = &["spiffe://default/api", "kuma://version/v1"];
@@ -311,7 +333,7 @@ mod tests {
     // With mTLS on and no permission for an inbound, nobody gets in (Kuma ≥ 2.6).
     #[test]
     fn no_permission_denies_everyone() {
-        let rbac = rbac_for("default", &[]);
+        let rbac = rbac_for("default", &no_ids, &[]);
         assert!(!admits(&rbac, WEB, ""));
         assert!(rbac.allow.policies.is_empty());
     }
@@ -326,6 +348,7 @@ mod tests {
         // Only web.
         let rbac = rbac_for(
             "default",
+            &no_ids,
             &[
                 rule(&[("kuma.io/service", "web")], allow.clone()),
                 rule(&[], deny.clone()),
@@ -336,6 +359,7 @@ mod tests {
         // Everyone but web v2 (a deny more specific than a mesh-wide allow).
         let rbac = rbac_for(
             "default",
+            &no_ids,
             &[
                 rule(
                     &[("kuma.io/service", "web"), ("version", "v2")],
@@ -351,11 +375,42 @@ mod tests {
         // AllowWithShadowDeny admits and is logged as a shadow deny.
         let rbac = rbac_for(
             "default",
+            &no_ids,
             &[rule(&[], json!({"action": "AllowWithShadowDeny"}))],
         );
         assert!(admits(&rbac, API, ""));
         let shadow = rbac.shadow.as_ref().unwrap();
         assert_eq!(shadow.action, rbac::Action::Deny as i32);
+    }
+
+    // A service's principal is any of its SPIFFE ids: Mesh mTLS's and those its
+    // MeshIdentity proxies present.
+    #[test]
+    fn service_principals_include_identity_ids() {
+        let ids = |s: &str| {
+            if s == "web" {
+                vec!["spiffe://default.east.mesh.local/workload/web".to_string()]
+            } else {
+                Vec::new()
+            }
+        };
+        let allow = serde_json::json!({"action": "Allow"});
+        let rbac = rbac_for(
+            "default",
+            &ids,
+            &[rule(&[("kuma.io/service", "web")], allow)],
+        );
+        assert!(admits(&rbac, WEB, ""));
+        assert!(admits(
+            &rbac,
+            &["spiffe://default.east.mesh.local/workload/web"],
+            ""
+        ));
+        assert!(!admits(
+            &rbac,
+            &["spiffe://default.east.mesh.local/workload/api"],
+            ""
+        ));
     }
 
     // rules[]: a deny wins over any allow, matches by SPIFFE id (exact, prefix)
@@ -366,14 +421,14 @@ mod tests {
             "allow": [{"spiffeID": {"type": "Prefix", "value": "spiffe://default/"}}],
             "deny": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/api"}}],
         });
-        let rbac = rbac_for("default", &[rule(&[], conf)]);
+        let rbac = rbac_for("default", &no_ids, &[rule(&[], conf)]);
         assert!(admits(&rbac, WEB, ""));
         assert!(!admits(&rbac, API, ""));
         assert!(!admits(&rbac, &["spiffe://other/web"], ""));
         let conf = serde_json::json!({
             "allow": [{"spiffeID": {"type": "Exact", "value": "spiffe://default/web"}, "sni": {"type": "Exact", "value": "backend"}}],
         });
-        let rbac = rbac_for("default", &[rule(&[], conf)]);
+        let rbac = rbac_for("default", &no_ids, &[rule(&[], conf)]);
         assert!(admits(&rbac, WEB, "backend"));
         assert!(!admits(&rbac, WEB, "other"));
     }
