@@ -53,6 +53,23 @@ impl Client {
         answer(req.send().await).await
     }
 
+    /// PUT Secret `name` of `mesh` holding `bytes`; the answer when it is not a
+    /// success.
+    pub async fn put_secret(&self, mesh: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let doc = format!(
+            "type: Secret\nmesh: {mesh}\nname: {name}\ndata: {}\n",
+            weft_model::resource::secret::encode_base64(bytes)
+        );
+        let (s, body) = self
+            .put(&format!("/meshes/{mesh}/secrets/{name}"), &doc)
+            .await;
+        if s.is_success() {
+            Ok(())
+        } else {
+            Err(format!("PUT secret {name}: {s} {body}"))
+        }
+    }
+
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         answer(self.request(reqwest::Method::DELETE, path).send().await).await
     }

@@ -176,8 +176,8 @@ async fn zones_exchange_trust_and_keep_their_keys() {
 // SPIFFE id lets frontend in and refuses another workload with 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_identity_secures_traffic_in_a_zone() {
-    use weft_testbed::mesh::traffic::LoopOptions;
-    use weft_testbed::mesh::{AppSpec, MeshHarness, request_loop};
+    use weft_testbed::mesh::traffic::status;
+    use weft_testbed::mesh::{AppSpec, MeshHarness};
     let mut mesh = MeshHarness::start().await.unwrap();
     let (s, body) = mesh
         .api()
@@ -201,10 +201,6 @@ async fn mesh_identity_secures_traffic_in_a_zone() {
             .until_healthy_hosts("backend", 1)
             .await;
     }
-    let status = |url: String| async move {
-        let t = request_loop(&url, 1, &LoopOptions::default()).await;
-        t.by_status.keys().next().copied().unwrap_or(0)
-    };
     let frontend = mesh.app("frontend-1").unwrap().outbound_url("backend", "/");
     let other = mesh.app("other-1").unwrap().outbound_url("backend", "/");
     let backend = mesh.app("backend-1").unwrap();
@@ -212,12 +208,12 @@ async fn mesh_identity_secures_traffic_in_a_zone() {
     until(
         Duration::from_secs(10),
         "frontend → backend 200",
-        || async { status(frontend.clone()).await == 200 },
+        || async { status(&frontend).await == 200 },
     )
     .await;
-    assert_eq!(status(other.clone()).await, 403);
+    assert_eq!(status(&other).await, 403);
     assert_eq!(
-        status(direct.clone()).await,
+        status(&direct).await,
         0,
         "plaintext into an identity's inbound"
     );
@@ -239,6 +235,132 @@ async fn mesh_identity_secures_traffic_in_a_zone() {
         trust["trustDomains"],
         serde_json::json!(["default.default.mesh.local"]),
         "{trust}"
+    );
+    let rejected = mesh.rejected_updates().await;
+    assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
+}
+
+// Replacing a MeshIdentity's CA (provided CA ca-1 → ca-2, from Secrets) under a
+// continuous HTTP loop and a loop of new TCP connections (one mTLS handshake each):
+// ca-2 is trusted first, certificates move to it once every proxy trusts it, and
+// ca-1 is dropped once every proxy holds a ca-2 certificate — no failure, and
+// afterwards the zone's MeshTrust carries ca-2 alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_identity_ca_rotation_without_failures() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use weft_security::pki::workload::MeshCa;
+    use weft_testbed::mesh::traffic::{http_until, status, tcp_until};
+    use weft_testbed::mesh::{AppSpec, MeshHarness};
+    let mut mesh = MeshHarness::start().await.unwrap();
+    let api = mesh.api();
+    let mut fingerprints = Vec::new();
+    for n in ["ca-1", "ca-2"] {
+        let ca =
+            MeshCa::generate("default.default.mesh.local", Duration::from_secs(86_400)).unwrap();
+        fingerprints.push(ca.fingerprint().to_string());
+        api.put_secret("default", &format!("{n}-cert"), ca.cert_pem().as_bytes())
+            .await
+            .unwrap();
+        api.put_secret(
+            "default",
+            &format!("{n}-key"),
+            ca.key_pem().expose().as_bytes(),
+        )
+        .await
+        .unwrap();
+    }
+    let identity = |ca: &str| {
+        format!(
+            "type: MeshIdentity\nmesh: default\nname: identity\nspec:\n  selector: {{dataplane: {{matchLabels: {{}}}}}}\n  provider:\n    type: Bundled\n    bundled:\n      ca:\n        certificate: {{type: Secret, secretRef: {{kind: Secret, name: {ca}-cert}}}}\n        privateKey: {{type: Secret, secretRef: {{kind: Secret, name: {ca}-key}}}}\n"
+        )
+    };
+    let (s, body) = api
+        .put("/meshes/default/meshidentities/identity", &identity("ca-1"))
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let allow_all = "type: MeshTrafficPermission\nmesh: default\nname: all\nspec:\n  targetRef: {kind: Mesh}\n  rules:\n    - default:\n        allow:\n          - spiffeID: {type: Prefix, value: \"spiffe://default.default.mesh.local/workload\"}\n";
+    let (s, body) = api
+        .put("/meshes/default/meshtrafficpermissions/all", allow_all)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let app = |service: &str| {
+        AppSpec::http(service, &format!("{service}-1")).label("kuma.io/workload", service)
+    };
+    mesh.start_app(app("backend")).await.unwrap();
+    mesh.start_app(AppSpec::tcp("db", "db-1").label("kuma.io/workload", "db"))
+        .await
+        .unwrap();
+    let client = mesh
+        .start_app(app("client").outbound("backend").outbound("db"))
+        .await
+        .unwrap();
+    client.until_healthy_hosts("backend", 1).await;
+    client.until_healthy_hosts("db", 1).await;
+    let url = client.outbound_url("backend", "/");
+    let db = client.outbound_address("db");
+    until(Duration::from_secs(10), "client → backend 200", || async {
+        status(&url).await == 200
+    })
+    .await;
+    let issued_by = |fingerprint: String| {
+        let api = api.clone();
+        async move {
+            for app in ["backend-1", "db-1", "client-1"] {
+                let (_, body) = api
+                    .get(&format!("/meshes/default/dataplanes/{app}/_overview"))
+                    .await;
+                if body["dataplaneInsight"]["mTLS"]["caFingerprint"] != fingerprint.as_str() {
+                    return false;
+                }
+            }
+            true
+        }
+    };
+    until(Duration::from_secs(10), "every proxy on ca-1", || {
+        issued_by(fingerprints[0].clone())
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let http = http_until(&url, &stop);
+    let tcp = tcp_until(db, &stop);
+    let started = Instant::now();
+    let (s, body) = api
+        .put("/meshes/default/meshidentities/identity", &identity("ca-2"))
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    until(
+        Duration::from_secs(30),
+        "every proxy on ca-2, ca-1 dropped",
+        || async {
+            let (_, trust) = api.get("/meshes/default/meshtrusts/identity").await;
+            let bundles = trust["spec"]["caBundles"].as_array().map_or(0, Vec::len);
+            let (_, plan) = api.get("/meshes/default/_mtls").await;
+            bundles == 1 && plan["rotating"] == false && issued_by(fingerprints[1].clone()).await
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    until(
+        Duration::from_secs(5),
+        "traffic after the rotation",
+        || async { status(&url).await == 200 },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = http.await.unwrap();
+    let (echoed, broken) = tcp.await.unwrap();
+    assert!(
+        failed.is_empty() && ok > 0,
+        "{ok} HTTP 200, failed: {failed:?}"
+    );
+    assert!(
+        broken.is_empty() && echoed > 0,
+        "{echoed} TCP echoed, failed: {broken:?}"
+    );
+    eprintln!(
+        "MeshIdentity CA rotation settled in {took:?}; {ok} HTTP requests and {echoed} TCP connections, 0 failed"
     );
     let rejected = mesh.rejected_updates().await;
     assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use weft_testbed::mesh::traffic::LoopOptions;
-use weft_testbed::mesh::{AppSpec, MeshHarness, request_loop};
+use weft_testbed::mesh::traffic::{http_until, status, tcp_echo as echo, tcp_until};
+use weft_testbed::mesh::{AppSpec, MeshHarness};
 use weft_testbed::wait::until;
 
 fn mesh_doc(mode: &str, extra_backend: &str) -> String {
@@ -42,28 +42,6 @@ async fn put_permission(mesh: &MeshHarness, name: &str, spec: &str) -> serde_jso
 async fn no_rejections(mesh: &MeshHarness) {
     let rejected = mesh.rejected_updates().await;
     assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
-}
-
-/// GETs `url` one after another until `stop`: how many answered 200, and the
-/// statuses of the others (0: the connection failed).
-fn http_loop(url: &str, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, Vec<u16>)> {
-    let (url, stop) = (url.to_string(), stop.clone());
-    tokio::spawn(async move {
-        let (mut ok, mut failed) = (0u64, Vec::new());
-        while !stop.load(Ordering::Relaxed) {
-            match status(&url).await {
-                200 => ok += 1,
-                other => failed.push(other),
-            }
-        }
-        (ok, failed)
-    })
-}
-
-/// The status of one GET (0 when the connection failed).
-async fn status(url: &str) -> u16 {
-    let t = request_loop(url, 1, &LoopOptions::default()).await;
-    t.by_status.keys().next().copied().unwrap_or(0)
 }
 
 fn allow_only(source: &str) -> String {
@@ -214,32 +192,6 @@ async fn tcp_permissions() {
     no_rejections(&mesh).await;
 }
 
-/// Sends `ping` over TCP and reads until it comes back after the echo app's
-/// greeting (an error when the connection is closed or reset first).
-async fn echo(addr: std::net::SocketAddr) -> Result<(), String> {
-    let io = async {
-        let mut conn = tokio::net::TcpStream::connect(addr).await?;
-        conn.write_all(b"ping").await?;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 256];
-        while !got.ends_with(b"ping") {
-            let n = conn.read(&mut buf).await?;
-            if n == 0 {
-                return Err(std::io::Error::other(format!(
-                    "closed after {:?}",
-                    String::from_utf8_lossy(&got)
-                )));
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    match tokio::time::timeout(Duration::from_secs(3), io).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("timed out".into()),
-    }
-}
-
 // Short-lived certificates are renewed before they expire, with no failed
 // request across renewals. `WEFT_CERT_LIFETIME` (default 20s) sets the lifetime;
 // the 2-minute run is `WEFT_CERT_LIFETIME=2m WEFT_RENEWALS=3`.
@@ -274,7 +226,7 @@ async fn certificates_renew_without_failed_requests() {
     };
     let api = mesh.api();
     let stop = Arc::new(AtomicBool::new(false));
-    let requests = http_loop(&url, &stop);
+    let requests = http_until(&url, &stop);
     until(
         Duration::from_secs(900),
         "both proxies renewed their certificates",
@@ -396,22 +348,14 @@ async fn provided_ca_from_secrets() {
     let mut mesh = MeshHarness::start().await.unwrap();
     let ca = MeshCa::generate("default", Duration::from_secs(86_400)).unwrap();
     let other = MeshCa::generate("default", Duration::from_secs(86_400)).unwrap();
-    let put_secret = |name: &'static str, bytes: Vec<u8>| {
-        let api = mesh.api();
-        async move {
-            let doc = format!(
-                "type: Secret\nmesh: default\nname: {name}\ndata: {}\n",
-                weft_model::resource::secret::encode_base64(&bytes)
-            );
-            let (s, body) = api
-                .put(&format!("/meshes/default/secrets/{name}"), &doc)
-                .await;
-            assert!(s.is_success(), "{s} {body}");
-        }
-    };
-    put_secret("my-ca-cert", ca.cert_pem().as_bytes().to_vec()).await;
-    put_secret("my-ca-key", ca.key_pem().expose().as_bytes().to_vec()).await;
-    put_secret("wrong-key", other.key_pem().expose().as_bytes().to_vec()).await;
+    let api = mesh.api();
+    for (name, bytes) in [
+        ("my-ca-cert", ca.cert_pem().as_bytes()),
+        ("my-ca-key", ca.key_pem().expose().as_bytes()),
+        ("wrong-key", other.key_pem().expose().as_bytes()),
+    ] {
+        api.put_secret("default", name, bytes).await.unwrap();
+    }
     let provided = |key: &str| {
         format!(
             "type: Mesh\nname: default\nmtls:\n  enabledBackend: mine\n  backends:\n    - name: mine\n      type: provided\n      conf:\n        cert: {{secret: my-ca-cert}}\n        key: {{secret: {key}}}\n"
@@ -512,20 +456,8 @@ async fn ca_rotation_without_failed_requests() {
     .await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let requests = http_loop(&url, &stop);
-    let connections = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match echo(db).await {
-                    Ok(()) => ok += 1,
-                    Err(e) => failed.push(e),
-                }
-            }
-            (ok, failed)
-        }
-    });
+    let requests = http_until(&url, &stop);
+    let connections = tcp_until(db, &stop);
     let started = Instant::now();
     put_mesh(&mesh, &two("ca-2")).await;
     until(Duration::from_secs(30), "settled on ca-2", || async {
@@ -670,20 +602,13 @@ async fn meshtls_versions_and_mode() {
     use weft_security::pki::workload::MeshCa;
     let mut mesh = MeshHarness::start().await.unwrap();
     let ca = MeshCa::generate("default", Duration::from_secs(86_400)).unwrap();
-    for (name, pem) in [
-        ("ca-cert", ca.cert_pem().to_string()),
-        ("ca-key", ca.key_pem().expose().to_string()),
-    ] {
-        let doc = format!(
-            "type: Secret\nmesh: default\nname: {name}\ndata: {}\n",
-            weft_model::resource::secret::encode_base64(pem.as_bytes())
-        );
-        let (s, body) = mesh
-            .api()
-            .put(&format!("/meshes/default/secrets/{name}"), &doc)
-            .await;
-        assert!(s.is_success(), "{s} {body}");
-    }
+    let api = mesh.api();
+    api.put_secret("default", "ca-cert", ca.cert_pem().as_bytes())
+        .await
+        .unwrap();
+    api.put_secret("default", "ca-key", ca.key_pem().expose().as_bytes())
+        .await
+        .unwrap();
     put_permission(&mesh, "all", ALLOW_ALL).await;
     put_mesh(
         &mesh,

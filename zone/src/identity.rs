@@ -42,6 +42,21 @@ pub struct IdentityCa {
     pub trust_domain: String,
     pub ca: Arc<MeshCa>,
     pub fingerprint: Fingerprint,
+    /// The CA this one replaces, while proxies still hold its certificates: it
+    /// stays trusted (and published) and keeps issuing until every proxy trusts
+    /// the new one (decision 0010).
+    pub retiring: Option<Arc<MeshCa>>,
+}
+
+impl IdentityCa {
+    /// The PEM of every CA of this identity that peers must trust.
+    pub fn trusted_pem(&self) -> String {
+        let mut pem = self.ca.cert_pem().to_string();
+        if let Some(old) = &self.retiring {
+            pem.push_str(old.cert_pem());
+        }
+        pem
+    }
 }
 
 /// This zone's MeshIdentity CAs; cheap to share.
@@ -51,16 +66,38 @@ pub struct ZoneCas {
     cas: RwLock<HashMap<(String, String), Arc<IdentityCa>>>,
     /// Marks a mesh for regeneration when its CAs change.
     dirty: RwLock<Option<mpsc::UnboundedSender<String>>>,
+    /// Rotations the xDS cache saw complete: (mesh, identity).
+    finished_tx: mpsc::UnboundedSender<(String, String)>,
+    finished_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, String)>>,
 }
 
 impl ZoneCas {
     pub fn new(data_dir: &std::path::Path, zone: &str) -> Arc<ZoneCas> {
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         Arc::new(ZoneCas {
             dir: data_dir.join(DIR),
             zone: zone.to_string(),
             cas: RwLock::default(),
             dirty: RwLock::default(),
+            finished_tx,
+            finished_rx: tokio::sync::Mutex::new(finished_rx),
         })
+    }
+
+    /// Every CA of `mesh`'s identities, by identity name.
+    pub fn of_mesh(&self, mesh: &str) -> Vec<(String, Arc<IdentityCa>)> {
+        self.cas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((m, _), _)| m == mesh)
+            .map(|((_, n), c)| (n.clone(), c.clone()))
+            .collect()
+    }
+
+    /// Asks the component to finish the rotation of `name` in `mesh`.
+    pub fn rotation_done(&self, mesh: &str, name: &str) {
+        let _ = self.finished_tx.send((mesh.to_string(), name.to_string()));
     }
 
     /// Where meshes to regenerate are sent when a CA appears or changes.
@@ -88,16 +125,55 @@ impl ZoneCas {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|((m, _), _)| m == mesh)
-            .map(|(_, ca)| (ca.trust_domain.clone(), ca.ca.cert_pem().to_string()))
+            .map(|(_, ca)| (ca.trust_domain.clone(), ca.trusted_pem()))
             .collect()
+    }
+
+    /// The rotation of `name`'s CA in `mesh` is over (every proxy holds a
+    /// certificate from the new CA): the old one is dropped and the MeshTrust
+    /// republished without it.
+    pub async fn finish_rotation(&self, store: &dyn ResourceStore, mesh: &str, name: &str) {
+        let key = (mesh.to_string(), name.to_string());
+        let done = {
+            let mut cas = self.cas.write().unwrap_or_else(|p| p.into_inner());
+            match cas.get(&key) {
+                Some(c) if c.retiring.is_some() => {
+                    let fresh = Arc::new(IdentityCa {
+                        trust_domain: c.trust_domain.clone(),
+                        ca: c.ca.clone(),
+                        fingerprint: c.fingerprint,
+                        retiring: None,
+                    });
+                    cas.insert(key, fresh.clone());
+                    Some(fresh)
+                }
+                _ => None,
+            }
+        };
+        let Some(ca) = done else { return };
+        tracing::info!(%mesh, identity = %name, fingerprint = %ca.fingerprint, "MeshIdentity CA rotation finished: the old CA is no longer trusted");
+        if let Err(e) = self.publish(store, mesh, name, &ca).await {
+            tracing::warn!(%mesh, identity = %name, error = %e, "cannot republish the MeshTrust after a CA rotation");
+        }
+        if let Some(dirty) = &*self.dirty.read().unwrap_or_else(|p| p.into_inner()) {
+            let _ = dirty.send(mesh.to_string());
+        }
     }
 
     /// Follows MeshIdentities until dropped: each change reconciles every CA and
     /// MeshTrust. Restartable; while the store fails, `reporter` says why.
     pub async fn run(self: Arc<Self>, store: Arc<dyn ResourceStore>, reporter: Reporter) {
         let mut reflector = Reflector::new(store.clone(), vec![ResourceType::MeshIdentity]);
+        let mut finished = self.finished_rx.lock().await;
         loop {
-            match reflector.next().await {
+            let event = tokio::select! {
+                e = reflector.next() => e,
+                Some((mesh, name)) = finished.recv() => {
+                    self.finish_rotation(store.as_ref(), &mesh, &name).await;
+                    continue;
+                }
+            };
+            match event {
                 Event::Init { .. } | Event::Changes(_) => match self.reconcile(&store).await {
                     Ok(()) => reporter.ready(),
                     Err(e) => {
@@ -129,6 +205,7 @@ impl ZoneCas {
             let name = res.meta.name.clone();
             match self.ensure_ca(store.as_ref(), &res, spec).await {
                 Ok(ca) => {
+                    let ca = self.carry_rotation(&mesh, &name, ca);
                     if spec.bundled().is_some_and(|b| b.creates_mesh_trust())
                         && let Err(e) = self.publish(store.as_ref(), &mesh, &name, &ca).await
                     {
@@ -168,6 +245,26 @@ impl ZoneCas {
         } else {
             Err(errors.join("; "))
         }
+    }
+
+    /// `ca` as the new CA of `name`: when it replaces another, that one retires
+    /// (a rotation); an ongoing rotation carries on.
+    fn carry_rotation(&self, mesh: &str, name: &str, ca: Arc<IdentityCa>) -> Arc<IdentityCa> {
+        let current = self.get(mesh, name);
+        let retiring = match current {
+            Some(c) if c.fingerprint != ca.fingerprint => {
+                tracing::info!(%mesh, identity = %name, from = %c.fingerprint, to = %ca.fingerprint, "MeshIdentity CA changed: rotating (both trusted until every proxy holds the new one)");
+                Some(c.ca.clone())
+            }
+            Some(c) => c.retiring.clone(),
+            None => None,
+        };
+        Arc::new(IdentityCa {
+            trust_domain: ca.trust_domain.clone(),
+            ca: ca.ca.clone(),
+            fingerprint: ca.fingerprint,
+            retiring,
+        })
     }
 
     /// The identity's CA: kept (or created) in the data dir when autogenerated,
@@ -213,6 +310,7 @@ impl ZoneCas {
             trust_domain,
             ca: Arc::new(ca),
             fingerprint,
+            retiring: None,
         }))
     }
 
@@ -226,12 +324,15 @@ impl ZoneCas {
     ) -> Result<(), StoreError> {
         let spec = MeshTrustSpec {
             trust_domain: ca.trust_domain.clone(),
-            ca_bundles: vec![weft_model::resource::identity::CaBundle {
-                bundle_type: Some(weft_model::resource::identity::CaBundleType::Pem),
-                pem: Some(PemValue {
-                    value: ca.ca.cert_pem().to_string(),
-                }),
-            }],
+            ca_bundles: std::iter::once(&ca.ca)
+                .chain(ca.retiring.as_ref())
+                .map(|c| weft_model::resource::identity::CaBundle {
+                    bundle_type: Some(weft_model::resource::identity::CaBundleType::Pem),
+                    pem: Some(PemValue {
+                        value: c.cert_pem().to_string(),
+                    }),
+                })
+                .collect(),
         };
         let key = ResourceKey::new(ResourceType::MeshTrust, Some(mesh), name);
         if let Some(Resource {

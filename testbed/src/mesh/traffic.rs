@@ -139,6 +139,81 @@ async fn one(
     Ok((status, instance))
 }
 
+/// The status of one GET of `url` (0 when no HTTP answer came).
+pub async fn status(url: &str) -> u16 {
+    let t = request_loop(url, 1, &LoopOptions::default()).await;
+    t.by_status.keys().next().copied().unwrap_or(0)
+}
+
+/// Sends `ping` over a new TCP connection to `addr` and reads until it comes back
+/// after the echo app's greeting; an error when the connection is refused, closed
+/// or reset first, or after 3 s.
+pub async fn tcp_echo(addr: std::net::SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await?;
+        conn.write_all(b"ping").await?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.ends_with(b"ping") {
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::other(format!(
+                    "closed after {:?}",
+                    String::from_utf8_lossy(&got)
+                )));
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(3), io).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// What a background loop saw: successes, and each failure.
+pub type LoopOutcome<E> = (u64, Vec<E>);
+
+/// GETs `url` one after another until `stop` is set: the 200s, and the other
+/// statuses (0: no HTTP answer).
+pub fn http_until(
+    url: &str,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<LoopOutcome<u16>> {
+    let (url, stop) = (url.to_string(), stop.clone());
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u64, Vec::new());
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match status(&url).await {
+                200 => ok += 1,
+                other => failed.push(other),
+            }
+        }
+        (ok, failed)
+    })
+}
+
+/// Opens TCP connections to `addr` one after another (each a new mTLS handshake
+/// through the proxies) until `stop` is set: the echoed ones, and the failures.
+pub fn tcp_until(
+    addr: std::net::SocketAddr,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<LoopOutcome<String>> {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u64, Vec::new());
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match tcp_echo(addr).await {
+                Ok(()) => ok += 1,
+                Err(e) => failed.push(e),
+            }
+        }
+        (ok, failed)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

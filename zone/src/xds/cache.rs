@@ -463,7 +463,24 @@ impl Cache {
             Some(tls) => {
                 let connected = self.connected(mesh);
                 let domains = self.trust_domains(&view);
-                self.inner.identities.plan(tls, &connected, &domains);
+                let cas = self
+                    .inner
+                    .zone_cas
+                    .get()
+                    .map(|c| c.of_mesh(mesh))
+                    .unwrap_or_default();
+                let rotating = cas.iter().any(|(_, c)| c.retiring.is_some());
+                let ids = &self.inner.identities;
+                ids.plan(tls, &connected, &domains, rotating);
+                // A MeshIdentity CA rotation is over once every proxy of the
+                // identity holds a certificate from the new CA.
+                for (name, ca) in cas.iter().filter(|(_, c)| c.retiring.is_some()) {
+                    if ids.all_hold(&connected, &format!("MeshIdentity/{name}"), &ca.fingerprint)
+                        && let Some(zone_cas) = self.inner.zone_cas.get()
+                    {
+                        zone_cas.rotation_done(mesh, name);
+                    }
+                }
             }
             // mTLS off: no certificate to keep or renew.
             None => {
@@ -585,7 +602,12 @@ impl Cache {
             return; // Neither Mesh mTLS nor a MeshIdentity: plaintext.
         }
         let plan = ids.current_plan(&key.mesh).unwrap_or_else(|| {
-            ids.plan(tls, &self.connected(&key.mesh), &self.trust_domains(view))
+            ids.plan(
+                tls,
+                &self.connected(&key.mesh),
+                &self.trust_domains(view),
+                false,
+            )
         });
         let mut secrets = weft_sync::delta::TypeResources::new();
         secrets.insert_hashed(tls.ca_secret_name(), plan.ca_secret.clone());
@@ -596,7 +618,7 @@ impl Cache {
                 .get()
                 .and_then(|c| c.get(&key.mesh, &sel.name))
             {
-                Some(ca) => ids.identity_secret(key, tls, sel, &ca),
+                Some(ca) => ids.identity_secret(key, tls, sel, &ca, &plan),
                 None => Err(format!(
                     "MeshIdentity {:?}: this zone has no CA for it yet",
                     sel.name

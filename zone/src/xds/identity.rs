@@ -67,6 +67,16 @@ pub struct TrustPlan {
     /// The SPIFFE trust domains proxies verify peers in (empty without
     /// MeshIdentities and MeshTrusts: then only the Mesh's CAs).
     pub trust_domains: Vec<String>,
+    /// The CAs every connected proxy has ACKed as trusted; `None` when no proxy
+    /// is connected (then any CA is safe to issue from).
+    pub trusted_by_all: Option<BTreeSet<Fingerprint>>,
+}
+
+impl TrustPlan {
+    /// Whether every connected proxy trusts `ca` (so it may issue).
+    pub fn everyone_trusts(&self, ca: &Fingerprint) -> bool {
+        self.trusted_by_all.as_ref().is_none_or(|s| s.contains(ca))
+    }
 }
 
 /// Who issues a certificate.
@@ -128,6 +138,7 @@ impl Identities {
         tls: &MeshTls,
         connected: &[ProxyKey],
         domains: &BTreeMap<String, String>,
+        identity_rotating: bool,
     ) -> Arc<TrustPlan> {
         let mut st = self.lock();
         let pems = st.pems.entry(tls.mesh.clone()).or_default();
@@ -178,10 +189,21 @@ impl Identities {
                 .map(|(_, f, ca)| Ok((f, ca)))
                 .unwrap_or(enabled_issuer)
         };
-        let rotating = bundle.len() > 1 || issuer.as_ref().is_ok_and(|(f, _)| Some(*f) != enabled);
+        let rotating = identity_rotating
+            || bundle.len() > 1
+            || issuer.as_ref().is_ok_and(|(f, _)| Some(*f) != enabled);
+        let trusted_by_all = proxies
+            .iter()
+            .map(|p| p.trusts.clone())
+            .reduce(|a, b| a.intersection(&b).copied().collect());
         let mut trust_domains = Vec::new();
+        // Every CA the secret makes trusted: what a proxy ACKing it trusts.
+        let mut trusted: BTreeSet<Fingerprint> = bundle.clone();
         let ca_secret = if tls.spiffe {
             let mut all = domains.clone();
+            for pem in domains.values() {
+                trusted.extend(Fingerprint::all_of_pem(pem));
+            }
             if !trusted_pem.is_empty() {
                 all.insert(tls.mesh.clone(), trusted_pem);
             }
@@ -191,13 +213,14 @@ impl Identities {
             super::generate::mtls::ca_secret(&tls.mesh, &trusted_pem)
         };
         st.bundles
-            .insert(weft_sync::delta::any_version(&ca_secret), bundle.clone());
+            .insert(weft_sync::delta::any_version(&ca_secret), trusted);
         let plan = Arc::new(TrustPlan {
             bundle,
             ca_secret,
             issuer,
             rotating,
             trust_domains,
+            trusted_by_all,
         });
         st.plans.insert(tls.mesh.clone(), plan.clone());
         plan
@@ -274,18 +297,24 @@ impl Identities {
     }
 
     /// The certificate of `key` under MeshIdentity `selected`, issued by this
-    /// zone's CA for it.
+    /// zone's CA for it — by the CA it replaces while a connected proxy does not
+    /// trust the new one yet.
     pub fn identity_secret(
         &self,
         key: &ProxyKey,
         tls: &MeshTls,
         selected: &super::generate::workload_identity::SelectedIdentity,
         ca: &crate::identity::IdentityCa,
+        plan: &TrustPlan,
     ) -> Result<Any, String> {
         let spiffe_id = selected.spiffe_id.clone()?;
+        let (fingerprint, issuing) = match &ca.retiring {
+            Some(old) if !plan.everyone_trusts(&ca.fingerprint) => (old.fingerprint(), old),
+            _ => (ca.fingerprint, &ca.ca),
+        };
         let issuer = Issuer {
-            fingerprint: ca.fingerprint,
-            ca: &ca.ca,
+            fingerprint,
+            ca: issuing,
             label: format!("MeshIdentity/{}", selected.name),
             lifetime: selected.lifetime,
         };
@@ -347,6 +376,23 @@ impl Identities {
             .get(key)
             .and_then(|p| p.issued.as_ref())
             .map(|i| i.info.clone())
+    }
+
+    /// Whether every connected proxy of `connected` whose certificate comes from
+    /// `label` (`MeshIdentity/<name>`) holds one from `ca`.
+    pub fn all_hold(&self, connected: &[ProxyKey], label: &str, ca: &Fingerprint) -> bool {
+        let st = self.lock();
+        connected
+            .iter()
+            .filter_map(|k| st.proxies.get(k))
+            .filter(|p| {
+                p.issued
+                    .as_ref()
+                    .is_some_and(|i| i.info.issued_backend == label)
+            })
+            .all(|p| {
+                p.held_ca.as_ref() == Some(ca) && p.issued.as_ref().is_some_and(|i| i.ca == *ca)
+            })
     }
 
     /// Forgets every certificate and plan of `mesh` (its mTLS is off).
@@ -514,7 +560,7 @@ mod tests {
         let secrets = ca_secrets(&["ca-1", "ca-2"]);
         let v = view("ca-1", &["ca-1"], "100s", &secrets);
         let tls = v.mtls.as_ref().unwrap();
-        let plan = ids.plan(tls, std::slice::from_ref(&k), &BTreeMap::new());
+        let plan = ids.plan(tls, std::slice::from_ref(&k), &BTreeMap::new(), false);
         let t0 = Instant::now();
         let first = ids
             .secret_at(&k, &web("web-1", "v1"), tls, &plan, t0)
@@ -560,7 +606,7 @@ mod tests {
         // A mesh whose only CA is another one: reissued at once.
         let other = view("ca-2", &["ca-2"], "100s", &secrets);
         let other_tls = other.mtls.as_ref().unwrap();
-        let plan = ids.plan(other_tls, std::slice::from_ref(&k), &BTreeMap::new());
+        let plan = ids.plan(other_tls, std::slice::from_ref(&k), &BTreeMap::new(), false);
         let moved = ids
             .secret_at(
                 &k,
@@ -616,19 +662,19 @@ mod tests {
         };
         let (ca1, ca2) = (fp("ca-1"), fp("ca-2"));
         // Steady state on ca-1.
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         let cert_a = ids.secret(&a, &dp_a, tls, &plan).unwrap();
         let cert_b = ids.secret(&b, &dp_b, tls, &plan).unwrap();
         ids.acked(&a, &held(&plan.ca_secret, Some(&cert_a)));
         ids.acked(&b, &held(&plan.ca_secret, Some(&cert_b)));
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(plan.bundle, BTreeSet::from([ca1]));
         assert!(!plan.rotating);
 
         // enabledBackend moves to ca-2: both trusted, ca-1 still issues.
         let after = view("ca-2", &["ca-1", "ca-2"], "24h", &secrets);
         let tls = after.mtls.as_ref().unwrap();
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(plan.bundle, BTreeSet::from([ca1, ca2]));
         assert_eq!(plan.issuer.as_ref().unwrap().0, ca1);
         assert!(plan.rotating);
@@ -639,19 +685,19 @@ mod tests {
         );
         // a trusts both; b not yet: ca-1 goes on issuing.
         assert!(ids.acked(&a, &held(&plan.ca_secret, Some(&cert_a))));
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(plan.issuer.as_ref().unwrap().0, ca1);
         assert!(ids.acked(&b, &held(&plan.ca_secret, Some(&cert_b))));
         // Everyone trusts ca-2: reissue from it; ca-1 stays trusted.
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(plan.issuer.as_ref().unwrap().0, ca2);
         let new_a = ids.secret(&a, &dp_a, tls, &plan).unwrap();
         let new_b = ids.secret(&b, &dp_b, tls, &plan).unwrap();
         assert_eq!(ids.info(&a).unwrap().issued_backend, "ca-2");
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(plan.bundle, BTreeSet::from([ca1, ca2]), "ca-1 until ACKed");
         assert!(ids.acked(&a, &held(&plan.ca_secret, Some(&new_a))));
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(
             plan.bundle,
             BTreeSet::from([ca1, ca2]),
@@ -659,7 +705,7 @@ mod tests {
         );
         assert!(ids.acked(&b, &held(&plan.ca_secret, Some(&new_b))));
         // Done: ca-1 dropped.
-        let plan = ids.plan(tls, &both, &BTreeMap::new());
+        let plan = ids.plan(tls, &both, &BTreeMap::new(), false);
         assert_eq!(plan.bundle, BTreeSet::from([ca2]));
         assert!(!plan.rotating);
         let state = ids.mesh_state(tls, &both);

@@ -25,6 +25,17 @@ impl Fingerprint {
         Ok(Self::of_der(&der))
     }
 
+    /// The fingerprints of every certificate in `pem` (a bundle), in order;
+    /// blocks that are not certificates are skipped.
+    pub fn all_of_pem(pem: &str) -> Vec<Self> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .filter_map(Result::ok)
+            .map(|der| Self::of_der(&der))
+            .collect()
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
