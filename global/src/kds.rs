@@ -402,6 +402,10 @@ impl FromZone {
             match kds::from_delta(ty, r.resource.as_ref()) {
                 Ok(res) if kds::delta_name(&res.key()) == r.name => {
                     let stored = zone_names::to_global(&res, &self.zone);
+                    if let Some(reason) = self.trust_domain_refused(&stored).await? {
+                        rejections.push(Rejection::new(&r.name, reason));
+                        continue;
+                    }
                     match self.owned_elsewhere(&stored.key()).await? {
                         Some(other) => rejections.push(Rejection::new(
                             &r.name,
@@ -443,6 +447,42 @@ impl FromZone {
         };
         rejections.extend(kds::transact_or_reject(self.store.as_ref(), ops, name_of).await?);
         Ok(rejections)
+    }
+
+    /// Why a zone's MeshTrust is refused: a trust domain belongs to whoever
+    /// published it first (another zone, or global), and no zone may speak for a
+    /// mesh's own Mesh-mTLS domain — else a compromised zone could mint another
+    /// zone's identities.
+    async fn trust_domain_refused(&self, res: &Resource) -> Result<Option<String>, StoreError> {
+        let Spec::MeshTrust(spec) = &res.spec else {
+            return Ok(None);
+        };
+        let mesh = res.meta.mesh.as_deref().unwrap_or_default();
+        if spec.trust_domain == mesh {
+            return Ok(Some(format!(
+                "trust domain {:?} is the mesh's own (Mesh mTLS); a zone cannot publish it",
+                spec.trust_domain
+            )));
+        }
+        for other in self
+            .store
+            .list(ResourceType::MeshTrust, Some(mesh), Page::all())
+            .await?
+            .items
+        {
+            let Spec::MeshTrust(o) = &other.spec else {
+                continue;
+            };
+            let owner = zone_names::zone_of(&other);
+            if o.trust_domain == spec.trust_domain && owner != Some(self.zone.as_str()) {
+                return Ok(Some(format!(
+                    "trust domain {:?} already belongs to {}",
+                    spec.trust_domain,
+                    owner.map_or_else(|| "global".to_string(), |z| format!("zone {z}"))
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// The zone that owns the resource stored at `key`, when it is not this one.

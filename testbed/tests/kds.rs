@@ -336,3 +336,93 @@ async fn restarted_zone_resumes_without_full_resend() {
     zone.stop().await;
     global.stop().await;
 }
+
+/// A zone-origin MeshTrust as a zone's own MeshIdentity component writes it.
+fn zone_trust(zone: &str, name: &str, domain: &str) -> weft_model::resource::Resource {
+    let ca =
+        weft_security::pki::workload::MeshCa::generate(domain, Duration::from_secs(3600)).unwrap();
+    let yaml = format!(
+        "type: MeshTrust\nmesh: default\nname: {name}\nlabels:\n  kuma.io/origin: zone\n  kuma.io/zone: {zone}\nspec:\n  trustDomain: {domain}\n  caBundles:\n    - type: Pem\n      pem:\n        value: |\n{}",
+        ca.cert_pem()
+            .lines()
+            .map(|l| format!("          {l}\n"))
+            .collect::<String>()
+    );
+    weft_model::resource::parse_resource(yaml.as_bytes(), false).unwrap()
+}
+
+// A trust domain belongs to the zone that published it first: another zone's
+// MeshTrust claiming it (or the mesh's own Mesh-mTLS domain) is refused by global
+// and reaches no other zone, so a compromised zone cannot mint another zone's
+// identities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_cannot_claim_another_zones_trust_domain() {
+    let g = inprocess::global().await;
+    let (s, body) = g
+        .api
+        .put("/meshes/default", "type: Mesh\nname: default\n")
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let east = inprocess::federated_zone(&g, "east").await;
+    let west = inprocess::federated_zone(&g, "west").await;
+    for z in [&east, &west] {
+        eventually(Duration::from_secs(10), "the mesh synced", || async {
+            (z.api.get("/meshes/default").await.0 == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+    let domains = |api: weft_testbed::Client| async move {
+        let (_, list) = api.get("/meshes/default/meshtrusts").await;
+        let mut d: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["spec"]["trustDomain"].as_str().map(str::to_string))
+            .collect();
+        d.sort();
+        d
+    };
+    weft_store::put(
+        east.store.as_ref(),
+        zone_trust("east", "identity", "default.east.mesh.local"),
+        None,
+    )
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(10), "west trusts east", || async {
+        (domains(west.api.clone()).await == ["default.east.mesh.local"]).then_some(())
+    })
+    .await;
+    // West claims east's domain, and the mesh's own.
+    for (name, domain) in [("stolen", "default.east.mesh.local"), ("mesh", "default")] {
+        weft_store::put(west.store.as_ref(), zone_trust("west", name, domain), None)
+            .await
+            .unwrap();
+    }
+    // A legitimate one after them shows west's updates have been processed.
+    weft_store::put(
+        west.store.as_ref(),
+        zone_trust("west", "identity", "default.west.mesh.local"),
+        None,
+    )
+    .await
+    .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "east trusts west's own domain",
+        || async {
+            (domains(east.api.clone()).await
+                == ["default.east.mesh.local", "default.west.mesh.local"])
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        domains(g.api.clone()).await,
+        ["default.east.mesh.local", "default.west.mesh.local"],
+        "global stored a claim"
+    );
+    east.stop().await;
+    west.stop().await;
+    g.stop().await;
+}

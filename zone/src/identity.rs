@@ -120,13 +120,18 @@ impl ZoneCas {
 
     /// The trust domains of this zone's CAs in `mesh` (name → certificate PEM).
     pub fn domains(&self, mesh: &str) -> BTreeMap<String, String> {
-        self.cas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|((m, _), _)| m == mesh)
-            .map(|(_, ca)| (ca.trust_domain.clone(), ca.trusted_pem()))
-            .collect()
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        let cas = self.cas.read().unwrap_or_else(|p| p.into_inner());
+        // Sorted by identity name: the same bundle on every rebuild, and two
+        // identities sharing a trust domain both trusted.
+        let mut ours: Vec<_> = cas.iter().filter(|((m, _), _)| m == mesh).collect();
+        ours.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, ca) in ours {
+            out.entry(ca.trust_domain.clone())
+                .or_default()
+                .push_str(&ca.trusted_pem());
+        }
+        out
     }
 
     /// The rotation of `name`'s CA in `mesh` is over (every proxy holds a
@@ -163,7 +168,16 @@ impl ZoneCas {
     /// Follows MeshIdentities until dropped: each change reconciles every CA and
     /// MeshTrust. Restartable; while the store fails, `reporter` says why.
     pub async fn run(self: Arc<Self>, store: Arc<dyn ResourceStore>, reporter: Reporter) {
-        let mut reflector = Reflector::new(store.clone(), vec![ResourceType::MeshIdentity]);
+        // Secrets (a provided CA), MeshTrusts (ours deleted or overwritten) and
+        // MeshIdentities all call for a reconcile.
+        let mut reflector = Reflector::new(
+            store.clone(),
+            vec![
+                ResourceType::MeshIdentity,
+                ResourceType::Secret,
+                ResourceType::MeshTrust,
+            ],
+        );
         let mut finished = self.finished_rx.lock().await;
         loop {
             let event = tokio::select! {
@@ -195,6 +209,13 @@ impl ZoneCas {
             .map_err(|e| e.to_string())?;
         let mut wanted = BTreeMap::new();
         let mut errors = Vec::new();
+        // What still exists, whether or not its CA loads right now: a failure
+        // keeps the CA this zone had (never a deletion of its key).
+        let listed: std::collections::BTreeSet<(String, String)> = identities
+            .iter()
+            .filter(|r| matches!(&r.spec, Spec::MeshIdentity(s) if s.bundled().is_some()))
+            .filter_map(|r| Some((r.meta.mesh.clone()?, r.meta.name.clone())))
+            .collect();
         for res in identities {
             let (Some(mesh), Spec::MeshIdentity(spec)) = (res.meta.mesh.clone(), &res.spec) else {
                 continue;
@@ -213,14 +234,19 @@ impl ZoneCas {
                     }
                     wanted.insert((mesh, name), ca);
                 }
-                Err(e) => errors.push(format!("MeshIdentity {mesh}/{name}: {e}")),
+                Err(e) => {
+                    if let Some(previous) = self.get(&mesh, &name) {
+                        wanted.insert((mesh.clone(), name.clone()), previous);
+                    }
+                    errors.push(format!("MeshIdentity {mesh}/{name}: {e}"));
+                }
             }
         }
         let (changed, gone) = {
             let mut cas = self.cas.write().unwrap_or_else(|p| p.into_inner());
             let gone: Vec<(String, String)> = cas
                 .keys()
-                .filter(|k| !wanted.contains_key(*k))
+                .filter(|k| !listed.contains(*k))
                 .cloned()
                 .collect();
             let mut changed: Vec<String> = wanted
@@ -335,13 +361,14 @@ impl ZoneCas {
                 .collect(),
         };
         let key = ResourceKey::new(ResourceType::MeshTrust, Some(mesh), name);
-        if let Some(Resource {
-            spec: Spec::MeshTrust(current),
-            ..
-        }) = store.get(&key).await?
-            && current == spec
-        {
-            return Ok(());
+        if let Some(current) = store.get(&key).await? {
+            if current.meta.labels.get(tags::ORIGIN).map(String::as_str) == Some("global") {
+                // Global's MeshTrust of that name: not ours to replace.
+                return Err(StoreError::AlreadyExists(key));
+            }
+            if current.spec == Spec::MeshTrust(spec.clone()) {
+                return Ok(());
+            }
         }
         let mut res = Resource::new(name, Some(mesh), Spec::MeshTrust(spec));
         res.meta.labels = BTreeMap::from([
@@ -364,9 +391,15 @@ impl ZoneCas {
             tracing::warn!(%mesh, identity = %name, error = %e, "cannot delete the MeshTrust of a removed MeshIdentity");
         }
         let dir = self.dir.join(mesh).join(name);
-        if dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&dir)
-        {
+        let removed = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        if let Ok(Err(e)) = removed {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the CA of a removed MeshIdentity");
         }
         tracing::info!(%mesh, identity = %name, "MeshIdentity removed: its CA and MeshTrust are gone");
@@ -418,7 +451,13 @@ async fn read_source(
                 .as_ref()
                 .map(|f| f.path.clone())
                 .unwrap_or_default();
-            std::fs::read(&path).map_err(|e| format!("{field}: cannot read {path:?}: {e}"))?
+            let read = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || std::fs::read(path)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            read.map_err(|e| format!("{field}: cannot read {path:?}: {e}"))?
         }
         Some(SecureDataSourceType::EnvVar) => {
             let name = source

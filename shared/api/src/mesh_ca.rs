@@ -178,17 +178,27 @@ pub(super) async fn policy_warnings(
         return Ok(Vec::new());
     };
     let key = ResourceKey::new(ResourceType::Mesh, None, mesh);
-    let no_mtls = match store.get(&key).await? {
+    let mesh_mtls = match store.get(&key).await? {
         Some(Resource {
             spec: Spec::Mesh(m),
             ..
-        }) => !m.mtls_enabled() && !has_identities(store, mesh).await?,
-        _ => false,
+        }) => m.mtls_enabled(),
+        _ => return Ok(Vec::new()),
     };
-    if !no_mtls {
+    if mesh_mtls {
         return Ok(Vec::new());
     }
-    Ok(vec![if ty == ResourceType::MeshTLS {
+    let what = if ty == ResourceType::MeshTLS {
+        "MeshTLS"
+    } else {
+        "MeshTrafficPermissions"
+    };
+    Ok(vec![if has_identities(store, mesh).await? {
+        format!(
+            "mesh {mesh:?} has no Mesh mTLS: {what} apply only to proxies a MeshIdentity selects; \
+             proxies no MeshIdentity selects talk plaintext and are not checked"
+        )
+    } else if ty == ResourceType::MeshTLS {
         format!(
             "mesh {mesh:?} has no mTLS: MeshTLS has no effect until mtls.enabledBackend is set or a MeshIdentity selects the proxies"
         )
@@ -197,33 +207,84 @@ pub(super) async fn policy_warnings(
     }])
 }
 
-/// Removes `data` from `value` (a resource's JSON) when it is a Secret holding
-/// the private key of one of its mesh's CAs.
-pub(super) async fn redact(store: &dyn ResourceStore, res: &Resource, value: &mut Value) {
-    if res.resource_type() != ResourceType::Secret {
-        return;
-    }
-    let Some(mesh) = res.meta.mesh.as_deref() else {
-        return;
-    };
-    let holds_key = if weft_model::resource::mesh::is_builtin_ca_key_secret(mesh, &res.meta.name) {
-        true
-    } else {
-        let key = ResourceKey::new(ResourceType::Mesh, None, mesh);
-        match store.get(&key).await {
-            Ok(Some(Resource {
-                spec: Spec::Mesh(m),
-                ..
-            })) => m
-                .mtls
-                .as_ref()
-                .is_some_and(|t| t.holds_ca_key(mesh, &res.meta.name)),
-            // When in doubt, hide it.
-            Ok(_) => false,
-            Err(_) => true,
+/// Removes private keys from `value` (a resource's JSON) before it is answered:
+/// a Secret whose data holds a PEM private key (a builtin CA key, a provided CA
+/// key, anything else) loses `data`; inline keys of a Mesh's provided backends and
+/// of a MeshIdentity's CA are removed.
+pub(super) fn redact(res: &Resource, value: &mut Value) {
+    match &res.spec {
+        Spec::Secret(s) => {
+            let is_key = s
+                .bytes()
+                .map(|b| String::from_utf8_lossy(&b).contains("PRIVATE KEY"))
+                .unwrap_or(false)
+                || res.meta.mesh.as_deref().is_some_and(|m| {
+                    weft_model::resource::mesh::is_builtin_ca_key_secret(m, &res.meta.name)
+                });
+            if is_key && let Value::Object(o) = value {
+                o.remove("data");
+            }
         }
-    };
-    if holds_key && let Value::Object(o) = value {
-        o.remove("data");
+        Spec::Mesh(_) => {
+            if let Some(backends) = value
+                .pointer_mut("/mtls/backends")
+                .and_then(Value::as_array_mut)
+            {
+                for b in backends {
+                    if let Some(Value::Object(key)) = b.pointer_mut("/conf/key") {
+                        key.remove("inline");
+                        key.remove("inlineString");
+                    }
+                }
+            }
+        }
+        Spec::MeshIdentity(_) => {
+            if let Some(Value::Object(key)) =
+                value.pointer_mut("/spec/provider/bundled/ca/privateKey")
+            {
+                key.remove("insecureInline");
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn answer(yaml: &str) -> Value {
+        let res = weft_model::resource::parse_resource(yaml.as_bytes(), false).unwrap();
+        let mut v = res.to_value();
+        redact(&res, &mut v);
+        v
+    }
+
+    // No private key leaves through an answer: a Secret holding one (whatever
+    // its name), a provided backend's inline key, a MeshIdentity's inline key.
+    #[test]
+    fn private_keys_are_removed_from_answers() {
+        let key = weft_model::resource::secret::encode_base64(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        );
+        let v = answer(&format!(
+            "type: Secret\nmesh: default\nname: any-name\ndata: {key}\n"
+        ));
+        assert!(v.get("data").is_none(), "{v}");
+        let v = answer("type: Secret\nmesh: default\nname: plain\ndata: aGk=\n");
+        assert_eq!(v["data"], "aGk=");
+        let v = answer(
+            "type: Mesh\nname: default\nmtls:\n  enabledBackend: mine\n  backends:\n    - name: mine\n      type: provided\n      conf:\n        cert: {secret: c}\n        key: {inlineString: \"-----BEGIN PRIVATE KEY-----\"}\n",
+        );
+        assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
+        let v = answer(
+            "type: MeshIdentity\nmesh: default\nname: id\nspec:\n  provider:\n    type: Bundled\n    bundled:\n      ca:\n        certificate: {type: File, file: {path: /c}}\n        privateKey: {type: InsecureInline, insecureInline: {value: \"-----BEGIN PRIVATE KEY-----\"}}\n",
+        );
+        assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
+        assert_eq!(
+            v["spec"]["provider"]["bundled"]["ca"]["privateKey"]["type"],
+            "InsecureInline"
+        );
     }
 }

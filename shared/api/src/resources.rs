@@ -154,7 +154,7 @@ async fn list(
     let mut items = Vec::with_capacity(page.items.len());
     for res in &page.items {
         let mut value = res.to_value();
-        super::mesh_ca::redact(state.store.as_ref(), res, &mut value).await;
+        super::mesh_ca::redact(res, &mut value);
         items.push(value);
     }
     let body = json!({ "total": page.total, "items": items, "next": next });
@@ -195,7 +195,7 @@ async fn get_item(
     match state.store.get(&key).await? {
         Some(res) => {
             let mut value = res.to_value();
-            super::mesh_ca::redact(state.store.as_ref(), &res, &mut value).await;
+            super::mesh_ca::redact(&res, &mut value);
             Ok(respond(
                 StatusCode::OK,
                 &value,

@@ -71,6 +71,9 @@ pub struct CacheStats {
     pub published: AtomicU64,
 }
 
+/// A proxy whose certificate could not be issued is tried again after this.
+const RETRY_ISSUANCE: Duration = Duration::from_secs(5);
+
 /// Below this many proxies per core, generation stays on one thread.
 const MIN_PROXIES_PER_THREAD: usize = 32;
 
@@ -432,6 +435,7 @@ impl Cache {
             let Some(mesh_res) = state.meshes.get(mesh).cloned() else {
                 state.views.remove(mesh);
                 self.interners().remove(mesh);
+                self.inner.identities.forget_mesh(mesh);
                 tracing::debug!(%mesh, "xDS cache: mesh gone; its proxies keep their last configuration");
                 return;
             };
@@ -599,7 +603,10 @@ impl Cache {
         let ids = &self.inner.identities;
         let selected = view.identity.select(dp);
         if !tls.mesh_mtls && selected.is_none() {
-            return; // Neither Mesh mTLS nor a MeshIdentity: plaintext.
+            // Neither Mesh mTLS nor a MeshIdentity: plaintext, no certificate to
+            // keep or renew.
+            ids.remove(key);
+            return;
         }
         let plan = ids.current_plan(&key.mesh).unwrap_or_else(|| {
             ids.plan(
@@ -634,6 +641,8 @@ impl Cache {
                 }
             }
             Err(e) => {
+                // Retried on the next change, or after a pause (not in a loop).
+                ids.defer(key, RETRY_ISSUANCE);
                 self.inner.metrics.generation_errors.inc();
                 tracing::warn!(proxy = %key, error = %e, "xDS: no workload certificate for the proxy; its mTLS traffic fails until this is fixed");
             }
@@ -655,25 +664,28 @@ impl Cache {
     /// The trust domains `view`'s proxies trust beside the Mesh's CAs: its
     /// MeshTrusts and this zone's own MeshIdentity CAs.
     fn trust_domains(&self, view: &MeshView) -> BTreeMap<String, String> {
+        let mesh = &view.mesh.meta.name;
         let mut domains = view.identity.trusts.clone();
+        // The mesh's own domain is the Mesh CA's, never a MeshTrust's; this zone's
+        // domains are its own CAs' (a MeshTrust cannot add to them).
+        domains.remove(mesh);
         if let Some(cas) = self.inner.zone_cas.get() {
-            for (td, pem) in cas.domains(&view.mesh.meta.name) {
-                let entry = domains.entry(td).or_default();
-                if !entry.contains(pem.trim()) {
-                    entry.push_str(&pem);
-                }
+            for (td, pem) in cas.domains(mesh) {
+                domains.insert(td, pem);
             }
         }
         domains
     }
 
-    /// The proxies of `mesh` with an open stream.
+    /// The proxies of `mesh` a CA rotation waits for: every proxy the cache
+    /// knows, connected or within its grace period (an Envoy whose stream is down
+    /// still holds, and presents, what it was sent).
     fn connected(&self, mesh: &str) -> Vec<ProxyKey> {
         self.lock()
             .proxies
-            .iter()
-            .filter(|(k, e)| k.mesh == mesh && e.streams > 0)
-            .map(|(k, _)| k.clone())
+            .keys()
+            .filter(|k| k.mesh == mesh)
+            .cloned()
             .collect()
     }
 

@@ -79,6 +79,9 @@ impl TrustPlan {
     }
 }
 
+/// No certificate is renewed sooner than this after its issuance.
+const MIN_RENEWAL: Duration = Duration::from_secs(1);
+
 /// Who issues a certificate.
 struct Issuer<'a> {
     fingerprint: Fingerprint,
@@ -103,8 +106,9 @@ struct ProxyIdentity {
     issued: Option<Issued>,
     /// The CA of the certificate the proxy has ACKed.
     held_ca: Option<Fingerprint>,
-    /// The CAs of the bundle the proxy has ACKed.
+    /// The CAs of the bundle the proxy has ACKed, and that bundle's version.
     trusts: BTreeSet<Fingerprint>,
+    trusts_version: Option<String>,
 }
 
 #[derive(Default)]
@@ -212,8 +216,16 @@ impl Identities {
         } else {
             super::generate::mtls::ca_secret(&tls.mesh, &trusted_pem)
         };
-        st.bundles
-            .insert(weft_sync::delta::any_version(&ca_secret), trusted);
+        let version = weft_sync::delta::any_version(&ca_secret);
+        st.bundles.insert(version.clone(), trusted);
+        // Keep only the bundles some proxy holds, and this one.
+        let held: BTreeSet<String> = st
+            .proxies
+            .values()
+            .filter_map(|p| p.trusts_version.clone())
+            .chain(std::iter::once(version))
+            .collect();
+        st.bundles.retain(|v, _| held.contains(v));
         let plan = Arc::new(TrustPlan {
             bundle,
             ca_secret,
@@ -235,10 +247,8 @@ impl Identities {
     /// that moves a rotation of its mesh on: the mesh should be rebuilt.
     pub fn acked(&self, key: &ProxyKey, held: &BTreeMap<String, String>) -> bool {
         let mut st = self.lock();
-        let bundle = held
-            .get(&format!("mesh_ca:secret:{}", key.mesh))
-            .and_then(|v| st.bundles.get(v))
-            .cloned();
+        let version = held.get(&format!("mesh_ca:secret:{}", key.mesh)).cloned();
+        let bundle = version.as_ref().and_then(|v| st.bundles.get(v)).cloned();
         let rotating = st.plans.get(&key.mesh).is_some_and(|p| p.rotating);
         let Some(p) = st.proxies.get_mut(key) else {
             return false;
@@ -248,6 +258,7 @@ impl Identities {
             && p.trusts != bundle
         {
             p.trusts = bundle;
+            p.trusts_version = version;
             changed = true;
         }
         let identity = held.get(&format!("identity_cert:secret:{}", key.mesh));
@@ -358,10 +369,22 @@ impl Identities {
             ca_fingerprint: fingerprint.to_string(),
         };
         tracing::debug!(proxy = %key, serial = %info.serial, spiffe_id = %info.spiffe_id, backend = %info.issued_backend, "issued a workload certificate");
-        self.lock().proxies.entry(key.clone()).or_default().issued = Some(Issued {
+        let mut st = self.lock();
+        let entry = st.proxies.entry(key.clone()).or_default();
+        // Another generation of this proxy (a connect beside a rebuild) may have
+        // issued meanwhile: keep one certificate, the one recorded first.
+        if let Some(i) = &entry.issued
+            && i.ca == *fingerprint
+            && i.identity == identity
+            && now < i.renew_at
+        {
+            return Ok(i.secret.clone());
+        }
+        entry.issued = Some(Issued {
             ca: *fingerprint,
             identity,
-            renew_at: now + lifetime.mul_f64(0.8),
+            // At 80 % of the lifetime, and never sooner than a second.
+            renew_at: now + lifetime.mul_f64(0.8).max(MIN_RENEWAL),
             version: weft_sync::delta::any_version(&secret),
             secret: secret.clone(),
             info,
@@ -400,6 +423,19 @@ impl Identities {
         let mut st = self.lock();
         st.proxies.retain(|k, _| k.mesh != mesh);
         st.plans.remove(mesh);
+        st.pems.remove(mesh);
+    }
+
+    /// Puts `key`'s next renewal `after` from now (its issuance failed).
+    pub fn defer(&self, key: &ProxyKey, after: Duration) {
+        if let Some(i) = self
+            .lock()
+            .proxies
+            .get_mut(key)
+            .and_then(|p| p.issued.as_mut())
+        {
+            i.renew_at = i.renew_at.max(Instant::now() + after);
+        }
     }
 
     /// Forgets `key` (the proxy is gone).

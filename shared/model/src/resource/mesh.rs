@@ -142,21 +142,6 @@ pub fn is_builtin_ca_key_secret(mesh: &str, name: &str) -> bool {
         .is_some_and(|backend| !backend.is_empty())
 }
 
-impl Mtls {
-    /// Whether the Secret `name` of `mesh` holds a CA private key of one of these
-    /// backends (a builtin key, or the `key` source of a provided backend).
-    pub fn holds_ca_key(&self, mesh: &str, name: &str) -> bool {
-        is_builtin_ca_key_secret(mesh, name)
-            || self.backends.iter().any(|b| {
-                b.conf
-                    .as_ref()
-                    .and_then(|c| c.key.as_ref())
-                    .and_then(|k| k.secret.as_deref())
-                    == Some(name)
-            })
-    }
-}
-
 impl CaBackend {
     /// Lifetime of the workload certificates this backend issues.
     pub fn workload_cert_lifetime(&self) -> std::time::Duration {

@@ -35,6 +35,31 @@ pub type Tags = BTreeMap<String, String>;
 
 /// Well-known tag and label keys (Kuma's).
 pub mod tags {
+    /// The URI SAN a Mesh-mTLS workload certificate carries for tag `key` with
+    /// `value` (Kuma's `kuma://<tag>/<value>`), and that RBAC matches: anything
+    /// outside RFC 3986's unreserved characters (and `/` in the key) is
+    /// percent-encoded, the same way on both sides.
+    pub fn kuma_uri(key: &str, value: &str) -> String {
+        fn encode(out: &mut String, s: &str, keep_slash: bool) {
+            for b in s.bytes() {
+                let c = b as char;
+                if c.is_ascii_alphanumeric()
+                    || matches!(c, '-' | '.' | '_' | '~')
+                    || (keep_slash && c == '/')
+                {
+                    out.push(c);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+        let mut out = String::from("kuma://");
+        encode(&mut out, key, true);
+        out.push('/');
+        encode(&mut out, value, false);
+        out
+    }
+
     pub const SERVICE: &str = "kuma.io/service";
     pub const ZONE: &str = "kuma.io/zone";
     pub const PROTOCOL: &str = "kuma.io/protocol";

@@ -50,9 +50,7 @@ impl WorkloadIdentity {
         let mut uris = Vec::new();
         for (tag, values) in tags {
             for value in values {
-                if tag.chars().all(|c| uri_safe(c) || c == '/') && value.chars().all(uri_safe) {
-                    uris.push(format!("kuma://{tag}/{value}"));
-                }
+                uris.push(weft_model::resource::tags::kuma_uri(tag, value));
             }
         }
         Ok(WorkloadIdentity {
@@ -106,10 +104,19 @@ impl MeshCa {
     /// A CA from its certificate and PKCS#8 key (a provided CA, or one generated
     /// earlier and stored). The key must belong to the certificate.
     pub fn from_pem(cert_pem: &str, key_pem: PrivateKeyPem) -> Result<Self, PkiError> {
+        // The certificate text is shipped to every proxy and published: a key in
+        // it (one `cat key crt` file for both) must never travel with it.
+        if cert_pem.contains("PRIVATE KEY") {
+            return Err(PkiError::BadPem(
+                "CA certificate: the certificate source holds a private key; give the certificate alone".into(),
+            ));
+        }
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| PkiError::BadPem(format!("CA certificate: {e}")))?;
         let ca = MeshCa {
-            cert_pem: cert_pem.to_string(),
+            // Only the first certificate, re-encoded: nothing else of the source
+            // (further roots, comments) becomes trusted by accident.
+            cert_pem: super::pem_encode("CERTIFICATE", &cert_der),
             cert_der,
             key_pem,
         };
@@ -245,6 +252,10 @@ mod tests {
         assert!(contains(&cert.cert_der, "spiffe://default/backend"));
         assert!(contains(&cert.cert_der, "kuma://version/v1"));
         assert!(contains(&cert.cert_der, "kuma://kuma.io/service/backend"));
+        // A value outside URI characters is encoded, as RBAC encodes it.
+        let tags = BTreeMap::from([("version".to_string(), vec!["v1:canary".to_string()])]);
+        let id = WorkloadIdentity::mesh_service("default", "backend", &tags).unwrap();
+        assert_eq!(id.uris, ["kuma://version/v1%3Acanary"]);
         assert!(super::super::verify::signed_by(
             &cert.cert_der,
             ca.cert_der()
@@ -276,6 +287,11 @@ mod tests {
         assert!(err.to_string().contains("does not belong"), "{err}");
         let err = MeshCa::from_pem("not pem", ca.key_pem().clone()).unwrap_err();
         assert!(err.to_string().contains("CA certificate"), "{err}");
+        // A certificate source holding the key too is refused: the text travels.
+        let both = format!("{}{}", ca.key_pem().expose(), ca.cert_pem());
+        let err = MeshCa::from_pem(&both, ca.key_pem().clone()).unwrap_err();
+        assert!(err.to_string().contains("private key"), "{err}");
+        assert_eq!(again.cert_pem(), ca.cert_pem());
     }
 
     // Names that cannot be part of a SPIFFE id are refused, naming the part.

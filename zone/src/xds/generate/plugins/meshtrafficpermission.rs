@@ -196,7 +196,7 @@ fn subset_principal(mesh: &str, subset: &Tags, ids: &dyn Fn(&str) -> Vec<String>
                 }
                 or(uris.into_iter().map(exact).collect())
             } else {
-                exact(format!("kuma://{k}/{v}"))
+                exact(tags::kuma_uri(k, v))
             }
         })
         .collect())
