@@ -26,11 +26,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/meshes/{mesh}/dataplanes/{name}/_rules", get(rules))
 }
 
-/// The mesh's view (every resource of the mesh) from the store; `None` when the
-/// mesh does not exist.
+/// The mesh's view (every resource of the mesh but its Secrets) from the store,
+/// as zone `zone` sees it; `None` when the mesh does not exist.
 pub async fn load_view(
     store: &dyn ResourceStore,
     mesh: &str,
+    zone: &str,
 ) -> Result<Option<MeshView>, StoreError> {
     let Some(mesh_res) = store
         .get(&ResourceKey::new(ResourceType::Mesh, None, mesh))
@@ -50,11 +51,17 @@ pub async fn load_view(
         let page = store.list(ty, Some(mesh), Page::all()).await?;
         all.extend(page.items.into_iter().map(Arc::new));
     }
-    Ok(Some(MeshView::new(Arc::new(mesh_res), all)))
+    Ok(Some(MeshView::new_in_zone(Arc::new(mesh_res), all, zone)))
 }
 
 async fn load(state: &ApiState, mesh: &str, name: &str) -> Result<(MeshView, Resource), ApiError> {
-    let view = load_view(state.store.as_ref(), mesh)
+    let zone = match &state.mode {
+        weft_api::Mode::Zone {
+            name: Some(name), ..
+        } => name.as_str(),
+        _ => crate::DEFAULT_ZONE_NAME,
+    };
+    let view = load_view(state.store.as_ref(), mesh, zone)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("mesh {mesh:?} not found")))?;
     let dp = view
