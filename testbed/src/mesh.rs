@@ -443,12 +443,16 @@ impl MeshHarness {
         };
         let dp_file = write("dataplane.yaml", &dataplane_yaml)?;
         let token = match &spec.token {
-            TokenChoice::Issue => Some(
-                self.issue_token(serde_json::json!({
+            TokenChoice::Issue => {
+                let mut body = serde_json::json!({
                     "mesh": spec.mesh, "name": spec.instance, "validFor": "1h"
-                }))
-                .await?,
-            ),
+                });
+                // A workload label is pinned by the token, as a MeshIdentity needs.
+                if let Some(w) = spec.labels.get("kuma.io/workload") {
+                    body["workload"] = serde_json::json!(w);
+                }
+                Some(self.issue_token(body).await?)
+            }
             TokenChoice::Missing => None,
             TokenChoice::Given(t) => Some(t.clone()),
         };

@@ -36,6 +36,10 @@ pub struct DataplaneTokenArgs {
         value_delimiter = ','
     )]
     pub tags: Vec<String>,
+    /// Admit only Dataplanes labelled `kuma.io/workload: W` (the workload a
+    /// MeshIdentity names them by).
+    #[arg(long, env = "WEFT_WORKLOAD", value_name = "W")]
+    pub workload: Option<String>,
     /// How long the token is valid, e.g. 24h, 720h, 30d, 1y.
     #[arg(long, env = "WEFT_VALID_FOR", value_name = "DURATION")]
     pub valid_for: String,
@@ -80,6 +84,7 @@ fn dataplane(args: DataplaneTokenArgs) -> ExitCode {
         mesh: args.mesh,
         name: args.name,
         tags,
+        workload: args.workload,
         valid_for: args.valid_for,
     };
     match issue_offline(&args.data_dir, body) {

@@ -44,6 +44,10 @@ pub struct DataplaneClaims {
     /// Tag → allowed values (e.g. `kuma.io/service` → `[backend]`).
     #[serde(rename = "Tags", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, Vec<String>>,
+    /// The workload the Dataplane must be (its `kuma.io/workload` label, which
+    /// MeshIdentity SPIFFE ids read); `None` leaves the label unchecked.
+    #[serde(rename = "Workload", default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     #[serde(flatten)]
     pub registered: Registered,
 }
@@ -61,6 +65,7 @@ pub struct DataplaneTokenRequest {
     pub mesh: String,
     pub name: Option<String>,
     pub tags: BTreeMap<String, Vec<String>>,
+    pub workload: Option<String>,
     pub valid_for: Duration,
 }
 
@@ -91,6 +96,9 @@ pub struct DataplaneTokenBody {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, TagValues>,
+    /// Admit only Dataplanes labelled `kuma.io/workload: <workload>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub valid_for: String,
 }
@@ -101,6 +109,7 @@ impl DataplaneTokenBody {
             valid_for: jwt::parse_valid_for(&self.valid_for)?,
             mesh: self.mesh,
             name: self.name.filter(|n| !n.is_empty()),
+            workload: self.workload.filter(|w| !w.is_empty()),
             tags: self
                 .tags
                 .into_iter()
@@ -154,6 +163,7 @@ pub fn issue_dataplane_token(
         mesh: req.mesh.clone(),
         name: req.name.clone(),
         tags,
+        workload: req.workload.clone(),
         registered: Registered::new(clock, req.valid_for)?,
     };
     let token = jwt::sign(keys, &claims)?;
@@ -214,6 +224,15 @@ pub fn check_admits(
             name: dataplane.meta.name.clone(),
         });
     }
+    if let Some(workload) = &claims.workload {
+        let label = dataplane.meta.labels.get(WORKLOAD_LABEL).cloned();
+        if label.as_ref() != Some(workload) {
+            return Err(PermissionDenied::WorkloadMismatch {
+                token_workload: workload.clone(),
+                workload: label,
+            });
+        }
+    }
     let have = dataplane_tags(dataplane);
     for (tag, allowed) in &claims.tags {
         let actual: Vec<String> = have
@@ -230,6 +249,9 @@ pub fn check_admits(
     }
     Ok(())
 }
+
+/// The Dataplane label a token's `Workload` claim pins.
+pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
 
 /// Every tag value of a Dataplane's inbounds and gateway, by tag.
 pub fn dataplane_tags(dataplane: &Resource) -> BTreeMap<&str, BTreeSet<&str>> {

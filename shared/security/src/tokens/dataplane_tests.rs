@@ -123,6 +123,35 @@ fn tag_constraint() {
     assert!(matches!(e, PermissionDenied::TagMismatch { .. }), "{e}");
 }
 
+// A workload claim pins the Dataplane's `kuma.io/workload` label (what a
+// MeshIdentity's SPIFFE id reads): another value, or none, is refused.
+#[test]
+fn workload_constraint() {
+    let f = Fixture::new();
+    let token = f.issue(serde_json::json!({"mesh": "default", "workload": "web"}));
+    let v = f.validator();
+    let labelled = |w: Option<&str>| {
+        let mut dp = dataplane("default", "a", &["web"]);
+        if let Some(w) = w {
+            dp.meta.labels.insert("kuma.io/workload".into(), w.into());
+        }
+        dp
+    };
+    v.validate_for_dataplane(token.expose(), &labelled(Some("web")))
+        .unwrap();
+    for other in [Some("payments"), None] {
+        let e = denied(v.validate_for_dataplane(token.expose(), &labelled(other)));
+        assert!(
+            matches!(e, PermissionDenied::WorkloadMismatch { .. }),
+            "{e}"
+        );
+    }
+    // Without the claim the label is not checked (as before).
+    let open = f.issue(serde_json::json!({"mesh": "default"}));
+    v.validate_for_dataplane(open.expose(), &labelled(Some("payments")))
+        .unwrap();
+}
+
 // Expiry is checked against the clock; the message says how to get a new token.
 #[test]
 fn expired_token_refused() {

@@ -95,6 +95,14 @@ pub enum PermissionDenied {
         allowed: Vec<String>,
         actual: Vec<String>,
     },
+    #[error(
+        "the dataplane token was issued for workload {token_workload:?} but the Dataplane's \
+         kuma.io/workload label is {workload:?}; generate a token with `--workload <its workload>`"
+    )]
+    WorkloadMismatch {
+        token_workload: String,
+        workload: Option<String>,
+    },
 }
 
 /// A token could not be issued.
