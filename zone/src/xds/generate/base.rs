@@ -104,8 +104,14 @@ fn ads() -> ConfigSource {
     }
 }
 
-/// An EDS cluster `name` for (a subset of) `service`, its endpoints from the view.
-pub fn outbound_cluster(name: &str, service: &str, protocol: Protocol) -> ClusterPart {
+/// An EDS cluster `name` for `service` (or its tag `subset`), its endpoints from
+/// the view.
+pub fn outbound_cluster(
+    name: &str,
+    service: &str,
+    subset: &Tags,
+    protocol: Protocol,
+) -> ClusterPart {
     let cluster = Cluster {
         name: name.to_string(),
         alt_stat_name: super::envoy::sanitize(name),
@@ -122,6 +128,7 @@ pub fn outbound_cluster(name: &str, service: &str, protocol: Protocol) -> Cluste
     ClusterPart {
         role: ClusterRole::Outbound {
             service: service.to_string(),
+            subset: subset.clone(),
         },
         protocol,
         cluster,
@@ -150,8 +157,10 @@ pub fn ensure_outbound_cluster(
     };
     if !cfg.clusters.contains_key(&name) {
         let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
-        cfg.clusters
-            .insert(name.clone(), outbound_cluster(&name, service, protocol));
+        cfg.clusters.insert(
+            name.clone(),
+            outbound_cluster(&name, service, &subset, protocol),
+        );
         let cla = if subset.is_empty() {
             view.services.cla(service)
         } else {

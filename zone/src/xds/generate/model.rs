@@ -134,8 +134,9 @@ pub struct Rbac {
 pub enum ClusterRole {
     /// The local app behind an inbound (`localhost:<port>`), by inbound port.
     Local { inbound_port: u32 },
-    /// A mesh destination (whole service or a tag subset of it).
-    Outbound { service: String },
+    /// A mesh destination: the whole service, or the tag `subset` of it (empty
+    /// for the whole service; `kuma.io/service` not repeated).
+    Outbound { service: String, subset: Tags },
     /// Infrastructure (e.g. an access log collector): no policy applies.
     System,
 }

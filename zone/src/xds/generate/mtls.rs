@@ -242,6 +242,7 @@ impl MeshTls {
     pub fn upstream(
         &self,
         service: &str,
+        subset: &weft_model::resource::Tags,
         ids: &[String],
         params: Option<&TlsParameters>,
     ) -> TransportSocket {
@@ -253,7 +254,7 @@ impl MeshTls {
         common.tls_params = params.cloned();
         let ctx = UpstreamTlsContext {
             common_tls_context: Some(common),
-            sni: sni(service, &self.mesh),
+            sni: sni(service, &self.mesh, subset),
             ..UpstreamTlsContext::default()
         };
         tls_socket(any(&ctx))
@@ -278,9 +279,18 @@ pub fn ca_secret(mesh: &str, trusted_pem: &str) -> Any {
     })
 }
 
-/// Kuma's SNI for a mesh service: `<service>{mesh=<mesh>}`.
-pub fn sni(service: &str, mesh: &str) -> String {
-    format!("{service}{{mesh={mesh}}}")
+/// Kuma's SNI for a mesh service or a tag subset of it:
+/// `<service>{mesh=<mesh>}`, the subset's tags appended sorted
+/// (`backend{mesh=default,version=v1}`). A zone ingress routes on it.
+pub fn sni(service: &str, mesh: &str, subset: &weft_model::resource::Tags) -> String {
+    let mut s = format!("{service}{{mesh={mesh}");
+    for (k, v) in subset {
+        if k != weft_model::resource::tags::SERVICE {
+            s.push_str(&format!(",{k}={v}"));
+        }
+    }
+    s.push('}');
+    s
 }
 
 fn inline(pem: &str) -> DataSource {
@@ -328,11 +338,11 @@ pub fn apply_clusters(
     params: Option<&TlsParameters>,
 ) {
     for part in cfg.clusters.values_mut() {
-        if let ClusterRole::Outbound { service } = &part.role
+        if let ClusterRole::Outbound { service, subset } = &part.role
             && identities.destination_mtls(service, tls.mesh_mtls)
         {
             let ids = identities.accepted_ids(service, tls.mesh_mtls);
-            part.cluster.transport_socket = Some(tls.upstream(service, &ids, params));
+            part.cluster.transport_socket = Some(tls.upstream(service, subset, &ids, params));
         }
     }
 }
@@ -478,6 +488,26 @@ mod tests {
         // Outbound listeners are the app's plaintext side.
         let outbound = listener(&a, "outbound:127.0.0.1:20001");
         assert!(outbound.filter_chains[0].transport_socket.is_none());
+    }
+
+    // Kuma's SNI: the service, the mesh, then a subset's tags sorted (what a zone
+    // ingress routes on); `kuma.io/service` is not repeated.
+    #[test]
+    fn sni_names_service_mesh_and_subset() {
+        use weft_model::resource::Tags;
+        assert_eq!(
+            sni("backend", "default", &Tags::new()),
+            "backend{mesh=default}"
+        );
+        let subset = Tags::from([
+            ("version".to_string(), "v1".to_string()),
+            ("kuma.io/service".to_string(), "backend".to_string()),
+            ("env".to_string(), "prod".to_string()),
+        ]);
+        assert_eq!(
+            sni("backend", "default", &subset),
+            "backend{mesh=default,env=prod,version=v1}"
+        );
     }
 
     // PERMISSIVE: the TLS inspector and three chains — mesh mTLS (ALPN kuma),

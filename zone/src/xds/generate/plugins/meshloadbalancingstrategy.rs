@@ -21,7 +21,7 @@ const TY: ResourceType = ResourceType::MeshLoadBalancingStrategy;
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     for part in cfg.clusters.values_mut() {
-        let ClusterRole::Outbound { service } = &part.role else {
+        let ClusterRole::Outbound { service, .. } = &part.role else {
             continue;
         };
         let Some(conf) = ctx.to::<Conf>(TY, service) else {

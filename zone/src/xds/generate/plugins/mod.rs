@@ -58,7 +58,7 @@ impl Ctx<'_> {
         role: &ClusterRole,
     ) -> Option<T> {
         match role {
-            ClusterRole::Outbound { service } => self.to(ty, service),
+            ClusterRole::Outbound { service, .. } => self.to(ty, service),
             ClusterRole::Local { inbound_port } => self.from(ty, *inbound_port),
             ClusterRole::System => None,
         }
