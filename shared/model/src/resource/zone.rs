@@ -55,6 +55,43 @@ pub struct AvailableService {
     pub external_service: Option<bool>,
 }
 
+/// What a zone's ingress offers other zones, computed from the zone's own
+/// Dataplanes (Kuma's `availableServices`): one entry per mesh and distinct tag
+/// set of a healthy inbound, with the number of such inbounds. Deterministic
+/// (by mesh, then tags), so an unchanged zone computes an identical list and no
+/// write travels. Computed on every change of the zone's Dataplanes, not on a
+/// timer.
+pub fn available_services<'a>(
+    dataplanes: impl IntoIterator<Item = &'a super::Resource>,
+) -> Vec<AvailableService> {
+    let mut counts: std::collections::BTreeMap<(String, Tags), u32> = Default::default();
+    for r in dataplanes {
+        let (Some(mesh), super::Spec::Dataplane(dp)) = (&r.meta.mesh, &r.spec) else {
+            continue;
+        };
+        // Proxies that came from other zones are theirs to offer.
+        if r.meta.labels.get(tags::ORIGIN).map(String::as_str) == Some("global") {
+            continue;
+        }
+        for inbound in dp.networking.iter().flat_map(|n| &n.inbound) {
+            if inbound.service().is_some() && inbound.is_healthy() {
+                *counts
+                    .entry((mesh.clone(), inbound.tags.clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((mesh, tags), instances)| AvailableService {
+            tags,
+            instances,
+            mesh: Some(mesh),
+            external_service: None,
+        })
+        .collect()
+}
+
 impl ZoneIngressSpec {
     /// Where other zones reach this ingress: the advertised pair when set, else
     /// the listener's own address and port.
@@ -293,5 +330,65 @@ availableServices: [{tags: {version: "v 1"}, mesh: Default}]
         let z: ZoneSpec = serde_yaml_ng::from_str("enabled: false").unwrap();
         assert!(!z.is_enabled());
         assert!(serde_yaml_ng::from_str::<ZoneSpec>("enable: true").is_err());
+    }
+}
+
+#[cfg(test)]
+mod available_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::resource::parse_resource;
+
+    fn dp(mesh: &str, name: &str, inbounds: &str) -> crate::resource::Resource {
+        parse_resource(
+            format!(
+                "type: Dataplane\nmesh: {mesh}\nname: {name}\nnetworking:\n  address: 10.0.0.1\n  inbound:\n{inbounds}"
+            )
+            .as_bytes(),
+            false,
+        )
+        .unwrap()
+    }
+
+    // Healthy inbounds are counted per mesh and tag set; unhealthy ones and other
+    // zones' proxies are not; the order does not depend on the input's.
+    #[test]
+    fn counts_healthy_instances_per_mesh_and_tags() {
+        let v1 = "    - {port: 80, tags: {kuma.io/service: backend, version: v1}}\n";
+        let v2 = "    - {port: 80, tags: {kuma.io/service: backend, version: v2}}\n";
+        let down = "    - {port: 80, tags: {kuma.io/service: backend, version: v1}, health: {ready: false}}\n";
+        let mut remote = dp("default", "remote-1", v1);
+        remote
+            .meta
+            .labels
+            .insert(tags::ORIGIN.into(), "global".into());
+        let all = [
+            dp("default", "b-1", v1),
+            dp("default", "b-2", v1),
+            dp("default", "b-3", v2),
+            dp("default", "b-4", down),
+            dp("other", "b-1", v1),
+            remote,
+        ];
+        let got = available_services(all.iter());
+        let summary: Vec<(String, String, u32)> = got
+            .iter()
+            .map(|a| {
+                (
+                    a.mesh.clone().unwrap(),
+                    a.tags["version"].clone(),
+                    a.instances,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("default".to_string(), "v1".to_string(), 2),
+                ("default".to_string(), "v2".to_string(), 1),
+                ("other".to_string(), "v1".to_string(), 1),
+            ]
+        );
+        assert_eq!(available_services(all.iter().rev()), got);
     }
 }
