@@ -119,7 +119,8 @@ const DATAPLANE: &str = "type: Dataplane\nname: backend-1\nmesh: default\nnetwor
 const INGRESS: &str = "type: ZoneIngress\nname: ingress\nnetworking:\n  address: 127.0.0.1\n  advertisedAddress: 127.0.0.1\n  port: 10001\n  advertisedPort: 10001\n";
 
 // Zones report up: a Dataplane on zone-1 shows on global labelled with its zone;
-// zone-1's ZoneIngress reaches zone-2 and never comes back to zone-1; deletes follow.
+// zone-1's ZoneIngress reaches zone-2, offering zone-1's services, and never comes
+// back to zone-1; deletes follow (the offer too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zones_report_up_and_ingresses_fan_out() {
     let global = inprocess::global().await;
@@ -164,6 +165,24 @@ async fn zones_report_up_and_ingresses_fan_out() {
     .await;
     assert_eq!(ing["zone"], "zone-1");
     assert_eq!(ing["labels"]["kuma.io/origin"], "global");
+    // zone-1 offers its services through the ingress, computed from its
+    // Dataplanes on change; zone-2 sees the offer.
+    let offered = eventually(
+        Duration::from_secs(5),
+        "zone-1's available services on zone-2",
+        || async {
+            let (_, list) = z2.api.get("/zoneingresses").await;
+            let svc = list["items"].as_array()?.first()?["availableServices"]
+                .as_array()?
+                .first()?
+                .clone();
+            Some(svc)
+        },
+    )
+    .await;
+    assert_eq!(offered["tags"]["kuma.io/service"], "backend", "{offered}");
+    assert_eq!(offered["instances"], 1, "{offered}");
+    assert_eq!(offered["mesh"], "default", "{offered}");
     let (_, own) = z1.api.get("/zoneingresses").await;
     assert_eq!(own["total"], 1, "zone-1 holds only its own ingress: {own}");
     let (_, on_global) = global.api.get("/zoneingresses").await;
@@ -171,6 +190,16 @@ async fn zones_report_up_and_ingresses_fan_out() {
 
     let (s, _) = z1.api.delete("/meshes/default/dataplanes/backend-1").await;
     assert_eq!(s, StatusCode::OK);
+    eventually(
+        Duration::from_secs(5),
+        "the offer withdrawn on zone-2",
+        || async {
+            let (_, list) = z2.api.get("/zoneingresses").await;
+            let ing = list["items"].as_array()?.first()?.clone();
+            ing.get("availableServices").is_none().then_some(())
+        },
+    )
+    .await;
     eventually(
         Duration::from_secs(5),
         "dataplane gone from global",

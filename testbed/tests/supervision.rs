@@ -98,6 +98,7 @@ async fn zone_components_are_supervised() {
         [
             "KDS client",
             "REST API",
+            "available services",
             "mesh identities",
             "xDS cache",
             "xDS rebuilder",

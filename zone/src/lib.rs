@@ -7,6 +7,7 @@ pub mod admission;
 pub mod bootstrap;
 pub mod config;
 pub mod identity;
+pub mod ingress;
 pub mod inspect;
 pub mod kds;
 pub mod tokens;
@@ -36,6 +37,7 @@ pub mod component {
     pub const XDS_REBUILDER: &str = "xDS rebuilder";
     pub const KDS: &str = "KDS client";
     pub const IDENTITIES: &str = "mesh identities";
+    pub const AVAILABLE_SERVICES: &str = "available services";
 }
 
 /// The zone name templates see (`{{ .Zone }}`) when a standalone zone has none.
@@ -224,6 +226,26 @@ pub async fn build_with(
             Ok::<_, ServerError>(())
         }
     });
+    // What this zone's ingresses offer other zones, kept current on events.
+    let (store, stop) = (data.store.clone(), shutdown.clone());
+    let zone_name = config
+        .zone
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ZONE_NAME.into());
+    components.spawn_restarting(
+        component::AVAILABLE_SERVICES,
+        Backoff::default(),
+        move |reporter| {
+            let (store, stop, zone) = (store.clone(), stop.clone(), zone_name.clone());
+            async move {
+                tokio::select! {
+                    () = ingress::run(store, zone, reporter) => {}
+                    () = stop.cancelled() => {}
+                }
+                Ok::<_, ServerError>(())
+            }
+        },
+    );
     let (cache, stop) = (xds.cache, shutdown);
     components.spawn_restarting(
         component::XDS_REBUILDER,
