@@ -91,30 +91,19 @@ mod tests {
     #[tokio::test]
     async fn local_ingresses_carry_the_zones_services() {
         let store = MemoryStore::new();
-        for yaml in [
-            "type: Mesh\nname: default\n",
-            "type: ZoneIngress\nname: ingress-1\nnetworking: {address: 10.0.0.9, port: 10001, advertisedAddress: 1.2.3.4, advertisedPort: 10001}\n",
-            "type: ZoneIngress\nname: remote\nlabels: {kuma.io/origin: global}\nzone: west\nnetworking: {address: 10.1.0.9, port: 10001}\n",
-        ] {
-            weft_store::put(
-                &store,
-                parse_resource(yaml.as_bytes(), false).unwrap(),
-                None,
-            )
-            .await
-            .unwrap();
-        }
-        for i in 1..=2 {
-            let yaml = format!(
+        let backends = (1..=2).map(|i| {
+            format!(
                 "type: Dataplane\nmesh: default\nname: backend-{i}\nnetworking:\n  address: 10.0.0.{i}\n  inbound:\n    - {{port: 80, tags: {{kuma.io/service: backend}}}}\n"
-            );
-            weft_store::put(
-                &store,
-                parse_resource(yaml.as_bytes(), false).unwrap(),
-                None,
             )
-            .await
-            .unwrap();
+        });
+        let docs = [
+            "type: Mesh\nname: default\n".to_string(),
+            "type: ZoneIngress\nname: ingress-1\nnetworking: {address: 10.0.0.9, port: 10001, advertisedAddress: 1.2.3.4, advertisedPort: 10001}\n".to_string(),
+            "type: ZoneIngress\nname: remote\nlabels: {kuma.io/origin: global}\nzone: west\nnetworking: {address: 10.1.0.9, port: 10001}\n".to_string(),
+        ];
+        for yaml in docs.into_iter().chain(backends) {
+            let res = parse_resource(yaml.as_bytes(), false).unwrap();
+            weft_store::put(&store, res, None).await.unwrap();
         }
         assert_eq!(reconcile(&store, "east").await.unwrap(), 1);
         let get = |name: &str| {
