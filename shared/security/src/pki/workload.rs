@@ -17,6 +17,7 @@ use rcgen::{
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -71,6 +72,9 @@ pub struct MeshCa {
     cert_pem: String,
     cert_der: CertificateDer<'static>,
     key_pem: PrivateKeyPem,
+    /// The parsed certificate and key, ready to sign (parsed once: a quarter of
+    /// an issuance's cost otherwise).
+    issuer: Arc<Issuer<'static, KeyPair>>,
 }
 
 impl MeshCa {
@@ -94,10 +98,14 @@ impl MeshCa {
         params.not_after = now + validity;
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key).map_err(PkiError::generate)?;
+        let key_pem = PrivateKeyPem::new(key.serialize_pem());
+        let issuer = Issuer::from_ca_cert_der(cert.der(), key)
+            .map_err(|e| PkiError::BadPem(format!("CA certificate: {e}")))?;
         Ok(MeshCa {
             cert_pem: cert.pem(),
             cert_der: cert.der().clone(),
-            key_pem: PrivateKeyPem::new(key.serialize_pem()),
+            key_pem,
+            issuer: Arc::new(issuer),
         })
     }
 
@@ -113,12 +121,20 @@ impl MeshCa {
         }
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| PkiError::BadPem(format!("CA certificate: {e}")))?;
+        let key = KeyPair::from_pem(key_pem.expose()).map_err(|_| {
+            PkiError::BadPem(
+                "CA private key: not a PKCS#8 ECDSA (P-256, P-384), Ed25519 or RSA key".into(),
+            )
+        })?;
+        let issuer = Issuer::from_ca_cert_der(&cert_der, key)
+            .map_err(|e| PkiError::BadPem(format!("CA certificate: {e}")))?;
         let ca = MeshCa {
             // Only the first certificate, re-encoded: nothing else of the source
             // (further roots, comments) becomes trusted by accident.
             cert_pem: super::pem_encode("CERTIFICATE", &cert_der),
             cert_der,
             key_pem,
+            issuer: Arc::new(issuer),
         };
         // Parses both, and checks they match, by issuing once.
         let probe = WorkloadIdentity {
@@ -157,13 +173,6 @@ impl MeshCa {
         identity: &WorkloadIdentity,
         validity: Duration,
     ) -> Result<WorkloadCert, PkiError> {
-        let ca_key = KeyPair::from_pem(self.key_pem.expose()).map_err(|_| {
-            PkiError::BadPem(
-                "CA private key: not a PKCS#8 ECDSA (P-256, P-384), Ed25519 or RSA key".into(),
-            )
-        })?;
-        let issuer = Issuer::from_ca_cert_der(&self.cert_der, ca_key)
-            .map_err(|e| PkiError::BadPem(format!("CA certificate: {e}")))?;
         let now = OffsetDateTime::now_utc();
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::generate)?;
         let mut params = CertificateParams::default();
@@ -188,7 +197,7 @@ impl MeshCa {
         let serial = random_serial();
         params.serial_number = Some(serial.clone());
         let cert = params
-            .signed_by(&key, &issuer)
+            .signed_by(&key, &self.issuer)
             .map_err(PkiError::generate)?;
         Ok(WorkloadCert {
             cert_pem: cert.pem(),
