@@ -572,15 +572,30 @@ fn next_ip() -> Ipv4Addr {
     Ipv4Addr::from(0x7f00_0000u32 | ((hi << 8) & 0x00ff_ff00) | lo)
 }
 
-/// A port free on `ip` right now.
+/// A port free on `ip` right now, never one this process handed out before: the
+/// kernel may give a just-released port to the next `bind(0)`, and two apps
+/// spawned at once (the startup-race tests run side by side) would then race for
+/// it — one Envoy fails to bind its admin port and the test reads the other's.
 fn free_port(ip: Ipv4Addr) -> Result<u16, TestbedError> {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| TestbedError::Io {
-            what: format!("a free port on {ip}"),
-            source,
-        })
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..64 {
+        let port = TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|source| TestbedError::Io {
+                what: format!("a free port on {ip}"),
+                source,
+            })?;
+        let mut given = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(TestbedError::Io {
+        what: format!("a port on {ip} not handed out before"),
+        source: std::io::Error::other("64 tries gave ports already in use by this test process"),
+    })
 }
 
 #[cfg(test)]
