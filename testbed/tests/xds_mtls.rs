@@ -487,6 +487,16 @@ async fn ca_rotation_without_failed_requests() {
         let (_, body) = api
             .get(&format!("/meshes/default/dataplanes/{app}/_overview"))
             .await;
+        // Envoy itself holds the ca-2 certificate the insight names.
+        let serial = body["dataplaneInsight"]["mTLS"]["serial"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let certs = mesh.app(app).unwrap().admin.get("/certs").await.unwrap();
+        assert!(
+            !serial.is_empty() && certs.contains(&serial),
+            "{app}: {serial} not in {certs}"
+        );
         assert_eq!(
             body["dataplaneInsight"]["mTLS"]["issuedBackend"], "ca-2",
             "{body}"

@@ -42,21 +42,29 @@ pub async fn run(store: std::sync::Arc<dyn ResourceStore>, zone: String, reporte
 /// not hold them yet; returns how many it updated. A concurrent change makes a
 /// write fail with a conflict, and the change that caused it runs this again.
 pub async fn reconcile(store: &dyn ResourceStore, zone: &str) -> Result<usize, StoreError> {
+    let local: Vec<Resource> = store
+        .list(ResourceType::ZoneIngress, None, Page::all())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| matches!(&r.spec, Spec::ZoneIngress(s) if is_local(r, s.zone.as_deref(), zone)))
+        .collect();
+    // No ingress in this zone (the common case): nothing to list the Dataplanes
+    // for on each of their changes.
+    if local.is_empty() {
+        return Ok(0);
+    }
     let dataplanes = store
         .list(ResourceType::Dataplane, None, Page::all())
         .await?
         .items;
     let offered = available_services(dataplanes.iter());
     let mut updated = 0;
-    for ingress in store
-        .list(ResourceType::ZoneIngress, None, Page::all())
-        .await?
-        .items
-    {
+    for ingress in local {
         let Spec::ZoneIngress(spec) = &ingress.spec else {
             continue;
         };
-        if !is_local(&ingress, spec.zone.as_deref(), zone) || spec.available_services == offered {
+        if spec.available_services == offered {
             continue;
         }
         let version = ingress.meta.version;

@@ -487,9 +487,12 @@ impl Cache {
                 }
             }
             // mTLS off: no certificate to keep or renew.
+            // mTLS just turned off: certificates of the mesh go (once; a mesh
+            // that never had mTLS costs nothing here).
             None => {
-                self.inner.identities.forget_mesh(mesh);
-                self.inner.insights.clear_certificates(mesh);
+                if self.inner.identities.forget_mesh(mesh) {
+                    self.inner.insights.clear_certificates(mesh);
+                }
             }
         }
         self.interners()

@@ -418,12 +418,16 @@ impl Identities {
             })
     }
 
-    /// Forgets every certificate and plan of `mesh` (its mTLS is off).
-    pub fn forget_mesh(&self, mesh: &str) {
+    /// Forgets every certificate and plan of `mesh` (its mTLS is off); whether
+    /// it had any.
+    pub fn forget_mesh(&self, mesh: &str) -> bool {
         let mut st = self.lock();
+        if st.plans.remove(mesh).is_none() && !st.proxies.keys().any(|k| k.mesh == mesh) {
+            return false;
+        }
         st.proxies.retain(|k, _| k.mesh != mesh);
-        st.plans.remove(mesh);
         st.pems.remove(mesh);
+        true
     }
 
     /// Puts `key`'s next renewal `after` from now (its issuance failed).

@@ -300,3 +300,33 @@ fn a_response_awaiting_its_ack_is_reported_once_as_a_stall() {
     assert!(s.take_stalls(now + after * 2).is_empty());
     assert_eq!(s.next_deadline(), None);
 }
+
+#[test]
+fn held_resources_are_those_of_the_last_acked_response() {
+    // What a proxy holds of a named type (SDS for CA rotation) changes on ACK
+    // only: a response in flight or NACKed leaves the previous holding.
+    let now = Instant::now();
+    let mut s = sender();
+    s.set_snapshot(snapshot(&[], &[("x", "1"), ("y", "1")]));
+    s.on_request(&req(EDS, &["x", "y"], "", ""), now).unwrap();
+    let out = s.poll(now);
+    assert!(s.held_resources(EDS).unwrap().is_empty(), "in flight only");
+    let (v, n) = (out[0].version_info.clone(), out[0].nonce.clone());
+    s.on_request(&req(EDS, &["x", "y"], &v, &n), now).unwrap();
+    let held: Vec<(&str, &str)> = s
+        .held_resources(EDS)
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(held, [("x", "1"), ("y", "1")]);
+    s.set_snapshot(snapshot(&[], &[("x", "2"), ("y", "1")]));
+    let out = s.poll(now);
+    let (v, n) = (out[0].version_info.clone(), out[0].nonce.clone());
+    s.on_request(&nack(EDS, &["x", "y"], &v, &n), now).unwrap();
+    assert_eq!(
+        s.held_resources(EDS).unwrap()["x"],
+        "1",
+        "a NACK changes nothing"
+    );
+}
