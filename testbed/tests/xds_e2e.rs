@@ -393,7 +393,7 @@ async fn bootstrap_request_errors_name_the_field() {
         "{body}"
     );
 
-    let r = post(serde_json::json!({"dataplane": dp("default"), "proxyType": "ingress"}))
+    let r = post(serde_json::json!({"dataplane": dp("default"), "proxyType": "egress"}))
         .await
         .unwrap();
     assert_eq!(r.status(), 400);

@@ -3,7 +3,8 @@
 //!
 //! A proxy is admitted when it presents a genuine, live dataplane token issued by this
 //! zone ([`crate::tokens`]) whose mesh / name / tag constraints the Dataplane meets, or
-//! the zone's admin token. Every refusal says what is wrong and how to fix it; the
+//! the zone's admin token. A zone ingress (egress) presents a zone token of scope
+//! `ingress` (`egress`) for this zone, issued by this zone. Every refusal says what is wrong and how to fix it; the
 //! message goes back to the proxy's operator and into the zone's log (never the token).
 
 use crate::tokens::{DataplaneTokens, TokensError};
@@ -39,6 +40,8 @@ enum Mode {
     Tokens {
         tokens: Arc<DataplaneTokens>,
         admin: Option<AdminToken>,
+        /// This zone's name (zone-proxy tokens name it).
+        zone: String,
     },
     /// Test only: everything is admitted.
     AllowAll,
@@ -52,18 +55,36 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// Admits holders of tokens from `tokens` and, when given, of the admin token.
-    pub fn new(tokens: Arc<DataplaneTokens>, admin: Option<AdminToken>) -> Self {
+    /// Admits holders of tokens from `tokens` and, when given, of the admin token,
+    /// in zone `zone`.
+    pub fn new(tokens: Arc<DataplaneTokens>, admin: Option<AdminToken>, zone: &str) -> Self {
         Admission {
-            mode: Mode::Tokens { tokens, admin },
+            mode: Mode::Tokens {
+                tokens,
+                admin,
+                zone: zone.to_string(),
+            },
         }
     }
 
-    /// What the zone builds at start: the keys in `<data_dir>/dataplane-token-keys`
-    /// (created on first start) plus the admin token.
-    pub fn from_data_dir(data_dir: &Path, admin: AdminToken) -> Result<Self, TokensError> {
+    /// What zone `zone` builds at start: the keys in
+    /// `<data_dir>/dataplane-token-keys` (created on first start) plus the admin
+    /// token.
+    pub fn from_data_dir(
+        data_dir: &Path,
+        admin: AdminToken,
+        zone: &str,
+    ) -> Result<Self, TokensError> {
         let tokens = DataplaneTokens::open(data_dir, Arc::new(SystemClock))?;
-        Ok(Self::new(tokens, Some(admin)))
+        Ok(Self::new(tokens, Some(admin), zone))
+    }
+
+    /// The zone's name, when this admission checks tokens.
+    pub fn zone(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Tokens { zone, .. } => Some(zone),
+            _ => None,
+        }
     }
 
     /// **Test only**: admits every proxy with or without a token. Never use it in a
@@ -85,29 +106,42 @@ impl Admission {
     /// Admits `dataplane` presenting `token` (the raw JWT; a `Bearer ` prefix is
     /// tolerated), or says why not.
     pub fn admit(&self, token: Option<&str>, dataplane: &Resource) -> Result<(), AdmissionError> {
-        let (tokens, admin) = match &self.mode {
+        let (tokens, admin, zone) = match &self.mode {
             Mode::AllowAll => return Ok(()),
             Mode::Closed => {
                 return Err(AdmissionError::Refused(
                     "this zone accepts no dataplane tokens (no signing keys configured)".into(),
                 ));
             }
-            Mode::Tokens { tokens, admin } => (tokens, admin),
+            Mode::Tokens {
+                tokens,
+                admin,
+                zone,
+            } => (tokens, admin, zone),
         };
         let token = token.map(strip_bearer).filter(|t| !t.is_empty());
         let Some(token) = token else {
             return Err(AdmissionError::MissingToken);
         };
-        if dataplane.resource_type() != ResourceType::Dataplane {
-            return Err(AdmissionError::Refused(format!(
-                "a {} cannot be admitted with a dataplane token",
-                dataplane.resource_type().name()
-            )));
-        }
         if admin.as_ref().is_some_and(|a| a.matches(token)) {
             return Ok(());
         }
-        match tokens.validate_for_dataplane(token, dataplane) {
+        let scope = match dataplane.resource_type() {
+            ResourceType::Dataplane => None,
+            ResourceType::ZoneIngress => Some(weft_security::tokens::SCOPE_INGRESS),
+            ResourceType::ZoneEgress => Some(weft_security::tokens::SCOPE_EGRESS),
+            other => {
+                return Err(AdmissionError::Refused(format!(
+                    "a {} is not a proxy",
+                    other.name()
+                )));
+            }
+        };
+        let verdict = match scope {
+            None => tokens.validate_for_dataplane(token, dataplane).map(drop),
+            Some(scope) => tokens.validate_zone_proxy(token, zone, scope).map(drop),
+        };
+        match verdict {
             Ok(_) => Ok(()),
             Err(e @ TokenError::Unauthenticated(_)) => Err(AdmissionError::Refused(e.to_string())),
             Err(e @ TokenError::PermissionDenied(_)) => Err(AdmissionError::Denied(e.to_string())),
@@ -130,7 +164,7 @@ mod tests {
     }
 
     fn admission(dir: &Path) -> Admission {
-        Admission::from_data_dir(dir, AdminToken::new("admin-secret")).unwrap()
+        Admission::from_data_dir(dir, AdminToken::new("admin-secret"), "east").unwrap()
     }
 
     fn issue(a: &Admission, body: serde_json::Value) -> String {
@@ -185,6 +219,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("malformed"), "{e}");
+    }
+
+    // A ZoneIngress is admitted with this zone's token of scope ingress only: a
+    // dataplane token, an egress token or another zone's name is refused.
+    #[test]
+    fn zone_proxies_need_a_zone_token_of_their_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = admission(dir.path());
+        let ingress = parse_resource(
+            b"type: ZoneIngress\nname: zi-1\nnetworking: {address: 127.0.0.1, port: 10001}\n",
+            false,
+        )
+        .unwrap();
+        let zone_token = |zone: &str, scope: &str| {
+            let body: weft_security::tokens::ZoneTokenBody = serde_json::from_value(
+                serde_json::json!({"zone": zone, "scope": [scope], "validFor": "1h"}),
+            )
+            .unwrap();
+            a.tokens()
+                .unwrap()
+                .issue_zone_proxy("east", body)
+                .map(|i| i.token.into_string())
+        };
+        a.admit(Some(&zone_token("east", "ingress").unwrap()), &ingress)
+            .unwrap();
+        let egress = zone_token("east", "egress").unwrap();
+        let e = a.admit(Some(&egress), &ingress).unwrap_err().to_string();
+        assert!(e.contains("ingress"), "{e}");
+        let e = zone_token("west", "ingress").unwrap_err().to_string();
+        assert!(e.contains("\"east\""), "{e}");
+        let e = zone_token("east", "cp").unwrap_err().to_string();
+        assert!(e.contains("global"), "{e}");
+        let dp_token = issue(&a, serde_json::json!({"mesh": "default"}));
+        assert!(a.admit(Some(&dp_token), &ingress).is_err());
+        // and a zone token does not pass for a dataplane token
+        let e = a
+            .admit(
+                Some(&zone_token("east", "ingress").unwrap()),
+                &dataplane("default", "web-1"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("refused"), "{e}");
     }
 
     // The same data dir gives the same keys: a token survives a zone restart.

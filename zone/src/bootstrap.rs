@@ -56,8 +56,16 @@ impl BootstrapParams {
     }
 }
 
-/// The proxy types `weft-dp` can ask for; only sidecars are built.
+/// The proxy types `weft-dp` can ask for, and the resource each presents.
 pub const PROXY_TYPES: [&str; 3] = ["sidecar", "ingress", "egress"];
+
+fn expected_type(proxy_type: &str) -> ResourceType {
+    match proxy_type {
+        "ingress" => ResourceType::ZoneIngress,
+        "egress" => ResourceType::ZoneEgress,
+        _ => ResourceType::Dataplane,
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -110,11 +118,11 @@ async fn bootstrap(
     let req = parse_request(&bytes)?;
     let proxy_type = req.proxy_type.as_deref().unwrap_or("sidecar");
     match proxy_type {
-        "sidecar" => {}
-        "ingress" | "egress" => {
+        "sidecar" | "ingress" => {}
+        "egress" => {
             return Err(invalid(
                 "proxyType",
-                format!("{proxy_type} proxies are not supported yet; only sidecar is"),
+                "egress proxies are not supported yet; sidecar and ingress are",
             ));
         }
         other => {
@@ -130,10 +138,12 @@ async fn bootstrap(
     if let Some(path) = &req.access_log_socket_path {
         check_socket_path(path)?;
     }
-    let dataplane = parse_dataplane(req.dataplane)?;
+    let dataplane = parse_dataplane(req.dataplane, expected_type(proxy_type))?;
     let mesh = dataplane.meta.mesh.clone().unwrap_or_default();
     let mesh_key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
-    if state.store.get(&mesh_key).await?.is_none() {
+    if dataplane.resource_type() == ResourceType::Dataplane
+        && state.store.get(&mesh_key).await?.is_none()
+    {
         return Err(invalid(
             "dataplane.mesh",
             format!("mesh {mesh:?} does not exist in this zone"),
@@ -221,7 +231,7 @@ fn parse_request(bytes: &[u8]) -> Result<BootstrapRequest, ApiError> {
 }
 
 /// A Dataplane object, or a YAML / JSON document in a string; validated.
-fn parse_dataplane(value: Value) -> Result<Resource, ApiError> {
+fn parse_dataplane(value: Value, expected: ResourceType) -> Result<Resource, ApiError> {
     let value = match value {
         Value::String(text) => parse_document(text.as_bytes(), false)
             .map_err(|e| invalid("dataplane", e.to_string()))?,
@@ -235,10 +245,14 @@ fn parse_dataplane(value: Value) -> Result<Resource, ApiError> {
     };
     let resource = Resource::from_value(value).map_err(|e| invalid_dataplane(&e))?;
     resource.validate().map_err(|e| invalid_dataplane(&e))?;
-    if resource.resource_type() != ResourceType::Dataplane {
+    if resource.resource_type() != expected {
         return Err(invalid(
             "dataplane.type",
-            format!("must be Dataplane, got {}", resource.resource_type().name()),
+            format!(
+                "must be {} for this proxy type, got {}",
+                expected.name(),
+                resource.resource_type().name()
+            ),
         ));
     }
     Ok(resource)

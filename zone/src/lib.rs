@@ -157,7 +157,11 @@ pub async fn build_with(
         federated,
     };
     let admission =
-        admission::Admission::from_data_dir(&config.common.data_dir, data.token.clone())
+        admission::Admission::from_data_dir(
+            &config.common.data_dir,
+            data.token.clone(),
+            config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME),
+        )
             .map_err(ServerError::setup("dataplane tokens"))?;
     let (xds, serving_xds) = xds::start(
         &config.xds,
@@ -178,7 +182,8 @@ pub async fn build_with(
         .merge(xds::insight::trust_routes(xds.cache.clone()))
         .merge(inspect::routes());
     if let Some(tokens) = admission.tokens() {
-        authenticated = authenticated.merge(tokens::api::routes(tokens.clone()));
+        let zone = config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME);
+        authenticated = authenticated.merge(tokens::api::routes(tokens.clone(), zone));
     }
     let extra = ExtraRoutes {
         authenticated,

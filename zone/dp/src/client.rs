@@ -47,7 +47,7 @@ enum Attempt {
 pub fn request_body(cfg: &DpConfig, access_log_socket: Option<&Path>) -> Value {
     let mut body = json!({
         "dataplane": cfg.dataplane,
-        "proxyType": "sidecar",
+        "proxyType": cfg.proxy_type.as_str(),
         "xdsApi": cfg.xds_api,
         "version": { "weftDp": env!("CARGO_PKG_VERSION") },
     });
@@ -169,6 +169,7 @@ mod tests {
             cp_authority: authority.into(),
             cp_url: format!("http://{authority}"),
             dataplane: json!({"type": "Dataplane", "mesh": "default", "name": "a"}),
+            proxy_type: crate::config::ProxyType::Sidecar,
             mesh: "default".into(),
             name: "a".into(),
             token: Some("t0k".into()),

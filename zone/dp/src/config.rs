@@ -13,10 +13,33 @@ pub const DEFAULT_CP_ADDRESS: &str = "http://127.0.0.1:5691";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyType {
+    /// A Dataplane's sidecar.
     #[default]
     Sidecar,
+    /// A zone ingress (a ZoneIngress; token of scope `ingress` from the zone).
     Ingress,
+    /// A zone egress (a ZoneEgress; token of scope `egress` from the zone).
     Egress,
+}
+
+impl ProxyType {
+    /// The name the zone's `POST /bootstrap` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyType::Sidecar => "sidecar",
+            ProxyType::Ingress => "ingress",
+            ProxyType::Egress => "egress",
+        }
+    }
+
+    /// The resource type the proxy presents.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            ProxyType::Sidecar => "Dataplane",
+            ProxyType::Ingress => "ZoneIngress",
+            ProxyType::Egress => "ZoneEgress",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
@@ -85,6 +108,7 @@ pub struct DpConfig {
     pub cp_url: String,
     /// The Dataplane as a JSON value (universal format).
     pub dataplane: Value,
+    pub proxy_type: ProxyType,
     pub mesh: String,
     pub name: String,
     /// The token (never logged).
@@ -136,11 +160,10 @@ impl RunArgs {
         file.fill(&mut self.log_level, "log-level")?;
         file.fill(&mut self.log_format, "log-format")?;
         let proxy_type = self.proxy_type.unwrap_or_default();
-        if proxy_type != ProxyType::Sidecar {
+        if proxy_type == ProxyType::Egress {
             return Err(ConfigError::new(
                 "proxy-type",
-                format!("{proxy_type:?} proxies are not supported yet; only sidecar is")
-                    .to_lowercase(),
+                "egress proxies are not supported yet; sidecar and ingress are",
             ));
         }
         let cp_address = self.cp_address.as_deref().unwrap_or(DEFAULT_CP_ADDRESS);
@@ -154,12 +177,19 @@ impl RunArgs {
         let admin_port = set_admin_port(&mut dataplane, self.admin_port, source)?;
         let resource = Resource::from_value(dataplane.clone())
             .and_then(|r| r.validate().map(|()| r))
-            .map_err(|e| ConfigError::new(source, format!("the Dataplane is not valid: {e}")))?;
-        if resource.resource_type().name() != "Dataplane" {
+            .map_err(|e| {
+                ConfigError::new(
+                    source,
+                    format!("the {} is not valid: {e}", proxy_type.resource_type()),
+                )
+            })?;
+        if resource.resource_type().name() != proxy_type.resource_type() {
             return Err(ConfigError::new(
                 source,
                 format!(
-                    "expected a resource of type Dataplane, got {}",
+                    "expected a resource of type {} for --proxy-type {}, got {}",
+                    proxy_type.resource_type(),
+                    proxy_type.as_str(),
                     resource.resource_type().name()
                 ),
             ));
@@ -191,6 +221,7 @@ impl RunArgs {
         Ok(DpConfig {
             cp_url,
             cp_authority,
+            proxy_type,
             mesh: resource.meta.mesh.clone().unwrap_or_default(),
             name: resource.meta.name.clone(),
             dataplane,

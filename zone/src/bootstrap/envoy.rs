@@ -57,12 +57,13 @@ pub fn node_id(dataplane: &Resource) -> String {
 
 /// The admin port from `networking.admin.port`, else [`DEFAULT_ADMIN_PORT`].
 pub fn admin_port(dataplane: &Resource) -> u16 {
-    let Spec::Dataplane(spec) = &dataplane.spec else {
-        return DEFAULT_ADMIN_PORT;
+    let admin = match &dataplane.spec {
+        Spec::Dataplane(s) => s.networking.as_ref().and_then(|n| n.admin.as_ref()),
+        Spec::ZoneIngress(s) => s.networking.as_ref().and_then(|n| n.admin.as_ref()),
+        Spec::ZoneEgress(s) => s.networking.as_ref().and_then(|n| n.admin.as_ref()),
+        _ => None,
     };
-    spec.networking
-        .as_ref()
-        .and_then(|n| n.admin.as_ref())
+    admin
         .and_then(|a| u16::try_from(a.port).ok())
         .filter(|p| *p != 0)
         .unwrap_or(DEFAULT_ADMIN_PORT)

@@ -162,9 +162,10 @@ fn request_errors_name_fields() {
         field(parse_request(br#"{"dataplane": {}, "xdsApi": "rest"}"#).unwrap_err()).as_deref(),
         Some("xdsApi")
     );
-    let e = parse_dataplane(json!(
-        "type: Dataplane\nmesh: default\nname: x\nnetworking: {}\n"
-    ))
+    let e = parse_dataplane(
+        json!("type: Dataplane\nmesh: default\nname: x\nnetworking: {}\n"),
+        ResourceType::Dataplane,
+    )
     .unwrap_err();
     assert!(
         e.invalid_parameters
@@ -173,7 +174,7 @@ fn request_errors_name_fields() {
         "{e:?}"
     );
     assert!(!e.invalid_parameters.is_empty());
-    let e = parse_dataplane(json!({"type": "Mesh", "name": "m"})).unwrap_err();
+    let e = parse_dataplane(json!({"type": "Mesh", "name": "m"}), ResourceType::Dataplane).unwrap_err();
     assert_eq!(field(e).as_deref(), Some("dataplane.type"));
     assert_eq!(
         field(check_socket_path("al.sock").unwrap_err()).as_deref(),
@@ -181,7 +182,7 @@ fn request_errors_name_fields() {
     );
     assert!(check_socket_path(&format!("/{}", "a".repeat(200))).is_err());
     check_socket_path("/tmp/weft-dp-x/al.sock").unwrap();
-    parse_dataplane(json!("type: Dataplane\nmesh: default\nname: x\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 1\n      tags:\n        kuma.io/service: a\n")).unwrap();
+    parse_dataplane(json!("type: Dataplane\nmesh: default\nname: x\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 1\n      tags:\n        kuma.io/service: a\n"), ResourceType::Dataplane).unwrap();
 }
 
 /// The Envoy binary: `$WEFT_ENVOY_BIN`, else the workspace's `.venv/bin/envoy`.

@@ -1,7 +1,8 @@
-//! `weft-zone token dataplane`: offline, from the data dir's key files (works while
-//! the zone runs). Usage errors exit 64; the token goes to stdout, the rest to stderr.
+//! `weft-zone token dataplane|ingress|egress`: offline, from the data dir's key
+//! files (works while the zone runs). Usage errors exit 64; the token goes to
+//! stdout, the rest to stderr.
 
-use super::{TokensError, issue_offline};
+use super::{TokensError, issue_offline, issue_zone_proxy_offline};
 use crate::config::DEFAULT_DATA_DIR;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,24 @@ const BIN: &str = "weft-zone";
 pub enum TokenCommand {
     /// Issue a dataplane token and print it on stdout (offline, from the data dir's keys).
     Dataplane(DataplaneTokenArgs),
+    /// Issue the token of this zone's ingress (`weft-dp run --proxy-type ingress`).
+    Ingress(ZoneProxyTokenArgs),
+    /// Issue the token of this zone's egress (`weft-dp run --proxy-type egress`).
+    Egress(ZoneProxyTokenArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ZoneProxyTokenArgs {
+    /// The zone's name (as given to `weft-zone run --zone`; `default` when standalone
+    /// without one).
+    #[arg(long, env = "WEFT_ZONE", value_name = "ZONE", default_value = crate::DEFAULT_ZONE_NAME)]
+    pub zone: String,
+    /// How long the token is valid, e.g. 24h, 720h, 30d, 1y.
+    #[arg(long, env = "WEFT_VALID_FOR", value_name = "DURATION")]
+    pub valid_for: String,
+    /// The zone's data dir (where `weft-zone run` keeps its keys).
+    #[arg(long, env = "WEFT_DATA_DIR", value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -52,6 +71,34 @@ pub struct DataplaneTokenArgs {
 pub fn run(command: TokenCommand) -> ExitCode {
     match command {
         TokenCommand::Dataplane(args) => dataplane(args),
+        TokenCommand::Ingress(args) => zone_proxy(args, weft_security::tokens::SCOPE_INGRESS),
+        TokenCommand::Egress(args) => zone_proxy(args, weft_security::tokens::SCOPE_EGRESS),
+    }
+}
+
+fn zone_proxy(args: ZoneProxyTokenArgs, scope: &str) -> ExitCode {
+    let body = weft_security::tokens::ZoneTokenBody {
+        zone: args.zone.clone(),
+        scope: vec![scope.to_string()],
+        valid_for: args.valid_for,
+    };
+    match issue_zone_proxy_offline(&args.data_dir, &args.zone, body) {
+        Ok(issued) => {
+            println!("{}", issued.token.expose());
+            eprintln!(
+                "{BIN}: issued a token of scope {scope} for zone {:?} (jti {}, kid {})",
+                issued.claims.zone, issued.claims.registered.jti, issued.kid,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(TokensError::Issue(IssueError::Invalid { field, reason })) => {
+            let flag = if field == "validFor" { "valid-for" } else { field };
+            usage_error(BIN, &ConfigError::new(flag, reason))
+        }
+        Err(e) => {
+            eprintln!("{BIN}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -8,6 +8,11 @@
 //! resources whose versions changed. A failed generation is logged and the proxy keeps
 //! its last good snapshot.
 //!
+//! Zone proxies (ingress, egress) serve every mesh: they are regenerated after
+//! every batch of mesh rebuilds, from every mesh's view. A change of a
+//! ZoneIngress or ZoneEgress marks every mesh dirty (a remote ingress is an
+//! endpoint of the services it offers).
+//!
 //! Lifecycle: [`Cache::connect`] registers a stream of a proxy and returns a guard;
 //! when the last guard of a proxy drops, its Dataplane is deleted from the store after
 //! [`CacheConfig::grace`], unless the proxy reconnected meanwhile.
@@ -17,7 +22,7 @@ use super::identity::Identities;
 use super::insight::Insights;
 use super::intern::Interner;
 use super::metrics::XdsMetrics;
-use super::node::{Proxy, ProxyKey};
+use super::node::{Proxy, ProxyKey, ZONE_INGRESS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,6 +108,9 @@ struct State {
     meshes: HashMap<String, Arc<Resource>>,
     /// mesh → key → resource, for every mesh-scoped type.
     resources: HashMap<String, BTreeMap<ResourceKey, Arc<Resource>>>,
+    /// Every ZoneIngress and ZoneEgress the zone holds (its own and, from global,
+    /// the other zones' ingresses).
+    zone_proxies: BTreeMap<ResourceKey, Arc<Resource>>,
     /// mesh → (sequence number, view); numbers grow with every rebuild.
     views: HashMap<String, (u64, Arc<MeshView>)>,
     last_view_seq: u64,
@@ -243,6 +251,17 @@ impl Cache {
         }
         let tx = entry.tx.clone();
         let rx = tx.tx.subscribe();
+        if key.is_zone_proxy() {
+            drop(state);
+            self.generate_zone_proxies(Some(&key));
+            return (
+                rx,
+                ConnectionGuard {
+                    cache: self.clone(),
+                    key,
+                },
+            );
+        }
         match state.views.get(&key.mesh).cloned() {
             Some((seq, view)) => {
                 let dp = dataplane_of(&state, &key);
@@ -304,7 +323,7 @@ impl Cache {
             }
             Event::Changes(changes) => {
                 for c in changes {
-                    if let Some(mesh) = self.apply(&c.key, c.resource) {
+                    for mesh in self.apply(&c.key, c.resource) {
                         let _ = self.inner.dirty.send(mesh);
                     }
                 }
@@ -324,9 +343,12 @@ impl Cache {
     fn replace_all(&self, listed: Vec<Resource>) {
         let mut meshes = HashMap::new();
         let mut resources: HashMap<String, BTreeMap<ResourceKey, Arc<Resource>>> = HashMap::new();
+        let mut zone_proxies = BTreeMap::new();
         for r in listed {
             if r.resource_type() == ResourceType::Mesh {
                 meshes.insert(r.meta.name.clone(), Arc::new(r));
+            } else if is_zone_proxy_type(r.resource_type()) {
+                zone_proxies.insert(r.key(), Arc::new(r));
             } else if let Some(mesh) = r.meta.mesh.clone() {
                 resources
                     .entry(mesh)
@@ -338,11 +360,13 @@ impl Cache {
             let mut state = self.lock();
             state.meshes = meshes;
             state.resources = resources;
+            state.zone_proxies = zone_proxies;
             state
                 .meshes
                 .keys()
                 .chain(state.views.keys())
                 .cloned()
+                .chain([ZONE_INGRESS.to_string()])
                 .collect()
         };
         for mesh in dirty {
@@ -350,8 +374,9 @@ impl Cache {
         }
     }
 
-    /// Applies one change to the index; returns the mesh it touched.
-    fn apply(&self, key: &ResourceKey, resource: Option<Resource>) -> Option<String> {
+    /// Applies one change to the index; returns the meshes it touched (every
+    /// mesh for a zone proxy, and [`ZONE_INGRESS`] to regenerate zone proxies).
+    fn apply(&self, key: &ResourceKey, resource: Option<Resource>) -> Vec<String> {
         let mut state = self.lock();
         if key.ty == ResourceType::Mesh {
             match resource {
@@ -363,9 +388,20 @@ impl Cache {
                     state.resources.remove(&key.name);
                 }
             }
-            return Some(key.name.clone());
+            return vec![key.name.clone()];
         }
-        let mesh = key.mesh.clone()?;
+        if is_zone_proxy_type(key.ty) {
+            match resource {
+                Some(r) => state.zone_proxies.insert(key.clone(), Arc::new(r)),
+                None => state.zone_proxies.remove(key),
+            };
+            let mut all: Vec<String> = state.meshes.keys().cloned().collect();
+            all.push(ZONE_INGRESS.to_string());
+            return all;
+        }
+        let Some(mesh) = key.mesh.clone() else {
+            return Vec::new();
+        };
         let of_mesh = state.resources.entry(mesh.clone()).or_default();
         match resource {
             Some(r) => {
@@ -375,7 +411,7 @@ impl Cache {
                 of_mesh.remove(key);
             }
         }
-        Some(mesh)
+        vec![mesh]
     }
 
     /// Rebuilds dirty meshes until the future is dropped. Restartable: a new run
@@ -412,15 +448,20 @@ impl Cache {
                 meshes.insert(m);
             }
             let started = tokio::time::Instant::now();
-            for mesh in meshes {
-                let cache = self.clone();
-                // Generation is CPU work: keep it off the async workers.
-                let done = tokio::task::spawn_blocking(move || cache.rebuild(&mesh)).await;
-                if done.is_err() {
-                    tracing::error!(
-                        "xDS cache: a rebuild panicked; proxies keep their last configuration"
-                    );
+            let cache = self.clone();
+            // Generation is CPU work: keep it off the async workers.
+            let done = tokio::task::spawn_blocking(move || {
+                for mesh in meshes.iter().filter(|m| m.as_str() != ZONE_INGRESS) {
+                    cache.rebuild(mesh);
                 }
+                // Zone proxies read every mesh: after any rebuild.
+                cache.generate_zone_proxies(None);
+            })
+            .await;
+            if done.is_err() {
+                tracing::error!(
+                    "xDS cache: a rebuild panicked; proxies keep their last configuration"
+                );
             }
             let now = tokio::time::Instant::now();
             earliest = now + (now - started);
@@ -442,8 +483,11 @@ impl Cache {
             let resources: Vec<Arc<Resource>> = state
                 .resources
                 .get(mesh)
-                .map(|m| m.values().cloned().collect())
-                .unwrap_or_default();
+                .into_iter()
+                .flat_map(|m| m.values())
+                .chain(state.zone_proxies.values())
+                .cloned()
+                .collect();
             let zone = self
                 .inner
                 .zone_cas
@@ -564,31 +608,84 @@ impl Cache {
                     .entry(key.mesh.clone())
                     .or_default()
                     .intern(&snapshot);
-                let mut outdated = false;
-                let changed = tx.tx.send_if_modified(|cur| {
-                    if seq < tx.view_seq.load(Ordering::Relaxed) {
-                        outdated = true;
-                        return false;
-                    }
-                    tx.view_seq.store(seq, Ordering::Relaxed);
-                    if cur.as_ref().is_some_and(|c| same_snapshot(c, &snapshot)) {
-                        false
-                    } else {
-                        *cur = Some(snapshot);
-                        true
-                    }
-                });
-                if changed {
-                    stats.published.fetch_add(1, Ordering::Relaxed);
-                }
-                if outdated {
-                    tracing::debug!(proxy = %key, "xDS cache: dropped a generation from an older mesh view");
-                }
+                self.publish(key, seq, tx, snapshot);
             }
             Err(e) => {
                 metrics.generation_errors.inc();
                 tracing::warn!(proxy = %key, error = %e, "xDS: generation failed; the proxy keeps its last configuration");
             }
+        }
+    }
+
+    /// Regenerates the connected zone proxies (only `only` when given) from every
+    /// mesh's current view.
+    fn generate_zone_proxies(&self, only: Option<&ProxyKey>) {
+        let (seq, views, proxies) = {
+            let state = self.lock();
+            let proxies: Vec<(ProxyKey, Arc<Resource>, SnapshotTx)> = state
+                .proxies
+                .iter()
+                .filter(|(k, _)| k.is_zone_proxy() && only.is_none_or(|o| o == *k))
+                .filter_map(|(k, e)| {
+                    dataplane_of(&state, k).map(|r| (k.clone(), r, e.tx.clone()))
+                })
+                .collect();
+            if proxies.is_empty() {
+                return;
+            }
+            let mut views: Vec<Arc<MeshView>> =
+                state.views.values().map(|(_, v)| v.clone()).collect();
+            views.sort_by(|a, b| a.mesh.meta.name.cmp(&b.mesh.meta.name));
+            (state.last_view_seq, views, proxies)
+        };
+        for (key, resource, tx) in proxies {
+            let started = Instant::now();
+            let result = match resource.resource_type() {
+                ResourceType::ZoneIngress => generate::ingress::generate(&views, &resource),
+                _ => {
+                    tracing::debug!(proxy = %key, "xDS: zone egress configuration is not generated");
+                    continue;
+                }
+            };
+            let took = started.elapsed();
+            self.inner.stats.generations.fetch_add(1, Ordering::Relaxed);
+            self.inner.metrics.generations.inc();
+            self.inner
+                .metrics
+                .generation_seconds
+                .observe(took.as_secs_f64());
+            match result {
+                Ok(snapshot) => self.publish(&key, seq, &tx, snapshot),
+                Err(e) => {
+                    self.inner.metrics.generation_errors.inc();
+                    tracing::warn!(proxy = %key, error = %e, "xDS: generation failed; the proxy keeps its last configuration");
+                }
+            }
+        }
+    }
+
+    /// Publishes `snapshot` (from view number `seq`) to `key`'s streams unless it
+    /// is unchanged or a snapshot from a newer view is already out.
+    fn publish(&self, key: &ProxyKey, seq: u64, tx: &SnapshotTx, snapshot: Snapshot) {
+        let mut outdated = false;
+        let changed = tx.tx.send_if_modified(|cur| {
+            if seq < tx.view_seq.load(Ordering::Relaxed) {
+                outdated = true;
+                return false;
+            }
+            tx.view_seq.store(seq, Ordering::Relaxed);
+            if cur.as_ref().is_some_and(|c| same_snapshot(c, &snapshot)) {
+                false
+            } else {
+                *cur = Some(snapshot);
+                true
+            }
+        });
+        if changed {
+            self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
+        }
+        if outdated {
+            tracing::debug!(proxy = %key, "xDS cache: dropped a generation from an older mesh view");
         }
     }
 
@@ -769,7 +866,7 @@ impl Cache {
                 _ => return,
             }
         }
-        let rkey = ResourceKey::new(ResourceType::Dataplane, Some(&key.mesh), &key.name);
+        let rkey = key.resource_key();
         match self.inner.store.delete(&rkey, None).await {
             Ok(_) => {
                 tracing::info!(proxy = %key, "xDS: proxy gone for the grace period; Dataplane deleted")
@@ -796,15 +893,22 @@ async fn sleep_until_renewal(at: Option<Instant>) {
     }
 }
 
-/// The Dataplane to generate `key` from: the stored one, else the presented one.
+/// The Dataplane (or zone proxy) to generate `key` from: the stored one, else
+/// the presented one.
 fn dataplane_of(state: &State, key: &ProxyKey) -> Option<Arc<Resource>> {
-    let rkey = ResourceKey::new(ResourceType::Dataplane, Some(&key.mesh), &key.name);
-    state
-        .resources
-        .get(&key.mesh)
-        .and_then(|m| m.get(&rkey))
+    let rkey = key.resource_key();
+    let stored = if key.is_zone_proxy() {
+        state.zone_proxies.get(&rkey)
+    } else {
+        state.resources.get(&key.mesh).and_then(|m| m.get(&rkey))
+    };
+    stored
         .cloned()
         .or_else(|| state.proxies.get(key).map(|e| e.presented.clone()))
+}
+
+fn is_zone_proxy_type(ty: ResourceType) -> bool {
+    matches!(ty, ResourceType::ZoneIngress | ResourceType::ZoneEgress)
 }
 
 /// Equal type URLs, each type the same shared map or the same names and versions
@@ -830,18 +934,28 @@ fn add_nanos(counter: &AtomicU64, d: Duration) {
     );
 }
 
-/// Stores the Dataplane a proxy presented, unless the store already has it as is.
+/// Stores the Dataplane (or ZoneIngress, ZoneEgress) a proxy presented, unless
+/// the store already has it as is. A ZoneIngress keeps the available services
+/// the zone computed for it (the proxy's file has none).
 pub async fn upsert_dataplane(
     store: &dyn ResourceStore,
     dataplane: &Resource,
 ) -> Result<(), StoreError> {
-    if let Some(existing) = store.get(&dataplane.key()).await?
-        && existing.spec == dataplane.spec
-        && existing.meta.labels == dataplane.meta.labels
-    {
-        return Ok(());
+    let mut presented = dataplane.clone();
+    if let Some(existing) = store.get(&dataplane.key()).await? {
+        if let (
+            weft_model::resource::Spec::ZoneIngress(stored),
+            weft_model::resource::Spec::ZoneIngress(new),
+        ) = (&existing.spec, &mut presented.spec)
+            && new.available_services.is_empty()
+        {
+            new.available_services = stored.available_services.clone();
+        }
+        if existing.spec == presented.spec && existing.meta.labels == presented.meta.labels {
+            return Ok(());
+        }
     }
-    weft_store::put(store, dataplane.clone(), None).await?;
+    weft_store::put(store, presented, None).await?;
     Ok(())
 }
 

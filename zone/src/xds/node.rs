@@ -1,11 +1,13 @@
 //! Who is on the other end of an ADS stream: the node of its first request.
 //!
-//! Envoy's `node.id` is `<mesh>.<name>` (Kuma's form) and its metadata
-//! `dataplane.resource` holds the Dataplane as JSON in universal format (weft-dp's
-//! bootstrap puts it there, see docs/decisions/0006-xds-transport.md).
+//! Envoy's `node.id` is `<mesh>.<name>` (Kuma's form; `.<name>` for a zone ingress
+//! or egress, which belong to no mesh) and its metadata `dataplane.resource` holds
+//! the proxy's resource — a Dataplane, ZoneIngress or ZoneEgress — as JSON in
+//! universal format (weft-dp's bootstrap puts it there, see
+//! docs/decisions/0006-xds-transport.md).
 
 use envoy_types::pb::google::protobuf::value::Kind;
-use weft_model::resource::{Resource, ResourceType, parse_resource};
+use weft_model::resource::{Resource, ResourceKey, ResourceType, parse_resource};
 use weft_sync::delta::Node;
 
 /// Node metadata key holding the Dataplane (JSON, universal format).
@@ -25,7 +27,9 @@ pub enum NodeError {
     MissingDataplane,
     #[error("node.metadata[\"dataplane.resource\"] is not a valid Dataplane: {0}")]
     InvalidDataplane(String),
-    #[error("node.metadata[\"dataplane.resource\"] is a {0}, not a Dataplane")]
+    #[error(
+        "node.metadata[\"dataplane.resource\"] is a {0}, not a Dataplane, ZoneIngress or ZoneEgress"
+    )]
     NotADataplane(&'static str),
     #[error(
         "node.id {id:?} does not match the Dataplane it presents: expected {expected:?} (<mesh>.<name>)"
@@ -36,9 +40,10 @@ pub enum NodeError {
 /// A proxy as identified by its node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proxy {
+    /// The Dataplane's mesh; for a zone proxy, [`ZONE_INGRESS`] or [`ZONE_EGRESS`].
     pub mesh: String,
     pub name: String,
-    /// The Dataplane it presented, validated.
+    /// The resource it presented, validated: a Dataplane, ZoneIngress or ZoneEgress.
     pub dataplane: Resource,
 }
 
@@ -52,11 +57,34 @@ impl Proxy {
     }
 }
 
-/// A proxy's identity: mesh and Dataplane name.
+/// The `mesh` of a zone ingress's [`ProxyKey`]. Zone proxies serve every mesh and
+/// belong to none; no mesh can have this name (mesh names are DNS labels).
+pub const ZONE_INGRESS: &str = "~zone-ingress";
+/// The `mesh` of a zone egress's [`ProxyKey`].
+pub const ZONE_EGRESS: &str = "~zone-egress";
+
+/// A proxy's identity: mesh and Dataplane name (a zone proxy: [`ZONE_INGRESS`] or
+/// [`ZONE_EGRESS`] and its resource's name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProxyKey {
     pub mesh: String,
     pub name: String,
+}
+
+impl ProxyKey {
+    /// A zone ingress or egress rather than a sidecar.
+    pub fn is_zone_proxy(&self) -> bool {
+        self.mesh == ZONE_INGRESS || self.mesh == ZONE_EGRESS
+    }
+
+    /// The store key of the proxy's resource.
+    pub fn resource_key(&self) -> ResourceKey {
+        match self.mesh.as_str() {
+            ZONE_INGRESS => ResourceKey::new(ResourceType::ZoneIngress, None, &self.name),
+            ZONE_EGRESS => ResourceKey::new(ResourceType::ZoneEgress, None, &self.name),
+            mesh => ResourceKey::new(ResourceType::Dataplane, Some(mesh), &self.name),
+        }
+    }
 }
 
 impl std::fmt::Display for ProxyKey {
@@ -79,12 +107,14 @@ pub fn identify(node: Option<&Node>) -> Result<Proxy, NodeError> {
         .ok_or(NodeError::MissingDataplane)?;
     let dataplane = parse_resource(json.as_bytes(), true)
         .map_err(|e| NodeError::InvalidDataplane(e.to_string()))?;
-    if dataplane.resource_type() != ResourceType::Dataplane {
-        return Err(NodeError::NotADataplane(dataplane.resource_type().name()));
-    }
-    let mesh = dataplane.meta.mesh.clone().unwrap_or_default();
+    let mesh = match dataplane.resource_type() {
+        ResourceType::Dataplane => dataplane.meta.mesh.clone().unwrap_or_default(),
+        ResourceType::ZoneIngress => ZONE_INGRESS.to_string(),
+        ResourceType::ZoneEgress => ZONE_EGRESS.to_string(),
+        other => return Err(NodeError::NotADataplane(other.name())),
+    };
     let name = dataplane.meta.name.clone();
-    let expected = format!("{mesh}.{name}");
+    let expected = format!("{}.{name}", dataplane.meta.mesh.as_deref().unwrap_or_default());
     if node.id != expected {
         return Err(NodeError::IdMismatch {
             id: node.id.clone(),
@@ -139,6 +169,13 @@ mod tests {
         assert!(
             err.to_string().contains("networking.inbound[0].port"),
             "{err}"
+        );
+        let ingress = r#"{"type":"ZoneIngress","name":"zi-1","networking":{"address":"127.0.0.1","port":10001}}"#;
+        let p = identify(Some(&node_for(ingress, "", "zi-1"))).unwrap();
+        assert!(p.key().is_zone_proxy());
+        assert_eq!(
+            p.key().resource_key(),
+            ResourceKey::new(ResourceType::ZoneIngress, None, "zi-1")
         );
         let mesh = r#"{"type":"Mesh","name":"m"}"#;
         assert_eq!(

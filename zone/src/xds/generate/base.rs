@@ -94,7 +94,7 @@ pub fn http_options(http2: bool) -> HttpProtocolOptions {
     }
 }
 
-fn ads() -> ConfigSource {
+pub fn ads() -> ConfigSource {
     ConfigSource {
         config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
             AggregatedConfigSource {},

@@ -1,9 +1,18 @@
 //! Endpoints per service, computed once per [`super::MeshView`]: every healthy
-//! inbound of every Dataplane of the mesh, by `kuma.io/service`, and the
+//! inbound of every Dataplane of the mesh, by `kuma.io/service`, plus — on a mesh
+//! with mTLS — the ingresses of other zones offering the service, and the
 //! ClusterLoadAssignment built from them (shared by every proxy's snapshot).
+//!
+//! Remote endpoints follow Kuma (`fillIngressOutbounds`): one per distinct
+//! advertised ingress address that offers the service, weighted by the number of
+//! instances behind it, in its zone's locality at priority 1 — this zone's own
+//! instances (priority 0) take the traffic while any is healthy. A
+//! MeshLoadBalancingStrategy's `localityAwareness` may reorder or flatten the
+//! priorities per proxy ([`Services::cla_with`]).
 
 use super::envoy::{any, socket, u32v};
 use super::model::Protocol;
+use std::collections::BTreeSet;
 use envoy_types::pb::envoy::config::core::v3::Locality;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -19,6 +28,23 @@ pub struct ServiceEndpoint {
     pub address: String,
     pub port: u32,
     pub tags: Tags,
+    /// The zone behind a remote endpoint (another zone's ingress); `None` for an
+    /// instance in this zone.
+    pub remote_zone: Option<String>,
+    /// Load-balancing weight: the instance count behind a remote ingress; for a
+    /// local instance, the number of remote ingresses (Kuma's rule, so that a zone
+    /// is not outweighed by its ingress count when priorities are flattened).
+    pub weight: u32,
+}
+
+/// Where an endpoint goes in a proxy's ClusterLoadAssignment: its Envoy priority,
+/// or `None` to leave it out.
+pub type Placement<'a> = &'a dyn Fn(&ServiceEndpoint) -> Option<u32>;
+
+/// Kuma's default: this zone's instances first (priority 0), other zones' as
+/// failover (priority 1).
+pub fn local_first(e: &ServiceEndpoint) -> Option<u32> {
+    Some(u32::from(e.remote_zone.is_some()))
 }
 
 /// All services of a mesh: endpoints, protocol, and the shared EDS resource.
@@ -57,6 +83,8 @@ impl Services {
                         address: iface.dataplane_advertised_ip,
                         port: iface.dataplane_port,
                         tags: inbound.tags.clone(),
+                        remote_zone: None,
+                        weight: 1,
                     });
             }
         }
@@ -77,15 +105,113 @@ impl Services {
                 (s, p)
             })
             .collect();
-        let clas = endpoints
-            .iter()
-            .map(|(s, eps)| (s.clone(), Arc::new(cla_entry(s, eps.iter()))))
-            .collect();
-        Services {
+        let mut services = Services {
             endpoints,
             protocols,
-            clas,
+            clas: BTreeMap::new(),
+        };
+        services.build_clas();
+        services
+    }
+
+    fn build_clas(&mut self) {
+        self.clas = self
+            .endpoints
+            .iter()
+            .map(|(s, eps)| (s.clone(), Arc::new(cla_entry(s, eps.iter(), &local_first))))
+            .collect();
+    }
+
+    /// Adds what the other zones' ingresses (`ingresses`: every ZoneIngress the
+    /// zone holds) offer in `mesh`. Only ingresses received from global that
+    /// belong to another zone than `local_zone` count; their zone is the one
+    /// global attributed them to (the `kuma.io/zone` label), whatever their
+    /// payload claims. Replicas behind one advertised address count once, and
+    /// only once they offer something (a new replica does not shadow a
+    /// populated one). Call only on a mesh with mTLS: the ingress routes on the
+    /// TLS SNI that only mTLS clusters send.
+    pub fn add_remote<'a>(
+        &mut self,
+        mesh: &str,
+        local_zone: &str,
+        ingresses: impl Iterator<Item = &'a Arc<Resource>>,
+    ) {
+        let mut seen = BTreeSet::new();
+        let mut added = false;
+        for r in ingresses {
+            let Spec::ZoneIngress(zi) = &r.spec else {
+                continue;
+            };
+            let Some(zone) = remote_zone(r, local_zone) else {
+                continue;
+            };
+            let Some((address, port)) = zi.public_endpoint() else {
+                continue;
+            };
+            if address.is_empty() || port == 0 || zi.available_services.is_empty() {
+                continue;
+            }
+            if !seen.insert((address.to_string(), port)) {
+                continue;
+            }
+            for svc in &zi.available_services {
+                if svc.mesh.as_deref() != Some(mesh) || svc.external_service == Some(true) {
+                    continue;
+                }
+                let Some(service) = svc.tags.get(tags::SERVICE) else {
+                    continue;
+                };
+                let mut tags = svc.tags.clone();
+                tags.insert(tags::ZONE.to_string(), zone.to_string());
+                if let Some(p) = tags.get(tags::PROTOCOL) {
+                    self.protocols
+                        .entry(service.clone())
+                        .or_insert_with(|| Protocol::parse(Some(p)));
+                }
+                self.endpoints
+                    .entry(service.clone())
+                    .or_default()
+                    .push(ServiceEndpoint {
+                        address: address.to_string(),
+                        port,
+                        tags,
+                        remote_zone: Some(zone.to_string()),
+                        weight: svc.instances.max(1),
+                    });
+                added = true;
+            }
         }
+        if !added {
+            return;
+        }
+        // Kuma's fairness rule: a local instance weighs as much as all remote
+        // ingresses together would for one instance.
+        let ingresses = u32::try_from(seen.len()).unwrap_or(u32::MAX).max(1);
+        for eps in self.endpoints.values_mut() {
+            for e in eps.iter_mut().filter(|e| e.remote_zone.is_none()) {
+                e.weight = ingresses;
+            }
+            eps.sort();
+            eps.dedup();
+        }
+        self.build_clas();
+    }
+
+    /// The endpoints of this zone only (what a zone ingress forwards to).
+    pub fn local(&self, service: &str) -> impl Iterator<Item = &ServiceEndpoint> {
+        self.endpoints
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.remote_zone.is_none())
+    }
+
+    /// Whether any endpoint of the mesh is in another zone.
+    pub fn has_remote(&self) -> bool {
+        self.endpoints
+            .values()
+            .flatten()
+            .any(|e| e.remote_zone.is_some())
     }
 
     pub fn protocol(&self, service: &str) -> Option<Protocol> {
@@ -97,12 +223,24 @@ impl Services {
         self.clas
             .get(service)
             .cloned()
-            .unwrap_or_else(|| Arc::new(cla_entry(service, std::iter::empty())))
+            .unwrap_or_else(|| Arc::new(cla_entry(service, std::iter::empty(), &local_first)))
     }
 
     /// An EDS resource named `cluster` with the endpoints of `service` whose tags
     /// contain `subset`.
     pub fn subset_cla(&self, cluster: &str, service: &str, subset: &Tags) -> Arc<Entry> {
+        self.cla_with(cluster, service, subset, &local_first)
+    }
+
+    /// An EDS resource named `cluster` with the endpoints of `service` whose tags
+    /// contain `subset`, placed by `placement` (a proxy's locality awareness).
+    pub fn cla_with(
+        &self,
+        cluster: &str,
+        service: &str,
+        subset: &Tags,
+        placement: Placement<'_>,
+    ) -> Arc<Entry> {
         let eps = self
             .endpoints
             .get(service)
@@ -111,31 +249,69 @@ impl Services {
         let picked = eps
             .iter()
             .filter(|e| subset.iter().all(|(k, v)| e.tags.get(k) == Some(v)));
-        Arc::new(cla_entry(cluster, picked))
+        Arc::new(cla_entry(cluster, picked, placement))
     }
 }
 
+/// The zone a ZoneIngress serves when it is another zone's, as global attributed
+/// it; `None` for this zone's own (or one not received from global).
+pub fn remote_zone<'a>(ingress: &'a Resource, local_zone: &str) -> Option<&'a str> {
+    if ingress.meta.labels.get(tags::ORIGIN).map(String::as_str) != Some("global") {
+        return None;
+    }
+    let zone = ingress
+        .meta
+        .labels
+        .get(tags::ZONE)
+        .map(String::as_str)
+        .or(match &ingress.spec {
+            Spec::ZoneIngress(zi) => zi.zone.as_deref(),
+            _ => None,
+        })?;
+    (!zone.is_empty() && zone != local_zone).then_some(zone)
+}
+
+/// A ClusterLoadAssignment named `cluster`: `eps` grouped by priority (from
+/// `placement`), then by zone.
 pub fn cla<'a>(
     cluster: &str,
     eps: impl Iterator<Item = &'a ServiceEndpoint>,
+    placement: Placement<'_>,
 ) -> ClusterLoadAssignment {
-    let mut by_zone: BTreeMap<String, Vec<LbEndpoint>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u32, String), Vec<LbEndpoint>> = BTreeMap::new();
     for e in eps {
-        let zone = e.tags.get(tags::ZONE).cloned().unwrap_or_default();
-        by_zone.entry(zone).or_default().push(LbEndpoint {
+        let Some(priority) = placement(e) else {
+            continue;
+        };
+        let zone = e
+            .remote_zone
+            .clone()
+            .or_else(|| e.tags.get(tags::ZONE).cloned())
+            .unwrap_or_default();
+        groups.entry((priority, zone)).or_default().push(LbEndpoint {
             host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
                 address: Some(socket(&e.address, e.port)),
                 ..Endpoint::default()
             })),
-            load_balancing_weight: Some(u32v(1)),
+            load_balancing_weight: Some(u32v(e.weight.max(1))),
             ..LbEndpoint::default()
         });
     }
+    // Envoy wants dense priorities (0, 1, ...): a service only in other zones
+    // has its endpoints at priority 0.
+    let dense: BTreeMap<u32, u32> = groups
+        .keys()
+        .map(|(p, _)| *p)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .zip(0..)
+        .collect();
     ClusterLoadAssignment {
         cluster_name: cluster.to_string(),
-        endpoints: by_zone
+        endpoints: groups
             .into_iter()
-            .map(|(zone, lb_endpoints)| LocalityLbEndpoints {
+            .map(|((priority, zone), lb_endpoints)| LocalityLbEndpoints {
+                priority: dense.get(&priority).copied().unwrap_or(priority),
                 locality: (!zone.is_empty()).then(|| Locality {
                     zone,
                     ..Locality::default()
@@ -148,8 +324,12 @@ pub fn cla<'a>(
     }
 }
 
-fn cla_entry<'a>(cluster: &str, eps: impl Iterator<Item = &'a ServiceEndpoint>) -> Entry {
-    let payload = any(&cla(cluster, eps));
+pub fn cla_entry<'a>(
+    cluster: &str,
+    eps: impl Iterator<Item = &'a ServiceEndpoint>,
+    placement: Placement<'_>,
+) -> Entry {
+    let payload = any(&cla(cluster, eps, placement));
     Entry {
         version: any_version(&payload),
         payload,

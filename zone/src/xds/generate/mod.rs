@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod envoy;
 #[cfg(test)]
 mod golden;
+pub mod ingress;
 pub mod json;
 pub mod model;
 pub mod mtls;
@@ -38,8 +39,8 @@ use weft_sync::delta::{Snapshot, TypeResources};
 pub struct MeshView {
     /// The Mesh resource.
     pub mesh: Arc<Resource>,
-    /// Every resource of the mesh: Dataplanes, policies, ZoneIngresses..., by type
-    /// name then resource name.
+    /// Every resource of the mesh (Dataplanes, policies...) and the zone's
+    /// ZoneIngresses and ZoneEgresses, by type name then resource name.
     pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
     /// Every policy of the mesh, prepared once for matching (spec JSON, targetRef).
     pub policies: Vec<weft_model::rules::Policy>,
@@ -74,7 +75,7 @@ impl MeshView {
                 .or_default()
                 .insert(r.meta.name.clone(), r);
         }
-        let services = endpoints::Services::build(
+        let mut services = endpoints::Services::build(
             by_type
                 .get(ResourceType::Dataplane.name())
                 .into_iter()
@@ -82,6 +83,18 @@ impl MeshView {
         );
         let identity = workload_identity::IdentityView::build(&mesh.meta.name, zone, &by_type);
         let mtls = mtls::MeshTls::build(&mesh, &by_type, identity.is_active()).map(Arc::new);
+        // Other zones are reached through their ingresses, which route on the SNI
+        // of mTLS: without mTLS the mesh stays within the zone (Kuma's rule).
+        if mtls.is_some() {
+            services.add_remote(
+                &mesh.meta.name,
+                zone,
+                by_type
+                    .get(ResourceType::ZoneIngress.name())
+                    .into_iter()
+                    .flat_map(|m| m.values()),
+            );
+        }
         MeshView {
             mesh,
             resources: by_type,

@@ -193,7 +193,7 @@ pub fn router_filter() -> HttpFilter {
     }
 }
 
-fn network_filter<T: prost::Message + prost::Name>(name: &str, msg: &T) -> Filter {
+pub fn network_filter<T: prost::Message + prost::Name>(name: &str, msg: &T) -> Filter {
     Filter {
         name: name.to_string(),
         config_type: Some(filter::ConfigType::TypedConfig(any(msg))),
