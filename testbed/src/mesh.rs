@@ -297,10 +297,45 @@ fn not_ready(dp: &GroupProcess, why: String) -> TestbedError {
     }
 }
 
+/// A zone ingress: `weft-dp --proxy-type ingress` and its Envoy, listening on
+/// `ip:port` (also its advertised address).
+pub struct Ingress {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub admin: EnvoyAdmin,
+    pub dp: GroupProcess,
+}
+
+impl Ingress {
+    /// Waits until the ingress's Envoy is LIVE (it has listeners only once its
+    /// zone has services to offer).
+    pub async fn wait_live(&mut self, timeout: Duration) -> Result<(), TestbedError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            if let Some(status) = self.dp.try_exit() {
+                return Err(not_ready(&self.dp, format!("weft-dp exited with {status}")));
+            }
+            match self.admin.server_state().await {
+                Ok(s) if s == "LIVE" => return Ok(()),
+                Ok(s) => last = s,
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(not_ready(
+            &self.dp,
+            format!("not live within {timeout:?}: {last}"),
+        ))
+    }
+}
+
 /// A standalone zone with apps and their sidecars.
 pub struct MeshHarness {
-    // Apps go before the zone.
+    // Apps and ingresses go before the zone.
     pub apps: Vec<App>,
+    pub ingresses: Vec<Ingress>,
     pub zone: ControlPlane,
     /// The zone name the echo apps report (`--zone`), if any.
     zone_name: Option<String>,
@@ -336,6 +371,7 @@ impl MeshHarness {
         })?;
         Ok(MeshHarness {
             apps: Vec::new(),
+            ingresses: Vec::new(),
             zone,
             zone_name: zone_name.map(str::to_string),
             dir,
@@ -371,6 +407,79 @@ impl MeshHarness {
             )));
         }
         Ok(text.trim().to_string())
+    }
+
+    /// `POST /tokens/zone` with the admin token: a token of `scope` (`ingress`,
+    /// `egress`) for this zone's own proxies.
+    pub async fn issue_zone_proxy_token(&self, scope: &str) -> Result<String, TestbedError> {
+        let zone = self.zone_name.as_deref().unwrap_or("default");
+        let url = format!("{}/tokens/zone", self.zone.api_url());
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(self.zone.token())
+            .json(&serde_json::json!({"zone": zone, "scope": [scope], "validFor": "1h"}))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| TestbedError::ZoneToken(format!("POST {url}: {e}")))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| TestbedError::ZoneToken(format!("POST {url}: {e}")))?;
+        if !status.is_success() {
+            return Err(TestbedError::ZoneToken(format!(
+                "POST {url} answered {status}: {text}"
+            )));
+        }
+        Ok(text.trim().to_string())
+    }
+
+    /// Starts this zone's ingress `name` on its own loopback address (advertised
+    /// as is) and waits until its Envoy is LIVE; get it with `ingresses`.
+    pub async fn start_ingress(&mut self, name: &str) -> Result<&Ingress, TestbedError> {
+        let ip = next_ip();
+        let port = free_port(ip)?;
+        let admin_port = free_port(Ipv4Addr::LOCALHOST)?;
+        let yaml = format!(
+            "type: ZoneIngress\nname: {name}\nnetworking:\n  address: {ip}\n  port: {port}\n  advertisedAddress: {ip}\n  advertisedPort: {port}\n  admin:\n    port: {admin_port}\n"
+        );
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).map_err(|source| TestbedError::Io {
+            what: dir.display().to_string(),
+            source,
+        })?;
+        let token = self.issue_zone_proxy_token("ingress").await?;
+        let (file, token_file) = (dir.join("zoneingress.yaml"), dir.join("ingress.token"));
+        for (path, text) in [(&file, yaml.as_str()), (&token_file, token.as_str())] {
+            std::fs::write(path, text).map_err(|source| TestbedError::Io {
+                what: path.display().to_string(),
+                source,
+            })?;
+        }
+        let mut dp = Command::new(bin_dir()?.join("weft-dp"));
+        dp.arg("run")
+            .args(["--proxy-type", "ingress"])
+            .args(["--cp-address", &self.zone.api_url()])
+            .arg("--dataplane-file")
+            .arg(&file)
+            .arg("--dataplane-token-file")
+            .arg(&token_file)
+            .args(["--envoy-log-level", "info", "--bootstrap-timeout", "30s"]);
+        let dp = GroupProcess::spawn(&format!("weft-dp {name}"), dp, &dir)?;
+        let mut ingress = Ingress {
+            name: name.to_string(),
+            ip,
+            port,
+            admin: EnvoyAdmin::new(admin_port),
+            dp,
+        };
+        ingress.wait_live(PROXY_READY_TIMEOUT).await?;
+        self.ingresses.push(ingress);
+        self.ingresses
+            .last()
+            .ok_or_else(|| TestbedError::Build("no ingress".into()))
     }
 
     /// Starts an app and its sidecar and waits until the proxy is ready.
@@ -521,6 +630,7 @@ impl Drop for MeshHarness {
     fn drop(&mut self) {
         // Stop the proxies before the zone, so nothing reconnects in between.
         self.apps.clear();
+        self.ingresses.clear();
     }
 }
 

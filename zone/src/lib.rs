@@ -156,13 +156,12 @@ pub async fn build_with(
         name: config.zone.clone(),
         federated,
     };
-    let admission =
-        admission::Admission::from_data_dir(
-            &config.common.data_dir,
-            data.token.clone(),
-            config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME),
-        )
-            .map_err(ServerError::setup("dataplane tokens"))?;
+    let admission = admission::Admission::from_data_dir(
+        &config.common.data_dir,
+        data.token.clone(),
+        config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME),
+    )
+    .map_err(ServerError::setup("dataplane tokens"))?;
     let (xds, serving_xds) = xds::start(
         &config.xds,
         &config.common.data_dir,

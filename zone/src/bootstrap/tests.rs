@@ -174,7 +174,11 @@ fn request_errors_name_fields() {
         "{e:?}"
     );
     assert!(!e.invalid_parameters.is_empty());
-    let e = parse_dataplane(json!({"type": "Mesh", "name": "m"}), ResourceType::Dataplane).unwrap_err();
+    let e = parse_dataplane(
+        json!({"type": "Mesh", "name": "m"}),
+        ResourceType::Dataplane,
+    )
+    .unwrap_err();
     assert_eq!(field(e).as_deref(), Some("dataplane.type"));
     assert_eq!(
         field(check_socket_path("al.sock").unwrap_err()).as_deref(),

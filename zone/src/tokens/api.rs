@@ -39,8 +39,7 @@ async fn issue_zone_proxy(
     Extension(zone): Extension<ZoneName>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body: ZoneTokenBody =
-        json_body(body, state.max_body_bytes, &["zone"], ZONE_DETAIL).await?;
+    let body: ZoneTokenBody = json_body(body, state.max_body_bytes, &["zone"], ZONE_DETAIL).await?;
     let issue = move || {
         let issued = tokens.issue_zone_proxy(&zone.0, body)?;
         issued.log("api");

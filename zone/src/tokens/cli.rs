@@ -92,7 +92,11 @@ fn zone_proxy(args: ZoneProxyTokenArgs, scope: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(TokensError::Issue(IssueError::Invalid { field, reason })) => {
-            let flag = if field == "validFor" { "valid-for" } else { field };
+            let flag = if field == "validFor" {
+                "valid-for"
+            } else {
+                field
+            };
             usage_error(BIN, &ConfigError::new(flag, reason))
         }
         Err(e) => {

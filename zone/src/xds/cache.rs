@@ -626,9 +626,7 @@ impl Cache {
                 .proxies
                 .iter()
                 .filter(|(k, _)| k.is_zone_proxy() && only.is_none_or(|o| o == *k))
-                .filter_map(|(k, e)| {
-                    dataplane_of(&state, k).map(|r| (k.clone(), r, e.tx.clone()))
-                })
+                .filter_map(|(k, e)| dataplane_of(&state, k).map(|r| (k.clone(), r, e.tx.clone())))
                 .collect();
             if proxies.is_empty() {
                 return;

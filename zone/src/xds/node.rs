@@ -114,7 +114,10 @@ pub fn identify(node: Option<&Node>) -> Result<Proxy, NodeError> {
         other => return Err(NodeError::NotADataplane(other.name())),
     };
     let name = dataplane.meta.name.clone();
-    let expected = format!("{}.{name}", dataplane.meta.mesh.as_deref().unwrap_or_default());
+    let expected = format!(
+        "{}.{name}",
+        dataplane.meta.mesh.as_deref().unwrap_or_default()
+    );
     if node.id != expected {
         return Err(NodeError::IdMismatch {
             id: node.id.clone(),

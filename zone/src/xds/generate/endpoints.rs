@@ -12,12 +12,12 @@
 
 use super::envoy::{any, socket, u32v};
 use super::model::Protocol;
-use std::collections::BTreeSet;
 use envoy_types::pb::envoy::config::core::v3::Locality;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use weft_model::resource::{Resource, Spec, Tags, tags};
 use weft_sync::delta::{Entry, any_version};
@@ -288,14 +288,17 @@ pub fn cla<'a>(
             .clone()
             .or_else(|| e.tags.get(tags::ZONE).cloned())
             .unwrap_or_default();
-        groups.entry((priority, zone)).or_default().push(LbEndpoint {
-            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                address: Some(socket(&e.address, e.port)),
-                ..Endpoint::default()
-            })),
-            load_balancing_weight: Some(u32v(e.weight.max(1))),
-            ..LbEndpoint::default()
-        });
+        groups
+            .entry((priority, zone))
+            .or_default()
+            .push(LbEndpoint {
+                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                    address: Some(socket(&e.address, e.port)),
+                    ..Endpoint::default()
+                })),
+                load_balancing_weight: Some(u32v(e.weight.max(1))),
+                ..LbEndpoint::default()
+            });
     }
     // Envoy wants dense priorities (0, 1, ...): a service only in other zones
     // has its endpoints at priority 0.

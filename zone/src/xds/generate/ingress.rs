@@ -113,7 +113,12 @@ fn route_subsets(view: &MeshView) -> BTreeSet<(String, Tags)> {
     }
     let mut out = BTreeSet::new();
     for ty in [ResourceType::MeshHTTPRoute, ResourceType::MeshTCPRoute] {
-        for r in view.resources.get(ty.name()).into_iter().flat_map(|m| m.values()) {
+        for r in view
+            .resources
+            .get(ty.name())
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
             walk(&r.to_value(), &mut out);
         }
     }
