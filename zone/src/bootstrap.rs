@@ -95,6 +95,7 @@ struct BootstrapState {
 pub fn routes(params: BootstrapParams, admission: Admission) -> Router<ApiState> {
     Router::new()
         .route("/bootstrap", post(bootstrap))
+        .route("/bootstrap/leave", post(leave))
         .layer(Extension(BootstrapState {
             params: Arc::new(params),
             admission,
@@ -194,6 +195,54 @@ async fn bootstrap(
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
+}
+
+/// `POST /bootstrap/leave`: a stopping proxy leaves the mesh now rather than
+/// after the grace period that follows its stream's end. Same body and token as
+/// `/bootstrap`; its Dataplane (ZoneIngress, ZoneEgress) is deleted, so every
+/// other proxy stops sending to it while its Envoy still serves what is in
+/// flight. `204` also when it is already gone.
+async fn leave(
+    State(state): State<ApiState>,
+    Extension(bs): Extension<BootstrapState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = axum::body::to_bytes(body, state.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body is larger than the limit (--api-max-body-bytes)",
+            )
+        })?;
+    let req = parse_request(&bytes)?;
+    let proxy_type = req.proxy_type.as_deref().unwrap_or("sidecar");
+    if !PROXY_TYPES.contains(&proxy_type) {
+        return Err(invalid(
+            "proxyType",
+            format!(
+                "unknown proxy type {proxy_type:?}; expected one of {}",
+                PROXY_TYPES.join(", ")
+            ),
+        ));
+    }
+    let dataplane = parse_dataplane(req.dataplane, expected_type(proxy_type))?;
+    if let Err(e) = bs.admission.admit(bearer(&headers), &dataplane) {
+        tracing::warn!(proxy = %dataplane.key(), reason = %e, "refused a leave request");
+        let status = match e {
+            AdmissionError::Denied(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        return Err(ApiError::new(status, e.to_string()));
+    }
+    match state.store.delete(&dataplane.key(), None).await {
+        Ok(_) | Err(weft_store::StoreError::NotFound(_)) => {}
+        Err(weft_store::StoreError::MeshNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(proxy = %dataplane.key(), "a proxy left the mesh");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn check_socket_path(path: &str) -> Result<(), ApiError> {

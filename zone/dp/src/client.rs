@@ -94,6 +94,32 @@ pub async fn fetch_bootstrap(
     }
 }
 
+/// Tells the zone this proxy is leaving (`POST /bootstrap/leave`): the zone
+/// removes it from every other proxy's endpoints at once, while its Envoy still
+/// serves what is in flight. One try, bounded; a failure only costs the grace
+/// period the zone otherwise waits after the stream closes.
+pub async fn leave(cfg: &DpConfig) -> Result<(), String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let url = format!("{}/bootstrap/leave", cfg.cp_url);
+    let body = json!({"dataplane": cfg.dataplane, "proxyType": cfg.proxy_type.as_str()});
+    let mut req = Request::post(&url).header(header::CONTENT_TYPE, "application/json");
+    if let Some(token) = &cfg.token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let resp = tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(req))
+        .await
+        .map_err(|_| format!("{url}: no answer within {ATTEMPT_TIMEOUT:?}"))?
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {}", resp.status()))
+    }
+}
+
 async fn attempt(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     url: &str,

@@ -168,10 +168,15 @@ impl EnvoyRun {
     }
 }
 
-/// Starts Envoy (stdout/stderr inherited), forwards SIGINT / SIGTERM to it, and
-/// returns its exit status once it has exited (killed if it ignores the signal for
-/// [`EXIT_GRACE`]).
-pub async fn run(run: &EnvoyRun) -> Result<ExitStatus, EnvoyError> {
+/// Starts Envoy (stdout/stderr inherited). On SIGINT / SIGTERM it runs `leave`
+/// (the proxy leaves the mesh), lets Envoy serve for `drain_time` more — the
+/// other proxies stop sending to it meanwhile — then forwards the signal, and
+/// returns Envoy's exit status once it has exited (killed if it ignores the
+/// signal for [`EXIT_GRACE`]).
+pub async fn run(
+    run: &EnvoyRun,
+    leave: impl std::future::Future<Output = ()>,
+) -> Result<ExitStatus, EnvoyError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(EnvoyError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(EnvoyError::Signal)?;
     let mut child = tokio::process::Command::new(&run.bin)
@@ -190,6 +195,17 @@ pub async fn run(run: &EnvoyRun) -> Result<ExitStatus, EnvoyError> {
         _ = interrupt.recv() => rustix::process::Signal::INT,
         _ = terminate.recv() => rustix::process::Signal::TERM,
     };
+    // A second signal skips the drain.
+    tokio::select! {
+        status = child.wait() => return status.map_err(EnvoyError::Wait),
+        () = async {
+            leave.await;
+            tracing::info!(drain = ?run.drain_time, "draining before stopping Envoy");
+            tokio::time::sleep(run.drain_time).await;
+        } => {}
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
     tracing::info!(signal = ?forwarded, "forwarding the signal to Envoy");
     if let Some(pid) = pid
         .and_then(|p| i32::try_from(p).ok())

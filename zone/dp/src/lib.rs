@@ -1,8 +1,9 @@
 //! `weft-dp`: the dataplane agent. `weft-dp run` reads a Dataplane (Kuma universal
 //! format) and a dataplane token, asks the zone for Envoy's bootstrap
 //! (`POST /bootstrap`, retried while the zone is not ready), writes it to a private
-//! temp dir, runs Envoy with it, forwards SIGINT / SIGTERM and exits with Envoy's
-//! status. Before Envoy starts it opens the access-log sink (a unix socket in that
+//! temp dir, runs Envoy with it and exits with Envoy's status. On SIGINT / SIGTERM
+//! it first leaves the mesh (`POST /bootstrap/leave`: other proxies stop sending
+//! to it), lets Envoy drain for `--drain-time`, then forwards the signal. Before Envoy starts it opens the access-log sink (a unix socket in that
 //! dir, named in the bootstrap request) that MeshAccessLog TCP backends log through.
 //!
 //! - [`config`]: flags and their `WEFT_*` env vars.
@@ -52,12 +53,23 @@ pub async fn run(cfg: DpConfig) -> Result<ExitStatus, DpError> {
         "got the bootstrap from the zone"
     );
     let path = dir.write_bootstrap(&bootstrap)?;
-    let status = envoy::run(&envoy::EnvoyRun {
-        bin: cfg.envoy_bin.clone(),
-        bootstrap: path,
-        log_level: cfg.envoy_log_level.clone(),
-        drain_time: cfg.drain_time,
-    })
+    let leave = async {
+        match client::leave(&cfg).await {
+            Ok(()) => tracing::info!("left the mesh: other proxies stop sending here"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell the zone this proxy leaves; it notices once the stream closes")
+            }
+        }
+    };
+    let status = envoy::run(
+        &envoy::EnvoyRun {
+            bin: cfg.envoy_bin.clone(),
+            bootstrap: path,
+            log_level: cfg.envoy_log_level.clone(),
+            drain_time: cfg.drain_time,
+        },
+        leave,
+    )
     .await?;
     tracing::info!(
         %status,
