@@ -164,7 +164,12 @@ fn record(
             if from_instance >= enough {
                 break;
             }
-            let answer = match client.get(&url).timeout(Duration::from_secs(5)).send().await {
+            let answer = match client
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+            {
                 Ok(r) if r.status() == 200 => r
                     .json::<serde_json::Value>()
                     .await
@@ -205,7 +210,11 @@ async fn failover_to_the_other_zone_and_back() {
     frontend.until_healthy_hosts("backend", 2).await;
     let url = frontend.outbound_url("backend", "/");
     let t = tally(&url, 40).await;
-    assert_eq!(t.instance("backend-east-1"), 40, "traffic stays in east: {t:?}");
+    assert_eq!(
+        t.instance("backend-east-1"),
+        40,
+        "traffic stays in east: {t:?}"
+    );
 
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let running = record(url.clone(), "backend-west-1", 300, done.clone());
@@ -223,7 +232,11 @@ async fn failover_to_the_other_zone_and_back() {
     let stopped_at = std::time::Instant::now();
     backend.dp.signal(rustix::process::Signal::TERM).unwrap();
     assert!(
-        backend.dp.wait_exit(Duration::from_secs(10)).await.is_some(),
+        backend
+            .dp
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_some(),
         "weft-dp did not stop"
     );
     drop(backend);
@@ -236,7 +249,9 @@ async fn failover_to_the_other_zone_and_back() {
         .expect("west never answered");
     let total = timeline.answers.len();
     let failed = timeline.failed();
-    eprintln!("failover: {total} requests, {failed} failed, west answered {moved:?} after the stop");
+    eprintln!(
+        "failover: {total} requests, {failed} failed, west answered {moved:?} after the stop"
+    );
     assert!(moved < Duration::from_secs(5), "moved after {moved:?}");
     assert!(failed * 100 < total, "{failed} of {total} failed");
     let after: Vec<_> = timeline
@@ -245,7 +260,9 @@ async fn failover_to_the_other_zone_and_back() {
         .filter(|(at, _)| *at > stopped_at + moved)
         .collect();
     assert!(
-        after.iter().all(|(_, a)| a.as_deref() == Some("backend-west-1")),
+        after
+            .iter()
+            .all(|(_, a)| a.as_deref() == Some("backend-west-1")),
         "after the move every answer is west's: {after:?}"
     );
 
@@ -258,6 +275,109 @@ async fn failover_to_the_other_zone_and_back() {
     let frontend = zones.east.app("frontend-east-1").unwrap();
     frontend.until_healthy_hosts("backend", 2).await;
     let t = tally(&url, 20).await;
-    assert_eq!(t.instance("backend-east-2"), 20, "traffic is back in east: {t:?}");
+    assert_eq!(
+        t.instance("backend-east-2"),
+        20,
+        "traffic is back in east: {t:?}"
+    );
     drop(zones.global);
+}
+
+/// The weight east's `frontend` gives west's ingress in cluster `backend`.
+async fn west_weight(zones: &TwoZones) -> Option<u32> {
+    let ingress = &zones.west.ingresses[0];
+    let host = format!("{}:{}", ingress.ip, ingress.port);
+    let frontend = zones.east.app("frontend-east-1")?;
+    frontend
+        .admin
+        .host_weights("backend")
+        .await
+        .ok()?
+        .get(&host)
+        .copied()
+}
+
+async fn until_west_weight(zones: &TwoZones, weight: u32, within: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    until(
+        within,
+        &format!("east weighs west's ingress {weight}"),
+        || async { west_weight(zones).await == Some(weight) },
+    )
+    .await;
+    started.elapsed()
+}
+
+// A new backend instance in west raises the weight east's Envoy gives west's
+// ingress, and stopping it lowers it again. With global SIGKILLed, cross-zone
+// traffic keeps flowing; an instance started in west meanwhile reaches east
+// once global is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_propagate_and_survive_globals_death() {
+    let mut zones = TwoZones::start().await;
+    zones
+        .west
+        .start_app(AppSpec::http("backend", "backend-west-1"))
+        .await
+        .unwrap();
+    let frontend = zones
+        .east
+        .start_app(AppSpec::http("frontend", "frontend-east-1").outbound("backend"))
+        .await
+        .unwrap();
+    frontend.until_healthy_hosts("backend", 1).await;
+    let url = frontend.outbound_url("backend", "/");
+    until_west_weight(&zones, 1, Duration::from_secs(5)).await;
+
+    zones
+        .west
+        .start_app(AppSpec::http("backend", "backend-west-2"))
+        .await
+        .unwrap();
+    let took = until_west_weight(&zones, 2, Duration::from_secs(5)).await;
+    eprintln!(
+        "measured: a new instance in west weighed in by east's Envoy {took:?} after it was ready"
+    );
+    let mut second = zones.west.apps.pop().unwrap();
+    second.dp.signal(rustix::process::Signal::TERM).unwrap();
+    let took = until_west_weight(&zones, 1, Duration::from_secs(5)).await;
+    eprintln!("measured: a stopped instance in west left east's Envoy in {took:?}");
+    drop(second);
+
+    // Global dies: east's Envoy keeps its endpoints and traffic flows.
+    let global_dir = zones.global.take_dir().unwrap();
+    let kds = zones.global.kds_address().unwrap();
+    zones.global.process.kill();
+    let t = tally(&url, 20).await;
+    assert_eq!(t.instance("backend-west-1"), 20, "{t:?}");
+    zones
+        .west
+        .start_app(AppSpec::http("backend", "backend-west-3"))
+        .await
+        .unwrap();
+    let t = tally(&url, 20).await;
+    assert_eq!(t.status(200), 20, "{t:?}");
+    // Global back on its data dir and KDS port: west reports, east learns.
+    let port = kds.to_string();
+    zones.global =
+        ControlPlane::start_in("weft-global", global_dir.path(), &["--kds-address", &port])
+            .unwrap();
+    // The zones' KDS back-off caps at 15 s.
+    let took = until_west_weight(&zones, 2, Duration::from_secs(30)).await;
+    eprintln!("measured: after global's restart, west's new instance reached east in {took:?}");
+    let t = tally(&url, 40).await;
+    assert_eq!(t.status(200), 40, "{t:?}");
+    // The ingress balances connections, not requests (east's Envoy keeps one
+    // HTTP/2 connection to it): both instances are among its endpoints.
+    let hosts = zones.west.ingresses[0]
+        .admin
+        .cluster_hosts("default:backend")
+        .await
+        .unwrap();
+    assert_eq!(
+        hosts.values().filter(|f| *f == "healthy").count(),
+        2,
+        "west's ingress forwards to both instances: {hosts:?}"
+    );
+    drop(global_dir);
 }

@@ -90,6 +90,20 @@ impl EnvoyAdmin {
         Ok(parse_cluster_hosts(&text, cluster))
     }
 
+    /// The load-balancing weight of each member of `cluster` (`ip:port` → weight).
+    pub async fn host_weights(&self, cluster: &str) -> Result<BTreeMap<String, u32>, String> {
+        let text = self.get("/clusters").await?;
+        let prefix = format!("{cluster}::");
+        Ok(text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let (host, value) = rest.split_once("::weight::")?;
+                Some((host.to_string(), value.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
     /// Every numeric stat (`/stats`, counters and gauges).
     pub async fn stats(&self) -> Result<BTreeMap<String, u64>, String> {
         let text = self.get("/stats").await?;
