@@ -25,21 +25,33 @@ struct TwoZones {
 }
 
 impl TwoZones {
+    /// Mesh `default` with builtin mTLS and an allow-all permission (with mTLS
+    /// on, nothing is allowed until a permission says so, Kuma ≥ 2.6).
     async fn start() -> TwoZones {
+        Self::start_with(
+            MESH_MTLS,
+            &[(
+                "/meshes/default/meshtrafficpermissions/allow-all",
+                ALLOW_ALL,
+            )],
+        )
+        .await
+    }
+
+    /// Mesh `default` as `mesh` and `docs` (path, YAML) written on global, then
+    /// the zones, each waiting until it holds global's mesh, and their ingresses.
+    async fn start_with(mesh: &str, docs: &[(&str, &str)]) -> TwoZones {
         let global = tokio::task::spawn_blocking(|| ControlPlane::global(&[]).unwrap())
             .await
             .unwrap();
         let api = weft_testbed::Client::new(global.api_url(), global.token());
-        let (s, body) = api.put("/meshes/default", MESH_MTLS).await;
+        let (s, body) = api.put("/meshes/default", mesh).await;
         assert!(s.is_success(), "PUT mesh on global: {s} {body}");
-        // With mTLS on, nothing is allowed until a permission says so (Kuma ≥ 2.6).
-        let (s, body) = api
-            .put(
-                "/meshes/default/meshtrafficpermissions/allow-all",
-                ALLOW_ALL,
-            )
-            .await;
-        assert!(s.is_success(), "PUT permission on global: {s} {body}");
+        for (path, doc) in docs {
+            let (s, body) = api.put(path, doc).await;
+            assert!(s.is_success(), "PUT {path} on global: {s} {body}");
+        }
+        let (_, on_global) = api.get("/meshes/default").await;
         let mut zones = Vec::new();
         for name in ["east", "west"] {
             // Blocks until the zone prints its ready line (a second or so).
@@ -48,12 +60,12 @@ impl TwoZones {
             let client = h.api();
             until(
                 Duration::from_secs(20),
-                &format!("{name} holds mesh default with mTLS"),
+                &format!("{name} holds global's mesh default"),
                 || {
-                    let client = client.clone();
+                    let (client, want) = (client.clone(), on_global["mtls"].clone());
                     async move {
                         let (s, m) = client.get("/meshes/default").await;
-                        s.is_success() && m["mtls"]["enabledBackend"] == "ca-1"
+                        s.is_success() && m["mtls"] == want
                     }
                 },
             )
@@ -338,7 +350,7 @@ async fn instances_propagate_and_survive_globals_death() {
     eprintln!(
         "measured: a new instance in west weighed in by east's Envoy {took:?} after it was ready"
     );
-    let mut second = zones.west.apps.pop().unwrap();
+    let second = zones.west.apps.pop().unwrap();
     second.dp.signal(rustix::process::Signal::TERM).unwrap();
     let took = until_west_weight(&zones, 1, Duration::from_secs(5)).await;
     eprintln!("measured: a stopped instance in west left east's Envoy in {took:?}");
@@ -380,4 +392,77 @@ async fn instances_propagate_and_survive_globals_death() {
         "west's ingress forwards to both instances: {hosts:?}"
     );
     drop(global_dir);
+}
+
+// A mesh without Mesh mTLS whose workloads take a MeshIdentity with a trust
+// domain per zone: the zones exchange their MeshTrusts through global by
+// themselves, and east's frontend reaches west's backend through west's
+// ingress, each side verifying the other's SPIFFE id against the other zone's
+// domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_identity_per_zone_across_zones() {
+    const IDENTITY: &str = "type: MeshIdentity\nmesh: default\nname: identity\nspec:\n  selector: {dataplane: {matchLabels: {}}}\n  spiffeID: {trustDomain: \"{{ .Mesh }}.{{ .Zone }}.mesh.local\"}\n  provider: {type: Bundled, bundled: {autogenerate: {enabled: true}}}\n";
+    let mut zones = TwoZones::start_with(
+        "type: Mesh\nname: default\n",
+        &[
+            ("/meshes/default/meshidentities/identity", IDENTITY),
+            (
+                "/meshes/default/meshtrafficpermissions/allow-all",
+                ALLOW_ALL,
+            ),
+        ],
+    )
+    .await;
+    let app = |service: &str, instance: &str| {
+        AppSpec::http(service, instance).label("kuma.io/workload", service)
+    };
+    zones
+        .west
+        .start_app(app("backend", "backend-west-1"))
+        .await
+        .unwrap();
+    let frontend = zones
+        .east
+        .start_app(app("frontend", "frontend-east-1").outbound("backend"))
+        .await
+        .unwrap();
+    frontend.until_healthy_hosts("backend", 1).await;
+    let url = frontend.outbound_url("backend", "/");
+    until(Duration::from_secs(10), "east → west 200", || async {
+        weft_testbed::mesh::traffic::status(&url).await == 200
+    })
+    .await;
+    let t = tally(&url, 20).await;
+    assert_eq!(t.instance("backend-west-1"), 20, "{t:?}");
+    let backend_certs = zones
+        .west
+        .app("backend-west-1")
+        .unwrap()
+        .admin
+        .get("/certs")
+        .await
+        .unwrap();
+    assert!(
+        backend_certs.contains("spiffe://default.west.mesh.local/workload/backend"),
+        "{backend_certs}"
+    );
+    let frontend_certs = frontend.admin.get("/certs").await.unwrap();
+    assert!(
+        frontend_certs.contains("spiffe://default.east.mesh.local/workload/frontend"),
+        "{frontend_certs}"
+    );
+    // east's cluster accepts west's domain only for backend's ids.
+    let clusters = frontend
+        .admin
+        .get("/config_dump?resource=dynamic_active_clusters")
+        .await
+        .unwrap();
+    assert!(
+        clusters.contains("spiffe://default.west.mesh.local/"),
+        "{clusters}"
+    );
+    for h in [&zones.east, &zones.west] {
+        let rejected = h.rejected_updates().await;
+        assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
+    }
 }

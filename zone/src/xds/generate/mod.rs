@@ -81,7 +81,7 @@ impl MeshView {
                 .into_iter()
                 .flat_map(|m| m.values()),
         );
-        let identity = workload_identity::IdentityView::build(&mesh.meta.name, zone, &by_type);
+        let mut identity = workload_identity::IdentityView::build(&mesh.meta.name, zone, &by_type);
         let mtls = mtls::MeshTls::build(&mesh, &by_type, identity.is_active()).map(Arc::new);
         // Other zones are reached through their ingresses, which route on the SNI
         // of mTLS: without mTLS the mesh stays within the zone (Kuma's rule).
@@ -94,6 +94,7 @@ impl MeshView {
                     .into_iter()
                     .flat_map(|m| m.values()),
             );
+            identity.add_remote(&services);
         }
         MeshView {
             mesh,

@@ -238,17 +238,24 @@ impl MeshTls {
         tls_socket(any(&ctx))
     }
 
-    /// The client side towards `service`: one of its exact SPIFFE ids required.
+    /// The client side towards `service`: one of its exact SPIFFE ids, or any id
+    /// of one of `domains` (other zones' trust domains), required.
     pub fn upstream(
         &self,
         service: &str,
         subset: &weft_model::resource::Tags,
         ids: &[String],
+        domains: &[String],
         params: Option<&TlsParameters>,
     ) -> TransportSocket {
         let sans = ids
             .iter()
             .map(|id| string_matcher::MatchPattern::Exact(id.clone()))
+            .chain(
+                domains
+                    .iter()
+                    .map(|td| string_matcher::MatchPattern::Prefix(format!("spiffe://{td}/"))),
+            )
             .collect();
         let mut common = self.common(sans, true);
         common.tls_params = params.cloned();
@@ -342,7 +349,9 @@ pub fn apply_clusters(
             && identities.destination_mtls(service, tls.mesh_mtls)
         {
             let ids = identities.accepted_ids(service, tls.mesh_mtls);
-            part.cluster.transport_socket = Some(tls.upstream(service, subset, &ids, params));
+            let domains = identities.accepted_domains(service);
+            part.cluster.transport_socket =
+                Some(tls.upstream(service, subset, &ids, &domains, params));
         }
     }
 }

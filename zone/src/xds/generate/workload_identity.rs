@@ -40,6 +40,11 @@ pub struct IdentityView {
     identities: Vec<Arc<Resource>>,
     /// Trust domain → PEM bundle, from the mesh's MeshTrusts.
     pub trusts: BTreeMap<String, String>,
+    /// Zone → the trust domains its MeshTrusts publish (by their `kuma.io/zone`).
+    pub zone_domains: BTreeMap<String, BTreeSet<String>>,
+    /// Service → the trust domains of the other zones that offer it (set by
+    /// [`IdentityView::add_remote`]).
+    pub remote_domains: HashMap<String, BTreeSet<String>>,
     /// Service → the SPIFFE ids its identity-selected proxies present.
     pub service_ids: HashMap<String, BTreeSet<String>>,
     /// Services with at least one proxy no MeshIdentity selects.
@@ -70,6 +75,12 @@ impl IdentityView {
                     .entry(spec.trust_domain.clone())
                     .or_default()
                     .push_str(&spec.pem());
+                if let Some(zone) = t.meta.labels.get(tags::ZONE) {
+                    view.zone_domains
+                        .entry(zone.clone())
+                        .or_default()
+                        .insert(spec.trust_domain.clone());
+                }
             }
         }
         for dp in of(ResourceType::Dataplane) {
@@ -159,11 +170,40 @@ impl IdentityView {
         ids
     }
 
+    /// Records which services other zones offer (from the mesh's endpoints): a
+    /// client accepts, from such a service, any SPIFFE id of those zones' trust
+    /// domains. Which workload of the zone answers is the remote zone's business:
+    /// its ingress routes by the SNI naming the service (decision 0011).
+    pub fn add_remote(&mut self, services: &Services) {
+        for (service, eps) in &services.endpoints {
+            for zone in eps.iter().filter_map(|e| e.remote_zone.as_deref()) {
+                if let Some(domains) = self.zone_domains.get(zone) {
+                    self.remote_domains
+                        .entry(service.clone())
+                        .or_default()
+                        .extend(domains.iter().cloned());
+                }
+            }
+        }
+    }
+
+    /// The trust domains of other zones whose SPIFFE ids a client accepts from
+    /// `service` (any id of the domain).
+    pub fn accepted_domains(&self, service: &str) -> Vec<String> {
+        self.remote_domains
+            .get(service)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     /// Whether traffic to `service` is mTLS: Mesh mTLS is on, or every proxy of it
-    /// has a MeshIdentity.
+    /// has a MeshIdentity (here, or in the other zones that offer it).
     pub fn destination_mtls(&self, service: &str, mesh_mtls: bool) -> bool {
         mesh_mtls
-            || (self.service_ids.contains_key(service)
+            || ((self.service_ids.contains_key(service)
+                || self.remote_domains.contains_key(service))
                 && !self.unselected_services.contains(service))
     }
 }
