@@ -6,7 +6,7 @@
 
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
-use weft_model::resource::{Resource, ResourceType, parse_resource};
+use weft_model::resource::{Resource, ResourceKey, ResourceType, parse_resource};
 use weft_store::{Page, WriteOp};
 use weft_testbed::inprocess;
 
@@ -103,5 +103,115 @@ async fn ten_thousand_policies_reach_a_fresh_zone_in_messages_under_1_mib() {
         );
     }
     zone.stop().await;
+    global.stop().await;
+}
+
+/// `weft_kds_largest_response_bytes` of every type and direction on `running`'s
+/// `/metrics`.
+async fn largest_responses(running: &inprocess::Running) -> Vec<(String, u64)> {
+    let text = running
+        .api
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("weft_kds_largest_response_bytes{"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+// 2,000 services behind one ingress of zone west: west's ZoneIngress lists all
+// of them, reaches global and zone east, and no KDS message either way exceeds
+// 1 MiB (Kuma's ZoneIngress outgrew etcd's limit at about 1,000 services).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_services_behind_one_ingress() {
+    const SERVICES: usize = 2_000;
+    let global = inprocess::global().await;
+    let west = inprocess::federated_zone(&global, "west").await;
+    let east = inprocess::federated_zone(&global, "east").await;
+    let mesh = ResourceKey::new(ResourceType::Mesh, None, "default");
+    for z in [&west, &east] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while z.store.get(&mesh).await.unwrap().is_none() {
+            assert!(Instant::now() < deadline, "mesh default never synced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let ingress = parse_resource(
+        b"type: ZoneIngress\nname: ingress-west\nnetworking: {address: 127.0.0.1, port: 10001, advertisedAddress: 192.0.2.1, advertisedPort: 10001}\n",
+        false,
+    )
+    .unwrap();
+    west.store
+        .transact(vec![WriteOp::Upsert(ingress)])
+        .await
+        .unwrap();
+    let written = Instant::now();
+    for chunk in (0..SERVICES).collect::<Vec<_>>().chunks(500) {
+        let ops = chunk
+            .iter()
+            .map(|i| {
+                let doc = format!(
+                    "type: Dataplane\nmesh: default\nname: dp-{i:04}\nnetworking:\n  address: 10.0.{}.{}\n  inbound:\n    - port: 8080\n      tags:\n        kuma.io/service: service-with-a-longish-name-{i:04}\n        kuma.io/protocol: http\n        version: v1\n",
+                    i / 250,
+                    1 + i % 250
+                );
+                WriteOp::Upsert(parse_resource(doc.as_bytes(), false).unwrap())
+            })
+            .collect();
+        west.store.transact(ops).await.unwrap();
+    }
+    // east holds west's ingress with every service.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let size = loop {
+        let list = east
+            .store
+            .list(ResourceType::ZoneIngress, None, Page::all())
+            .await
+            .unwrap();
+        let offered = list.items.iter().find_map(|r| match &r.spec {
+            weft_model::resource::Spec::ZoneIngress(zi)
+                if zi.available_services.len() == SERVICES =>
+            {
+                Some(r.to_value().to_string().len())
+            }
+            _ => None,
+        });
+        if let Some(size) = offered {
+            break size;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "east never held west's {SERVICES} services"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "measured: {SERVICES} services in west → east holds them in west's ZoneIngress after {:?} (debug build); the ZoneIngress is {size} bytes of JSON",
+        written.elapsed()
+    );
+    let mut seen = 0;
+    for running in [&global, &west, &east] {
+        for (series, bytes) in largest_responses(running).await {
+            assert!(bytes <= MIB, "{series}: {bytes} bytes");
+            if series.contains("ZoneIngress") {
+                eprintln!("measured: {series} {bytes}");
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= 3,
+        "the ZoneIngress's way up and down was measured: {seen}"
+    );
+    east.stop().await;
+    west.stop().await;
     global.stop().await;
 }

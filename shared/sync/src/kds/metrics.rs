@@ -68,6 +68,7 @@ pub struct KdsMetrics {
     acks: Family<TypeLabels, Counter>,
     nacks: Family<TypeLabels, Counter>,
     bytes: Family<TypeLabels, Counter>,
+    largest: Family<TypeLabels, Gauge>,
     propagation: Family<StreamLabels, Histogram, fn() -> Histogram>,
 }
 
@@ -79,6 +80,7 @@ impl KdsMetrics {
             acks: Family::default(),
             nacks: Family::default(),
             bytes: Family::default(),
+            largest: Family::default(),
             propagation: Family::new_with_constructor(propagation_histogram),
         };
         let sub = registry.sub_registry_with_prefix("weft_kds");
@@ -95,6 +97,11 @@ impl KdsMetrics {
             m.nacks.clone(),
         );
         sub.register("bytes", "Encoded KDS response bytes", m.bytes.clone());
+        sub.register(
+            "largest_response_bytes",
+            "The largest encoded KDS response sent or received (DESIGN §5 bounds it at 1 MiB)",
+            m.largest.clone(),
+        );
         sub.register(
             "propagation_seconds",
             "From a change published by the sender's snapshot feed to the peer's ACK of it",
@@ -115,6 +122,16 @@ impl KdsMetrics {
             metrics: self.clone(),
             labels,
             in_flight: HashMap::new(),
+        }
+    }
+}
+
+impl KdsMetrics {
+    fn record_largest(&self, labels: &TypeLabels, bytes: usize) {
+        let g = self.largest.get_or_create(labels);
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        if g.get() < bytes {
+            g.set(bytes);
         }
     }
 }
@@ -158,6 +175,7 @@ impl StreamMetrics {
                     .bytes
                     .get_or_create(&labels)
                     .inc_by(*bytes as u64);
+                self.metrics.record_largest(&labels, *bytes);
                 if let Some(published) = sender.snapshot().and_then(|s| s.published_at()) {
                     self.in_flight.insert(nonce.clone(), published);
                 }
@@ -198,6 +216,7 @@ impl StreamMetrics {
                     .bytes
                     .get_or_create(&labels)
                     .inc_by(*bytes as u64);
+                self.metrics.record_largest(&labels, *bytes);
             }
             ReceiverEvent::Replied(reply) => {
                 let labels = self.type_labels(reply.type_url());
@@ -249,7 +268,8 @@ mod tests {
         );
     }
 
-    // A received response counts as a response and as an ACK or a NACK of its type.
+    // A received response counts as a response and as an ACK or a NACK of its
+    // type; the largest response's size is kept.
     #[test]
     fn received_counts_verdicts_per_type() {
         let mut registry = Registry::default();
@@ -263,10 +283,10 @@ mod tests {
             },
             rejected: vec![],
         };
-        for nack in [false, true] {
+        for (nack, bytes) in [(false, 120), (true, 80)] {
             s.receiver_event(&ReceiverEvent::Received {
                 type_url: "Dataplane",
-                bytes: 100,
+                bytes,
             });
             s.receiver_event(&ReceiverEvent::Replied(&reply(nack)));
         }
@@ -276,6 +296,8 @@ mod tests {
             r#"weft_kds_bytes_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 200"#,
             r#"weft_kds_acks_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 1"#,
             r#"weft_kds_nacks_total{zone="zone-b",direction="zone_to_global",type="Dataplane"} 1"#,
+            // the largest of the two, not the last
+            r#"weft_kds_largest_response_bytes{zone="zone-b",direction="zone_to_global",type="Dataplane"} 120"#,
         ] {
             assert!(t.contains(line), "{line} missing in\n{t}");
         }
