@@ -14,6 +14,7 @@ pub mod docs;
 pub mod echo;
 pub mod inprocess;
 pub mod mesh;
+pub mod multizone;
 pub mod process;
 pub mod wait;
 

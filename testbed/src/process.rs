@@ -38,6 +38,12 @@ pub enum TestbedError {
     NotGlobal(String),
     #[error("cannot issue a zone token: {0}")]
     ZoneToken(String),
+    #[error("a control plane refused {what}: {status} {body}")]
+    Refused {
+        what: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
 }
 
 /// How long a control plane may take to print its ready line.

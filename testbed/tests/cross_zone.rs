@@ -7,77 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
+use weft_testbed::mesh::AppSpec;
 use weft_testbed::mesh::traffic::{LoopOptions, request_loop};
-use weft_testbed::mesh::{AppSpec, MeshHarness};
+use weft_testbed::multizone::{ALLOW_ALL, TwoZones};
 use weft_testbed::process::ControlPlane;
 use weft_testbed::wait::until;
-
-const MESH_MTLS: &str = "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n";
-
-const ALLOW_ALL: &str = "type: MeshTrafficPermission\nmesh: default\nname: allow-all\nspec:\n  targetRef: {kind: Mesh}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {action: Allow}\n";
-
-/// A global with mesh `default` on mTLS, and zones `east` and `west` that hold it
-/// (with its CA), each with an ingress.
-struct TwoZones {
-    east: MeshHarness,
-    west: MeshHarness,
-    global: ControlPlane,
-}
-
-impl TwoZones {
-    /// Mesh `default` with builtin mTLS and an allow-all permission (with mTLS
-    /// on, nothing is allowed until a permission says so, Kuma ≥ 2.6).
-    async fn start() -> TwoZones {
-        Self::start_with(
-            MESH_MTLS,
-            &[(
-                "/meshes/default/meshtrafficpermissions/allow-all",
-                ALLOW_ALL,
-            )],
-        )
-        .await
-    }
-
-    /// Mesh `default` as `mesh` and `docs` (path, YAML) written on global, then
-    /// the zones, each waiting until it holds global's mesh, and their ingresses.
-    async fn start_with(mesh: &str, docs: &[(&str, &str)]) -> TwoZones {
-        let global = tokio::task::spawn_blocking(|| ControlPlane::global(&[]).unwrap())
-            .await
-            .unwrap();
-        let api = weft_testbed::Client::new(global.api_url(), global.token());
-        let (s, body) = api.put("/meshes/default", mesh).await;
-        assert!(s.is_success(), "PUT mesh on global: {s} {body}");
-        for (path, doc) in docs {
-            let (s, body) = api.put(path, doc).await;
-            assert!(s.is_success(), "PUT {path} on global: {s} {body}");
-        }
-        let (_, on_global) = api.get("/meshes/default").await;
-        let mut zones = Vec::new();
-        for name in ["east", "west"] {
-            // Blocks until the zone prints its ready line (a second or so).
-            let zone = ControlPlane::federated_zone(&global, name, &[]).unwrap();
-            let mut h = MeshHarness::on_zone(zone, Some(name)).unwrap();
-            let client = h.api();
-            until(
-                Duration::from_secs(20),
-                &format!("{name} holds global's mesh default"),
-                || {
-                    let (client, want) = (client.clone(), on_global["mtls"].clone());
-                    async move {
-                        let (s, m) = client.get("/meshes/default").await;
-                        s.is_success() && m["mtls"] == want
-                    }
-                },
-            )
-            .await;
-            h.start_ingress(&format!("ingress-{name}")).await.unwrap();
-            zones.push(h);
-        }
-        let west = zones.pop().unwrap();
-        let east = zones.pop().unwrap();
-        TwoZones { east, west, global }
-    }
-}
 
 /// Sequential requests through `url`, by answering instance.
 async fn tally(url: &str, n: usize) -> weft_testbed::mesh::Tally {
@@ -89,7 +23,7 @@ async fn tally(url: &str, n: usize) -> weft_testbed::mesh::Tally {
 // TLS-terminating listener or cluster (it passes the bytes through by SNI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn east_reaches_west_through_wests_ingress() {
-    let mut zones = TwoZones::start().await;
+    let mut zones = TwoZones::start().await.unwrap();
     zones
         .west
         .start_app(AppSpec::http("backend", "backend-west-1"))
@@ -203,7 +137,7 @@ fn record(
 // traffic back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_the_other_zone_and_back() {
-    let mut zones = TwoZones::start().await;
+    let mut zones = TwoZones::start().await.unwrap();
     zones
         .west
         .start_app(AppSpec::http("backend", "backend-west-1"))
@@ -326,7 +260,7 @@ async fn until_west_weight(zones: &TwoZones, weight: u32, within: Duration) -> D
 // once global is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_propagate_and_survive_globals_death() {
-    let mut zones = TwoZones::start().await;
+    let mut zones = TwoZones::start().await.unwrap();
     zones
         .west
         .start_app(AppSpec::http("backend", "backend-west-1"))
@@ -412,7 +346,8 @@ async fn mesh_identity_per_zone_across_zones() {
             ),
         ],
     )
-    .await;
+    .await
+    .unwrap();
     let app = |service: &str, instance: &str| {
         AppSpec::http(service, instance).label("kuma.io/workload", service)
     };
