@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Weft end to end on this machine, with real Envoy: a global control plane, a zone
-# federated with it over KDS, two instances of a `backend` service and a `client`
-# app, each behind its own weft-dp + Envoy. Traffic from the client's Envoy reaches
-# both backends; policies applied on global change the answers; the zone shows what
-# a proxy got. Runs until Ctrl-C.
+# Weft end to end on this machine, with real Envoy: a global control plane, zones
+# `east` and `west` federated with it over KDS, a zone ingress in each, `frontend`
+# in east calling `backend`, which runs in west and in east, every app behind its
+# own weft-dp + Envoy. Traffic is mTLS and stays in east while east's backend is
+# up; when it stops, traffic fails over to west through west's ingress, and comes
+# back. Policies applied on global reach both zones. Runs until Ctrl-C.
+# docs/quickstart.md walks through it.
 #   bash scripts/demo.sh            # keeps running; Ctrl-C stops everything
 #   bash scripts/demo.sh --exit     # stops after the walk-through (for checks)
 # Every step checks its outcome: a failed step stops the demo with a non-zero exit.
@@ -27,12 +29,20 @@ cargo build --release --locked -p weft-global -p weft-zone -p weft-dp -p weft-te
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 ENVOY=$PWD/.venv/bin/envoy
 
-# Addresses: control planes on 127.0.0.1, each app on its own 127.0.2.x.
-GLOBAL=127.0.0.1:5681 KDS=127.0.0.1:5685 ZONE=127.0.0.1:5691 XDS=127.0.0.1:5678
-APP_PORT=18080 INBOUND_PORT=18081 OUTBOUND_PORT=18082
-declare -A IP=([backend-1]=127.0.2.1 [backend-2]=127.0.2.2 [client-1]=127.0.2.3)
-declare -A ADMIN=([backend-1]=19901 [backend-2]=19902 [client-1]=19903)
-CLIENT_URL=http://${IP[client-1]}:$OUTBOUND_PORT # the client's outbound to `backend`
+# Addresses: control planes on 127.0.0.1; east's proxies on 127.0.2.x, west's on
+# 127.0.3.x (as if each zone were its own network, reached through its ingress).
+GLOBAL=127.0.0.1:5681 KDS=127.0.0.1:5685
+declare -A API=([east]=127.0.0.1:5691 [west]=127.0.0.1:5692)
+declare -A XDS=([east]=127.0.0.1:5678 [west]=127.0.0.1:5679)
+APP_PORT=18080 INBOUND_PORT=18081 OUTBOUND_PORT=18082 INGRESS_PORT=10001
+declare -A IP=([frontend-east]=127.0.2.1 [backend-east]=127.0.2.2 [backend-west]=127.0.3.1
+  [ingress-east]=127.0.2.100 [ingress-west]=127.0.3.100)
+declare -A ADMIN=([frontend-east]=19901 [backend-east]=19902 [backend-west]=19903
+  [ingress-east]=19911 [ingress-west]=19912)
+declare -A ZONE_OF=([frontend-east]=east [backend-east]=east [backend-west]=west)
+declare -A SERVICE=([frontend-east]=frontend [backend-east]=backend [backend-west]=backend)
+declare -A VERSION=([frontend-east]=v1 [backend-east]=v1 [backend-west]=v2)
+CLIENT_URL=http://${IP[frontend-east]}:$OUTBOUND_PORT # frontend's outbound to `backend`
 
 # Every run starts from a fresh data dir (stores, keys, tokens, logs).
 DATA=demo-data
@@ -67,14 +77,26 @@ trap 'exit 143' TERM
 fail() { echo "demo: $*" >&2; exit 1; }
 
 # start LOG CMD...: runs CMD in the background in its own process group (stdout to
-# LOG.out, stderr to LOG.err); its pid goes into $pids.
+# LOG.out, stderr to LOG.err); its pid goes into $pids and PID[LOG's file name].
 start() {
   local log=$1; shift
   setsid "$@" >"$log.out" 2>"$log.err" </dev/null &
   pids+=($!)
   LOGS[$!]=$log
+  PID[${log##*/}]=$!
 }
-declare -A LOGS=()
+declare -A LOGS=() PID=()
+
+# stop NAME: SIGTERM to the process started as NAME, waiting (bounded) until its
+# group is gone; it leaves $pids, so its exit is not a failure.
+stop() {
+  local p=${PID[$1]} deadline=$((SECONDS + 15)) q keep=()
+  kill -TERM "$p" 2>/dev/null || true
+  while kill -0 -- "-$p" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -KILL -- "-$p" 2>/dev/null || true
+  for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+  pids=("${keep[@]}")
+}
 
 # wait_for WHAT SECONDS CMD...: polls CMD (quietly) every 0.1 s until it succeeds,
 # or fails the demo after SECONDS.
@@ -113,35 +135,101 @@ run() {
 show() { printf '\n$ %s\n' "$*"; }
 
 echo
-echo "== 1. a global control plane, and a zone that joins it"
+echo "== 1. a global control plane, and zones east and west that join it"
 start "$DATA/global" "$BIN/weft-global" run --data-dir "$DATA/global" \
   --api-address "$GLOBAL" --kds-address "$KDS"
 wait_for "weft-global ready" 30 ready "$DATA/global"
 GTOKEN=$(cat "$DATA/global/admin.token")
 TOKENS[GTOKEN]=$GTOKEN
-# The zone token, issued offline on global's host (global may be running); it pins
-# global's KDS CA, so the zone verifies global without a CA file.
-show "weft-global token zone --zone zone-1 --valid-for 24h --data-dir $DATA/global > $DATA/zone-1.token"
-"$BIN/weft-global" token zone --zone zone-1 --valid-for 24h --data-dir "$DATA/global" \
-  >"$DATA/zone-1.token"
-show "weft-zone run --zone zone-1 --global-address grpcs://localhost:${KDS#*:} --zone-token-file $DATA/zone-1.token ..."
-start "$DATA/zone" "$BIN/weft-zone" run --zone zone-1 --data-dir "$DATA/zone" \
-  --api-address "$ZONE" --xds-address "$XDS" \
-  --global-address "grpcs://localhost:${KDS#*:}" --zone-token-file "$DATA/zone-1.token"
-wait_for "weft-zone ready line" 30 ready "$DATA/zone"
-wait_for "zone-1's first sync with global (GET /ready = 200)" 30 http_ok "http://$ZONE/ready"
-ZTOKEN=$(cat "$DATA/zone/admin.token")
-TOKENS[ZTOKEN]=$ZTOKEN
+declare -A ZTOKEN=()
+for zone in east west; do
+  # The zone token, issued offline on global's host (global may be running); it
+  # pins global's KDS CA, so the zone verifies global without a CA file.
+  show "weft-global token zone --zone $zone --valid-for 24h --data-dir $DATA/global > $DATA/$zone.token"
+  "$BIN/weft-global" token zone --zone "$zone" --valid-for 24h --data-dir "$DATA/global" \
+    >"$DATA/$zone.token"
+  show "weft-zone run --zone $zone --data-dir $DATA/$zone --global-address grpcs://localhost:${KDS#*:} --zone-token-file $DATA/$zone.token --api-address ${API[$zone]} --xds-address ${XDS[$zone]}"
+  start "$DATA/$zone" "$BIN/weft-zone" run --zone "$zone" --data-dir "$DATA/$zone" \
+    --api-address "${API[$zone]}" --xds-address "${XDS[$zone]}" \
+    --global-address "grpcs://localhost:${KDS#*:}" --zone-token-file "$DATA/$zone.token"
+done
+for zone in east west; do
+  wait_for "weft-zone $zone ready line" 30 ready "$DATA/$zone"
+  wait_for "$zone's first sync with global (GET /ready = 200)" 30 http_ok "http://${API[$zone]}/ready"
+  ZTOKEN[$zone]=$(cat "$DATA/$zone/admin.token")
+  TOKENS[ZTOKEN_${zone^^}]=${ZTOKEN[$zone]}
+  echo "$zone: http://${API[$zone]}  xDS ${XDS[$zone]}  (admin token in $DATA/$zone/admin.token)"
+done
 echo "global: http://$GLOBAL  (admin token in $DATA/global/admin.token)"
-echo "zone-1: http://$ZONE  xDS $XDS  (admin token in $DATA/zone/admin.token)"
-run curl -sS --fail-with-body "http://$GLOBAL/zones/zone-1" -H "Authorization: Bearer $GTOKEN"
-run curl -sS --fail-with-body "http://$ZONE/meshes/default" -H "Authorization: Bearer $ZTOKEN"
+run curl -sS --fail-with-body "http://$GLOBAL/zones/_overview" -H "Authorization: Bearer $GTOKEN" \
+  -o /dev/null -w 'GET /zones/_overview: %{http_code}'
+curl -sS --fail-with-body "http://$GLOBAL/zones/_overview" -H "Authorization: Bearer $GTOKEN" |
+  json 'for z in doc["items"]: print("  " + z["zone"]["name"], "online" if z["zoneInsight"]["online"] else "offline", sep="  ")'
 
 echo
-echo "== 2. dataplane tokens from the zone, Dataplanes, weft-dp + Envoy per app"
-# dataplane NAME SERVICE VERSION [OUTBOUND]: writes $DATA/NAME.yaml.
+echo "== 2. mTLS for mesh default (cross-zone traffic needs it), written on global"
+cat >"$DATA/policies/mesh.yaml" <<'EOF'
+# Every proxy gets a SPIFFE certificate from the mesh's builtin CA; the zone
+# ingresses route on the TLS SNI without decrypting.
+type: Mesh
+name: default
+mtls:
+  enabledBackend: ca-1
+  backends:
+    - name: ca-1
+      type: builtin
+EOF
+cat >"$DATA/policies/allow-all.yaml" <<'EOF'
+# With mTLS on, nothing may talk until a MeshTrafficPermission allows it.
+type: MeshTrafficPermission
+name: allow-all
+mesh: default
+spec:
+  targetRef: {kind: Mesh}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {action: Allow}
+EOF
+run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default" \
+  -H "Authorization: Bearer $GTOKEN" --data-binary "@$DATA/policies/mesh.yaml"
+run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default/meshtrafficpermissions/allow-all" \
+  -H "Authorization: Bearer $GTOKEN" --data-binary "@$DATA/policies/allow-all.yaml"
+mtls_in() { curl -sf "http://${API[$1]}/meshes/default" -H "Authorization: Bearer ${ZTOKEN[$1]}" | grep -q ca-1; }
+for zone in east west; do wait_for "mesh default with mTLS in $zone" 30 mtls_in "$zone"; done
+
+echo
+echo "== 3. a zone ingress per zone (weft-dp --proxy-type ingress)"
+envoy_live() { curl -sf "http://127.0.0.1:$1/ready" | grep -q LIVE; }
+for zone in east west; do
+  name=ingress-$zone
+  cat >"$DATA/$name.yaml" <<EOF
+type: ZoneIngress
+name: $name
+networking:
+  address: ${IP[$name]}
+  port: $INGRESS_PORT
+  advertisedAddress: ${IP[$name]}   # what the other zones dial
+  advertisedPort: $INGRESS_PORT
+  admin: {port: ${ADMIN[$name]}}
+EOF
+  show "weft-zone token ingress --zone $zone --valid-for 24h --data-dir $DATA/$zone > $DATA/$name.token"
+  "$BIN/weft-zone" token ingress --zone "$zone" --valid-for 24h --data-dir "$DATA/$zone" \
+    >"$DATA/$name.token"
+  show "weft-dp run --proxy-type ingress --cp-address http://${API[$zone]} --dataplane-file $DATA/$name.yaml --dataplane-token-file $DATA/$name.token"
+  start "$DATA/$name-dp" "$BIN/weft-dp" run --proxy-type ingress --cp-address "http://${API[$zone]}" \
+    --dataplane-file "$DATA/$name.yaml" --dataplane-token-file "$DATA/$name.token" \
+    --envoy-bin "$ENVOY" --bootstrap-timeout 30s
+done
+run cat "$DATA/ingress-west.yaml"
+for zone in east west; do
+  wait_for "ingress-$zone's Envoy LIVE (admin 127.0.0.1:${ADMIN[ingress-$zone]})" 60 envoy_live "${ADMIN[ingress-$zone]}"
+done
+
+echo
+echo "== 4. apps: frontend in east; backend in west (v2) and in east (v1)"
+# dataplane NAME [OUTBOUND]: writes $DATA/NAME.yaml.
 dataplane() {
-  local name=$1 service=$2 version=$3 outbound=${4:-}
+  local name=$1 outbound=${2:-}
   {
     echo "type: Dataplane"
     echo "mesh: default"
@@ -152,7 +240,7 @@ dataplane() {
     echo "  inbound:"
     echo "    - port: $INBOUND_PORT"
     echo "      servicePort: $APP_PORT"
-    echo "      tags: {kuma.io/service: $service, kuma.io/protocol: http, version: $version}"
+    echo "      tags: {kuma.io/service: ${SERVICE[$name]}, kuma.io/protocol: http, version: ${VERSION[$name]}}"
     if [ -n "$outbound" ]; then
       echo "  outbound:"
       echo "    - address: ${IP[$name]}"
@@ -161,50 +249,45 @@ dataplane() {
     fi
   } >"$DATA/$name.yaml"
 }
-dataplane backend-1 backend v1
-dataplane backend-2 backend v2
-dataplane client-1 client v1 backend
-run cat "$DATA/client-1.yaml"
-# Backend tokens offline with the zone's CLI; the client's through the zone API.
-for b in backend-1 backend-2; do
-  show "weft-zone token dataplane --mesh default --name $b --tag kuma.io/service=backend --valid-for 24h --data-dir $DATA/zone > $DATA/$b.token"
-  "$BIN/weft-zone" token dataplane --mesh default --name "$b" --tag kuma.io/service=backend \
-    --valid-for 24h --data-dir "$DATA/zone" >"$DATA/$b.token"
-done
-show "curl -sS --fail-with-body -X POST http://$ZONE/tokens/dataplane -H \"Authorization: Bearer \$ZTOKEN\" -d '{\"mesh\": \"default\", \"name\": \"client-1\", \"tags\": {\"kuma.io/service\": \"client\"}, \"validFor\": \"24h\"}' > $DATA/client-1.token"
-curl -sS --fail-with-body -X POST "http://$ZONE/tokens/dataplane" -H "Authorization: Bearer $ZTOKEN" \
-  -d '{"mesh": "default", "name": "client-1", "tags": {"kuma.io/service": "client"}, "validFor": "24h"}' \
-  >"$DATA/client-1.token"
-declare -A SERVICE=([backend-1]=backend [backend-2]=backend [client-1]=client)
-for app in backend-1 backend-2 client-1; do
+# start_app NAME: its weft-echo and its weft-dp + Envoy, with a dataplane token
+# issued offline by its zone; waits until its Envoy is LIVE.
+start_app() {
+  local app=$1 zone=${ZONE_OF[$1]}
+  "$BIN/weft-zone" token dataplane --mesh default --name "$app" \
+    --tag "kuma.io/service=${SERVICE[$app]}" --valid-for 24h --data-dir "$DATA/$zone" >"$DATA/$app.token"
   start "$DATA/$app-echo" "$BIN/weft-echo" --address "${IP[$app]}:$APP_PORT" \
-    --service "${SERVICE[$app]}" --instance "$app" --zone zone-1
-  start "$DATA/$app-dp" "$BIN/weft-dp" run --cp-address "http://$ZONE" \
+    --service "${SERVICE[$app]}" --instance "$app" --zone "$zone"
+  start "$DATA/$app-dp" "$BIN/weft-dp" run --cp-address "http://${API[$zone]}" \
     --dataplane-file "$DATA/$app.yaml" --dataplane-token-file "$DATA/$app.token" \
     --envoy-bin "$ENVOY" --bootstrap-timeout 30s
-done
-show "weft-dp run --cp-address http://$ZONE --dataplane-file $DATA/<app>.yaml --dataplane-token-file $DATA/<app>.token   # x3, Envoy admin on 127.0.0.1:${ADMIN[backend-1]}..${ADMIN[client-1]}"
-envoy_live() { curl -sf "http://127.0.0.1:$1/ready" | grep -q LIVE; }
-for app in backend-1 backend-2 client-1; do
   wait_for "$app's echo app" 30 ready "$DATA/$app-echo"
   wait_for "$app's Envoy LIVE (admin 127.0.0.1:${ADMIN[$app]})" 60 envoy_live "${ADMIN[$app]}"
-done
-two_backends() {
-  local c
-  c=$(curl -sf "http://127.0.0.1:${ADMIN[client-1]}/clusters")
-  grep -q "^backend::${IP[backend-1]}:$INBOUND_PORT::health_flags::healthy" <<<"$c" &&
-    grep -q "^backend::${IP[backend-2]}:$INBOUND_PORT::health_flags::healthy" <<<"$c"
 }
-wait_for "both backend endpoints healthy in the client's Envoy" 30 two_backends
-run curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes" -H "Authorization: Bearer $ZTOKEN" \
-  -o /dev/null -w 'GET /meshes/default/dataplanes: %{http_code}'
-curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes" -H "Authorization: Bearer $ZTOKEN" |
-  json 'for d in doc["items"]: print("  " + d["name"], d["networking"]["address"], d["networking"]["inbound"][0]["tags"]["kuma.io/service"], sep="  ")'
+dataplane frontend-east backend
+dataplane backend-east
+dataplane backend-west
+run cat "$DATA/frontend-east.yaml"
+show "weft-zone token dataplane --mesh default --name <app> --tag kuma.io/service=<service> --valid-for 24h --data-dir $DATA/<zone> > $DATA/<app>.token"
+show "weft-dp run --cp-address http://<its zone's API> --dataplane-file $DATA/<app>.yaml --dataplane-token-file $DATA/<app>.token   # x3"
+for app in backend-west backend-east frontend-east; do start_app "$app"; done
+# hosts: frontend's Envoy's endpoints of `backend`: address, priority, weight.
+hosts() {
+  curl -sf "http://127.0.0.1:${ADMIN[frontend-east]}/clusters" | grep -E '^backend::[0-9.:]+::(priority|weight)::'
+}
+both_zones() {
+  local h
+  h=$(hosts) &&
+    grep -q "${IP[backend-east]}:$INBOUND_PORT::priority::0" <<<"$h" &&
+    grep -q "${IP[ingress-west]}:$INGRESS_PORT::priority::1" <<<"$h"
+}
+wait_for "east's backend (priority 0) and west's ingress (priority 1) in frontend's Envoy" 30 both_zones
+show "curl -s http://127.0.0.1:${ADMIN[frontend-east]}/clusters | grep ^backend::   # east's own instance first, west's ingress as failover"
+hosts | sed 's/^/  /'
 
 echo
-echo "== 3. traffic: the client's Envoy → the backends' Envoys → the backends"
-# tally N [CURL ARGS...]: N requests to the client's outbound; prints and leaves in
-# $TALLY the count per answering instance (or HTTP status when not 200).
+echo "== 5. traffic: frontend's Envoy → backend, over mTLS"
+# tally N [CURL ARGS...]: N requests to frontend's outbound; prints and leaves in
+# $TALLY the count per answering instance and zone (or HTTP status when not 200).
 declare -A TALLY
 tally() {
   local n=$1 i body code who; shift
@@ -213,29 +296,50 @@ tally() {
     body=$(curl -sS -m 10 -w '\n%{http_code}' "$@" "$CLIENT_URL/") || body=$'\n000'
     code=${body##*$'\n'}
     if [ "$code" = 200 ]; then
-      who=$(json 'print(doc["instance"])' <<<"${body%$'\n'*}")
+      who=$(json 'print(doc["instance"] + " (zone " + doc["zone"] + ")")' <<<"${body%$'\n'*}")
     else
       who="HTTP $code"
     fi
     TALLY[$who]=$((${TALLY[$who]:-0} + 1))
   done
-  for who in "${!TALLY[@]}"; do printf '  %-10s %s\n' "$who" "${TALLY[$who]}"; done | sort
+  for who in "${!TALLY[@]}"; do printf '  %-26s %s\n' "$who" "${TALLY[$who]}"; done | sort
 }
-show "curl $CLIENT_URL/   # x20"
+EAST="backend-east (zone east)" WEST="backend-west (zone west)"
+show "curl $CLIENT_URL/   # x20: the local instance answers"
 tally 20
-((${TALLY[backend-1]:-0} > 0 && ${TALLY[backend-2]:-0} > 0)) || fail "both backends should answer"
-((${TALLY[backend-1]:-0} + ${TALLY[backend-2]:-0} == 20)) || fail "every request should succeed"
+[ "${TALLY[$EAST]:-0}" = 20 ] || fail "with a backend in east, traffic should stay in east"
 run curl -sS --fail-with-body "$CLIENT_URL/hello"
 
 echo
-echo "== 4. policies applied on global reach the proxies"
+echo "== 6. failover: east's backend stops; traffic crosses to west through west's ingress"
+show "kill -TERM <backend-east's weft-dp>   # it leaves the mesh, drains 1 s, stops its Envoy"
+stop backend-east-dp
+stop backend-east-echo
+west_only() { tally 5 >/dev/null && [ "${TALLY[$WEST]:-0}" = 5 ]; }
+wait_for "traffic moved to west" 10 west_only
+show "curl $CLIENT_URL/   # x20"
+tally 20
+[ "${TALLY[$WEST]:-0}" = 20 ] || fail "with east's backend gone, west should answer every request"
+show "curl -s http://127.0.0.1:${ADMIN[ingress-west]}/stats | grep cluster.default_backend.upstream_cx_total   # west's ingress passed the connections through, still encrypted"
+curl -sf "http://127.0.0.1:${ADMIN[ingress-west]}/stats" | grep '^cluster.default_backend.upstream_cx_total' | sed 's/^/  /'
+echo "  east's backend comes back:"
+start_app backend-east
+east_again() { tally 5 >/dev/null && [ "${TALLY[$EAST]:-0}" = 5 ]; }
+wait_for "traffic back in east" 30 east_again
+show "curl $CLIENT_URL/   # x20"
+tally 20
+[ "${TALLY[$EAST]:-0}" = 20 ] || fail "with east's backend back, traffic should stay in east again"
+
+echo
+echo "== 7. policies applied on global reach both zones"
 cat >"$DATA/policies/canary.yaml" <<'EOF'
-# Requests carrying `x-canary: yes` go to the backend instances tagged version v2.
+# Requests carrying `x-canary: yes` go to the backend instances tagged version v2
+# (the one in west: the route crosses zones, by the subset's SNI).
 type: MeshHTTPRoute
 name: canary
 mesh: default
 spec:
-  targetRef: {kind: MeshService, name: client}
+  targetRef: {kind: MeshService, name: frontend}
   to:
     - targetRef: {kind: MeshService, name: backend}
       rules:
@@ -247,81 +351,62 @@ spec:
 EOF
 run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default/meshhttproutes/canary" \
   -H "Authorization: Bearer $GTOKEN" --data-binary "@$DATA/policies/canary.yaml"
-canary_only_v2() {
-  tally 10 -H 'x-canary: yes' >/dev/null
-  [ "${TALLY[backend-2]:-0}" = 10 ]
-}
-wait_for "the canary route in the client's Envoy" 30 canary_only_v2
+canary_west() { tally 5 -H 'x-canary: yes' >/dev/null && [ "${TALLY[$WEST]:-0}" = 5 ]; }
+wait_for "the canary route in frontend's Envoy" 30 canary_west
 show "curl -H 'x-canary: yes' $CLIENT_URL/   # x20"
 tally 20 -H 'x-canary: yes'
-[ "${TALLY[backend-2]:-0}" = 20 ] || fail "x-canary: yes should reach backend-2 only"
+[ "${TALLY[$WEST]:-0}" = 20 ] || fail "x-canary: yes should reach west's v2 only"
 show "curl $CLIENT_URL/   # x20"
 tally 20
-((${TALLY[backend-1]:-0} > 0 && ${TALLY[backend-2]:-0} > 0)) || fail "without the header both backends should answer"
-
+[ "${TALLY[$EAST]:-0}" = 20 ] || fail "without the header traffic should stay in east"
 # weft-echo holds a request for ?delay=...; a 1 s MeshTimeout cuts a 2 s answer.
-# delayed: one request the backend answers after 2 s; prints and leaves in $code the status.
-delayed() {
-  show "curl -w '%{http_code} in %{time_total}s' '$CLIENT_URL/?delay=2s'"
-  local out
-  out=$(curl -sS -o /dev/null -w '%{http_code} in %{time_total}s' "$CLIENT_URL/?delay=2s")
-  echo "  $out"
-  code=${out%% *}
-}
-delayed
-[ "$code" = 200 ] || fail "a 2 s answer should pass before the MeshTimeout (got $code)"
 cat >"$DATA/policies/timeout.yaml" <<'EOF'
-# The client waits at most 1 s for the backend.
+# frontend waits at most 1 s for backend.
 type: MeshTimeout
-name: client-to-backend
+name: frontend-to-backend
 mesh: default
 spec:
-  targetRef: {kind: MeshService, name: client}
+  targetRef: {kind: MeshService, name: frontend}
   to:
     - targetRef: {kind: MeshService, name: backend}
       default:
         http: {requestTimeout: 1s}
 EOF
-run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default/meshtimeouts/client-to-backend" \
+run curl -sS --fail-with-body -X PUT "http://$GLOBAL/meshes/default/meshtimeouts/frontend-to-backend" \
   -H "Authorization: Bearer $GTOKEN" --data-binary "@$DATA/policies/timeout.yaml"
 timed_out() { [ "$(curl -sS -o /dev/null -w '%{http_code}' "$CLIENT_URL/?delay=2s")" = 504 ]; }
-wait_for "the 1 s timeout in the client's Envoy" 30 timed_out
-delayed
-[ "$code" = 504 ] || fail "the MeshTimeout should cut the 2 s answer with 504 (got $code)"
-show "curl -X PUT http://$ZONE/meshes/default/meshtimeouts/client-to-backend ...   # on the zone"
-code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "http://$ZONE/meshes/default/meshtimeouts/client-to-backend" \
-  -H "Authorization: Bearer $ZTOKEN" --data-binary "@$DATA/policies/timeout.yaml")
+wait_for "the 1 s timeout in frontend's Envoy" 30 timed_out
+show "curl -w '%{http_code} in %{time_total}s' '$CLIENT_URL/?delay=2s'"
+echo "  $(curl -sS -o /dev/null -w '%{http_code} in %{time_total}s' "$CLIENT_URL/?delay=2s")"
+show "curl -X PUT http://${API[east]}/meshes/default/meshtimeouts/frontend-to-backend ...   # on a zone"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X PUT "http://${API[east]}/meshes/default/meshtimeouts/frontend-to-backend" \
+  -H "Authorization: Bearer ${ZTOKEN[east]}" --data-binary "@$DATA/policies/timeout.yaml")
 echo "  $code: a federated zone takes policies from global only"
 [ "$code" = 405 ] || fail "the zone should refuse a local policy write with 405 (got $code)"
 
 echo
-echo "== 5. what the zone computed for the client's proxy"
-show "curl http://$ZONE/meshes/default/dataplanes/client-1/_rules   # the policies that select it, per type (summary)"
-rules=$(curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes/client-1/_rules" \
-  -H "Authorization: Bearer $ZTOKEN")
+echo "== 8. what the zones computed"
+show "curl http://${API[east]}/meshes/default/dataplanes/frontend-east/_rules   # the policies that select frontend, per type"
+rules=$(curl -sS --fail-with-body "http://${API[east]}/meshes/default/dataplanes/frontend-east/_rules" \
+  -H "Authorization: Bearer ${ZTOKEN[east]}")
 json '
 for r in doc["rules"]:
     names = [m["name"] if isinstance(m, dict) else str(m) for m in r.get("matched", [])]
     print("  " + r["type"] + ": " + ", ".join(names))' <<<"$rules"
-echo "  MeshTimeout towards backend, merged:"
-json '
-for r in doc["rules"]:
-    if r["type"] == "MeshTimeout":
-        for t in r.get("to", []):
-            if "client-to-backend" in json.dumps(t):
-                print("    " + json.dumps(t.get("conf"), separators=(",", ":")))' <<<"$rules"
-grep -q canary <<<"$rules" && grep -q client-to-backend <<<"$rules" ||
+grep -q canary <<<"$rules" && grep -q frontend-to-backend <<<"$rules" ||
   fail "_rules should list the canary route and the timeout"
-show "curl http://$ZONE/meshes/default/dataplanes/client-1/_config   # the xDS resources it gets (names)"
-curl -sS --fail-with-body "http://$ZONE/meshes/default/dataplanes/client-1/_config" \
-  -H "Authorization: Bearer $ZTOKEN" |
+show "curl http://${API[west]}/zoneingresses   # on west: what its ingress offers the other zones"
+curl -sS --fail-with-body "http://${API[west]}/zoneingresses" -H "Authorization: Bearer ${ZTOKEN[west]}" |
   json '
-for key, items in doc["resources"].items():
-    print("  " + key.rsplit(".", 1)[-1] + ": " + ", ".join(i["name"] for i in items))'
+for i in doc["items"]:
+    if i.get("labels", {}).get("kuma.io/origin") == "global":
+        continue
+    for s in i.get("availableServices", []):
+        print("  " + i["name"] + ": " + json.dumps(s["tags"], sort_keys=True) + " x" + str(s["instances"]))'
 
 echo
 echo "== the walk-through passed"
 [ "$EXIT_AFTER" = 1 ] && exit 0
-echo "Weft is running (logs in $DATA/*.err, Envoy admin on 127.0.0.1:${ADMIN[backend-1]}-${ADMIN[client-1]})."
+echo "Weft is running (logs in $DATA/*.err; Envoy admin: frontend 127.0.0.1:${ADMIN[frontend-east]}, ingresses ${ADMIN[ingress-east]} and ${ADMIN[ingress-west]})."
 echo "Try: curl $CLIENT_URL/   or   curl -H 'x-canary: yes' $CLIENT_URL/. Ctrl-C stops it."
 wait
