@@ -3,7 +3,9 @@
 //! global sent (and what was ACKed / NACKed) and what the zone reported.
 //!
 //! Kept in memory (they describe live connections); served on
-//! `GET /zones/{name}/_overview` and `GET /zones/_overview`.
+//! `GET /zones/{name}/_overview` and `GET /zones/_overview` beside what global's
+//! store holds of the zone's proxies (ingresses, egresses, Dataplanes), which
+//! outlives a restart of global.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -161,9 +163,102 @@ async fn overview(
         return Ok(None);
     };
     let insight = insights.get(name).unwrap_or_default();
-    Ok(Some(
-        serde_json::json!({ "zone": zone.to_value(), "zoneInsight": insight }),
-    ))
+    let proxies = zone_proxies(store, name).await?;
+    Ok(Some(serde_json::json!({
+        "zone": zone.to_value(),
+        "zoneInsight": insight,
+        "proxies": proxies,
+    })))
+}
+
+/// The name a resource has in its zone (global stores zone resources under a
+/// hashed name).
+fn display_name(r: &weft_model::resource::Resource) -> &str {
+    r.meta
+        .labels
+        .get(weft_model::resource::tags::DISPLAY_NAME)
+        .unwrap_or(&r.meta.name)
+}
+
+/// What global holds of zone `name`'s proxies (reported over KDS, so it outlives
+/// a restart of global): its ingresses with what they offer, its egresses, its
+/// Dataplanes per mesh, and a note for each mesh it offers services in that has
+/// no mTLS (those services are not reachable from other zones).
+async fn zone_proxies(
+    store: &dyn ResourceStore,
+    name: &str,
+) -> Result<serde_json::Value, ApiError> {
+    use weft_model::resource::{Spec, tags};
+    let of_zone = |r: &weft_model::resource::Resource| {
+        r.meta.labels.get(tags::ZONE).map(String::as_str) == Some(name)
+    };
+    let mut ingresses = Vec::new();
+    let mut offered_meshes = std::collections::BTreeSet::new();
+    for r in store
+        .list(ResourceType::ZoneIngress, None, Page::all())
+        .await?
+        .items
+        .iter()
+        .filter(|r| of_zone(r))
+    {
+        if let Spec::ZoneIngress(zi) = &r.spec {
+            offered_meshes.extend(zi.available_services.iter().filter_map(|s| s.mesh.clone()));
+            ingresses.push(serde_json::json!({
+                "name": display_name(r),
+                "advertised": zi.public_endpoint().map(|(a, p)| format!("{a}:{p}")),
+                "availableServices": zi.available_services.len(),
+                "instances": zi.available_services.iter().map(|s| u64::from(s.instances)).sum::<u64>(),
+            }));
+        }
+    }
+    let egresses: Vec<serde_json::Value> = store
+        .list(ResourceType::ZoneEgress, None, Page::all())
+        .await?
+        .items
+        .iter()
+        .filter(|r| of_zone(r))
+        .filter_map(|r| match &r.spec {
+            Spec::ZoneEgress(ze) => Some(serde_json::json!({
+                "name": display_name(r),
+                "address": ze.networking.as_ref().map(|n| format!("{}:{}", n.address, n.port)),
+            })),
+            _ => None,
+        })
+        .collect();
+    let mut dataplanes: BTreeMap<String, u64> = BTreeMap::new();
+    for r in store
+        .list(ResourceType::Dataplane, None, Page::all())
+        .await?
+        .items
+        .iter()
+        .filter(|r| of_zone(r))
+    {
+        *dataplanes
+            .entry(r.meta.mesh.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let mut notes = Vec::new();
+    for mesh in offered_meshes {
+        let key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
+        let mtls = matches!(store.get(&key).await?, Some(m) if matches!(&m.spec, Spec::Mesh(s) if s.mtls_enabled()));
+        let identities = store
+            .list(
+                ResourceType::MeshIdentity,
+                Some(&mesh),
+                Page { size: 1, offset: 0 },
+            )
+            .await?
+            .total;
+        if !mtls && identities == 0 {
+            notes.push(weft_api::cross_zone_message(&mesh));
+        }
+    }
+    Ok(serde_json::json!({
+        "ingresses": ingresses,
+        "egresses": egresses,
+        "dataplanes": { "total": dataplanes.values().sum::<u64>(), "byMesh": dataplanes },
+        "notes": notes,
+    }))
 }
 
 async fn one(

@@ -387,3 +387,38 @@ async fn mesh_ca_cannot_be_swapped_while_mtls_is_on() {
     assert_eq!(s, StatusCode::OK, "{body}");
     g.stop().await;
 }
+
+// On global, a Mesh without mTLS is accepted with a warning that its services
+// stay within their zones (zone ingresses route on the SNI of mTLS); with mTLS,
+// or with a MeshIdentity, no such warning.
+#[tokio::test]
+async fn a_mesh_without_mtls_warns_it_stays_in_its_zones() {
+    let g = inprocess::global().await;
+    let cross_zone =
+        |body: &serde_json::Value| body["warnings"].to_string().contains("other zones");
+    let (s, body) = g
+        .api
+        .put("/meshes/plain", "type: Mesh\nname: plain\n")
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    assert!(cross_zone(&body), "{body}");
+    let (s, body) = g
+        .api
+        .put(
+            "/meshes/secure",
+            "type: Mesh\nname: secure\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - {name: ca-1, type: builtin}\n",
+        )
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    assert!(!cross_zone(&body), "{body}");
+    let identity = "type: MeshIdentity\nmesh: plain\nname: id\nspec:\n  selector: {dataplane: {matchLabels: {}}}\n  provider: {type: Bundled, bundled: {autogenerate: {enabled: true}}}\n";
+    let (s, body) = g.api.put("/meshes/plain/meshidentities/id", identity).await;
+    assert!(s.is_success(), "{s} {body}");
+    let (s, body) = g
+        .api
+        .put("/meshes/plain", "type: Mesh\nname: plain\n")
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    assert!(!cross_zone(&body), "{body}");
+    g.stop().await;
+}

@@ -71,6 +71,14 @@ async fn east_reaches_west_through_wests_ingress() {
         .map(|(_, v)| *v)
         .unwrap_or(0);
     assert!(forwarded >= 1, "the ingress forwarded nothing: {stats:?}");
+    // Global's overview of west shows its ingress, what it offers, its Dataplanes.
+    let g = weft_testbed::Client::new(zones.global.api_url(), zones.global.token());
+    let (_, ov) = g.get("/zones/west/_overview").await;
+    let proxies = &ov["proxies"];
+    assert_eq!(proxies["ingresses"][0]["name"], "ingress-west", "{ov}");
+    assert_eq!(proxies["ingresses"][0]["availableServices"], 1, "{ov}");
+    assert_eq!(proxies["dataplanes"]["byMesh"]["default"], 1, "{ov}");
+    assert_eq!(proxies["notes"], serde_json::json!([]), "{ov}");
     for h in [&zones.east, &zones.west] {
         let rejected = h.rejected_updates().await;
         assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");

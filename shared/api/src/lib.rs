@@ -11,6 +11,7 @@ mod error;
 pub mod grpc;
 pub mod json_body;
 mod mesh_ca;
+pub use mesh_ca::cross_zone_message;
 mod metrics;
 mod resources;
 pub mod server;

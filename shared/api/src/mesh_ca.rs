@@ -105,6 +105,38 @@ pub(super) async fn prepare(
     Ok(out)
 }
 
+/// On global: a mesh without mTLS (Mesh `mtls` off and no MeshIdentity) stays
+/// within each zone, since zone ingresses route on the SNI of mTLS — say so.
+pub(super) async fn cross_zone_warning(
+    store: &dyn ResourceStore,
+    mesh: &Resource,
+) -> Result<Option<String>, ApiError> {
+    let Spec::Mesh(spec) = &mesh.spec else {
+        return Ok(None);
+    };
+    if spec.mtls_enabled() {
+        return Ok(None);
+    }
+    let name = &mesh.meta.name;
+    let identities = store
+        .list(
+            ResourceType::MeshIdentity,
+            Some(name),
+            Page { size: 1, offset: 0 },
+        )
+        .await?;
+    Ok((identities.total == 0).then(|| cross_zone_message(name)))
+}
+
+/// What a mesh without mTLS means across zones (the PUT warning, the zone
+/// overview's note).
+pub fn cross_zone_message(mesh: &str) -> String {
+    format!(
+        "mesh {mesh:?} has no mTLS (mtls.enabledBackend, or a MeshIdentity): its services are \
+         not reachable from other zones, whose ingresses route on the TLS SNI of mesh mTLS"
+    )
+}
+
 /// The decoded Secrets of `mesh` among `names` that exist.
 async fn secrets(
     store: &dyn ResourceStore,

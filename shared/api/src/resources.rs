@@ -290,7 +290,12 @@ async fn put_item(
         check_ca_change(&old, new)?;
     }
     let prepared = if key.ty == ResourceType::Mesh {
-        super::mesh_ca::prepare(state.store.as_ref(), &res).await?
+        let mut p = super::mesh_ca::prepare(state.store.as_ref(), &res).await?;
+        if matches!(state.mode, crate::Mode::Global) {
+            p.warnings
+                .extend(super::mesh_ca::cross_zone_warning(state.store.as_ref(), &res).await?);
+        }
+        p
     } else {
         super::mesh_ca::Prepared {
             warnings: super::mesh_ca::policy_warnings(state.store.as_ref(), &res).await?,
