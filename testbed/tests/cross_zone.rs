@@ -234,6 +234,36 @@ async fn failover_to_the_other_zone_and_back() {
         20,
         "traffic is back in east: {t:?}"
     );
+
+    // localityAwareness disabled: both zones at priority 0, weighted.
+    let g = weft_testbed::Client::new(zones.global.api_url(), zones.global.token());
+    let mlbs = "type: MeshLoadBalancingStrategy\nmesh: default\nname: flat\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default:\n        localityAwareness: {disabled: true}\n";
+    let (s, body) = g
+        .put("/meshes/default/meshloadbalancingstrategies/flat", mlbs)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let ingress = &zones.west.ingresses[0];
+    let ingress_host = format!("{}:{}", ingress.ip, ingress.port);
+    until(
+        Duration::from_secs(10),
+        "west's ingress at priority 0",
+        || async {
+            frontend
+                .admin
+                .get("/clusters")
+                .await
+                .is_ok_and(|c| c.contains(&format!("backend::{ingress_host}::priority::0")))
+        },
+    )
+    .await;
+    let t = tally(&url, 40).await;
+    assert_eq!(t.status(200), 40, "{t:?}");
+    assert!(
+        t.instance("backend-east-2") > 0 && t.instance("backend-west-1") > 0,
+        "both zones answer: {t:?}"
+    );
+    let rejected = zones.east.rejected_updates().await;
+    assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
     drop(zones.global);
 }
 

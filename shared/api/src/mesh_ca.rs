@@ -203,6 +203,9 @@ pub(super) async fn policy_warnings(
     res: &Resource,
 ) -> Result<Vec<String>, ApiError> {
     let ty = res.resource_type();
+    if ty == ResourceType::MeshLoadBalancingStrategy {
+        return Ok(affinity_warnings(res));
+    }
     if ty != ResourceType::MeshTrafficPermission && ty != ResourceType::MeshTLS {
         return Ok(Vec::new());
     }
@@ -237,6 +240,29 @@ pub(super) async fn policy_warnings(
     } else {
         permission_warning(mesh)
     }])
+}
+
+/// MeshLoadBalancingStrategy's `localityAwareness.localZone.affinityTags` are
+/// accepted (Kuma's format) but not applied yet: say so for each.
+fn affinity_warnings(res: &Resource) -> Vec<String> {
+    let spec = res.to_value();
+    let mut out = Vec::new();
+    for (i, to) in spec["spec"]["to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let tags = &to["default"]["localityAwareness"]["localZone"]["affinityTags"];
+        if tags.as_array().is_some_and(|a| !a.is_empty()) {
+            out.push(format!(
+                "spec.to[{i}].default.localityAwareness.localZone.affinityTags: not applied yet \
+                 (Weft orders endpoints by zone only); traffic within the zone is balanced \
+                 across all its instances"
+            ));
+        }
+    }
+    out
 }
 
 /// Removes private keys from `value` (a resource's JSON) before it is answered:

@@ -241,6 +241,17 @@ impl Services {
         subset: &Tags,
         placement: Placement<'_>,
     ) -> Arc<Entry> {
+        Arc::new(entry(&self.cla_of(cluster, service, subset, placement)))
+    }
+
+    /// The ClusterLoadAssignment behind [`Services::cla_with`].
+    pub fn cla_of(
+        &self,
+        cluster: &str,
+        service: &str,
+        subset: &Tags,
+        placement: Placement<'_>,
+    ) -> ClusterLoadAssignment {
         let eps = self
             .endpoints
             .get(service)
@@ -249,7 +260,7 @@ impl Services {
         let picked = eps
             .iter()
             .filter(|e| subset.iter().all(|(k, v)| e.tags.get(k) == Some(v)));
-        Arc::new(cla_entry(cluster, picked, placement))
+        cla(cluster, picked, placement)
     }
 }
 
@@ -332,7 +343,12 @@ pub fn cla_entry<'a>(
     eps: impl Iterator<Item = &'a ServiceEndpoint>,
     placement: Placement<'_>,
 ) -> Entry {
-    let payload = any(&cla(cluster, eps, placement));
+    entry(&cla(cluster, eps, placement))
+}
+
+/// A ClusterLoadAssignment as a shareable EDS entry.
+pub fn entry(cla: &ClusterLoadAssignment) -> Entry {
+    let payload = any(cla);
     Entry {
         version: any_version(&payload),
         payload,

@@ -223,3 +223,206 @@ fn eds_cluster(name: &str) -> Cluster {
         ..Cluster::default()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::xds::generate::tests::{dataplane, res, web};
+    use crate::xds::generate::{MeshView, generate_config};
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+    use prost::Message;
+
+    const MTLS_MESH: &str = "type: Mesh\nname: default\nmtls:\n  enabledBackend: ca-1\n  backends:\n    - name: ca-1\n      type: builtin\n";
+
+    /// A ZoneIngress `name` as zone east holds it: from zone `zone` through
+    /// global, or (zone `None`) its own.
+    fn ingress(name: &str, zone: Option<&str>, address: &str, offers: &str) -> Arc<Resource> {
+        let labels = zone.map_or(String::new(), |z| {
+            format!("labels: {{kuma.io/origin: global, kuma.io/zone: {z}}}\n")
+        });
+        let offers = if offers.is_empty() {
+            String::new()
+        } else {
+            format!("availableServices:\n{offers}")
+        };
+        res(&format!(
+            "type: ZoneIngress\nname: {name}\n{labels}networking: {{address: 10.9.9.9, port: 10001, advertisedAddress: {address}, advertisedPort: 10001}}\n{offers}"
+        ))
+    }
+
+    const WEST_OFFERS: &str = "  - {mesh: default, instances: 2, tags: {kuma.io/service: backend, kuma.io/protocol: http, version: v2}}\n  - {mesh: other, instances: 1, tags: {kuma.io/service: backend}}\n";
+
+    /// Zone east's view: web (calling backend) and backend-1 here, west's two
+    /// ingress replicas behind one address, east's own ingress, and `extra`.
+    fn east(mesh: &str, extra: &[Arc<Resource>]) -> MeshView {
+        let mut all = vec![
+            web(),
+            dataplane(
+                "backend-1",
+                "127.0.0.2",
+                20010,
+                "backend",
+                "http",
+                ", version: v1",
+                "    []",
+            ),
+            ingress("west-a", Some("west"), "203.0.113.1", WEST_OFFERS),
+            ingress("west-b", Some("west"), "203.0.113.1", WEST_OFFERS),
+            ingress(
+                "east-own",
+                None,
+                "198.51.100.1",
+                "  - {mesh: default, instances: 1, tags: {kuma.io/service: backend}}\n",
+            ),
+        ];
+        all.extend(extra.iter().cloned());
+        MeshView::new_in_zone(res(mesh), all, "east")
+    }
+
+    /// The endpoints of `cluster` in `cfg`: (address, priority, weight).
+    fn endpoints(
+        cfg: &crate::xds::generate::model::Assembled,
+        cluster: &str,
+    ) -> (Vec<(String, u32, u32)>, Option<u32>) {
+        let entry = cfg.endpoints.get(cluster).expect("an EDS resource");
+        let cla = ClusterLoadAssignment::decode(entry.payload.value.as_slice()).unwrap();
+        let mut out = Vec::new();
+        for group in &cla.endpoints {
+            for e in &group.lb_endpoints {
+                let Some(envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier::Endpoint(ep)) =
+                    &e.host_identifier
+                else {
+                    continue;
+                };
+                let Some(
+                    envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(sa),
+                ) = ep.address.as_ref().and_then(|a| a.address.as_ref())
+                else {
+                    continue;
+                };
+                out.push((
+                    sa.address.clone(),
+                    group.priority,
+                    e.load_balancing_weight.map_or(1, |w| w.value),
+                ));
+            }
+        }
+        let factor = cla
+            .policy
+            .and_then(|p| p.overprovisioning_factor)
+            .map(|f| f.value);
+        (out, factor)
+    }
+
+    // On a mesh with mTLS, another zone's ingress is an endpoint of the services
+    // it offers in this mesh: priority 1, weight = instances, replicas behind one
+    // address counted once; this zone's own ingress is not; local instances stay
+    // at priority 0 weighted by the number of remote ingresses.
+    #[test]
+    fn other_zones_ingresses_are_failover_endpoints() {
+        let view = east(MTLS_MESH, &[]);
+        let cfg = generate_config(&view, &web()).unwrap();
+        let (eps, factor) = endpoints(&cfg, "backend");
+        assert_eq!(
+            eps,
+            [
+                ("127.0.0.2".to_string(), 0, 1),
+                ("203.0.113.1".to_string(), 1, 2)
+            ]
+        );
+        assert_eq!(factor, None);
+        // Without mTLS the mesh stays in its zone.
+        let plain = east("type: Mesh\nname: default\n", &[]);
+        let cfg = generate_config(&plain, &web()).unwrap();
+        assert_eq!(
+            endpoints(&cfg, "backend").0,
+            [("127.0.0.2".to_string(), 0, 1)]
+        );
+    }
+
+    // MeshLoadBalancingStrategy's localityAwareness: `disabled` flattens the
+    // priorities; crossZone.failover orders (or drops) zones; the threshold sets
+    // Envoy's overprovisioning factor.
+    #[test]
+    fn locality_awareness_reorders_zones() {
+        let mlbs = |la: &str| {
+            res(&format!(
+                "type: MeshLoadBalancingStrategy\nmesh: default\nname: lb\nspec:\n  targetRef: {{kind: Mesh}}\n  to:\n    - targetRef: {{kind: MeshService, name: backend}}\n      default:\n        localityAwareness:\n{la}"
+            ))
+        };
+        let run = |la: &str| {
+            let view = east(MTLS_MESH, &[mlbs(la)]);
+            let cfg = generate_config(&view, &web()).unwrap();
+            endpoints(&cfg, "backend")
+        };
+        let (eps, _) = run("          disabled: true\n");
+        assert!(eps.iter().all(|(_, p, _)| *p == 0), "{eps:?}");
+        let (eps, factor) = run(
+            "          crossZone:\n            failover:\n              - to: {type: Only, zones: [north]}\n              - to: {type: Any}\n            failoverThreshold: {percentage: 50}\n",
+        );
+        // west is on the second level; north offers nothing, so the levels
+        // close up and west is Envoy's priority 1.
+        assert_eq!(eps[1], ("203.0.113.1".to_string(), 1, 2), "{eps:?}");
+        assert_eq!(factor, Some(200));
+        let (eps, _) = run(
+            "          crossZone:\n            failover:\n              - from: {zones: [south]}\n                to: {type: Any}\n              - to: {type: None}\n",
+        );
+        assert_eq!(
+            eps,
+            [("127.0.0.2".to_string(), 0, 1)],
+            "no rule for east lets west in"
+        );
+        let (eps, _) = run(
+            "          crossZone:\n            failover:\n              - to: {type: AnyExcept, zones: [west]}\n",
+        );
+        assert_eq!(eps.len(), 1, "{eps:?}");
+    }
+
+    // The ingress answers the SNI of each local service of a mesh with mTLS and of
+    // each subset the mesh's routes name, passing the connection to this zone's
+    // instances only, without a transport socket anywhere.
+    #[test]
+    fn ingress_routes_by_sni_without_tls() {
+        let route = res(
+            "type: MeshHTTPRoute\nmesh: default\nname: canary\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      rules:\n        - matches: [{path: {type: PathPrefix, value: /}}]\n          default:\n            backendRefs:\n              - {kind: MeshServiceSubset, name: backend, tags: {version: v1}}\n",
+        );
+        let view = Arc::new(east(MTLS_MESH, &[route]));
+        let plain = Arc::new(MeshView::new_in_zone(
+            res("type: Mesh\nname: other\n"),
+            vec![],
+            "east",
+        ));
+        let own = ingress("east-own", None, "198.51.100.1", "");
+        let snap = generate(&[view, plain], &own).unwrap();
+        let listeners = snap.get(&Listener::type_url()).unwrap();
+        let (_, entry) = listeners.iter().next().unwrap();
+        let l = Listener::decode(entry.payload.value.as_slice()).unwrap();
+        assert_eq!(l.name, "inbound:10.9.9.9:10001");
+        let names: Vec<Vec<String>> = l
+            .filter_chains
+            .iter()
+            .map(|c| c.filter_chain_match.clone().unwrap().server_names)
+            .collect();
+        // backend (local) and its v1 subset, web; never the remote-only v2.
+        assert_eq!(
+            names,
+            [
+                vec!["backend{mesh=default}".to_string()],
+                vec!["backend{mesh=default,version=v1}".to_string()],
+                vec!["web{mesh=default}".to_string()],
+            ]
+        );
+        assert!(l.filter_chains.iter().all(|c| c.transport_socket.is_none()));
+        let clusters = snap.get(&Cluster::type_url()).unwrap();
+        for (name, entry) in clusters.iter() {
+            let c = Cluster::decode(entry.payload.value.as_slice()).unwrap();
+            assert!(c.transport_socket.is_none(), "{name}");
+        }
+        let eds = snap.get(&ClusterLoadAssignment::type_url()).unwrap();
+        let (_, backend) = eds.iter().find(|(n, _)| *n == "default:backend").unwrap();
+        let cla = ClusterLoadAssignment::decode(backend.payload.value.as_slice()).unwrap();
+        let hosts: usize = cla.endpoints.iter().map(|g| g.lb_endpoints.len()).sum();
+        assert_eq!(hosts, 1, "only this zone's instance: {cla:?}");
+    }
+}

@@ -52,6 +52,8 @@ pub struct MeshView {
     /// MeshIdentities and MeshTrusts: who takes which SPIFFE id, which domains
     /// are trusted.
     pub identity: workload_identity::IdentityView,
+    /// The zone this view is for (remote endpoints are the other zones').
+    pub zone: String,
 }
 
 impl MeshView {
@@ -103,6 +105,7 @@ impl MeshView {
             services,
             mtls,
             identity,
+            zone: zone.to_string(),
         }
     }
 

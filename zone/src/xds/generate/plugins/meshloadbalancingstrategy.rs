@@ -2,10 +2,26 @@
 //! the matching `least_request_lb_config` / `ring_hash_lb_config` /
 //! `maglev_lb_config`; the routes of the destination's outbound listener get
 //! `hash_policy[]` (from `loadBalancer.{ringHash,maglev}.hashPolicies`, else the
-//! top-level `hashPolicies`). Locality awareness needs several zones and is not
-//! applied (see docs/policies.md).
+//! top-level `hashPolicies`).
+//!
+//! `localityAwareness` reorders the cluster's endpoints across zones (the
+//! proxy's own EDS resource replaces the shared one):
+//! - by default this zone's instances are priority 0 and other zones' ingresses
+//!   priority 1 ([`crate::xds::generate::endpoints::local_first`]);
+//! - `disabled: true` puts every endpoint at priority 0 (weighted by instance
+//!   count);
+//! - `crossZone.failover` lists, in order, the zones traffic fails over to after
+//!   this one: each rule whose `from.zones` includes this zone (or has no
+//!   `from`) adds a priority level — `Any` every zone not placed yet, `Only` the
+//!   named ones, `AnyExcept` all but the named ones — and `None` ends the list;
+//!   zones no rule places get no traffic;
+//! - `crossZone.failoverThreshold.percentage` (T) is when a level spills to the
+//!   next: Envoy's overprovisioning factor 100 × 100 / T;
+//! - `localZone.affinityTags` is refused at the PUT for now (a warning: it has
+//!   no effect).
 
 use super::{Ctx, dur};
+use crate::xds::generate::endpoints::{self, ServiceEndpoint};
 use crate::xds::generate::envoy::{duration, u32v};
 use crate::xds::generate::model::{Chain, ClusterRole, ProxyConfig};
 use envoy_types::pb::envoy::config::cluster::v3::cluster;
@@ -13,13 +29,36 @@ use envoy_types::pb::envoy::config::core::v3::RuntimeDouble;
 use envoy_types::pb::envoy::config::route::v3::{route, route_action};
 use envoy_types::pb::google::protobuf::UInt64Value;
 use weft_model::resource::ResourceType;
+use weft_model::resource::policy::intorstring::IntOrString;
 use weft_model::resource::policy::meshloadbalancingstrategy::{
-    Conf, HashFunctionType, HashPolicy, HashPolicyType, LoadBalancerType,
+    Conf, Failover, HashFunctionType, HashPolicy, HashPolicyType, LoadBalancerType,
+    LocalityAwareness, ToZoneType,
 };
 
 const TY: ResourceType = ResourceType::MeshLoadBalancingStrategy;
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
+    for (name, part) in &cfg.clusters {
+        let ClusterRole::Outbound { service, subset } = &part.role else {
+            continue;
+        };
+        let Some(la) = ctx
+            .to::<Conf>(TY, service)
+            .and_then(|c| c.locality_awareness)
+        else {
+            continue;
+        };
+        let views = ctx.view;
+        let placement = placement(&la, &views.zone);
+        let mut cla = views
+            .services
+            .cla_of(name, service, subset, &|e| placement(e));
+        if let Some(factor) = overprovisioning(&la) {
+            cla.policy = Some(cla_policy(factor));
+        }
+        cfg.endpoints
+            .insert(name.clone(), std::sync::Arc::new(endpoints::entry(&cla)));
+    }
     for part in cfg.clusters.values_mut() {
         let ClusterRole::Outbound { service, .. } = &part.role else {
             continue;
@@ -105,6 +144,78 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
                 a.hash_policy = envoy.clone();
             }
         }
+    }
+}
+
+/// Where each endpoint goes under `la` for a proxy in zone `local`: its
+/// priority, or `None` for no traffic.
+fn placement(la: &LocalityAwareness, local: &str) -> impl Fn(&ServiceEndpoint) -> Option<u32> {
+    let disabled = la.disabled == Some(true);
+    let failover = la.cross_zone.as_ref().and_then(|c| c.failover.clone());
+    let local = local.to_string();
+    move |e: &ServiceEndpoint| {
+        let Some(zone) = &e.remote_zone else {
+            return Some(0);
+        };
+        if disabled {
+            return Some(0);
+        }
+        let Some(rules) = &failover else {
+            return endpoints::local_first(e);
+        };
+        zone_level(rules, &local, zone)
+    }
+}
+
+/// The priority `crossZone.failover` gives zone `zone` for a client in `local`
+/// (1 for the first level after the local zone); `None`: no traffic.
+fn zone_level(rules: &[Failover], local: &str, zone: &str) -> Option<u32> {
+    let mut level = 0;
+    for rule in rules {
+        let applies = rule
+            .from
+            .as_ref()
+            .and_then(|f| f.zones.as_ref())
+            .is_none_or(|zs| zs.iter().any(|z| z == local));
+        if !applies {
+            continue;
+        }
+        let named = rule.to.zones.as_deref().unwrap_or_default();
+        let listed = named.iter().any(|z| z == zone);
+        level += 1;
+        match rule.to.zone_type {
+            ToZoneType::None => return None,
+            ToZoneType::Any => return Some(level),
+            ToZoneType::Only if listed => return Some(level),
+            ToZoneType::AnyExcept if !listed => return Some(level),
+            ToZoneType::Only | ToZoneType::AnyExcept => {}
+        }
+    }
+    None
+}
+
+/// Envoy's overprovisioning factor for `crossZone.failoverThreshold.percentage`.
+fn overprovisioning(la: &LocalityAwareness) -> Option<u32> {
+    let t = la
+        .cross_zone
+        .as_ref()?
+        .failover_threshold
+        .as_ref()?
+        .percentage
+        .as_ref()?;
+    let percent: f64 = match t {
+        IntOrString::Int(i) => *i as f64,
+        IntOrString::String(s) => s.trim().parse().ok()?,
+    };
+    (percent > 0.0).then(|| (10_000.0 / percent).round().min(f64::from(u32::MAX)) as u32)
+}
+
+fn cla_policy(
+    factor: u32,
+) -> envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy {
+    envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy {
+        overprovisioning_factor: Some(u32v(factor)),
+        ..Default::default()
     }
 }
 
