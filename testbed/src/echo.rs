@@ -11,6 +11,9 @@
 //! deterministically (request n fails when ⌊(n+1)·R⌋ > ⌊n·R⌋: R = 0.5 fails every
 //! second request), so tests need no luck.
 //!
+//! HTTPS (`--tls-cert`, `--tls-key`): the same over TLS (HTTP/1.1), as an
+//! external service outside the mesh would serve.
+//!
 //! TCP (`--tcp`): on connect the server writes one JSON line
 //! `{"service","zone","instance"}` and then echoes every byte back.
 
@@ -169,6 +172,68 @@ async fn echo(
 /// Serves HTTP on `listener` until the process ends.
 pub async fn serve_http(listener: TcpListener, config: EchoConfig) -> std::io::Result<()> {
     axum::serve(listener, router(config)).await
+}
+
+/// Serves the HTTP echo over TLS (certificate chain and key in PEM) on
+/// `listener` until the process ends; a failed handshake drops that connection
+/// only.
+pub async fn serve_https(
+    listener: TcpListener,
+    config: EchoConfig,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> std::io::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("--tls-cert", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad("--tls-key", &e))?;
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("TLS", &e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| bad("--tls-cert/--tls-key", &e))?;
+    let listener = TlsListener {
+        tcp: listener,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+    };
+    axum::serve(listener, router(config)).await
+}
+
+/// Accepts TCP connections and completes their TLS handshake.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.tcp.accept().await {
+                Ok((tcp, addr)) => {
+                    if let Ok(tls) = self.acceptor.accept(tcp).await {
+                        return (tls, addr);
+                    }
+                }
+                // Out of file descriptors and the like: do not spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
 
 /// Serves the TCP echo on `listener` until the process ends.

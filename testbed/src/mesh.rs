@@ -297,9 +297,9 @@ fn not_ready(dp: &GroupProcess, why: String) -> TestbedError {
     }
 }
 
-/// A zone ingress: `weft-dp --proxy-type ingress` and its Envoy, listening on
-/// `ip:port` (also its advertised address).
-pub struct Ingress {
+/// A zone ingress or egress: `weft-dp --proxy-type ingress|egress` and its
+/// Envoy, listening on `ip:port` (an ingress advertises that address too).
+pub struct ZoneProxy {
     pub name: String,
     pub ip: Ipv4Addr,
     pub port: u16,
@@ -307,9 +307,9 @@ pub struct Ingress {
     pub dp: GroupProcess,
 }
 
-impl Ingress {
-    /// Waits until the ingress's Envoy is LIVE (it has listeners only once its
-    /// zone has services to offer).
+impl ZoneProxy {
+    /// Waits until the proxy's Envoy is LIVE (it has listeners only once there
+    /// is something to serve).
     pub async fn wait_live(&mut self, timeout: Duration) -> Result<(), TestbedError> {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no answer yet");
@@ -335,7 +335,8 @@ impl Ingress {
 pub struct MeshHarness {
     // Apps and ingresses go before the zone.
     pub apps: Vec<App>,
-    pub ingresses: Vec<Ingress>,
+    pub ingresses: Vec<ZoneProxy>,
+    pub egresses: Vec<ZoneProxy>,
     pub zone: ControlPlane,
     /// The zone name the echo apps report (`--zone`), if any.
     zone_name: Option<String>,
@@ -372,6 +373,7 @@ impl MeshHarness {
         Ok(MeshHarness {
             apps: Vec::new(),
             ingresses: Vec::new(),
+            egresses: Vec::new(),
             zone,
             zone_name: zone_name.map(str::to_string),
             dir,
@@ -437,21 +439,48 @@ impl MeshHarness {
     }
 
     /// Starts this zone's ingress `name` on its own loopback address (advertised
-    /// as is) and waits until its Envoy is LIVE; get it with `ingresses`.
-    pub async fn start_ingress(&mut self, name: &str) -> Result<&Ingress, TestbedError> {
+    /// as is) and waits until its Envoy is LIVE; it joins `ingresses`.
+    pub async fn start_ingress(&mut self, name: &str) -> Result<&ZoneProxy, TestbedError> {
+        let proxy = self.spawn_zone_proxy("ingress", name).await?;
+        self.ingresses.push(proxy);
+        self.ingresses
+            .last()
+            .ok_or_else(|| TestbedError::Build("no ingress".into()))
+    }
+
+    /// Starts this zone's egress `name` on its own loopback address and waits
+    /// until its Envoy is LIVE; it joins `egresses`.
+    pub async fn start_egress(&mut self, name: &str) -> Result<&ZoneProxy, TestbedError> {
+        let proxy = self.spawn_zone_proxy("egress", name).await?;
+        self.egresses.push(proxy);
+        self.egresses
+            .last()
+            .ok_or_else(|| TestbedError::Build("no egress".into()))
+    }
+
+    async fn spawn_zone_proxy(&self, kind: &str, name: &str) -> Result<ZoneProxy, TestbedError> {
         let ip = next_ip();
         let port = free_port(ip)?;
         let admin_port = free_port(Ipv4Addr::LOCALHOST)?;
-        let yaml = format!(
-            "type: ZoneIngress\nname: {name}\nnetworking:\n  address: {ip}\n  port: {port}\n  advertisedAddress: {ip}\n  advertisedPort: {port}\n  admin:\n    port: {admin_port}\n"
-        );
+        let yaml = if kind == "ingress" {
+            format!(
+                "type: ZoneIngress\nname: {name}\nnetworking:\n  address: {ip}\n  port: {port}\n  advertisedAddress: {ip}\n  advertisedPort: {port}\n  admin:\n    port: {admin_port}\n"
+            )
+        } else {
+            format!(
+                "type: ZoneEgress\nname: {name}\nnetworking:\n  address: {ip}\n  port: {port}\n  admin:\n    port: {admin_port}\n"
+            )
+        };
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir).map_err(|source| TestbedError::Io {
             what: dir.display().to_string(),
             source,
         })?;
-        let token = self.issue_zone_proxy_token("ingress").await?;
-        let (file, token_file) = (dir.join("zoneingress.yaml"), dir.join("ingress.token"));
+        let token = self.issue_zone_proxy_token(kind).await?;
+        let (file, token_file) = (
+            dir.join(format!("{kind}.yaml")),
+            dir.join(format!("{kind}.token")),
+        );
         for (path, text) in [(&file, yaml.as_str()), (&token_file, token.as_str())] {
             std::fs::write(path, text).map_err(|source| TestbedError::Io {
                 what: path.display().to_string(),
@@ -460,7 +489,7 @@ impl MeshHarness {
         }
         let mut dp = Command::new(bin_dir()?.join("weft-dp"));
         dp.arg("run")
-            .args(["--proxy-type", "ingress"])
+            .args(["--proxy-type", kind])
             .args(["--cp-address", &self.zone.api_url()])
             .arg("--dataplane-file")
             .arg(&file)
@@ -468,18 +497,15 @@ impl MeshHarness {
             .arg(&token_file)
             .args(["--envoy-log-level", "info", "--bootstrap-timeout", "30s"]);
         let dp = GroupProcess::spawn(&format!("weft-dp {name}"), dp, &dir)?;
-        let mut ingress = Ingress {
+        let mut proxy = ZoneProxy {
             name: name.to_string(),
             ip,
             port,
             admin: EnvoyAdmin::new(admin_port),
             dp,
         };
-        ingress.wait_live(PROXY_READY_TIMEOUT).await?;
-        self.ingresses.push(ingress);
-        self.ingresses
-            .last()
-            .ok_or_else(|| TestbedError::Build("no ingress".into()))
+        proxy.wait_live(PROXY_READY_TIMEOUT).await?;
+        Ok(proxy)
     }
 
     /// Starts an app and its sidecar and waits until the proxy is ready.
@@ -631,6 +657,7 @@ impl Drop for MeshHarness {
         // Stop the proxies before the zone, so nothing reconnects in between.
         self.apps.clear();
         self.ingresses.clear();
+        self.egresses.clear();
     }
 }
 

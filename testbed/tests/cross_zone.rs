@@ -439,3 +439,157 @@ async fn mesh_identity_per_zone_across_zones() {
         assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
     }
 }
+
+// With the Mesh's routing.zoneEgress on, traffic leaving east goes through
+// east's egress: east → west passes it (and west's ingress) still encrypted,
+// and an ExternalService — an HTTPS echo outside the mesh — is reached through
+// it, the egress terminating the sidecar's mTLS and originating TLS verified
+// against the service's CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_egress_carries_cross_zone_and_external_traffic() {
+    use weft_testbed::mesh::GroupProcess;
+    let mesh = format!(
+        "{}routing: {{zoneEgress: true}}\n",
+        weft_testbed::multizone::MESH_MTLS
+    );
+    // The external service: HTTPS on 127.0.0.1, its certificate for localhost.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = weft_security::pki::Ca::generate().unwrap();
+    let leaf = ca
+        .issue_server_cert(&["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, leaf.chain_pem(&ca)).unwrap();
+    std::fs::write(&key, leaf.key_pem.expose()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut echo =
+        std::process::Command::new(weft_testbed::process::bin_dir().unwrap().join("weft-echo"));
+    echo.args(["--address", &format!("127.0.0.1:{port}")])
+        .args(["--service", "httpbin", "--instance", "external-https"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key);
+    let _external = GroupProcess::spawn("weft-echo external", echo, dir.path()).unwrap();
+    until(
+        Duration::from_secs(10),
+        "the external HTTPS echo listening",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let indented: String = ca
+        .cert_pem()
+        .lines()
+        .map(|l| format!("          {l}\n"))
+        .collect();
+    let external = format!(
+        "type: ExternalService\nmesh: default\nname: httpbin\ntags:\n  kuma.io/service: httpbin\n  kuma.io/protocol: http\nnetworking:\n  address: localhost:{port}\n  tls:\n    enabled: true\n    serverName: localhost\n    caCert:\n      inlineString: |\n{indented}"
+    );
+    let mut zones = TwoZones::start_with(
+        &mesh,
+        &[
+            (
+                "/meshes/default/meshtrafficpermissions/allow-all",
+                ALLOW_ALL,
+            ),
+            ("/meshes/default/externalservices/httpbin", &external),
+        ],
+    )
+    .await
+    .unwrap();
+    zones.east.start_egress("egress-east").await.unwrap();
+    zones
+        .west
+        .start_app(AppSpec::http("backend", "backend-west-1"))
+        .await
+        .unwrap();
+    zones
+        .east
+        .start_app(
+            AppSpec::http("frontend", "frontend-east-1")
+                .outbound("backend")
+                .outbound("httpbin"),
+        )
+        .await
+        .unwrap();
+    let frontend = zones.east.app("frontend-east-1").unwrap();
+    let egress = &zones.east.egresses[0];
+    let egress_host = format!("{}:{}", egress.ip, egress.port);
+    until(
+        Duration::from_secs(10),
+        "backend through east's egress",
+        || async {
+            frontend
+                .admin
+                .cluster_hosts("backend")
+                .await
+                .is_ok_and(|h| h.get(&egress_host).map(String::as_str) == Some("healthy"))
+        },
+    )
+    .await;
+    let t = tally(&frontend.outbound_url("backend", "/"), 10).await;
+    assert_eq!(t.instance("backend-west-1"), 10, "{t:?}");
+    let t = tally(&frontend.outbound_url("httpbin", "/"), 10).await;
+    assert_eq!(t.instance("external-https"), 10, "{t:?}");
+
+    let stats = egress.admin.stats().await.unwrap();
+    let cx = |cluster: &str| {
+        stats
+            .get(&format!("cluster.{cluster}.upstream_cx_total"))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(
+        cx("default_backend") >= 1,
+        "east → west through the egress: {stats:?}"
+    );
+    assert!(
+        cx("default_httpbin") >= 1,
+        "the external service through the egress: {stats:?}"
+    );
+    // Cross-zone bytes pass the egress encrypted: its backend chain has no TLS.
+    let listeners = egress
+        .admin
+        .get("/config_dump?resource=dynamic_listeners")
+        .await
+        .unwrap();
+    let dump: serde_json::Value = serde_json::from_str(&listeners).unwrap();
+    let chains = dump["configs"][0]["active_state"]["listener"]["filter_chains"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_sni = |sni: &str| {
+        chains
+            .iter()
+            .find(|c| c["filter_chain_match"]["server_names"][0] == sni)
+            .cloned()
+            .unwrap_or_else(|| panic!("no chain for {sni}: {listeners}"))
+    };
+    assert!(
+        by_sni("backend{mesh=default}")
+            .get("transport_socket")
+            .is_none()
+    );
+    assert!(
+        by_sni("httpbin{mesh=default}")
+            .get("transport_socket")
+            .is_some()
+    );
+    let rejected = weft_testbed::mesh::envoy_admin::rejected(&stats);
+    assert!(
+        rejected.is_empty(),
+        "the egress rejected updates: {rejected:?}"
+    );
+    for h in [&zones.east, &zones.west] {
+        let rejected = h.rejected_updates().await;
+        assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
+    }
+}

@@ -393,11 +393,12 @@ async fn bootstrap_request_errors_name_the_field() {
         "{body}"
     );
 
+    // A Dataplane presented as an egress names the type it should be.
     let r = post(serde_json::json!({"dataplane": dp("default"), "proxyType": "egress"}))
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(fields(&body), ["proxyType"]);
-    assert!(body.to_string().contains("not supported yet"), "{body}");
+    assert_eq!(fields(&body), ["dataplane.type"]);
+    assert!(body.to_string().contains("ZoneEgress"), "{body}");
 }

@@ -119,13 +119,7 @@ async fn bootstrap(
     let req = parse_request(&bytes)?;
     let proxy_type = req.proxy_type.as_deref().unwrap_or("sidecar");
     match proxy_type {
-        "sidecar" | "ingress" => {}
-        "egress" => {
-            return Err(invalid(
-                "proxyType",
-                "egress proxies are not supported yet; sidecar and ingress are",
-            ));
-        }
+        "sidecar" | "ingress" | "egress" => {}
         other => {
             return Err(invalid(
                 "proxyType",

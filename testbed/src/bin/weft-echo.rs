@@ -33,6 +33,12 @@ struct Args {
     /// Raw TCP echo instead of HTTP.
     #[arg(long, env = "WEFT_ECHO_TCP")]
     tcp: bool,
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key).
+    #[arg(long, env = "WEFT_ECHO_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The key of --tls-cert (PEM).
+    #[arg(long, env = "WEFT_ECHO_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -61,11 +67,15 @@ fn main() -> ExitCode {
             fail_rate: args.fail_rate,
             fail_status: args.fail_status,
         };
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(c), Some(k)) => Some((std::fs::read(c)?, std::fs::read(k)?)),
+            _ => None,
+        };
         println!("weft-echo ready address={bound}");
-        if args.tcp {
-            echo::serve_tcp(listener, config).await
-        } else {
-            echo::serve_http(listener, config).await
+        match tls {
+            Some((cert, key)) => echo::serve_https(listener, config, &cert, &key).await,
+            None if args.tcp => echo::serve_tcp(listener, config).await,
+            None => echo::serve_http(listener, config).await,
         }
     });
     match result {

@@ -160,12 +160,6 @@ impl RunArgs {
         file.fill(&mut self.log_level, "log-level")?;
         file.fill(&mut self.log_format, "log-format")?;
         let proxy_type = self.proxy_type.unwrap_or_default();
-        if proxy_type == ProxyType::Egress {
-            return Err(ConfigError::new(
-                "proxy-type",
-                "egress proxies are not supported yet; sidecar and ingress are",
-            ));
-        }
         let cp_address = self.cp_address.as_deref().unwrap_or(DEFAULT_CP_ADDRESS);
         let (cp_url, cp_authority) = parse_cp_address(cp_address)?;
         let source = if self.dataplane.is_some() {

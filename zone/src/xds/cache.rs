@@ -640,10 +640,10 @@ impl Cache {
             let started = Instant::now();
             let result = match resource.resource_type() {
                 ResourceType::ZoneIngress => generate::ingress::generate(&views, &resource),
-                _ => {
-                    tracing::debug!(proxy = %key, "xDS: zone egress configuration is not generated");
-                    continue;
-                }
+                _ => generate::egress::generate(&views, &resource).map(|mut snap| {
+                    self.add_egress_secrets(&views, &key, &resource, &mut snap);
+                    snap
+                }),
             };
             let took = started.elapsed();
             self.inner.stats.generations.fetch_add(1, Ordering::Relaxed);
@@ -743,6 +743,41 @@ impl Cache {
                 ids.defer(key, RETRY_ISSUANCE);
                 self.inner.metrics.generation_errors.inc();
                 tracing::warn!(proxy = %key, error = %e, "xDS: no workload certificate for the proxy; its mTLS traffic fails until this is fixed");
+            }
+        }
+        snapshot.set_type(generate::mtls::SECRET_TYPE, secrets);
+    }
+
+    /// Adds to egress `key`'s snapshot, for each mesh it serves, the mesh's
+    /// trusted CAs and the egress's certificate (`spiffe://<mesh>/zone-egress`),
+    /// issued and renewed like a sidecar's under the key `<mesh>/~zone-egress/<name>`.
+    fn add_egress_secrets(
+        &self,
+        views: &[Arc<MeshView>],
+        key: &ProxyKey,
+        egress: &Resource,
+        snapshot: &mut Snapshot,
+    ) {
+        let ids = &self.inner.identities;
+        let mut secrets = weft_sync::delta::TypeResources::new();
+        for view in generate::egress::served(views) {
+            let Some(tls) = &view.mtls else { continue };
+            let mesh = &view.mesh.meta.name;
+            let plan = ids.current_plan(mesh).unwrap_or_else(|| {
+                ids.plan(tls, &self.connected(mesh), &self.trust_domains(view), false)
+            });
+            secrets.insert_hashed(tls.ca_secret_name(), plan.ca_secret.clone());
+            let per_mesh = ProxyKey {
+                mesh: mesh.clone(),
+                name: format!("{}/{}", key.mesh, key.name),
+            };
+            match ids.secret(&per_mesh, egress, tls, &plan) {
+                Ok(identity) => secrets.insert_hashed(tls.identity_secret_name(), identity),
+                Err(e) => {
+                    ids.defer(&per_mesh, RETRY_ISSUANCE);
+                    self.inner.metrics.generation_errors.inc();
+                    tracing::warn!(proxy = %key, %mesh, error = %e, "xDS: no certificate for the zone egress; its external traffic fails until this is fixed");
+                }
             }
         }
         snapshot.set_type(generate::mtls::SECRET_TYPE, secrets);

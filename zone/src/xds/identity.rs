@@ -519,10 +519,12 @@ fn identity_of(tls: &MeshTls, dp: &Resource) -> Result<WorkloadIdentity, String>
         }
     }
     let services = by_tag.get(tags::SERVICE).cloned().unwrap_or_default();
-    let first = services
-        .first()
-        .cloned()
-        .unwrap_or_else(|| dp.meta.name.clone());
+    // A zone egress is one identity per mesh, whatever its name.
+    let fallback = match &dp.spec {
+        Spec::ZoneEgress(_) => super::generate::external::EGRESS_IDENTITY.to_string(),
+        _ => dp.meta.name.clone(),
+    };
+    let first = services.first().cloned().unwrap_or(fallback);
     let mut identity =
         WorkloadIdentity::mesh_service(&tls.mesh, &first, &by_tag).map_err(|e| e.to_string())?;
     for other in services.iter().skip(1) {

@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod dataplane;
 pub mod duration;
+pub mod external;
 pub mod identity;
 pub mod mesh;
 pub mod net;
@@ -177,6 +178,7 @@ resource_types! {
     Dataplane: "Dataplane", "dataplanes", Mesh, Zone, Inline, dataplane::DataplaneSpec;
     ZoneIngress: "ZoneIngress", "zoneingresses", Global, Zone, Inline, zone::ZoneIngressSpec;
     ZoneEgress: "ZoneEgress", "zoneegresses", Global, Zone, Inline, zone::ZoneEgressSpec;
+    ExternalService: "ExternalService", "externalservices", Mesh, Global, Inline, external::ExternalServiceSpec;
     Zone: "Zone", "zones", Global, Global, Inline, zone::ZoneSpec;
     Secret: "Secret", "secrets", Mesh, Global, Inline, secret::SecretSpec;
     GlobalSecret: "GlobalSecret", "global-secrets", Global, Global, Inline, secret::SecretSpec;

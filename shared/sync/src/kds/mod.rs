@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Scope, ValidationErrors, tags};
 use weft_store::{ResourceStore, StoreError, WriteOp};
 
-/// Types global sends to zones: meshes, secrets, MeshIdentities and every policy,
+/// Types global sends to zones: meshes, secrets, ExternalServices, MeshIdentities
+/// and every policy,
 /// and — from global and from the other zones — MeshTrusts (each zone's trust
 /// domain), ingresses and egresses (cross-zone discovery).
 pub fn global_to_zone_types() -> Vec<ResourceType> {
@@ -33,6 +34,7 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
                 t,
                 ResourceType::Mesh
                     | ResourceType::Secret
+                    | ResourceType::ExternalService
                     | ResourceType::MeshIdentity
                     | ResourceType::MeshTrust
                     | ResourceType::ZoneIngress

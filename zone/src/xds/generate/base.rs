@@ -129,6 +129,7 @@ pub fn outbound_cluster(
         role: ClusterRole::Outbound {
             service: service.to_string(),
             subset: subset.clone(),
+            external: false,
         },
         protocol,
         cluster,
@@ -157,6 +158,13 @@ pub fn ensure_outbound_cluster(
     };
     if !cfg.clusters.contains_key(&name) {
         let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
+        if let Some(es) = view.externals.get(service) {
+            cfg.clusters.insert(
+                name.clone(),
+                super::external::cluster(view, &name, es, protocol),
+            );
+            return name;
+        }
         cfg.clusters.insert(
             name.clone(),
             outbound_cluster(&name, service, &subset, protocol),

@@ -53,6 +53,8 @@ pub struct Services {
     pub endpoints: BTreeMap<String, Vec<ServiceEndpoint>>,
     pub protocols: BTreeMap<String, Protocol>,
     pub clas: BTreeMap<String, Arc<Entry>>,
+    /// This zone's egress, when remote endpoints are reached through it.
+    pub egress: Option<(String, u32)>,
 }
 
 impl Services {
@@ -109,6 +111,7 @@ impl Services {
             endpoints,
             protocols,
             clas: BTreeMap::new(),
+            egress: None,
         };
         services.build_clas();
         services
@@ -118,7 +121,10 @@ impl Services {
         self.clas = self
             .endpoints
             .iter()
-            .map(|(s, eps)| (s.clone(), Arc::new(cla_entry(s, eps.iter(), &local_first))))
+            .map(|(s, eps)| {
+                let cla = cla(s, eps.iter(), &local_first, self.egress.as_ref());
+                (s.clone(), Arc::new(entry(&cla)))
+            })
             .collect();
     }
 
@@ -197,6 +203,24 @@ impl Services {
         self.build_clas();
     }
 
+    /// Sends traffic for other zones to this zone's egress at `address:port`:
+    /// in the proxies' EDS every remote endpoint keeps its zone, tags, weight
+    /// and priority but points at the egress, which forwards by SNI to the
+    /// remote ingress ([`Services::remote`] keeps the ingresses' addresses).
+    pub fn route_remote_through(&mut self, address: &str, port: u32) {
+        self.egress = Some((address.to_string(), port));
+        self.build_clas();
+    }
+
+    /// The remote endpoints of `service` (what a zone egress forwards to).
+    pub fn remote(&self, service: &str) -> impl Iterator<Item = &ServiceEndpoint> {
+        self.endpoints
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.remote_zone.is_some())
+    }
+
     /// The endpoints of this zone only (what a zone ingress forwards to).
     pub fn local(&self, service: &str) -> impl Iterator<Item = &ServiceEndpoint> {
         self.endpoints
@@ -260,7 +284,7 @@ impl Services {
         let picked = eps
             .iter()
             .filter(|e| subset.iter().all(|(k, v)| e.tags.get(k) == Some(v)));
-        cla(cluster, picked, placement)
+        cla(cluster, picked, placement, self.egress.as_ref())
     }
 }
 
@@ -283,11 +307,12 @@ pub fn remote_zone<'a>(ingress: &'a Resource, local_zone: &str) -> Option<&'a st
 }
 
 /// A ClusterLoadAssignment named `cluster`: `eps` grouped by priority (from
-/// `placement`), then by zone.
+/// `placement`), then by zone; remote endpoints at `egress` when given.
 pub fn cla<'a>(
     cluster: &str,
     eps: impl Iterator<Item = &'a ServiceEndpoint>,
     placement: Placement<'_>,
+    egress: Option<&(String, u32)>,
 ) -> ClusterLoadAssignment {
     let mut groups: BTreeMap<(u32, String), Vec<LbEndpoint>> = BTreeMap::new();
     for e in eps {
@@ -299,12 +324,16 @@ pub fn cla<'a>(
             .clone()
             .or_else(|| e.tags.get(tags::ZONE).cloned())
             .unwrap_or_default();
+        let (address, port) = match (egress, &e.remote_zone) {
+            (Some((a, p)), Some(_)) => (a.as_str(), *p),
+            _ => (e.address.as_str(), e.port),
+        };
         groups
             .entry((priority, zone))
             .or_default()
             .push(LbEndpoint {
                 host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                    address: Some(socket(&e.address, e.port)),
+                    address: Some(socket(address, port)),
                     ..Endpoint::default()
                 })),
                 load_balancing_weight: Some(u32v(e.weight.max(1))),
@@ -343,7 +372,7 @@ pub fn cla_entry<'a>(
     eps: impl Iterator<Item = &'a ServiceEndpoint>,
     placement: Placement<'_>,
 ) -> Entry {
-    entry(&cla(cluster, eps, placement))
+    entry(&cla(cluster, eps, placement, None))
 }
 
 /// A ClusterLoadAssignment as a shareable EDS entry.

@@ -86,7 +86,7 @@ pub fn destinations(views: &[Arc<MeshView>]) -> Vec<Destination> {
 /// Every `MeshServiceSubset` backendRef (service, tags without
 /// `kuma.io/service`) of the mesh's MeshHTTPRoutes and MeshTCPRoutes: the
 /// subset clusters a sidecar of another zone may open towards this one.
-fn route_subsets(view: &MeshView) -> BTreeSet<(String, Tags)> {
+pub fn route_subsets(view: &MeshView) -> BTreeSet<(String, Tags)> {
     fn walk(v: &serde_json::Value, out: &mut BTreeSet<(String, Tags)>) {
         match v {
             serde_json::Value::Object(m) => {
@@ -125,12 +125,12 @@ fn route_subsets(view: &MeshView) -> BTreeSet<(String, Tags)> {
     out
 }
 
-/// Why an ingress gets no configuration.
+/// Why a zone proxy (ingress, egress) gets no configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
-    #[error("resource {0} is not a ZoneIngress")]
+    #[error("resource {0} is not a zone proxy of the expected type")]
     NotAnIngress(String),
-    #[error("ZoneIngress {0} has no networking")]
+    #[error("zone proxy {0} has no networking")]
     NoNetworking(String),
 }
 
@@ -208,7 +208,7 @@ pub fn generate(views: &[Arc<MeshView>], ingress: &Resource) -> Result<Snapshot,
 }
 
 /// An EDS cluster, plain TCP: the bytes it carries are the sidecars' mTLS.
-fn eds_cluster(name: &str) -> Cluster {
+pub fn eds_cluster(name: &str) -> Cluster {
     Cluster {
         name: name.to_string(),
         alt_stat_name: super::envoy::sanitize(name),

@@ -10,8 +10,10 @@
 //!    result. Versions are content hashes ([`weft_sync::delta::any_version`]).
 
 pub mod base;
+pub mod egress;
 pub mod endpoints;
 pub mod envoy;
+pub mod external;
 #[cfg(test)]
 mod golden;
 pub mod ingress;
@@ -29,7 +31,7 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use prost::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use weft_model::resource::{Resource, ResourceType, Spec};
+use weft_model::resource::{Resource, ResourceType, Spec, tags};
 use weft_model::rules::ProxyRules;
 use weft_sync::delta::{Snapshot, TypeResources};
 
@@ -54,6 +56,11 @@ pub struct MeshView {
     pub identity: workload_identity::IdentityView,
     /// The zone this view is for (remote endpoints are the other zones').
     pub zone: String,
+    /// The mesh's ExternalServices by `kuma.io/service`.
+    pub externals: BTreeMap<String, Arc<Resource>>,
+    /// Where this zone's egress listens, when the mesh routes through it
+    /// (`routing.zoneEgress`, mTLS on) and the zone has one.
+    pub egress: Option<(String, u32)>,
 }
 
 impl MeshView {
@@ -83,6 +90,17 @@ impl MeshView {
                 .into_iter()
                 .flat_map(|m| m.values()),
         );
+        let externals = external::by_service(&by_type);
+        for (service, es) in &externals {
+            if let Spec::ExternalService(spec) = &es.spec {
+                services
+                    .protocols
+                    .entry(service.clone())
+                    .or_insert_with(|| {
+                        model::Protocol::parse(spec.tags.get(tags::PROTOCOL).map(String::as_str))
+                    });
+            }
+        }
         let mut identity = workload_identity::IdentityView::build(&mesh.meta.name, zone, &by_type);
         let mtls = mtls::MeshTls::build(&mesh, &by_type, identity.is_active()).map(Arc::new);
         // Other zones are reached through their ingresses, which route on the SNI
@@ -98,6 +116,15 @@ impl MeshView {
             );
             identity.add_remote(&services);
         }
+        // The egress takes a Mesh-mTLS identity: it needs the Mesh's CA.
+        let egress = mtls
+            .as_ref()
+            .filter(|t| t.mesh_mtls)
+            .and_then(|_| external::local_egress(&mesh, zone, &by_type));
+        if let Some((address, port)) = &egress {
+            // Traffic leaving the zone goes through its egress (Kuma's rule).
+            services.route_remote_through(address, *port);
+        }
         MeshView {
             mesh,
             resources: by_type,
@@ -106,6 +133,8 @@ impl MeshView {
             mtls,
             identity,
             zone: zone.to_string(),
+            externals,
+            egress,
         }
     }
 

@@ -135,8 +135,14 @@ pub enum ClusterRole {
     /// The local app behind an inbound (`localhost:<port>`), by inbound port.
     Local { inbound_port: u32 },
     /// A mesh destination: the whole service, or the tag `subset` of it (empty
-    /// for the whole service; `kuma.io/service` not repeated).
-    Outbound { service: String, subset: Tags },
+    /// for the whole service; `kuma.io/service` not repeated). `external`: an
+    /// ExternalService (no mesh mTLS towards it; reached by DNS or through the
+    /// zone egress).
+    Outbound {
+        service: String,
+        subset: Tags,
+        external: bool,
+    },
     /// Infrastructure (e.g. an access log collector): no policy applies.
     System,
 }

@@ -300,14 +300,14 @@ pub fn sni(service: &str, mesh: &str, subset: &weft_model::resource::Tags) -> St
     s
 }
 
-fn inline(pem: &str) -> DataSource {
+pub(super) fn inline(pem: &str) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::InlineString(pem.to_string())),
         ..DataSource::default()
     }
 }
 
-fn tls_socket(ctx: Any) -> TransportSocket {
+pub(super) fn tls_socket(ctx: Any) -> TransportSocket {
     TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(ctx)),
@@ -345,7 +345,11 @@ pub fn apply_clusters(
     params: Option<&TlsParameters>,
 ) {
     for part in cfg.clusters.values_mut() {
-        if let ClusterRole::Outbound { service, subset } = &part.role
+        if let ClusterRole::Outbound {
+            service,
+            subset,
+            external: false,
+        } = &part.role
             && identities.destination_mtls(service, tls.mesh_mtls)
         {
             let ids = identities.accepted_ids(service, tls.mesh_mtls);

@@ -39,7 +39,12 @@ const TY: ResourceType = ResourceType::MeshLoadBalancingStrategy;
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     for (name, part) in &cfg.clusters {
-        let ClusterRole::Outbound { service, subset } = &part.role else {
+        let ClusterRole::Outbound {
+            service,
+            subset,
+            external: false,
+        } = &part.role
+        else {
             continue;
         };
         let Some(la) = ctx

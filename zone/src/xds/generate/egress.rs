@@ -1,0 +1,164 @@
+//! A zone egress's Envoy configuration: one listener on the ZoneEgress's
+//! `networking.address:port` with a TLS inspector and, for each mesh that
+//! routes through it (`routing.zoneEgress`, Mesh mTLS on), one filter chain per
+//! SNI its sidecars send:
+//!
+//! - towards another zone (`<service>{mesh=<mesh>...}`, as for an ingress): the
+//!   connection passes on, still encrypted, through `tcp_proxy` to the EDS
+//!   cluster `<mesh>:<service>` of the other zones' ingresses — the egress holds
+//!   no decrypted byte of it;
+//! - towards an ExternalService (`<service>{mesh=<mesh>}`): the egress
+//!   terminates the sidecar's mTLS (a client certificate of the mesh required;
+//!   its own certificate is `spiffe://<mesh>/zone-egress`) and `tcp_proxy`
+//!   carries the stream to the service, with the TLS the ExternalService asks
+//!   for ([`super::external::direct`]).
+//!
+//! The secrets (`identity_cert:secret:<mesh>`, `mesh_ca:secret:<mesh>` for each
+//! such mesh) are added by the cache, which issues the egress's certificates.
+
+use super::MeshView;
+use super::endpoints::{cla_entry, local_first};
+use super::envoy::{any, socket};
+use super::ingress::{Destination, IngressError};
+use super::model::{Protocol, network_filter};
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::{
+    FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use prost::Name;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use weft_model::resource::{Resource, Spec, Tags};
+use weft_sync::delta::{Snapshot, TypeResources};
+
+/// The meshes an egress serves: Mesh mTLS on and routed through this zone's
+/// egress.
+pub fn served(views: &[Arc<MeshView>]) -> impl Iterator<Item = &Arc<MeshView>> {
+    views
+        .iter()
+        .filter(|v| v.egress.is_some() && v.mtls.as_ref().is_some_and(|t| t.mesh_mtls))
+}
+
+/// Other zones' destinations of `view`: each service with remote endpoints,
+/// and each subset of it the mesh's routes name that a remote endpoint offers.
+fn remote_destinations(view: &MeshView) -> Vec<Destination> {
+    let mesh = &view.mesh.meta.name;
+    let mut out = BTreeSet::new();
+    let offered = |service: &str, subset: &Tags| {
+        view.services
+            .remote(service)
+            .any(|e| subset.iter().all(|(k, v)| e.tags.get(k) == Some(v)))
+    };
+    for service in view.services.endpoints.keys() {
+        if offered(service, &Tags::new()) {
+            out.insert(Destination {
+                mesh: mesh.clone(),
+                service: service.clone(),
+                subset: Tags::new(),
+            });
+        }
+    }
+    for (service, subset) in super::ingress::route_subsets(view) {
+        if offered(&service, &subset) {
+            out.insert(Destination {
+                mesh: mesh.clone(),
+                service,
+                subset,
+            });
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn tcp_chain(sni: String, cluster: &str) -> FilterChain {
+    FilterChain {
+        filter_chain_match: Some(FilterChainMatch {
+            server_names: vec![sni],
+            transport_protocol: "tls".into(),
+            ..FilterChainMatch::default()
+        }),
+        filters: vec![network_filter(
+            "envoy.filters.network.tcp_proxy",
+            &TcpProxy {
+                stat_prefix: super::envoy::sanitize(cluster),
+                cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
+                ..TcpProxy::default()
+            },
+        )],
+        ..FilterChain::default()
+    }
+}
+
+/// The egress's listener, clusters and endpoints from every mesh's view.
+pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, IngressError> {
+    let Spec::ZoneEgress(spec) = &egress.spec else {
+        return Err(IngressError::NotAnIngress(egress.meta.name.clone()));
+    };
+    let net = spec
+        .networking
+        .as_ref()
+        .ok_or_else(|| IngressError::NoNetworking(egress.meta.name.clone()))?;
+    let mut chains = Vec::new();
+    let mut clusters = TypeResources::new();
+    let mut eds = TypeResources::new();
+    for view in served(views) {
+        for d in remote_destinations(view) {
+            let name = d.cluster();
+            let picked = view
+                .services
+                .remote(&d.service)
+                .filter(|e| d.subset.iter().all(|(k, v)| e.tags.get(k) == Some(v)));
+            eds.insert_shared(
+                name.clone(),
+                Arc::new(cla_entry(&name, picked, &local_first)),
+            );
+            clusters.insert_hashed(name.clone(), any(&super::ingress::eds_cluster(&name)));
+            chains.push(tcp_chain(d.sni(), &name));
+        }
+        let Some(tls) = &view.mtls else { continue };
+        for (service, es) in &view.externals {
+            let Spec::ExternalService(es) = &es.spec else {
+                continue;
+            };
+            let name = format!("{}:{service}", view.mesh.meta.name);
+            let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
+            let part = super::external::direct(view, &name, es, protocol);
+            clusters.insert_hashed(name.clone(), any(&part.assemble()));
+            let mut chain = tcp_chain(
+                super::mtls::sni(service, &view.mesh.meta.name, &Tags::new()),
+                &name,
+            );
+            chain.transport_socket = Some(tls.downstream(None));
+            chains.push(chain);
+        }
+    }
+    let mut listeners = TypeResources::new();
+    // Envoy refuses a listener without filter chains.
+    if !chains.is_empty() {
+        let name = format!("inbound:{}:{}", net.address, net.port);
+        let listener = Listener {
+            name: name.clone(),
+            address: Some(socket(&net.address, net.port)),
+            traffic_direction: TrafficDirection::Outbound as i32,
+            listener_filters: vec![ListenerFilter {
+                name: "envoy.filters.listener.tls_inspector".into(),
+                config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                    &TlsInspector::default(),
+                ))),
+                ..ListenerFilter::default()
+            }],
+            filter_chains: chains,
+            ..Listener::default()
+        };
+        listeners.insert_hashed(name, any(&listener));
+    }
+    let mut snap = Snapshot::new();
+    snap.set_type(Cluster::type_url(), clusters);
+    snap.set_type(ClusterLoadAssignment::type_url(), eds);
+    snap.set_type(Listener::type_url(), listeners);
+    Ok(snap)
+}

@@ -1,0 +1,250 @@
+//! Kuma's ExternalService in proxy configuration, and the zone egress a mesh
+//! may route through.
+//!
+//! A sidecar's outbound towards an ExternalService's `kuma.io/service` gets a
+//! cluster to the service itself: `networking.address`'s host by DNS
+//! (`STRICT_DNS`; `STATIC` for an IP), with TLS originated when
+//! `networking.tls.enabled` (SNI `serverName` or the host; the certificate
+//! verified against `caCert` when given, with that name as its SAN; a client
+//! certificate when given). Policies apply to it as to any outbound; mesh mTLS
+//! does not (the service is outside the mesh).
+//!
+//! With the Mesh's `routing.zoneEgress` on (mTLS required) and an egress in the
+//! zone, the sidecar's cluster goes to the egress instead, over mesh mTLS with
+//! SNI `<service>{mesh=<mesh>}`, accepting the egress's identity
+//! `spiffe://<mesh>/zone-egress`; the egress terminates it and originates to the
+//! service as above. Traffic to other zones goes to the egress too
+//! ([`super::endpoints::Services::route_remote_through`]), which passes it on,
+//! still encrypted, to the other zone's ingress.
+
+use super::MeshView;
+use super::base::http_options;
+use super::envoy::{any, secs, socket, u32v};
+use super::model::{ClusterPart, ClusterRole, Protocol};
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket, data_source};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
+    UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weft_model::resource::external::ExternalServiceSpec;
+use weft_model::resource::secret;
+use weft_model::resource::{Resource, ResourceType, Spec, Tags, tags};
+
+/// The SPIFFE service name of a zone egress's certificates.
+pub const EGRESS_IDENTITY: &str = "zone-egress";
+
+/// The mesh's ExternalServices by `kuma.io/service` (the first by name wins a
+/// shared service name).
+pub fn by_service(
+    resources: &BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+) -> BTreeMap<String, Arc<Resource>> {
+    let mut out = BTreeMap::new();
+    for r in resources
+        .get(ResourceType::ExternalService.name())
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        if let Spec::ExternalService(es) = &r.spec
+            && let Some(service) = es.service()
+        {
+            out.entry(service.to_string()).or_insert_with(|| r.clone());
+        }
+    }
+    out
+}
+
+/// Where this zone's egress listens, when `mesh` routes through one
+/// (`routing.zoneEgress`) and the zone has one (the first by name of its own
+/// ZoneEgresses).
+pub fn local_egress(
+    mesh: &Resource,
+    zone: &str,
+    resources: &BTreeMap<&'static str, BTreeMap<String, Arc<Resource>>>,
+) -> Option<(String, u32)> {
+    let Spec::Mesh(spec) = &mesh.spec else {
+        return None;
+    };
+    if spec.routing.as_ref().and_then(|r| r.zone_egress) != Some(true) {
+        return None;
+    }
+    resources
+        .get(ResourceType::ZoneEgress.name())?
+        .values()
+        .find_map(|r| {
+            let Spec::ZoneEgress(ze) = &r.spec else {
+                return None;
+            };
+            let from_global = r.meta.labels.get(tags::ORIGIN).map(String::as_str) == Some("global");
+            let ours = ze.zone.as_deref().is_none_or(|z| z.is_empty() || z == zone);
+            let net = ze.networking.as_ref()?;
+            (!from_global && ours).then(|| (net.address.clone(), net.port))
+        })
+}
+
+/// The cluster `name` of a sidecar towards ExternalService `es`: through the
+/// zone's egress when the mesh routes through one, else straight to it.
+pub fn cluster(view: &MeshView, name: &str, es: &Resource, protocol: Protocol) -> ClusterPart {
+    let Spec::ExternalService(spec) = &es.spec else {
+        return direct(view, name, &ExternalServiceSpec::default(), protocol);
+    };
+    match (&view.egress, &view.mtls) {
+        (Some((address, port)), Some(tls)) => {
+            let service = spec.service().unwrap_or(name);
+            let mut part = static_cluster(name, service, address, *port, protocol);
+            let ids = vec![tls.spiffe_id(EGRESS_IDENTITY)];
+            part.cluster.transport_socket =
+                Some(tls.upstream(service, &Tags::new(), &ids, &[], None));
+            part
+        }
+        _ => direct(view, name, spec, protocol),
+    }
+}
+
+/// A cluster `name` straight to the external service `spec` (what a sidecar
+/// uses without an egress, and what the egress uses).
+pub fn direct(
+    view: &MeshView,
+    name: &str,
+    spec: &ExternalServiceSpec,
+    protocol: Protocol,
+) -> ClusterPart {
+    let service = spec.service().unwrap_or(name);
+    let Some((host, port)) = spec.host_port() else {
+        return static_cluster(name, service, "127.0.0.1", 0, protocol);
+    };
+    let mut part = static_cluster(name, service, host, port, protocol);
+    if host.parse::<std::net::IpAddr>().is_err() {
+        part.cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        ));
+        part.cluster.dns_lookup_family = cluster::DnsLookupFamily::V4Preferred as i32;
+    }
+    if spec.tls().is_some() {
+        part.cluster.transport_socket = Some(origination(view, spec, host));
+    }
+    part
+}
+
+fn static_cluster(
+    name: &str,
+    service: &str,
+    host: &str,
+    port: u32,
+    protocol: Protocol,
+) -> ClusterPart {
+    let cluster = Cluster {
+        name: name.to_string(),
+        alt_stat_name: super::envoy::sanitize(name),
+        connect_timeout: Some(secs(5)),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.to_string(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(socket(host, port)),
+                        ..Endpoint::default()
+                    })),
+                    load_balancing_weight: Some(u32v(1)),
+                    ..LbEndpoint::default()
+                }],
+                ..LocalityLbEndpoints::default()
+            }],
+            ..ClusterLoadAssignment::default()
+        }),
+        ..Cluster::default()
+    };
+    ClusterPart {
+        role: ClusterRole::Outbound {
+            service: service.to_string(),
+            subset: Tags::new(),
+            external: true,
+        },
+        protocol,
+        cluster,
+        // The service speaks what its kuma.io/protocol says: HTTP/2 for http2
+        // and grpc, HTTP/1.1 for http.
+        http_options: protocol
+            .is_http()
+            .then(|| http_options(protocol != Protocol::Http)),
+    }
+}
+
+/// TLS towards the external service.
+fn origination(view: &MeshView, spec: &ExternalServiceSpec, host: &str) -> TransportSocket {
+    let tls = spec.tls().cloned().unwrap_or_default();
+    let server_name = tls.server_name.clone().unwrap_or_else(|| host.to_string());
+    let validation = tls.ca_cert.as_ref().map(|ca| CertificateValidationContext {
+        trusted_ca: Some(data_source(view, ca)),
+        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+            san_type: subject_alt_name_matcher::SanType::Dns as i32,
+            matcher: Some(StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(server_name.clone())),
+                ..StringMatcher::default()
+            }),
+            ..SubjectAltNameMatcher::default()
+        }],
+        ..CertificateValidationContext::default()
+    });
+    let certificates = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => vec![TlsCertificate {
+            certificate_chain: Some(data_source(view, cert)),
+            private_key: Some(data_source(view, key)),
+            ..TlsCertificate::default()
+        }],
+        _ => Vec::new(),
+    };
+    let ctx = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates: certificates,
+            validation_context_type: validation
+                .map(common_tls_context::ValidationContextType::ValidationContext),
+            ..CommonTlsContext::default()
+        }),
+        // SNI must be a host name, never an IP.
+        sni: if server_name.parse::<std::net::IpAddr>().is_ok() {
+            String::new()
+        } else {
+            server_name
+        },
+        allow_renegotiation: tls.allow_renegotiation == Some(true),
+        ..UpstreamTlsContext::default()
+    };
+    super::mtls::tls_socket(any(&ctx))
+}
+
+/// A Kuma DataSource as Envoy's: inline bytes or text as they are, a file by
+/// its path (read by Envoy), a Secret of the mesh by its data.
+fn data_source(view: &MeshView, ds: &secret::DataSource) -> DataSource {
+    let specifier = if let Some(text) = &ds.inline_string {
+        data_source::Specifier::InlineString(text.clone())
+    } else if let Some(b64) = &ds.inline {
+        data_source::Specifier::InlineBytes(secret::decode_base64(b64).unwrap_or_default())
+    } else if let Some(path) = &ds.file {
+        data_source::Specifier::Filename(path.clone())
+    } else {
+        let bytes = ds
+            .secret
+            .as_ref()
+            .and_then(|name| view.resources.get(ResourceType::Secret.name())?.get(name))
+            .and_then(|r| match &r.spec {
+                Spec::Secret(s) => s.bytes().ok(),
+                _ => None,
+            })
+            .unwrap_or_default();
+        data_source::Specifier::InlineBytes(bytes)
+    };
+    DataSource {
+        specifier: Some(specifier),
+        ..DataSource::default()
+    }
+}
