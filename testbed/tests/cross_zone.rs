@@ -447,52 +447,12 @@ async fn mesh_identity_per_zone_across_zones() {
 // against the service's CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zone_egress_carries_cross_zone_and_external_traffic() {
-    use weft_testbed::mesh::GroupProcess;
     let mesh = format!(
         "{}routing: {{zoneEgress: true}}\n",
         weft_testbed::multizone::MESH_MTLS
     );
-    // The external service: HTTPS on 127.0.0.1, its certificate for localhost.
     let dir = tempfile::tempdir().unwrap();
-    let ca = weft_security::pki::Ca::generate().unwrap();
-    let leaf = ca
-        .issue_server_cert(&["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    std::fs::write(&cert, leaf.chain_pem(&ca)).unwrap();
-    std::fs::write(&key, leaf.key_pem.expose()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut echo =
-        std::process::Command::new(weft_testbed::process::bin_dir().unwrap().join("weft-echo"));
-    echo.args(["--address", &format!("127.0.0.1:{port}")])
-        .args(["--service", "httpbin", "--instance", "external-https"])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key);
-    let _external = GroupProcess::spawn("weft-echo external", echo, dir.path()).unwrap();
-    until(
-        Duration::from_secs(10),
-        "the external HTTPS echo listening",
-        || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        },
-    )
-    .await;
-    let indented: String = ca
-        .cert_pem()
-        .lines()
-        .map(|l| format!("          {l}\n"))
-        .collect();
-    let external = format!(
-        "type: ExternalService\nmesh: default\nname: httpbin\ntags:\n  kuma.io/service: httpbin\n  kuma.io/protocol: http\nnetworking:\n  address: localhost:{port}\n  tls:\n    enabled: true\n    serverName: localhost\n    caCert:\n      inlineString: |\n{indented}"
-    );
+    let (_external, external) = external_https(dir.path()).await;
     let mut zones = TwoZones::start_with(
         &mesh,
         &[
@@ -592,4 +552,74 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
         let rejected = h.rejected_updates().await;
         assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
     }
+}
+
+/// An HTTPS echo outside the mesh (service `httpbin`, instance
+/// `external-https`) on 127.0.0.1 with a certificate for `localhost` from a
+/// fresh CA; the process and the ExternalService that reaches it (TLS verified
+/// against that CA).
+async fn external_https(dir: &std::path::Path) -> (weft_testbed::mesh::GroupProcess, String) {
+    use weft_testbed::mesh::GroupProcess;
+    let ca = weft_security::pki::Ca::generate().unwrap();
+    let leaf = ca
+        .issue_server_cert(&["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap();
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert, leaf.chain_pem(&ca)).unwrap();
+    std::fs::write(&key, leaf.key_pem.expose()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut echo =
+        std::process::Command::new(weft_testbed::process::bin_dir().unwrap().join("weft-echo"));
+    echo.args(["--address", &format!("127.0.0.1:{port}")])
+        .args(["--service", "httpbin", "--instance", "external-https"])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key);
+    let process = GroupProcess::spawn("weft-echo external", echo, dir).unwrap();
+    until(
+        Duration::from_secs(10),
+        "the external HTTPS echo listening",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    let indented: String = ca
+        .cert_pem()
+        .lines()
+        .map(|l| format!("          {l}\n"))
+        .collect();
+    let resource = format!(
+        "type: ExternalService\nmesh: default\nname: httpbin\ntags:\n  kuma.io/service: httpbin\n  kuma.io/protocol: http\nnetworking:\n  address: localhost:{port}\n  tls:\n    enabled: true\n    serverName: localhost\n    caCert:\n      inlineString: |\n{indented}"
+    );
+    (process, resource)
+}
+
+// Without an egress, a sidecar reaches an ExternalService by itself, over the
+// TLS the ExternalService asks for (verified against its CA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecars_reach_external_services_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_external, external) = external_https(dir.path()).await;
+    let mut mesh = weft_testbed::mesh::MeshHarness::start().await.unwrap();
+    let (s, body) = mesh
+        .api()
+        .put("/meshes/default/externalservices/httpbin", &external)
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    let client = mesh
+        .start_app(AppSpec::http("client", "client-1").outbound("httpbin"))
+        .await
+        .unwrap();
+    let t = tally(&client.outbound_url("httpbin", "/"), 10).await;
+    assert_eq!(t.instance("external-https"), 10, "{t:?}");
+    let rejected = mesh.rejected_updates().await;
+    assert!(rejected.is_empty(), "Envoy rejected updates: {rejected:?}");
 }
