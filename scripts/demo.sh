@@ -36,9 +36,10 @@ declare -A API=([east]=127.0.0.1:5691 [west]=127.0.0.1:5692)
 declare -A XDS=([east]=127.0.0.1:5678 [west]=127.0.0.1:5679)
 APP_PORT=18080 INBOUND_PORT=18081 OUTBOUND_PORT=18082 INGRESS_PORT=10001
 declare -A IP=([frontend-east]=127.0.2.1 [backend-east]=127.0.2.2 [backend-west]=127.0.3.1
-  [ingress-east]=127.0.2.100 [ingress-west]=127.0.3.100)
+  [ingress-east]=127.0.2.100 [ingress-west]=127.0.3.100 [egress-east]=127.0.2.101)
 declare -A ADMIN=([frontend-east]=19901 [backend-east]=19902 [backend-west]=19903
-  [ingress-east]=19911 [ingress-west]=19912)
+  [ingress-east]=19911 [ingress-west]=19912 [egress-east]=19921)
+EGRESS_PORT=10002
 declare -A ZONE_OF=([frontend-east]=east [backend-east]=east [backend-west]=west)
 declare -A SERVICE=([frontend-east]=frontend [backend-east]=backend [backend-west]=backend)
 declare -A VERSION=([frontend-east]=v1 [backend-east]=v1 [backend-west]=v2)
@@ -170,7 +171,8 @@ echo
 echo "== 2. mTLS for mesh default (cross-zone traffic needs it), written on global"
 cat >"$DATA/policies/mesh.yaml" <<'EOF'
 # Every proxy gets a SPIFFE certificate from the mesh's builtin CA; the zone
-# ingresses route on the TLS SNI without decrypting.
+# ingresses route on the TLS SNI without decrypting. Traffic leaving a zone goes
+# through the zone's egress.
 type: Mesh
 name: default
 mtls:
@@ -178,6 +180,8 @@ mtls:
   backends:
     - name: ca-1
       type: builtin
+routing:
+  zoneEgress: true
 EOF
 cat >"$DATA/policies/allow-all.yaml" <<'EOF'
 # With mTLS on, nothing may talk until a MeshTrafficPermission allows it.
@@ -198,7 +202,7 @@ mtls_in() { curl -sf "http://${API[$1]}/meshes/default" -H "Authorization: Beare
 for zone in east west; do wait_for "mesh default with mTLS in $zone" 30 mtls_in "$zone"; done
 
 echo
-echo "== 3. a zone ingress per zone (weft-dp --proxy-type ingress)"
+echo "== 3. a zone ingress per zone, and an egress in east (weft-dp --proxy-type ingress|egress)"
 envoy_live() { curl -sf "http://127.0.0.1:$1/ready" | grep -q LIVE; }
 for zone in east west; do
   name=ingress-$zone
@@ -220,9 +224,23 @@ EOF
     --dataplane-file "$DATA/$name.yaml" --dataplane-token-file "$DATA/$name.token" \
     --envoy-bin "$ENVOY" --bootstrap-timeout 30s
 done
+cat >"$DATA/egress-east.yaml" <<EOF
+type: ZoneEgress
+name: egress-east
+networking:
+  address: ${IP[egress-east]}
+  port: $EGRESS_PORT
+  admin: {port: ${ADMIN[egress-east]}}
+EOF
+show "weft-zone token egress --zone east --valid-for 24h --data-dir $DATA/east > $DATA/egress-east.token"
+"$BIN/weft-zone" token egress --zone east --valid-for 24h --data-dir "$DATA/east" >"$DATA/egress-east.token"
+show "weft-dp run --proxy-type egress --cp-address http://${API[east]} --dataplane-file $DATA/egress-east.yaml --dataplane-token-file $DATA/egress-east.token"
+start "$DATA/egress-east-dp" "$BIN/weft-dp" run --proxy-type egress --cp-address "http://${API[east]}" \
+  --dataplane-file "$DATA/egress-east.yaml" --dataplane-token-file "$DATA/egress-east.token" \
+  --envoy-bin "$ENVOY" --bootstrap-timeout 30s
 run cat "$DATA/ingress-west.yaml"
-for zone in east west; do
-  wait_for "ingress-$zone's Envoy LIVE (admin 127.0.0.1:${ADMIN[ingress-$zone]})" 60 envoy_live "${ADMIN[ingress-$zone]}"
+for proxy in ingress-east ingress-west egress-east; do
+  wait_for "$proxy's Envoy LIVE (admin 127.0.0.1:${ADMIN[$proxy]})" 60 envoy_live "${ADMIN[$proxy]}"
 done
 
 echo
@@ -278,10 +296,10 @@ both_zones() {
   local h
   h=$(hosts) &&
     grep -q "${IP[backend-east]}:$INBOUND_PORT::priority::0" <<<"$h" &&
-    grep -q "${IP[ingress-west]}:$INGRESS_PORT::priority::1" <<<"$h"
+    grep -q "${IP[egress-east]}:$EGRESS_PORT::priority::1" <<<"$h"
 }
-wait_for "east's backend (priority 0) and west's ingress (priority 1) in frontend's Envoy" 30 both_zones
-show "curl -s http://127.0.0.1:${ADMIN[frontend-east]}/clusters | grep ^backend::   # east's own instance first, west's ingress as failover"
+wait_for "east's backend (priority 0) and, for west, east's egress (priority 1) in frontend's Envoy" 30 both_zones
+show "curl -s http://127.0.0.1:${ADMIN[frontend-east]}/clusters | grep ^backend::   # east's own instance first; west, through east's egress, as failover"
 hosts | sed 's/^/  /'
 
 echo
@@ -311,7 +329,7 @@ tally 20
 run curl -sS --fail-with-body "$CLIENT_URL/hello"
 
 echo
-echo "== 6. failover: east's backend stops; traffic crosses to west through west's ingress"
+echo "== 6. failover: east's backend stops; traffic crosses to west: east's egress, then west's ingress"
 show "kill -TERM <backend-east's weft-dp>   # it leaves the mesh, drains 1 s, stops its Envoy"
 stop backend-east-dp
 stop backend-east-echo
@@ -320,8 +338,11 @@ wait_for "traffic moved to west" 10 west_only
 show "curl $CLIENT_URL/   # x20"
 tally 20
 [ "${TALLY[$WEST]:-0}" = 20 ] || fail "with east's backend gone, west should answer every request"
-show "curl -s http://127.0.0.1:${ADMIN[ingress-west]}/stats | grep cluster.default_backend.upstream_cx_total   # west's ingress passed the connections through, still encrypted"
-curl -sf "http://127.0.0.1:${ADMIN[ingress-west]}/stats" | grep '^cluster.default_backend.upstream_cx_total' | sed 's/^/  /'
+show "curl -s http://127.0.0.1:<egress-east, ingress-west admin>/stats | grep cluster.default_backend.upstream_cx_total   # both passed the connections on, still encrypted"
+for proxy in egress-east ingress-west; do
+  printf '  %-13s ' "$proxy"
+  curl -sf "http://127.0.0.1:${ADMIN[$proxy]}/stats" | grep '^cluster.default_backend.upstream_cx_total'
+done
 echo "  east's backend comes back:"
 start_app backend-east
 east_again() { tally 5 >/dev/null && [ "${TALLY[$EAST]:-0}" = 5 ]; }
@@ -407,6 +428,6 @@ for i in doc["items"]:
 echo
 echo "== the walk-through passed"
 [ "$EXIT_AFTER" = 1 ] && exit 0
-echo "Weft is running (logs in $DATA/*.err; Envoy admin: frontend 127.0.0.1:${ADMIN[frontend-east]}, ingresses ${ADMIN[ingress-east]} and ${ADMIN[ingress-west]})."
+echo "Weft is running (logs in $DATA/*.err; Envoy admin: frontend 127.0.0.1:${ADMIN[frontend-east]}, ingresses ${ADMIN[ingress-east]} and ${ADMIN[ingress-west]}, egress ${ADMIN[egress-east]})."
 echo "Try: curl $CLIENT_URL/   or   curl -H 'x-canary: yes' $CLIENT_URL/. Ctrl-C stops it."
 wait
