@@ -33,6 +33,9 @@ pub const PROXY_READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How [`AppSpec::outbound_mes`] marks a MeshExternalService outbound.
+const MES_PREFIX: &str = "mes:";
+
 /// Which token a proxy presents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenChoice {
@@ -93,6 +96,13 @@ impl AppSpec {
 
     pub fn outbound(mut self, service: &str) -> Self {
         self.outbounds.push(service.into());
+        self
+    }
+
+    /// An outbound to MeshExternalService `name` (`backendRef`); its URL is
+    /// `outbound_url("mes:<name>", ...)`.
+    pub fn outbound_mes(mut self, name: &str) -> Self {
+        self.outbounds.push(format!("{MES_PREFIX}{name}"));
         self
     }
 
@@ -692,9 +702,14 @@ fn dataplane_yaml(
     if !outbounds.is_empty() {
         yaml.push_str("  outbound:\n");
         for (service, port) in outbounds {
-            yaml.push_str(&format!(
-                "    - address: {ip}\n      port: {port}\n      tags:\n        kuma.io/service: {service}\n"
-            ));
+            match service.strip_prefix(MES_PREFIX) {
+                Some(mes) => yaml.push_str(&format!(
+                    "    - address: {ip}\n      port: {port}\n      backendRef:\n        kind: MeshExternalService\n        name: {mes}\n"
+                )),
+                None => yaml.push_str(&format!(
+                    "    - address: {ip}\n      port: {port}\n      tags:\n        kuma.io/service: {service}\n"
+                )),
+            }
         }
     }
     yaml

@@ -453,6 +453,7 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (_external, external) = external_https(dir.path()).await;
+    let mes = mes_of(&external);
     let mut zones = TwoZones::start_with(
         &mesh,
         &[
@@ -461,6 +462,7 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
                 ALLOW_ALL,
             ),
             ("/meshes/default/externalservices/httpbin", &external),
+            ("/meshes/default/meshexternalservices/httpbin-mes", &mes),
         ],
     )
     .await
@@ -476,7 +478,8 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
         .start_app(
             AppSpec::http("frontend", "frontend-east-1")
                 .outbound("backend")
-                .outbound("httpbin"),
+                .outbound("httpbin")
+                .outbound_mes("httpbin-mes"),
         )
         .await
         .unwrap();
@@ -499,6 +502,9 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
     assert_eq!(t.instance("backend-west-1"), 10, "{t:?}");
     let t = tally(&frontend.outbound_url("httpbin", "/"), 10).await;
     assert_eq!(t.instance("external-https"), 10, "{t:?}");
+    // The same service as a MeshExternalService (Kuma 2.14's SecureDataSource shape).
+    let t = tally(&frontend.outbound_url("mes:httpbin-mes", "/"), 10).await;
+    assert_eq!(t.instance("external-https"), 10, "{t:?}");
 
     let stats = egress.admin.stats().await.unwrap();
     let cx = |cluster: &str| {
@@ -514,6 +520,10 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
     assert!(
         cx("default_httpbin") >= 1,
         "the external service through the egress: {stats:?}"
+    );
+    assert!(
+        cx("default_meshexternalservice_httpbin_mes") >= 1,
+        "the MeshExternalService through the egress: {stats:?}"
     );
     // Cross-zone bytes pass the egress encrypted: its backend chain has no TLS.
     let listeners = egress
@@ -600,6 +610,28 @@ async fn external_https(dir: &std::path::Path) -> (weft_testbed::mesh::GroupProc
         "type: ExternalService\nmesh: default\nname: httpbin\ntags:\n  kuma.io/service: httpbin\n  kuma.io/protocol: http\nnetworking:\n  address: localhost:{port}\n  tls:\n    enabled: true\n    serverName: localhost\n    caCert:\n      inlineString: |\n{indented}"
     );
     (process, resource)
+}
+
+/// The MeshExternalService equivalent of ExternalService `external` (same
+/// host, port and CA; the CA as a Secret reference's sibling shape:
+/// `type: InsecureInline`).
+fn mes_of(external: &str) -> String {
+    let port = external
+        .split("address: localhost:")
+        .nth(1)
+        .and_then(|r| r.split('\n').next())
+        .unwrap()
+        .to_string();
+    let ca: String = external
+        .split("inlineString: |\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    format!(
+        "type: MeshExternalService\nmesh: default\nname: httpbin-mes\nspec:\n  match: {{port: 443, protocol: http}}\n  endpoints:\n    - {{address: localhost, port: {port}}}\n  tls:\n    enabled: true\n    verification:\n      serverName: localhost\n      caCert:\n        type: InsecureInline\n        insecureInline:\n          value: |\n{ca}"
+    )
 }
 
 // Without an egress, a sidecar reaches an ExternalService by itself, over the

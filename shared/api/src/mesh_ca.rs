@@ -213,6 +213,9 @@ pub(super) async fn policy_warnings(
     if ty == ResourceType::MeshLoadBalancingStrategy {
         return Ok(affinity_warnings(res));
     }
+    if ty == ResourceType::MeshExternalService {
+        return mes_warnings(store, res).await;
+    }
     if ty != ResourceType::MeshTrafficPermission && ty != ResourceType::MeshTLS {
         return Ok(Vec::new());
     }
@@ -247,6 +250,32 @@ pub(super) async fn policy_warnings(
     } else {
         permission_warning(mesh)
     }])
+}
+
+/// A MeshExternalService is reached only through a zone egress over mesh mTLS
+/// (Kuma's rule): say so when its mesh has not both.
+async fn mes_warnings(store: &dyn ResourceStore, res: &Resource) -> Result<Vec<String>, ApiError> {
+    let Some(mesh) = res.meta.mesh.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let key = ResourceKey::new(ResourceType::Mesh, None, mesh);
+    let Some(Resource {
+        spec: Spec::Mesh(m),
+        ..
+    }) = store.get(&key).await?
+    else {
+        return Ok(Vec::new());
+    };
+    let egress = m.routing.as_ref().and_then(|r| r.zone_egress) == Some(true);
+    Ok((!m.mtls_enabled() || !egress)
+        .then(|| {
+            format!(
+                "mesh {mesh:?} needs mTLS and routing.zoneEgress for this MeshExternalService: it is \
+                 reached only through a zone egress, and until then its outbounds have no endpoint"
+            )
+        })
+        .into_iter()
+        .collect())
 }
 
 /// MeshLoadBalancingStrategy's `localityAwareness.localZone.affinityTags` are

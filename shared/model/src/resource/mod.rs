@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod duration;
 pub mod external;
 pub mod identity;
+pub mod mes;
 pub mod mesh;
 pub mod net;
 pub mod policy;
@@ -200,6 +201,7 @@ resource_types! {
     MeshProxyPatch: "MeshProxyPatch", "meshproxypatches", Mesh, Global, Spec, policy::MeshProxyPatch;
     MeshIdentity: "MeshIdentity", "meshidentities", Mesh, Global, Spec, identity::MeshIdentitySpec;
     MeshTrust: "MeshTrust", "meshtrusts", Mesh, Global, Spec, identity::MeshTrustSpec;
+    MeshExternalService: "MeshExternalService", "meshexternalservices", Mesh, Global, Spec, mes::MeshExternalServiceSpec;
 }
 
 impl ResourceType {
@@ -221,7 +223,12 @@ impl ResourceType {
     /// but are not policies: they select by labels, or nothing).
     pub fn is_policy(self) -> bool {
         self.layout() == Layout::Spec
-            && !matches!(self, ResourceType::MeshIdentity | ResourceType::MeshTrust)
+            && !matches!(
+                self,
+                ResourceType::MeshIdentity
+                    | ResourceType::MeshTrust
+                    | ResourceType::MeshExternalService
+            )
     }
 
     pub fn is_mesh_scoped(self) -> bool {

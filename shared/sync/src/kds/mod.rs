@@ -35,6 +35,7 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
                 ResourceType::Mesh
                     | ResourceType::Secret
                     | ResourceType::ExternalService
+                    | ResourceType::MeshExternalService
                     | ResourceType::MeshIdentity
                     | ResourceType::MeshTrust
                     | ResourceType::ZoneIngress

@@ -281,14 +281,21 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
         });
     }
     for outbound in &net.outbound {
-        let Some(service) = outbound.tags.get(tags::SERVICE).cloned() else {
-            continue;
-        };
         let iface = weft_model::resource::dataplane::Networking::outbound_interface(outbound);
-        let protocol = view.services.protocol(&service).unwrap_or_else(|| {
-            Protocol::parse(outbound.tags.get(tags::PROTOCOL).map(String::as_str))
-        });
-        let cluster = ensure_outbound_cluster(&mut cfg, view, &service, &Tags::new());
+        let (service, protocol, cluster) = match outbound.tags.get(tags::SERVICE) {
+            Some(service) => {
+                let protocol = view.services.protocol(service).unwrap_or_else(|| {
+                    Protocol::parse(outbound.tags.get(tags::PROTOCOL).map(String::as_str))
+                });
+                let cluster = ensure_outbound_cluster(&mut cfg, view, service, &Tags::new());
+                (service.clone(), protocol, cluster)
+            }
+            // A MeshExternalService by reference (through the zone egress).
+            None => match super::external::mes_outbound(&mut cfg, view, outbound) {
+                Some(found) => found,
+                None => continue,
+            },
+        };
         let chain = if protocol.is_http() {
             let mut chain = http_chain(
                 &service,

@@ -7,6 +7,8 @@
 //!   connection passes on, still encrypted, through `tcp_proxy` to the EDS
 //!   cluster `<mesh>:<service>` of the other zones' ingresses — the egress holds
 //!   no decrypted byte of it;
+//! - towards a MeshExternalService (`<name>.<port>.<mesh>.mes`), the same, to
+//!   its endpoints ([`super::external::mes_direct`]);
 //! - towards an ExternalService (`<service>{mesh=<mesh>}`): the egress
 //!   terminates the sidecar's mTLS (a client certificate of the mesh required;
 //!   its own certificate is `spiffe://<mesh>/zone-egress`) and `tcp_proxy`
@@ -132,6 +134,18 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
                 super::mtls::sni(service, &view.mesh.meta.name, &Tags::new()),
                 &name,
             );
+            chain.transport_socket = Some(tls.downstream(None));
+            chains.push(chain);
+        }
+        for (mes_name, mes) in &view.mes {
+            let Spec::MeshExternalService(spec) = &mes.spec else {
+                continue;
+            };
+            let mesh = &view.mesh.meta.name;
+            let name = format!("{mesh}:{}", super::external::mes_cluster_name(mes_name));
+            let part = super::external::mes_direct(view, &name, mes_name, spec);
+            clusters.insert_hashed(name.clone(), any(&part.assemble()));
+            let mut chain = tcp_chain(super::external::mes_sni(mesh, mes_name, spec.port()), &name);
             chain.transport_socket = Some(tls.downstream(None));
             chains.push(chain);
         }

@@ -28,7 +28,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
-    UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
+    TlsParameters, UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
+    tls_parameters::TlsProtocol,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use std::collections::BTreeMap;
@@ -246,5 +247,232 @@ fn data_source(view: &MeshView, ds: &secret::DataSource) -> DataSource {
     DataSource {
         specifier: Some(specifier),
         ..DataSource::default()
+    }
+}
+
+/// The SNI a sidecar sends its zone egress for MeshExternalService `name` of
+/// `mesh` on `port` (Weft's; Kuma's carries a hash as well).
+pub fn mes_sni(mesh: &str, name: &str, port: u32) -> String {
+    format!("{name}.{port}.{mesh}.mes")
+}
+
+/// The cluster of MeshExternalService `name` (on a sidecar, and on the egress).
+pub fn mes_cluster_name(name: &str) -> String {
+    format!("meshexternalservice:{name}")
+}
+
+/// An outbound with `backendRef: {kind: MeshExternalService, name}`: its cluster
+/// (added to `cfg`), protocol and name; `None` for another kind or an unknown
+/// MeshExternalService. Kuma reaches a MeshExternalService only through the
+/// zone egress, over mesh mTLS: without them the cluster has no endpoint (the
+/// PUT answer warns).
+pub fn mes_outbound(
+    cfg: &mut super::model::ProxyConfig,
+    view: &MeshView,
+    outbound: &weft_model::resource::dataplane::Outbound,
+) -> Option<(String, Protocol, String)> {
+    use weft_model::resource::dataplane::BackendKind;
+    let r = outbound.backend_ref.as_ref()?;
+    if r.kind != Some(BackendKind::MeshExternalService) {
+        return None;
+    }
+    let name = r.name.as_deref()?;
+    let Spec::MeshExternalService(spec) = &view.mes.get(name)?.spec else {
+        return None;
+    };
+    let protocol = Protocol::parse(Some(spec.protocol()));
+    let cluster = mes_cluster_name(name);
+    if !cfg.clusters.contains_key(&cluster) {
+        let part = match (&view.egress, view.mtls.as_deref()) {
+            (Some((address, port)), Some(tls)) => {
+                let mut part = static_cluster(&cluster, name, address, *port, protocol);
+                part.cluster.transport_socket = Some(tls.upstream_to_egress(
+                    mes_sni(&view.mesh.meta.name, name, spec.port()),
+                    tls.spiffe_id(EGRESS_IDENTITY),
+                ));
+                part
+            }
+            _ => {
+                let mut part = static_cluster(&cluster, name, "127.0.0.1", 0, protocol);
+                part.cluster.load_assignment = Some(ClusterLoadAssignment {
+                    cluster_name: cluster.clone(),
+                    ..ClusterLoadAssignment::default()
+                });
+                part
+            }
+        };
+        cfg.clusters.insert(cluster.clone(), part);
+    }
+    Some((name.to_string(), protocol, cluster))
+}
+
+/// The egress's cluster `name` to MeshExternalService `spec`: its endpoints (by
+/// DNS when any is a name) at their priorities, with the TLS `tls` asks for.
+pub fn mes_direct(
+    view: &MeshView,
+    name: &str,
+    mes_name: &str,
+    spec: &weft_model::resource::mes::MeshExternalServiceSpec,
+) -> ClusterPart {
+    let protocol = Protocol::parse(Some(spec.protocol()));
+    let mut part = static_cluster(name, mes_name, "127.0.0.1", 0, protocol);
+    let endpoints = spec.endpoints.clone().unwrap_or_default();
+    let mut by_priority: BTreeMap<u32, Vec<LbEndpoint>> = BTreeMap::new();
+    for e in &endpoints {
+        by_priority
+            .entry(e.priority.unwrap_or(0))
+            .or_default()
+            .push(LbEndpoint {
+                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                    address: Some(socket(&e.address, e.port)),
+                    ..Endpoint::default()
+                })),
+                load_balancing_weight: Some(u32v(1)),
+                ..LbEndpoint::default()
+            });
+    }
+    part.cluster.load_assignment = Some(ClusterLoadAssignment {
+        cluster_name: name.to_string(),
+        endpoints: by_priority
+            .into_values()
+            .enumerate()
+            .map(|(i, lb_endpoints)| LocalityLbEndpoints {
+                lb_endpoints,
+                priority: u32::try_from(i).unwrap_or(0),
+                ..LocalityLbEndpoints::default()
+            })
+            .collect(),
+        ..ClusterLoadAssignment::default()
+    });
+    if endpoints
+        .iter()
+        .any(|e| e.address.parse::<std::net::IpAddr>().is_err())
+    {
+        part.cluster.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::StrictDns as i32,
+        ));
+        part.cluster.dns_lookup_family = cluster::DnsLookupFamily::V4Preferred as i32;
+    }
+    if let Some(tls) = spec.tls() {
+        let host = endpoints.first().map_or("", |e| e.address.as_str());
+        part.cluster.transport_socket = Some(mes_origination(view, tls, host));
+    }
+    part
+}
+
+/// Where an uninstructed `Secured` verification finds the CAs to trust: the
+/// system bundle (Debian's path), as Kuma's dataplane does.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn mes_origination(
+    view: &MeshView,
+    tls: &weft_model::resource::mes::Tls,
+    host: &str,
+) -> TransportSocket {
+    use weft_model::resource::mes::Source;
+    let ver = tls.verification.clone().unwrap_or_default();
+    let mode = ver.mode.as_deref().unwrap_or("Secured");
+    let server_name = ver.server_name.clone().unwrap_or_else(|| host.to_string());
+    let source = |src: &Option<weft_model::resource::mes::TlsSource>| {
+        let spec = match src.as_ref()?.source()? {
+            Source::Secret(name) => data_source::Specifier::InlineBytes(
+                view.resources
+                    .get(ResourceType::Secret.name())
+                    .and_then(|m| m.get(name))
+                    .and_then(|r| match &r.spec {
+                        Spec::Secret(s) => s.bytes().ok(),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+            ),
+            Source::Base64(b) => {
+                data_source::Specifier::InlineBytes(secret::decode_base64(b).unwrap_or_default())
+            }
+            Source::Text(t) => data_source::Specifier::InlineString(t.to_string()),
+            Source::File(p) => data_source::Specifier::Filename(p.to_string()),
+        };
+        Some(DataSource {
+            specifier: Some(spec),
+            ..DataSource::default()
+        })
+    };
+    let verify_ca = matches!(mode, "Secured" | "SkipSAN");
+    let verify_san = mode == "Secured";
+    let validation = verify_ca.then(|| {
+        let sans: Vec<SubjectAltNameMatcher> = match &ver.subject_alt_names {
+            Some(list) if !list.is_empty() => list
+                .iter()
+                .map(|s| {
+                    san_dns(if s.match_type.as_deref() == Some("Prefix") {
+                        string_matcher::MatchPattern::Prefix(s.value.clone())
+                    } else {
+                        string_matcher::MatchPattern::Exact(s.value.clone())
+                    })
+                })
+                .collect(),
+            _ => vec![san_dns(string_matcher::MatchPattern::Exact(
+                server_name.clone(),
+            ))],
+        };
+        CertificateValidationContext {
+            trusted_ca: source(&ver.ca_cert).or_else(|| {
+                Some(DataSource {
+                    specifier: Some(data_source::Specifier::Filename(
+                        SYSTEM_CA_BUNDLE.to_string(),
+                    )),
+                    ..DataSource::default()
+                })
+            }),
+            match_typed_subject_alt_names: if verify_san { sans } else { Vec::new() },
+            ..CertificateValidationContext::default()
+        }
+    });
+    let certificates = match (source(&ver.client_cert), source(&ver.client_key)) {
+        (Some(certificate_chain), Some(private_key)) => vec![TlsCertificate {
+            certificate_chain: Some(certificate_chain),
+            private_key: Some(private_key),
+            ..TlsCertificate::default()
+        }],
+        _ => Vec::new(),
+    };
+    let version = |v: Option<&str>| match v {
+        Some("TLS10") => TlsProtocol::TlSv10 as i32,
+        Some("TLS11") => TlsProtocol::TlSv11 as i32,
+        Some("TLS12") => TlsProtocol::TlSv12 as i32,
+        Some("TLS13") => TlsProtocol::TlSv13 as i32,
+        _ => TlsProtocol::TlsAuto as i32,
+    };
+    let tls_params = tls.version.as_ref().map(|v| TlsParameters {
+        tls_minimum_protocol_version: version(v.min.as_deref()),
+        tls_maximum_protocol_version: version(v.max.as_deref()),
+        ..TlsParameters::default()
+    });
+    let ctx = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates: certificates,
+            tls_params,
+            validation_context_type: validation
+                .map(common_tls_context::ValidationContextType::ValidationContext),
+            ..CommonTlsContext::default()
+        }),
+        sni: if server_name.parse::<std::net::IpAddr>().is_ok() {
+            String::new()
+        } else {
+            server_name
+        },
+        allow_renegotiation: tls.allow_renegotiation == Some(true),
+        ..UpstreamTlsContext::default()
+    };
+    super::mtls::tls_socket(any(&ctx))
+}
+
+fn san_dns(pattern: string_matcher::MatchPattern) -> SubjectAltNameMatcher {
+    SubjectAltNameMatcher {
+        san_type: subject_alt_name_matcher::SanType::Dns as i32,
+        matcher: Some(StringMatcher {
+            match_pattern: Some(pattern),
+            ..StringMatcher::default()
+        }),
+        ..SubjectAltNameMatcher::default()
     }
 }

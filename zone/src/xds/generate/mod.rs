@@ -58,6 +58,8 @@ pub struct MeshView {
     pub zone: String,
     /// The mesh's ExternalServices by `kuma.io/service`.
     pub externals: BTreeMap<String, Arc<Resource>>,
+    /// The mesh's MeshExternalServices by name.
+    pub mes: BTreeMap<String, Arc<Resource>>,
     /// Where this zone's egress listens, when the mesh routes through it
     /// (`routing.zoneEgress`, mTLS on) and the zone has one.
     pub egress: Option<(String, u32)>,
@@ -91,6 +93,10 @@ impl MeshView {
                 .flat_map(|m| m.values()),
         );
         let externals = external::by_service(&by_type);
+        let mes = by_type
+            .get(ResourceType::MeshExternalService.name())
+            .cloned()
+            .unwrap_or_default();
         for (service, es) in &externals {
             if let Spec::ExternalService(spec) = &es.spec {
                 services
@@ -134,6 +140,7 @@ impl MeshView {
             identity,
             zone: zone.to_string(),
             externals,
+            mes,
             egress,
         }
     }

@@ -266,6 +266,18 @@ impl MeshTls {
         };
         tls_socket(any(&ctx))
     }
+
+    /// The client side towards a zone egress for a MeshExternalService: SNI
+    /// `sni`, the egress's SPIFFE id required.
+    pub fn upstream_to_egress(&self, sni: String, egress_id: String) -> TransportSocket {
+        let common = self.common(vec![string_matcher::MatchPattern::Exact(egress_id)], true);
+        let ctx = UpstreamTlsContext {
+            common_tls_context: Some(common),
+            sni,
+            ..UpstreamTlsContext::default()
+        };
+        tls_socket(any(&ctx))
+    }
 }
 
 fn ca_secret_name(mesh: &str) -> String {
