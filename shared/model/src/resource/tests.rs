@@ -100,6 +100,7 @@ fn type_table() {
             ResourceType::Mesh,
             ResourceType::MeshIdentity,
             ResourceType::MeshTrust,
+            ResourceType::MeshExternalService,
         ];
         assert_eq!(
             ty.is_policy(),
