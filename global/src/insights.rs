@@ -237,6 +237,16 @@ async fn zone_proxies(
             .entry(r.meta.mesh.clone().unwrap_or_default())
             .or_default() += 1;
     }
+    // Online: the newest subscription of the proxy's DataplaneInsight is open.
+    let online = store
+        .list(ResourceType::DataplaneInsight, None, Page::all())
+        .await?
+        .items
+        .iter()
+        .filter(|r| of_zone(r))
+        .filter(|r| matches!(&r.spec, Spec::DataplaneInsight(i) if i.is_online()))
+        .count() as u64;
+    let total: u64 = dataplanes.values().sum();
     let mut notes = Vec::new();
     for mesh in offered_meshes {
         let key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
@@ -256,7 +266,12 @@ async fn zone_proxies(
     Ok(serde_json::json!({
         "ingresses": ingresses,
         "egresses": egresses,
-        "dataplanes": { "total": dataplanes.values().sum::<u64>(), "byMesh": dataplanes },
+        "dataplanes": {
+            "total": total,
+            "online": online.min(total),
+            "offline": total.saturating_sub(online),
+            "byMesh": dataplanes,
+        },
         "notes": notes,
     }))
 }

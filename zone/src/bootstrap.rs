@@ -230,10 +230,20 @@ async fn leave(
         };
         return Err(ApiError::new(status, e.to_string()));
     }
-    match state.store.delete(&dataplane.key(), None).await {
-        Ok(_) | Err(weft_store::StoreError::NotFound(_)) => {}
-        Err(weft_store::StoreError::MeshNotFound(_)) => {}
-        Err(e) => return Err(e.into()),
+    let mut keys = vec![dataplane.key()];
+    if dataplane.resource_type() == ResourceType::Dataplane {
+        keys.push(ResourceKey::new(
+            ResourceType::DataplaneInsight,
+            dataplane.meta.mesh.as_deref(),
+            &dataplane.meta.name,
+        ));
+    }
+    for key in keys {
+        match state.store.delete(&key, None).await {
+            Ok(_) | Err(weft_store::StoreError::NotFound(_)) => {}
+            Err(weft_store::StoreError::MeshNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     tracing::info!(proxy = %dataplane.key(), "a proxy left the mesh");
     Ok(StatusCode::NO_CONTENT.into_response())

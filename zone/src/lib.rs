@@ -38,6 +38,7 @@ pub mod component {
     pub const KDS: &str = "KDS client";
     pub const IDENTITIES: &str = "mesh identities";
     pub const AVAILABLE_SERVICES: &str = "available services";
+    pub const DATAPLANE_INSIGHTS: &str = "dataplane insights";
 }
 
 /// The zone name templates see (`{{ .Zone }}`) when a standalone zone has none.
@@ -244,6 +245,22 @@ pub async fn build_with(
             async move {
                 tokio::select! {
                     () = ingress::run(store, zone, reporter) => {}
+                    () = stop.cancelled() => {}
+                }
+                Ok::<_, ServerError>(())
+            }
+        },
+    );
+    // The proxies' subscriptions, persisted (and reported to global).
+    let (cache, store, stop) = (xds.cache.clone(), data.store.clone(), shutdown.clone());
+    components.spawn_restarting(
+        component::DATAPLANE_INSIGHTS,
+        Backoff::default(),
+        move |reporter| {
+            let (cache, store, stop) = (cache.clone(), store.clone(), stop.clone());
+            async move {
+                tokio::select! {
+                    () = cache.presence().run(store, reporter) => {}
                     () = stop.cancelled() => {}
                 }
                 Ok::<_, ServerError>(())

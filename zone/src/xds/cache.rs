@@ -127,6 +127,8 @@ struct Inner {
     metrics: XdsMetrics,
     stats: CacheStats,
     insights: Insights,
+    /// Subscriptions to persist (DataplaneInsights).
+    presence: super::presence::Presence,
     identities: Identities,
     /// This zone's MeshIdentity CAs (set once the zone runs them).
     zone_cas: std::sync::OnceLock<Arc<crate::identity::ZoneCas>>,
@@ -162,6 +164,7 @@ impl Cache {
                 metrics,
                 stats: CacheStats::default(),
                 insights: Insights::default(),
+                presence: Default::default(),
                 identities: Identities::default(),
                 zone_cas: std::sync::OnceLock::new(),
                 state: Mutex::new(State::default()),
@@ -222,6 +225,11 @@ impl Cache {
         &self.inner.insights
     }
 
+    /// The persisted side of the insights (run [`super::presence::Presence::run`]).
+    pub fn presence(&self) -> &super::presence::Presence {
+        &self.inner.presence
+    }
+
     pub fn stats(&self) -> &CacheStats {
         &self.inner.stats
     }
@@ -259,9 +267,11 @@ impl Cache {
                 ConnectionGuard {
                     cache: self.clone(),
                     key,
+                    subscription: None,
                 },
             );
         }
+        let subscription = Some(self.inner.presence.opened(&key));
         match state.views.get(&key.mesh).cloned() {
             Some((seq, view)) => {
                 let dp = dataplane_of(&state, &key);
@@ -290,6 +300,7 @@ impl Cache {
             ConnectionGuard {
                 cache: self.clone(),
                 key,
+                subscription,
             },
         )
     }
@@ -349,6 +360,8 @@ impl Cache {
                 meshes.insert(r.meta.name.clone(), Arc::new(r));
             } else if is_zone_proxy_type(r.resource_type()) {
                 zone_proxies.insert(r.key(), Arc::new(r));
+            } else if r.resource_type() == ResourceType::DataplaneInsight {
+                // Configuration reads none: no rebuild on a connect.
             } else if let Some(mesh) = r.meta.mesh.clone() {
                 resources
                     .entry(mesh)
@@ -402,6 +415,10 @@ impl Cache {
         let Some(mesh) = key.mesh.clone() else {
             return Vec::new();
         };
+        // Written on every connect and disconnect; configuration reads none.
+        if key.ty == ResourceType::DataplaneInsight {
+            return Vec::new();
+        }
         let of_mesh = state.resources.entry(mesh.clone()).or_default();
         match resource {
             Some(r) => {
@@ -900,6 +917,9 @@ impl Cache {
             }
         }
         let rkey = key.resource_key();
+        if !key.is_zone_proxy() {
+            super::presence::forget(self.inner.store.as_ref(), key).await;
+        }
         match self.inner.store.delete(&rkey, None).await {
             Ok(_) => {
                 tracing::info!(proxy = %key, "xDS: proxy gone for the grace period; Dataplane deleted")
@@ -996,10 +1016,15 @@ pub async fn upsert_dataplane(
 pub struct ConnectionGuard {
     cache: Cache,
     key: ProxyKey,
+    /// The stream's DataplaneInsight subscription (sidecars only).
+    subscription: Option<String>,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
+        if let Some(id) = self.subscription.take() {
+            self.cache.inner.presence.closed(&self.key, id);
+        }
         self.cache.disconnected(&self.key);
     }
 }

@@ -10,6 +10,7 @@ pub mod insight;
 mod intern;
 pub mod metrics;
 pub mod node;
+pub mod presence;
 pub mod server;
 pub mod sotw;
 pub mod stream;

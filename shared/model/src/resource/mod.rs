@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod duration;
 pub mod external;
 pub mod identity;
+pub mod insight;
 pub mod mes;
 pub mod mesh;
 pub mod net;
@@ -177,6 +178,7 @@ macro_rules! resource_types {
 resource_types! {
     Mesh: "Mesh", "meshes", Global, Global, Inline, mesh::MeshSpec;
     Dataplane: "Dataplane", "dataplanes", Mesh, Zone, Inline, dataplane::DataplaneSpec;
+    DataplaneInsight: "DataplaneInsight", "dataplane-insights", Mesh, Zone, Inline, insight::DataplaneInsightSpec;
     ZoneIngress: "ZoneIngress", "zoneingresses", Global, Zone, Inline, zone::ZoneIngressSpec;
     ZoneEgress: "ZoneEgress", "zoneegresses", Global, Zone, Inline, zone::ZoneEgressSpec;
     ExternalService: "ExternalService", "externalservices", Mesh, Global, Inline, external::ExternalServiceSpec;

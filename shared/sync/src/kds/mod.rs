@@ -49,6 +49,7 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
 /// carries its CA certificates, never a key).
 pub const ZONE_TO_GLOBAL_TYPES: &[ResourceType] = &[
     ResourceType::Dataplane,
+    ResourceType::DataplaneInsight,
     ResourceType::ZoneIngress,
     ResourceType::ZoneEgress,
     ResourceType::MeshTrust,
