@@ -78,6 +78,17 @@ async fn east_reaches_west_through_wests_ingress() {
     assert_eq!(proxies["ingresses"][0]["name"], "ingress-west", "{ov}");
     assert_eq!(proxies["ingresses"][0]["availableServices"], 1, "{ov}");
     assert_eq!(proxies["dataplanes"]["byMesh"]["default"], 1, "{ov}");
+    // Online from west's persisted DataplaneInsight (it travels like the Dataplane).
+    until(
+        Duration::from_secs(5),
+        "west's backend online on global",
+        || async {
+            let (_, ov) = g.get("/zones/west/_overview").await;
+            ov["proxies"]["dataplanes"]["online"] == 1
+                && ov["proxies"]["dataplanes"]["offline"] == 0
+        },
+    )
+    .await;
     assert_eq!(proxies["notes"], serde_json::json!([]), "{ov}");
     for h in [&zones.east, &zones.west] {
         let rejected = h.rejected_updates().await;
@@ -549,7 +560,7 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
             .is_none()
     );
     assert!(
-        by_sni("httpbin{mesh=default}")
+        by_sni("httpbin{mesh=default}.external")
             .get("transport_socket")
             .is_some()
     );

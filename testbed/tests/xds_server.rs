@@ -459,3 +459,60 @@ async fn zone_serves_xds_and_overview() {
         .await;
     assert_eq!(status, 404);
 }
+
+// A zone ingress says nothing about its provenance: labels claiming another
+// zone and offered services are dropped before it is stored; and a name that
+// belongs to another zone's ingress (received from global) is refused, never
+// overwritten.
+#[tokio::test]
+async fn zone_proxies_cannot_pass_for_another_zone() {
+    let zone = zone().await;
+    let ch = ads::channel(&zone.xds.endpoint).await.unwrap();
+    let spoof = r#"{"type":"ZoneIngress","name":"zi-1","labels":{"kuma.io/origin":"global","kuma.io/zone":"west"},"networking":{"address":"127.0.0.1","port":10001},"availableServices":[{"mesh":"default","instances":4000000000,"tags":{"kuma.io/service":"db"}}]}"#;
+    let first = DeltaDiscoveryRequest {
+        node: Some(ads::node("", "zi-1", spoof)),
+        type_url: CLUSTER_TYPE.into(),
+        ..Default::default()
+    };
+    let _stream = DeltaStream::open(ch.clone(), None, first).await.unwrap();
+    let key = ResourceKey::new(ResourceType::ZoneIngress, None, "zi-1");
+    let stored = within(async {
+        loop {
+            if let Some(r) = zone.store.get(&key).await.unwrap() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(stored.meta.labels.is_empty(), "{:?}", stored.meta.labels);
+    let weft_model::resource::Spec::ZoneIngress(zi) = &stored.spec else {
+        panic!("{stored:?}")
+    };
+    assert!(
+        zi.available_services.is_empty() && zi.zone.is_none(),
+        "{zi:?}"
+    );
+
+    // Another zone's ingress, as global sent it.
+    let theirs = parse_resource(
+        b"type: ZoneIngress\nname: west-ingress\nlabels: {kuma.io/origin: global, kuma.io/zone: west}\nnetworking: {address: 10.0.0.1, port: 10001}\n",
+        false,
+    )
+    .unwrap();
+    put(&zone.store, theirs.clone()).await;
+    let first = DeltaDiscoveryRequest {
+        node: Some(ads::node(
+            "",
+            "west-ingress",
+            r#"{"type":"ZoneIngress","name":"west-ingress","networking":{"address":"127.0.0.1","port":10002}}"#,
+        )),
+        type_url: CLUSTER_TYPE.into(),
+        ..Default::default()
+    };
+    let err = DeltaStream::open(ch, None, first).await.err().unwrap();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("another zone"), "{err:?}");
+    let kept = zone.store.get(&theirs.key()).await.unwrap().unwrap();
+    assert_eq!(kept.spec, theirs.spec);
+}

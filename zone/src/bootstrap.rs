@@ -133,7 +133,8 @@ async fn bootstrap(
     if let Some(path) = &req.access_log_socket_path {
         check_socket_path(path)?;
     }
-    let dataplane = parse_dataplane(req.dataplane, expected_type(proxy_type))?;
+    let mut dataplane = parse_dataplane(req.dataplane, expected_type(proxy_type))?;
+    crate::xds::node::sanitize_zone_proxy(&mut dataplane);
     let mesh = dataplane.meta.mesh.clone().unwrap_or_default();
     let mesh_key = ResourceKey::new(ResourceType::Mesh, None, &mesh);
     if dataplane.resource_type() == ResourceType::Dataplane
@@ -221,7 +222,23 @@ async fn leave(
             ),
         ));
     }
-    let dataplane = parse_dataplane(req.dataplane, expected_type(proxy_type))?;
+    let presented = parse_dataplane(req.dataplane, expected_type(proxy_type))?;
+    // The token must admit what is stored under that name, not what the
+    // request says about it; what came from global is never a proxy's to delete.
+    let dataplane = match state.store.get(&presented.key()).await? {
+        None => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Some(stored) if crate::xds::server::is_from_global(&stored) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} {} belongs to another zone (received from global)",
+                    stored.resource_type().name(),
+                    stored.meta.name
+                ),
+            ));
+        }
+        Some(stored) => stored,
+    };
     if let Err(e) = bs.admission.admit(bearer(&headers), &dataplane) {
         tracing::warn!(proxy = %dataplane.key(), reason = %e, "refused a leave request");
         let status = match e {

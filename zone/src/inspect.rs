@@ -51,6 +51,11 @@ pub async fn load_view(
         let page = store.list(ty, Some(mesh), Page::all()).await?;
         all.extend(page.items.into_iter().map(Arc::new));
     }
+    // Zone proxies: other zones' ingresses are endpoints, this zone's egress a hop.
+    for ty in [ResourceType::ZoneIngress, ResourceType::ZoneEgress] {
+        let page = store.list(ty, None, Page::all()).await?;
+        all.extend(page.items.into_iter().map(Arc::new));
+    }
     Ok(Some(MeshView::new_in_zone(Arc::new(mesh_res), all, zone)))
 }
 
@@ -86,12 +91,31 @@ async fn config(
         };
         let mut items = Vec::new();
         for (rname, entry) in resources.iter() {
-            let resource = json::any_to_json(&entry.payload).map_err(ApiError::internal)?;
+            let mut resource = json::any_to_json(&entry.payload).map_err(ApiError::internal)?;
+            redact_private_keys(&mut resource);
             items.push(json!({"name": rname, "version": entry.version, "resource": resource}));
         }
         types.insert(type_url.to_string(), Value::Array(items));
     }
     Ok(axum::Json(json!({"mesh": mesh, "dataplane": name, "resources": types})).into_response())
+}
+
+/// Replaces every `private_key` (an external service's inline client key) in
+/// generated Envoy JSON: keys never leave through the API.
+fn redact_private_keys(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, inner) in m.iter_mut() {
+                if k == "private_key" {
+                    *inner = json!("<redacted>");
+                } else {
+                    redact_private_keys(inner);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact_private_keys),
+        _ => {}
+    }
 }
 
 async fn rules(

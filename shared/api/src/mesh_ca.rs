@@ -339,6 +339,20 @@ pub(super) fn redact(res: &Resource, value: &mut Value) {
                 key.remove("insecureInline");
             }
         }
+        Spec::ExternalService(_) => {
+            if let Some(Value::Object(key)) = value.pointer_mut("/networking/tls/clientKey") {
+                key.remove("inline");
+                key.remove("inlineString");
+            }
+        }
+        Spec::MeshExternalService(_) => {
+            if let Some(Value::Object(key)) = value.pointer_mut("/spec/tls/verification/clientKey")
+            {
+                key.remove("inline");
+                key.remove("inlineString");
+                key.remove("insecureInline");
+            }
+        }
         _ => {}
     }
 }
@@ -356,7 +370,8 @@ mod tests {
     }
 
     // No private key leaves through an answer: a Secret holding one (whatever
-    // its name), a provided backend's inline key, a MeshIdentity's inline key.
+    // its name), a provided backend's inline key, a MeshIdentity's inline key,
+    // an ExternalService's or MeshExternalService's client key.
     #[test]
     fn private_keys_are_removed_from_answers() {
         let key = weft_model::resource::secret::encode_base64(
@@ -380,5 +395,13 @@ mod tests {
             v["spec"]["provider"]["bundled"]["ca"]["privateKey"]["type"],
             "InsecureInline"
         );
+        let v = answer(
+            "type: ExternalService\nmesh: default\nname: es\ntags: {kuma.io/service: es}\nnetworking:\n  address: a.example:443\n  tls: {enabled: true, clientCert: {inlineString: cert}, clientKey: {inlineString: \"-----BEGIN PRIVATE KEY-----\"}}\n",
+        );
+        assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
+        let v = answer(
+            "type: MeshExternalService\nmesh: default\nname: mes\nspec:\n  match: {port: 443}\n  endpoints: [{address: a.example, port: 443}]\n  tls:\n    enabled: true\n    verification:\n      clientCert: {inlineString: cert}\n      clientKey: {type: InsecureInline, insecureInline: {value: \"-----BEGIN PRIVATE KEY-----\"}}\n",
+        );
+        assert!(!v.to_string().contains("PRIVATE KEY"), "{v}");
     }
 }

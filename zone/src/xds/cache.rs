@@ -261,7 +261,15 @@ impl Cache {
         let rx = tx.tx.subscribe();
         if key.is_zone_proxy() {
             drop(state);
-            self.generate_zone_proxies(Some(&key));
+            // An egress's first configuration issues certificates: not on the
+            // async workers.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    let (cache, key) = (self.clone(), key.clone());
+                    rt.spawn_blocking(move || cache.generate_zone_proxies(Some(&key)));
+                }
+                Err(_) => self.generate_zone_proxies(Some(&key)),
+            }
             return (
                 rx,
                 ConnectionGuard {
@@ -404,13 +412,26 @@ impl Cache {
             return vec![key.name.clone()];
         }
         if is_zone_proxy_type(key.ty) {
-            match resource {
-                Some(r) => state.zone_proxies.insert(key.clone(), Arc::new(r)),
+            let new = resource.map(Arc::new);
+            let old = match &new {
+                Some(r) => state.zone_proxies.insert(key.clone(), r.clone()),
                 None => state.zone_proxies.remove(key),
             };
-            let mut all: Vec<String> = state.meshes.keys().cloned().collect();
-            all.push(ZONE_INGRESS.to_string());
-            return all;
+            // This zone's own ingress is nobody's endpoint (its available
+            // services change with every Dataplane): only the zone proxies read
+            // it. Another zone's ingress, or an egress, changes the sidecars.
+            let own_ingress = key.ty == ResourceType::ZoneIngress
+                && [&old, &new]
+                    .into_iter()
+                    .flatten()
+                    .all(|r| !super::server::is_from_global(r));
+            let mut dirty: Vec<String> = if own_ingress {
+                Vec::new()
+            } else {
+                state.meshes.keys().cloned().collect()
+            };
+            dirty.push(ZONE_INGRESS.to_string());
+            return dirty;
         }
         let Some(mesh) = key.mesh.clone() else {
             return Vec::new();
@@ -492,6 +513,9 @@ impl Cache {
             let mut state = self.lock();
             let Some(mesh_res) = state.meshes.get(mesh).cloned() else {
                 state.views.remove(mesh);
+                // Zone proxies generated before this must not win over the
+                // regeneration without the mesh.
+                state.last_view_seq += 1;
                 self.interners().remove(mesh);
                 self.inner.identities.forget_mesh(mesh);
                 tracing::debug!(%mesh, "xDS cache: mesh gone; its proxies keep their last configuration");
@@ -777,6 +801,12 @@ impl Cache {
     ) {
         let ids = &self.inner.identities;
         let mut secrets = weft_sync::delta::TypeResources::new();
+        // Certificates for meshes it no longer serves go (no renewal for them).
+        let owner = egress_owner(key);
+        let served: BTreeSet<&str> = generate::egress::served(views)
+            .map(|v| v.mesh.meta.name.as_str())
+            .collect();
+        ids.remove_where(|k| k.name == owner && !served.contains(k.mesh.as_str()));
         for view in generate::egress::served(views) {
             let Some(tls) = &view.mtls else { continue };
             let mesh = &view.mesh.meta.name;
@@ -786,7 +816,7 @@ impl Cache {
             secrets.insert_hashed(tls.ca_secret_name(), plan.ca_secret.clone());
             let per_mesh = ProxyKey {
                 mesh: mesh.clone(),
-                name: format!("{}/{}", key.mesh, key.name),
+                name: owner.clone(),
             };
             match ids.secret(&per_mesh, egress, tls, &plan) {
                 Ok(identity) => secrets.insert_hashed(tls.identity_secret_name(), identity),
@@ -912,6 +942,8 @@ impl Cache {
                     state.proxies.remove(key);
                     self.inner.insights.remove(key);
                     self.inner.identities.remove(key);
+                    let owner = egress_owner(key);
+                    self.inner.identities.remove_where(|k| k.name == owner);
                 }
                 _ => return,
             }
@@ -958,6 +990,11 @@ fn dataplane_of(state: &State, key: &ProxyKey) -> Option<Arc<Resource>> {
     stored
         .cloned()
         .or_else(|| state.proxies.get(key).map(|e| e.presented.clone()))
+}
+
+/// The name under which zone egress `key` holds its per-mesh certificates.
+fn egress_owner(key: &ProxyKey) -> String {
+    format!("{}/{}", key.mesh, key.name)
 }
 
 fn is_zone_proxy_type(ty: ResourceType) -> bool {

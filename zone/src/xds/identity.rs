@@ -447,6 +447,12 @@ impl Identities {
         self.lock().proxies.remove(key);
     }
 
+    /// Forgets every certificate whose key `drop` picks (a zone egress's per
+    /// mesh, once it is gone or no longer serves that mesh).
+    pub fn remove_where(&self, drop: impl Fn(&ProxyKey) -> bool) {
+        self.lock().proxies.retain(|k, _| !drop(k));
+    }
+
     /// The earliest renewal due, and the meshes whose proxies are due by then.
     pub fn next_renewal(&self) -> Option<(Instant, Vec<String>)> {
         let st = self.lock();

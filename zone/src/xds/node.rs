@@ -93,6 +93,24 @@ impl std::fmt::Display for ProxyKey {
     }
 }
 
+/// What a zone ingress or egress may say about itself: it is this zone's own,
+/// so provenance labels and `spec.zone` are dropped (a token of this zone must
+/// not pass for another zone's proxy), and an ingress's available services are
+/// the zone's to compute.
+pub fn sanitize_zone_proxy(res: &mut Resource) {
+    use weft_model::resource::{Spec, tags};
+    match &mut res.spec {
+        Spec::ZoneIngress(zi) => {
+            zi.zone = None;
+            zi.available_services.clear();
+        }
+        Spec::ZoneEgress(ze) => ze.zone = None,
+        _ => return,
+    }
+    res.meta.labels.remove(tags::ORIGIN);
+    res.meta.labels.remove(tags::ZONE);
+}
+
 /// Reads and validates the proxy's identity from its node.
 pub fn identify(node: Option<&Node>) -> Result<Proxy, NodeError> {
     let node = node.ok_or(NodeError::MissingNode)?;
@@ -105,8 +123,9 @@ pub fn identify(node: Option<&Node>) -> Result<Proxy, NodeError> {
             _ => None,
         })
         .ok_or(NodeError::MissingDataplane)?;
-    let dataplane = parse_resource(json.as_bytes(), true)
+    let mut dataplane = parse_resource(json.as_bytes(), true)
         .map_err(|e| NodeError::InvalidDataplane(e.to_string()))?;
+    sanitize_zone_proxy(&mut dataplane);
     let mesh = match dataplane.resource_type() {
         ResourceType::Dataplane => dataplane.meta.mesh.clone().unwrap_or_default(),
         ResourceType::ZoneIngress => ZONE_INGRESS.to_string(),

@@ -24,8 +24,15 @@ const BATCH: usize = 512;
 /// A subscription opening or ending.
 #[derive(Debug)]
 enum Event {
-    Opened { key: ProxyKey, sub: DiscoverySubscription },
-    Closed { key: ProxyKey, id: String, at: String },
+    Opened {
+        key: ProxyKey,
+        sub: DiscoverySubscription,
+    },
+    Closed {
+        key: ProxyKey,
+        id: String,
+        at: String,
+    },
 }
 
 /// The queue of subscription events; cheap to clone.
@@ -93,7 +100,10 @@ impl Presence {
             match close_stale(store.as_ref(), &self.instance).await {
                 Ok(n) => {
                     if n > 0 {
-                        tracing::info!(closed = n, "dataplane insights: closed the subscriptions a previous run left open");
+                        tracing::info!(
+                            closed = n,
+                            "dataplane insights: closed the subscriptions a previous run left open"
+                        );
                     }
                     break;
                 }
@@ -213,7 +223,10 @@ async fn close_stale(store: &dyn ResourceStore, instance: &str) -> Result<usize,
         .items
     {
         // Those received from global are another zone's business.
-        if r.meta.labels.get(weft_model::resource::tags::ORIGIN).map(String::as_str)
+        if r.meta
+            .labels
+            .get(weft_model::resource::tags::ORIGIN)
+            .map(String::as_str)
             == Some("global")
         {
             continue;

@@ -178,6 +178,21 @@ impl AdsContext {
         if let Err(e) = (self.admit)(token.as_deref(), &proxy.dataplane) {
             return Err(self.refused(node_id, &peer, admission_status(e)));
         }
+        // What global sent (another zone's ingress, say) is not a proxy's to take.
+        match self.store.get(&proxy.dataplane.key()).await {
+            Ok(Some(existing)) if is_from_global(&existing) => {
+                return Err(self.refused(
+                    node_id,
+                    &peer,
+                    Status::permission_denied(format!(
+                        "{} {} belongs to another zone (received from global): choose another name",
+                        existing.resource_type().name(),
+                        existing.meta.name
+                    )),
+                ));
+            }
+            _ => {}
+        }
         if let Err(e) = upsert_dataplane(self.store.as_ref(), &proxy.dataplane).await {
             let status = match e {
                 StoreError::MeshNotFound(m) => Status::failed_precondition(format!(
@@ -209,6 +224,15 @@ impl AdsContext {
         tracing::warn!(node = node_id, %peer, code = ?status.code(), reason = status.message(), "xDS: proxy refused");
         status
     }
+}
+
+/// A resource this zone received from global (`kuma.io/origin: global`).
+pub fn is_from_global(res: &weft_model::resource::Resource) -> bool {
+    res.meta
+        .labels
+        .get(weft_model::resource::tags::ORIGIN)
+        .map(String::as_str)
+        == Some("global")
 }
 
 /// No or unacceptable token: `UNAUTHENTICATED`; a genuine token for another mesh,

@@ -80,7 +80,10 @@ impl Validate for DataplaneInsightSpec {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         for (i, s) in self.subscriptions.iter().enumerate() {
             if s.id.is_empty() {
-                errs.add(&path.field("subscriptions").index(i).field("id"), "cannot be empty");
+                errs.add(
+                    &path.field("subscriptions").index(i).field("id"),
+                    "cannot be empty",
+                );
             }
         }
     }
@@ -109,7 +112,10 @@ mod tests {
         i.connected(sub("a", "cp-1"));
         assert!(i.is_online());
         assert!(i.disconnected("a", "2026-12-07T10:01:00Z"));
-        assert!(!i.disconnected("a", "2026-12-07T10:02:00Z"), "already ended");
+        assert!(
+            !i.disconnected("a", "2026-12-07T10:02:00Z"),
+            "already ended"
+        );
         assert!(!i.is_online());
         for n in 0..7 {
             i.connected(sub(&format!("s{n}"), "cp-1"));

@@ -158,7 +158,14 @@ pub fn ensure_outbound_cluster(
     };
     if !cfg.clusters.contains_key(&name) {
         let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
-        if let Some(es) = view.externals.get(service) {
+        // An ExternalService by the name of a service with instances in the
+        // mesh: the mesh's instances win (over mTLS).
+        if let Some(es) = view.externals.get(service).filter(|_| {
+            view.services
+                .endpoints
+                .get(service)
+                .is_none_or(Vec::is_empty)
+        }) {
             cfg.clusters.insert(
                 name.clone(),
                 super::external::cluster(view, &name, es, protocol),

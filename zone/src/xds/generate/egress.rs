@@ -9,7 +9,7 @@
 //!   no decrypted byte of it;
 //! - towards a MeshExternalService (`<name>.<port>.<mesh>.mes`), the same, to
 //!   its endpoints ([`super::external::mes_direct`]);
-//! - towards an ExternalService (`<service>{mesh=<mesh>}`): the egress
+//! - towards an ExternalService (`<service>{mesh=<mesh>}.external`): the egress
 //!   terminates the sidecar's mTLS (a client certificate of the mesh required;
 //!   its own certificate is `spiffe://<mesh>/zone-egress`) and `tcp_proxy`
 //!   carries the stream to the service, with the TLS the ExternalService asks
@@ -131,7 +131,7 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
             let part = super::external::direct(view, &name, es, protocol);
             clusters.insert_hashed(name.clone(), any(&part.assemble()));
             let mut chain = tcp_chain(
-                super::mtls::sni(service, &view.mesh.meta.name, &Tags::new()),
+                super::external::external_sni(service, &view.mesh.meta.name),
                 &name,
             );
             chain.transport_socket = Some(tls.downstream(None));

@@ -37,6 +37,10 @@ pub struct ServiceEndpoint {
     pub weight: u32,
 }
 
+/// The largest weight a remote endpoint gets: Envoy refuses a locality whose
+/// weights sum past 2^32, whatever a zone reports.
+pub const MAX_WEIGHT: u32 = 1 << 20;
+
 /// Where an endpoint goes in a proxy's ClusterLoadAssignment: its Envoy priority,
 /// or `None` to leave it out.
 pub type Placement<'a> = &'a dyn Fn(&ServiceEndpoint) -> Option<u32>;
@@ -182,7 +186,7 @@ impl Services {
                         port,
                         tags,
                         remote_zone: Some(zone.to_string()),
-                        weight: svc.instances.max(1),
+                        weight: svc.instances.clamp(1, MAX_WEIGHT),
                     });
                 added = true;
             }

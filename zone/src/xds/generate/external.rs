@@ -11,7 +11,7 @@
 //!
 //! With the Mesh's `routing.zoneEgress` on (mTLS required) and an egress in the
 //! zone, the sidecar's cluster goes to the egress instead, over mesh mTLS with
-//! SNI `<service>{mesh=<mesh>}`, accepting the egress's identity
+//! SNI `<service>{mesh=<mesh>}.external`, accepting the egress's identity
 //! `spiffe://<mesh>/zone-egress`; the egress terminates it and originates to the
 //! service as above. Traffic to other zones goes to the egress too
 //! ([`super::endpoints::Services::route_remote_through`]), which passes it on,
@@ -28,8 +28,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
-    TlsParameters, UpstreamTlsContext, common_tls_context, subject_alt_name_matcher,
-    tls_parameters::TlsProtocol,
+    TlsParameters, UpstreamTlsContext, certificate_validation_context, common_tls_context,
+    subject_alt_name_matcher, tls_parameters::TlsProtocol,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use std::collections::BTreeMap;
@@ -89,6 +89,12 @@ pub fn local_egress(
         })
 }
 
+/// The SNI a sidecar sends its zone egress for ExternalService `service`:
+/// apart from a mesh service's, so the two never share an egress chain.
+pub fn external_sni(service: &str, mesh: &str) -> String {
+    format!("{service}{{mesh={mesh}}}.external")
+}
+
 /// The cluster `name` of a sidecar towards ExternalService `es`: through the
 /// zone's egress when the mesh routes through one, else straight to it.
 pub fn cluster(view: &MeshView, name: &str, es: &Resource, protocol: Protocol) -> ClusterPart {
@@ -99,9 +105,10 @@ pub fn cluster(view: &MeshView, name: &str, es: &Resource, protocol: Protocol) -
         (Some((address, port)), Some(tls)) => {
             let service = spec.service().unwrap_or(name);
             let mut part = static_cluster(name, service, address, *port, protocol);
-            let ids = vec![tls.spiffe_id(EGRESS_IDENTITY)];
-            part.cluster.transport_socket =
-                Some(tls.upstream(service, &Tags::new(), &ids, &[], None));
+            part.cluster.transport_socket = Some(tls.upstream_to_egress(
+                external_sni(service, &view.mesh.meta.name),
+                tls.spiffe_id(EGRESS_IDENTITY),
+            ));
             part
         }
         _ => direct(view, name, spec, protocol),
@@ -186,14 +193,9 @@ fn origination(view: &MeshView, spec: &ExternalServiceSpec, host: &str) -> Trans
     let server_name = tls.server_name.clone().unwrap_or_else(|| host.to_string());
     let validation = tls.ca_cert.as_ref().map(|ca| CertificateValidationContext {
         trusted_ca: Some(data_source(view, ca)),
-        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
-            san_type: subject_alt_name_matcher::SanType::Dns as i32,
-            matcher: Some(StringMatcher {
-                match_pattern: Some(string_matcher::MatchPattern::Exact(server_name.clone())),
-                ..StringMatcher::default()
-            }),
-            ..SubjectAltNameMatcher::default()
-        }],
+        match_typed_subject_alt_names: vec![san_for(string_matcher::MatchPattern::Exact(
+            server_name.clone(),
+        ))],
         ..CertificateValidationContext::default()
     });
     let certificates = match (&tls.client_cert, &tls.client_key) {
@@ -396,21 +398,22 @@ fn mes_origination(
             ..DataSource::default()
         })
     };
-    let verify_ca = matches!(mode, "Secured" | "SkipSAN");
-    let verify_san = mode == "Secured";
-    let validation = verify_ca.then(|| {
+    // SkipCA still checks the names (the chain is accepted untrusted);
+    // SkipAll checks nothing.
+    let verify_san = matches!(mode, "Secured" | "SkipCA");
+    let validation = (mode != "SkipAll").then(|| {
         let sans: Vec<SubjectAltNameMatcher> = match &ver.subject_alt_names {
             Some(list) if !list.is_empty() => list
                 .iter()
                 .map(|s| {
-                    san_dns(if s.match_type.as_deref() == Some("Prefix") {
+                    san_for(if s.match_type.as_deref() == Some("Prefix") {
                         string_matcher::MatchPattern::Prefix(s.value.clone())
                     } else {
                         string_matcher::MatchPattern::Exact(s.value.clone())
                     })
                 })
                 .collect(),
-            _ => vec![san_dns(string_matcher::MatchPattern::Exact(
+            _ => vec![san_for(string_matcher::MatchPattern::Exact(
                 server_name.clone(),
             ))],
         };
@@ -424,6 +427,11 @@ fn mes_origination(
                 })
             }),
             match_typed_subject_alt_names: if verify_san { sans } else { Vec::new() },
+            trust_chain_verification: if mode == "SkipCA" {
+                certificate_validation_context::TrustChainVerification::AcceptUntrusted as i32
+            } else {
+                certificate_validation_context::TrustChainVerification::VerifyTrustChain as i32
+            },
             ..CertificateValidationContext::default()
         }
     });
@@ -466,9 +474,15 @@ fn mes_origination(
     super::mtls::tls_socket(any(&ctx))
 }
 
-fn san_dns(pattern: string_matcher::MatchPattern) -> SubjectAltNameMatcher {
+/// A SAN matcher: an IP address SAN for an exact IP, else a DNS SAN.
+fn san_for(pattern: string_matcher::MatchPattern) -> SubjectAltNameMatcher {
+    let ip = matches!(&pattern, string_matcher::MatchPattern::Exact(v) if v.parse::<std::net::IpAddr>().is_ok());
     SubjectAltNameMatcher {
-        san_type: subject_alt_name_matcher::SanType::Dns as i32,
+        san_type: if ip {
+            subject_alt_name_matcher::SanType::IpAddress as i32
+        } else {
+            subject_alt_name_matcher::SanType::Dns as i32
+        },
         matcher: Some(StringMatcher {
             match_pattern: Some(pattern),
             ..StringMatcher::default()

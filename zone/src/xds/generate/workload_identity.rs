@@ -175,16 +175,24 @@ impl IdentityView {
     /// domains. Which workload of the zone answers is the remote zone's business:
     /// its ingress routes by the SNI naming the service (decision 0011).
     pub fn add_remote(&mut self, services: &Services) {
+        // A domain this zone also uses (a trust domain without the zone in it)
+        // would let any local workload pass for the service: never by prefix.
+        let own = self
+            .zone_domains
+            .get(&self.zone)
+            .cloned()
+            .unwrap_or_default();
         for (service, eps) in &services.endpoints {
             for zone in eps.iter().filter_map(|e| e.remote_zone.as_deref()) {
                 if let Some(domains) = self.zone_domains.get(zone) {
                     self.remote_domains
                         .entry(service.clone())
                         .or_default()
-                        .extend(domains.iter().cloned());
+                        .extend(domains.iter().filter(|d| !own.contains(*d)).cloned());
                 }
             }
         }
+        self.remote_domains.retain(|_, d| !d.is_empty());
     }
 
     /// The trust domains of other zones whose SPIFFE ids a client accepts from
