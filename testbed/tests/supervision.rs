@@ -99,6 +99,7 @@ async fn zone_components_are_supervised() {
             "KDS client",
             "REST API",
             "available services",
+            "dataplane insights",
             "mesh identities",
             "xDS cache",
             "xDS rebuilder",
