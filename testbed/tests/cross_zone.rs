@@ -360,6 +360,21 @@ async fn instances_propagate_and_survive_globals_death() {
     // The zones' KDS back-off caps at 15 s.
     let took = until_west_weight(&zones, 2, Duration::from_secs(30)).await;
     eprintln!("measured: after global's restart, west's new instance reached east in {took:?}");
+    // The restarted global's overview of west, from its store: the ingress and
+    // both instances, online.
+    let g = weft_testbed::Client::new(zones.global.api_url(), zones.global.token());
+    until(
+        Duration::from_secs(10),
+        "west's overview after global's restart",
+        || async {
+            let (_, ov) = g.get("/zones/west/_overview").await;
+            let p = &ov["proxies"];
+            p["ingresses"][0]["name"] == "ingress-west"
+                && p["ingresses"][0]["instances"] == 2
+                && p["dataplanes"]["online"] == 2
+        },
+    )
+    .await;
     let t = tally(&url, 40).await;
     assert_eq!(t.status(200), 40, "{t:?}");
     // The ingress balances connections, not requests (east's Envoy keeps one
