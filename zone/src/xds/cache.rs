@@ -175,9 +175,10 @@ impl Cache {
         }
     }
 
-    /// Lists the store, then follows it and rebuilds until `shutdown`, in tasks of
-    /// its own (for tests and benchmarks; the zone runs [`Cache::follow`] and
-    /// [`Cache::rebuild_loop`] under its supervisor).
+    /// Lists the store, then follows it, rebuilds and persists subscriptions
+    /// until `shutdown`, in tasks of its own (for tests and benchmarks; the zone
+    /// runs [`Cache::follow`], [`Cache::rebuild_loop`] and the presence writer
+    /// under its supervisor).
     pub async fn start(
         store: Arc<dyn ResourceStore>,
         generator: Generator,
@@ -200,9 +201,20 @@ impl Cache {
             }
         });
         let rebuilder = cache.clone();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = rebuilder.rebuild_loop() => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        // The proxies' subscriptions, persisted, as the zone does.
+        let (writer, store) = (cache.clone(), cache.inner.store.clone());
+        tokio::spawn(async move {
+            let reporter = weft_runtime::health::Health::default()
+                .reporter("dataplane insights", health::State::Starting);
+            tokio::select! {
+                () = writer.presence().run(store, reporter) => {}
                 () = shutdown.cancelled() => {}
             }
         });
