@@ -462,3 +462,57 @@ async fn tcp_access_log_reaches_the_collector() {
     no_rejections(&mesh).await;
     accept.abort();
 }
+
+// Every Kuma access-log placeholder is substituted as Kuma does (the proxy's
+// own address as the source, this zone, the direction, the workload's KRI):
+// Envoy accepts the format — it refuses an unknown %COMMAND% — and the line
+// carries the values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_placeholders_as_kuma() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_app(AppSpec::http("backend", "backend-1"))
+        .await
+        .unwrap();
+    mesh.start_app(
+        AppSpec::http("client", "client-1")
+            .outbound("backend")
+            .label("kuma.io/workload", "client"),
+    )
+    .await
+    .unwrap()
+    .until_healthy_hosts("backend", 1)
+    .await;
+    let log_path = mesh.log_dir().join("placeholders.log");
+    let format = "%KUMA_MESH% %KUMA_ZONE% %KUMA_TRAFFIC_DIRECTION% %KUMA_WORKLOAD% %KUMA_SOURCE_SERVICE% %KUMA_DESTINATION_SERVICE% %KUMA_SOURCE_ADDRESS% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT% %RESPONSE_CODE%";
+    put(
+        &mesh,
+        "meshaccesslogs",
+        "placeholders",
+        &format!(
+            "  targetRef: {{kind: MeshService, name: client}}\n  to:\n    - targetRef: {{kind: MeshService, name: backend}}\n      default:\n        backends:\n          - type: File\n            file:\n              path: {}\n              format: {{type: Plain, plain: \"{format}\"}}\n",
+            log_path.display()
+        ),
+    )
+    .await;
+    let client = mesh.app("client-1").unwrap();
+    let ip = client.ip;
+    let url = client.outbound_url("backend", "/");
+    let expected = format!(
+        "default default OUTBOUND kri_wl_default_default__client_ client backend {ip}:0 {ip} 200"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = status_of(&url, &[]).await;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.lines().any(|l| l == expected) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line {expected:?} in {}: {text:?}",
+            log_path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    no_rejections(&mesh).await;
+}

@@ -182,6 +182,7 @@ pub fn generate_config(
         view,
         rules: &rules,
         proxy: &dataplane.meta.name,
+        dataplane,
         source_service,
         mtls: tls,
     };

@@ -9,7 +9,9 @@
 //! (written as a JSON text template so the output is stable). Kuma's
 //! placeholders (`%KUMA_MESH%`, `%KUMA_SOURCE_SERVICE%`,
 //! `%KUMA_DESTINATION_SERVICE%`, `%KUMA_SOURCE_ADDRESS%`,
-//! `%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%`) are substituted per listener.
+//! `%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%`, `%KUMA_TRAFFIC_DIRECTION%`,
+//! `%KUMA_ZONE%`, `%KUMA_WORKLOAD%`) are substituted per listener as Kuma does —
+//! Envoy refuses a format with an unknown `%...%` command.
 //! OpenTelemetry backends are not generated yet.
 
 use super::Ctx;
@@ -33,21 +35,49 @@ const TY: ResourceType = ResourceType::MeshAccessLog;
 pub const DEFAULT_HTTP: &str = r#"[%START_TIME%] %KUMA_MESH% "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%KUMA_SOURCE_SERVICE%" "%KUMA_DESTINATION_SERVICE%" "%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%" "%UPSTREAM_HOST%""#;
 pub const DEFAULT_TCP: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
 
+/// What Kuma's placeholders stand for on one listener (Kuma's
+/// `InterpolateKumaValues`): the source address is the proxy's own (Kuma's
+/// choice, kumahq/kuma#13635), the zone the Dataplane's `kuma.io/zone` label (else
+/// this zone), the workload its `kuma.io/workload` label as a KRI.
 struct Vars<'a> {
     mesh: &'a str,
     source: &'a str,
     destination: &'a str,
+    source_ip: &'a str,
+    zone: &'a str,
+    workload: &'a str,
+    direction: &'a str,
 }
 
 fn substitute(s: &str, v: &Vars<'_>) -> String {
+    let with_port = if v.source_ip.contains(':') {
+        format!("[{}]:0", v.source_ip)
+    } else {
+        format!("{}:0", v.source_ip)
+    };
     s.replace("%KUMA_MESH%", v.mesh)
         .replace("%KUMA_SOURCE_SERVICE%", v.source)
         .replace("%KUMA_DESTINATION_SERVICE%", v.destination)
-        .replace(
-            "%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%",
-            "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
-        )
-        .replace("%KUMA_SOURCE_ADDRESS%", "%DOWNSTREAM_REMOTE_ADDRESS%")
+        .replace("%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%", v.source_ip)
+        .replace("%KUMA_SOURCE_ADDRESS%", &with_port)
+        .replace("%KUMA_TRAFFIC_DIRECTION%", v.direction)
+        .replace("%KUMA_ZONE%", v.zone)
+        .replace("%KUMA_WORKLOAD%", v.workload)
+}
+
+/// Kuma's KRI of a Dataplane's workload: `kri_wl_<mesh>_<zone>_<namespace>_<name>_`,
+/// empty without a `kuma.io/workload` label.
+fn workload_kri(dp: &weft_model::resource::Resource, mesh: &str, zone: &str) -> String {
+    let labels = &dp.meta.labels;
+    match labels.get("kuma.io/workload").filter(|w| !w.is_empty()) {
+        Some(w) => format!(
+            "kri_wl_{mesh}_{zone}_{}_{w}_",
+            labels
+                .get("k8s.kuma.io/namespace")
+                .map_or("", String::as_str)
+        ),
+        None => String::new(),
+    }
 }
 
 fn line(format: &Option<Format>, protocol: Protocol, v: &Vars<'_>) -> String {
@@ -144,6 +174,22 @@ fn loggers(backends: &[Backend], protocol: Protocol, v: &Vars<'_>) -> Vec<Access
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     let mesh = ctx.view.mesh.meta.name.clone();
+    let zone = ctx
+        .dataplane
+        .meta
+        .labels
+        .get(weft_model::resource::tags::ZONE)
+        .cloned()
+        .unwrap_or_else(|| ctx.view.zone.clone());
+    let workload = workload_kri(ctx.dataplane, &mesh, &zone);
+    let source_ip = match &ctx.dataplane.spec {
+        weft_model::resource::Spec::Dataplane(dp) => dp
+            .networking
+            .as_ref()
+            .map(|n| n.address.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     for i in 0..cfg.outbounds.len() + cfg.inbounds.len() {
         let outbound = i < cfg.outbounds.len();
         let (service, port, protocol) = {
@@ -170,6 +216,10 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
                 "unknown"
             },
             destination: &service,
+            source_ip: &source_ip,
+            zone: &zone,
+            workload: &workload,
+            direction: if outbound { "OUTBOUND" } else { "INBOUND" },
         };
         let logs = loggers(&backends, protocol, &vars);
         let part = if outbound {

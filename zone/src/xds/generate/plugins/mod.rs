@@ -32,6 +32,9 @@ pub struct Ctx<'a> {
     pub rules: &'a ProxyRules,
     /// The proxy's Dataplane name (for access log placeholders).
     pub proxy: &'a str,
+    /// The proxy's Dataplane (its address and labels, for access log
+    /// placeholders).
+    pub dataplane: &'a weft_model::resource::Resource,
     /// The proxy's first inbound service (the caller identity of outbound traffic).
     pub source_service: &'a str,
     /// The proxy's mTLS, when it does mTLS (Mesh mTLS or a MeshIdentity).
