@@ -70,14 +70,17 @@ pub fn outlier(od: &OutlierDetection) -> EnvoyOutlier {
         base_ejection_time: dur(&od.base_ejection_time).map(duration),
         max_ejection_percent: od.max_ejection_percent.map(u32v),
         split_external_local_origin_errors: od.split_external_and_local_errors.unwrap_or(false),
+        // A consecutive detector is enforced only with its count (Kuma's rule);
+        // the local-origin variants of success rate and failure percentage
+        // follow theirs and take effect with splitExternalAndLocalErrors.
         consecutive_5xx: total.and_then(|t| t.consecutive).map(u32v),
-        enforcing_consecutive_5xx: on(total.is_some()),
+        enforcing_consecutive_5xx: on(total.and_then(|t| t.consecutive).is_some()),
         consecutive_gateway_failure: gateway.and_then(|t| t.consecutive).map(u32v),
-        enforcing_consecutive_gateway_failure: on(gateway.is_some()),
+        enforcing_consecutive_gateway_failure: on(gateway.and_then(|t| t.consecutive).is_some()),
         consecutive_local_origin_failure: local.and_then(|t| t.consecutive).map(u32v),
-        enforcing_consecutive_local_origin_failure: on(local.is_some()),
+        enforcing_consecutive_local_origin_failure: on(local.and_then(|t| t.consecutive).is_some()),
         enforcing_success_rate: on(sr.is_some()),
-        enforcing_local_origin_success_rate: on(false),
+        enforcing_local_origin_success_rate: on(sr.is_some()),
         success_rate_minimum_hosts: sr.and_then(|s| s.minimum_hosts).map(u32v),
         success_rate_request_volume: sr.and_then(|s| s.request_volume).map(u32v),
         success_rate_stdev_factor: sr
@@ -85,7 +88,7 @@ pub fn outlier(od: &OutlierDetection) -> EnvoyOutlier {
             .and_then(|f| f.to_string().parse::<f64>().ok())
             .map(|f| u32v((f * 1000.0).round() as u32)),
         enforcing_failure_percentage: on(fp.is_some()),
-        enforcing_failure_percentage_local_origin: on(false),
+        enforcing_failure_percentage_local_origin: on(fp.is_some()),
         failure_percentage_threshold: fp.and_then(|f| f.threshold).map(u32v),
         failure_percentage_minimum_hosts: fp.and_then(|f| f.minimum_hosts).map(u32v),
         failure_percentage_request_volume: fp.and_then(|f| f.request_volume).map(u32v),

@@ -137,7 +137,42 @@ spec:
     assert_eq!(od.enforcing_consecutive_5xx.unwrap().value, 100);
     assert_eq!(od.enforcing_consecutive_gateway_failure.unwrap().value, 0);
     assert_eq!(od.success_rate_stdev_factor.unwrap().value, 1900);
+    // Local-origin success rate follows success rate, as in Kuma.
+    assert_eq!(od.enforcing_local_origin_success_rate.unwrap().value, 100);
+    assert_eq!(
+        od.enforcing_failure_percentage_local_origin.unwrap().value,
+        0
+    );
     assert!(cluster(&a, "redis").outlier_detection.is_none());
+    envoy_validate(&a);
+
+    // A consecutive detector without its count enforces nothing (Kuma's rule),
+    // and local-origin detectors take effect with splitExternalAndLocalErrors.
+    let p = res(r#"
+type: MeshCircuitBreaker
+mesh: default
+name: cb
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default:
+        outlierDetection:
+          splitExternalAndLocalErrors: true
+          detectors: {totalFailures: {}, localOriginFailures: {consecutive: 3}, failurePercentage: {threshold: 80}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let od = cluster(&a, "backend").outlier_detection.clone().unwrap();
+    assert_eq!(od.enforcing_consecutive_5xx.unwrap().value, 0);
+    assert!(od.split_external_local_origin_errors);
+    assert_eq!(od.consecutive_local_origin_failure.unwrap().value, 3);
+    assert_eq!(
+        od.enforcing_consecutive_local_origin_failure.unwrap().value,
+        100
+    );
+    assert_eq!(
+        od.enforcing_failure_percentage_local_origin.unwrap().value,
+        100
+    );
     envoy_validate(&a);
 }
 
