@@ -586,3 +586,90 @@ fn packed_any(v: &serde_json::Value) -> bool {
         _ => false,
     }
 }
+
+#[test]
+fn meshtimeout_fills_kuma_defaults_and_skips_grpc_clusters() {
+    // What a MeshTimeout leaves unset takes Kuma's defaults (request 15 s,
+    // stream idle 30 min, idle 1 h, connect 5 s); gRPC clusters get no HTTP
+    // options from it, as in Kuma.
+    let p = res(r#"
+type: MeshTimeout
+mesh: default
+name: connect-only
+spec:
+  targetRef: {kind: Mesh}
+  to:
+    - targetRef: {kind: Mesh}
+      default: {connectionTimeout: 2s}
+"#);
+    let grpc = dataplane(
+        "grpc-1",
+        "127.0.0.5",
+        20030,
+        "grpcsvc",
+        "grpc",
+        "",
+        "    []",
+    );
+    let caller = dataplane(
+        "caller-1",
+        "127.0.0.6",
+        20040,
+        "caller",
+        "http",
+        "",
+        "    - port: 20041\n      tags: {kuma.io/service: grpcsvc}",
+    );
+    let a = generate_config(&mesh_view(&[p.clone(), grpc.clone()]), &web()).unwrap();
+    let r = &backend_routes(&a)[0];
+    assert_eq!(action(r).timeout.unwrap().seconds, 15);
+    assert_eq!(action(r).idle_timeout.unwrap().seconds, 1800);
+    let c = cluster(&a, "backend");
+    assert_eq!(c.connect_timeout.unwrap().seconds, 2);
+    let opts = c
+        .typed_extension_protocol_options
+        .values()
+        .next()
+        .map(|any| {
+            envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions::decode(
+                any.value.as_slice(),
+            )
+            .unwrap()
+        })
+        .unwrap();
+    assert_eq!(
+        opts.common_http_protocol_options
+            .unwrap()
+            .idle_timeout
+            .unwrap()
+            .seconds,
+        3600
+    );
+    assert_eq!(
+        tcp_proxy(listener(&a, "outbound:127.0.0.1:20002"))
+            .idle_timeout
+            .unwrap()
+            .seconds,
+        3600
+    );
+    envoy_validate(&a);
+    let a = generate_config(&mesh_view(&[p, grpc]), &caller).unwrap();
+    let g = cluster(&a, "grpcsvc");
+    assert_eq!(g.connect_timeout.unwrap().seconds, 2);
+    let common = g
+        .typed_extension_protocol_options
+        .values()
+        .next()
+        .map(|any| {
+            envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions::decode(
+                any.value.as_slice(),
+            )
+            .unwrap()
+            .common_http_protocol_options
+        });
+    assert!(
+        common.flatten().is_none(),
+        "a gRPC cluster gets no idle or durations from MeshTimeout"
+    );
+    envoy_validate(&a);
+}
