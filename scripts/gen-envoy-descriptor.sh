@@ -24,6 +24,7 @@ cd "$E/data-plane-api"
   envoy/extensions/access_loggers/file/v3/file.proto \
   envoy/extensions/access_loggers/fluentd/v3/fluentd.proto \
   envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto \
+  envoy/extensions/retry/host/omit_host_metadata/v3/omit_host_metadata_config.proto \
   envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto \
   envoy/extensions/upstreams/http/v3/http_protocol_options.proto
 echo "wrote $OUT"

@@ -340,6 +340,9 @@ pub fn cla<'a>(
                     address: Some(socket(address, port)),
                     ..Endpoint::default()
                 })),
+                // The tags as `envoy.lb` metadata, as Kuma sends them (what
+                // MeshRetry's OmitHostsWithTags matches on).
+                metadata: lb_metadata(&e.tags),
                 load_balancing_weight: Some(u32v(e.weight.max(1))),
                 ..LbEndpoint::default()
             });
@@ -369,6 +372,29 @@ pub fn cla<'a>(
             .collect(),
         ..ClusterLoadAssignment::default()
     }
+}
+
+/// `tags` as `envoy.lb` filter metadata (`None` without tags).
+pub fn lb_metadata(tags: &Tags) -> Option<envoy_types::pb::envoy::config::core::v3::Metadata> {
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    if tags.is_empty() {
+        return None;
+    }
+    let fields = tags
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value {
+                    kind: Some(Kind::StringValue(v.clone())),
+                },
+            )
+        })
+        .collect();
+    Some(envoy_types::pb::envoy::config::core::v3::Metadata {
+        filter_metadata: [("envoy.lb".to_string(), Struct { fields })].into(),
+        ..Default::default()
+    })
 }
 
 pub fn cla_entry<'a>(

@@ -173,8 +173,21 @@ fn http_policy(conf: &Conf) -> Option<RetryPolicy> {
                     ))),
                 });
             }
-            // Needs endpoint metadata, which Weft's EDS does not carry yet.
-            PredicateType::OmitHostsWithTags => {}
+            // Endpoints carry their tags as `envoy.lb` metadata.
+            PredicateType::OmitHostsWithTags => p.retry_host_predicate.push(
+                retry_policy::RetryHostPredicate {
+                    name: "envoy.retry_host_predicates.omit_host_metadata".into(),
+                    config_type: Some(
+                        retry_policy::retry_host_predicate::ConfigType::TypedConfig(any(
+                            &envoy_types::pb::envoy::extensions::retry::host::omit_host_metadata::v3::OmitHostMetadataConfig {
+                                metadata_match: crate::xds::generate::endpoints::lb_metadata(
+                                    &pred.tags.clone().unwrap_or_default(),
+                                ),
+                            },
+                        )),
+                    ),
+                },
+            ),
         }
     }
     Some(p)

@@ -559,7 +559,7 @@ fn every_emitted_type_renders_as_envoy_json() {
         "type: MeshRateLimit\nmesh: default\nname: rl\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Sidecar]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 1, interval: 1s}}, tcp: {connectionRate: {num: 1, interval: 1s}}}}\n",
     );
     let retry = res(
-        "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {hostSelection: [{predicate: OmitPreviousHosts}, {predicate: OmitPreviousPriorities, updateFrequency: 2}]}}\n",
+        "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {hostSelection: [{predicate: OmitPreviousHosts}, {predicate: OmitPreviousPriorities, updateFrequency: 2}, {predicate: OmitHostsWithTags, tags: {version: v1}}]}}\n",
     );
     let view = mesh_view(&[al, fi, rl, retry, res(HTTP_ROUTE)]);
     let redis = dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []");
@@ -671,5 +671,32 @@ spec:
         common.flatten().is_none(),
         "a gRPC cluster gets no idle or durations from MeshTimeout"
     );
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshretry_omit_hosts_with_tags_matches_endpoint_metadata() {
+    // OmitHostsWithTags becomes Envoy's omit_host_metadata predicate over the
+    // `envoy.lb` metadata every endpoint carries (its tags), as in Kuma.
+    let retry = res(
+        "type: MeshRetry\nmesh: default\nname: r\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {http: {numRetries: 2, hostSelection: [{predicate: OmitHostsWithTags, tags: {version: v1}}]}}\n",
+    );
+    let a = generate_config(&mesh_view(&[retry]), &web()).unwrap();
+    let policy = action(&backend_routes(&a)[0]).retry_policy.clone().unwrap();
+    assert_eq!(
+        policy.retry_host_predicate[0].name,
+        "envoy.retry_host_predicates.omit_host_metadata"
+    );
+    let entry = a.endpoints.get("backend").unwrap();
+    let cla = ClusterLoadAssignment::decode(entry.payload.value.as_slice()).unwrap();
+    let tagged = cla.endpoints[0].lb_endpoints.iter().any(|e| {
+        e.metadata.as_ref().is_some_and(|m| {
+            m.filter_metadata["envoy.lb"]
+                .fields
+                .get("version")
+                .is_some()
+        })
+    });
+    assert!(tagged, "endpoints carry their tags: {cla:?}");
     envoy_validate(&a);
 }
