@@ -396,9 +396,25 @@ impl ListenerPart {
             traffic_direction: self.direction as i32,
             listener_filters,
             filter_chains,
+            // Kuma's `io.kuma.tags`: the inbound's or outbound's tags, which
+            // dashboards and MeshProxyPatch match listeners by.
+            metadata: tags_metadata(&self.tags),
             ..Listener::default()
         }
     }
+}
+
+/// `tags` as the `io.kuma.tags` filter metadata (`None` without tags).
+fn tags_metadata(tags: &Tags) -> Option<envoy_types::pb::envoy::config::core::v3::Metadata> {
+    let lb = super::endpoints::lb_metadata(tags)?;
+    Some(envoy_types::pb::envoy::config::core::v3::Metadata {
+        filter_metadata: lb
+            .filter_metadata
+            .into_values()
+            .map(|v| ("io.kuma.tags".to_string(), v))
+            .collect(),
+        ..Default::default()
+    })
 }
 
 impl ProxyConfig {

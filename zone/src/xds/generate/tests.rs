@@ -274,6 +274,19 @@ fn base_layout_is_kumas() {
     assert_eq!(hcm(out).stat_prefix, "backend");
     let tcp = tcp_proxy(listener(&a, "outbound:127.0.0.1:20002"));
     assert_eq!(tcp.stat_prefix, "redis");
+    // Listeners carry their tags as Kuma's `io.kuma.tags` metadata.
+    let tag = |l: &Listener, k: &str| {
+        l.metadata.as_ref().and_then(|m| {
+            match &m.filter_metadata["io.kuma.tags"].fields.get(k)?.kind {
+                Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(v)) => {
+                    Some(v.clone())
+                }
+                _ => None,
+            }
+        })
+    };
+    assert_eq!(tag(inbound, "kuma.io/service").as_deref(), Some("web"));
+    assert_eq!(tag(out, "kuma.io/service").as_deref(), Some("backend"));
     assert!(cluster(&a, "backend").eds_cluster_config.is_some());
     let cla =
         ClusterLoadAssignment::decode(a.endpoints["backend"].payload.value.as_slice()).unwrap();
