@@ -374,27 +374,47 @@ pub fn cla<'a>(
     }
 }
 
-/// `tags` as `envoy.lb` filter metadata (`None` without tags).
-pub fn lb_metadata(tags: &Tags) -> Option<envoy_types::pb::envoy::config::core::v3::Metadata> {
+/// The hasher every generated protobuf map is built with. prost encodes a map
+/// in its iteration order; with one hasher and the same insertion order the
+/// bytes — hence the content versions — are the same on every generation, so
+/// an unchanged resource is never resent.
+pub fn map_hasher() -> std::collections::hash_map::RandomState {
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    STATE.get_or_init(Default::default).clone()
+}
+
+/// `tags` as the filter metadata `namespace` (sorted, encoded the same way every
+/// time; `None` without tags).
+pub fn tags_metadata(
+    namespace: &str,
+    tags: &Tags,
+) -> Option<envoy_types::pb::envoy::config::core::v3::Metadata> {
     use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
     if tags.is_empty() {
         return None;
     }
-    let fields = tags
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Value {
-                    kind: Some(Kind::StringValue(v.clone())),
-                },
-            )
-        })
-        .collect();
+    let mut fields = std::collections::HashMap::with_capacity_and_hasher(tags.len(), map_hasher());
+    for (k, v) in tags {
+        fields.insert(
+            k.clone(),
+            Value {
+                kind: Some(Kind::StringValue(v.clone())),
+            },
+        );
+    }
+    let mut filter_metadata = std::collections::HashMap::with_capacity_and_hasher(1, map_hasher());
+    filter_metadata.insert(namespace.to_string(), Struct { fields });
     Some(envoy_types::pb::envoy::config::core::v3::Metadata {
-        filter_metadata: [("envoy.lb".to_string(), Struct { fields })].into(),
+        filter_metadata,
         ..Default::default()
     })
+}
+
+/// `tags` as `envoy.lb` filter metadata (what MeshRetry's OmitHostsWithTags and
+/// subset load balancing match).
+pub fn lb_metadata(tags: &Tags) -> Option<envoy_types::pb::envoy::config::core::v3::Metadata> {
+    tags_metadata("envoy.lb", tags)
 }
 
 pub fn cla_entry<'a>(

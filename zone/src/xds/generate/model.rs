@@ -406,15 +406,7 @@ impl ListenerPart {
 
 /// `tags` as the `io.kuma.tags` filter metadata (`None` without tags).
 fn tags_metadata(tags: &Tags) -> Option<envoy_types::pb::envoy::config::core::v3::Metadata> {
-    let lb = super::endpoints::lb_metadata(tags)?;
-    Some(envoy_types::pb::envoy::config::core::v3::Metadata {
-        filter_metadata: lb
-            .filter_metadata
-            .into_values()
-            .map(|v| ("io.kuma.tags".to_string(), v))
-            .collect(),
-        ..Default::default()
-    })
+    super::endpoints::tags_metadata("io.kuma.tags", tags)
 }
 
 impl ProxyConfig {

@@ -31,6 +31,20 @@ use weft_model::resource::policy::meshtrafficpermission::{Action, Conf, RuleConf
 use weft_model::resource::{ResourceType, Tags, tags};
 use weft_model::rules::SubsetRule;
 
+/// A protobuf map that encodes the same bytes every time (one hasher, sorted
+/// insertion), so the RBAC's content version only changes with its content.
+fn stable_map<V>(
+    entries: impl IntoIterator<Item = (String, V)>,
+) -> std::collections::HashMap<String, V> {
+    let sorted: std::collections::BTreeMap<String, V> = entries.into_iter().collect();
+    let mut out = std::collections::HashMap::with_capacity_and_hasher(
+        sorted.len(),
+        crate::xds::generate::endpoints::map_hasher(),
+    );
+    out.extend(sorted);
+    out
+}
+
 /// The name of the policy in the RBAC rules (Kuma's).
 pub const POLICY: &str = "MeshTrafficPermission";
 
@@ -119,21 +133,21 @@ pub fn rbac_for(mesh: &str, ids: &dyn Fn(&str) -> Vec<String>, rules: &[SubsetRu
     Rbac {
         allow: RbacRules {
             action: rbac::Action::Allow as i32,
-            policies: policies.into_iter().collect(),
+            policies: stable_map(policies),
             ..RbacRules::default()
         },
         deny: (!deny.is_empty()).then(|| RbacRules {
             action: rbac::Action::Deny as i32,
-            policies: deny
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| (format!("{POLICY}-deny-{i}"), p))
-                .collect(),
+            policies: stable_map(
+                deny.into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("{POLICY}-deny-{i}"), p)),
+            ),
             ..RbacRules::default()
         }),
         shadow: (!shadow_policies.is_empty()).then(|| RbacRules {
             action: rbac::Action::Deny as i32,
-            policies: shadow_policies.into_iter().collect(),
+            policies: stable_map(shadow_policies),
             ..RbacRules::default()
         }),
     }
