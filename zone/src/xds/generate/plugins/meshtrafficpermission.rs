@@ -344,6 +344,28 @@ mod tests {
     const WEB_V2: &[&str] = &["spiffe://default/web", "kuma://version/v2"];
     const API: &[&str] = &["spiffe://default/api", "kuma://version/v1"];
 
+    // Several deny rules make several RBAC policies: their encoding is the same
+    // every time, so an unchanged permission keeps its content version.
+    #[test]
+    fn rbac_with_several_policies_encodes_the_same_bytes() {
+        use prost::Message;
+        let conf = serde_json::json!({"deny": [
+            {"spiffeID": {"type": "Exact", "value": "spiffe://default/a"}},
+            {"spiffeID": {"type": "Exact", "value": "spiffe://default/b"}},
+            {"spiffeID": {"type": "Exact", "value": "spiffe://default/c"}},
+            {"spiffeID": {"type": "Exact", "value": "spiffe://default/d"}}
+        ]});
+        let bytes = || {
+            let rbac = rbac_for("default", &no_ids, &[rule(&[], conf.clone())]);
+            rbac.deny.map(|d| d.encode_to_vec()).unwrap_or_default()
+        };
+        let first = bytes();
+        assert!(!first.is_empty());
+        for _ in 0..20 {
+            assert_eq!(bytes(), first);
+        }
+    }
+
     // With mTLS on and no permission for an inbound, nobody gets in (Kuma ≥ 2.6).
     #[test]
     fn no_permission_denies_everyone() {
