@@ -27,6 +27,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpPro
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
     HttpProtocolOptions, http_protocol_options,
 };
+use std::time::Duration;
 use weft_model::resource::dataplane::DataplaneSpec;
 use weft_model::resource::{Tags, tags};
 
@@ -186,17 +187,12 @@ pub fn ensure_outbound_cluster(
     name
 }
 
-fn local_cluster(
-    name: &str,
-    ip: &str,
-    port: u32,
-    inbound_port: u32,
-    protocol: Protocol,
-) -> ClusterPart {
-    let cluster = Cluster {
+/// A STATIC cluster `name` with the one endpoint `host:port`.
+pub fn static_cluster(name: &str, host: &str, port: u32, connect: Duration) -> Cluster {
+    Cluster {
         name: name.to_string(),
         alt_stat_name: super::envoy::sanitize(name),
-        connect_timeout: Some(secs(10)),
+        connect_timeout: Some(super::envoy::duration(connect)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
         )),
@@ -205,7 +201,7 @@ fn local_cluster(
             endpoints: vec![LocalityLbEndpoints {
                 lb_endpoints: vec![LbEndpoint {
                     host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(socket(ip, port)),
+                        address: Some(socket(host, port)),
                         ..Endpoint::default()
                     })),
                     load_balancing_weight: Some(u32v(1)),
@@ -216,7 +212,17 @@ fn local_cluster(
             ..ClusterLoadAssignment::default()
         }),
         ..Cluster::default()
-    };
+    }
+}
+
+fn local_cluster(
+    name: &str,
+    ip: &str,
+    port: u32,
+    inbound_port: u32,
+    protocol: Protocol,
+) -> ClusterPart {
+    let cluster = static_cluster(name, ip, port, Duration::from_secs(10));
     let http_options = protocol.is_http().then(|| {
         let mut o = http_options(protocol != Protocol::Http);
         o.common_http_protocol_options = Some(CoreHttpOptions {

@@ -20,18 +20,10 @@
 
 use super::MeshView;
 use super::endpoints::{cla_entry, local_first};
-use super::envoy::{any, socket};
+use super::envoy::any;
 use super::ingress::{Destination, IngressError};
-use super::model::{Protocol, network_filter};
-use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use super::model::Protocol;
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::{
-    FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
-};
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
-use prost::Name;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use weft_model::resource::{Resource, Spec, Tags};
@@ -76,29 +68,10 @@ fn remote_destinations(view: &MeshView) -> Vec<Destination> {
     out.into_iter().collect()
 }
 
-fn tcp_chain(sni: String, cluster: &str) -> FilterChain {
-    FilterChain {
-        filter_chain_match: Some(FilterChainMatch {
-            server_names: vec![sni],
-            transport_protocol: "tls".into(),
-            ..FilterChainMatch::default()
-        }),
-        filters: vec![network_filter(
-            "envoy.filters.network.tcp_proxy",
-            &TcpProxy {
-                stat_prefix: super::envoy::sanitize(cluster),
-                cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
-                ..TcpProxy::default()
-            },
-        )],
-        ..FilterChain::default()
-    }
-}
-
 /// The egress's listener, clusters and endpoints from every mesh's view.
 pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, IngressError> {
     let Spec::ZoneEgress(spec) = &egress.spec else {
-        return Err(IngressError::NotAnIngress(egress.meta.name.clone()));
+        return Err(IngressError::WrongType(egress.meta.name.clone()));
     };
     let net = spec
         .networking
@@ -119,7 +92,7 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
                 Arc::new(cla_entry(&name, picked, &local_first)),
             );
             clusters.insert_hashed(name.clone(), any(&super::ingress::eds_cluster(&name)));
-            chains.push(tcp_chain(d.sni(), &name));
+            chains.push(super::ingress::sni_chain(d.sni(), &name));
         }
         let Some(tls) = &view.mtls else { continue };
         for (service, es) in &view.externals {
@@ -130,7 +103,7 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
             let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
             let part = super::external::direct(view, &name, es, protocol);
             clusters.insert_hashed(name.clone(), any(&part.assemble()));
-            let mut chain = tcp_chain(
+            let mut chain = super::ingress::sni_chain(
                 super::external::external_sni(service, &view.mesh.meta.name),
                 &name,
             );
@@ -145,34 +118,20 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
             let name = format!("{mesh}:{}", super::external::mes_cluster_name(mes_name));
             let part = super::external::mes_direct(view, &name, mes_name, spec);
             clusters.insert_hashed(name.clone(), any(&part.assemble()));
-            let mut chain = tcp_chain(super::external::mes_sni(mesh, mes_name, spec.port()), &name);
+            let mut chain = super::ingress::sni_chain(
+                super::external::mes_sni(mesh, mes_name, spec.port()),
+                &name,
+            );
             chain.transport_socket = Some(tls.downstream(None));
             chains.push(chain);
         }
     }
-    let mut listeners = TypeResources::new();
-    // Envoy refuses a listener without filter chains.
-    if !chains.is_empty() {
-        let name = format!("inbound:{}:{}", net.address, net.port);
-        let listener = Listener {
-            name: name.clone(),
-            address: Some(socket(&net.address, net.port)),
-            traffic_direction: TrafficDirection::Outbound as i32,
-            listener_filters: vec![ListenerFilter {
-                name: "envoy.filters.listener.tls_inspector".into(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                    &TlsInspector::default(),
-                ))),
-                ..ListenerFilter::default()
-            }],
-            filter_chains: chains,
-            ..Listener::default()
-        };
-        listeners.insert_hashed(name, any(&listener));
-    }
-    let mut snap = Snapshot::new();
-    snap.set_type(Cluster::type_url(), clusters);
-    snap.set_type(ClusterLoadAssignment::type_url(), eds);
-    snap.set_type(Listener::type_url(), listeners);
-    Ok(snap)
+    Ok(super::ingress::zone_proxy_snapshot(
+        &net.address,
+        net.port,
+        TrafficDirection::Outbound,
+        chains,
+        clusters,
+        eds,
+    ))
 }

@@ -19,9 +19,9 @@
 
 use super::MeshView;
 use super::base::http_options;
-use super::envoy::{any, secs, socket, u32v};
+use super::envoy::{any, socket, u32v};
 use super::model::{ClusterPart, ClusterRole, Protocol};
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use envoy_types::pb::envoy::config::cluster::v3::cluster;
 use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket, data_source};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -34,6 +34,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use weft_model::resource::external::ExternalServiceSpec;
 use weft_model::resource::secret;
 use weft_model::resource::{Resource, ResourceType, Spec, Tags, tags};
@@ -147,30 +148,7 @@ fn static_cluster(
     port: u32,
     protocol: Protocol,
 ) -> ClusterPart {
-    let cluster = Cluster {
-        name: name.to_string(),
-        alt_stat_name: super::envoy::sanitize(name),
-        connect_timeout: Some(secs(5)),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::Static as i32,
-        )),
-        load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: name.to_string(),
-            endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints: vec![LbEndpoint {
-                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                        address: Some(socket(host, port)),
-                        ..Endpoint::default()
-                    })),
-                    load_balancing_weight: Some(u32v(1)),
-                    ..LbEndpoint::default()
-                }],
-                ..LocalityLbEndpoints::default()
-            }],
-            ..ClusterLoadAssignment::default()
-        }),
-        ..Cluster::default()
-    };
+    let cluster = super::base::static_cluster(name, host, port, Duration::from_secs(5));
     ClusterPart {
         role: ClusterRole::Outbound {
             service: service.to_string(),

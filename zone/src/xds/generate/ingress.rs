@@ -16,10 +16,7 @@ use super::model::network_filter;
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
-use envoy_types::pb::envoy::config::listener::v3::{
-    FilterChain, FilterChainMatch, Listener, ListenerFilter, listener_filter,
-};
-use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use prost::Name;
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,7 +126,7 @@ pub fn route_subsets(view: &MeshView) -> BTreeSet<(String, Tags)> {
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
     #[error("resource {0} is not a zone proxy of the expected type")]
-    NotAnIngress(String),
+    WrongType(String),
     #[error("zone proxy {0} has no networking")]
     NoNetworking(String),
 }
@@ -137,7 +134,7 @@ pub enum IngressError {
 /// The ingress's listener, clusters and endpoints from every mesh's view.
 pub fn generate(views: &[Arc<MeshView>], ingress: &Resource) -> Result<Snapshot, IngressError> {
     let Spec::ZoneIngress(spec) = &ingress.spec else {
-        return Err(IngressError::NotAnIngress(ingress.meta.name.clone()));
+        return Err(IngressError::WrongType(ingress.meta.name.clone()));
     };
     let net = spec
         .networking
@@ -162,39 +159,58 @@ pub fn generate(views: &[Arc<MeshView>], ingress: &Resource) -> Result<Snapshot,
         let entry = cla_entry(&name, picked, &local_first);
         clusters.insert_hashed(name.clone(), any(&eds_cluster(&name)));
         eds.insert_shared(name.clone(), Arc::new(entry));
-        chains.push(FilterChain {
-            filter_chain_match: Some(FilterChainMatch {
-                server_names: vec![d.sni()],
-                transport_protocol: "tls".into(),
-                ..FilterChainMatch::default()
-            }),
-            filters: vec![network_filter(
-                "envoy.filters.network.tcp_proxy",
-                &TcpProxy {
-                    stat_prefix: super::envoy::sanitize(&name),
-                    cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(name)),
-                    ..TcpProxy::default()
-                },
-            )],
-            ..FilterChain::default()
-        });
+        chains.push(sni_chain(d.sni(), &name));
     }
+    Ok(zone_proxy_snapshot(
+        &net.address,
+        net.port,
+        TrafficDirection::Inbound,
+        chains,
+        clusters,
+        eds,
+    ))
+}
+
+/// A filter chain for TLS connections with SNI `sni`, passed as they are
+/// (`tcp_proxy`) to `cluster`.
+pub fn sni_chain(sni: String, cluster: &str) -> FilterChain {
+    FilterChain {
+        filter_chain_match: Some(FilterChainMatch {
+            server_names: vec![sni],
+            transport_protocol: "tls".into(),
+            ..FilterChainMatch::default()
+        }),
+        filters: vec![network_filter(
+            "envoy.filters.network.tcp_proxy",
+            &TcpProxy {
+                stat_prefix: super::envoy::sanitize(cluster),
+                cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
+                ..TcpProxy::default()
+            },
+        )],
+        ..FilterChain::default()
+    }
+}
+
+/// A zone proxy's snapshot: its listener on `address:port` (TLS inspector,
+/// `chains`), `clusters` and `eds`. Envoy refuses a listener without filter
+/// chains, so with nothing to serve the port stays closed.
+pub fn zone_proxy_snapshot(
+    address: &str,
+    port: u32,
+    direction: TrafficDirection,
+    chains: Vec<FilterChain>,
+    clusters: TypeResources,
+    eds: TypeResources,
+) -> Snapshot {
     let mut listeners = TypeResources::new();
-    // Envoy refuses a listener without filter chains: with nothing to offer the
-    // port stays closed until a service appears.
     if !chains.is_empty() {
-        let name = format!("inbound:{}:{}", net.address, net.port);
+        let name = format!("inbound:{address}:{port}");
         let listener = Listener {
             name: name.clone(),
-            address: Some(socket(&net.address, net.port)),
-            traffic_direction: TrafficDirection::Inbound as i32,
-            listener_filters: vec![ListenerFilter {
-                name: "envoy.filters.listener.tls_inspector".into(),
-                config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                    &TlsInspector::default(),
-                ))),
-                ..ListenerFilter::default()
-            }],
+            address: Some(socket(address, port)),
+            traffic_direction: direction as i32,
+            listener_filters: vec![super::model::tls_inspector()],
             filter_chains: chains,
             ..Listener::default()
         };
@@ -204,7 +220,7 @@ pub fn generate(views: &[Arc<MeshView>], ingress: &Resource) -> Result<Snapshot,
     snap.set_type(Cluster::type_url(), clusters);
     snap.set_type(ClusterLoadAssignment::type_url(), eds);
     snap.set_type(Listener::type_url(), listeners);
-    Ok(snap)
+    snap
 }
 
 /// An EDS cluster, plain TCP: the bytes it carries are the sidecars' mTLS.

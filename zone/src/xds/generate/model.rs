@@ -199,6 +199,17 @@ pub fn router_filter() -> HttpFilter {
     }
 }
 
+/// The listener filter that reads a connection's TLS SNI and ALPN.
+pub fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &TlsInspector::default(),
+        ))),
+        ..ListenerFilter::default()
+    }
+}
+
 pub fn network_filter<T: prost::Message + prost::Name>(name: &str, msg: &T) -> Filter {
     Filter {
         name: name.to_string(),
@@ -342,13 +353,7 @@ impl ListenerPart {
                     // Kuma's three chains: mesh mTLS (ALPN `kuma`, with RBAC),
                     // plaintext, and the app's own TLS passed through untouched.
                     MtlsMode::Permissive => {
-                        listener_filters.push(ListenerFilter {
-                            name: "envoy.filters.listener.tls_inspector".into(),
-                            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                                &TlsInspector::default(),
-                            ))),
-                            ..ListenerFilter::default()
-                        });
+                        listener_filters.push(tls_inspector());
                         let matching = |transport: &str, alpn: &[&str]| FilterChainMatch {
                             transport_protocol: transport.into(),
                             application_protocols: alpn.iter().map(|a| a.to_string()).collect(),
