@@ -153,9 +153,31 @@ pub fn routes(insights: ZoneInsights) -> Router<ApiState> {
         .layer(axum::Extension(insights))
 }
 
+/// What zones report of their proxies, listed once per request (not per zone).
+struct Reported {
+    ingresses: Vec<weft_model::resource::Resource>,
+    egresses: Vec<weft_model::resource::Resource>,
+    dataplanes: Vec<weft_model::resource::Resource>,
+    insights: Vec<weft_model::resource::Resource>,
+}
+
+impl Reported {
+    async fn load(store: &dyn ResourceStore) -> Result<Self, ApiError> {
+        let all =
+            |ty| async move { Ok::<_, ApiError>(store.list(ty, None, Page::all()).await?.items) };
+        Ok(Reported {
+            ingresses: all(ResourceType::ZoneIngress).await?,
+            egresses: all(ResourceType::ZoneEgress).await?,
+            dataplanes: all(ResourceType::Dataplane).await?,
+            insights: all(ResourceType::DataplaneInsight).await?,
+        })
+    }
+}
+
 async fn overview(
     store: &dyn ResourceStore,
     insights: &ZoneInsights,
+    reported: &Reported,
     name: &str,
 ) -> Result<Option<serde_json::Value>, ApiError> {
     let key = ResourceKey::new(ResourceType::Zone, None, name);
@@ -163,7 +185,7 @@ async fn overview(
         return Ok(None);
     };
     let insight = insights.get(name).unwrap_or_default();
-    let proxies = zone_proxies(store, name).await?;
+    let proxies = zone_proxies(store, reported, name).await?;
     Ok(Some(serde_json::json!({
         "zone": zone.to_value(),
         "zoneInsight": insight,
@@ -186,6 +208,7 @@ fn display_name(r: &weft_model::resource::Resource) -> &str {
 /// no mTLS (those services are not reachable from other zones).
 async fn zone_proxies(
     store: &dyn ResourceStore,
+    reported: &Reported,
     name: &str,
 ) -> Result<serde_json::Value, ApiError> {
     use weft_model::resource::{Spec, tags};
@@ -194,13 +217,7 @@ async fn zone_proxies(
     };
     let mut ingresses = Vec::new();
     let mut offered_meshes = std::collections::BTreeSet::new();
-    for r in store
-        .list(ResourceType::ZoneIngress, None, Page::all())
-        .await?
-        .items
-        .iter()
-        .filter(|r| of_zone(r))
-    {
+    for r in reported.ingresses.iter().filter(|r| of_zone(r)) {
         if let Spec::ZoneIngress(zi) = &r.spec {
             offered_meshes.extend(zi.available_services.iter().filter_map(|s| s.mesh.clone()));
             ingresses.push(serde_json::json!({
@@ -211,10 +228,8 @@ async fn zone_proxies(
             }));
         }
     }
-    let egresses: Vec<serde_json::Value> = store
-        .list(ResourceType::ZoneEgress, None, Page::all())
-        .await?
-        .items
+    let egresses: Vec<serde_json::Value> = reported
+        .egresses
         .iter()
         .filter(|r| of_zone(r))
         .filter_map(|r| match &r.spec {
@@ -226,22 +241,14 @@ async fn zone_proxies(
         })
         .collect();
     let mut dataplanes: BTreeMap<String, u64> = BTreeMap::new();
-    for r in store
-        .list(ResourceType::Dataplane, None, Page::all())
-        .await?
-        .items
-        .iter()
-        .filter(|r| of_zone(r))
-    {
+    for r in reported.dataplanes.iter().filter(|r| of_zone(r)) {
         *dataplanes
             .entry(r.meta.mesh.clone().unwrap_or_default())
             .or_default() += 1;
     }
     // Online: the newest subscription of the proxy's DataplaneInsight is open.
-    let online = store
-        .list(ResourceType::DataplaneInsight, None, Page::all())
-        .await?
-        .items
+    let online = reported
+        .insights
         .iter()
         .filter(|r| of_zone(r))
         .filter(|r| matches!(&r.spec, Spec::DataplaneInsight(i) if i.is_online()))
@@ -281,7 +288,8 @@ async fn one(
     axum::Extension(insights): axum::Extension<ZoneInsights>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    match overview(state.store.as_ref(), &insights, &name).await? {
+    let reported = Reported::load(state.store.as_ref()).await?;
+    match overview(state.store.as_ref(), &insights, &reported, &name).await? {
         Some(v) => Ok(axum::Json(v).into_response()),
         None => Err(ApiError::not_found(format!(
             "zone {name:?} not found: it appears once it connects"
@@ -297,9 +305,10 @@ async fn list(
         .store
         .list(ResourceType::Zone, None, Page::all())
         .await?;
+    let reported = Reported::load(state.store.as_ref()).await?;
     let mut items = Vec::new();
     for z in &zones.items {
-        if let Some(v) = overview(state.store.as_ref(), &insights, &z.meta.name).await? {
+        if let Some(v) = overview(state.store.as_ref(), &insights, &reported, &z.meta.name).await? {
             items.push(v);
         }
     }

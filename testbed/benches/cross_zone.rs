@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
-use weft_testbed::mesh::AppSpec;
 use weft_testbed::multizone::TwoZones;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -23,17 +22,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn run(rounds: usize) {
     let mut zones = TwoZones::start().await.unwrap();
-    zones
-        .west
-        .start_app(AppSpec::http("backend", "backend-west-1"))
-        .await
-        .unwrap();
-    let frontend = zones
-        .east
-        .start_app(AppSpec::http("frontend", "frontend-east-1").outbound("backend"))
-        .await
-        .unwrap();
-    frontend.until_healthy_hosts("backend", 1).await;
+    zones.start_backends_and_frontend(false).await.unwrap();
+    let frontend = zones.east.app("frontend-east-1").unwrap();
     let ingress = &zones.west.ingresses[0];
     let host = format!("{}:{}", ingress.ip, ingress.port);
     let west = zones.west.api();

@@ -3,7 +3,7 @@
 //! ([`crate::mesh::MeshHarness`]); what the cross-zone tests, the cross-zone
 //! benchmark and the demo start from.
 
-use crate::mesh::MeshHarness;
+use crate::mesh::{AppSpec, MeshHarness};
 use crate::process::{ControlPlane, TestbedError};
 use crate::wait::until;
 use std::time::Duration;
@@ -89,5 +89,29 @@ impl TwoZones {
             return Err(TestbedError::Build("two zones expected".into()));
         };
         Ok(TwoZones { east, west, global })
+    }
+
+    /// The usual cast: `backend-west-1` in west, `backend-east-1` in east when
+    /// `east_backend`, and `frontend-east-1` in east calling `backend`, ready once
+    /// the frontend's Envoy holds every backend endpoint (east's and west's
+    /// ingress). Get the frontend with `east.app("frontend-east-1")`.
+    pub async fn start_backends_and_frontend(
+        &mut self,
+        east_backend: bool,
+    ) -> Result<(), TestbedError> {
+        self.west
+            .start_app(AppSpec::http("backend", "backend-west-1"))
+            .await?;
+        if east_backend {
+            self.east
+                .start_app(AppSpec::http("backend", "backend-east-1"))
+                .await?;
+        }
+        self.east
+            .start_app(AppSpec::http("frontend", "frontend-east-1").outbound("backend"))
+            .await?
+            .until_healthy_hosts("backend", 1 + usize::from(east_backend))
+            .await;
+        Ok(())
     }
 }

@@ -24,17 +24,8 @@ async fn tally(url: &str, n: usize) -> weft_testbed::mesh::Tally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn east_reaches_west_through_wests_ingress() {
     let mut zones = TwoZones::start().await.unwrap();
-    zones
-        .west
-        .start_app(AppSpec::http("backend", "backend-west-1"))
-        .await
-        .unwrap();
-    let frontend = zones
-        .east
-        .start_app(AppSpec::http("frontend", "frontend-east-1").outbound("backend"))
-        .await
-        .unwrap();
-    frontend.until_healthy_hosts("backend", 1).await;
+    zones.start_backends_and_frontend(false).await.unwrap();
+    let frontend = zones.east.app("frontend-east-1").unwrap();
     let url = frontend.outbound_url("backend", "/");
     let t = tally(&url, 20).await;
     assert_eq!(t.status(200), 20, "{t:?}");
@@ -157,22 +148,8 @@ fn record(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_to_the_other_zone_and_back() {
     let mut zones = TwoZones::start().await.unwrap();
-    zones
-        .west
-        .start_app(AppSpec::http("backend", "backend-west-1"))
-        .await
-        .unwrap();
-    zones
-        .east
-        .start_app(AppSpec::http("backend", "backend-east-1"))
-        .await
-        .unwrap();
-    let frontend = zones
-        .east
-        .start_app(AppSpec::http("frontend", "frontend-east-1").outbound("backend"))
-        .await
-        .unwrap();
-    frontend.until_healthy_hosts("backend", 2).await;
+    zones.start_backends_and_frontend(true).await.unwrap();
+    let frontend = zones.east.app("frontend-east-1").unwrap();
     let url = frontend.outbound_url("backend", "/");
     let t = tally(&url, 40).await;
     assert_eq!(
@@ -310,17 +287,8 @@ async fn until_west_weight(zones: &TwoZones, weight: u32, within: Duration) -> D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_propagate_and_survive_globals_death() {
     let mut zones = TwoZones::start().await.unwrap();
-    zones
-        .west
-        .start_app(AppSpec::http("backend", "backend-west-1"))
-        .await
-        .unwrap();
-    let frontend = zones
-        .east
-        .start_app(AppSpec::http("frontend", "frontend-east-1").outbound("backend"))
-        .await
-        .unwrap();
-    frontend.until_healthy_hosts("backend", 1).await;
+    zones.start_backends_and_frontend(false).await.unwrap();
+    let frontend = zones.east.app("frontend-east-1").unwrap();
     let url = frontend.outbound_url("backend", "/");
     until_west_weight(&zones, 1, Duration::from_secs(5)).await;
 

@@ -1043,8 +1043,19 @@ pub async fn upsert_dataplane(
     store: &dyn ResourceStore,
     dataplane: &Resource,
 ) -> Result<(), StoreError> {
+    let existing = store.get(&dataplane.key()).await?;
+    upsert_over(store, dataplane, existing).await
+}
+
+/// [`upsert_dataplane`] when the caller has already read what is stored
+/// (`existing`).
+pub async fn upsert_over(
+    store: &dyn ResourceStore,
+    dataplane: &Resource,
+    existing: Option<Resource>,
+) -> Result<(), StoreError> {
     let mut presented = dataplane.clone();
-    if let Some(existing) = store.get(&dataplane.key()).await? {
+    if let Some(existing) = existing {
         if let (
             weft_model::resource::Spec::ZoneIngress(stored),
             weft_model::resource::Spec::ZoneIngress(new),

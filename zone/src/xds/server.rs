@@ -8,7 +8,7 @@
 //! `UNAUTHENTICATED` (admission) or `FAILED_PRECONDITION` (unknown mesh), each with a
 //! message saying why, logged on the zone too.
 
-use super::cache::{Cache, ConnectionGuard, upsert_dataplane};
+use super::cache::{Cache, ConnectionGuard, upsert_over};
 use super::generate::mtls::SECRET_TYPE;
 use super::insight::{InsightGuard, Insights, StreamKind};
 use super::metrics::XdsMetrics;
@@ -179,7 +179,7 @@ impl AdsContext {
             return Err(self.refused(node_id, &peer, admission_status(e)));
         }
         // What global sent (another zone's ingress, say) is not a proxy's to take.
-        match self.store.get(&proxy.dataplane.key()).await {
+        let stored = match self.store.get(&proxy.dataplane.key()).await {
             Ok(Some(existing)) if is_from_global(&existing) => {
                 return Err(self.refused(
                     node_id,
@@ -191,9 +191,14 @@ impl AdsContext {
                     )),
                 ));
             }
-            _ => {}
-        }
-        if let Err(e) = upsert_dataplane(self.store.as_ref(), &proxy.dataplane).await {
+            Ok(existing) => Ok(existing),
+            Err(e) => Err(e),
+        };
+        let written = match stored {
+            Ok(existing) => upsert_over(self.store.as_ref(), &proxy.dataplane, existing).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             let status = match e {
                 StoreError::MeshNotFound(m) => Status::failed_precondition(format!(
                     "mesh {m:?} does not exist in this zone: create it (or fix the Dataplane's mesh)"
