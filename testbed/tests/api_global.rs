@@ -143,15 +143,27 @@ async fn put_get_round_trip() {
 async fn bad_input_is_a_clear_4xx() {
     let g = inprocess::global().await;
     let path = "/meshes/default/meshtimeouts/t1";
-    let bogus = TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: 1h\n        bogus: 1");
+    // Every bad field in one answer: a wrong type, an unknown enum value and a
+    // missing required field beside a broken semantic rule.
+    let bad = TIMEOUT
+        .replace("idleTimeout: 1h", "idleTimeout: [1]")
+        .replace("    kind: Mesh\n  to:", "    kind: Meshh\n  to:")
+        .replace("requestTimeout: 5s", "requestTimeout: -5s");
     assert_eq!(
-        refused_fields(&g, path, &bogus).await,
-        vec!["spec.to[0].default.bogus"]
+        refused_fields(&g, path, &bad).await,
+        [
+            "spec.targetRef.kind",
+            "spec.to[0].default.idleTimeout",
+            "spec.to[0].default.http.requestTimeout"
+        ]
     );
-    let not_a_duration = TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: [1]");
+    // An unknown field is accepted, as Kuma does, and named in the warnings.
+    let typo = TIMEOUT.replace("idleTimeout: 1h", "idleTimeout: 1h\n        idelTimeout: 1");
+    let (s, body) = g.api.put(path, &typo).await;
+    assert!(s.is_success(), "{body}");
     assert_eq!(
-        refused_fields(&g, path, &not_a_duration).await,
-        vec!["spec.to[0].default.idleTimeout"]
+        body["warnings"],
+        serde_json::json!(["spec.to[0].default.idelTimeout: unknown field, ignored"])
     );
     let (s, body) = g.api.put(path, "type: MeshTimeout\nname: [unclosed").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);

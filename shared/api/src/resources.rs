@@ -277,9 +277,10 @@ async fn put_item(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("json"));
     let doc = resource::parse_document(&bytes, is_json)?;
-    let res = Resource::from_value(doc).map_err(|e| ApiError::invalid(&e))?;
+    let read = Resource::read(doc).map_err(|e| ApiError::invalid(&e))?;
+    let unknown_fields = read.warnings();
+    let res = read.resource;
     check_matches_url(&res, &key)?;
-    res.validate().map_err(|e| ApiError::invalid(&e))?;
     let expected = if_match(&headers)?;
     if let Spec::Mesh(new) = &res.spec
         && let Some(Resource {
@@ -289,7 +290,7 @@ async fn put_item(
     {
         check_ca_change(&old, new)?;
     }
-    let prepared = if key.ty == ResourceType::Mesh {
+    let mut prepared = if key.ty == ResourceType::Mesh {
         let mut p = super::mesh_ca::prepare(state.store.as_ref(), &res).await?;
         if matches!(state.mode, crate::Mode::Global) {
             p.warnings
@@ -302,6 +303,7 @@ async fn put_item(
             ..Default::default()
         }
     };
+    prepared.warnings.splice(0..0, unknown_fields);
     let (stored, created) = if key.ty == ResourceType::Mesh
         && expected.is_none()
         && state.store.get(&key).await?.is_none()

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_OUTBOUND_ADDRESS: &str = "127.0.0.1";
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DataplaneSpec {
     /// Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,7 +41,7 @@ pub struct DataplaneSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Networking {
     /// IP or DNS name other proxies and the control plane reach this proxy on.
     #[serde(default)]
@@ -68,7 +68,7 @@ pub struct Networking {
 
 /// A service this proxy serves; one Envoy inbound listener each.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Inbound {
     /// Where Envoy listens (the application's port under transparent proxying).
     #[serde(default)]
@@ -102,7 +102,7 @@ pub struct Inbound {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Health {
     #[serde(default)]
     pub ready: bool,
@@ -110,7 +110,7 @@ pub struct Health {
 
 /// Active health checking of the application by Envoy (HDS, Universal).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ServiceProbe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
@@ -126,7 +126,6 @@ pub struct ServiceProbe {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TcpProbe {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -140,7 +139,7 @@ pub enum InboundState {
 
 /// A service this proxy consumes; one Envoy outbound listener each.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Outbound {
     /// Listener IP; defaults to 127.0.0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,7 +155,7 @@ pub struct Outbound {
 
 /// An outbound to a real MeshService / MeshExternalService / MeshMultiZoneService.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<BackendKind>,
@@ -177,7 +176,7 @@ pub enum BackendKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Gateway {
     /// `kuma.io/service` is mandatory.
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
@@ -198,7 +197,7 @@ pub enum GatewayType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TransparentProxying {
     /// Port all inbound traffic is redirected to (kuma-dp default 15006).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,14 +228,14 @@ pub enum IpFamilyMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReachableBackends {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<ReachableBackendRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ReachableBackendRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<BackendKind>,
@@ -252,7 +251,7 @@ pub struct ReachableBackendRef {
 
 /// Envoy admin API (bound to localhost); also used by ZoneIngress / ZoneEgress.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvoyAdmin {
     #[serde(default)]
     pub port: u32,
@@ -260,7 +259,7 @@ pub struct EnvoyAdmin {
 
 /// A zone proxy listener embedded in a Dataplane.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Listener {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub listener_type: Option<ListenerType>,
@@ -290,7 +289,7 @@ pub enum ListenerState {
 
 /// Virtual probes: application endpoints exposed on `port` without mTLS.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Probes {
     #[serde(default)]
     pub port: u32,
@@ -299,7 +298,7 @@ pub struct Probes {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ProbeEndpoint {
     #[serde(default)]
     pub inbound_port: u32,
@@ -310,7 +309,7 @@ pub struct ProbeEndpoint {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvoyConfiguration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xds_transport_protocol_variant: Option<XdsTransportProtocolVariant>,

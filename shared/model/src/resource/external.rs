@@ -10,7 +10,7 @@ use super::validate::{self, Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ExternalServiceSpec {
     /// Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -21,7 +21,7 @@ pub struct ExternalServiceSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ExternalNetworking {
     /// `host:port`: a DNS name or IP and a port.
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct ExternalNetworking {
 
 /// TLS the client side originates towards the external service.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ExternalTls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,

@@ -21,7 +21,7 @@ pub const DEFAULT_PATH: &str = "/workload/{{ .Workload }}";
 pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshIdentitySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<Selector>,
@@ -32,21 +32,21 @@ pub struct MeshIdentitySpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Selector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataplane: Option<LabelSelector>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SpiffeId {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_domain: Option<String>,
@@ -62,7 +62,7 @@ pub enum ProviderType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Provider {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub provider_type: Option<ProviderType>,
@@ -81,7 +81,7 @@ pub enum MeshTrustCreation {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Bundled {
     /// Whether the control plane publishes a MeshTrust for this identity's CA
     /// (default: yes).
@@ -111,14 +111,14 @@ impl Bundled {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Autogenerate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BundledCa {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<SecureDataSource>,
@@ -127,7 +127,7 @@ pub struct BundledCa {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CertificateParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<Duration>,
@@ -143,7 +143,7 @@ pub enum SecureDataSourceType {
 
 /// Kuma's `SecureDataSource`: a discriminated union.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SecureDataSource {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub source_type: Option<SecureDataSourceType>,
@@ -174,28 +174,24 @@ impl std::fmt::Debug for SecureDataSource {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileSource {
     #[serde(default)]
     pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnvVarSource {
     #[serde(default)]
     pub name: String,
 }
 
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InlineSource {
     #[serde(default)]
     pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SecretRef {
     #[serde(default)]
     pub kind: String,
@@ -454,7 +450,7 @@ impl Validate for SecureDataSource {
 
 /// `MeshTrust`: the CA bundles a trust domain's identities are verified with.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshTrustSpec {
     #[serde(default)]
     pub trust_domain: String,
@@ -468,7 +464,7 @@ pub enum CaBundleType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CaBundle {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub bundle_type: Option<CaBundleType>,
@@ -477,7 +473,6 @@ pub struct CaBundle {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PemValue {
     #[serde(default)]
     pub value: String,

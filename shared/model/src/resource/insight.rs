@@ -12,14 +12,14 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SUBSCRIPTIONS: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DataplaneInsightSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscriptions: Vec<DiscoverySubscription>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DiscoverySubscription {
     #[serde(default)]
     pub id: String,

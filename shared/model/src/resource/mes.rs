@@ -9,7 +9,7 @@ use super::validate::{self, Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshExternalServiceSpec {
     /// Required.
     #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +25,7 @@ pub struct MeshExternalServiceSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Match {
     /// Only `HostnameGenerator` (the default).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -38,7 +38,7 @@ pub struct Match {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     /// A DNS name or an IP.
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct Endpoint {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Tls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -64,7 +64,7 @@ pub struct Tls {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<String>,
@@ -73,7 +73,7 @@ pub struct TlsVersion {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Verification {
     /// `Secured` (default), `SkipSAN`, `SkipCA`, `SkipAll`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,7 +91,7 @@ pub struct Verification {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SanMatch {
     /// `Exact` (default) or `Prefix`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +102,7 @@ pub struct SanMatch {
 
 /// A TLS data source in either of Kuma 2.14.6's shapes.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TlsSource {
     // The flat shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,7 +141,7 @@ impl std::fmt::Debug for TlsSource {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NamedRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -150,7 +150,7 @@ pub struct NamedRef {
 }
 
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct InlineValue {
     #[serde(default)]
     pub value: String,
@@ -163,7 +163,7 @@ impl std::fmt::Debug for InlineValue {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PathRef {
     #[serde(default)]
     pub path: String,

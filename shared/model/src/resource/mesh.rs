@@ -26,7 +26,7 @@ use super::secret::DataSource;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<Mtls>,
@@ -104,7 +104,7 @@ impl MeshSpec {
 
 /// `mtls`: the CA backends and which one is active.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Mtls {
     /// Name of the active backend; unset or empty means mTLS is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,7 +170,7 @@ impl CaBackend {
 
 /// One certificate authority (`CertificateAuthorityBackend`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CaBackend {
     #[serde(default)]
     pub name: String,
@@ -208,7 +208,7 @@ pub enum MtlsMode {
 
 /// `dpCert`: workload certificate settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DpCert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
@@ -218,7 +218,7 @@ pub struct DpCert {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rotation {
     /// Lifetime of a workload certificate, e.g. `24h` or `1d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,7 +226,7 @@ pub struct Rotation {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RootChain {
     /// Timeout of a request to the CA for the root chain (Kuma default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,7 +235,7 @@ pub struct RootChain {
 
 /// A CA backend's `conf`: `caCert` for builtin, `cert` + `key` for provided.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CaConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<CaCert>,
@@ -247,7 +247,6 @@ pub struct CaConf {
 
 /// Builtin CA certificate settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CaCert {
     /// RSA key size of the CA (Kuma default 2048).
     #[serde(default, rename = "RSAbits", skip_serializing_if = "Option::is_none")]
@@ -258,14 +257,14 @@ pub struct CaCert {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshNetworking {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound: Option<MeshOutbound>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshOutbound {
     /// `false` removes the transparent-proxy passthrough cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,7 +272,7 @@ pub struct MeshOutbound {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Routing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locality_aware_load_balancing: Option<bool>,
@@ -286,7 +285,7 @@ pub struct Routing {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Constraints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataplane_proxy: Option<DataplaneProxyMembership>,
@@ -295,7 +294,7 @@ pub struct Constraints {
 /// Which dataplanes may join the mesh. A proxy must match one requirement (if
 /// any are listed) and no restriction; restrictions win.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DataplaneProxyMembership {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requirements: Vec<MembershipRule>,
@@ -305,14 +304,14 @@ pub struct DataplaneProxyMembership {
 
 /// A tag selector; a `*` value matches any non-empty value.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MembershipRule {
     #[serde(default)]
     pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshServices {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<MeshServicesMode>,

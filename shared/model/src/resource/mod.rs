@@ -8,6 +8,7 @@
 
 pub mod canonical;
 pub mod dataplane;
+mod decode;
 pub mod duration;
 pub mod external;
 pub mod identity;
@@ -160,8 +161,8 @@ macro_rules! resource_types {
                 match self { $( Spec::$variant(_) => ResourceType::$variant, )* }
             }
 
-            fn decode(ty: ResourceType, value: Value, at: &Path) -> Result<Spec, ValidationErrors> {
-                match ty { $( ResourceType::$variant => decode_spec::<$spec>(value, at).map(Spec::$variant), )* }
+            fn decode(ty: ResourceType, value: Value, at: &Path) -> decode::Decoded<Spec> {
+                match ty { $( ResourceType::$variant => decode::decode::<$spec>(value, at).map(Spec::$variant), )* }
             }
 
             fn encode(&self) -> Value {
@@ -322,17 +323,54 @@ impl Resource {
     }
 
     /// Reads a universal-format document (already parsed into a JSON value).
-    /// Checks structure and field types only; call [`Resource::validate`] next.
+    /// Checks structure and field types only; call [`Resource::validate`] next,
+    /// or use [`Resource::read`], which does both in one pass.
     /// `creationTime` / `modificationTime` are server-managed and ignored here.
     pub fn from_value(value: Value) -> Result<Resource, ValidationErrors> {
+        let mut parsed = Self::parse(value);
+        if let Some(d) = &parsed.decoded {
+            parsed.errors.extend(d.decode_errors());
+        }
+        match parsed.resource {
+            Some(r) if parsed.errors.is_empty() => Ok(r),
+            _ => Err(parsed.errors),
+        }
+    }
+
+    /// Reads and validates a document in one pass: every type error, missing
+    /// field and semantic rule is reported together, each at its own path.
+    /// Unknown fields are not errors; [`Read::unknown`] lists them.
+    pub fn read(value: Value) -> Result<Read, ValidationErrors> {
+        let parsed = Self::parse(value);
+        let mut errors = parsed.errors;
+        let Some(decoded) = parsed.decoded else {
+            return Err(errors);
+        };
+        let Some(resource) = parsed.resource else {
+            errors.extend(decoded.decode_errors());
+            return Err(errors);
+        };
+        errors.extend(decoded.finish(&resource.violations()));
+        errors.into_result().map(|()| Read {
+            resource,
+            unknown: decoded.unknown,
+        })
+    }
+
+    fn parse(value: Value) -> Parsed {
         let root = Path::root();
         let Value::Object(mut obj) = value else {
-            return Err(ValidationErrors::single(
-                &root,
-                format!("a resource must be an object, got {}", json_kind(&value)),
-            ));
+            return Parsed {
+                resource: None,
+                errors: ValidationErrors::single(
+                    &root,
+                    format!("a resource must be an object, got {}", json_kind(&value)),
+                ),
+                decoded: None,
+            };
         };
         let mut errs = ValidationErrors::new();
+        let mut unknown = Vec::new();
         let ty = match obj.remove("type") {
             Some(Value::String(t)) => match ResourceType::from_name(&t) {
                 Some(ty) => Some(ty),
@@ -368,7 +406,11 @@ impl Resource {
         obj.remove("creationTime");
         obj.remove("modificationTime");
         let Some(ty) = ty else {
-            return Err(errs);
+            return Parsed {
+                resource: None,
+                errors: errs,
+                decoded: None,
+            };
         };
         let mesh = match (ty.scope(), mesh_value) {
             (Scope::Mesh, Some(Value::String(m))) => Some(m),
@@ -396,35 +438,35 @@ impl Resource {
             Layout::Inline => (Value::Object(obj), root.clone()),
             Layout::Spec => {
                 let spec = obj.remove("spec").unwrap_or(Value::Object(Map::new()));
-                for k in obj.keys() {
-                    errs.add(&root.field(k), "unknown field");
-                }
+                unknown.extend(obj.keys().map(|k| root.field(k).to_string()));
                 (spec, root.field("spec"))
             }
         };
-        let spec = match Spec::decode(ty, spec_value, &spec_path) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                errs.extend(e);
-                None
-            }
-        };
-        match (spec, errs.is_empty()) {
-            (Some(spec), true) => Ok(Resource {
-                meta: Meta {
-                    name: name.unwrap_or_default(),
-                    mesh,
-                    labels,
-                    ..Meta::default()
-                },
-                spec,
-            }),
-            _ => Err(errs),
+        let mut decoded = Spec::decode(ty, spec_value, &spec_path);
+        unknown.append(&mut decoded.unknown);
+        decoded.unknown = unknown;
+        let resource = decoded.spec.take().map(|spec| Resource {
+            meta: Meta {
+                name: name.unwrap_or_default(),
+                mesh,
+                labels,
+                ..Meta::default()
+            },
+            spec,
+        });
+        Parsed {
+            resource,
+            errors: errs,
+            decoded: Some(decoded),
         }
     }
 
     /// Every semantic rule: name, mesh, labels, then the spec.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
+        self.violations().into_result()
+    }
+
+    fn violations(&self) -> ValidationErrors {
         let root = Path::root();
         let mut errs = ValidationErrors::new();
         validate::check_name(&root.field("name"), &self.meta.name, &mut errs);
@@ -443,7 +485,7 @@ impl Resource {
             Layout::Spec => root.field("spec"),
         };
         self.spec.check(&at, &mut errs);
-        errs.into_result()
+        errs
     }
 
     /// The universal shape, with server-managed times when the resource is stored.
@@ -513,6 +555,33 @@ impl Resource {
     }
 }
 
+/// A document read by [`Resource::read`]: valid, with what it held that Weft
+/// does not know.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub resource: Resource,
+    /// Paths of unknown fields, ignored (Kuma drops them silently; the API
+    /// returns them as warnings so that a typo does not pass unnoticed).
+    pub unknown: Vec<String>,
+}
+
+impl Read {
+    /// One warning per unknown field.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unknown
+            .iter()
+            .map(|p| format!("{p}: unknown field, ignored"))
+            .collect()
+    }
+}
+
+struct Parsed {
+    resource: Option<Resource>,
+    /// Errors in the metadata (type, name, mesh, labels).
+    errors: ValidationErrors,
+    decoded: Option<decode::Decoded<Spec>>,
+}
+
 /// Why a request body could not even be read as a document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
@@ -560,9 +629,7 @@ pub fn parse_document(body: &[u8], json: bool) -> Result<Value, DocumentError> {
 /// Parses and validates in one go: what the API and tests want.
 pub fn parse_resource(body: &[u8], json: bool) -> Result<Resource, ResourceError> {
     let value = parse_document(body, json)?;
-    let res = Resource::from_value(value)?;
-    res.validate()?;
-    Ok(res)
+    Ok(Resource::read(value)?.resource)
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -573,38 +640,10 @@ pub enum ResourceError {
     Invalid(#[from] ValidationErrors),
 }
 
-fn decode_spec<T: SpecType>(value: Value, at: &Path) -> Result<T, ValidationErrors> {
-    let value = if value.is_null() {
-        Value::Object(Map::new())
-    } else {
-        value
-    };
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = if inner == "." || inner.is_empty() {
-            at.clone()
-        } else if at.as_str().is_empty() {
-            Path::root().field(&inner)
-        } else {
-            at.field(&inner)
-        };
-        ValidationErrors::single(&path, tidy_serde_message(&e.into_inner().to_string()))
-    })
-}
-
 fn encode_spec<T: SpecType>(spec: &T) -> Value {
     // Our spec types serialize to JSON infallibly (string keys, no non-finite floats
     // are ever produced by deserialization from JSON).
     serde_json::to_value(spec).unwrap_or(Value::Null)
-}
-
-/// serde's messages name Rust types (`u32`, `struct MeshSpec`); say what the user wrote.
-fn tidy_serde_message(msg: &str) -> String {
-    msg.replace("u32", "a non-negative integer")
-        .replace("u64", "a non-negative integer")
-        .replace("i64", "an integer")
-        .replace("i32", "an integer")
-        .replace("f64", "a number")
 }
 
 fn take_string(

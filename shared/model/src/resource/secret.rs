@@ -16,7 +16,7 @@ use std::fmt;
 
 /// The spec of both `Secret` and `GlobalSecret`.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SecretSpec {
     /// Base64 of the secret bytes (standard or URL-safe alphabet, padding optional).
     #[serde(
@@ -113,7 +113,7 @@ fn opaque_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 /// exactly one of a Secret's name, a file on the control plane, inline base64
 /// bytes or an inline string.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DataSource {
     /// Name of a `Secret` in the same mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]

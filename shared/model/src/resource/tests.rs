@@ -1,7 +1,7 @@
 //! Envelope tests: what `from_value` accepts and refuses, independent of any one spec.
 
 use super::*;
-use crate::resource::test_support::fields_of as fields;
+use crate::resource::test_support::{fields_of as fields, pairs_of};
 use serde_json::json;
 
 // Missing or unknown `type`, and a missing name, are each reported.
@@ -26,19 +26,90 @@ fn mesh_field_follows_scope() {
     assert_eq!(fields(&e), vec!["mesh"]);
 }
 
-// Unknown fields are refused with their full path, at top level and inside specs.
+// Unknown fields are accepted as Kuma does, and each is listed with its full
+// path, at top level and inside specs, so that the API can warn about it.
 #[test]
 fn unknown_fields_name_their_path() {
-    let e =
-        Resource::from_value(json!({"type": "MeshTimeout", "name": "t", "mesh": "m", "extra": 1}))
-            .unwrap_err();
-    assert_eq!(fields(&e), vec!["extra"]);
-    let e = Resource::from_value(json!({"type": "Mesh", "name": "m", "bogus": true})).unwrap_err();
-    assert_eq!(fields(&e), vec!["bogus"]);
+    let r = Resource::read(json!({"type": "MeshTimeout", "name": "t", "mesh": "m", "extra": 1,
+        "spec": {"targetRef": {"kind": "Mesh", "nmae": "x"},
+                 "to": [{"targetRef": {"kind": "Mesh"}, "defualt": {}, "default": {"idleTimeout": "1s"}}]}}))
+    .unwrap();
+    assert_eq!(
+        r.unknown,
+        ["extra", "spec.targetRef.nmae", "spec.to[0].defualt"]
+    );
+    assert_eq!(r.warnings()[0], "extra: unknown field, ignored");
+    let r = Resource::read(json!({"type": "Mesh", "name": "m", "bogus": true})).unwrap();
+    assert_eq!(r.unknown, ["bogus"]);
     let e =
         Resource::from_value(json!({"type": "Mesh", "name": "m", "mtls": {"enabledBackend": 5}}))
             .unwrap_err();
     assert_eq!(fields(&e), vec!["mtls.enabledBackend"]);
+}
+
+// One pass names every bad field: type and enum errors do not stop the walk, a
+// missing required field is named at its own path, and the semantic rules run
+// beside them.
+#[test]
+fn one_pass_names_every_bad_field() {
+    let e = Resource::read(
+        json!({"type": "MeshTLS", "name": "t", "mesh": "m", "spec": {
+        "targetRef": {"kind": "Mesh"},
+        "from": [{"targetRef": {"kind": "Mesh"}, "default": {
+            "mode": "Sometimes", "tlsVersion": {"min": "TLS9", "max": "TLS8"}}}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        fields(&e),
+        [
+            "spec.from[0].default.mode",
+            "spec.from[0].default.tlsVersion.max",
+            "spec.from[0].default.tlsVersion.min"
+        ]
+    );
+    // `default` is missing: named at `spec.to[0].default` (not `spec.to[0]`),
+    // and the negative timeout beside it is still found.
+    let e = Resource::read(
+        json!({"type": "MeshTimeout", "name": "t", "mesh": "m", "spec": {
+        "targetRef": {"kind": "Mesh"},
+        "to": [{"targetRef": {"kind": "Mesh"}},
+               {"targetRef": {"kind": "Mesh"}, "default": {"idleTimeout": "-1s"}}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        fields(&e),
+        ["spec.to[0].default", "spec.to[1].default.idleTimeout"]
+    );
+    // A wrong type inside a list keeps the later elements' indices.
+    let e = Resource::read(
+        json!({"type": "MeshRetry", "name": "r", "mesh": "m", "spec": {
+        "targetRef": {"kind": "Mesh"},
+        "to": [{"targetRef": {"kind": "Mesh"}, "default": {"http": {
+            "retryOn": [true, "5xx", "Nope"]}}}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        fields(&e),
+        [
+            "spec.to[0].default.http.retryOn[0]",
+            "spec.to[0].default.http.retryOn[2]"
+        ]
+    );
+    // A missing required scalar is "must be defined", nothing about its stand-in.
+    let e = Resource::read(
+        json!({"type": "MeshTimeout", "name": "t", "mesh": "m", "spec": {
+        "targetRef": {"kind": "Mesh"},
+        "rules": [{"matches": [{"spiffeID": {"value": "spiffe://td/x"}}],
+                   "default": {"http": {"requestTimeout": "1s"}}}]}}),
+    )
+    .unwrap_err();
+    assert_eq!(
+        pairs_of(&e),
+        [(
+            "spec.rules[0].matches[0].spiffeID.type".to_string(),
+            "must be defined".to_string()
+        )]
+    );
 }
 
 // Labels must be a string map; server-managed times on input are ignored.

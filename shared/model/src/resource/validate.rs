@@ -81,6 +81,14 @@ impl ValidationErrors {
         });
     }
 
+    /// A violation at a path already rendered.
+    pub fn add_raw(&mut self, field: &str, reason: impl Into<String>) {
+        self.violations.push(Violation {
+            field: field.to_string(),
+            reason: reason.into(),
+        });
+    }
+
     pub fn extend(&mut self, other: ValidationErrors) {
         self.violations.extend(other.violations);
     }

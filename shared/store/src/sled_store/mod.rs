@@ -484,7 +484,7 @@ mod tests {
         let s = backend.fresh(StoreOptions::default());
         let m = s.create(mesh("m")).await.unwrap_or_else(|e| panic!("{e}"));
         let mut body = m.to_value();
-        body["noSuchField"] = serde_json::json!(1);
+        body["mtls"] = serde_json::json!(5);
         let record = serde_json::json!({"version": m.meta.version, "resource": body});
         s.inner
             .resources

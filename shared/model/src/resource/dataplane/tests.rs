@@ -430,14 +430,21 @@ envoy: {xdsTransportProtocolVariant: DELTA_GRPC}
     );
 }
 
-// Unknown fields and enum values are refused when reading; Kuma's JSON names are used.
+// Unknown enum values are refused when reading, unknown fields are listed (and
+// ignored); Kuma's JSON names are used.
 #[test]
 fn strict_reading_and_json_names() {
+    let read = crate::resource::Resource::read(serde_json::json!({
+        "type": "Dataplane", "name": "d", "mesh": "m",
+        "networking": {"adress": "1.1.1.1", "address": "1.1.1.1",
+                       "inbound": [{"port": 1, "tags": {"kuma.io/service": "a"}}]}
+    }))
+    .unwrap();
+    assert_eq!(read.unknown, ["networking.adress"]);
     for bad in [
-        "networking: {adress: 1.1.1.1}",
         "networking: {inbound: [{port: 1, state: Broken}]}",
         "networking: {gateway: {type: delegated}}",
-        "networking: {transparentProxying: {redirect_port_inbound: 1}}",
+        "networking: {transparentProxying: {redirectPortInbound: -1}}",
     ] {
         assert!(
             serde_yaml_ng::from_str::<DataplaneSpec>(bad).is_err(),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Tracing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_backend: Option<String>,
@@ -18,7 +18,7 @@ pub struct Tracing {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TracingBackend {
     #[serde(default)]
     pub name: String,
@@ -41,7 +41,7 @@ pub enum TracingBackendType {
 /// Zipkin fields (`url`, `traceId128bit`, `apiVersion`, `sharedSpanContext`) or
 /// Datadog fields (`address`, `port`, `splitService`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TracingBackendConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -65,7 +65,7 @@ pub struct TracingBackendConf {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Logging {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_backend: Option<String>,
@@ -74,7 +74,7 @@ pub struct Logging {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LoggingBackend {
     #[serde(default)]
     pub name: String,
@@ -96,7 +96,7 @@ pub enum LoggingBackendType {
 
 /// `path` for a file backend, `address` (`host:port`) for a tcp backend.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LoggingBackendConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -105,7 +105,7 @@ pub struct LoggingBackendConf {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Metrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled_backend: Option<String>,
@@ -115,7 +115,7 @@ pub struct Metrics {
 
 /// A metrics backend; on a Dataplane, an override of the mesh's enabled one.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MetricsBackend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -133,7 +133,7 @@ pub enum MetricsBackendType {
 
 /// `PrometheusMetricsBackendConfig`. Kuma's defaults: port 5670, path `/metrics`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PrometheusConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
@@ -153,7 +153,7 @@ pub struct PrometheusConf {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PrometheusAggregate {
     #[serde(default)]
     pub name: String,
@@ -168,7 +168,7 @@ pub struct PrometheusAggregate {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PrometheusEnvoy {
     /// Regex Envoy filters its stats with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +178,7 @@ pub struct PrometheusEnvoy {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PrometheusTls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<PrometheusTlsMode>,

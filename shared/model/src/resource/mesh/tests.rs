@@ -183,7 +183,6 @@ fn enums_refuse_unknown_values() {
         serde_yaml_ng::from_str::<MeshSpec>("mtls: {backends: [{name: a, mode: strict}]}").is_err()
     );
     assert!(serde_yaml_ng::from_str::<MeshSpec>("meshServices: {mode: Sometimes}").is_err());
-    assert!(serde_yaml_ng::from_str::<MeshSpec>("routing: {zoneEgres: true}").is_err());
 }
 
 // Tracing: zipkin URLs need an explicit port, datadog needs address and port,

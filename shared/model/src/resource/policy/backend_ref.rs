@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where to send traffic. Kuma inlines the targetRef fields next to `port` and `weight`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendRef {
     pub kind: TargetRefKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]

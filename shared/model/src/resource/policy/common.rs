@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// `spec.to[]`: configuration for traffic to the destinations `targetRef` names.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct To<C> {
     pub target_ref: TargetRef,
     pub default: C,
@@ -21,7 +21,7 @@ pub struct To<C> {
 
 /// `spec.from[]`: configuration for traffic from the clients `targetRef` names.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct From<C> {
     pub target_ref: TargetRef,
     pub default: C,
@@ -29,7 +29,7 @@ pub struct From<C> {
 
 /// `spec.rules[]` (Kuma 2.10+): configuration for every inbound the policy selects.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rule<C> {
     pub default: C,
 }

@@ -70,7 +70,7 @@ pub fn check_modifier_len(path: &Path, len: usize, errs: &mut ValidationErrors) 
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderKeyValue {
     pub name: String,
     pub value: String,
@@ -79,7 +79,7 @@ pub struct HeaderKeyValue {
 /// Headers to overwrite (`set`) or append (`add`). Several values for one header
 /// are written RFC 7230 style, comma-separated.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<Vec<HeaderKeyValue>>,
@@ -118,7 +118,7 @@ pub enum HeaderMatchType {
 /// Selects requests or responses by one header (`type` defaults to `Exact`).
 /// MeshHTTPRoute checks its matches its own way (see its `validation`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<HeaderMatchType>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Match {
     #[serde(rename = "spiffeID", default, skip_serializing_if = "Option::is_none")]
     pub spiffe_id: Option<SpiffeIdMatch>,
@@ -27,7 +27,7 @@ pub enum SpiffeIdMatchType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SpiffeIdMatch {
     pub r#type: SpiffeIdMatchType,
     pub value: String,
@@ -40,7 +40,7 @@ pub enum SniMatchType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SniMatch {
     pub r#type: SniMatchType,
     pub value: String,
@@ -48,7 +48,7 @@ pub struct SniMatch {
 
 /// `spec.rules[]` of the inbound policies that can depend on the client.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MatchRule<C> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<Vec<Match>>,
@@ -232,6 +232,8 @@ mod tests {
         let text = r#"{"spiffeID":{"type":"Exact","value":"spiffe://td/web"}}"#;
         let m: Match = serde_json::from_str(text).unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), text);
-        assert!(serde_json::from_str::<Match>(r#"{"spiffeId":{}}"#).is_err());
+        // Another spelling is not Kuma's field: it is ignored (the API warns).
+        let other: Match = serde_json::from_str(r#"{"spiffeId":{}}"#).unwrap();
+        assert_eq!(other, Match::default());
     }
 }

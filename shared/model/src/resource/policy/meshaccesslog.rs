@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use super::matches::{Match, SniMatch, SniMatchType, SpiffeIdMatch, SpiffeIdMatchType};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshAccessLog {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -31,7 +31,7 @@ pub struct MeshAccessLog {
 
 /// `spec.rules[]` with the optional client matchers.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matches: Option<Vec<Match>>,
@@ -41,7 +41,7 @@ pub struct Rule {
 
 /// `default`: where logs go. `backends` must be given (it may be empty, turning logs off).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backends: Option<Vec<Backend>>,
@@ -56,7 +56,7 @@ pub enum BackendType {
 
 /// One log sink; `type` says which of the blocks configures it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Backend {
     pub r#type: BackendType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,7 @@ pub struct Backend {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct FileBackend {
     #[serde(default)]
     pub path: String,
@@ -77,7 +77,7 @@ pub struct FileBackend {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TcpBackend {
     /// Collector address, e.g. `127.0.0.1:5000` or `http://logstash:5000`.
     #[serde(default)]
@@ -87,7 +87,7 @@ pub struct TcpBackend {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OtelBackend {
     /// Collector `host:port` (port defaults to 4317).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ pub enum FormatType {
 
 /// Log line format: a `plain` template or `json` key/value pairs, per `type`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Format {
     pub r#type: FormatType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,7 +122,7 @@ pub struct Format {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct JsonValue {
     #[serde(default)]
     pub key: String,

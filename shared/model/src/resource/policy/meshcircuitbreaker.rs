@@ -17,7 +17,7 @@ use crate::resource::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshCircuitBreaker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -30,7 +30,7 @@ pub struct MeshCircuitBreaker {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limits: Option<ConnectionLimits>,
@@ -40,7 +40,7 @@ pub struct Conf {
 
 /// Envoy `circuit_breakers.thresholds` (priority DEFAULT).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ConnectionLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u32>,
@@ -55,7 +55,7 @@ pub struct ConnectionLimits {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OutlierDetection {
     /// True switches outlier detection off for the selected traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +79,7 @@ pub struct OutlierDetection {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Detectors {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_failures: Option<ConsecutiveFailures>,
@@ -96,14 +96,14 @@ pub struct Detectors {
 /// `totalFailures`, `gatewayFailures` and `localOriginFailures` all count
 /// consecutive failures of their kind.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ConsecutiveFailures {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consecutive: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SuccessRate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_hosts: Option<u32>,
@@ -115,7 +115,7 @@ pub struct SuccessRate {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct FailurePercentage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_hosts: Option<u32>,

@@ -12,7 +12,7 @@ use crate::resource::validate::{Path, Validate, ValidationErrors};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshFaultInjection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -25,7 +25,7 @@ pub struct MeshFaultInjection {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     /// One Envoy fault filter per entry, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,7 +33,7 @@ pub struct Conf {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct FaultInjectionConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortConf>,
@@ -45,7 +45,7 @@ pub struct FaultInjectionConf {
 
 /// Answer some requests with a status instead of forwarding them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AbortConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<i32>,
@@ -55,7 +55,7 @@ pub struct AbortConf {
 
 /// Delay some responses.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DelayConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Duration>,
@@ -65,7 +65,7 @@ pub struct DelayConf {
 
 /// Slow some responses down to `limit` (`10kbps`, `1Mbps`, `5Gbps`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ResponseBandwidthConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<String>,

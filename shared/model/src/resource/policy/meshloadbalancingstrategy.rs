@@ -20,7 +20,7 @@ use hash::check_hash_policies;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshLoadBalancingStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -29,7 +29,7 @@ pub struct MeshLoadBalancingStrategy {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locality_awareness: Option<LocalityAwareness>,
@@ -51,7 +51,7 @@ pub enum LoadBalancerType {
 
 /// The algorithm (`type`) and its settings (the section named after it).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LoadBalancer {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub lb_type: Option<LoadBalancerType>,
@@ -69,11 +69,10 @@ pub struct LoadBalancer {
 
 /// `roundRobin: {}` / `random: {}`: algorithms without settings.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NoSettings {}
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LeastRequest {
     /// Hosts sampled per pick (default 2, at least 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +88,7 @@ pub enum HashFunctionType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RingHash {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_function: Option<HashFunctionType>,
@@ -104,7 +103,7 @@ pub struct RingHash {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Maglev {
     /// A prime up to 5000011 (default 65537).
     #[serde(default, skip_serializing_if = "Option::is_none")]

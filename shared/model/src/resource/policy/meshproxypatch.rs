@@ -12,7 +12,7 @@ use TargetRefKind::*;
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshProxyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -21,7 +21,7 @@ pub struct MeshProxyPatch {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub append_modifications: Option<Vec<Modification>>,
@@ -29,7 +29,7 @@ pub struct Conf {
 
 /// Exactly one of the five kinds of modification.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Modification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Mod<ClusterMatch>>,
@@ -56,7 +56,7 @@ pub enum Operation {
 
 /// One modification: which objects (`match`), what to do, and with what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Mod<M> {
     #[serde(default = "none", skip_serializing_if = "Option::is_none")]
     pub r#match: Option<M>,
@@ -74,7 +74,7 @@ fn none<T>() -> Option<T> {
 
 /// Selects clusters. `origin` is the generator that made them (`inbound`, `outbound`, ...).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ClusterMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -83,7 +83,7 @@ pub struct ClusterMatch {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ListenerMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -96,7 +96,7 @@ pub struct ListenerMatch {
 
 /// Selects network or HTTP filters (by filter `name`) inside listeners.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct FilterMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -109,7 +109,7 @@ pub struct FilterMatch {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct VirtualHostMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
@@ -131,7 +131,7 @@ pub enum JsonPatchOp {
 
 /// One RFC 6902 operation. `value` keeps an explicit `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct JsonPatchBlock {
     pub op: JsonPatchOp,
     #[serde(default, skip_serializing_if = "Option::is_none")]

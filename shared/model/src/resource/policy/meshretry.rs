@@ -10,7 +10,7 @@ use crate::resource::{Duration, Tags};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshRetry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -19,7 +19,7 @@ pub struct MeshRetry {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<Tcp>,
@@ -30,7 +30,7 @@ pub struct Conf {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Tcp {
     /// Connection attempts before giving up (Envoy `tcp_proxy.max_connect_attempts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,7 +38,7 @@ pub struct Tcp {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Http {
     /// Retries of a failed, retriable request (default 1; 0 turns retries off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +64,7 @@ pub struct Http {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Grpc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_retries: Option<u32>,
@@ -89,7 +89,7 @@ pub enum GrpcRetryOn {
 
 /// Exponential back-off between retries.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackOff {
     /// Default 25ms; must be above zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,7 +101,7 @@ pub struct BackOff {
 
 /// Back-off driven by a rate-limit reset header of the upstream's answer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RateLimitedBackOff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_headers: Option<Vec<ResetHeader>>,
@@ -111,7 +111,7 @@ pub struct RateLimitedBackOff {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ResetHeader {
     pub name: String,
     pub format: RateLimitFormat,
@@ -132,7 +132,7 @@ pub enum PredicateType {
 
 /// How hosts are picked again when a request is retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Predicate {
     pub predicate: PredicateType,
     /// Hosts whose metadata matches are skipped (OmitHostsWithTags).
@@ -382,13 +382,17 @@ to:
         assert!(fields(yaml).is_empty(), "{:?}", fields(yaml));
     }
 
-    // MeshRetry is outbound only: `from` does not even decode, and `to` is required.
+    // MeshRetry is outbound only: `from` is not a field of it (ignored, and the
+    // API warns), and `to` is required.
     #[test]
     fn outbound_only() {
-        assert!(
-            serde_yaml_ng::from_str::<MeshRetry>("from: [{targetRef: {kind: Mesh}, default: {}}]")
-                .is_err()
-        );
+        let read = crate::resource::Resource::read(serde_json::json!({
+            "type": "MeshRetry", "name": "r", "mesh": "m",
+            "spec": {"targetRef": {"kind": "Mesh"}, "from": [],
+                     "to": [{"targetRef": {"kind": "Mesh"}, "default": {"tcp": {"maxConnectAttempt": 1}}}]}
+        }))
+        .unwrap();
+        assert_eq!(read.unknown, ["spec.from"]);
         assert_eq!(fields("targetRef: {kind: Mesh}"), vec!["spec.to"]);
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use super::meshhttproute::{BACKEND_KINDS, TO_KINDS, TO_KINDS_GATEWAY, TOP_KINDS};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshTCPRoute {
     /// Which proxies the route applies to; omitted means the whole mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +25,7 @@ pub struct MeshTCPRoute {
 
 /// `spec.to[]`: the destination and its routing rule.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct To {
     pub target_ref: TargetRef,
     #[serde(default)]
@@ -33,14 +33,14 @@ pub struct To {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rule {
     #[serde(default)]
     pub default: RuleConf,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RuleConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_refs: Option<Vec<BackendRef>>,

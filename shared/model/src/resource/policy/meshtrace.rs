@@ -13,7 +13,7 @@ use TargetRefKind::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshTrace {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<TargetRef>,
@@ -22,7 +22,7 @@ pub struct MeshTrace {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Conf {
     /// Zero or one backend (Envoy takes a single tracing provider). Required:
     /// an empty list turns tracing off.
@@ -42,7 +42,7 @@ pub enum BackendType {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Backend {
     pub r#type: BackendType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,7 +62,7 @@ pub enum ZipkinApiVersion {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ZipkinBackend {
     /// Collector URL, e.g. `http://jaeger-collector:9411/api/v2/spans`.
     #[serde(default)]
@@ -76,7 +76,7 @@ pub struct ZipkinBackend {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DatadogBackend {
     /// `http://host:port`, nothing else.
     #[serde(default)]
@@ -86,7 +86,7 @@ pub struct DatadogBackend {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OpenTelemetryBackend {
     /// gRPC `host:port`, or an `http(s)://` URL for OTLP/HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +97,7 @@ pub struct OpenTelemetryBackend {
 
 /// Sampling percentages (int or decimal string, 0–100; Kuma's default is 100).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Sampling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overall: Option<IntOrString>,
@@ -109,7 +109,7 @@ pub struct Sampling {
 
 /// A custom span tag from a literal or a request header, exactly one of them.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Tag {
     #[serde(default)]
     pub name: String,
@@ -120,7 +120,7 @@ pub struct Tag {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderTag {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

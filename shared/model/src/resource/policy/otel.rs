@@ -15,7 +15,7 @@ pub enum BackendResourceKind {
 
 /// `openTelemetry.backendRef`: a backend resource in the same mesh, by name or labels.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendResourceRef {
     pub kind: BackendResourceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]

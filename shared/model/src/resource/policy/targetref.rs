@@ -51,7 +51,7 @@ pub enum ProxyType {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TargetRef {
     pub kind: TargetRefKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]

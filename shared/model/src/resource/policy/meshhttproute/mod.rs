@@ -16,7 +16,7 @@ pub(crate) use validation::check_route_top;
 pub use validation::{BACKEND_KINDS, MIRROR_KINDS, TO_KINDS, TO_KINDS_GATEWAY, TOP_KINDS};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MeshHTTPRoute {
     /// Which proxies the route applies to; omitted means the whole mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,7 +27,7 @@ pub struct MeshHTTPRoute {
 
 /// `spec.to[]`: one destination and its routing rules.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct To {
     pub target_ref: TargetRef,
     /// Only with a MeshGateway top-level targetRef: limits the rules to these hosts.
@@ -39,7 +39,7 @@ pub struct To {
 
 /// One rule: requests matching any of `matches` get `default`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rule {
     #[serde(default)]
     pub matches: Vec<Match>,
@@ -49,7 +49,7 @@ pub struct Rule {
 
 /// A request matcher; all set conditions must hold.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Match {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathMatch>,
@@ -70,7 +70,7 @@ pub enum PathMatchType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PathMatch {
     pub r#type: PathMatchType,
     pub value: String,
@@ -98,7 +98,7 @@ pub enum QueryParamsMatchType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct QueryParamsMatch {
     pub r#type: QueryParamsMatchType,
     pub name: String,
@@ -108,7 +108,7 @@ pub struct QueryParamsMatch {
 
 /// `rules[].default`: what happens to matched requests.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RuleConf {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<Vec<Filter>>,
@@ -128,7 +128,7 @@ pub enum FilterType {
 
 /// A filter: `type` says which one of the other fields configures it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Filter {
     pub r#type: FilterType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +146,7 @@ pub struct Filter {
 /// Set / add / remove headers; one action per header name, at most 16 of each.
 /// (MeshRateLimit and MeshHealthCheck take the `{set, add}` [`super::header::HeaderModifier`].)
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeaderModifier {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<Vec<HeaderKeyValue>>,
@@ -164,7 +164,7 @@ pub enum Scheme {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestRedirect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheme: Option<Scheme>,
@@ -187,7 +187,7 @@ pub enum PathRewriteType {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PathRewrite {
     pub r#type: PathRewriteType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,7 +197,7 @@ pub struct PathRewrite {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct UrlRewrite {
     /// Replaces the Host header when forwarding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,7 +210,7 @@ pub struct UrlRewrite {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestMirror {
     /// Share of requests to mirror; all when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,7 +20,7 @@ pub enum HashPolicyType {
 
 /// One request property to hash on; `type` says which section applies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HashPolicy {
     #[serde(rename = "type")]
     pub policy_type: HashPolicyType,
@@ -41,13 +41,13 @@ pub struct HashPolicy {
 
 /// `header: {name}` / `queryParameter: {name}`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NamedKey {
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Cookie {
     pub name: String,
     /// When set, a cookie with this TTL is generated if missing.
@@ -58,14 +58,13 @@ pub struct Cookie {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Connection {
     #[serde(rename = "sourceIP", default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct FilterState {
     pub key: String,
 }
