@@ -303,20 +303,55 @@ fn decode(ty: ResourceType, case: &Case) -> Result<(), Vec<Violation>> {
 }
 
 /// Kuma's field paths where they are not the YAML's path, rewritten to it.
+/// Each rule is one of Kuma's quirks, seen in its tables.
 fn kuma_quirks(field: &str) -> String {
-    // MeshMetric: `spec.default.backends.backend[0]` for `spec.default.backends[0]`,
-    // and the same for its other lists.
     let mut f = field.to_string();
     for (quirk, real) in [
+        // MeshMetric names list items by their Go type: `backends.backend[0]`,
+        // and a Prometheus port outside its `prometheus` section.
+        (".backends.backend[0].port", ".backends[0].prometheus.port"),
         (".backends.backend[", ".backends["),
         (".applications.application[", ".applications["),
         (".sidecar.profiles.exclude.", ".sidecar.profiles.exclude"),
         (".sidecar.profiles.include.", ".sidecar.profiles.include"),
+        // MeshRetry and others: the Go field `conf` under `default`.
         (".default.conf.", ".default."),
-        (".default.conf", ".default"),
+        // Mesh backends: the proto field `config` for the YAML's `conf`.
         (".config.", ".conf."),
+        // Mesh: the data-plane certificate rotation of the (only) CA backend.
+        ("mtls.dpcert.", "mtls.backends[0].dpCert."),
     ] {
         f = f.replace(quirk, real);
+    }
+    if let Some(rest) = f.strip_suffix(".default.conf") {
+        f = format!("{rest}.default");
+    }
+    // MeshHTTPRoute: `remove` is a list of names, Kuma adds `.name`.
+    if let Some(i) = f.find(".remove[")
+        && let Some(rest) = f.strip_suffix(".name")
+        && rest.len() > i
+    {
+        f = rest.to_string();
+    }
+    // MeshFaultInjection: `http` is a list of faults; Kuma counts per fault
+    // kind (`http.abort[0]`) where the YAML has `http[0].abort`.
+    for kind in ["abort", "delay", "responseBandwidth"] {
+        let quirk = format!(".http.{kind}[");
+        if let Some(i) = f.find(&quirk) {
+            let after = &f[i + quirk.len()..];
+            if let Some(close) = after.find(']') {
+                let index = &after[..close];
+                let tail = &after[close + 1..];
+                f = format!("{}.http[{index}].{kind}{tail}", &f[..i]);
+            }
+        }
+    }
+    // MeshTrafficPermission: rules' `allow`/`deny` lists are under `default`.
+    for list in ["allow", "allowWithShadowDeny", "deny"] {
+        let quirk = format!("].{list}[");
+        if f.starts_with("spec.rules[") && f.contains(&quirk) && !f.contains(".default.") {
+            f = f.replacen(&quirk, &format!("].default.{list}["), 1);
+        }
     }
     f
 }

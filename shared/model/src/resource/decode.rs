@@ -95,6 +95,16 @@ fn repair_until_decoded<T: SpecType>(
         let segs: Vec<Seg> = err.path().iter().filter_map(Seg::from_serde).collect();
         let message = tidy_serde_message(&err.into_inner().to_string());
         *last = Some((render_path(at, &segs), message.clone()));
+        // A YAML scalar where text is expected is that text, as Kuma reads YAML
+        // (`retryOn: [500]`, tag values like `port: 6000`).
+        if message.starts_with("invalid type") && message.contains("expected a string") {
+            if let Some(slot) = get_mut(&mut doc, &segs)
+                && let Some(text) = scalar_text(slot)
+            {
+                *slot = Value::String(text);
+                continue;
+            }
+        }
         if let Some(field) = missing_field(&message) {
             let mut path = segs.clone();
             path.push(Seg::Key(field.to_string()));
@@ -279,6 +289,14 @@ fn get_mut<'a>(doc: &'a mut Value, segs: &[Seg]) -> Option<&'a mut Value> {
         (Value::Array(l), Seg::Index(i)) => l.get_mut(*i),
         _ => None,
     })
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// `missing field `x``.

@@ -42,9 +42,14 @@ fn unknown_fields_name_their_path() {
     let r = Resource::read(json!({"type": "Mesh", "name": "m", "bogus": true})).unwrap();
     assert_eq!(r.unknown, ["bogus"]);
     let e =
-        Resource::from_value(json!({"type": "Mesh", "name": "m", "mtls": {"enabledBackend": 5}}))
+        Resource::from_value(json!({"type": "Mesh", "name": "m", "mtls": {"enabledBackend": []}}))
             .unwrap_err();
     assert_eq!(fields(&e), vec!["mtls.enabledBackend"]);
+    // A number where text is expected is that text, as Kuma reads YAML.
+    let r =
+        Resource::from_value(json!({"type": "Mesh", "name": "m", "mtls": {"enabledBackend": 5}}))
+            .unwrap();
+    assert_eq!(r.to_value()["mtls"]["enabledBackend"], "5");
 }
 
 // One pass names every bad field: type and enum errors do not stop the walk, a

@@ -24,6 +24,10 @@ impl Validate for MeshSpec {
         self.logging.validate(&path.field("logging"), errs);
         self.metrics.validate(&path.field("metrics"), errs);
         self.constraints.validate(&path.field("constraints"), errs);
+        // Traffic through a zone egress is identified by its mTLS certificate.
+        if self.routing.as_ref().and_then(|r| r.zone_egress) == Some(true) && !self.mtls_enabled() {
+            errs.add(&path.field("mtls"), "has to be set when zoneEgress enabled");
+        }
         for (i, p) in self.skip_creating_initial_policies.iter().enumerate() {
             if p.is_empty() {
                 errs.add(

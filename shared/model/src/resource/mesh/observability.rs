@@ -371,6 +371,20 @@ impl Validate for PrometheusConf {
         }
         check_http_path(&path.field("path"), self.path.as_deref(), errs);
         validate::check_tags(&path.field("tags"), &self.tags, false, errs);
+        // `skipMTLS` is the old spelling of `tls.mode`; both only when they agree.
+        if let (Some(skip), Some(tls)) = (self.skip_mtls, &self.tls) {
+            let agree = match tls.mode.unwrap_or_default() {
+                PrometheusTlsMode::ActiveMtlsBackend => !skip,
+                PrometheusTlsMode::Disabled => skip,
+                PrometheusTlsMode::ProvidedTls => false,
+            };
+            if !agree {
+                errs.add(
+                    path,
+                    "skipMTLS and tls configuration cannot be defined together",
+                );
+            }
+        }
         let mut seen = BTreeSet::new();
         for (i, a) in self.aggregate.iter().enumerate() {
             let p = path.field("aggregate").index(i);

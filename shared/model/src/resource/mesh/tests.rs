@@ -241,7 +241,8 @@ logging:
     );
 }
 
-// Metrics: enabledBackend names a backend, prometheus conf ports and paths are checked.
+// Metrics: enabledBackend names a backend, prometheus conf ports and paths are
+// checked, and `skipMTLS` disagreeing with `tls` is refused.
 #[test]
 fn metrics_rules() {
     let m = parse(
@@ -269,6 +270,7 @@ metrics:
             "metrics.enabledBackend",
             "metrics.backends[0].conf.port",
             "metrics.backends[0].conf.path",
+            "metrics.backends[0].conf",
             "metrics.backends[0].conf.aggregate[1].name",
             "metrics.backends[0].conf.aggregate[1].port",
         ]
@@ -313,7 +315,8 @@ fn switches() {
     let m = parse(
         "networking: {outbound: {passthrough: false}}\nmeshServices: {mode: Exclusive}\nrouting: {zoneEgress: true, localityAwareLoadBalancing: true, defaultForbidMeshExternalServiceAccess: true}",
     );
-    assert!(fields(&m).is_empty());
+    // A zone egress needs mTLS (it routes by the client's certificate).
+    assert_eq!(fields(&m), ["mtls"]);
     assert!(!m.passthrough_enabled());
     assert_eq!(m.mesh_services_mode(), MeshServicesMode::Exclusive);
     assert_eq!(m.routing.unwrap().zone_egress, Some(true));

@@ -112,6 +112,24 @@ pub fn check_gateway_split(
     split
 }
 
+/// MeshTrace and MeshProxyPatch apply to a whole gateway, not to some of its
+/// listeners: a top-level `MeshGateway` may not select listeners by `tags`.
+pub fn check_no_listener_tags(
+    path: &Path,
+    target_ref: &Option<TargetRef>,
+    errs: &mut ValidationErrors,
+) {
+    if let Some(tr) = target_ref
+        && tr.kind == TargetRefKind::MeshGateway
+        && tr.tags.as_ref().is_some_and(|t| !t.is_empty())
+    {
+        errs.add(
+            &path.field("targetRef").field("tags"),
+            "must not be set with kind MeshGateway",
+        );
+    }
+}
+
 /// HTTP status codes: Kuma's `ValidateStatusCode`.
 pub fn check_status_code(path: &Path, status: i64, errs: &mut ValidationErrors) {
     if !(100..=599).contains(&status) {

@@ -239,6 +239,15 @@ pub fn check_directional<'k, C, R>(
     kinds
 }
 
+/// The two policies [`check_inbound_or_gateway`] checks, which differ in Kuma 2.14.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundOrGateway {
+    /// `rules` exclude `to` and `from`, and are refused when gateways are in scope.
+    RateLimit,
+    /// `rules` exclude `from` only, and are allowed whatever the scope.
+    FaultInjection,
+}
+
 /// MeshRateLimit and MeshFaultInjection: sidecars take them on their inbounds
 /// (`from[]` / `rules[]`), gateways on their outbounds (`to[]`). After
 /// [`check_directional`], the sections that do not fit the scope are refused
@@ -248,17 +257,18 @@ pub fn check_inbound_or_gateway<C: Validate>(
     target_ref: &Option<TargetRef>,
     sections: &Sections<'_, C, MatchRule<C>>,
     kinds: Kinds<'_>,
-    rules_excludes_to: bool,
+    policy: InboundOrGateway,
     errs: &mut ValidationErrors,
 ) {
-    let kinds = check_directional(path, target_ref, sections, kinds, rules_excludes_to, errs);
+    let rate_limit = policy == InboundOrGateway::RateLimit;
+    let kinds = check_directional(path, target_ref, sections, kinds, rate_limit, errs);
     let split = check_gateway_split(
         path,
         &top_or_mesh(target_ref),
         [
             ("to", non_empty(sections.to)),
             ("from", non_empty(sections.from)),
-            ("rules", non_empty(sections.rules)),
+            ("rules", rate_limit && non_empty(sections.rules)),
         ],
         errs,
     );
@@ -267,14 +277,17 @@ pub fn check_inbound_or_gateway<C: Validate>(
     }
     if split.inbound_ok {
         check_from(path, sections.from, kinds, errs);
+    }
+    if split.inbound_ok || !rate_limit {
         check_match_rules(path, sections.rules, errs);
     }
 }
 
-/// Outbound-only policies need `to` items.
+/// Outbound-only policies need `to`; an empty list is allowed (Kuma 2.14: an
+/// override that configures nothing for the proxies it selects).
 pub fn check_to_not_empty<C>(path: &Path, to: &Option<Vec<To<C>>>, errs: &mut ValidationErrors) {
-    if !non_empty(to) {
-        errs.add(&path.field("to"), "needs at least one item");
+    if to.is_none() {
+        errs.add(&path.field("to"), "must be defined");
     }
 }
 

@@ -151,7 +151,12 @@ pub const FROM_KINDS: &[TargetRefKind] = &[Mesh];
 impl Validate for MeshAccessLog {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let sections = Sections::new(&self.to, &self.from, &self.rules);
-        let kinds = Kinds::new(TOP_KINDS, TO_KINDS, FROM_KINDS);
+        // A gateway logs all it sends alike: only a Mesh-wide `to`.
+        let to_kinds = match &self.target_ref {
+            Some(tr) if tr.kind == MeshGateway => &[Mesh][..],
+            _ => TO_KINDS,
+        };
+        let kinds = Kinds::new(TOP_KINDS, to_kinds, FROM_KINDS);
         let kinds = check_directional(path, &self.target_ref, &sections, kinds, true, errs);
         check_to(path, &self.to, kinds, errs);
         check_from(path, &self.from, kinds, errs);

@@ -3,12 +3,10 @@
 //! or 2.10+ `rules[]`). Kuma `meshcircuitbreaker/api/v1alpha1`.
 
 use super::checks::{
-    MUST_BE_DEFINED, at_least_one, check_int_percentage, check_mes_needs_mesh_top, check_positive,
-    check_positive_duration,
+    MUST_BE_DEFINED, at_least_one, check_int_percentage, check_positive, check_positive_duration,
 };
 use super::common::{
     From, Kinds, Rule, Sections, To, check_directional, check_from, check_rules, check_to,
-    top_or_mesh,
 };
 use super::intorstring::IntOrString;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -139,14 +137,10 @@ const FROM: &[TargetRefKind] = &[Mesh];
 
 impl Validate for MeshCircuitBreaker {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
-        let top = top_or_mesh(&self.target_ref);
         let sections = Sections::new(&self.to, &self.from, &self.rules);
         let kinds = Kinds::new(TOP, TO, FROM);
         let kinds = check_directional(path, &self.target_ref, &sections, kinds, false, errs);
         check_to(path, &self.to, kinds, errs);
-        for (i, item) in self.to.iter().flatten().enumerate() {
-            check_mes_needs_mesh_top(&path.field("to").index(i), &top, &item.target_ref, errs);
-        }
         check_from(path, &self.from, kinds, errs);
         check_rules(path, &self.rules, errs);
     }
@@ -309,7 +303,8 @@ to:
         );
     }
 
-    // Limits must be positive; an external service needs a Mesh-wide policy.
+    // Limits must be positive; an external service may be a `to` of any scope
+    // (Kuma 2.14).
     #[test]
     fn limits_and_kinds() {
         let yaml = r#"
@@ -325,7 +320,6 @@ from:
             fields(yaml),
             vec![
                 "spec.to[0].default.connectionLimits.maxConnections",
-                "spec.to[0].targetRef.kind",
                 "spec.from[0].targetRef.kind",
                 "spec.from[0].default",
             ]

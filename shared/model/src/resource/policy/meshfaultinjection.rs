@@ -3,7 +3,7 @@
 //! (`to[]`). Kuma `meshfaultinjection/api/v1alpha1`.
 
 use super::checks::{MUST_BE_DEFINED, at_least_one, check_bandwidth, check_status_code};
-use super::common::{From, Kinds, Sections, To, check_inbound_or_gateway};
+use super::common::{From, InboundOrGateway, Kinds, Sections, To, check_inbound_or_gateway};
 use super::intorstring::IntOrString;
 use super::matches::MatchRule;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -88,7 +88,14 @@ impl Validate for MeshFaultInjection {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let sections = Sections::new(&self.to, &self.from, &self.rules);
         let kinds = Kinds::new(TOP, TO, FROM);
-        check_inbound_or_gateway(path, &self.target_ref, &sections, kinds, false, errs);
+        check_inbound_or_gateway(
+            path,
+            &self.target_ref,
+            &sections,
+            kinds,
+            InboundOrGateway::FaultInjection,
+            errs,
+        );
     }
 }
 

@@ -117,7 +117,7 @@ const TOP: &[TargetRefKind] = &[
     MeshServiceSubset,
     Dataplane,
 ];
-const TO: &[TargetRefKind] = &[Mesh, MeshService, MeshMultiZoneService];
+const TO: &[TargetRefKind] = &[Mesh, MeshService, MeshExternalService, MeshMultiZoneService];
 
 impl Validate for MeshHealthCheck {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {

@@ -12,6 +12,7 @@ pub use locality::{
 };
 
 use super::checks::MUST_BE_DEFINED;
+use super::checks::check_mes_needs_mesh_top;
 use super::common::{Kinds, To, check_to_not_empty, check_to_target_ref, check_top, top_or_mesh};
 use super::intorstring::IntOrString;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -141,6 +142,7 @@ impl Validate for MeshLoadBalancingStrategy {
                 _ => TO,
             };
             check_to_target_ref(&p.field("targetRef"), &item.target_ref, allowed, errs);
+            check_mes_needs_mesh_top(&p, &top, &item.target_ref, errs);
             item.default
                 .check(&p.field("default"), &item.target_ref, errs);
         }

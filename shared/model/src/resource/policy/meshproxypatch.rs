@@ -183,6 +183,7 @@ const FILTER_OPS: &[Operation] = &[
 impl Validate for MeshProxyPatch {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
+        super::checks::check_no_listener_tags(path, &self.target_ref, errs);
     }
 }
 

@@ -3,7 +3,7 @@
 //! gateways on outbounds (`to[]`). Kuma `meshratelimit/api/v1alpha1`.
 
 use super::checks::{MUST_BE_DEFINED, at_least_one, check_status_code};
-use super::common::{From, Kinds, Sections, To, check_inbound_or_gateway};
+use super::common::{From, InboundOrGateway, Kinds, Sections, To, check_inbound_or_gateway};
 use super::header::HeaderModifier;
 use super::matches::MatchRule;
 use super::targetref::{TargetRef, TargetRefKind, TargetRefKind::*};
@@ -104,7 +104,30 @@ impl Validate for MeshRateLimit {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         let sections = Sections::new(&self.to, &self.from, &self.rules);
         let kinds = Kinds::new(TOP, TO, FROM);
-        check_inbound_or_gateway(path, &self.target_ref, &sections, kinds, true, errs);
+        check_inbound_or_gateway(
+            path,
+            &self.target_ref,
+            &sections,
+            kinds,
+            InboundOrGateway::RateLimit,
+            errs,
+        );
+        // A TCP limit counts connections before any client identity is known.
+        for (i, rule) in self.rules.iter().flatten().enumerate() {
+            let by_identity = rule.matches.iter().flatten().any(|m| m.spiffe_id.is_some());
+            if by_identity && rule.default.local.as_ref().is_some_and(|l| l.tcp.is_some()) {
+                errs.add(
+                    &path
+                        .field("rules")
+                        .index(i)
+                        .field("default")
+                        .field("local")
+                        .field("tcp"),
+                    "can't be specified when matches contain spiffeID because this field \
+                     cannot be conditioned on source identity",
+                );
+            }
+        }
     }
 }
 
@@ -190,9 +213,11 @@ rules:
         http:
           requestRate: {num: 100, interval: 1s}
           onRateLimit: {status: 429, headers: {set: [{name: x-kuma-rate-limited, value: "true"}]}}
-        tcp: {connectionRate: {num: 10, interval: 50ms}}
 "#;
         assert!(fields(yaml).is_empty(), "{:?}", fields(yaml));
+        // A TCP connection limit is counted before the client is known.
+        let tcp = format!("{yaml}        tcp: {{connectionRate: {{num: 10, interval: 50ms}}}}\n");
+        assert_eq!(fields(&tcp), ["spec.rules[0].default.local.tcp"]);
     }
 
     // Buckets need a positive count and an interval of at least 50ms.

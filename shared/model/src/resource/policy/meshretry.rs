@@ -146,7 +146,6 @@ pub struct Predicate {
 /// Named HTTP retry conditions (Kuma spells `5xx` both ways across versions).
 pub const HTTP_RETRY_ON: &[&str] = &[
     "5xx",
-    "5XX",
     "GatewayError",
     "Reset",
     "Retriable4xx",
@@ -396,7 +395,8 @@ to:
         assert_eq!(fields("targetRef: {kind: Mesh}"), vec!["spec.to"]);
     }
 
-    // retryOn takes Kuma's names and registered status codes, nothing else.
+    // retryOn takes Kuma's names (case matters: `5XX` is not `5xx`) and
+    // registered status codes, nothing else.
     #[test]
     fn retry_on() {
         let yaml = r#"
@@ -408,6 +408,7 @@ to:
         assert_eq!(
             fields(yaml),
             vec![
+                "spec.to[0].default.http.retryOn[0]",
                 "spec.to[0].default.http.retryOn[5]",
                 "spec.to[0].default.http.retryOn[6]",
             ]

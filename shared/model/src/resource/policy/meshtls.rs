@@ -90,12 +90,13 @@ pub const FROM_KINDS: &[TargetRefKind] = &[Mesh];
 
 impl Validate for MeshTLS {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
+        let (from, rules) = (non_empty(&self.from), non_empty(&self.rules));
+        // A section (port) of a Dataplane is an inbound: only `from`/`rules` use it.
         let kinds = Kinds {
-            inbound: true,
+            inbound: from || rules,
             ..Kinds::new(TOP_KINDS, &[], FROM_KINDS)
         };
         check_top(path, &self.target_ref, kinds, errs);
-        let (from, rules) = (non_empty(&self.from), non_empty(&self.rules));
         check_rules_exclude_from(path, from, rules, errs);
         let top_is_mesh = top_or_mesh(&self.target_ref).kind == Mesh;
         for (i, r) in self.rules.iter().flatten().enumerate() {

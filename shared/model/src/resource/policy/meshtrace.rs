@@ -88,7 +88,7 @@ pub struct DatadogBackend {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpenTelemetryBackend {
-    /// gRPC `host:port`, or an `http(s)://` URL for OTLP/HTTP.
+    /// The collector's gRPC `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +140,7 @@ pub const TOP_KINDS: &[TargetRefKind] = &[
 impl Validate for MeshTrace {
     fn validate(&self, path: &Path, errs: &mut ValidationErrors) {
         check_single_item(path, &self.target_ref, TOP_KINDS, &self.default, errs);
+        super::checks::check_no_listener_tags(path, &self.target_ref, errs);
     }
 }
 
@@ -204,9 +205,7 @@ impl Validate for Backend {
                 else {
                     return;
                 };
-                if let Some(e) = check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs) {
-                    check_otel_endpoint(&p.field("endpoint"), e, errs);
-                }
+                check_endpoint_or_ref(&p, &o.endpoint, &o.backend_ref, errs);
             }
         }
     }
@@ -238,24 +237,6 @@ fn check_datadog_url(path: &Path, url: &str, errs: &mut ValidationErrors) {
     }
 }
 
-/// A URL (http/https, valid port, a host) or else a gRPC `host:port`.
-fn check_otel_endpoint(path: &Path, endpoint: &str, errs: &mut ValidationErrors) {
-    match net::split_url(endpoint) {
-        Some(u) if !u.host.is_empty() => {
-            if u.scheme != "http" && u.scheme != "https" {
-                errs.add(path, "URL scheme must be http or https");
-            }
-            if let Some(p) = u.port
-                && net::parse_port(p).is_none()
-            {
-                errs.add(path, "port must be valid (1-65535)");
-            }
-        }
-        _ if endpoint.contains("://") => errs.add(path, "must be a valid URL"),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +253,6 @@ mod tests {
             "{type: Zipkin, zipkin: {url: 'http://jaeger:9411/api/v2/spans', traceId128bit: true, apiVersion: httpProto, sharedSpanContext: false}}",
             "{type: Datadog, datadog: {url: 'http://127.0.0.1:8126', splitService: true}}",
             "{type: OpenTelemetry, openTelemetry: {endpoint: 'otel-collector:4317'}}",
-            "{type: OpenTelemetry, openTelemetry: {endpoint: 'https://otel.example.com:4318'}}",
             "{type: OpenTelemetry, openTelemetry: {backendRef: {kind: MeshOpenTelemetryBackend, name: otel}}}",
         ] {
             let v = violations(&format!("default:\n  backends: [{b}]\n"));
@@ -330,17 +310,24 @@ mod tests {
         );
     }
 
-    // OTel endpoints: a URL needs http(s); a bare host:port is fine.
+    // OTel endpoints are gRPC `host:port`: a URL or a path is refused (Kuma 2.14).
     #[test]
     fn otel_endpoint() {
-        let v = violations(
-            "default:\n  backends: [{type: OpenTelemetry, openTelemetry: {endpoint: 'grpc://otel:4317'}}]\n",
-        );
-        assert_eq!(
-            v,
-            vec![
-                "spec.default.backends[0].openTelemetry.endpoint: URL scheme must be http or https"
-            ]
-        );
+        for e in [
+            "grpc://otel:4317",
+            "https://otel:4318",
+            "otel:4318/v1/traces",
+        ] {
+            let v = violations(&format!(
+                "default:\n  backends: [{{type: OpenTelemetry, openTelemetry: {{endpoint: '{e}'}}}}]\n"
+            ));
+            assert_eq!(
+                v,
+                vec![
+                    "spec.default.backends[0].openTelemetry.endpoint: must be in host:port format, not a URL"
+                ],
+                "{e}"
+            );
+        }
     }
 }

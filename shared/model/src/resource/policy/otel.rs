@@ -74,6 +74,13 @@ pub fn check_endpoint_or_ref<'a>(
             r.validate(&path.field("backendRef"), errs);
             None
         }
+        (Some(e), None) if e.contains(['/', '?', '#']) => {
+            errs.add(
+                &path.field("endpoint"),
+                "must be in host:port format, not a URL",
+            );
+            None
+        }
         (Some(e), None) => Some(e),
     }
 }

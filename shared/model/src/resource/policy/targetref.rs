@@ -214,9 +214,16 @@ pub fn check_target_ref(
         }
         TargetRefKind::MeshHTTPRoute => {
             forbid("tags", tr.tags.is_some(), errs);
-            forbid("labels", tr.labels.is_some(), errs);
-            if !has_name {
-                errs.add(&path.field("name"), "must be set");
+            if has_name && tr.labels.is_some() {
+                errs.add(
+                    &path.field("labels"),
+                    "either labels or name and namespace must be specified",
+                );
+            } else if !has_name && tr.labels.is_none() {
+                errs.add(
+                    path,
+                    "name or labels must be set when kind is MeshHTTPRoute",
+                );
             }
         }
         TargetRefKind::Dataplane => {

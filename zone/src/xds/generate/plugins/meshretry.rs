@@ -82,7 +82,7 @@ fn rate_limited(b: &Option<RateLimitedBackOff>) -> Option<retry_policy::RateLimi
 
 fn http_retry_on(cond: &str) -> Option<&'static str> {
     Some(match cond {
-        "5xx" | "5XX" => "5xx",
+        "5xx" => "5xx",
         "GatewayError" => "gateway-error",
         "Reset" => "reset",
         "Retriable4xx" => "retriable-4xx",
