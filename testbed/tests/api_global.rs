@@ -434,3 +434,35 @@ async fn a_mesh_without_mtls_warns_it_stays_in_its_zones() {
     assert!(!cross_zone(&body), "{body}");
     g.stop().await;
 }
+
+// A policy Weft accepts but cannot apply is never silent: the PUT answer says
+// which part has no effect and why.
+#[tokio::test]
+async fn no_effect_is_warned() {
+    let g = inprocess::global().await;
+    let trace = "type: MeshTrace\nmesh: default\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://zipkin:9411/api/v2/spans'}}]\n";
+    let (s, body) = g.api.put("/meshes/default/meshtraces/t", trace).await;
+    assert!(s.is_success(), "{body}");
+    let w = body["warnings"].as_array().unwrap();
+    assert!(
+        w.len() == 1 && w[0].as_str().unwrap().contains("has no effect"),
+        "{body}"
+    );
+    let by_labels = TIMEOUT.replace(
+        "    - targetRef:\n        kind: Mesh\n",
+        "    - targetRef:\n        kind: MeshService\n        labels: {team: payments}\n",
+    );
+    let (s, body) = g
+        .api
+        .put("/meshes/default/meshtimeouts/t1", &by_labels)
+        .await;
+    assert!(s.is_success(), "{body}");
+    assert!(
+        body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.to[0].targetRef.labels: selects nothing"),
+        "{body}"
+    );
+    g.stop().await;
+}

@@ -304,6 +304,9 @@ async fn put_item(
         }
     };
     prepared.warnings.splice(0..0, unknown_fields);
+    prepared
+        .warnings
+        .extend(weft_model::rules::effects::warnings(&res));
     let (stored, created) = if key.ty == ResourceType::Mesh
         && expected.is_none()
         && state.store.get(&key).await?.is_none()

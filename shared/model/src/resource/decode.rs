@@ -97,13 +97,13 @@ fn repair_until_decoded<T: SpecType>(
         *last = Some((render_path(at, &segs), message.clone()));
         // A YAML scalar where text is expected is that text, as Kuma reads YAML
         // (`retryOn: [500]`, tag values like `port: 6000`).
-        if message.starts_with("invalid type") && message.contains("expected a string") {
-            if let Some(slot) = get_mut(&mut doc, &segs)
-                && let Some(text) = scalar_text(slot)
-            {
-                *slot = Value::String(text);
-                continue;
-            }
+        if message.starts_with("invalid type")
+            && message.contains("expected a string")
+            && let Some(slot) = get_mut(&mut doc, &segs)
+            && let Some(text) = scalar_text(slot)
+        {
+            *slot = Value::String(text);
+            continue;
         }
         if let Some(field) = missing_field(&message) {
             let mut path = segs.clone();

@@ -41,6 +41,7 @@
 //! top-level `MeshHTTPRoute` / `MeshGateway`.
 
 pub mod defaults;
+pub mod effects;
 pub mod merge;
 pub mod select;
 #[cfg(test)]
@@ -206,10 +207,10 @@ pub fn subset_of(tr: &TargetRef) -> Option<Tags> {
     match tr.kind {
         TargetRefKind::Mesh => {}
         TargetRefKind::MeshService => {
-            s.insert(tags::SERVICE.into(), tr.name.clone()?);
+            s.insert(tags::SERVICE.into(), tr.service_name()?.to_string());
         }
         TargetRefKind::MeshServiceSubset => {
-            s.insert(tags::SERVICE.into(), tr.name.clone()?);
+            s.insert(tags::SERVICE.into(), tr.service_name()?.to_string());
             s.extend(tr.tags.clone().unwrap_or_default());
         }
         TargetRefKind::MeshSubset => s.extend(tr.tags.clone().unwrap_or_default()),

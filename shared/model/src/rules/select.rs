@@ -180,7 +180,7 @@ pub fn select<'a>(proxy: &ProxyView, prepared: &'a Policy) -> Option<Selected<'a
             if top.kind == TargetRefKind::MeshService {
                 sel.clear();
             }
-            sel.insert(tags::SERVICE.into(), top.name.clone()?);
+            sel.insert(tags::SERVICE.into(), top.service_name()?.to_string());
             proxy
                 .inbounds
                 .iter()

@@ -234,3 +234,27 @@ fn default_policies_validate_and_respect_skip() {
     let none = res("type: Mesh\nname: m3\nskipCreatingInitialPolicies: ['*']\n");
     assert!(defaults::default_policies(&none).unwrap().is_empty());
 }
+
+// kuma.io's 2.14 examples select services by `labels: {kuma.io/display-name: x}`:
+// that is the MeshService Kuma generates for service `x`, at the top and in `to`.
+// Labels that select by anything else select nothing (the API warns).
+#[test]
+fn mesh_service_by_display_name_label() {
+    let by_label = timeout(
+        "by-label",
+        "{kind: MeshService, labels: {kuma.io/display-name: web}}",
+        "    - targetRef: {kind: MeshService, labels: {kuma.io/display-name: backend}}\n      default: {http: {requestTimeout: 3s}}\n",
+    );
+    let rules = ProxyRules::compute(&web(), [&by_label]);
+    let backend = rules.to(ResourceType::MeshTimeout, "backend").unwrap();
+    assert_eq!(req_timeout(backend).as_deref(), Some("3s"));
+    assert!(rules.to(ResourceType::MeshTimeout, "redis").is_none());
+
+    let other_labels = timeout(
+        "other",
+        "{kind: Mesh}",
+        "    - targetRef: {kind: MeshService, labels: {kuma.io/display-name: backend, kuma.io/zone: east}}\n      default: {http: {requestTimeout: 3s}}\n",
+    );
+    let rules = ProxyRules::compute(&web(), [&other_labels]);
+    assert!(rules.to(ResourceType::MeshTimeout, "backend").is_none());
+}

@@ -95,6 +95,22 @@ impl TargetRef {
             ..TargetRef::of(kind)
         }
     }
+
+    /// The `kuma.io/service` a `MeshService` or `MeshServiceSubset` targetRef
+    /// means: its `name`, or, when it selects by `labels`, the
+    /// `kuma.io/display-name` label alone, which is the name Kuma gives the
+    /// MeshService it generates for a service (what kuma.io's 2.14 examples
+    /// write). `None` for labels that select by anything else: Weft has no
+    /// MeshService resources to match them against (the API warns).
+    pub fn service_name(&self) -> Option<&str> {
+        if let Some(name) = self.name.as_deref() {
+            return Some(name);
+        }
+        match self.labels.as_ref()?.iter().collect::<Vec<_>>()[..] {
+            [(k, v)] if k == crate::resource::tags::DISPLAY_NAME => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// Where a targetRef sits; some fields are only meaningful in some places.
