@@ -84,9 +84,10 @@ async fn status_of(url: &str, headers: &[(&str, &str)]) -> (u16, Duration) {
     (status, started.elapsed())
 }
 
-// MeshTimeout 1 s against a 2 s backend → 504; MeshRetry 0 then 3 retries on a
-// flaky backend; a MeshHTTPRoute header change under a request loop is seen within
-// 1 s with every request answered 200. Client on SotW, backend on delta.
+// MeshTimeout 1 s (selecting MeshServices by label) against a 2 s backend → 504;
+// MeshRetry 0 then 3 retries on a flaky backend; a MeshHTTPRoute header change
+// under a request loop is seen within 1 s with every request answered 200.
+// Client on SotW, backend on delta.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_retry_and_live_change() {
     let mut mesh = MeshHarness::start().await.unwrap();
@@ -94,11 +95,13 @@ async fn timeout_retry_and_live_change() {
     let client = mesh.app("client-1").unwrap();
     let url = client.outbound_url("backend", "/slow?delay=2s");
 
+    // Written as kuma.io's 2.14 pages do: MeshServices selected by their
+    // `kuma.io/display-name` label.
     put(
         &mesh,
         "meshtimeouts",
         "client-timeout",
-        "  targetRef: {kind: MeshService, name: client}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {http: {requestTimeout: 1s}}\n",
+        "  targetRef: {kind: MeshService, labels: {kuma.io/display-name: client}}\n  to:\n    - targetRef: {kind: MeshService, labels: {kuma.io/display-name: backend}}\n      default: {http: {requestTimeout: 1s}}\n",
     )
     .await;
     until(
