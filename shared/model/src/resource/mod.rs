@@ -357,6 +357,16 @@ impl Resource {
         })
     }
 
+    /// The paths of the fields of `value` that its type does not have, whether
+    /// or not the rest is valid (how the policies table test asks the model
+    /// whether a field exists).
+    pub fn unknown_fields(value: Value) -> Vec<String> {
+        Self::parse(value)
+            .decoded
+            .map(|d| d.unknown)
+            .unwrap_or_default()
+    }
+
     fn parse(value: Value) -> Parsed {
         let root = Path::root();
         let Value::Object(mut obj) = value else {
