@@ -318,11 +318,11 @@ impl KdsSyncService for Kds {
         let version = zone_version(request.metadata());
         self.ensure_zone(&zone).await?;
         let mut local = Vec::new();
-        for ty in kds::ZONE_TO_GLOBAL_TYPES {
+        for ty in kds::zone_to_global_types() {
             let mut versions = std::collections::BTreeMap::new();
             for res in self
                 .store
-                .list(*ty, None, Page::all())
+                .list(ty, None, Page::all())
                 .await
                 .map_err(internal)?
                 .items
@@ -389,7 +389,7 @@ struct FromZone {
 impl FromZone {
     async fn apply_update(&mut self, update: Update) -> Result<Vec<Rejection>, BoxError> {
         let ty = ResourceType::from_name(&update.type_url)
-            .filter(|t| kds::ZONE_TO_GLOBAL_TYPES.contains(t))
+            .filter(|t| kds::zone_to_global_types().contains(t))
             .ok_or_else(|| {
                 format!(
                     "zone {} sent type {:?}, which zones do not report",

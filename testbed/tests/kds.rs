@@ -455,3 +455,141 @@ async fn a_zone_cannot_claim_another_zones_trust_domain() {
     west.stop().await;
     g.stop().await;
 }
+
+const WEB: &str = "type: Dataplane\nname: web-1\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  inbound:\n    - port: 18080\n      servicePort: 8080\n      tags: {kuma.io/service: web, kuma.io/protocol: http}\n  outbound:\n    - port: 19001\n      tags: {kuma.io/service: backend}\n";
+
+/// The merged MeshTimeout `idleTimeout` web-1 gets towards backend, and the
+/// policy it comes from, from the zone's `_rules`.
+async fn web_idle_timeout(zone: &inprocess::Running) -> Option<(String, String)> {
+    let (s, body): (StatusCode, Value) = zone
+        .api
+        .get("/meshes/default/dataplanes/web-1/_rules")
+        .await;
+    if s != StatusCode::OK {
+        return None;
+    }
+    let timeout = body["rules"]
+        .as_array()?
+        .iter()
+        .find(|r| r["type"] == "MeshTimeout")?;
+    let to = timeout["to"]
+        .as_array()?
+        .iter()
+        .find(|r| r["subset"].as_object().is_some_and(|s| s.is_empty()))?;
+    Some((
+        to["conf"]["idleTimeout"].as_str()?.to_string(),
+        to["origins"]["/idleTimeout"]["name"].as_str()?.to_string(),
+    ))
+}
+
+// Kuma 2.14's zone-origin policies: a federated zone accepts a policy labelled
+// kuma.io/origin: zone (and refuses one without), reports it to global, where it
+// is read-only under a hashed name with its provenance; on the zone it beats
+// global's policy of the same kind (origin zone > global), and global's copies
+// stay read-only on the zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_origin_policy_reaches_global_and_wins() {
+    let global = inprocess::global().await;
+    let zone = inprocess::federated_zone(&global, "zone-1").await;
+    let (s, _) = global
+        .api
+        .put(
+            "/meshes/default/meshtimeouts/from-global",
+            &TIMEOUT.replace("name: t1", "name: from-global"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    eventually(
+        Duration::from_secs(10),
+        "global's policy on the zone",
+        || async { idle_timeout(&zone.api, "/meshes/default/meshtimeouts/from-global").await },
+    )
+    .await;
+    let (s, body) = zone.api.put("/meshes/default/dataplanes/web-1", WEB).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let mesh_wide = |rules: Option<(String, String)>| rules.map(|(t, _)| t);
+    eventually(Duration::from_secs(5), "global's 1h applies", || async {
+        (mesh_wide(web_idle_timeout(&zone).await)? == "1h").then_some(())
+    })
+    .await;
+
+    let local_path = "/meshes/default/meshtimeouts/local";
+    let local = TIMEOUT
+        .replace("name: t1", "name: local")
+        .replace("1h", "2h");
+    let (s, body) = zone.api.put(local_path, &local).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("kuma.io/origin: zone"),
+        "{body}"
+    );
+    let labelled = local.replace(
+        "mesh: default\n",
+        "mesh: default\nlabels: {kuma.io/origin: zone}\n",
+    );
+    let (s, body) = zone.api.put(local_path, &labelled).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    eventually(
+        Duration::from_secs(5),
+        "the zone's own policy wins",
+        || async {
+            (web_idle_timeout(&zone).await? == ("2h".into(), "local".into())).then_some(())
+        },
+    )
+    .await;
+
+    // On global: reported, hashed name, provenance labels, read-only.
+    let on_global = eventually(
+        Duration::from_secs(10),
+        "the zone's policy on global",
+        || async {
+            let (_, list): (StatusCode, Value) =
+                global.api.get("/meshes/default/meshtimeouts").await;
+            list["items"]
+                .as_array()?
+                .iter()
+                .find(|p| p["labels"]["kuma.io/display-name"] == "local")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(on_global["labels"]["kuma.io/origin"], "zone");
+    assert_eq!(on_global["labels"]["kuma.io/zone"], "zone-1");
+    assert_eq!(on_global["spec"]["to"][0]["default"]["idleTimeout"], "2h");
+    let name = on_global["name"].as_str().unwrap();
+    assert_ne!(name, "local", "names from zones are hashed");
+    let global_path = format!("/meshes/default/meshtimeouts/{name}");
+    let (s, body) = global
+        .api
+        .put(
+            &global_path,
+            &local.replace("name: local", &format!("name: {name}")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    let (s, _) = global.api.delete(&global_path).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    // Global's copy stays read-only on the zone.
+    let (s, _) = zone
+        .api
+        .delete("/meshes/default/meshtimeouts/from-global")
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Deleted on the zone: gone from global, and global's policy applies again.
+    let (s, _) = zone.api.delete(local_path).await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(Duration::from_secs(10), "gone from global", || async {
+        (global.api.get(&global_path).await.0 == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(5), "global's 1h again", || async {
+        (mesh_wide(web_idle_timeout(&zone).await)? == "1h").then_some(())
+    })
+    .await;
+    zone.stop().await;
+    global.stop().await;
+}

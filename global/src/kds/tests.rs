@@ -209,10 +209,11 @@ async fn bad_resources_are_rejected_one_by_one() {
 
 #[tokio::test]
 async fn a_type_zones_do_not_report_ends_the_stream() {
-    // Meshes, policies or unknown types on ZoneToGlobalSync are a protocol error, not a NACK.
+    // Meshes, secrets or unknown types on ZoneToGlobalSync are a protocol error,
+    // not a NACK (policies are reported: a zone's own, kuma.io/origin: zone).
     let store = store_with_mesh().await;
     let mut z1 = from_zone("zone-1", &store, &ZoneInsights::default());
-    for ty in ["Mesh", "MeshTimeout", "NoSuchType"] {
+    for ty in ["Mesh", "Secret", "NoSuchType"] {
         let mut u = incremental(ResourceType::Dataplane, vec![], &[]);
         u.type_url = ty.into();
         let err = z1.apply(u).await.unwrap_err();

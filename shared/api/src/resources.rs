@@ -22,7 +22,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use weft_model::resource::mesh::MeshSpec;
-use weft_model::resource::{self, Owner, Resource, ResourceKey, ResourceType, Scope, Spec};
+use weft_model::resource::{self, Owner, Resource, ResourceKey, ResourceType, Scope, Spec, tags};
 use weft_store::{self as store, Page, WriteOp};
 
 pub(super) fn routes() -> Router<ApiState> {
@@ -242,9 +242,16 @@ async fn put_in_mesh(
     put_item(state, key, headers, body).await
 }
 
-/// Refuses writes of types another control plane owns (DESIGN §8).
+/// Refuses writes of types another control plane owns (DESIGN §8). Policies
+/// on a federated zone pass here: [`check_origin`] decides per resource.
 pub(super) fn check_writable(mode: &Mode, ty: ResourceType) -> Result<(), ApiError> {
     match (mode, ty.owner()) {
+        (
+            Mode::Zone {
+                federated: true, ..
+            },
+            Owner::Global,
+        ) if ty.is_policy() => Ok(()),
         (Mode::Global, Owner::Zone) => Err(ApiError::method_not_allowed(format!(
             "{ty} resources are created by zone control planes, where the proxy runs; \
              global shows them read-only once the zone reports them"
@@ -282,13 +289,15 @@ async fn put_item(
     let res = read.resource;
     check_matches_url(&res, &key)?;
     let expected = if_match(&headers)?;
+    let current = state.store.get(&key).await?;
+    check_origin(&state.mode, key.ty, current.as_ref(), Some(&res))?;
     if let Spec::Mesh(new) = &res.spec
         && let Some(Resource {
             spec: Spec::Mesh(old),
             ..
-        }) = state.store.get(&key).await?
+        }) = &current
     {
-        check_ca_change(&old, new)?;
+        check_ca_change(old, new)?;
     }
     let mut prepared = if key.ty == ResourceType::Mesh {
         let mut p = super::mesh_ca::prepare(state.store.as_ref(), &res).await?;
@@ -307,29 +316,27 @@ async fn put_item(
     prepared
         .warnings
         .extend(weft_model::rules::effects::warnings(&res));
-    let (stored, created) = if key.ty == ResourceType::Mesh
-        && expected.is_none()
-        && state.store.get(&key).await?.is_none()
-    {
-        // A new mesh comes with Kuma's default policies and its builtin CAs, in
-        // the same transaction.
-        let ops = weft_model::rules::defaults::mesh_with_defaults(res)
-            .map_err(|e| ApiError::invalid(&e))?
-            .into_iter()
-            .chain(prepared.secrets)
-            .map(WriteOp::Upsert)
-            .collect();
-        let changes = state.store.transact(ops).await?;
-        (store::stored(changes)?, true)
-    } else {
-        if !prepared.secrets.is_empty() {
-            // The CA first: a Mesh naming a CA that is not there yet would leave
-            // its proxies without certificates.
-            let ops = prepared.secrets.into_iter().map(WriteOp::Upsert).collect();
-            state.store.transact(ops).await?;
-        }
-        store::put(state.store.as_ref(), res, expected).await?
-    };
+    let (stored, created) =
+        if key.ty == ResourceType::Mesh && expected.is_none() && current.is_none() {
+            // A new mesh comes with Kuma's default policies and its builtin CAs, in
+            // the same transaction.
+            let ops = weft_model::rules::defaults::mesh_with_defaults(res)
+                .map_err(|e| ApiError::invalid(&e))?
+                .into_iter()
+                .chain(prepared.secrets)
+                .map(WriteOp::Upsert)
+                .collect();
+            let changes = state.store.transact(ops).await?;
+            (store::stored(changes)?, true)
+        } else {
+            if !prepared.secrets.is_empty() {
+                // The CA first: a Mesh naming a CA that is not there yet would leave
+                // its proxies without certificates.
+                let ops = prepared.secrets.into_iter().map(WriteOp::Upsert).collect();
+                state.store.transact(ops).await?;
+            }
+            store::put(state.store.as_ref(), res, expected).await?
+        };
     tracing::info!(resource = %key, version = stored.meta.version, created, "resource written");
     let status = if created {
         StatusCode::CREATED
@@ -470,6 +477,8 @@ async fn delete_item(
 ) -> Result<Response, ApiError> {
     check_writable(&state.mode, key.ty)?;
     let expected = if_match(&headers)?;
+    let current = state.store.get(&key).await?;
+    check_origin(&state.mode, key.ty, current.as_ref(), None)?;
     if key.ty == ResourceType::Mesh {
         // As Kuma: a mesh with proxies in it is not deleted from under them.
         let dps = state
@@ -490,6 +499,64 @@ async fn delete_item(
     let deleted = state.store.delete(&key, expected).await?;
     tracing::info!(resource = %key, cascaded = deleted.len().saturating_sub(1), "resource deleted");
     Ok(respond(StatusCode::OK, &json!({}), &headers, None))
+}
+
+/// Who may change a resource, by its `kuma.io/origin` (Kuma 2.14): on global,
+/// what a zone created is read-only and `origin: zone` cannot be written; on a
+/// federated zone, a policy is this zone's own only when labelled
+/// `kuma.io/origin: zone`, and global's copies are read-only. `stored` is what
+/// the key holds now, `new` what a PUT writes (`None` for a DELETE).
+fn check_origin(
+    mode: &Mode,
+    ty: ResourceType,
+    stored: Option<&Resource>,
+    new: Option<&Resource>,
+) -> Result<(), ApiError> {
+    let origin = |r: &Resource| r.meta.labels.get(tags::ORIGIN).cloned();
+    match mode {
+        Mode::Global => {
+            if let Some(s) = stored
+                && origin(s).as_deref() == Some("zone")
+            {
+                let zone = s.meta.labels.get(tags::ZONE).cloned().unwrap_or_default();
+                return Err(ApiError::method_not_allowed(format!(
+                    "this {ty} was created in zone {zone:?} (kuma.io/origin: zone): change it \
+                     there; global shows it read-only"
+                )));
+            }
+            if let Some(n) = new
+                && origin(n).as_deref() == Some("zone")
+            {
+                return Err(ApiError::invalid_field(
+                    "labels[\"kuma.io/origin\"]",
+                    "must be unset or \"global\" on the global control plane: \"zone\" marks \
+                     what a zone created",
+                ));
+            }
+        }
+        Mode::Zone {
+            federated: true, ..
+        } if ty.is_policy() => {
+            if let Some(s) = stored
+                && origin(s).as_deref() == Some("global")
+            {
+                return Err(ApiError::method_not_allowed(format!(
+                    "this {ty} comes from the global control plane: change it there"
+                )));
+            }
+            if let Some(n) = new
+                && origin(n).as_deref() != Some("zone")
+            {
+                return Err(ApiError::method_not_allowed(format!(
+                    "this zone is federated: apply {ty} resources on the global control plane, \
+                     or label this one kuma.io/origin: zone to make it this zone's own (it is \
+                     then reported to global, read-only there)"
+                )));
+            }
+        }
+        Mode::Zone { .. } => {}
+    }
+    Ok(())
 }
 
 /// JSON, or YAML when the client asks for it; `ETag` when a version is known.

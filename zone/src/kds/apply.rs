@@ -73,7 +73,22 @@ impl ZoneApply {
         let mut ops = Vec::new();
         for r in &update.resources {
             match kds::from_delta(ty, r.resource.as_ref()) {
-                Ok(res) if kds::delta_name(&res.key()) == r.name => ops.push(WriteOp::Upsert(res)),
+                Ok(res) if kds::delta_name(&res.key()) == r.name => {
+                    // This zone's own policies (kuma.io/origin: zone) keep their names.
+                    let held = match ty.is_policy() {
+                        true => self.store.get(&res.key()).await?,
+                        false => None,
+                    };
+                    match held {
+                        Some(own) if !kds::is_from_global(&own) => rejections.push(Rejection::new(
+                            &r.name,
+                            format!(
+                                "the name is held by this zone's own {ty} (kuma.io/origin: zone)"
+                            ),
+                        )),
+                        _ => ops.push(WriteOp::Upsert(res)),
+                    }
+                }
                 Ok(_) => {
                     rejections.push(Rejection::new(&r.name, "name does not match the payload"))
                 }

@@ -232,8 +232,7 @@ impl Session {
         let select: kds::Select =
             Arc::new(move |r| (!kds::is_from_global(r)).then(|| zone_names::stamp_zone(r, &zone)));
         let snapshots =
-            kds::SnapshotFeed::start(store.clone(), kds::ZONE_TO_GLOBAL_TYPES.to_vec(), select)
-                .await?;
+            kds::SnapshotFeed::start(store.clone(), kds::zone_to_global_types(), select).await?;
         let (up_tx, up_rx) = tokio::sync::mpsc::channel::<DeltaDiscoveryResponse>(16);
         let mut up_request =
             tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(up_rx));

@@ -45,7 +45,7 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
         .collect()
 }
 
-/// Types a zone reports to global (those it created itself: a zone's MeshTrust
+/// Types only zones create, which they report to global (a zone's MeshTrust
 /// carries its CA certificates, never a key).
 pub const ZONE_TO_GLOBAL_TYPES: &[ResourceType] = &[
     ResourceType::Dataplane,
@@ -54,6 +54,17 @@ pub const ZONE_TO_GLOBAL_TYPES: &[ResourceType] = &[
     ResourceType::ZoneEgress,
     ResourceType::MeshTrust,
 ];
+
+/// Everything a zone reports to global: the types only zones create, and its own
+/// policies (`kuma.io/origin: zone`, Kuma 2.14), which global shows read-only
+/// and does not send to other zones (Kuma sends only `producer` policies on).
+pub fn zone_to_global_types() -> Vec<ResourceType> {
+    ZONE_TO_GLOBAL_TYPES
+        .iter()
+        .copied()
+        .chain(ResourceType::ALL.iter().copied().filter(|t| t.is_policy()))
+        .collect()
+}
 
 /// Types that both global and zones create, which global fans out from each zone
 /// to the others.
