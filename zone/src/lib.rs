@@ -10,6 +10,7 @@ pub mod identity;
 pub mod ingress;
 pub mod inspect;
 pub mod kds;
+pub mod meshservice;
 pub mod tokens;
 pub mod xds;
 
@@ -39,6 +40,7 @@ pub mod component {
     pub const IDENTITIES: &str = "mesh identities";
     pub const AVAILABLE_SERVICES: &str = "available services";
     pub const DATAPLANE_INSIGHTS: &str = "dataplane insights";
+    pub const MESH_SERVICES: &str = "MeshService generator";
 }
 
 /// The zone name templates see (`{{ .Zone }}`) when a standalone zone has none.
@@ -245,6 +247,27 @@ pub async fn build_with(
             async move {
                 tokio::select! {
                     () = ingress::run(store, zone, reporter) => {}
+                    () = stop.cancelled() => {}
+                }
+                Ok::<_, ServerError>(())
+            }
+        },
+    );
+    // MeshServices generated from the Dataplanes (reported to global, which fans
+    // them out to the other zones).
+    let (store, stop) = (data.store.clone(), shutdown.clone());
+    let zone_name = config
+        .zone
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ZONE_NAME.into());
+    components.spawn_restarting(
+        component::MESH_SERVICES,
+        Backoff::default(),
+        move |reporter| {
+            let (store, stop, zone) = (store.clone(), stop.clone(), zone_name.clone());
+            async move {
+                tokio::select! {
+                    () = meshservice::run(store, zone, reporter) => {}
                     () = stop.cancelled() => {}
                 }
                 Ok::<_, ServerError>(())

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod insight;
 pub mod mes;
 pub mod mesh;
+pub mod meshservice;
 pub mod net;
 pub mod policy;
 pub mod secret;
@@ -205,6 +206,7 @@ resource_types! {
     MeshIdentity: "MeshIdentity", "meshidentities", Mesh, Global, Spec, identity::MeshIdentitySpec;
     MeshTrust: "MeshTrust", "meshtrusts", Mesh, Global, Spec, identity::MeshTrustSpec;
     MeshExternalService: "MeshExternalService", "meshexternalservices", Mesh, Global, Spec, mes::MeshExternalServiceSpec;
+    MeshService: "MeshService", "meshservices", Mesh, Zone, Spec, meshservice::MeshServiceSpec;
 }
 
 impl ResourceType {
@@ -231,6 +233,7 @@ impl ResourceType {
                 ResourceType::MeshIdentity
                     | ResourceType::MeshTrust
                     | ResourceType::MeshExternalService
+                    | ResourceType::MeshService
             )
     }
 

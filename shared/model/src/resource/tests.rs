@@ -177,6 +177,7 @@ fn type_table() {
             ResourceType::MeshIdentity,
             ResourceType::MeshTrust,
             ResourceType::MeshExternalService,
+            ResourceType::MeshService,
         ];
         assert_eq!(
             ty.is_policy(),

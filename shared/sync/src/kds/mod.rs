@@ -22,9 +22,8 @@ use weft_model::resource::{Resource, ResourceKey, ResourceType, Scope, Validatio
 use weft_store::{ResourceStore, StoreError, WriteOp};
 
 /// Types global sends to zones: meshes, secrets, ExternalServices, MeshIdentities
-/// and every policy,
-/// and — from global and from the other zones — MeshTrusts (each zone's trust
-/// domain), ingresses and egresses (cross-zone discovery).
+/// and every policy, and — from the other zones — MeshTrusts (each zone's trust
+/// domain), ingresses, egresses and MeshServices (cross-zone discovery).
 pub fn global_to_zone_types() -> Vec<ResourceType> {
     ResourceType::ALL
         .iter()
@@ -40,6 +39,7 @@ pub fn global_to_zone_types() -> Vec<ResourceType> {
                     | ResourceType::MeshTrust
                     | ResourceType::ZoneIngress
                     | ResourceType::ZoneEgress
+                    | ResourceType::MeshService
             ) || t.is_policy()
         })
         .collect()
@@ -53,6 +53,7 @@ pub const ZONE_TO_GLOBAL_TYPES: &[ResourceType] = &[
     ResourceType::ZoneIngress,
     ResourceType::ZoneEgress,
     ResourceType::MeshTrust,
+    ResourceType::MeshService,
 ];
 
 /// Everything a zone reports to global: the types only zones create, and its own
@@ -72,6 +73,7 @@ pub const FANNED_OUT_TYPES: &[ResourceType] = &[
     ResourceType::ZoneIngress,
     ResourceType::ZoneEgress,
     ResourceType::MeshTrust,
+    ResourceType::MeshService,
 ];
 
 /// Value of `kuma.io/origin` on resources a control plane received from global.

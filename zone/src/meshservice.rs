@@ -1,0 +1,317 @@
+//! MeshServices generated from this zone's Dataplanes, as Kuma 2.14's
+//! `meshservice-generator`: in each mesh whose `meshServices.mode` is not
+//! `Disabled`, one MeshService per `kuma.io/service` of the local Dataplanes'
+//! inbounds, named after it (when it is a DNS-1035 label), selecting its
+//! Dataplanes by that tag, with the inbounds' ports (name, port, target port,
+//! protocol), the service tag as identity, `Available` while an instance is
+//! healthy, and Kuma's labels (`kuma.io/display-name`, `kuma.io/mesh`,
+//! `kuma.io/zone`, `kuma.io/origin: zone`, `kuma.io/env: universal`,
+//! `kuma.io/managed-by: meshservice-generator`). A federated zone reports them to
+//! global, which fans them out to the other zones.
+//!
+//! Recomputed on every change of Dataplanes, Meshes or MeshServices, not on a
+//! timer. A generated MeshService goes as soon as its last Dataplane does (Kuma
+//! keeps it for a grace period); MeshServices a user wrote are never touched.
+//!
+//! [`run`] is a restartable component; [`reconcile`] does one pass.
+
+use std::collections::BTreeMap;
+use weft_model::resource::mesh::MeshServicesMode;
+use weft_model::resource::meshservice::{
+    GENERATOR, Identity, IdentityType, MANAGED_BY, MeshServiceSpec, Port, Selector, State,
+    is_dns1035_label,
+};
+use weft_model::resource::policy::intorstring::IntOrString;
+use weft_model::resource::{Resource, ResourceType, Spec, Tags, tags};
+use weft_runtime::health::Reporter;
+use weft_store::reflector::{Event, Reflector};
+use weft_store::{Page, ResourceStore, StoreError, WriteOp};
+
+/// Follows Dataplanes, Meshes and MeshServices until dropped, keeping the
+/// generated MeshServices current.
+pub async fn run(store: std::sync::Arc<dyn ResourceStore>, zone: String, reporter: Reporter) {
+    let mut reflector = Reflector::new(
+        store.clone(),
+        vec![
+            ResourceType::Mesh,
+            ResourceType::Dataplane,
+            ResourceType::MeshService,
+        ],
+    );
+    loop {
+        match reflector.next().await {
+            Event::Init { .. } | Event::Changes(_) => {
+                match reconcile(store.as_ref(), &zone).await {
+                    Ok(_) => reporter.ready(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "MeshService generator: cannot write; retrying on the next change");
+                        reporter.degraded(format!("cannot write generated MeshServices: {e}"));
+                    }
+                }
+            }
+            Event::Broken { error, retry_in } => reporter.down(format!(
+                "cannot read Dataplanes and MeshServices: {error}; retrying in {retry_in:?}"
+            )),
+        }
+    }
+}
+
+/// Creates, updates and deletes generated MeshServices so that they match the
+/// Dataplanes; returns how many writes it made. A concurrent change makes the
+/// transaction fail with a conflict, and the change that caused it runs this again.
+pub async fn reconcile(store: &dyn ResourceStore, zone: &str) -> Result<usize, StoreError> {
+    let generating: Vec<String> = store
+        .list(ResourceType::Mesh, None, Page::all())
+        .await?
+        .items
+        .into_iter()
+        .filter(|m| {
+            matches!(&m.spec, Spec::Mesh(s) if s.mesh_services_mode() != MeshServicesMode::Disabled)
+        })
+        .map(|m| m.meta.name)
+        .collect();
+    let existing: Vec<Resource> = store
+        .list(ResourceType::MeshService, None, Page::all())
+        .await?
+        .items
+        .into_iter()
+        .filter(is_generated_here)
+        .collect();
+    let mut desired: BTreeMap<(String, String), Resource> = BTreeMap::new();
+    if !generating.is_empty() {
+        let dataplanes = store
+            .list(ResourceType::Dataplane, None, Page::all())
+            .await?
+            .items;
+        for dp in dataplanes
+            .iter()
+            .filter(|d| d.meta.mesh.as_ref().is_some_and(|m| generating.contains(m)))
+        {
+            add_dataplane(&mut desired, dp, zone);
+        }
+    }
+    let mut ops = Vec::new();
+    for old in &existing {
+        let key = (
+            old.meta.mesh.clone().unwrap_or_default(),
+            old.meta.name.clone(),
+        );
+        match desired.remove(&key) {
+            Some(new) if new.spec == old.spec && new.meta.labels == old.meta.labels => {}
+            Some(mut new) => {
+                new.meta.version = old.meta.version;
+                ops.push(WriteOp::Upsert(new));
+            }
+            None => ops.push(WriteOp::Delete(old.key())),
+        }
+    }
+    for (_, new) in desired {
+        // A MeshService of that name that a user wrote stays as it is.
+        if store.get(&new.key()).await?.is_none() {
+            ops.push(WriteOp::Upsert(new));
+        }
+    }
+    let n = ops.len();
+    if n > 0 {
+        store.transact(ops).await?;
+        tracing::debug!(writes = n, "MeshService generator: updated");
+    }
+    Ok(n)
+}
+
+/// Generated by this zone (not a copy from another zone, not a user's).
+fn is_generated_here(r: &Resource) -> bool {
+    r.meta.labels.get(MANAGED_BY).map(String::as_str) == Some(GENERATOR)
+        && r.meta.labels.get(tags::ORIGIN).map(String::as_str) != Some("global")
+}
+
+/// Adds what one Dataplane contributes: its inbounds' ports (the first
+/// Dataplane of a service, by name, decides them, as Kuma keeps the first on a
+/// conflict) and whether it has a healthy instance.
+fn add_dataplane(desired: &mut BTreeMap<(String, String), Resource>, dp: &Resource, zone: &str) {
+    let Spec::Dataplane(spec) = &dp.spec else {
+        return;
+    };
+    let mesh = dp.meta.mesh.clone().unwrap_or_default();
+    let mut ports: BTreeMap<String, Vec<Port>> = BTreeMap::new();
+    let mut healthy: BTreeMap<String, bool> = BTreeMap::new();
+    for inbound in spec.networking.iter().flat_map(|n| &n.inbound) {
+        let Some(service) = inbound.tags.get(tags::SERVICE) else {
+            continue;
+        };
+        if !is_dns1035_label(service) {
+            continue;
+        }
+        let port = inbound.port;
+        ports.entry(service.clone()).or_default().push(Port {
+            name: Some(
+                inbound
+                    .name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| port.to_string()),
+            ),
+            port,
+            target_port: Some(IntOrString::Int(i64::from(port))),
+            app_protocol: Some(
+                inbound
+                    .tags
+                    .get(tags::PROTOCOL)
+                    .cloned()
+                    .unwrap_or_else(|| "tcp".into()),
+            ),
+        });
+        *healthy.entry(service.clone()).or_default() |= inbound.is_healthy();
+    }
+    for (service, ports) in ports {
+        let up = healthy.get(&service).copied().unwrap_or(false);
+        let entry = desired
+            .entry((mesh.clone(), service.clone()))
+            .or_insert_with(|| generated(&mesh, &service, zone, ports));
+        if up && let Spec::MeshService(s) = &mut entry.spec {
+            s.state = Some(State::Available);
+        }
+    }
+}
+
+fn generated(mesh: &str, service: &str, zone: &str, ports: Vec<Port>) -> Resource {
+    let spec = MeshServiceSpec {
+        state: Some(State::Unavailable),
+        selector: Some(Selector {
+            dataplane_tags: Some(Tags::from([(
+                tags::SERVICE.to_string(),
+                service.to_string(),
+            )])),
+            ..Selector::default()
+        }),
+        ports,
+        identities: Some(vec![Identity {
+            r#type: IdentityType::ServiceTag,
+            value: service.to_string(),
+        }]),
+    };
+    let mut r = Resource::new(service, Some(mesh), Spec::MeshService(spec));
+    r.meta.labels = Tags::from([
+        (tags::MESH.to_string(), mesh.to_string()),
+        (tags::DISPLAY_NAME.to_string(), service.to_string()),
+        (MANAGED_BY.to_string(), GENERATOR.to_string()),
+        ("kuma.io/env".to_string(), "universal".to_string()),
+        (tags::ZONE.to_string(), zone.to_string()),
+        (tags::ORIGIN.to_string(), "zone".to_string()),
+    ]);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_model::resource::parse_resource;
+    use weft_store::memory::MemoryStore;
+
+    fn doc(yaml: &str) -> Resource {
+        parse_resource(yaml.as_bytes(), false).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    fn dp(name: &str, service: &str, port: u32) -> Resource {
+        doc(&format!(
+            "type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 10.0.0.1\n  inbound:\n    - port: {port}\n      name: main\n      tags: {{kuma.io/service: {service}, kuma.io/protocol: http}}\n"
+        ))
+    }
+
+    async fn services(store: &MemoryStore) -> Vec<Resource> {
+        store
+            .list(ResourceType::MeshService, None, Page::all())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .items
+    }
+
+    // Only meshes with meshServices enabled; one MeshService per service with
+    // Kuma's labels and the inbound's port; gone with its last Dataplane; a
+    // user's MeshService is left alone.
+    #[tokio::test]
+    async fn generated_per_service_while_instances_exist() {
+        let store = MemoryStore::new();
+        let put = |r: Resource| store.transact(vec![WriteOp::Upsert(r)]);
+        put(doc("type: Mesh\nname: default\n"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        put(dp("backend-1", "backend", 8080))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        put(dp("backend-2", "backend", 8080))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            reconcile(&store, "east")
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            0
+        );
+        assert!(
+            services(&store).await.is_empty(),
+            "mode Disabled generates nothing"
+        );
+
+        put(doc(
+            "type: Mesh\nname: default\nmeshServices: {mode: Everywhere}\n",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            reconcile(&store, "east")
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            1
+        );
+        let list = services(&store).await;
+        assert_eq!(list.len(), 1);
+        let ms = &list[0];
+        assert_eq!(ms.meta.name, "backend");
+        assert_eq!(ms.meta.labels["kuma.io/zone"], "east");
+        assert_eq!(ms.meta.labels["kuma.io/display-name"], "backend");
+        assert_eq!(ms.meta.labels[MANAGED_BY], GENERATOR);
+        let Spec::MeshService(s) = &ms.spec else {
+            panic!("not a MeshService")
+        };
+        assert_eq!(s.service_tag(), Some("backend"));
+        assert_eq!(s.ports[0].port, 8080);
+        assert_eq!(s.ports[0].name.as_deref(), Some("main"));
+        assert_eq!(s.ports[0].app_protocol.as_deref(), Some("http"));
+        assert_eq!(s.state, Some(State::Available));
+        // Stable: nothing to write the second time.
+        assert_eq!(
+            reconcile(&store, "east")
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            0
+        );
+
+        put(doc("type: MeshService\nmesh: default\nname: mine\nspec:\n  selector: {dataplaneTags: {kuma.io/service: mine}}\n  ports: [{port: 80}]\n"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for name in ["backend-1", "backend-2"] {
+            let key = weft_model::resource::ResourceKey::new(
+                ResourceType::Dataplane,
+                Some("default"),
+                name,
+            );
+            store
+                .transact(vec![WriteOp::Delete(key)])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(
+            reconcile(&store, "east")
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+            1
+        );
+        let names: Vec<String> = services(&store)
+            .await
+            .into_iter()
+            .map(|r| r.meta.name)
+            .collect();
+        assert_eq!(names, ["mine"]);
+    }
+}
