@@ -246,7 +246,7 @@ async fn split_and_fault_injection() {
         let stats = client.admin.stats().await.unwrap_or_default();
         stats
             .keys()
-            .filter(|k| k.starts_with("cluster.backend_") && k.ends_with(".membership_healthy"))
+            .filter(|k| k.starts_with("cluster.backend-") && k.ends_with(".membership_healthy"))
             .filter(|k| stats[*k] == 1)
             .count()
             == 2

@@ -49,7 +49,7 @@ pub fn catch_all(cluster: &str) -> Route {
 fn http_chain(stat_prefix: &str, route_config: String, service: &str, route: Route) -> HttpChain {
     HttpChain {
         hcm: HttpConnectionManager {
-            stat_prefix: stat_prefix.to_string(),
+            stat_prefix: super::names::stat_name(stat_prefix),
             ..HttpConnectionManager::default()
         },
         filters: Vec::new(),
@@ -67,9 +67,9 @@ fn http_chain(stat_prefix: &str, route_config: String, service: &str, route: Rou
     }
 }
 
-fn tcp_chain(stat_prefix: &str, cluster: &str) -> TcpProxy {
+pub fn tcp_chain(stat_prefix: &str, cluster: &str) -> TcpProxy {
     TcpProxy {
-        stat_prefix: stat_prefix.to_string(),
+        stat_prefix: super::names::stat_name(stat_prefix),
         cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
         ..TcpProxy::default()
     }
@@ -115,7 +115,7 @@ pub fn outbound_cluster(
 ) -> ClusterPart {
     let cluster = Cluster {
         name: name.to_string(),
-        alt_stat_name: super::envoy::sanitize(name),
+        alt_stat_name: super::names::alt_stat_name(name),
         connect_timeout: Some(secs(5)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
@@ -139,8 +139,9 @@ pub fn outbound_cluster(
     }
 }
 
-/// Adds cluster `service` (or the tag subset `subset` of it, named
-/// `<service>-<hash>`) with its EDS resource if missing; returns its name.
+/// Adds cluster `service` (or the tag subset `subset` of it, named as Kuma's
+/// [`super::names::destination_cluster`]) with its EDS resource if missing;
+/// returns its name.
 pub fn ensure_outbound_cluster(
     cfg: &mut ProxyConfig,
     view: &MeshView,
@@ -149,14 +150,7 @@ pub fn ensure_outbound_cluster(
 ) -> String {
     let mut subset = subset.clone();
     subset.remove(tags::SERVICE);
-    let name = if subset.is_empty() {
-        service.to_string()
-    } else {
-        let mut h =
-            weft_model::resource::canonical::hash_hex(format!("{service}{subset:?}").as_bytes());
-        h.truncate(16);
-        format!("{service}-{h}")
-    };
+    let name = super::names::destination_cluster(service, &subset);
     if !cfg.clusters.contains_key(&name) {
         let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
         // An ExternalService by the name of a service with instances in the
@@ -191,7 +185,7 @@ pub fn ensure_outbound_cluster(
 pub fn static_cluster(name: &str, host: &str, port: u32, connect: Duration) -> Cluster {
     Cluster {
         name: name.to_string(),
-        alt_stat_name: super::envoy::sanitize(name),
+        alt_stat_name: super::names::alt_stat_name(name),
         connect_timeout: Some(super::envoy::duration(connect)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
@@ -310,12 +304,10 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             },
         };
         let chain = if protocol.is_http() {
-            let mut chain = http_chain(
-                &service,
-                format!("outbound:{service}"),
-                &service,
-                catch_all(&cluster),
-            );
+            // Kuma names every outbound route by its rule's matches.
+            let mut route = catch_all(&cluster);
+            route.name = super::names::catch_all_route_name();
+            let mut chain = http_chain(&service, format!("outbound:{service}"), &service, route);
             chain.hcm.normalize_path =
                 Some(envoy_types::pb::google::protobuf::BoolValue { value: true });
             Chain::Http(Box::new(chain))

@@ -20,6 +20,7 @@ pub mod ingress;
 pub mod json;
 pub mod model;
 pub mod mtls;
+pub mod names;
 pub mod plugins;
 #[cfg(test)]
 pub(crate) mod tests;
