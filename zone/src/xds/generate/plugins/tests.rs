@@ -177,6 +177,42 @@ spec:
 }
 
 #[test]
+fn every_cluster_tracks_remaining_without_a_circuit_breaker() {
+    // As Kuma's MeshCircuitBreaker plugin: every cluster, with no policy at all,
+    // has one DEFAULT threshold with track_remaining and no limits; a policy sets
+    // only the limits it names on that same threshold.
+    let a = generate_config(&mesh_view(&[]), &web()).unwrap();
+    assert!(!a.clusters.is_empty());
+    for c in &a.clusters {
+        let t = &c.circuit_breakers.as_ref().expect(&c.name).thresholds;
+        assert_eq!(t.len(), 1, "{}", c.name);
+        assert!(t[0].track_remaining, "{}", c.name);
+        assert_eq!(t[0].priority, 0, "{}", c.name);
+        assert!(t[0].max_connections.is_none() && t[0].max_requests.is_none());
+    }
+    let p = res(r#"
+type: MeshCircuitBreaker
+mesh: default
+name: cb
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {connectionLimits: {maxRequests: 7}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let t = &cluster(&a, "backend")
+        .circuit_breakers
+        .as_ref()
+        .unwrap()
+        .thresholds;
+    assert_eq!(t.len(), 1);
+    assert!(t[0].track_remaining);
+    assert_eq!(t[0].max_requests.unwrap().value, 7);
+    assert!(t[0].max_connections.is_none());
+    envoy_validate(&a);
+}
+
+#[test]
 fn meshhealthcheck_by_protocol() {
     // MeshHealthCheck: HTTP checker for http destinations, TCP for tcp ones, Kuma's defaults.
     let p = res(r#"
