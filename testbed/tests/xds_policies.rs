@@ -37,6 +37,7 @@ fn kind_of(plural: &str) -> &'static str {
         "meshcircuitbreakers" => "MeshCircuitBreaker",
         "meshratelimits" => "MeshRateLimit",
         "meshaccesslogs" => "MeshAccessLog",
+        "meshhealthchecks" => "MeshHealthCheck",
         other => panic!("unknown plural {other}"),
     }
 }
@@ -514,5 +515,71 @@ async fn access_log_placeholders_as_kuma() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    no_rejections(&mesh).await;
+}
+
+// MeshHealthCheck: an HTTP check the backend answers 500 marks its one instance
+// unhealthy. In panic mode Envoy still sends traffic to it (200) until the policy
+// adds failTrafficOnPanic, then it fails every request (503); eventLogPath's file
+// receives the checker's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_panic_mode_and_event_log() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_backend_and_client(false).await.unwrap();
+    let client = mesh.app("client-1").unwrap();
+    no_retries(&mesh).await;
+    let events = mesh.log_dir().join("hc-events.log");
+    let policy = |fail: bool| {
+        format!(
+            "  targetRef: {{kind: MeshService, name: client}}\n  to:\n    - targetRef: {{kind: MeshService, name: backend}}\n      default:\n        interval: 1s\n        timeout: 1s\n        unhealthyThreshold: 1\n        alwaysLogHealthCheckFailures: true\n        eventLogPath: {}\n        failTrafficOnPanic: {fail}\n        http: {{path: \"/hc?status=500\"}}\n",
+            events.display()
+        )
+    };
+    put(&mesh, "meshhealthchecks", "hc", &policy(false)).await;
+    until(
+        Duration::from_secs(20),
+        "the backend instance failing its health check",
+        || async {
+            client
+                .admin
+                .cluster_hosts("backend")
+                .await
+                .unwrap_or_default()
+                .values()
+                .any(|f| f.contains("failed_active_hc"))
+        },
+    )
+    .await;
+    let url = client.outbound_url("backend", "/panic");
+    let t = request_loop(&url, 20, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(200),
+        20,
+        "panic mode routes to the unhealthy host: {t:?}"
+    );
+    until(
+        Duration::from_secs(20),
+        "health check events in the event log file",
+        || async {
+            let text = std::fs::read_to_string(&events).unwrap_or_default();
+            text.lines()
+                .any(|l| l.contains("health_checker_type") && l.contains("backend"))
+        },
+    )
+    .await;
+
+    put(&mesh, "meshhealthchecks", "hc", &policy(true)).await;
+    until(
+        Duration::from_secs(20),
+        "503 once failTrafficOnPanic is on",
+        || async { status_of(&url, &[]).await.0 == 503 },
+    )
+    .await;
+    let t = request_loop(&url, 20, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(503),
+        20,
+        "failTrafficOnPanic fails every request: {t:?}"
+    );
     no_rejections(&mesh).await;
 }

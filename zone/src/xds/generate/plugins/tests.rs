@@ -239,6 +239,164 @@ spec:
     envoy_validate(&a);
 }
 
+/// A client of an http, a tcp and a grpc service, each with one instance.
+fn three_protocols(
+    policies: &[Arc<weft_model::resource::Resource>],
+) -> (
+    crate::xds::generate::MeshView,
+    Arc<weft_model::resource::Resource>,
+) {
+    let client = dataplane(
+        "client-1",
+        "127.0.0.1",
+        20000,
+        "client",
+        "http",
+        "",
+        "    - {port: 20001, tags: {kuma.io/service: backend}}\n    - {port: 20002, tags: {kuma.io/service: redis}}\n    - {port: 20003, tags: {kuma.io/service: rpc}}\n",
+    );
+    let mut all = vec![
+        client.clone(),
+        dataplane(
+            "backend-1",
+            "127.0.0.2",
+            20010,
+            "backend",
+            "http",
+            "",
+            "    []",
+        ),
+        dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []"),
+        dataplane("rpc-1", "127.0.0.5", 20030, "rpc", "grpc", "", "    []"),
+    ];
+    all.extend(policies.iter().cloned());
+    let mesh = res("type: Mesh\nname: default\n");
+    (crate::xds::generate::MeshView::new(mesh, all), client)
+}
+
+#[test]
+fn meshhealthcheck_checkers_only_from_set_sections() {
+    // As Kuma's selectHealthCheckType: the destination protocol's own section
+    // when set and enabled; a disabled http/grpc section falls back to an
+    // enabled tcp one; a section the policy does not set gives no checker.
+    use health_check::HealthChecker as H;
+    let kind = |c: &envoy_types::pb::envoy::config::cluster::v3::Cluster| {
+        assert!(c.health_checks.len() <= 1, "{}", c.name);
+        match c
+            .health_checks
+            .first()
+            .and_then(|h| h.health_checker.as_ref())
+        {
+            None => "-",
+            Some(H::HttpHealthCheck(_)) => "http",
+            Some(H::TcpHealthCheck(_)) => "tcp",
+            Some(H::GrpcHealthCheck(_)) => "grpc",
+            Some(_) => "other",
+        }
+    };
+    for (sections, expected) in [
+        ("{tcp: {}}", ["-", "tcp", "-"]),
+        ("{http: {path: /h}}", ["http", "-", "-"]),
+        ("{grpc: {}}", ["-", "-", "grpc"]),
+        ("{http: {disabled: true}, tcp: {}}", ["tcp", "tcp", "-"]),
+        ("{http: {disabled: true}}", ["-", "-", "-"]),
+        ("{grpc: {disabled: true}, tcp: {}}", ["-", "tcp", "tcp"]),
+        ("{grpc: {}, tcp: {disabled: true}}", ["-", "-", "grpc"]),
+        ("{http: {}, tcp: {}, grpc: {}}", ["http", "tcp", "grpc"]),
+    ] {
+        let p = res(&format!(
+            "type: MeshHealthCheck\nmesh: default\nname: hc\nspec:\n  to:\n    - targetRef: {{kind: Mesh}}\n      default: {sections}\n"
+        ));
+        let (view, client) = three_protocols(&[p]);
+        let a = generate_config(&view, &client).unwrap();
+        let got = [
+            kind(cluster(&a, "backend")),
+            kind(cluster(&a, "redis")),
+            kind(cluster(&a, "rpc")),
+        ];
+        assert_eq!(got, expected, "{sections}");
+        envoy_validate(&a);
+    }
+}
+
+#[test]
+fn meshhealthcheck_http_headers_event_log_and_panic() {
+    // Kuma's HTTP checker headers (x-kuma-tags first, add then set, comma values
+    // split), the event log file sink, fail_traffic_on_panic, decoded TCP payloads.
+    let p = res(r#"
+type: MeshHealthCheck
+mesh: default
+name: hc
+spec:
+  to:
+    - targetRef: {kind: Mesh}
+      default:
+        eventLogPath: /tmp/hc-events.log
+        failTrafficOnPanic: true
+        healthyPanicThreshold: 30
+        http:
+          path: /health
+          requestHeadersToAdd:
+            set: [{name: x-set, value: s}]
+            add: [{name: x-add, value: "a,b"}]
+        tcp: {send: cGluZw==, receive: [cG9uZw==]}
+"#);
+    let (view, client) = three_protocols(&[p]);
+    let a = generate_config(&view, &client).unwrap();
+    let c = cluster(&a, "backend");
+    let hc = &c.health_checks[0];
+    let Some(health_check::HealthChecker::HttpHealthCheck(h)) = &hc.health_checker else {
+        panic!("{hc:?}")
+    };
+    let headers: Vec<(String, String, i32)> = h
+        .request_headers_to_add
+        .iter()
+        .map(|o| {
+            let hv = o.header.clone().unwrap();
+            (hv.key, hv.value, o.append_action)
+        })
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            (
+                "x-kuma-tags".into(),
+                "&kuma.io/protocol=http&&kuma.io/service=client&".into(),
+                0
+            ),
+            ("x-add".into(), "a".into(), 0),
+            ("x-add".into(), "b".into(), 0),
+            ("x-set".into(), "s".into(), 2),
+        ]
+    );
+    assert_eq!(hc.event_logger.len(), 1);
+    assert_eq!(
+        hc.event_logger[0].name,
+        "envoy.health_check.event_sinks.file"
+    );
+    let lb = c.common_lb_config.as_ref().unwrap();
+    assert_eq!(lb.healthy_panic_threshold.as_ref().unwrap().value, 30.0);
+    match &lb.locality_config_specifier {
+        Some(cluster::common_lb_config::LocalityConfigSpecifier::ZoneAwareLbConfig(z)) => {
+            assert!(z.fail_traffic_on_panic)
+        }
+        other => panic!("{other:?}"),
+    }
+    let Some(health_check::HealthChecker::TcpHealthCheck(t)) =
+        &cluster(&a, "redis").health_checks[0].health_checker
+    else {
+        panic!()
+    };
+    let text = |p: &Option<health_check::Payload>| match p.as_ref().and_then(|p| p.payload.clone())
+    {
+        Some(health_check::payload::Payload::Text(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(text(&t.send), "70696e67", "hex of the decoded \"ping\"");
+    assert_eq!(text(&t.receive.first().cloned()), "706f6e67");
+    envoy_validate(&a);
+}
+
 #[test]
 fn meshloadbalancingstrategy_policy_and_hash() {
     // MeshLoadBalancingStrategy: cluster lb_policy + ring hash config, route hash_policy.
