@@ -583,3 +583,74 @@ async fn health_check_panic_mode_and_event_log() {
     );
     no_rejections(&mesh).await;
 }
+
+// Source-specific MeshFaultInjection, as Kuma: clients send their tags in
+// `x-kuma-tags` (their outbound routes add it), the backend's fault filter
+// matches them. A 100 % abort from client-a applies to client-a only; client-b
+// is answered, and the backend app never sees the header (the inbound strips it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection_from_one_source_only() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_app(AppSpec::http("backend", "backend-1"))
+        .await
+        .unwrap();
+    for (service, instance) in [("client-a", "client-a-1"), ("client-b", "client-b-1")] {
+        mesh.start_app(AppSpec::http(service, instance).outbound("backend"))
+            .await
+            .unwrap()
+            .until_healthy_hosts("backend", 1)
+            .await;
+    }
+    put(
+        &mesh,
+        "meshfaultinjections",
+        "abort-client-a",
+        "  targetRef: {kind: MeshService, name: backend}\n  from:\n    - targetRef: {kind: MeshService, name: client-a}\n      default: {http: [{abort: {httpStatus: 418, percentage: 100}}]}\n",
+    )
+    .await;
+    let a = mesh
+        .app("client-a-1")
+        .unwrap()
+        .outbound_url("backend", "/fault");
+    let b = mesh
+        .app("client-b-1")
+        .unwrap()
+        .outbound_url("backend", "/fault");
+    until(
+        Duration::from_secs(15),
+        "client-a aborted with 418",
+        || async { status_of(&a, &[]).await.0 == 418 },
+    )
+    .await;
+    // Connections opened before the change stay on the old inbound filter chain
+    // until it has drained (Envoy's in-place listener update).
+    let backend = mesh.app("backend-1").unwrap();
+    until(
+        Duration::from_secs(30),
+        "the old inbound filter chain drained",
+        || async {
+            let s = backend.admin.stats().await.unwrap_or_default();
+            s.get("listener_manager.total_filter_chains_draining") == Some(&0)
+                && s.get("listener_manager.total_listeners_draining") == Some(&0)
+        },
+    )
+    .await;
+    let t = request_loop(&a, 30, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(418),
+        30,
+        "every request of client-a aborted: {t:?}"
+    );
+    let t = request_loop(&b, 30, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(200),
+        30,
+        "client-b is not a source of the fault: {t:?}"
+    );
+    let body: serde_json::Value = reqwest::get(&b).await.unwrap().json().await.unwrap();
+    assert!(
+        body["headers"].get("x-kuma-tags").is_none(),
+        "the inbound strips x-kuma-tags: {body}"
+    );
+    no_rejections(&mesh).await;
+}

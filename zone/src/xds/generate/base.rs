@@ -12,8 +12,9 @@ use super::model::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, Http1ProtocolOptions, Http2ProtocolOptions,
-    HttpProtocolOptions as CoreHttpOptions, TrafficDirection, config_source,
+    AggregatedConfigSource, ApiVersion, ConfigSource, HeaderValue, HeaderValueOption,
+    Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CoreHttpOptions,
+    TrafficDirection, config_source,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -287,6 +288,14 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             rbac: None,
         });
     }
+    // Kuma's outbound routes carry the caller's tags when a policy matches clients
+    // by them (MeshFaultInjection `from[]`): `x-kuma-tags`, stripped by inbounds.
+    let tags_header = view
+        .resources
+        .get(weft_model::resource::ResourceType::MeshFaultInjection.name())
+        .is_some_and(|m| !m.is_empty())
+        .then(|| super::names::tags_header(net.inbound.iter().map(|i| &i.tags)))
+        .filter(|v| !v.is_empty());
     for outbound in &net.outbound {
         let iface = weft_model::resource::dataplane::Networking::outbound_interface(outbound);
         let (service, protocol, cluster) = match outbound.tags.get(tags::SERVICE) {
@@ -310,6 +319,19 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             let mut chain = http_chain(&service, format!("outbound:{service}"), &service, route);
             chain.hcm.normalize_path =
                 Some(envoy_types::pb::google::protobuf::BoolValue { value: true });
+            if let Some(value) = &tags_header {
+                chain
+                    .route_config
+                    .request_headers_to_add
+                    .push(HeaderValueOption {
+                        header: Some(HeaderValue {
+                            key: "x-kuma-tags".into(),
+                            value: value.clone(),
+                            ..HeaderValue::default()
+                        }),
+                        ..HeaderValueOption::default()
+                    });
+            }
             Chain::Http(Box::new(chain))
         } else {
             Chain::Tcp(Box::new(tcp_chain(&service, &cluster)))

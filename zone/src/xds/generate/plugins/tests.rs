@@ -600,6 +600,148 @@ spec:
     envoy_validate(&a);
 }
 
+fn faults(
+    l: &envoy_types::pb::envoy::config::listener::v3::Listener,
+) -> Vec<envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault> {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
+    hcm(l)
+        .http_filters
+        .iter()
+        .filter(|f| f.name == "envoy.filters.http.fault")
+        .map(|f| match &f.config_type {
+            Some(ConfigType::TypedConfig(any)) => {
+                envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault::decode(
+                    any.value.as_slice(),
+                )
+                .unwrap()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// `(regex, inverted)` of each `x-kuma-tags` matcher of a fault.
+fn tag_matchers(
+    f: &envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault,
+) -> Vec<(String, bool)> {
+    use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    f.headers
+        .iter()
+        .map(|h| {
+            assert_eq!(h.name, "x-kuma-tags");
+            match &h.header_match_specifier {
+                Some(HeaderMatchSpecifier::StringMatch(m)) => match &m.match_pattern {
+                    Some(MatchPattern::SafeRegex(r)) => (r.regex.clone(), h.invert_match),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn meshfaultinjection_from_sources_matches_x_kuma_tags() {
+    // As Kuma's legacy from-rules: the clients split into "web" (the merge of the
+    // Mesh and the web entry: arrays replace, so web's fault only) and "not web"
+    // (the Mesh entry), matched on the x-kuma-tags header the client's outbound sets.
+    let p = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {http: [{abort: {httpStatus: 500, percentage: 10}}]}
+    - targetRef: {kind: MeshService, name: web}
+      default: {http: [{abort: {httpStatus: 503, percentage: 100}}]}
+"#);
+    let view = mesh_view(&[p]);
+    let a = generate_config(&view, &backend_1()).unwrap();
+    let f = faults(listener(&a, "inbound:127.0.0.2:20010"));
+    assert_eq!(f.len(), 2, "{f:?}");
+    let status = |f: &envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault| {
+        match f.abort.as_ref().unwrap().error_type {
+            Some(envoy_types::pb::envoy::extensions::filters::http::fault::v3::fault_abort::ErrorType::HttpStatus(s)) => s,
+            ref other => panic!("{other:?}"),
+        }
+    };
+    let from_web = r".*&kuma\.io/service=([^&]*,)?web[,&].*".to_string();
+    assert_eq!(status(&f[0]), 503);
+    assert_eq!(tag_matchers(&f[0]), vec![(from_web.clone(), false)]);
+    assert_eq!(status(&f[1]), 500);
+    assert_eq!(tag_matchers(&f[1]), vec![(from_web, true)]);
+    envoy_validate(&a);
+
+    // The client's outbound routes carry its tags once a mesh has a MeshFaultInjection.
+    let w = generate_config(&view, &web()).unwrap();
+    let rc = route_config(listener(&w, "outbound:127.0.0.1:20001"));
+    let h = rc.request_headers_to_add[0].header.clone().unwrap();
+    assert_eq!(
+        (h.key.as_str(), h.value.as_str()),
+        (
+            "x-kuma-tags",
+            "&kuma.io/protocol=http&&kuma.io/service=web&"
+        )
+    );
+    let plain = generate_config(&mesh_view(&[]), &web()).unwrap();
+    assert!(
+        route_config(listener(&plain, "outbound:127.0.0.1:20001"))
+            .request_headers_to_add
+            .is_empty()
+    );
+}
+
+#[test]
+fn meshfaultinjection_source_groups_exclude_every_other_value() {
+    // Two MeshServiceSubset sources: three groups; the rest of the clients
+    // excludes both values (one inverted matcher each); only-source entries
+    // leave everyone else without a fault.
+    let p = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: MeshSubset, tags: {version: v1}}
+      default: {http: [{abort: {httpStatus: 501, percentage: 100}}]}
+    - targetRef: {kind: MeshSubset, tags: {version: v2}}
+      default: {http: [{abort: {httpStatus: 502, percentage: 100}}]}
+    - targetRef: {kind: Mesh}
+      default: {http: [{delay: {value: 1s, percentage: 100}}]}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &backend_1()).unwrap();
+    let f = faults(listener(&a, "inbound:127.0.0.2:20010"));
+    let m: Vec<Vec<(String, bool)>> = f.iter().map(tag_matchers).collect();
+    let v = |x: &str| format!(".*&version=([^&]*,)?{x}[,&].*");
+    assert_eq!(
+        m,
+        vec![
+            vec![(v("v1"), false)],
+            vec![(v("v2"), false)],
+            vec![(v("v1"), true), (v("v2"), true)],
+        ]
+    );
+    assert!(f[2].delay.is_some() && f[2].abort.is_none());
+    envoy_validate(&a);
+
+    let only = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: MeshService, name: web}
+      default: {http: [{abort: {httpStatus: 503, percentage: 100}}]}
+"#);
+    let a = generate_config(&mesh_view(&[only]), &backend_1()).unwrap();
+    assert_eq!(faults(listener(&a, "inbound:127.0.0.2:20010")).len(), 1);
+}
+
 #[test]
 fn meshratelimit_http_and_tcp() {
     // MeshRateLimit: HTTP local_ratelimit filter + per-route token bucket; TCP network filter first.
