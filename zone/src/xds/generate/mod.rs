@@ -186,6 +186,7 @@ pub fn generate_config(
         dataplane,
         source_service,
         mtls: tls,
+        route_targeted: plugins::route_targeted(view, dataplane),
     };
     if let Some(tls) = tls {
         mtls::apply_inbound(&mut cfg, tls);

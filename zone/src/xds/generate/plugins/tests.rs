@@ -1033,3 +1033,77 @@ fn meshretry_omit_hosts_with_tags_matches_endpoint_metadata() {
     assert!(tagged, "endpoints carry their tags: {cla:?}");
     envoy_validate(&a);
 }
+
+#[test]
+fn top_level_meshhttproute_applies_to_that_routes_only() {
+    // MeshTimeout and MeshRetry with `targetRef: {kind: MeshHTTPRoute}` change the
+    // Envoy routes generated from that route's rules (named by their matches)
+    // and no other route; the mesh-wide conf still applies to the others and is
+    // the base the route's conf merges over. A route that does not select the
+    // proxy leaves it untouched (its policy would win the merge: smaller name).
+    let route = |name: &str, top: &str| {
+        res(&format!(
+            r#"
+type: MeshHTTPRoute
+mesh: default
+name: {name}
+spec:
+  targetRef: {top}
+  to:
+    - targetRef: {{kind: MeshService, name: backend}}
+      rules:
+        - matches: [{{path: {{type: PathPrefix, value: /api}}}}]
+          default: {{}}
+"#
+        ))
+    };
+    let on_route = |ty: &str, name: &str, default: &str| {
+        let lower = ty.to_lowercase();
+        res(&format!(
+            "type: {ty}\nmesh: default\nname: {lower}-{name}\nspec:\n  targetRef: {{kind: MeshHTTPRoute, name: {name}}}\n  to:\n    - targetRef: {{kind: Mesh}}\n      default: {default}\n"
+        ))
+    };
+    let mesh_wide = res(
+        "type: MeshTimeout\nmesh: default\nname: all\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {requestTimeout: 20s, streamIdleTimeout: 40s}}\n",
+    );
+    let view = mesh_view(&[
+        route("api", "{kind: Mesh}"),
+        route("a-elsewhere", "{kind: MeshService, name: redis}"),
+        mesh_wide,
+        on_route("MeshTimeout", "api", "{http: {requestTimeout: 3s}}"),
+        on_route("MeshRetry", "api", "{http: {numRetries: 7}}"),
+        on_route("MeshTimeout", "a-elsewhere", "{http: {requestTimeout: 9s}}"),
+    ]);
+    let a = generate_config(&view, &web()).unwrap();
+    let routes = backend_routes(&a);
+    let api = crate::xds::generate::names::route_name(&[serde_json::from_str(
+        r#"{"path": {"type": "PathPrefix", "value": "/api"}}"#,
+    )
+    .unwrap()]);
+    let (ours, others): (Vec<&Route>, Vec<&Route>) = routes.iter().partition(|r| r.name == api);
+    assert_eq!(ours.len(), 2, "/api and /api/: {routes:?}");
+    assert!(!others.is_empty());
+    for r in ours {
+        assert_eq!(action(r).timeout.unwrap().seconds, 3);
+        assert_eq!(
+            action(r).idle_timeout.unwrap().seconds,
+            40,
+            "merged over the mesh-wide conf"
+        );
+        assert_eq!(
+            action(r)
+                .retry_policy
+                .as_ref()
+                .unwrap()
+                .num_retries
+                .unwrap()
+                .value,
+            7
+        );
+    }
+    for r in others {
+        assert_eq!(action(r).timeout.unwrap().seconds, 20);
+        assert!(action(r).retry_policy.is_none());
+    }
+    envoy_validate(&a);
+}
