@@ -22,6 +22,7 @@ cd "$E/data-plane-api"
   envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto \
   envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.proto \
   envoy/extensions/access_loggers/file/v3/file.proto \
+  envoy/extensions/health_check/event_sinks/file/v3/file.proto \
   envoy/extensions/access_loggers/fluentd/v3/fluentd.proto \
   envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto \
   envoy/extensions/retry/host/omit_host_metadata/v3/omit_host_metadata_config.proto \

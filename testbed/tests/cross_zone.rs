@@ -516,7 +516,7 @@ async fn zone_egress_carries_cross_zone_and_external_traffic() {
         "the external service through the egress: {stats:?}"
     );
     assert!(
-        cx("default_meshexternalservice_httpbin_mes") >= 1,
+        cx("default_meshexternalservice_httpbin-mes") >= 1,
         "the MeshExternalService through the egress: {stats:?}"
     );
     // Cross-zone bytes pass the egress encrypted: its backend chain has no TLS.

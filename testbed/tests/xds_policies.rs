@@ -37,6 +37,7 @@ fn kind_of(plural: &str) -> &'static str {
         "meshcircuitbreakers" => "MeshCircuitBreaker",
         "meshratelimits" => "MeshRateLimit",
         "meshaccesslogs" => "MeshAccessLog",
+        "meshhealthchecks" => "MeshHealthCheck",
         other => panic!("unknown plural {other}"),
     }
 }
@@ -249,7 +250,7 @@ async fn split_and_fault_injection() {
         let stats = client.admin.stats().await.unwrap_or_default();
         stats
             .keys()
-            .filter(|k| k.starts_with("cluster.backend_") && k.ends_with(".membership_healthy"))
+            .filter(|k| k.starts_with("cluster.backend-") && k.ends_with(".membership_healthy"))
             .filter(|k| stats[*k] == 1)
             .count()
             == 2
@@ -517,5 +518,142 @@ async fn access_log_placeholders_as_kuma() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    no_rejections(&mesh).await;
+}
+
+// MeshHealthCheck: an HTTP check the backend answers 500 marks its one instance
+// unhealthy. In panic mode Envoy still sends traffic to it (200) until the policy
+// adds failTrafficOnPanic, then it fails every request (503); eventLogPath's file
+// receives the checker's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_panic_mode_and_event_log() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_backend_and_client(false).await.unwrap();
+    let client = mesh.app("client-1").unwrap();
+    no_retries(&mesh).await;
+    let events = mesh.log_dir().join("hc-events.log");
+    let policy = |fail: bool| {
+        format!(
+            "  targetRef: {{kind: MeshService, name: client}}\n  to:\n    - targetRef: {{kind: MeshService, name: backend}}\n      default:\n        interval: 1s\n        timeout: 1s\n        unhealthyThreshold: 1\n        alwaysLogHealthCheckFailures: true\n        eventLogPath: {}\n        failTrafficOnPanic: {fail}\n        http: {{path: \"/hc?status=500\"}}\n",
+            events.display()
+        )
+    };
+    put(&mesh, "meshhealthchecks", "hc", &policy(false)).await;
+    until(
+        Duration::from_secs(20),
+        "the backend instance failing its health check",
+        || async {
+            client
+                .admin
+                .cluster_hosts("backend")
+                .await
+                .unwrap_or_default()
+                .values()
+                .any(|f| f.contains("failed_active_hc"))
+        },
+    )
+    .await;
+    let url = client.outbound_url("backend", "/panic");
+    let t = request_loop(&url, 20, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(200),
+        20,
+        "panic mode routes to the unhealthy host: {t:?}"
+    );
+    until(
+        Duration::from_secs(20),
+        "health check events in the event log file",
+        || async {
+            let text = std::fs::read_to_string(&events).unwrap_or_default();
+            text.lines()
+                .any(|l| l.contains("health_checker_type") && l.contains("backend"))
+        },
+    )
+    .await;
+
+    put(&mesh, "meshhealthchecks", "hc", &policy(true)).await;
+    until(
+        Duration::from_secs(20),
+        "503 once failTrafficOnPanic is on",
+        || async { status_of(&url, &[]).await.0 == 503 },
+    )
+    .await;
+    let t = request_loop(&url, 20, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(503),
+        20,
+        "failTrafficOnPanic fails every request: {t:?}"
+    );
+    no_rejections(&mesh).await;
+}
+
+// Source-specific MeshFaultInjection, as Kuma: clients send their tags in
+// `x-kuma-tags` (their outbound routes add it), the backend's fault filter
+// matches them. A 100 % abort from client-a applies to client-a only; client-b
+// is answered, and the backend app never sees the header (the inbound strips it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection_from_one_source_only() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_app(AppSpec::http("backend", "backend-1"))
+        .await
+        .unwrap();
+    for (service, instance) in [("client-a", "client-a-1"), ("client-b", "client-b-1")] {
+        mesh.start_app(AppSpec::http(service, instance).outbound("backend"))
+            .await
+            .unwrap()
+            .until_healthy_hosts("backend", 1)
+            .await;
+    }
+    put(
+        &mesh,
+        "meshfaultinjections",
+        "abort-client-a",
+        "  targetRef: {kind: MeshService, name: backend}\n  from:\n    - targetRef: {kind: MeshService, name: client-a}\n      default: {http: [{abort: {httpStatus: 418, percentage: 100}}]}\n",
+    )
+    .await;
+    let a = mesh
+        .app("client-a-1")
+        .unwrap()
+        .outbound_url("backend", "/fault");
+    let b = mesh
+        .app("client-b-1")
+        .unwrap()
+        .outbound_url("backend", "/fault");
+    until(
+        Duration::from_secs(15),
+        "client-a aborted with 418",
+        || async { status_of(&a, &[]).await.0 == 418 },
+    )
+    .await;
+    // Connections opened before the change stay on the old inbound filter chain
+    // until it has drained (Envoy's in-place listener update).
+    let backend = mesh.app("backend-1").unwrap();
+    until(
+        Duration::from_secs(30),
+        "the old inbound filter chain drained",
+        || async {
+            let s = backend.admin.stats().await.unwrap_or_default();
+            s.get("listener_manager.total_filter_chains_draining") == Some(&0)
+                && s.get("listener_manager.total_listeners_draining") == Some(&0)
+        },
+    )
+    .await;
+    let t = request_loop(&a, 30, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(418),
+        30,
+        "every request of client-a aborted: {t:?}"
+    );
+    let t = request_loop(&b, 30, &LoopOptions::default()).await;
+    assert_eq!(
+        t.status(200),
+        30,
+        "client-b is not a source of the fault: {t:?}"
+    );
+    let body: serde_json::Value = reqwest::get(&b).await.unwrap().json().await.unwrap();
+    assert!(
+        body["headers"].get("x-kuma-tags").is_none(),
+        "the inbound strips x-kuma-tags: {body}"
+    );
     no_rejections(&mesh).await;
 }

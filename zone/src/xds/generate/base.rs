@@ -12,8 +12,9 @@ use super::model::{
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ApiVersion, ConfigSource, Http1ProtocolOptions, Http2ProtocolOptions,
-    HttpProtocolOptions as CoreHttpOptions, TrafficDirection, config_source,
+    AggregatedConfigSource, ApiVersion, ConfigSource, HeaderValue, HeaderValueOption,
+    Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CoreHttpOptions,
+    TrafficDirection, config_source,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
@@ -49,7 +50,7 @@ pub fn catch_all(cluster: &str) -> Route {
 fn http_chain(stat_prefix: &str, route_config: String, service: &str, route: Route) -> HttpChain {
     HttpChain {
         hcm: HttpConnectionManager {
-            stat_prefix: stat_prefix.to_string(),
+            stat_prefix: super::names::stat_name(stat_prefix),
             ..HttpConnectionManager::default()
         },
         filters: Vec::new(),
@@ -67,9 +68,9 @@ fn http_chain(stat_prefix: &str, route_config: String, service: &str, route: Rou
     }
 }
 
-fn tcp_chain(stat_prefix: &str, cluster: &str) -> TcpProxy {
+pub fn tcp_chain(stat_prefix: &str, cluster: &str) -> TcpProxy {
     TcpProxy {
-        stat_prefix: stat_prefix.to_string(),
+        stat_prefix: super::names::stat_name(stat_prefix),
         cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
         ..TcpProxy::default()
     }
@@ -115,7 +116,7 @@ pub fn outbound_cluster(
 ) -> ClusterPart {
     let cluster = Cluster {
         name: name.to_string(),
-        alt_stat_name: super::envoy::sanitize(name),
+        alt_stat_name: super::names::alt_stat_name(name),
         connect_timeout: Some(secs(5)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
@@ -139,8 +140,9 @@ pub fn outbound_cluster(
     }
 }
 
-/// Adds cluster `service` (or the tag subset `subset` of it, named
-/// `<service>-<hash>`) with its EDS resource if missing; returns its name.
+/// Adds cluster `service` (or the tag subset `subset` of it, named as Kuma's
+/// [`super::names::destination_cluster`]) with its EDS resource if missing;
+/// returns its name.
 pub fn ensure_outbound_cluster(
     cfg: &mut ProxyConfig,
     view: &MeshView,
@@ -149,14 +151,7 @@ pub fn ensure_outbound_cluster(
 ) -> String {
     let mut subset = subset.clone();
     subset.remove(tags::SERVICE);
-    let name = if subset.is_empty() {
-        service.to_string()
-    } else {
-        let mut h =
-            weft_model::resource::canonical::hash_hex(format!("{service}{subset:?}").as_bytes());
-        h.truncate(16);
-        format!("{service}-{h}")
-    };
+    let name = super::names::destination_cluster(service, &subset);
     if !cfg.clusters.contains_key(&name) {
         let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
         // An ExternalService by the name of a service with instances in the
@@ -191,7 +186,7 @@ pub fn ensure_outbound_cluster(
 pub fn static_cluster(name: &str, host: &str, port: u32, connect: Duration) -> Cluster {
     Cluster {
         name: name.to_string(),
-        alt_stat_name: super::envoy::sanitize(name),
+        alt_stat_name: super::names::alt_stat_name(name),
         connect_timeout: Some(super::envoy::duration(connect)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
@@ -293,6 +288,14 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             rbac: None,
         });
     }
+    // Kuma's outbound routes carry the caller's tags when a policy matches clients
+    // by them (MeshFaultInjection `from[]`): `x-kuma-tags`, stripped by inbounds.
+    let tags_header = view
+        .resources
+        .get(weft_model::resource::ResourceType::MeshFaultInjection.name())
+        .is_some_and(|m| !m.is_empty())
+        .then(|| super::names::tags_header(net.inbound.iter().map(|i| &i.tags)))
+        .filter(|v| !v.is_empty());
     for outbound in &net.outbound {
         let iface = weft_model::resource::dataplane::Networking::outbound_interface(outbound);
         let (service, protocol, cluster) = match outbound.tags.get(tags::SERVICE) {
@@ -310,14 +313,25 @@ pub fn build(view: &MeshView, dp: &DataplaneSpec) -> ProxyConfig {
             },
         };
         let chain = if protocol.is_http() {
-            let mut chain = http_chain(
-                &service,
-                format!("outbound:{service}"),
-                &service,
-                catch_all(&cluster),
-            );
+            // Kuma names every outbound route by its rule's matches.
+            let mut route = catch_all(&cluster);
+            route.name = super::names::catch_all_route_name();
+            let mut chain = http_chain(&service, format!("outbound:{service}"), &service, route);
             chain.hcm.normalize_path =
                 Some(envoy_types::pb::google::protobuf::BoolValue { value: true });
+            if let Some(value) = &tags_header {
+                chain
+                    .route_config
+                    .request_headers_to_add
+                    .push(HeaderValueOption {
+                        header: Some(HeaderValue {
+                            key: "x-kuma-tags".into(),
+                            value: value.clone(),
+                            ..HeaderValue::default()
+                        }),
+                        ..HeaderValueOption::default()
+                    });
+            }
             Chain::Http(Box::new(chain))
         } else {
             Chain::Tcp(Box::new(tcp_chain(&service, &cluster)))

@@ -23,6 +23,7 @@ use super::endpoints::{cla_entry, local_first};
 use super::envoy::any;
 use super::ingress::{Destination, IngressError};
 use super::model::Protocol;
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -68,6 +69,13 @@ fn remote_destinations(view: &MeshView) -> Vec<Destination> {
     out.into_iter().collect()
 }
 
+/// A cluster of the egress: DEFAULT-priority circuit breaker threshold with
+/// `track_remaining`, as Kuma's MeshCircuitBreaker plugin gives every cluster.
+fn egress_cluster(mut c: Cluster) -> Cluster {
+    super::plugins::meshcircuitbreaker::ensure_track_remaining(&mut c);
+    c
+}
+
 /// The egress's listener, clusters and endpoints from every mesh's view.
 pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, IngressError> {
     let Spec::ZoneEgress(spec) = &egress.spec else {
@@ -91,7 +99,10 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
                 name.clone(),
                 Arc::new(cla_entry(&name, picked, &local_first)),
             );
-            clusters.insert_hashed(name.clone(), any(&super::ingress::eds_cluster(&name)));
+            clusters.insert_hashed(
+                name.clone(),
+                any(&egress_cluster(super::ingress::eds_cluster(&name))),
+            );
             chains.push(super::ingress::sni_chain(d.sni(), &name));
         }
         let Some(tls) = &view.mtls else { continue };
@@ -102,7 +113,7 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
             let name = format!("{}:{service}", view.mesh.meta.name);
             let protocol = view.services.protocol(service).unwrap_or(Protocol::Tcp);
             let part = super::external::direct(view, &name, es, protocol);
-            clusters.insert_hashed(name.clone(), any(&part.assemble()));
+            clusters.insert_hashed(name.clone(), any(&egress_cluster(part.assemble())));
             let mut chain = super::ingress::sni_chain(
                 super::external::external_sni(service, &view.mesh.meta.name),
                 &name,
@@ -117,7 +128,7 @@ pub fn generate(views: &[Arc<MeshView>], egress: &Resource) -> Result<Snapshot, 
             let mesh = &view.mesh.meta.name;
             let name = format!("{mesh}:{}", super::external::mes_cluster_name(mes_name));
             let part = super::external::mes_direct(view, &name, mes_name, spec);
-            clusters.insert_hashed(name.clone(), any(&part.assemble()));
+            clusters.insert_hashed(name.clone(), any(&egress_cluster(part.assemble())));
             let mut chain = super::ingress::sni_chain(
                 super::external::mes_sni(mesh, mes_name, spec.port()),
                 &name,

@@ -48,17 +48,9 @@ pub fn fraction(percent: f64) -> FractionalPercent {
     }
 }
 
-/// Kuma's stat-name sanitizing: every char outside `[A-Za-z0-9_]` becomes `_`.
+/// Kuma's stat-name sanitizing ([`super::names::stat_name`]).
 pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    super::names::stat_name(name)
 }
 
 use envoy_types::pb::envoy::config::core::v3::{

@@ -227,7 +227,7 @@ pub fn zone_proxy_snapshot(
 pub fn eds_cluster(name: &str) -> Cluster {
     Cluster {
         name: name.to_string(),
-        alt_stat_name: super::envoy::sanitize(name),
+        alt_stat_name: super::names::alt_stat_name(name),
         connect_timeout: Some(secs(5)),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,

@@ -20,6 +20,7 @@ pub mod ingress;
 pub mod json;
 pub mod model;
 pub mod mtls;
+pub mod names;
 pub mod plugins;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -185,6 +186,7 @@ pub fn generate_config(
         dataplane,
         source_service,
         mtls: tls,
+        route_targeted: plugins::route_targeted(view, dataplane),
     };
     if let Some(tls) = tls {
         mtls::apply_inbound(&mut cfg, tls);

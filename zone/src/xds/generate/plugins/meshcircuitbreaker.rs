@@ -1,6 +1,8 @@
-//! MeshCircuitBreaker (order 1300): on outbound clusters (`to[]`) and local
-//! clusters (`from[]`/`rules[]`): `connectionLimits` → `circuit_breakers`
-//! thresholds (priority DEFAULT, `track_remaining`); `outlierDetection` (unless
+//! MeshCircuitBreaker (order 1300): every cluster of the proxy, with or without
+//! a policy, gets a DEFAULT-priority threshold with `track_remaining` (Kuma's
+//! `EnsureTrackRemaining`, so `remaining_*` gauges exist); on outbound clusters
+//! (`to[]`) and local clusters (`from[]`/`rules[]`): `connectionLimits` → that
+//! threshold's limits, each only when set; `outlierDetection` (unless
 //! disabled) → `outlier_detection`, every configured detector enforcing 100 % and
 //! every unconfigured one explicitly 0 %; `healthyPanicThreshold` →
 //! `common_lb_config.healthy_panic_threshold`.
@@ -9,32 +11,51 @@ use super::{Ctx, dur};
 use crate::xds::generate::envoy::{duration, u32v};
 use crate::xds::generate::model::ProxyConfig;
 use envoy_types::pb::envoy::config::cluster::v3::{
-    CircuitBreakers, OutlierDetection as EnvoyOutlier, circuit_breakers, cluster,
+    CircuitBreakers, Cluster, OutlierDetection as EnvoyOutlier, circuit_breakers, cluster,
 };
+use envoy_types::pb::envoy::config::core::v3::RoutingPriority;
 use envoy_types::pb::envoy::r#type::v3::Percent;
 use weft_model::resource::ResourceType;
 use weft_model::resource::policy::meshcircuitbreaker::{Conf, OutlierDetection};
 
 const TY: ResourceType = ResourceType::MeshCircuitBreaker;
 
+/// The cluster's DEFAULT-priority threshold (added if missing), with
+/// `track_remaining`.
+pub fn ensure_track_remaining(cluster: &mut Cluster) -> &mut circuit_breakers::Thresholds {
+    let cb = cluster
+        .circuit_breakers
+        .get_or_insert_with(CircuitBreakers::default);
+    let default = RoutingPriority::Default as i32;
+    let i = match cb.thresholds.iter().position(|t| t.priority == default) {
+        Some(i) => i,
+        None => {
+            cb.thresholds.push(circuit_breakers::Thresholds::default());
+            cb.thresholds.len() - 1
+        }
+    };
+    let t = &mut cb.thresholds[i];
+    t.track_remaining = true;
+    t
+}
+
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     for part in cfg.clusters.values_mut() {
+        let threshold = ensure_track_remaining(&mut part.cluster);
         let Some(conf) = ctx.for_cluster::<Conf>(TY, &part.role) else {
             continue;
         };
         if let Some(l) = &conf.connection_limits {
-            part.cluster.circuit_breakers = Some(CircuitBreakers {
-                thresholds: vec![circuit_breakers::Thresholds {
-                    max_connections: l.max_connections.map(u32v),
-                    max_pending_requests: l.max_pending_requests.map(u32v),
-                    max_requests: l.max_requests.map(u32v),
-                    max_retries: l.max_retries.map(u32v),
-                    max_connection_pools: l.max_connection_pools.map(u32v),
-                    track_remaining: true,
-                    ..circuit_breakers::Thresholds::default()
-                }],
-                ..CircuitBreakers::default()
-            });
+            let set = |v: Option<u32>, field: &mut Option<_>| {
+                if let Some(v) = v {
+                    *field = Some(u32v(v));
+                }
+            };
+            set(l.max_connections, &mut threshold.max_connections);
+            set(l.max_pending_requests, &mut threshold.max_pending_requests);
+            set(l.max_requests, &mut threshold.max_requests);
+            set(l.max_retries, &mut threshold.max_retries);
+            set(l.max_connection_pools, &mut threshold.max_connection_pools);
         }
         if let Some(od) = &conf.outlier_detection {
             if let Some(p) = od

@@ -5,13 +5,15 @@
 //! headers; more query params); a catch-all `prefix: /` to the service is
 //! appended when no rule covers it. Backends: one → `cluster`, several →
 //! `weighted_clusters`; `MeshServiceSubset` backends get their own cluster
-//! `<service>-<hash>` with tag-filtered endpoints. Filters: request/response
+//! `<service>-<hash>` with tag-filtered endpoints. Routes carry Kuma's names: the
+//! hash of their rule's matches ([`names::route_name`]). Filters: request/response
 //! header modifiers, redirects, URL rewrites (host, full path, prefix), mirrors.
 
 use super::Ctx;
 use crate::xds::generate::base::{catch_all, ensure_outbound_cluster};
 use crate::xds::generate::envoy::{fraction, header, header_matcher, regex, string_matcher, u32v};
 use crate::xds::generate::model::{Chain, ProxyConfig};
+use crate::xds::generate::names;
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3::{
     QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteMatch, WeightedCluster,
@@ -47,6 +49,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
         };
         let mut routes: Vec<(Key, Route)> = Vec::new();
         for rule in &conf.rules {
+            let name = names::route_name(&rule.matches);
             let action = action(cfg, ctx, &service, &rule.default.backend_refs);
             let filters = rule.default.filters.clone().unwrap_or_default();
             let matches = if rule.matches.is_empty() {
@@ -55,7 +58,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
                 rule.matches.clone()
             };
             for m in &matches {
-                for (key, r) in routes_for(m, &action, &filters, cfg, ctx) {
+                for (key, r) in routes_for(m, &name, &action, &filters, cfg, ctx) {
                     routes.push((key, r));
                 }
             }
@@ -63,7 +66,9 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
         routes.sort_by_key(|r| std::cmp::Reverse(r.0));
         let mut routes: Vec<Route> = routes.into_iter().map(|(_, r)| r).collect();
         if !routes.iter().any(is_catch_all) {
-            routes.push(catch_all(&service));
+            let mut r = catch_all(&service);
+            r.name = names::catch_all_route_name();
+            routes.push(r);
         }
         if let Chain::Http(http) = &mut cfg.outbounds[i].chain {
             *http.routes_mut() = routes;
@@ -129,6 +134,7 @@ fn action(
 
 fn routes_for(
     m: &Match,
+    name: &str,
     action: &RouteAction,
     filters: &[Filter],
     cfg: &mut ProxyConfig,
@@ -201,7 +207,7 @@ fn routes_for(
         let mut rm = base.clone();
         rm.path_specifier = Some(spec);
         let mut r = Route {
-            name: route_name(m),
+            name: name.to_string(),
             r#match: Some(rm),
             action: Some(route::Action::Route(action.clone())),
             ..Route::default()
@@ -210,13 +216,6 @@ fn routes_for(
         out.push(((rank, len, extra.0, extra.1, extra.2), r));
     }
     out
-}
-
-fn route_name(m: &Match) -> String {
-    let json = serde_json::to_vec(m).unwrap_or_default();
-    let mut h = weft_model::resource::canonical::hash_hex(&json);
-    h.truncate(16);
-    h
 }
 
 fn with_slash(s: &str) -> String {

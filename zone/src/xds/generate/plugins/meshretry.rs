@@ -3,7 +3,10 @@
 //! as Kuma's), TCP ones `tcp_proxy.max_connect_attempts`. `numRetries: 0`
 //! removes the retry policy. Numeric `retryOn` entries become
 //! `retriable_status_codes`, `HttpMethod*` entries `retriable_request_headers` on
-//! `:method`.
+//! `:method`. A MeshRetry whose top-level targetRef is a MeshHTTPRoute sets the
+//! retry policy of that route's Envoy routes only (its conf merged over the
+//! destination's, as Kuma; `numRetries: 0` there removes the route's retries —
+//! decision 0012).
 
 use super::{Ctx, dur};
 use crate::xds::generate::envoy::{any, duration, header_matcher, u32v};
@@ -24,24 +27,37 @@ const GRPC_DEFAULT: &str =
 
 pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     for part in cfg.outbounds.iter_mut() {
-        let Some(conf) = ctx.to::<Conf>(TY, &part.service) else {
-            continue;
+        let conf = ctx.to::<Conf>(TY, &part.service);
+        let protocol = part.protocol;
+        let policy_of = |conf: &Conf| {
+            if protocol == Protocol::Grpc {
+                grpc_policy(conf)
+            } else {
+                http_policy(conf)
+            }
         };
         match &mut part.chain {
             Chain::Tcp(tcp) => {
-                if let Some(n) = conf.tcp.as_ref().and_then(|t| t.max_connect_attempt) {
+                if let Some(n) = conf
+                    .as_ref()
+                    .and_then(|c| c.tcp.as_ref())
+                    .and_then(|t| t.max_connect_attempt)
+                {
                     tcp.max_connect_attempts = Some(u32v(n));
                 }
             }
             Chain::Http(http) => {
-                let policy = if part.protocol == Protocol::Grpc {
-                    grpc_policy(&conf)
-                } else {
-                    http_policy(&conf)
-                };
+                let policy = conf.as_ref().map(policy_of);
                 for r in http.routes_mut() {
+                    // A MeshRetry targeting the MeshHTTPRoute of this route wins.
+                    let own = ctx
+                        .to_route::<Conf>(TY, &part.service, &r.name)
+                        .map(|c| policy_of(&c));
+                    let Some(p) = own.or_else(|| policy.clone()) else {
+                        continue;
+                    };
                     if let Some(route::Action::Route(a)) = &mut r.action {
-                        a.retry_policy = policy.clone();
+                        a.retry_policy = p;
                     }
                 }
             }

@@ -71,9 +71,8 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
             Chain::Tcp(tcp) => tcp.cluster_specifier = Some(spec),
             Chain::Http(_) => {
                 part.chain = Chain::Tcp(Box::new(TcpProxy {
-                    stat_prefix: service.clone(),
                     cluster_specifier: Some(spec),
-                    ..TcpProxy::default()
+                    ..crate::xds::generate::base::tcp_chain(&service, "")
                 }));
             }
         }

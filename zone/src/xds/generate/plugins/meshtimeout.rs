@@ -15,14 +15,16 @@
 //! - TCP listeners: `idleTimeout` → `tcp_proxy.idle_timeout`.
 //!
 //! Outbound confs come from `to[]`, inbound (local cluster, inbound routes) from
-//! `from[]` / `rules[]`.
+//! `from[]` / `rules[]`. A MeshTimeout whose top-level targetRef is a
+//! MeshHTTPRoute sets the request and stream idle timeouts of that route's
+//! Envoy routes only (its conf merged over the destination's, as Kuma).
 
 use super::{Ctx, dur};
 use crate::xds::generate::base::http_options;
 use crate::xds::generate::envoy::duration;
 use crate::xds::generate::model::{Chain, ListenerPart, Protocol, ProxyConfig};
 use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as CoreHttpOptions;
-use envoy_types::pb::envoy::config::route::v3::route;
+use envoy_types::pb::envoy::config::route::v3::{Route, route};
 use std::time::Duration;
 use weft_model::resource::ResourceType;
 use weft_model::resource::policy::meshtimeout::Conf;
@@ -65,6 +67,14 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
         if let Some(conf) = ctx.to::<Conf>(TY, &part.service) {
             listener(part, &conf);
         }
+        // Policies targeting a MeshHTTPRoute: its routes' own timeouts.
+        if let Chain::Http(http) = &mut part.chain {
+            for r in http.routes_mut() {
+                if let Some(conf) = ctx.to_route::<Conf>(TY, &part.service, &r.name) {
+                    route_timeouts(r, &conf);
+                }
+            }
+        }
     }
     for part in cfg.inbounds.iter_mut() {
         if let Some(conf) = ctx.from::<Conf>(TY, part.port) {
@@ -88,22 +98,29 @@ fn listener(part: &mut ListenerPart, conf: &Conf) {
                 h.and_then(|h| dur(&h.request_headers_timeout))
                     .unwrap_or(Duration::ZERO),
             ));
-            let req = h
-                .and_then(|h| dur(&h.request_timeout))
-                .unwrap_or(DEFAULT_REQUEST);
-            let idle = h.and_then(|h| dur(&h.stream_idle_timeout));
             for r in http.routes_mut() {
-                if let Some(route::Action::Route(a)) = &mut r.action {
-                    a.timeout = Some(duration(req));
-                    match idle {
-                        Some(d) => a.idle_timeout = Some(duration(d)),
-                        None if a.idle_timeout.is_none() => {
-                            a.idle_timeout = Some(duration(DEFAULT_STREAM_IDLE))
-                        }
-                        None => {}
-                    }
-                }
+                route_timeouts(r, conf);
             }
+        }
+    }
+}
+
+/// `http.requestTimeout` / `http.streamIdleTimeout` on one route (a route's own
+/// idle timeout is kept when the policy sets none).
+fn route_timeouts(r: &mut Route, conf: &Conf) {
+    let h = conf.http.as_ref();
+    let req = h
+        .and_then(|h| dur(&h.request_timeout))
+        .unwrap_or(DEFAULT_REQUEST);
+    let idle = h.and_then(|h| dur(&h.stream_idle_timeout));
+    if let Some(route::Action::Route(a)) = &mut r.action {
+        a.timeout = Some(duration(req));
+        match idle {
+            Some(d) => a.idle_timeout = Some(duration(d)),
+            None if a.idle_timeout.is_none() => {
+                a.idle_timeout = Some(duration(DEFAULT_STREAM_IDLE))
+            }
+            None => {}
         }
     }
 }

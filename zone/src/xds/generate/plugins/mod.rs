@@ -26,6 +26,98 @@ use std::time::Duration;
 use weft_model::resource::ResourceType;
 use weft_model::rules::ProxyRules;
 
+/// A policy whose top-level targetRef is a MeshHTTPRoute that selects the
+/// proxy, with the route's rules per destination service (`None`: every one).
+pub struct RouteTargeted<'a> {
+    pub policy: &'a weft_model::rules::Policy,
+    pub key: weft_model::rules::select::SortKey,
+    /// (destination service or `None` for `Mesh`, route names of its rules).
+    pub rules: Vec<(Option<String>, Vec<String>)>,
+}
+
+/// The policies of the mesh targeting a MeshHTTPRoute that selects `dataplane`
+/// (Kuma resolves the route and matches the proxy by the route's own
+/// targetRef), weakest first.
+pub fn route_targeted<'a>(
+    view: &'a MeshView,
+    dataplane: &weft_model::resource::Resource,
+) -> Vec<RouteTargeted<'a>> {
+    use weft_model::resource::policy::meshhttproute::Match;
+    use weft_model::resource::policy::targetref::TargetRefKind;
+    use weft_model::rules::select;
+    let weft_model::resource::Spec::Dataplane(dp) = &dataplane.spec else {
+        return Vec::new();
+    };
+    let targeting: Vec<_> = view
+        .policies
+        .iter()
+        .filter(|p| {
+            p.top
+                .as_ref()
+                .is_some_and(|t| t.kind == TargetRefKind::MeshHTTPRoute)
+        })
+        .collect();
+    if targeting.is_empty() {
+        return Vec::new();
+    }
+    let proxy = select::ProxyView::new(dataplane, dp);
+    let mut out = Vec::new();
+    for policy in targeting {
+        let Some(top) = &policy.top else { continue };
+        let Some(name) = &top.name else { continue };
+        let Some(route) = view.policies.iter().find(|r| {
+            r.resource.resource_type() == ResourceType::MeshHTTPRoute
+                && (&r.resource.meta.name == name || select::display_name(&r.resource) == name)
+        }) else {
+            tracing::warn!(policy = %policy.resource.meta.name, route = %name, "targeted MeshHTTPRoute not found");
+            continue;
+        };
+        if select::select(&proxy, route).is_none() {
+            continue;
+        }
+        let mut rules = Vec::new();
+        for to in route
+            .spec
+            .get("to")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let service = match to.get("targetRef").and_then(|t| {
+                serde_json::from_value::<weft_model::resource::policy::targetref::TargetRef>(
+                    t.clone(),
+                )
+                .ok()
+            }) {
+                Some(t) if t.kind == TargetRefKind::Mesh => None,
+                Some(t) if t.kind == TargetRefKind::MeshService => t.name,
+                _ => continue,
+            };
+            let names = to
+                .get("rules")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let matches: Vec<Match> = r
+                        .get("matches")
+                        .and_then(|m| serde_json::from_value(m.clone()).ok())
+                        .unwrap_or_default();
+                    super::names::route_name(&matches)
+                })
+                .collect();
+            rules.push((service, names));
+        }
+        out.push(RouteTargeted {
+            policy,
+            key: select::sort_key(&policy.resource, top),
+            rules,
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
 /// What a plugin reads.
 pub struct Ctx<'a> {
     pub view: &'a MeshView,
@@ -39,6 +131,8 @@ pub struct Ctx<'a> {
     pub source_service: &'a str,
     /// The proxy's mTLS, when it does mTLS (Mesh mTLS or a MeshIdentity).
     pub mtls: Option<&'a super::mtls::MeshTls>,
+    /// Policies targeting a MeshHTTPRoute that selects the proxy ([`route_targeted`]).
+    pub route_targeted: Vec<RouteTargeted<'a>>,
 }
 
 impl Ctx<'_> {
@@ -46,6 +140,65 @@ impl Ctx<'_> {
     pub fn to<T: DeserializeOwned>(&self, ty: ResourceType, service: &str) -> Option<T> {
         let m = self.rules.to(ty, service)?;
         typed(ty, m)
+    }
+
+    /// The typed `to` conf of `ty` for the routes named `route` of outbound
+    /// `service`, when a policy targeting a MeshHTTPRoute covers them: the
+    /// service's conf with those policies' `to[]` confs merged on top, as Kuma's
+    /// `__rule-matches-hash__` rules (a MeshHTTPRoute top-level targetRef is the
+    /// most specific). `None` when no such policy covers the route.
+    pub fn to_route<T: DeserializeOwned>(
+        &self,
+        ty: ResourceType,
+        service: &str,
+        route: &str,
+    ) -> Option<T> {
+        let covering: Vec<&RouteTargeted<'_>> = self
+            .route_targeted
+            .iter()
+            .filter(|r| r.policy.resource.resource_type() == ty)
+            .filter(|r| {
+                r.rules.iter().any(|(s, names)| {
+                    s.as_deref().is_none_or(|s| s == service) && names.iter().any(|n| n == route)
+                })
+            })
+            .collect();
+        if covering.is_empty() {
+            return None;
+        }
+        let mut merged = self.rules.to(ty, service).cloned().unwrap_or_else(|| {
+            weft_model::rules::merge::merge_all(
+                std::iter::empty(),
+                weft_model::rules::MergeMode::Patch,
+            )
+        });
+        for r in covering {
+            for (i, item) in r
+                .policy
+                .spec
+                .get("to")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let Some(conf) = item.get("default") else {
+                    continue;
+                };
+                let origin = weft_model::rules::Origin {
+                    ty: ty.name().to_string(),
+                    name: r.policy.resource.meta.name.clone(),
+                    entry: format!("to[{i}]"),
+                };
+                weft_model::rules::merge::merge_into(
+                    &mut merged,
+                    conf,
+                    &origin,
+                    weft_model::rules::MergeMode::Patch,
+                );
+            }
+        }
+        typed(ty, &merged)
     }
 
     /// The typed merged inbound conf of `ty` for the inbound on `port`.

@@ -177,6 +177,42 @@ spec:
 }
 
 #[test]
+fn every_cluster_tracks_remaining_without_a_circuit_breaker() {
+    // As Kuma's MeshCircuitBreaker plugin: every cluster, with no policy at all,
+    // has one DEFAULT threshold with track_remaining and no limits; a policy sets
+    // only the limits it names on that same threshold.
+    let a = generate_config(&mesh_view(&[]), &web()).unwrap();
+    assert!(!a.clusters.is_empty());
+    for c in &a.clusters {
+        let t = &c.circuit_breakers.as_ref().expect(&c.name).thresholds;
+        assert_eq!(t.len(), 1, "{}", c.name);
+        assert!(t[0].track_remaining, "{}", c.name);
+        assert_eq!(t[0].priority, 0, "{}", c.name);
+        assert!(t[0].max_connections.is_none() && t[0].max_requests.is_none());
+    }
+    let p = res(r#"
+type: MeshCircuitBreaker
+mesh: default
+name: cb
+spec:
+  to:
+    - targetRef: {kind: MeshService, name: backend}
+      default: {connectionLimits: {maxRequests: 7}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let t = &cluster(&a, "backend")
+        .circuit_breakers
+        .as_ref()
+        .unwrap()
+        .thresholds;
+    assert_eq!(t.len(), 1);
+    assert!(t[0].track_remaining);
+    assert_eq!(t[0].max_requests.unwrap().value, 7);
+    assert!(t[0].max_connections.is_none());
+    envoy_validate(&a);
+}
+
+#[test]
 fn meshhealthcheck_by_protocol() {
     // MeshHealthCheck: HTTP checker for http destinations, TCP for tcp ones, Kuma's defaults.
     let p = res(r#"
@@ -200,6 +236,164 @@ spec:
         cluster(&a, "redis").health_checks[0].health_checker,
         Some(health_check::HealthChecker::TcpHealthCheck(_))
     ));
+    envoy_validate(&a);
+}
+
+/// A client of an http, a tcp and a grpc service, each with one instance.
+fn three_protocols(
+    policies: &[Arc<weft_model::resource::Resource>],
+) -> (
+    crate::xds::generate::MeshView,
+    Arc<weft_model::resource::Resource>,
+) {
+    let client = dataplane(
+        "client-1",
+        "127.0.0.1",
+        20000,
+        "client",
+        "http",
+        "",
+        "    - {port: 20001, tags: {kuma.io/service: backend}}\n    - {port: 20002, tags: {kuma.io/service: redis}}\n    - {port: 20003, tags: {kuma.io/service: rpc}}\n",
+    );
+    let mut all = vec![
+        client.clone(),
+        dataplane(
+            "backend-1",
+            "127.0.0.2",
+            20010,
+            "backend",
+            "http",
+            "",
+            "    []",
+        ),
+        dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []"),
+        dataplane("rpc-1", "127.0.0.5", 20030, "rpc", "grpc", "", "    []"),
+    ];
+    all.extend(policies.iter().cloned());
+    let mesh = res("type: Mesh\nname: default\n");
+    (crate::xds::generate::MeshView::new(mesh, all), client)
+}
+
+#[test]
+fn meshhealthcheck_checkers_only_from_set_sections() {
+    // As Kuma's selectHealthCheckType: the destination protocol's own section
+    // when set and enabled; a disabled http/grpc section falls back to an
+    // enabled tcp one; a section the policy does not set gives no checker.
+    use health_check::HealthChecker as H;
+    let kind = |c: &envoy_types::pb::envoy::config::cluster::v3::Cluster| {
+        assert!(c.health_checks.len() <= 1, "{}", c.name);
+        match c
+            .health_checks
+            .first()
+            .and_then(|h| h.health_checker.as_ref())
+        {
+            None => "-",
+            Some(H::HttpHealthCheck(_)) => "http",
+            Some(H::TcpHealthCheck(_)) => "tcp",
+            Some(H::GrpcHealthCheck(_)) => "grpc",
+            Some(_) => "other",
+        }
+    };
+    for (sections, expected) in [
+        ("{tcp: {}}", ["-", "tcp", "-"]),
+        ("{http: {path: /h}}", ["http", "-", "-"]),
+        ("{grpc: {}}", ["-", "-", "grpc"]),
+        ("{http: {disabled: true}, tcp: {}}", ["tcp", "tcp", "-"]),
+        ("{http: {disabled: true}}", ["-", "-", "-"]),
+        ("{grpc: {disabled: true}, tcp: {}}", ["-", "tcp", "tcp"]),
+        ("{grpc: {}, tcp: {disabled: true}}", ["-", "-", "grpc"]),
+        ("{http: {}, tcp: {}, grpc: {}}", ["http", "tcp", "grpc"]),
+    ] {
+        let p = res(&format!(
+            "type: MeshHealthCheck\nmesh: default\nname: hc\nspec:\n  to:\n    - targetRef: {{kind: Mesh}}\n      default: {sections}\n"
+        ));
+        let (view, client) = three_protocols(&[p]);
+        let a = generate_config(&view, &client).unwrap();
+        let got = [
+            kind(cluster(&a, "backend")),
+            kind(cluster(&a, "redis")),
+            kind(cluster(&a, "rpc")),
+        ];
+        assert_eq!(got, expected, "{sections}");
+        envoy_validate(&a);
+    }
+}
+
+#[test]
+fn meshhealthcheck_http_headers_event_log_and_panic() {
+    // Kuma's HTTP checker headers (x-kuma-tags first, add then set, comma values
+    // split), the event log file sink, fail_traffic_on_panic, decoded TCP payloads.
+    let p = res(r#"
+type: MeshHealthCheck
+mesh: default
+name: hc
+spec:
+  to:
+    - targetRef: {kind: Mesh}
+      default:
+        eventLogPath: /tmp/hc-events.log
+        failTrafficOnPanic: true
+        healthyPanicThreshold: 30
+        http:
+          path: /health
+          requestHeadersToAdd:
+            set: [{name: x-set, value: s}]
+            add: [{name: x-add, value: "a,b"}]
+        tcp: {send: cGluZw==, receive: [cG9uZw==]}
+"#);
+    let (view, client) = three_protocols(&[p]);
+    let a = generate_config(&view, &client).unwrap();
+    let c = cluster(&a, "backend");
+    let hc = &c.health_checks[0];
+    let Some(health_check::HealthChecker::HttpHealthCheck(h)) = &hc.health_checker else {
+        panic!("{hc:?}")
+    };
+    let headers: Vec<(String, String, i32)> = h
+        .request_headers_to_add
+        .iter()
+        .map(|o| {
+            let hv = o.header.clone().unwrap();
+            (hv.key, hv.value, o.append_action)
+        })
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            (
+                "x-kuma-tags".into(),
+                "&kuma.io/protocol=http&&kuma.io/service=client&".into(),
+                0
+            ),
+            ("x-add".into(), "a".into(), 0),
+            ("x-add".into(), "b".into(), 0),
+            ("x-set".into(), "s".into(), 2),
+        ]
+    );
+    assert_eq!(hc.event_logger.len(), 1);
+    assert_eq!(
+        hc.event_logger[0].name,
+        "envoy.health_check.event_sinks.file"
+    );
+    let lb = c.common_lb_config.as_ref().unwrap();
+    assert_eq!(lb.healthy_panic_threshold.as_ref().unwrap().value, 30.0);
+    match &lb.locality_config_specifier {
+        Some(cluster::common_lb_config::LocalityConfigSpecifier::ZoneAwareLbConfig(z)) => {
+            assert!(z.fail_traffic_on_panic)
+        }
+        other => panic!("{other:?}"),
+    }
+    let Some(health_check::HealthChecker::TcpHealthCheck(t)) =
+        &cluster(&a, "redis").health_checks[0].health_checker
+    else {
+        panic!()
+    };
+    let text = |p: &Option<health_check::Payload>| match p.as_ref().and_then(|p| p.payload.clone())
+    {
+        Some(health_check::payload::Payload::Text(t)) => t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(text(&t.send), "70696e67", "hex of the decoded \"ping\"");
+    assert_eq!(text(&t.receive.first().cloned()), "706f6e67");
     envoy_validate(&a);
 }
 
@@ -404,6 +598,148 @@ spec:
         1
     );
     envoy_validate(&a);
+}
+
+fn faults(
+    l: &envoy_types::pb::envoy::config::listener::v3::Listener,
+) -> Vec<envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault> {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
+    hcm(l)
+        .http_filters
+        .iter()
+        .filter(|f| f.name == "envoy.filters.http.fault")
+        .map(|f| match &f.config_type {
+            Some(ConfigType::TypedConfig(any)) => {
+                envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault::decode(
+                    any.value.as_slice(),
+                )
+                .unwrap()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// `(regex, inverted)` of each `x-kuma-tags` matcher of a fault.
+fn tag_matchers(
+    f: &envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault,
+) -> Vec<(String, bool)> {
+    use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    f.headers
+        .iter()
+        .map(|h| {
+            assert_eq!(h.name, "x-kuma-tags");
+            match &h.header_match_specifier {
+                Some(HeaderMatchSpecifier::StringMatch(m)) => match &m.match_pattern {
+                    Some(MatchPattern::SafeRegex(r)) => (r.regex.clone(), h.invert_match),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn meshfaultinjection_from_sources_matches_x_kuma_tags() {
+    // As Kuma's legacy from-rules: the clients split into "web" (the merge of the
+    // Mesh and the web entry: arrays replace, so web's fault only) and "not web"
+    // (the Mesh entry), matched on the x-kuma-tags header the client's outbound sets.
+    let p = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: Mesh}
+      default: {http: [{abort: {httpStatus: 500, percentage: 10}}]}
+    - targetRef: {kind: MeshService, name: web}
+      default: {http: [{abort: {httpStatus: 503, percentage: 100}}]}
+"#);
+    let view = mesh_view(&[p]);
+    let a = generate_config(&view, &backend_1()).unwrap();
+    let f = faults(listener(&a, "inbound:127.0.0.2:20010"));
+    assert_eq!(f.len(), 2, "{f:?}");
+    let status = |f: &envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault| {
+        match f.abort.as_ref().unwrap().error_type {
+            Some(envoy_types::pb::envoy::extensions::filters::http::fault::v3::fault_abort::ErrorType::HttpStatus(s)) => s,
+            ref other => panic!("{other:?}"),
+        }
+    };
+    let from_web = r".*&kuma\.io/service=([^&]*,)?web[,&].*".to_string();
+    assert_eq!(status(&f[0]), 503);
+    assert_eq!(tag_matchers(&f[0]), vec![(from_web.clone(), false)]);
+    assert_eq!(status(&f[1]), 500);
+    assert_eq!(tag_matchers(&f[1]), vec![(from_web, true)]);
+    envoy_validate(&a);
+
+    // The client's outbound routes carry its tags once a mesh has a MeshFaultInjection.
+    let w = generate_config(&view, &web()).unwrap();
+    let rc = route_config(listener(&w, "outbound:127.0.0.1:20001"));
+    let h = rc.request_headers_to_add[0].header.clone().unwrap();
+    assert_eq!(
+        (h.key.as_str(), h.value.as_str()),
+        (
+            "x-kuma-tags",
+            "&kuma.io/protocol=http&&kuma.io/service=web&"
+        )
+    );
+    let plain = generate_config(&mesh_view(&[]), &web()).unwrap();
+    assert!(
+        route_config(listener(&plain, "outbound:127.0.0.1:20001"))
+            .request_headers_to_add
+            .is_empty()
+    );
+}
+
+#[test]
+fn meshfaultinjection_source_groups_exclude_every_other_value() {
+    // Two MeshServiceSubset sources: three groups; the rest of the clients
+    // excludes both values (one inverted matcher each); only-source entries
+    // leave everyone else without a fault.
+    let p = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: MeshSubset, tags: {version: v1}}
+      default: {http: [{abort: {httpStatus: 501, percentage: 100}}]}
+    - targetRef: {kind: MeshSubset, tags: {version: v2}}
+      default: {http: [{abort: {httpStatus: 502, percentage: 100}}]}
+    - targetRef: {kind: Mesh}
+      default: {http: [{delay: {value: 1s, percentage: 100}}]}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &backend_1()).unwrap();
+    let f = faults(listener(&a, "inbound:127.0.0.2:20010"));
+    let m: Vec<Vec<(String, bool)>> = f.iter().map(tag_matchers).collect();
+    let v = |x: &str| format!(".*&version=([^&]*,)?{x}[,&].*");
+    assert_eq!(
+        m,
+        vec![
+            vec![(v("v1"), false)],
+            vec![(v("v2"), false)],
+            vec![(v("v1"), true), (v("v2"), true)],
+        ]
+    );
+    assert!(f[2].delay.is_some() && f[2].abort.is_none());
+    envoy_validate(&a);
+
+    let only = res(r#"
+type: MeshFaultInjection
+mesh: default
+name: fault
+spec:
+  targetRef: {kind: MeshService, name: backend}
+  from:
+    - targetRef: {kind: MeshService, name: web}
+      default: {http: [{abort: {httpStatus: 503, percentage: 100}}]}
+"#);
+    let a = generate_config(&mesh_view(&[only]), &backend_1()).unwrap();
+    assert_eq!(faults(listener(&a, "inbound:127.0.0.2:20010")).len(), 1);
 }
 
 #[test]
@@ -695,5 +1031,79 @@ fn meshretry_omit_hosts_with_tags_matches_endpoint_metadata() {
             .is_some_and(|m| m.filter_metadata["envoy.lb"].fields.contains_key("version"))
     });
     assert!(tagged, "endpoints carry their tags: {cla:?}");
+    envoy_validate(&a);
+}
+
+#[test]
+fn top_level_meshhttproute_applies_to_that_routes_only() {
+    // MeshTimeout and MeshRetry with `targetRef: {kind: MeshHTTPRoute}` change the
+    // Envoy routes generated from that route's rules (named by their matches)
+    // and no other route; the mesh-wide conf still applies to the others and is
+    // the base the route's conf merges over. A route that does not select the
+    // proxy leaves it untouched (its policy would win the merge: smaller name).
+    let route = |name: &str, top: &str| {
+        res(&format!(
+            r#"
+type: MeshHTTPRoute
+mesh: default
+name: {name}
+spec:
+  targetRef: {top}
+  to:
+    - targetRef: {{kind: MeshService, name: backend}}
+      rules:
+        - matches: [{{path: {{type: PathPrefix, value: /api}}}}]
+          default: {{}}
+"#
+        ))
+    };
+    let on_route = |ty: &str, name: &str, default: &str| {
+        let lower = ty.to_lowercase();
+        res(&format!(
+            "type: {ty}\nmesh: default\nname: {lower}-{name}\nspec:\n  targetRef: {{kind: MeshHTTPRoute, name: {name}}}\n  to:\n    - targetRef: {{kind: Mesh}}\n      default: {default}\n"
+        ))
+    };
+    let mesh_wide = res(
+        "type: MeshTimeout\nmesh: default\nname: all\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {requestTimeout: 20s, streamIdleTimeout: 40s}}\n",
+    );
+    let view = mesh_view(&[
+        route("api", "{kind: Mesh}"),
+        route("a-elsewhere", "{kind: MeshService, name: redis}"),
+        mesh_wide,
+        on_route("MeshTimeout", "api", "{http: {requestTimeout: 3s}}"),
+        on_route("MeshRetry", "api", "{http: {numRetries: 7}}"),
+        on_route("MeshTimeout", "a-elsewhere", "{http: {requestTimeout: 9s}}"),
+    ]);
+    let a = generate_config(&view, &web()).unwrap();
+    let routes = backend_routes(&a);
+    let api = crate::xds::generate::names::route_name(&[serde_json::from_str(
+        r#"{"path": {"type": "PathPrefix", "value": "/api"}}"#,
+    )
+    .unwrap()]);
+    let (ours, others): (Vec<&Route>, Vec<&Route>) = routes.iter().partition(|r| r.name == api);
+    assert_eq!(ours.len(), 2, "/api and /api/: {routes:?}");
+    assert!(!others.is_empty());
+    for r in ours {
+        assert_eq!(action(r).timeout.unwrap().seconds, 3);
+        assert_eq!(
+            action(r).idle_timeout.unwrap().seconds,
+            40,
+            "merged over the mesh-wide conf"
+        );
+        assert_eq!(
+            action(r)
+                .retry_policy
+                .as_ref()
+                .unwrap()
+                .num_retries
+                .unwrap()
+                .value,
+            7
+        );
+    }
+    for r in others {
+        assert_eq!(action(r).timeout.unwrap().seconds, 20);
+        assert!(action(r).retry_policy.is_none());
+    }
     envoy_validate(&a);
 }
