@@ -7,7 +7,7 @@
 //! user's files apply unchanged), and [`warnings`] lists each part that has no
 //! effect, with its path; the API returns them in the PUT answer.
 
-use crate::resource::policy::targetref::{TargetRef, TargetRefKind};
+use crate::resource::policy::targetref::{ProxyType, TargetRef, TargetRefKind};
 use crate::resource::{Resource, ResourceType};
 use serde_json::Value;
 
@@ -61,23 +61,150 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     for section in ["to", "from"] {
         for (i, item) in items(&spec[section]) {
             let at = format!("spec.{section}[{i}]");
+            if section == "to" && GATEWAY_ONLY_TO.contains(&ty) {
+                out.push(format!(
+                    "{at}: a {ty} in `to` configures gateway outbounds, which Weft does not \
+                     have: not applied (sidecars take it in `from` or `rules`)"
+                ));
+            }
             if let Some(tr) = target_ref(&item["targetRef"]) {
                 check(&format!("{at}.targetRef"), &tr, &mut out);
+                if section == "to" && tr.kind == TargetRefKind::MeshHTTPRoute && tr.name.is_some() {
+                    out.push(format!(
+                        "{at}.targetRef: a `to` item for a MeshHTTPRoute is not applied yet: \
+                         name the destination (MeshService) instead"
+                    ));
+                }
+                if section == "from"
+                    && ty != ResourceType::MeshTrafficPermission
+                    && !any_client(&tr)
+                {
+                    out.push(format!(
+                        "{at}.targetRef: a {ty} for some clients (kind {}) is not applied yet: \
+                         only `from` items with kind Mesh configure the inbound",
+                        tr.kind
+                    ));
+                }
             }
             for (j, rule) in items(&item["rules"]) {
+                let rule_at = format!("{at}.rules[{j}].default");
                 for (k, b) in items(&rule["default"]["backendRefs"]) {
-                    if let Some(tr) = target_ref(b) {
-                        check(
-                            &format!("{at}.rules[{j}].default.backendRefs[{k}]"),
-                            &tr,
-                            &mut out,
-                        );
+                    backend(&format!("{rule_at}.backendRefs[{k}]"), b, &mut out);
+                }
+                for (k, f) in items(&rule["default"]["filters"]) {
+                    let b = &f["requestMirror"]["backendRef"];
+                    if b.is_object() {
+                        let p = format!("{rule_at}.filters[{k}].requestMirror.backendRef");
+                        backend(&p, b, &mut out);
+                    }
+                }
+            }
+            conf_warnings(ty, &at, &item["default"], &mut out);
+        }
+    }
+    for (i, rule) in items(&spec["rules"]) {
+        conf_warnings(ty, &format!("spec.rules[{i}]"), &rule["default"], &mut out);
+    }
+    out
+}
+
+/// Policy types whose `to[]` only configures gateways.
+const GATEWAY_ONLY_TO: &[ResourceType] = &[
+    ResourceType::MeshFaultInjection,
+    ResourceType::MeshRateLimit,
+];
+
+/// Whether a `from[]` targetRef means every client (the only inbound conf applied).
+fn any_client(tr: &TargetRef) -> bool {
+    match tr.kind {
+        TargetRefKind::Mesh => true,
+        TargetRefKind::MeshSubset => tr.tags.as_ref().is_none_or(|t| t.is_empty()),
+        _ => false,
+    }
+}
+
+/// A route backend (`backendRefs[]`, `requestMirror.backendRef`): its targetRef
+/// part, and the fields the routes do not use.
+fn backend(at: &str, b: &Value, out: &mut Vec<String>) {
+    let Some(tr) = target_ref(b) else { return };
+    check(at, &tr, out);
+    if tr.name.is_none() && tr.service_name().is_some() {
+        out.push(format!(
+            "{at}.labels: not applied yet: a backend is named by `name`; without it the \
+             traffic goes to the `to` destination itself"
+        ));
+    }
+    if let Some(port) = b["port"].as_u64() {
+        out.push(format!(
+            "{at}.port: {port} is not applied: a backend gets the traffic on its \
+             kuma.io/service endpoints, whatever their port"
+        ));
+    }
+}
+
+/// Fields of one `default` conf that are accepted but not applied yet; `at` is
+/// the item (`spec.to[0]`, `spec.rules[1]`).
+fn conf_warnings(ty: ResourceType, at: &str, conf: &Value, out: &mut Vec<String>) {
+    let at = format!("{at}.default");
+    match ty {
+        ResourceType::MeshAccessLog => {
+            for (k, b) in items(&conf["backends"]) {
+                let bp = format!("{at}.backends[{k}]");
+                if b["type"] == "OpenTelemetry" {
+                    out.push(format!(
+                        "{bp}: OpenTelemetry access logs are not generated yet: this backend \
+                         receives nothing"
+                    ));
+                }
+                for kind in ["file", "tcp"] {
+                    if b[kind]["format"]["omitEmptyValues"] == true {
+                        out.push(format!(
+                            "{bp}.{kind}.format.omitEmptyValues: not applied yet: every key \
+                             is written, empty values included"
+                        ));
                     }
                 }
             }
         }
+        ResourceType::MeshHealthCheck => {
+            if conf["failTrafficOnPanic"] == true {
+                out.push(format!(
+                    "{at}.failTrafficOnPanic: not applied yet: in panic mode Envoy still \
+                     balances across every host"
+                ));
+            }
+            if conf["eventLogPath"].is_string() {
+                out.push(format!(
+                    "{at}.eventLogPath: not applied yet: health check events are not \
+                     written to a file"
+                ));
+            }
+        }
+        ResourceType::MeshLoadBalancingStrategy => {
+            let lb = &conf["loadBalancer"];
+            for (list, p) in [
+                (&conf["hashPolicies"], format!("{at}.hashPolicies")),
+                (
+                    &lb["ringHash"]["hashPolicies"],
+                    format!("{at}.loadBalancer.ringHash.hashPolicies"),
+                ),
+                (
+                    &lb["maglev"]["hashPolicies"],
+                    format!("{at}.loadBalancer.maglev.hashPolicies"),
+                ),
+            ] {
+                for (k, h) in items(list) {
+                    if h["connection"]["sourceIP"] == false {
+                        out.push(format!(
+                            "{p}[{k}].connection.sourceIP: false is not applied: a connection \
+                             hash policy always hashes the source IP"
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
     }
-    out
 }
 
 fn items(v: &Value) -> impl Iterator<Item = (usize, &Value)> {
@@ -114,6 +241,20 @@ fn check(at: &str, tr: &TargetRef, out: &mut Vec<String>) {
             "{at}.labels: {nothing}: a MeshHTTPRoute is matched by `name` only"
         )),
         _ => {}
+    }
+    if let Some(ns) = &tr.namespace {
+        out.push(format!(
+            "{at}.namespace: {ns:?} is not applied: Weft resources have no namespace; the \
+             targetRef matches by name or labels alone"
+        ));
+    }
+    if let Some(types) = &tr.proxy_types
+        && !types.is_empty()
+        && !types.contains(&ProxyType::Sidecar)
+    {
+        out.push(format!(
+            "{at}.proxyTypes: only Gateway {nothing}: Weft has no built-in gateways"
+        ));
     }
     if let Some(section) = &tr.section_name
         && matches!(tr.kind, TargetRefKind::MeshService)
@@ -189,6 +330,74 @@ spec:
         let route = "type: MeshRetry\nmesh: m\nname: r\nspec:\n  targetRef: {kind: MeshHTTPRoute, name: route-1}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {numRetries: 1}}\n";
         assert!(
             warned(route)[0].starts_with("spec.targetRef: a MeshRetry scoped to a MeshHTTPRoute")
+        );
+    }
+
+    fn paths(w: &[String]) -> Vec<&str> {
+        w.iter()
+            .map(|s| s.split(':').next().unwrap_or(""))
+            .collect()
+    }
+
+    // Fields Weft accepts but does not apply yet are each named with their path.
+    #[test]
+    fn unapplied_fields_are_named() {
+        let log = "type: MeshAccessLog\nmesh: m\nname: l\nspec:\n  targetRef: {kind: Mesh, proxyTypes: [Gateway]}\n  to:\n    - targetRef: {kind: MeshHTTPRoute, name: r}\n      default: {backends: [{type: File, file: {path: /tmp/l, format: {type: Json, omitEmptyValues: true, json: [{key: a, value: b}]}}}, {type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}]}\n";
+        let inbound = "type: MeshAccessLog\nmesh: m\nname: l\nspec:\n  rules:\n    - default: {backends: [{type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}]}\n";
+        assert_eq!(
+            paths(&warned(inbound)),
+            ["spec.rules[0].default.backends[0]"],
+            "{:?}",
+            warned(inbound)
+        );
+        assert_eq!(
+            paths(&warned(log)),
+            [
+                "spec.targetRef.proxyTypes",
+                "spec.to[0].targetRef",
+                "spec.to[0].default.backends[0].file.format.omitEmptyValues",
+                "spec.to[0].default.backends[1]",
+            ],
+            "{:?}",
+            warned(log)
+        );
+        let hc = "type: MeshHealthCheck\nmesh: m\nname: h\nspec:\n  to:\n    - targetRef: {kind: MeshService, name: b, namespace: ns}\n      default: {failTrafficOnPanic: true, eventLogPath: /tmp/hc, http: {path: /}}\n";
+        assert_eq!(
+            paths(&warned(hc)),
+            [
+                "spec.to[0].targetRef.namespace",
+                "spec.to[0].default.failTrafficOnPanic",
+                "spec.to[0].default.eventLogPath",
+            ],
+            "{:?}",
+            warned(hc)
+        );
+        let lb = "type: MeshLoadBalancingStrategy\nmesh: m\nname: lb\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default:\n        loadBalancer: {type: RingHash, ringHash: {hashPolicies: [{type: Connection, connection: {sourceIP: true}}, {type: Connection, connection: {sourceIP: false}}]}}\n";
+        assert_eq!(
+            paths(&warned(lb)),
+            ["spec.to[0].default.loadBalancer.ringHash.hashPolicies[1].connection.sourceIP"],
+            "{:?}",
+            warned(lb)
+        );
+        let fi = "type: MeshFaultInjection\nmesh: m\nname: f\nspec:\n  targetRef: {kind: MeshService, name: web}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n    - targetRef: {kind: MeshService, name: web}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n";
+        assert_eq!(
+            paths(&warned(fi)),
+            ["spec.from[1].targetRef"],
+            "{:?}",
+            warned(fi)
+        );
+        let gw = "type: MeshRateLimit\nmesh: m\nname: g\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 1, interval: 1s}}}}\n";
+        assert_eq!(paths(&warned(gw)), ["spec.to[0]"], "{:?}", warned(gw));
+        let route = "type: MeshHTTPRoute\nmesh: m\nname: r\nspec:\n  to:\n    - targetRef: {kind: MeshService, name: web}\n      rules:\n        - matches: [{path: {type: PathPrefix, value: /}}]\n          default:\n            backendRefs: [{kind: MeshService, labels: {kuma.io/display-name: v2}, port: 8080}]\n            filters: [{type: RequestMirror, requestMirror: {backendRef: {kind: MeshService, name: shadow, port: 80}}}]\n";
+        assert_eq!(
+            paths(&warned(route)),
+            [
+                "spec.to[0].rules[0].default.backendRefs[0].labels",
+                "spec.to[0].rules[0].default.backendRefs[0].port",
+                "spec.to[0].rules[0].default.filters[0].requestMirror.backendRef.port",
+            ],
+            "{:?}",
+            warned(route)
         );
     }
 }
