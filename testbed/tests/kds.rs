@@ -12,6 +12,21 @@ use weft_testbed::wait::eventually;
 
 const TIMEOUT: &str = "type: MeshTimeout\nname: t1\nmesh: default\nspec:\n  targetRef:\n    kind: Mesh\n  to:\n    - targetRef:\n        kind: Mesh\n      default:\n        idleTimeout: 1h\n";
 
+/// Waits until the zone answers `/ready` (its first sync from global is applied).
+async fn until_ready(zone: &inprocess::Running) {
+    eventually(Duration::from_secs(10), "zone ready", || async {
+        let r = zone
+            .api
+            .http()
+            .get(zone.api.url("/ready"))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
 async fn idle_timeout(api: &weft_testbed::Client, path: &str) -> Option<String> {
     let (s, body): (StatusCode, Value) = api.get(path).await;
     (s == StatusCode::OK).then(|| {
@@ -30,17 +45,7 @@ async fn policies_flow_global_to_zone() {
     let zone = inprocess::federated_zone(&global, "zone-1").await;
     let path = "/meshes/default/meshtimeouts/t1";
 
-    eventually(Duration::from_secs(10), "zone ready", || async {
-        let r = zone
-            .api
-            .http()
-            .get(zone.api.url("/ready"))
-            .send()
-            .await
-            .ok()?;
-        (r.status() == StatusCode::OK).then_some(())
-    })
-    .await;
+    until_ready(&zone).await;
     let (s, mesh) = zone.api.get("/meshes/default").await;
     assert_eq!(s, StatusCode::OK, "the default mesh comes from global");
     assert_eq!(mesh["labels"]["kuma.io/origin"], "global");
@@ -127,11 +132,7 @@ async fn zones_report_up_and_ingresses_fan_out() {
     let z1 = inprocess::federated_zone(&global, "zone-1").await;
     let z2 = inprocess::federated_zone(&global, "zone-2").await;
     for z in [&z1, &z2] {
-        eventually(Duration::from_secs(10), "zone ready", || async {
-            let r = z.api.http().get(z.api.url("/ready")).send().await.ok()?;
-            (r.status() == StatusCode::OK).then_some(())
-        })
-        .await;
+        until_ready(z).await;
     }
     let (s, body) = z1
         .api
@@ -591,5 +592,86 @@ async fn zone_origin_policy_reaches_global_and_wins() {
     })
     .await;
     zone.stop().await;
+    global.stop().await;
+}
+
+// Kuma 2.14's MeshServices: with meshServices enabled on the mesh, zone-1
+// generates one for its Dataplanes' service, reports it to global, and zone-2
+// sees it (hashed name, zone-1's provenance, read-only); it goes with the last
+// Dataplane. The mesh's default (mode Disabled) generates none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_service_from_one_zone_is_visible_in_another() {
+    let global = inprocess::global().await;
+    let z1 = inprocess::federated_zone(&global, "zone-1").await;
+    let z2 = inprocess::federated_zone(&global, "zone-2").await;
+    for z in [&z1, &z2] {
+        until_ready(z).await;
+    }
+    let dp_path = "/meshes/default/dataplanes/backend-1";
+    let (s, body) = z1.api.put(dp_path, DATAPLANE).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    eventually(
+        Duration::from_secs(5),
+        "the dataplane on global",
+        || async {
+            let (_, list) = global.api.get("/meshes/default/dataplanes").await;
+            list["items"].as_array()?.first().map(drop)
+        },
+    )
+    .await;
+    let (_, list) = z1.api.get("/meshes/default/meshservices").await;
+    assert_eq!(list["total"], 0, "mode Disabled generates none: {list}");
+
+    let (s, body) = global
+        .api
+        .put(
+            "/meshes/default",
+            "type: Mesh\nname: default\nmeshServices: {mode: Everywhere}\n",
+        )
+        .await;
+    assert!(s.is_success(), "{body}");
+    let on_z2 = eventually(
+        Duration::from_secs(10),
+        "zone-1's MeshService on zone-2",
+        || async {
+            let (_, list) = z2.api.get("/meshes/default/meshservices").await;
+            list["items"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(on_z2["labels"]["kuma.io/display-name"], "backend");
+    assert_eq!(on_z2["labels"]["kuma.io/zone"], "zone-1");
+    assert_eq!(on_z2["labels"]["kuma.io/origin"], "global");
+    assert_eq!(
+        on_z2["spec"]["selector"]["dataplaneTags"]["kuma.io/service"],
+        "backend"
+    );
+    let name = on_z2["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("backend-"), "{on_z2}");
+    let (s, local) = z1.api.get("/meshes/default/meshservices/backend").await;
+    assert_eq!(s, StatusCode::OK, "{local}");
+    assert_eq!(
+        local["labels"]["kuma.io/managed-by"],
+        "meshservice-generator"
+    );
+    let (s, _) = z2
+        .api
+        .delete(&format!("/meshes/default/meshservices/{name}"))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "a copy from another zone is read-only"
+    );
+
+    let (s, _) = z1.api.delete(dp_path).await;
+    assert_eq!(s, StatusCode::OK);
+    eventually(Duration::from_secs(10), "gone from zone-2", || async {
+        let (_, list) = z2.api.get("/meshes/default/meshservices").await;
+        (list["total"] == 0).then_some(())
+    })
+    .await;
+    z1.stop().await;
+    z2.stop().await;
     global.stop().await;
 }

@@ -504,7 +504,8 @@ async fn delete_item(
 /// Who may change a resource, by its `kuma.io/origin` (Kuma 2.14): on global,
 /// what a zone created is read-only and `origin: zone` cannot be written; on a
 /// federated zone, a policy is this zone's own only when labelled
-/// `kuma.io/origin: zone`, and global's copies are read-only. `stored` is what
+/// `kuma.io/origin: zone`, and whatever came from global (its own resources
+/// and the other zones' it fans out) is read-only. `stored` is what
 /// the key holds now, `new` what a PUT writes (`None` for a DELETE).
 fn check_origin(
     mode: &Mode,
@@ -536,7 +537,7 @@ fn check_origin(
         }
         Mode::Zone {
             federated: true, ..
-        } if ty.is_policy() => {
+        } => {
             if let Some(s) = stored
                 && origin(s).as_deref() == Some("global")
             {
@@ -545,6 +546,7 @@ fn check_origin(
                 )));
             }
             if let Some(n) = new
+                && ty.is_policy()
                 && origin(n).as_deref() != Some("zone")
             {
                 return Err(ApiError::method_not_allowed(format!(

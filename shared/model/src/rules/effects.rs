@@ -21,11 +21,18 @@ pub const NOT_GENERATED: &[ResourceType] = &[
 
 /// Policy types whose top-level `kind: MeshHTTPRoute` narrows them to that
 /// route's Envoy routes.
-pub const ROUTE_SCOPED: &[ResourceType] = &[];
+pub const ROUTE_SCOPED: &[ResourceType] = &[ResourceType::MeshTimeout, ResourceType::MeshRetry];
 
 /// One warning per part of `res` that has no effect in Weft.
 pub fn warnings(res: &Resource) -> Vec<String> {
     let ty = res.resource_type();
+    if ty == ResourceType::MeshService {
+        return vec![
+            "MeshService resources are listed and synced to the other zones, but Weft \
+             routes by kuma.io/service: a MeshService adds no destination of its own yet"
+                .to_string(),
+        ];
+    }
     if !ty.is_policy() {
         return Vec::new();
     }
@@ -75,10 +82,7 @@ pub fn warnings(res: &Resource) -> Vec<String> {
                          name the destination (MeshService) instead"
                     ));
                 }
-                if section == "from"
-                    && ty != ResourceType::MeshTrafficPermission
-                    && !any_client(&tr)
-                {
+                if section == "from" && !SOURCE_SPECIFIC.contains(&ty) && !any_client(&tr) {
                     out.push(format!(
                         "{at}.targetRef: a {ty} for some clients (kind {}) is not applied yet: \
                          only `from` items with kind Mesh configure the inbound",
@@ -108,6 +112,13 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     out
 }
 
+/// Policy types whose `from[]` items for some clients are applied (RBAC
+/// principals; fault filters matched on the client's `x-kuma-tags`).
+const SOURCE_SPECIFIC: &[ResourceType] = &[
+    ResourceType::MeshTrafficPermission,
+    ResourceType::MeshFaultInjection,
+];
+
 /// Policy types whose `to[]` only configures gateways.
 const GATEWAY_ONLY_TO: &[ResourceType] = &[
     ResourceType::MeshFaultInjection,
@@ -128,12 +139,6 @@ fn any_client(tr: &TargetRef) -> bool {
 fn backend(at: &str, b: &Value, out: &mut Vec<String>) {
     let Some(tr) = target_ref(b) else { return };
     check(at, &tr, out);
-    if tr.name.is_none() && tr.service_name().is_some() {
-        out.push(format!(
-            "{at}.labels: not applied yet: a backend is named by `name`; without it the \
-             traffic goes to the `to` destination itself"
-        ));
-    }
     if let Some(port) = b["port"].as_u64() {
         out.push(format!(
             "{at}.port: {port} is not applied: a backend gets the traffic on its \
@@ -164,20 +169,6 @@ fn conf_warnings(ty: ResourceType, at: &str, conf: &Value, out: &mut Vec<String>
                         ));
                     }
                 }
-            }
-        }
-        ResourceType::MeshHealthCheck => {
-            if conf["failTrafficOnPanic"] == true {
-                out.push(format!(
-                    "{at}.failTrafficOnPanic: not applied yet: in panic mode Envoy still \
-                     balances across every host"
-                ));
-            }
-            if conf["eventLogPath"].is_string() {
-                out.push(format!(
-                    "{at}.eventLogPath: not applied yet: health check events are not \
-                     written to a file"
-                ));
             }
         }
         ResourceType::MeshLoadBalancingStrategy => {
@@ -327,9 +318,15 @@ spec:
             ],
             "{w:?}"
         );
+        // MeshTimeout and MeshRetry apply to a MeshHTTPRoute's routes; others do not.
         let route = "type: MeshRetry\nmesh: m\nname: r\nspec:\n  targetRef: {kind: MeshHTTPRoute, name: route-1}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {numRetries: 1}}\n";
+        assert!(warned(route).is_empty(), "{:?}", warned(route));
+        let limit = "type: MeshRateLimit\nmesh: m\nname: l\nspec:\n  targetRef: {kind: MeshHTTPRoute, name: route-1}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 1, interval: 1s}}}}\n";
         assert!(
-            warned(route)[0].starts_with("spec.targetRef: a MeshRetry scoped to a MeshHTTPRoute")
+            warned(limit)[0]
+                .starts_with("spec.targetRef: a MeshRateLimit scoped to a MeshHTTPRoute"),
+            "{:?}",
+            warned(limit)
         );
     }
 
@@ -362,13 +359,10 @@ spec:
             warned(log)
         );
         let hc = "type: MeshHealthCheck\nmesh: m\nname: h\nspec:\n  to:\n    - targetRef: {kind: MeshService, name: b, namespace: ns}\n      default: {failTrafficOnPanic: true, eventLogPath: /tmp/hc, http: {path: /}}\n";
+        // failTrafficOnPanic and eventLogPath are applied.
         assert_eq!(
             paths(&warned(hc)),
-            [
-                "spec.to[0].targetRef.namespace",
-                "spec.to[0].default.failTrafficOnPanic",
-                "spec.to[0].default.eventLogPath",
-            ],
+            ["spec.to[0].targetRef.namespace"],
             "{:?}",
             warned(hc)
         );
@@ -380,19 +374,14 @@ spec:
             warned(lb)
         );
         let fi = "type: MeshFaultInjection\nmesh: m\nname: f\nspec:\n  targetRef: {kind: MeshService, name: web}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n    - targetRef: {kind: MeshService, name: web}\n      default: {http: [{abort: {httpStatus: 500, percentage: 1}}]}\n";
-        assert_eq!(
-            paths(&warned(fi)),
-            ["spec.from[1].targetRef"],
-            "{:?}",
-            warned(fi)
-        );
+        // Source-specific faults are applied (matched on x-kuma-tags).
+        assert!(warned(fi).is_empty(), "{:?}", warned(fi));
         let gw = "type: MeshRateLimit\nmesh: m\nname: g\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {local: {http: {requestRate: {num: 1, interval: 1s}}}}\n";
         assert_eq!(paths(&warned(gw)), ["spec.to[0]"], "{:?}", warned(gw));
         let route = "type: MeshHTTPRoute\nmesh: m\nname: r\nspec:\n  to:\n    - targetRef: {kind: MeshService, name: web}\n      rules:\n        - matches: [{path: {type: PathPrefix, value: /}}]\n          default:\n            backendRefs: [{kind: MeshService, labels: {kuma.io/display-name: v2}, port: 8080}]\n            filters: [{type: RequestMirror, requestMirror: {backendRef: {kind: MeshService, name: shadow, port: 80}}}]\n";
         assert_eq!(
             paths(&warned(route)),
             [
-                "spec.to[0].rules[0].default.backendRefs[0].labels",
                 "spec.to[0].rules[0].default.backendRefs[0].port",
                 "spec.to[0].rules[0].default.filters[0].requestMirror.backendRef.port",
             ],

@@ -35,10 +35,13 @@
 //!    element; only the catch-all (`{}`) rule is used for Envoy config since client
 //!    identity needs mTLS. Single-item policies merge their `default`.
 //!
-//! Not modelled (documented in docs/policies.md): the negation/clique rules of
-//! MeshTrafficPermission, `rules[]` entries with spiffeID/SNI matches, targetRefs
-//! to real MeshService / MeshExternalService / MeshMultiZoneService resources and
-//! top-level `MeshHTTPRoute` / `MeshGateway`.
+//! A MeshService targetRef means the `kuma.io/service` it names, by `name` or by
+//! the `kuma.io/display-name` label alone ([`TargetRef::service_name`]). A
+//! top-level `MeshHTTPRoute` (MeshTimeout, MeshRetry) is resolved by the zone's
+//! generator, which knows the routes. Not modelled, and warned when written
+//! ([`effects`]): the negation/clique rules of MeshTrafficPermission, `rules[]`
+//! entries with spiffeID/SNI matches, MeshServices selected by other labels,
+//! MeshExternalService / MeshMultiZoneService targets and `MeshGateway`.
 
 pub mod defaults;
 pub mod effects;

@@ -46,6 +46,12 @@ impl BackendRef {
         }
     }
 
+    /// The `kuma.io/service` a backend means: its `name`, or the
+    /// `kuma.io/display-name` label alone ([`TargetRef::service_name`]).
+    pub fn service_name(&self) -> Option<String> {
+        self.target_ref().service_name().map(str::to_string)
+    }
+
     /// The targetRef part.
     pub fn target_ref(&self) -> TargetRef {
         TargetRef {

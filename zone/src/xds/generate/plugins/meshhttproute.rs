@@ -88,7 +88,7 @@ fn is_catch_all(r: &Route) -> bool {
 }
 
 fn backend_cluster(cfg: &mut ProxyConfig, ctx: &Ctx<'_>, b: &BackendRef, default: &str) -> String {
-    let name = b.name.clone().unwrap_or_else(|| default.to_string());
+    let name = b.service_name().unwrap_or_else(|| default.to_string());
     let tags = match b.kind {
         TargetRefKind::MeshServiceSubset => b.tags.clone().unwrap_or_default(),
         _ => Tags::new(),

@@ -40,7 +40,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
             .unwrap_or_default();
         let mut weighted: Vec<(String, u32)> = Vec::new();
         for b in &refs {
-            let name = b.name.clone().unwrap_or_else(|| service.clone());
+            let name = b.service_name().unwrap_or_else(|| service.clone());
             let tags = if b.kind == TargetRefKind::MeshServiceSubset {
                 b.tags.clone().unwrap_or_default()
             } else {
