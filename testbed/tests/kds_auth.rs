@@ -172,12 +172,11 @@ impl RawZone {
         // Like a real zone, send the other subscribed types their (empty) first
         // response: global answers nothing of the initial sync until every type has
         // arrived once.
-        let others = weft_sync::kds::ZONE_TO_GLOBAL_TYPES
-            .iter()
-            .filter(|t| **t != ResourceType::Dataplane);
+        let others = weft_sync::kds::zone_to_global_types()
+            .into_iter()
+            .filter(|t| *t != ResourceType::Dataplane);
         for (i, ty) in others.enumerate() {
             let nonce = format!("first-{i}");
-            let ty = *ty;
             let first = DeltaDiscoveryResponse {
                 type_url: ty.name().to_string(),
                 nonce: nonce.to_string(),

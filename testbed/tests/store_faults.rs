@@ -91,8 +91,16 @@ async fn kds_feed_recovers_and_zones_get_later_changes() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let reason = body["components"]["KDS feed"]["reason"].as_str().unwrap();
     assert!(reason.contains("injected fault"), "{reason}");
-    // Written while global cannot read its store (writes still commit).
-    put_timeout(&global, "meanwhile").await;
+    // Committed while global cannot read its store (writes still commit; the
+    // API itself answers 500 then, as a policy PUT on global reads the key
+    // first to keep zones' own policies read-only).
+    let meanwhile =
+        weft_model::resource::parse_resource(timeout_doc("meanwhile", "9s").as_bytes(), false)
+            .unwrap();
+    faulty
+        .transact(vec![weft_store::WriteOp::Upsert(meanwhile)])
+        .await
+        .unwrap();
     assert!(
         has_timeout(&zone, "before").await,
         "the zone keeps its copy"

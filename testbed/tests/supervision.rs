@@ -97,6 +97,7 @@ async fn zone_components_are_supervised() {
         names,
         [
             "KDS client",
+            "MeshService generator",
             "REST API",
             "available services",
             "dataplane insights",

@@ -289,7 +289,10 @@ async fn put_item(
     let res = read.resource;
     check_matches_url(&res, &key)?;
     let expected = if_match(&headers)?;
-    let current = state.store.get(&key).await?;
+    let current = match needs_current(&state.mode, key.ty) {
+        true => state.store.get(&key).await?,
+        false => None,
+    };
     check_origin(&state.mode, key.ty, current.as_ref(), Some(&res))?;
     if let Spec::Mesh(new) = &res.spec
         && let Some(Resource {
@@ -477,8 +480,10 @@ async fn delete_item(
 ) -> Result<Response, ApiError> {
     check_writable(&state.mode, key.ty)?;
     let expected = if_match(&headers)?;
-    let current = state.store.get(&key).await?;
-    check_origin(&state.mode, key.ty, current.as_ref(), None)?;
+    if needs_current(&state.mode, key.ty) {
+        let current = state.store.get(&key).await?;
+        check_origin(&state.mode, key.ty, current.as_ref(), None)?;
+    }
     if key.ty == ResourceType::Mesh {
         // As Kuma: a mesh with proxies in it is not deleted from under them.
         let dps = state
@@ -501,6 +506,18 @@ async fn delete_item(
     Ok(respond(StatusCode::OK, &json!({}), &headers, None))
 }
 
+/// Whether a write must read what the key holds first: a Mesh (its CA change
+/// is checked), a policy on global (a zone's policies are read-only there) and
+/// anything on a federated zone (global's copies are read-only there). Other
+/// writes do not read, so they commit even while the store cannot be read.
+fn needs_current(mode: &Mode, ty: ResourceType) -> bool {
+    ty == ResourceType::Mesh
+        || match mode {
+            Mode::Global => ty.is_policy(),
+            Mode::Zone { federated, .. } => *federated,
+        }
+}
+
 /// Who may change a resource, by its `kuma.io/origin` (Kuma 2.14): on global,
 /// what a zone created is read-only and `origin: zone` cannot be written; on a
 /// federated zone, a policy is this zone's own only when labelled
@@ -516,7 +533,9 @@ fn check_origin(
     let origin = |r: &Resource| r.meta.labels.get(tags::ORIGIN).cloned();
     match mode {
         Mode::Global => {
+            // A zone's MeshTrust stays deletable here: that revokes its trust domain.
             if let Some(s) = stored
+                && ty.is_policy()
                 && origin(s).as_deref() == Some("zone")
             {
                 let zone = s.meta.labels.get(tags::ZONE).cloned().unwrap_or_default();
