@@ -31,13 +31,7 @@ pub(super) async fn prepare(
     };
     let name = &mesh.meta.name;
     let mut out = Prepared::default();
-    if !spec.mtls_enabled() && spec.routing.as_ref().and_then(|r| r.zone_egress) == Some(true) {
-        out.warnings.push(
-            "routing.zoneEgress: has no effect without mTLS (mtls.enabledBackend); traffic \
-             leaves the zone from each sidecar directly"
-                .to_string(),
-        );
-    }
+    // `routing.zoneEgress` without mTLS is refused by validation (Kuma's rule).
     let Some(mtls) = &spec.mtls else {
         out.warnings
             .extend(unenforced_permissions(store, name, spec).await?);
