@@ -1011,6 +1011,30 @@ spec:
 }
 
 #[test]
+fn meshretry_http_section_applies_to_http2_destinations() {
+    // Decision 0012 §2: Kuma gives an `http2` destination no retry policy; Weft
+    // applies MeshRetry's `http` section to `http` and `http2` alike.
+    let mesh = res("type: Mesh\nname: default\n");
+    let backend = crate::xds::generate::tests::dataplane(
+        "backend-1",
+        "127.0.0.2",
+        20010,
+        "backend",
+        "http2",
+        "",
+        "    []",
+    );
+    let retry = res(
+        "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {numRetries: 2}}\n",
+    );
+    let view = crate::xds::generate::MeshView::new(mesh, vec![web(), backend, retry]);
+    let a = generate_config(&view, &web()).unwrap();
+    let rp = action(&backend_routes(&a)[0]).retry_policy.clone();
+    assert_eq!(rp.and_then(|r| r.num_retries).map(|n| n.value), Some(2));
+    envoy_validate(&a);
+}
+
+#[test]
 fn meshretry_omit_hosts_with_tags_matches_endpoint_metadata() {
     // OmitHostsWithTags becomes Envoy's omit_host_metadata predicate over the
     // `envoy.lb` metadata every endpoint carries (its tags), as in Kuma.
