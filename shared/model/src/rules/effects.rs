@@ -38,10 +38,7 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     }
     let mut out = Vec::new();
     if NOT_GENERATED.contains(&ty) {
-        out.push(format!(
-            "{ty} is stored and synced to zones, but Weft does not generate its Envoy \
-             configuration yet: it has no effect on proxies"
-        ));
+        out.push(not_generated(ty));
         return out;
     }
     let value = res.to_value();
@@ -110,6 +107,21 @@ pub fn warnings(res: &Resource) -> Vec<String> {
         conf_warnings(ty, &format!("spec.rules[{i}]"), &rule["default"], &mut out);
     }
     out
+}
+
+/// Why a type in [`NOT_GENERATED`] has no effect.
+fn not_generated(ty: ResourceType) -> String {
+    match ty {
+        ResourceType::MeshPassthrough => format!(
+            "{ty} is stored and synced to zones, but has no effect: it decides where a \
+             transparent proxy lets intercepted traffic to non-mesh destinations go, and \
+             Weft's sidecars have no transparent proxying (outbounds are explicit)"
+        ),
+        _ => format!(
+            "{ty} is stored and synced to zones, but Weft does not generate its Envoy \
+             configuration yet: it has no effect on proxies"
+        ),
+    }
 }
 
 /// Policy types whose `from[]` items for some clients are applied (RBAC
