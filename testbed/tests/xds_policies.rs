@@ -2,7 +2,8 @@
 //! MeshTimeout → 504, MeshRetry turns a flaky backend into successes, a policy
 //! change under a request loop takes effect within 1 s without failed requests,
 //! MeshHTTPRoute 90/10 split, MeshFaultInjection abort 50 %, outlier ejection,
-//! MeshRateLimit 429, MeshAccessLog file lines. Every test ends by checking
+//! MeshRateLimit 429, MeshAccessLog file lines, MeshMetric's Prometheus endpoint.
+//! Every test ends by checking
 //! Envoy's own counters: no rejected update on any xDS type (SotW and delta).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_testbed::mesh::traffic::{LoopOptions, request_loop_for};
 use weft_testbed::mesh::{AppSpec, MeshHarness, request_loop};
-use weft_testbed::wait::until;
+use weft_testbed::wait::{eventually, until};
 
 /// What a request loop saw: when, status, and the `x-marker` header the app got.
 type Seen = Arc<Mutex<Vec<(Instant, u16, Option<String>)>>>;
@@ -38,6 +39,7 @@ fn kind_of(plural: &str) -> &'static str {
         "meshratelimits" => "MeshRateLimit",
         "meshaccesslogs" => "MeshAccessLog",
         "meshhealthchecks" => "MeshHealthCheck",
+        "meshmetrics" => "MeshMetric",
         other => panic!("unknown plural {other}"),
     }
 }
@@ -655,5 +657,105 @@ async fn fault_injection_from_one_source_only() {
         body["headers"].get("x-kuma-tags").is_none(),
         "the inbound strips x-kuma-tags: {body}"
     );
+    no_rejections(&mesh).await;
+}
+
+/// The body of `GET url` when it answers 200.
+async fn scrape(url: &str) -> Option<String> {
+    let r = reqwest::get(url).await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.text().await.ok()
+}
+
+/// Whether the Prometheus text lists a sample of the metric family `name`.
+fn lists(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}
+
+// MeshMetric with a Prometheus backend: the client's Envoy serves its stats as
+// Prometheus text on <proxy address>:<port><path>; used stats only by default
+// (Kuma's usedonly), unused ones too with includeUnused, and `sidecar.regex`
+// narrows them with Envoy's stats filter. Envoy rejects no update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_metric_prometheus_endpoint() {
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_backend_and_client(false).await.unwrap();
+    let client = mesh.app("client-1").unwrap();
+    until_some(&client.outbound_url("backend", "/"), 5, 200).await;
+    let port = std::net::TcpListener::bind((client.ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://{}:{port}/prom", client.ip);
+    let metric = |sidecar: &str| {
+        format!(
+            "  targetRef: {{kind: MeshService, name: client}}\n  default:\n    sidecar: {sidecar}\n    backends:\n      - {{type: Prometheus, prometheus: {{port: {port}, path: /prom}}}}\n"
+        )
+    };
+    put(&mesh, "meshmetrics", "client-metrics", &metric("{}")).await;
+    let text = eventually(Duration::from_secs(15), "the Prometheus endpoint", || {
+        scrape(&url)
+    })
+    .await;
+    assert!(lists(&text, "envoy_server_live"), "{text}");
+    assert!(lists(&text, "envoy_cluster_upstream_rq_total"), "{text}");
+    // Never incremented: left out by usedonly.
+    assert!(
+        !lists(&text, "envoy_cluster_upstream_cx_overflow"),
+        "{text}"
+    );
+
+    put(
+        &mesh,
+        "meshmetrics",
+        "client-metrics",
+        &metric("{includeUnused: true}"),
+    )
+    .await;
+    until(Duration::from_secs(15), "unused stats listed", || async {
+        scrape(&url)
+            .await
+            .is_some_and(|t| lists(&t, "envoy_cluster_upstream_cx_overflow"))
+    })
+    .await;
+
+    put(
+        &mesh,
+        "meshmetrics",
+        "client-metrics",
+        &metric("{includeUnused: true, regex: '^server\\.'}"),
+    )
+    .await;
+    let text = eventually(Duration::from_secs(15), "only server stats", || async {
+        scrape(&url)
+            .await
+            .filter(|t| !lists(t, "envoy_cluster_upstream_rq_total"))
+    })
+    .await;
+    assert!(lists(&text, "envoy_server_live"), "{text}");
+    // Only the stats endpoint is reachable through the listener (a raw request:
+    // an HTTP client would resolve the `..` itself).
+    let addr = std::net::SocketAddr::from((client.ip, port));
+    let other = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(
+            b"GET /prom/../../config_dump HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(other.contains("envoy_server_live"), "{other}");
+    assert!(!other.contains("\"configs\""), "{other}");
     no_rejections(&mesh).await;
 }

@@ -14,7 +14,6 @@ use serde_json::Value;
 /// Policy types that are stored and synced but produce no Envoy configuration.
 pub const NOT_GENERATED: &[ResourceType] = &[
     ResourceType::MeshTrace,
-    ResourceType::MeshMetric,
     ResourceType::MeshPassthrough,
     ResourceType::MeshProxyPatch,
 ];
@@ -106,6 +105,9 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     for (i, rule) in items(&spec["rules"]) {
         conf_warnings(ty, &format!("spec.rules[{i}]"), &rule["default"], &mut out);
     }
+    if ty == ResourceType::MeshMetric {
+        metric_warnings(&spec["default"], &mut out);
+    }
     out
 }
 
@@ -121,6 +123,67 @@ fn not_generated(ty: ResourceType) -> String {
             "{ty} is stored and synced to zones, but Weft does not generate its Envoy \
              configuration yet: it has no effect on proxies"
         ),
+    }
+}
+
+/// MeshMetric: Weft has Envoy serve its own stats on the Prometheus listener
+/// (decision 0014), so what kuma-dp does on top of them is not applied.
+fn metric_warnings(conf: &Value, out: &mut Vec<String>) {
+    let at = "spec.default";
+    let prometheus = items(&conf["backends"]).any(|(_, b)| b["type"] == "Prometheus");
+    let profiles = &conf["sidecar"]["profiles"];
+    let append = profiles["appendProfiles"]
+        .as_array()
+        .filter(|a| !a.is_empty());
+    match append {
+        None if prometheus => out.push(format!(
+            "{at}.sidecar.profiles: Kuma's default Basic profile is not applied: every \
+             Envoy stat is published, as with the All profile"
+        )),
+        None => {}
+        // Kuma publishes the broadest profile named: with All, that is everything.
+        Some(list) if list.iter().any(|p| p["name"] == "All") => {}
+        Some(list) => {
+            for (i, p) in list.iter().enumerate() {
+                if p["name"] != "All" {
+                    out.push(format!(
+                        "{at}.sidecar.profiles.appendProfiles[{i}]: the {} profile is not \
+                         applied: every Envoy stat is published, as with the All profile",
+                        p["name"].as_str().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+    }
+    for field in ["include", "exclude"] {
+        for (i, _) in items(&profiles[field]) {
+            out.push(format!(
+                "{at}.sidecar.profiles.{field}[{i}]: not applied: Envoy's stats endpoint \
+                 cannot select by Prometheus name (sidecar.regex filters by Envoy stat name)"
+            ));
+        }
+    }
+    for (i, _) in items(&conf["applications"]) {
+        out.push(format!(
+            "{at}.applications[{i}]: not scraped: the Prometheus endpoint publishes \
+             Envoy's stats only (Kuma's kuma-dp merges the application's metrics in)"
+        ));
+    }
+    for (i, b) in items(&conf["backends"]) {
+        let bp = format!("{at}.backends[{i}]");
+        if b["type"] == "OpenTelemetry" {
+            out.push(format!(
+                "{bp}: OpenTelemetry metrics are not pushed yet: this backend receives nothing"
+            ));
+        }
+        let mode = &b["prometheus"]["tls"]["mode"];
+        if mode == "ProvidedTLS" || mode == "ActiveMTLSBackend" {
+            out.push(format!(
+                "{bp}.prometheus.tls.mode: {} is not applied: the endpoint is served in \
+                 plaintext (as Kuma does without kuma-dp's metrics certificate)",
+                mode.as_str().unwrap_or_default()
+            ));
+        }
     }
 }
 
@@ -289,6 +352,8 @@ mod tests {
             "{:?}",
             warned(trace)
         );
+        let metric = "type: MeshMetric\nmesh: m\nname: m\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    sidecar: {includeUnused: true, profiles: {appendProfiles: [{name: All}]}}\n    backends: [{type: Prometheus, prometheus: {port: 5670}}]\n";
+        assert!(warned(metric).is_empty(), "{:?}", warned(metric));
         let timeout = "type: MeshTimeout\nmesh: m\nname: t\nspec:\n  targetRef: {kind: MeshService, labels: {kuma.io/display-name: web}}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {idleTimeout: 1s}\n";
         assert!(warned(timeout).is_empty(), "{:?}", warned(timeout));
     }
@@ -399,6 +464,28 @@ spec:
             ],
             "{:?}",
             warned(route)
+        );
+        let metric = "type: MeshMetric\nmesh: m\nname: m\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    sidecar: {profiles: {appendProfiles: [{name: Basic}], include: [{type: Prefix, match: envoy_}], exclude: [{type: Contains, match: rq}]}}\n    applications: [{port: 8080}]\n    backends:\n      - {type: Prometheus, prometheus: {tls: {mode: ProvidedTLS}}}\n      - {type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}\n";
+        assert_eq!(
+            paths(&warned(metric)),
+            [
+                "spec.default.sidecar.profiles.appendProfiles[0]",
+                "spec.default.sidecar.profiles.include[0]",
+                "spec.default.sidecar.profiles.exclude[0]",
+                "spec.default.applications[0]",
+                "spec.default.backends[0].prometheus.tls.mode",
+                "spec.default.backends[1]",
+            ],
+            "{:?}",
+            warned(metric)
+        );
+        // Kuma's default profile is Basic: a Prometheus backend without profiles says so.
+        let plain = "type: MeshMetric\nmesh: m\nname: m\nspec:\n  default: {backends: [{type: Prometheus, prometheus: {}}]}\n";
+        assert_eq!(
+            paths(&warned(plain)),
+            ["spec.default.sidecar.profiles"],
+            "{:?}",
+            warned(plain)
         );
     }
 }

@@ -177,6 +177,9 @@ pub struct ProxyConfig {
     pub clusters: BTreeMap<String, ClusterPart>,
     /// EDS resources by cluster name (shared per service when possible).
     pub endpoints: BTreeMap<String, Arc<Entry>>,
+    /// Finished listeners that serve the proxy itself rather than traffic (the
+    /// MeshMetric Prometheus endpoint): no policy applies to them.
+    pub system_listeners: Vec<Listener>,
 }
 
 /// The finished Envoy resources of a proxy.
@@ -422,6 +425,7 @@ impl ProxyConfig {
                 .iter()
                 .chain(self.outbounds.iter())
                 .map(ListenerPart::assemble)
+                .chain(self.system_listeners.iter().cloned())
                 .collect(),
             extension_configs: self
                 .inbounds

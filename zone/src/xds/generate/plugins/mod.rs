@@ -3,7 +3,7 @@
 //! MeshLoadBalancingStrategy 400, MeshAccessLog 600, MeshFaultInjection 800,
 //! MeshRateLimit 900, MeshTimeout 1000, MeshTrafficPermission 1100,
 //! MeshHealthCheck 1200,
-//! MeshCircuitBreaker 1300, MeshRetry 1400. Each reads its merged conf from
+//! MeshCircuitBreaker 1300, MeshRetry 1400, MeshMetric 1500. Each reads its merged conf from
 //! [`ProxyRules`] and changes the [`ProxyConfig`] under construction.
 
 pub mod meshaccesslog;
@@ -12,6 +12,7 @@ pub mod meshfaultinjection;
 pub mod meshhealthcheck;
 pub mod meshhttproute;
 pub mod meshloadbalancingstrategy;
+pub mod meshmetric;
 pub mod meshratelimit;
 pub mod meshretry;
 pub mod meshtcproute;
@@ -250,6 +251,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     meshhealthcheck::apply(cfg, ctx);
     meshcircuitbreaker::apply(cfg, ctx);
     meshretry::apply(cfg, ctx);
+    meshmetric::apply(cfg, ctx);
 }
 #[cfg(test)]
 mod tests;

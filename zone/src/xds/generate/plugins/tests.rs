@@ -848,6 +848,85 @@ spec:
 }
 
 #[test]
+fn meshmetric_prometheus_listener_to_envoy_admin() {
+    // MeshMetric: one listener per Prometheus backend on the proxy's address, routing
+    // the path to Envoy's admin stats with usedonly/filter; taken ports and OpenTelemetry
+    // backends add nothing.
+    use crate::xds::generate::plugins::meshmetric::ADMIN_CLUSTER;
+    let p = res(r#"
+type: MeshMetric
+mesh: default
+name: metrics
+spec:
+  targetRef: {kind: Mesh}
+  default:
+    sidecar: {includeUnused: true, regex: "^server\\."}
+    backends:
+      - {type: Prometheus, prometheus: {port: 5670}}
+      - {type: Prometheus, prometheus: {clientId: second, port: 5671, path: /stats}}
+      - {type: Prometheus, prometheus: {clientId: clash, port: 20000}}
+      - {type: OpenTelemetry, openTelemetry: {endpoint: "otel:4317"}}
+"#);
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    let metric: Vec<&str> = a
+        .listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| n.starts_with("_kuma:metrics"))
+        .collect();
+    assert_eq!(
+        metric,
+        [
+            "_kuma:metrics:prometheus:default-backend",
+            "_kuma:metrics:prometheus:second"
+        ]
+    );
+    let l = listener(&a, "_kuma:metrics:prometheus:second");
+    assert_eq!(
+        l.address,
+        Some(crate::xds::generate::envoy::socket("127.0.0.1", 5671))
+    );
+    let r = &route_config(l).virtual_hosts[0].routes[0];
+    assert_eq!(
+        r.r#match.as_ref().unwrap().path_specifier,
+        Some(
+            envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier::Prefix(
+                "/stats".into()
+            )
+        )
+    );
+    let act = action(r);
+    assert_eq!(
+        act.cluster_specifier,
+        Some(
+            envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier::Cluster(
+                ADMIN_CLUSTER.into()
+            )
+        )
+    );
+    assert_eq!(
+        act.regex_rewrite.as_ref().unwrap().substitution,
+        "/stats/prometheus?filter=%5Eserver%5C.&text_readouts"
+    );
+    let admin = cluster(&a, ADMIN_CLUSTER);
+    let ep = format!("{:?}", admin.load_assignment);
+    assert!(
+        ep.contains("127.0.0.1") && ep.contains("PortValue(9901)"),
+        "{ep}"
+    );
+    envoy_validate(&a);
+
+    // Without a policy: no listener, no admin cluster.
+    let none = generate_config(&mesh_view(&[]), &web()).unwrap();
+    assert!(none.clusters.iter().all(|c| c.name != ADMIN_CLUSTER));
+    assert!(
+        none.listeners
+            .iter()
+            .all(|l| !l.name.starts_with("_kuma:metrics"))
+    );
+}
+
+#[test]
 fn every_policy_together_is_accepted_by_envoy() {
     // All plugins at once on a client and a server proxy: Envoy accepts the whole config.
     let all = [
@@ -874,6 +953,9 @@ fn every_policy_together_is_accepted_by_envoy() {
         res(
             "type: MeshAccessLog\nmesh: default\nname: al\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: File, file: {path: /tmp/weft-al-all.log}}]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: Tcp, tcp: {address: \"localhost:5170\"}}]}\n",
         ),
+        res(
+            "type: MeshMetric\nmesh: default\nname: mm\nspec:\n  targetRef: {kind: Mesh}\n  default: {backends: [{type: Prometheus, prometheus: {port: 5670}}]}\n",
+        ),
     ];
     let view = mesh_view(&all);
     for dp in [web(), backend_1()] {
@@ -897,7 +979,10 @@ fn every_emitted_type_renders_as_envoy_json() {
     let retry = res(
         "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {hostSelection: [{predicate: OmitPreviousHosts}, {predicate: OmitPreviousPriorities, updateFrequency: 2}, {predicate: OmitHostsWithTags, tags: {version: v1}}]}}\n",
     );
-    let view = mesh_view(&[al, fi, rl, retry, res(HTTP_ROUTE)]);
+    let mm = res(
+        "type: MeshMetric\nmesh: default\nname: mm\nspec:\n  targetRef: {kind: Mesh}\n  default: {backends: [{type: Prometheus, prometheus: {port: 5670}}]}\n",
+    );
+    let view = mesh_view(&[al, fi, rl, retry, mm, res(HTTP_ROUTE)]);
     let redis = dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []");
     for dp in [web(), backend_1(), redis] {
         let snap = crate::xds::generate::generate(&view, &dp).unwrap();
