@@ -13,7 +13,6 @@ use serde_json::Value;
 
 /// Policy types that are stored and synced but produce no Envoy configuration.
 pub const NOT_GENERATED: &[ResourceType] = &[
-    ResourceType::MeshTrace,
     ResourceType::MeshMetric,
     ResourceType::MeshPassthrough,
     ResourceType::MeshProxyPatch,
@@ -109,7 +108,33 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     for (i, rule) in items(&spec["rules"]) {
         conf_warnings(ty, &format!("spec.rules[{i}]"), &rule["default"], &mut out);
     }
+    if ty == ResourceType::MeshTrace {
+        trace_warnings(&spec["default"], &mut out);
+    }
     out
+}
+
+/// MeshTrace backends Weft cannot configure a collector for.
+fn trace_warnings(conf: &Value, out: &mut Vec<String>) {
+    for (k, b) in items(&conf["backends"]) {
+        let bp = format!("spec.default.backends[{k}]");
+        if b["openTelemetry"]["backendRef"].is_object() {
+            out.push(format!(
+                "{bp}.openTelemetry.backendRef: Weft has no MeshOpenTelemetryBackend \
+                 resources: no collector is configured (the listeners get the sampling \
+                 and tags without a tracer, as Kuma when the backend is not found); use \
+                 `endpoint`"
+            ));
+        }
+        if let Some(url) = b["zipkin"]["url"].as_str()
+            && crate::resource::net::split_url(url).is_none_or(|u| u.host.is_empty())
+        {
+            out.push(format!(
+                "{bp}.zipkin.url: {url:?} is not a `scheme://host[:port]/path` URL: no \
+                 tracer is configured"
+            ));
+        }
+    }
 }
 
 /// Policy types whose `from[]` items for some clients are applied (RBAC
@@ -270,13 +295,15 @@ mod tests {
     // everything they name is something Weft applies.
     #[test]
     fn not_generated_types_and_quiet_policies() {
-        let trace = "type: MeshTrace\nmesh: m\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://z:9411/api/v2/spans'}}]\n";
-        assert_eq!(warned(trace).len(), 1);
+        let passthrough = "type: MeshPassthrough\nmesh: m\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default: {passthroughMode: All}\n";
+        assert_eq!(warned(passthrough).len(), 1, "{:?}", warned(passthrough));
         assert!(
-            warned(trace)[0].contains("has no effect"),
+            warned(passthrough)[0].contains("has no effect"),
             "{:?}",
-            warned(trace)
+            warned(passthrough)
         );
+        let trace = "type: MeshTrace\nmesh: m\nname: t\nspec:\n  targetRef: {kind: Dataplane, name: web-1}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://z:9411/api/v2/spans'}}]\n    sampling: {overall: 10}\n    tags: [{name: team, literal: core}]\n";
+        assert!(warned(trace).is_empty(), "{:?}", warned(trace));
         let timeout = "type: MeshTimeout\nmesh: m\nname: t\nspec:\n  targetRef: {kind: MeshService, labels: {kuma.io/display-name: web}}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {idleTimeout: 1s}\n";
         assert!(warned(timeout).is_empty(), "{:?}", warned(timeout));
     }
@@ -334,6 +361,38 @@ spec:
         w.iter()
             .map(|s| s.split(':').next().unwrap_or(""))
             .collect()
+    }
+
+    // MeshTrace is generated; only a backendRef (no MeshOpenTelemetryBackend in
+    // Weft) and a Zipkin URL without a scheme are warned, each with its path.
+    #[test]
+    fn meshtrace_warns_only_what_has_no_collector() {
+        let doc = |b: &str| {
+            format!("type: MeshTrace\nmesh: m\nname: t\nspec:\n  default:\n    backends: [{b}]\n")
+        };
+        for quiet in [
+            "{type: Datadog, datadog: {url: 'http://dd:8126', splitService: true}}",
+            "{type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}",
+            "{type: Zipkin, zipkin: {url: 'https://z/api/v2/spans', apiVersion: httpProto}}",
+        ] {
+            assert!(
+                warned(&doc(quiet)).is_empty(),
+                "{quiet}: {:?}",
+                warned(&doc(quiet))
+            );
+        }
+        let by_ref = doc(
+            "{type: OpenTelemetry, openTelemetry: {backendRef: {kind: MeshOpenTelemetryBackend, name: otel}}}",
+        );
+        assert_eq!(
+            paths(&warned(&by_ref)),
+            ["spec.default.backends[0].openTelemetry.backendRef"]
+        );
+        let no_scheme = doc("{type: Zipkin, zipkin: {url: 'jaeger.obs:9411/api/v2/spans'}}");
+        assert_eq!(
+            paths(&warned(&no_scheme)),
+            ["spec.default.backends[0].zipkin.url"]
+        );
     }
 
     // Fields Weft accepts but does not apply yet are each named with their path.
