@@ -874,6 +874,9 @@ fn every_policy_together_is_accepted_by_envoy() {
         res(
             "type: MeshAccessLog\nmesh: default\nname: al\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: File, file: {path: /tmp/weft-al-all.log}}]}\n  from:\n    - targetRef: {kind: Mesh}\n      default: {backends: [{type: Tcp, tcp: {address: \"localhost:5170\"}}]}\n",
         ),
+        res(
+            "type: MeshTrace\nmesh: default\nname: t\nspec:\n  default: {backends: [{type: Zipkin, zipkin: {url: 'http://zipkin:9411/api/v2/spans'}}], sampling: {overall: 50}}\n",
+        ),
     ];
     let view = mesh_view(&all);
     for dp in [web(), backend_1()] {
@@ -897,7 +900,11 @@ fn every_emitted_type_renders_as_envoy_json() {
     let retry = res(
         "type: MeshRetry\nmesh: default\nname: r\nspec:\n  to:\n    - targetRef: {kind: Mesh}\n      default: {http: {hostSelection: [{predicate: OmitPreviousHosts}, {predicate: OmitPreviousPriorities, updateFrequency: 2}, {predicate: OmitHostsWithTags, tags: {version: v1}}]}}\n",
     );
-    let view = mesh_view(&[al, fi, rl, retry, res(HTTP_ROUTE)]);
+    // An https Zipkin collector: the tracer config and the TLS socket render too.
+    let trace = res(
+        "type: MeshTrace\nmesh: default\nname: t\nspec:\n  default: {backends: [{type: Zipkin, zipkin: {url: 'https://zipkin:9411/api/v2/spans'}}]}\n",
+    );
+    let view = mesh_view(&[al, fi, rl, retry, res(HTTP_ROUTE), trace]);
     let redis = dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []");
     for dp in [web(), backend_1(), redis] {
         let snap = crate::xds::generate::generate(&view, &dp).unwrap();
