@@ -27,5 +27,8 @@ cd "$E/data-plane-api"
   envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto \
   envoy/extensions/retry/host/omit_host_metadata/v3/omit_host_metadata_config.proto \
   envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto \
-  envoy/extensions/upstreams/http/v3/http_protocol_options.proto
+  envoy/extensions/upstreams/http/v3/http_protocol_options.proto \
+  envoy/config/trace/v3/zipkin.proto envoy/config/trace/v3/datadog.proto \
+  envoy/config/trace/v3/opentelemetry.proto \
+  envoy/extensions/transport_sockets/tls/v3/tls.proto
 echo "wrote $OUT"

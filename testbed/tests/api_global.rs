@@ -440,8 +440,11 @@ async fn a_mesh_without_mtls_warns_it_stays_in_its_zones() {
 #[tokio::test]
 async fn no_effect_is_warned() {
     let g = inprocess::global().await;
-    let trace = "type: MeshTrace\nmesh: default\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://zipkin:9411/api/v2/spans'}}]\n";
-    let (s, body) = g.api.put("/meshes/default/meshtraces/t", trace).await;
+    let passthrough = "type: MeshPassthrough\nmesh: default\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default: {passthroughMode: All}\n";
+    let (s, body) = g
+        .api
+        .put("/meshes/default/meshpassthroughs/t", passthrough)
+        .await;
     assert!(s.is_success(), "{body}");
     let w = body["warnings"].as_array().unwrap();
     assert!(

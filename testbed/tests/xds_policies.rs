@@ -2,8 +2,8 @@
 //! MeshTimeout → 504, MeshRetry turns a flaky backend into successes, a policy
 //! change under a request loop takes effect within 1 s without failed requests,
 //! MeshHTTPRoute 90/10 split, MeshFaultInjection abort 50 %, outlier ejection,
-//! MeshRateLimit 429, MeshAccessLog file lines, MeshMetric's Prometheus endpoint.
-//! Every test ends by checking
+//! MeshRateLimit 429, MeshAccessLog file lines, MeshTrace spans at a Zipkin
+//! collector, MeshMetric's Prometheus endpoint. Every test ends by checking
 //! Envoy's own counters: no rejected update on any xDS type (SotW and delta).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -40,6 +40,7 @@ fn kind_of(plural: &str) -> &'static str {
         "meshaccesslogs" => "MeshAccessLog",
         "meshhealthchecks" => "MeshHealthCheck",
         "meshmetrics" => "MeshMetric",
+        "meshtraces" => "MeshTrace",
         other => panic!("unknown plural {other}"),
     }
 }
@@ -758,4 +759,105 @@ async fn mesh_metric_prometheus_endpoint() {
     assert!(other.contains("envoy_server_live"), "{other}");
     assert!(!other.contains("\"configs\""), "{other}");
     no_rejections(&mesh).await;
+}
+
+/// Zipkin JSON spans POSTed to a collector on loopback: its address and what it got.
+async fn zipkin_collector() -> (
+    std::net::SocketAddr,
+    Arc<Mutex<Vec<serde_json::Value>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use axum::routing::post;
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let sink = spans.clone();
+    let app = axum::Router::new().route(
+        "/api/v2/spans",
+        post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let batch: Vec<serde_json::Value> =
+                    serde_json::from_slice(&body).expect("a JSON list of spans");
+                sink.lock().unwrap().extend(batch);
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (address, spans, server)
+}
+
+// MeshTrace with a Zipkin backend at 100 % sampling: one request through the
+// client's sidecar (SotW) and the backend's (delta) is reported by both to the
+// collector, a CLIENT span from service `client` and a SERVER span from
+// `backend` in the same trace, each with the policy's literal and header tags
+// and Kuma's kuma.mesh / kuma.zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_spans_reach_a_zipkin_collector() {
+    let (collector, spans, server) = zipkin_collector().await;
+    let mut mesh = MeshHarness::start().await.unwrap();
+    mesh.start_backend_and_client(true).await.unwrap();
+    put(
+        &mesh,
+        "meshtraces",
+        "zipkin",
+        &format!(
+            "  targetRef: {{kind: Mesh}}\n  default:\n    backends:\n      - {{type: Zipkin, zipkin: {{url: \"http://{collector}/api/v2/spans\", traceId128bit: true}}}}\n    sampling: {{overall: 100, random: 100, client: 100}}\n    tags:\n      - {{name: team, literal: payments}}\n      - {{name: user, header: {{name: x-user, default: anonymous}}}}\n"
+        ),
+    )
+    .await;
+    let url = mesh
+        .app("client-1")
+        .unwrap()
+        .outbound_url("backend", "/traced");
+    let opts = LoopOptions {
+        headers: vec![("x-user".into(), "alice".into())],
+        ..LoopOptions::default()
+    };
+    let tag = |s: &serde_json::Value, k: &str| s["tags"][k].as_str().map(str::to_string);
+    let is_ours = |s: &serde_json::Value, service: &str, kind: &str| {
+        s["localEndpoint"]["serviceName"] == service
+            && s["kind"] == kind
+            && tag(s, "http.url").is_some_and(|u| u.ends_with("/traced"))
+            && tag(s, "team").as_deref() == Some("payments")
+            && tag(s, "user").as_deref() == Some("alice")
+            && tag(s, "kuma.mesh").as_deref() == Some("default")
+            && tag(s, "kuma.zone").is_some()
+    };
+    // Envoy flushes every 5 spans or 5 s: a few requests per round.
+    let (client_span, server_span) = weft_testbed::wait::eventually(
+        Duration::from_secs(30),
+        "a CLIENT span from client and a SERVER span from backend of one trace",
+        || async {
+            let t = request_loop(&url, 5, &opts).await;
+            assert_eq!(t.status(200), t.total, "{t:?}");
+            let seen = spans.lock().unwrap();
+            seen.iter()
+                .filter(|c| is_ours(c, "client", "CLIENT"))
+                .find_map(|c| {
+                    seen.iter()
+                        .find(|s| is_ours(s, "backend", "SERVER") && s["traceId"] == c["traceId"])
+                        .map(|s| (c.clone(), s.clone()))
+                })
+        },
+    )
+    .await;
+    // traceId128bit: 32 hex digits. sharedSpanContext (default true): the
+    // server span reuses the client's span id. Span names are Envoy's default,
+    // the request's authority (Kuma sets none).
+    assert_eq!(
+        client_span["traceId"].as_str().unwrap().len(),
+        32,
+        "{client_span}"
+    );
+    assert_eq!(server_span["id"], client_span["id"], "{server_span}");
+    assert_eq!(server_span["shared"], true, "{server_span}");
+    let authority = url.trim_start_matches("http://").split('/').next().unwrap();
+    assert_eq!(client_span["name"], authority, "{client_span}");
+    assert_eq!(server_span["name"], authority, "{server_span}");
+    no_rejections(&mesh).await;
+    server.abort();
 }

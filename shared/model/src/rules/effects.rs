@@ -12,11 +12,8 @@ use crate::resource::{Resource, ResourceType};
 use serde_json::Value;
 
 /// Policy types that are stored and synced but produce no Envoy configuration.
-pub const NOT_GENERATED: &[ResourceType] = &[
-    ResourceType::MeshTrace,
-    ResourceType::MeshPassthrough,
-    ResourceType::MeshProxyPatch,
-];
+pub const NOT_GENERATED: &[ResourceType] =
+    &[ResourceType::MeshPassthrough, ResourceType::MeshProxyPatch];
 
 /// Policy types whose top-level `kind: MeshHTTPRoute` narrows them to that
 /// route's Envoy routes.
@@ -108,6 +105,9 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     if ty == ResourceType::MeshMetric {
         metric_warnings(&spec["default"], &mut out);
     }
+    if ty == ResourceType::MeshTrace {
+        trace_warnings(&spec["default"], &mut out);
+    }
     out
 }
 
@@ -182,6 +182,29 @@ fn metric_warnings(conf: &Value, out: &mut Vec<String>) {
                 "{bp}.prometheus.tls.mode: {} is not applied: the endpoint is served in \
                  plaintext (as Kuma does without kuma-dp's metrics certificate)",
                 mode.as_str().unwrap_or_default()
+            ));
+        }
+    }
+}
+
+/// MeshTrace backends Weft cannot configure a collector for.
+fn trace_warnings(conf: &Value, out: &mut Vec<String>) {
+    for (k, b) in items(&conf["backends"]) {
+        let bp = format!("spec.default.backends[{k}]");
+        if b["openTelemetry"]["backendRef"].is_object() {
+            out.push(format!(
+                "{bp}.openTelemetry.backendRef: Weft has no MeshOpenTelemetryBackend \
+                 resources: no collector is configured (the listeners get the sampling \
+                 and tags without a tracer, as Kuma when the backend is not found); use \
+                 `endpoint`"
+            ));
+        }
+        if let Some(url) = b["zipkin"]["url"].as_str()
+            && crate::resource::net::split_url(url).is_none_or(|u| u.host.is_empty())
+        {
+            out.push(format!(
+                "{bp}.zipkin.url: {url:?} is not a `scheme://host[:port]/path` URL: no \
+                 tracer is configured"
             ));
         }
     }
@@ -345,15 +368,17 @@ mod tests {
     // everything they name is something Weft applies.
     #[test]
     fn not_generated_types_and_quiet_policies() {
-        let trace = "type: MeshTrace\nmesh: m\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://z:9411/api/v2/spans'}}]\n";
-        assert_eq!(warned(trace).len(), 1);
+        let passthrough = "type: MeshPassthrough\nmesh: m\nname: t\nspec:\n  targetRef: {kind: Mesh}\n  default: {passthroughMode: All}\n";
+        assert_eq!(warned(passthrough).len(), 1, "{:?}", warned(passthrough));
         assert!(
-            warned(trace)[0].contains("has no effect"),
+            warned(passthrough)[0].contains("has no effect"),
             "{:?}",
-            warned(trace)
+            warned(passthrough)
         );
         let metric = "type: MeshMetric\nmesh: m\nname: m\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    sidecar: {includeUnused: true, profiles: {appendProfiles: [{name: All}]}}\n    backends: [{type: Prometheus, prometheus: {port: 5670}}]\n";
         assert!(warned(metric).is_empty(), "{:?}", warned(metric));
+        let trace = "type: MeshTrace\nmesh: m\nname: t\nspec:\n  targetRef: {kind: Dataplane, name: web-1}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://z:9411/api/v2/spans'}}]\n    sampling: {overall: 10}\n    tags: [{name: team, literal: core}]\n";
+        assert!(warned(trace).is_empty(), "{:?}", warned(trace));
         let timeout = "type: MeshTimeout\nmesh: m\nname: t\nspec:\n  targetRef: {kind: MeshService, labels: {kuma.io/display-name: web}}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {idleTimeout: 1s}\n";
         assert!(warned(timeout).is_empty(), "{:?}", warned(timeout));
     }
@@ -411,6 +436,38 @@ spec:
         w.iter()
             .map(|s| s.split(':').next().unwrap_or(""))
             .collect()
+    }
+
+    // MeshTrace is generated; only a backendRef (no MeshOpenTelemetryBackend in
+    // Weft) and a Zipkin URL without a scheme are warned, each with its path.
+    #[test]
+    fn meshtrace_warns_only_what_has_no_collector() {
+        let doc = |b: &str| {
+            format!("type: MeshTrace\nmesh: m\nname: t\nspec:\n  default:\n    backends: [{b}]\n")
+        };
+        for quiet in [
+            "{type: Datadog, datadog: {url: 'http://dd:8126', splitService: true}}",
+            "{type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}",
+            "{type: Zipkin, zipkin: {url: 'https://z/api/v2/spans', apiVersion: httpProto}}",
+        ] {
+            assert!(
+                warned(&doc(quiet)).is_empty(),
+                "{quiet}: {:?}",
+                warned(&doc(quiet))
+            );
+        }
+        let by_ref = doc(
+            "{type: OpenTelemetry, openTelemetry: {backendRef: {kind: MeshOpenTelemetryBackend, name: otel}}}",
+        );
+        assert_eq!(
+            paths(&warned(&by_ref)),
+            ["spec.default.backends[0].openTelemetry.backendRef"]
+        );
+        let no_scheme = doc("{type: Zipkin, zipkin: {url: 'jaeger.obs:9411/api/v2/spans'}}");
+        assert_eq!(
+            paths(&warned(&no_scheme)),
+            ["spec.default.backends[0].zipkin.url"]
+        );
     }
 
     // Fields Weft accepts but does not apply yet are each named with their path.

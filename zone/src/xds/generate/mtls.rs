@@ -319,7 +319,7 @@ pub(super) fn inline(pem: &str) -> DataSource {
     }
 }
 
-pub(super) fn tls_socket(ctx: Any) -> TransportSocket {
+pub(crate) fn tls_socket(ctx: Any) -> TransportSocket {
     TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(ctx)),

@@ -67,7 +67,7 @@ fn substitute(s: &str, v: &Vars<'_>) -> String {
 
 /// Kuma's KRI of a Dataplane's workload: `kri_wl_<mesh>_<zone>_<namespace>_<name>_`,
 /// empty without a `kuma.io/workload` label.
-fn workload_kri(dp: &weft_model::resource::Resource, mesh: &str, zone: &str) -> String {
+pub(super) fn workload_kri(dp: &weft_model::resource::Resource, mesh: &str, zone: &str) -> String {
     let labels = &dp.meta.labels;
     match labels.get("kuma.io/workload").filter(|w| !w.is_empty()) {
         Some(w) => format!(

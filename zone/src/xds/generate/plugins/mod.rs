@@ -1,6 +1,7 @@
 //! Policy plugins, one file per policy type, applied in Kuma's order
 //! (`+kuma:policy:order`): MeshHTTPRoute 100, MeshTCPRoute 200, MeshTLS 300,
-//! MeshLoadBalancingStrategy 400, MeshAccessLog 600, MeshFaultInjection 800,
+//! MeshLoadBalancingStrategy 400, MeshAccessLog 600, MeshTrace 700,
+//! MeshFaultInjection 800,
 //! MeshRateLimit 900, MeshTimeout 1000, MeshTrafficPermission 1100,
 //! MeshHealthCheck 1200,
 //! MeshCircuitBreaker 1300, MeshRetry 1400, MeshMetric 1500. Each reads its merged conf from
@@ -18,6 +19,7 @@ pub mod meshretry;
 pub mod meshtcproute;
 pub mod meshtimeout;
 pub mod meshtls;
+pub mod meshtrace;
 pub mod meshtrafficpermission;
 
 use super::MeshView;
@@ -202,6 +204,12 @@ impl Ctx<'_> {
         typed(ty, &merged)
     }
 
+    /// The typed merged `default` of the single-item policy type `ty`.
+    pub fn single<T: DeserializeOwned>(&self, ty: ResourceType) -> Option<T> {
+        let m = self.rules.single(ty)?;
+        typed(ty, m)
+    }
+
     /// The typed merged inbound conf of `ty` for the inbound on `port`.
     pub fn from<T: DeserializeOwned>(&self, ty: ResourceType, port: u32) -> Option<T> {
         let m = self.rules.from(ty, port)?;
@@ -244,6 +252,7 @@ pub fn apply(cfg: &mut ProxyConfig, ctx: &Ctx<'_>) {
     meshtls::apply(cfg, ctx);
     meshloadbalancingstrategy::apply(cfg, ctx);
     meshaccesslog::apply(cfg, ctx);
+    meshtrace::apply(cfg, ctx);
     meshfaultinjection::apply(cfg, ctx);
     meshratelimit::apply(cfg, ctx);
     meshtimeout::apply(cfg, ctx);

@@ -956,6 +956,9 @@ fn every_policy_together_is_accepted_by_envoy() {
         res(
             "type: MeshMetric\nmesh: default\nname: mm\nspec:\n  targetRef: {kind: Mesh}\n  default: {backends: [{type: Prometheus, prometheus: {port: 5670}}]}\n",
         ),
+        res(
+            "type: MeshTrace\nmesh: default\nname: t\nspec:\n  default: {backends: [{type: Zipkin, zipkin: {url: 'http://zipkin:9411/api/v2/spans'}}], sampling: {overall: 50}}\n",
+        ),
     ];
     let view = mesh_view(&all);
     for dp in [web(), backend_1()] {
@@ -982,7 +985,11 @@ fn every_emitted_type_renders_as_envoy_json() {
     let mm = res(
         "type: MeshMetric\nmesh: default\nname: mm\nspec:\n  targetRef: {kind: Mesh}\n  default: {backends: [{type: Prometheus, prometheus: {port: 5670}}]}\n",
     );
-    let view = mesh_view(&[al, fi, rl, retry, mm, res(HTTP_ROUTE)]);
+    // An https Zipkin collector: the tracer config and the TLS socket render too.
+    let trace = res(
+        "type: MeshTrace\nmesh: default\nname: t\nspec:\n  default: {backends: [{type: Zipkin, zipkin: {url: 'https://zipkin:9411/api/v2/spans'}}]}\n",
+    );
+    let view = mesh_view(&[al, fi, rl, retry, mm, res(HTTP_ROUTE), trace]);
     let redis = dataplane("redis-1", "127.0.0.4", 20020, "redis", "tcp", "", "    []");
     for dp in [web(), backend_1(), redis] {
         let snap = crate::xds::generate::generate(&view, &dp).unwrap();
