@@ -309,7 +309,11 @@ pub async fn build_with(
     // Serve once the xDS cache holds the store (a broken store is reported on
     // /ready after this wait). The KDS client only when the store holds a sync:
     // a zone that never synced may wait for global for long.
-    let mut local = vec![component::XDS_CACHE, component::XDS_REBUILDER];
+    let mut local = vec![
+        component::XDS_CACHE,
+        component::XDS_REBUILDER,
+        component::MESH_SERVICES,
+    ];
     if serves_from_store {
         local.push(component::KDS);
     }
