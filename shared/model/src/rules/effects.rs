@@ -12,8 +12,7 @@ use crate::resource::{Resource, ResourceType};
 use serde_json::Value;
 
 /// Policy types that are stored and synced but produce no Envoy configuration.
-pub const NOT_GENERATED: &[ResourceType] =
-    &[ResourceType::MeshPassthrough, ResourceType::MeshProxyPatch];
+pub const NOT_GENERATED: &[ResourceType] = &[ResourceType::MeshPassthrough];
 
 /// Policy types whose top-level `kind: MeshHTTPRoute` narrows them to that
 /// route's Envoy routes.
@@ -108,7 +107,52 @@ pub fn warnings(res: &Resource) -> Vec<String> {
     if ty == ResourceType::MeshTrace {
         trace_warnings(&spec["default"], &mut out);
     }
+    if ty == ResourceType::MeshProxyPatch {
+        proxy_patch_warnings(&spec["default"], &mut out);
+    }
     out
+}
+
+/// The origins Weft's sidecar resources carry (Kuma's names), by kind.
+const CLUSTER_ORIGINS: &[&str] = &[
+    "inbound",
+    "outbound",
+    "prometheus",
+    "mesh-trace",
+    "proxy-template-modifications",
+];
+const LISTENER_ORIGINS: &[&str] = &["inbound", "outbound", "prometheus", "mesh-proxy-patch"];
+
+/// MeshProxyPatch: cluster and listener modifications are applied to sidecars;
+/// the filter and virtual host kinds are not yet, and origins of generators
+/// Weft does not have match nothing.
+fn proxy_patch_warnings(conf: &Value, out: &mut Vec<String>) {
+    for (i, m) in items(&conf["appendModifications"]) {
+        let at = format!("spec.default.appendModifications[{i}]");
+        for (kind, what) in [
+            ("networkFilter", "network filter"),
+            ("httpFilter", "HTTP filter"),
+            ("virtualHost", "virtual host"),
+        ] {
+            if m[kind].is_object() {
+                out.push(format!(
+                    "{at}.{kind}: {what} modifications are not applied yet (only cluster and \
+                     listener ones are): this modification has no effect"
+                ));
+            }
+        }
+        for (kind, origins) in [("cluster", CLUSTER_ORIGINS), ("listener", LISTENER_ORIGINS)] {
+            if let Some(origin) = m[kind]["match"]["origin"].as_str()
+                && !origins.contains(&origin)
+            {
+                out.push(format!(
+                    "{at}.{kind}.match.origin: {origin:?} matches no {kind} in Weft (its \
+                     {kind}s' origins: {})",
+                    origins.join(", ")
+                ));
+            }
+        }
+    }
 }
 
 /// Why a type in [`NOT_GENERATED`] has no effect.
@@ -381,6 +425,26 @@ mod tests {
         assert!(warned(trace).is_empty(), "{:?}", warned(trace));
         let timeout = "type: MeshTimeout\nmesh: m\nname: t\nspec:\n  targetRef: {kind: MeshService, labels: {kuma.io/display-name: web}}\n  to:\n    - targetRef: {kind: MeshService, name: backend}\n      default: {idleTimeout: 1s}\n";
         assert!(warned(timeout).is_empty(), "{:?}", warned(timeout));
+        let patch = "type: MeshProxyPatch\nmesh: m\nname: p\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    appendModifications:\n      - cluster: {match: {origin: outbound}, operation: Patch, value: 'connectTimeout: 1s'}\n      - listener: {match: {name: x, origin: inbound}, operation: Remove}\n";
+        assert!(warned(patch).is_empty(), "{:?}", warned(patch));
+    }
+
+    // MeshProxyPatch: the modification kinds and origins Weft does not apply are named.
+    #[test]
+    fn proxy_patch_unapplied_kinds_and_origins() {
+        let patch = "type: MeshProxyPatch\nmesh: m\nname: p\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    appendModifications:\n      - httpFilter: {operation: Remove, match: {name: envoy.filters.http.router}}\n      - networkFilter: {operation: AddFirst, value: 'name: x'}\n      - virtualHost: {operation: Remove, match: {name: v}}\n      - cluster: {match: {origin: transparent}, operation: Remove}\n";
+        let w = warned(patch);
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].starts_with("spec.default.appendModifications[0].httpFilter: HTTP filter modifications are not applied"), "{w:?}");
+        assert!(
+            w[1].starts_with("spec.default.appendModifications[1].networkFilter:"),
+            "{w:?}"
+        );
+        assert!(
+            w[2].starts_with("spec.default.appendModifications[2].virtualHost:"),
+            "{w:?}"
+        );
+        assert!(w[3].starts_with("spec.default.appendModifications[3].cluster.match.origin: \"transparent\" matches no cluster"), "{w:?}");
     }
 
     // Each targetRef Weft cannot resolve is named with its path.

@@ -50,3 +50,92 @@ pub fn any_to_json(any: &Any) -> Result<Value, JsonError> {
     }
     Ok(v)
 }
+
+fn descriptor(name: &str) -> Result<prost_reflect::MessageDescriptor, JsonError> {
+    pool()?
+        .get_message_by_name(name)
+        .ok_or_else(|| JsonError::UnknownType(name.to_string()))
+}
+
+fn to_dynamic<T: prost::Message + prost::Name>(m: &T) -> Result<DynamicMessage, JsonError> {
+    let name = T::full_name();
+    DynamicMessage::decode(descriptor(&name)?, m.encode_to_vec().as_slice()).map_err(|e| {
+        JsonError::Decode {
+            ty: name,
+            err: e.to_string(),
+        }
+    })
+}
+
+fn from_dynamic<T: prost::Message + prost::Name + Default>(
+    d: &DynamicMessage,
+) -> Result<T, JsonError> {
+    T::decode(prost::Message::encode_to_vec(d).as_slice()).map_err(|e| JsonError::Decode {
+        ty: T::full_name(),
+        err: e.to_string(),
+    })
+}
+
+/// A message as proto3 JSON (camelCase names, defaults skipped, `Any`s
+/// expanded): what Kuma's `jsonPatches` paths address.
+pub fn message_to_json<T: prost::Message + prost::Name>(m: &T) -> Result<Value, JsonError> {
+    let d = to_dynamic(m)?;
+    let opts = SerializeOptions::new().skip_default_fields(true);
+    d.serialize_with_options(serde_json::value::Serializer, &opts)
+        .map_err(|e| JsonError::Decode {
+            ty: T::full_name(),
+            err: e.to_string(),
+        })
+}
+
+/// A message from proto3 JSON. Unknown fields and enum names are errors (Kuma's
+/// `util_proto.FromJSON` drops them, which can leave e.g. a cluster without its
+/// `type`: Weft refuses rather than sends what Envoy may reject), as are wrong
+/// types and `Any` types outside the descriptor set.
+pub fn message_from_json<T: prost::Message + prost::Name + Default>(
+    v: Value,
+) -> Result<T, JsonError> {
+    let opts = prost_reflect::DeserializeOptions::new().deny_unknown_fields(true);
+    let d = DynamicMessage::deserialize_with_options(descriptor(&T::full_name())?, v, &opts)
+        .map_err(|e| JsonError::Decode {
+            ty: T::full_name(),
+            err: e.to_string(),
+        })?;
+    from_dynamic(&d)
+}
+
+/// Merges `src` into `dst` as Kuma's `util_proto.Merge`: protobuf merge
+/// (set scalars replace, messages merge, lists append, maps insert), except that a
+/// `google.protobuf.Duration` is replaced whole.
+pub fn merge_message<T: prost::Message + prost::Name + Default>(
+    dst: &mut T,
+    src: &T,
+) -> Result<(), JsonError> {
+    let mut d = to_dynamic(dst)?;
+    merge_dynamic(&mut d, &to_dynamic(src)?);
+    *dst = from_dynamic(&d)?;
+    Ok(())
+}
+
+fn merge_dynamic(dst: &mut DynamicMessage, src: &DynamicMessage) {
+    use prost_reflect::Kind;
+    for (fd, v) in src.fields() {
+        if fd.is_list() {
+            if let (Some(d), Some(s)) = (dst.get_field_mut(&fd).as_list_mut(), v.as_list()) {
+                d.extend(s.iter().cloned());
+            }
+        } else if fd.is_map() {
+            if let (Some(d), Some(s)) = (dst.get_field_mut(&fd).as_map_mut(), v.as_map()) {
+                d.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        } else if let Kind::Message(md) = fd.kind()
+            && md.full_name() != "google.protobuf.Duration"
+        {
+            if let (Some(d), Some(s)) = (dst.get_field_mut(&fd).as_message_mut(), v.as_message()) {
+                merge_dynamic(d, s);
+            }
+        } else {
+            dst.set_field(&fd, v.clone());
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod external;
 mod golden;
 pub mod ingress;
 pub mod json;
+pub mod jsonpatch;
 pub mod model;
 pub mod mtls;
 pub mod names;
@@ -196,7 +197,10 @@ pub fn generate_config(
         let params = plugins::meshtls::outbound_params(&ctx);
         mtls::apply_clusters(&mut cfg, tls, &view.identity, params.as_ref());
     }
-    Ok(cfg.assemble())
+    let origins = plugins::meshproxypatch::Origins::of(&cfg);
+    let mut out = cfg.assemble();
+    plugins::meshproxypatch::apply(&mut out, &origins, &ctx);
+    Ok(out)
 }
 
 /// The xDS resources for `dataplane` (a Dataplane of `view`'s mesh), by type URL;

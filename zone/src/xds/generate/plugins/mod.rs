@@ -6,6 +6,8 @@
 //! MeshHealthCheck 1200,
 //! MeshCircuitBreaker 1300, MeshRetry 1400, MeshMetric 1500. Each reads its merged conf from
 //! [`ProxyRules`] and changes the [`ProxyConfig`] under construction.
+//! MeshProxyPatch (9999) runs last, on the assembled resources
+//! ([`meshproxypatch::apply`], called by `generate_config` after mTLS).
 
 pub mod meshaccesslog;
 pub mod meshcircuitbreaker;
@@ -14,6 +16,7 @@ pub mod meshhealthcheck;
 pub mod meshhttproute;
 pub mod meshloadbalancingstrategy;
 pub mod meshmetric;
+pub mod meshproxypatch;
 pub mod meshratelimit;
 pub mod meshretry;
 pub mod meshtcproute;

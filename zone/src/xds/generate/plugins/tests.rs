@@ -1223,3 +1223,187 @@ spec:
     }
     envoy_validate(&a);
 }
+
+fn proxy_patch(mods: &str) -> Arc<weft_model::resource::Resource> {
+    res(&format!(
+        "type: MeshProxyPatch\nmesh: default\nname: patch\nspec:\n  targetRef: {{kind: Mesh}}\n  default:\n    appendModifications:\n{mods}"
+    ))
+}
+
+#[test]
+fn meshproxypatch_adds_patches_and_removes_clusters_and_listeners() {
+    // MeshProxyPatch: Add (value), Patch (value merged / jsonPatches), Remove, matched
+    // by name, origin and listener tags, on the finished clusters and listeners.
+    let p = proxy_patch(
+        r#"      - cluster:
+          operation: Add
+          value: |
+            name: patched-cluster
+            type: STATIC
+            connectTimeout: 3s
+            loadAssignment:
+              clusterName: patched-cluster
+              endpoints: [{lbEndpoints: [{endpoint: {address: {socketAddress: {address: 127.0.0.1, portValue: 9999}}}}]}]
+      - listener:
+          operation: Add
+          value: |
+            name: patched-listener
+            address: {socketAddress: {address: 127.0.0.1, portValue: 20099}}
+            filterChains:
+              - filters:
+                  - name: envoy.filters.network.tcp_proxy
+                    typedConfig:
+                      '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                      statPrefix: patched
+                      cluster: patched-cluster
+      - cluster:
+          match: {origin: inbound}
+          operation: Patch
+          value: '{"connectTimeout": "0.5s", "perConnectionBufferLimitBytes": 1024}'
+      - cluster:
+          match: {name: backend, origin: outbound}
+          operation: Patch
+          jsonPatches:
+            - {op: add, path: /connectTimeout, value: 9s}
+            - {op: replace, path: /name, value: backend}
+      - cluster:
+          match: {name: backend, origin: inbound}
+          operation: Patch
+          jsonPatches: [{op: add, path: /connectTimeout, value: 1s}]
+      - listener:
+          match: {origin: inbound}
+          operation: Patch
+          jsonPatches: [{op: add, path: /perConnectionBufferLimitBytes, value: 32768}]
+      - listener:
+          match: {tags: {kuma.io/service: backend}}
+          operation: Patch
+          value: 'perConnectionBufferLimitBytes: 4096'
+      - listener:
+          match: {name: outbound:127.0.0.1:20002}
+          operation: Remove
+      - cluster:
+          match: {name: redis}
+          operation: Remove
+      - listener:
+          match: {origin: mesh-proxy-patch}
+          operation: Patch
+          jsonPatches: [{op: replace, path: /filterChains/0/filters/0/typedConfig/statPrefix, value: added}]
+"#,
+    );
+    let base = generate_config(&mesh_view(&[]), &web()).unwrap();
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    // Add.
+    assert_eq!(
+        cluster(&a, "patched-cluster")
+            .connect_timeout
+            .unwrap()
+            .seconds,
+        3
+    );
+    let added = listener(&a, "patched-listener");
+    assert_eq!(tcp_proxy(added).stat_prefix, "added");
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
+    assert_eq!(
+        tcp_proxy(added).cluster_specifier,
+        Some(ClusterSpecifier::Cluster("patched-cluster".into()))
+    );
+    // Patch by value: protobuf merge, a duration replaced whole.
+    let local = cluster(&a, "localhost:21000");
+    let ct = local.connect_timeout.unwrap();
+    assert_eq!((ct.seconds, ct.nanos), (0, 500_000_000));
+    assert_eq!(
+        local.per_connection_buffer_limit_bytes.map(|v| v.value),
+        Some(1024)
+    );
+    assert_eq!(
+        cluster(&base, "localhost:21000").eds_cluster_config,
+        local.eds_cluster_config
+    );
+    // Patch by jsonPatches, by name and origin (the inbound-origin one matches nothing).
+    assert_eq!(cluster(&a, "backend").connect_timeout.unwrap().seconds, 9);
+    assert_eq!(
+        cluster(&a, "backend").eds_cluster_config,
+        cluster(&base, "backend").eds_cluster_config
+    );
+    assert_eq!(
+        listener(&a, "inbound:127.0.0.1:20000")
+            .per_connection_buffer_limit_bytes
+            .map(|v| v.value),
+        Some(32768)
+    );
+    assert_eq!(
+        listener(&a, "outbound:127.0.0.1:20001")
+            .per_connection_buffer_limit_bytes
+            .map(|v| v.value),
+        Some(4096)
+    );
+    assert_eq!(
+        hcm(listener(&a, "outbound:127.0.0.1:20001")),
+        hcm(listener(&base, "outbound:127.0.0.1:20001"))
+    );
+    // Remove.
+    assert!(
+        a.listeners
+            .iter()
+            .all(|l| l.name != "outbound:127.0.0.1:20002")
+    );
+    assert!(a.clusters.iter().all(|c| c.name != "redis"));
+    assert_eq!(a.listeners.len(), base.listeners.len());
+    assert_eq!(a.clusters.len(), base.clusters.len());
+    envoy_validate(&a);
+}
+
+#[test]
+fn meshproxypatch_skips_what_would_be_invalid() {
+    // A value or a patch that does not read back as the Envoy type, an Add without a
+    // name, a patch that renames, or a failing JSON patch: skipped, the rest applies.
+    let p = proxy_patch(
+        r#"      - cluster:
+          operation: Patch
+          value: 'connectTimeout: banana'
+      - cluster:
+          operation: Patch
+          value: 'connectTimeoutt: 1s'
+      - cluster:
+          match: {name: backend}
+          operation: Patch
+          jsonPatches: [{op: replace, path: /type, value: NOT_A_TYPE}]
+      - cluster:
+          match: {name: backend}
+          operation: Patch
+          jsonPatches: [{op: replace, path: /no/such/path, value: 1}]
+      - cluster:
+          match: {name: backend}
+          operation: Patch
+          jsonPatches: [{op: replace, path: /name, value: other}]
+      - cluster:
+          operation: Add
+          value: 'type: STATIC'
+      - listener:
+          operation: Add
+          value: |
+            name: bad
+            filterChains: [{filters: [{name: x, typedConfig: {'@type': type.googleapis.com/not.a.Type}}]}]
+      - listener:
+          match: {name: inbound:127.0.0.1:20000}
+          operation: Patch
+          jsonPatches: [{op: add, path: /address/socketAddress/portValue, value: "not a port"}]
+      - cluster:
+          match: {name: backend}
+          operation: Patch
+          value: 'perConnectionBufferLimitBytes: 2048'
+"#,
+    );
+    let base = generate_config(&mesh_view(&[]), &web()).unwrap();
+    let a = generate_config(&mesh_view(&[p]), &web()).unwrap();
+    assert_eq!(a.listeners, base.listeners);
+    let mut expected = base.clusters.clone();
+    for c in &mut expected {
+        if c.name == "backend" {
+            c.per_connection_buffer_limit_bytes =
+                Some(envoy_types::pb::google::protobuf::UInt32Value { value: 2048 });
+        }
+    }
+    assert_eq!(a.clusters, expected);
+    envoy_validate(&a);
+}
