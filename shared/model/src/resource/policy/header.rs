@@ -107,7 +107,7 @@ impl Validate for HeaderModifier {
 
 /// The spellings `EXACT`, `PREFIX` and `REGULAR_EXPRESSION` of older Kuma
 /// examples are read as the same types (Kuma 2.14 accepts them in MeshRetry
-/// and then writes an empty matcher; decision 0012 §3).
+/// and then writes an empty matcher; decision 0012 §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum HeaderMatchType {
     #[default]
