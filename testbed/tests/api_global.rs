@@ -46,6 +46,16 @@ async fn auth_and_open_endpoints() {
         .await
         .unwrap();
     assert_eq!(index["product"], "Weft");
+    assert_eq!(index["basedOnKuma"], "2.14.3");
+    let host = index["hostname"].as_str().unwrap();
+    assert!(!host.is_empty());
+    assert!(
+        index["instanceId"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{host}-")),
+        "{index}"
+    );
     assert_eq!(index["mode"], "global");
     assert_eq!(
         g.api
@@ -467,5 +477,62 @@ async fn no_effect_is_warned() {
             .starts_with("spec.to[0].targetRef.labels: selects nothing"),
         "{body}"
     );
+    g.stop().await;
+}
+
+// Kuma's list filters: `name` (contains) and `filter[labels.<key>]=<value>`
+// (exact, all of them), applied before paging so `total` counts the matches and
+// `next` keeps the filters; other parameters are refused, naming them.
+#[tokio::test]
+async fn list_filters_by_name_and_labels() {
+    let g = inprocess::global().await;
+    for (name, team) in [
+        ("web-a", "a"),
+        ("web-b", "b"),
+        ("db-a", "a"),
+        ("web-c", "a"),
+    ] {
+        let doc = TIMEOUT
+            .replace("name: t1", &format!("name: {name}"))
+            .replace(
+                "mesh: default\n",
+                &format!("mesh: default\nlabels: {{team: {team}}}\n"),
+            );
+        let (s, body) = g
+            .api
+            .put(&format!("/meshes/default/meshtimeouts/{name}"), &doc)
+            .await;
+        assert!(s.is_success(), "{body}");
+    }
+    let names = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = "/meshes/default/meshtimeouts";
+    let (s, list) = g.api.get(&format!("{base}?name=web")).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(names(&list), ["web-a", "web-b", "web-c"]);
+    let (_, list) = g.api.get(&format!("{base}?filter[labels.team]=a")).await;
+    assert_eq!(names(&list), ["db-a", "web-a", "web-c"]);
+    let (_, list) = g
+        .api
+        .get(&format!("{base}?name=web&filter[labels.team]=a&size=1"))
+        .await;
+    assert_eq!(names(&list), ["web-a"]);
+    assert_eq!(list["total"], 2);
+    let next = list["next"].as_str().unwrap();
+    assert!(
+        next.contains("offset=1") && next.contains("filter[labels.team]=a"),
+        "{next}"
+    );
+    let (s, body) = g.api.get(&format!("{base}?filter[spec.x]=1")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, body) = g.api.get(&format!("{base}?nmae=web")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("nmae"), "{body}");
     g.stop().await;
 }

@@ -113,9 +113,29 @@ pub fn router(state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
         .with_state(state)
 }
 
+/// The Kuma version Weft's API and formats follow (`basedOnKuma` of `GET /`,
+/// Kuma's field for distributions based on it).
+pub const BASED_ON_KUMA: &str = "2.14.3";
+
+/// This machine's host name (Linux), else `unknown`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Kuma's `GET /` fields (product, version, hostname, instanceId,
+/// basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
+/// host name and the process id, unique among the control planes of one host.
 async fn index(State(state): State<ApiState>) -> Response {
+    let hostname = hostname();
     axum::Json(json!({
         "product": "Weft",
+        "basedOnKuma": BASED_ON_KUMA,
+        "hostname": hostname,
+        "instanceId": format!("{hostname}-{:x}", std::process::id()),
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),
         "zone": state.mode.zone_name(),

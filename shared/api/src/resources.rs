@@ -19,7 +19,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use weft_model::resource::mesh::MeshSpec;
 use weft_model::resource::{self, Owner, Resource, ResourceKey, ResourceType, Scope, Spec, tags};
@@ -44,10 +43,64 @@ pub(super) fn routes() -> Router<ApiState> {
         )
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+/// A list's query, Kuma's parameters: `size`, `offset`, `name` (the name
+/// contains it) and `filter[labels.<key>]=<value>` (exact label match, all of
+/// them). Anything else is refused, naming the parameter, rather than ignored.
+type ListQuery = Vec<(String, String)>;
+
+#[derive(Debug, Default)]
+struct ListParams {
     size: Option<String>,
     offset: Option<String>,
+    name: Option<String>,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+impl ListParams {
+    fn parse(pairs: ListQuery) -> Result<Self, ApiError> {
+        let mut p = ListParams::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "size" => p.size = Some(v),
+                "offset" => p.offset = Some(v),
+                "name" => p.name = Some(v).filter(|n| !n.is_empty()),
+                _ => match k
+                    .strip_prefix("filter[labels.")
+                    .and_then(|r| r.strip_suffix(']'))
+                {
+                    Some(label) if !label.is_empty() && !label.contains(['[', ']']) => {
+                        p.labels.insert(label.to_string(), v);
+                    }
+                    _ if k.starts_with("filter[") => {
+                        return Err(ApiError::invalid_field(
+                            &k,
+                            "filters are only supported on labels: filter[labels.<key>]=<value>",
+                        ));
+                    }
+                    _ => {
+                        return Err(ApiError::invalid_field(
+                            &k,
+                            "unknown query parameter: a list takes size, offset, name and \
+                             filter[labels.<key>]",
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(p)
+    }
+
+    fn filters(&self) -> bool {
+        self.name.is_some() || !self.labels.is_empty()
+    }
+
+    fn keeps(&self, r: &Resource) -> bool {
+        self.name.as_deref().is_none_or(|n| r.meta.name.contains(n))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| r.meta.labels.get(k) == Some(v))
+    }
 }
 
 fn resource_type(plural: &str) -> Result<ResourceType, ApiError> {
@@ -122,6 +175,7 @@ async fn list(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
+    let q = ListParams::parse(q)?;
     let size = match q.size.as_deref() {
         None => Page::DEFAULT_SIZE,
         Some(s) => match s.parse::<usize>() {
@@ -143,13 +197,37 @@ async fn list(
             ApiError::invalid_field("offset", "Invalid offset: must be a whole number")
         })?,
     };
-    let page = state.store.list(ty, mesh, Page { size, offset }).await?;
+    let page = if q.filters() {
+        // Filtered: the page is cut from what matches, so `total` counts matches.
+        let all = state.store.list(ty, mesh, Page::all()).await?.items;
+        let matching: Vec<Resource> = all.into_iter().filter(|r| q.keeps(r)).collect();
+        let total = matching.len();
+        let items: Vec<Resource> = matching.into_iter().skip(offset).take(size).collect();
+        let next_offset = (offset + items.len() < total).then_some(offset + items.len());
+        weft_store::ListPage {
+            items,
+            total,
+            next_offset,
+        }
+    } else {
+        state.store.list(ty, mesh, Page { size, offset }).await?
+    };
     let next = page.next_offset.map(|o| {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
-        format!("http://{host}{}?size={size}&offset={o}", uri.path())
+        let filters: String = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|kv| kv.starts_with("name=") || kv.starts_with("filter"))
+            .map(|kv| format!("&{kv}"))
+            .collect();
+        format!(
+            "http://{host}{}?size={size}&offset={o}{filters}",
+            uri.path()
+        )
     });
     let mut items = Vec::with_capacity(page.items.len());
     for res in &page.items {
