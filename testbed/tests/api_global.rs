@@ -536,3 +536,28 @@ async fn list_filters_by_name_and_labels() {
     assert!(body.to_string().contains("nmae"), "{body}");
     g.stop().await;
 }
+
+// `GET /_resources` describes every type in Kuma's shape: path, scope, display
+// names, short name, whether it is read-only here, and a policy's sections.
+#[tokio::test]
+async fn resource_types_in_kumas_shape() {
+    let g = inprocess::global().await;
+    let (s, body) = g.api.get("/_resources").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let all = body["resources"].as_array().unwrap();
+    let of = |name: &str| all.iter().find(|r| r["name"] == name).unwrap().clone();
+    let mt = of("MeshTimeout");
+    assert_eq!(mt["path"], "meshtimeouts");
+    assert_eq!(mt["scope"], "Mesh");
+    assert_eq!(mt["shortName"], "mt");
+    assert_eq!(mt["readOnly"], false);
+    assert_eq!(mt["policy"]["hasToTargetRef"], true);
+    assert_eq!(
+        of("MeshHTTPRoute")["singularDisplayName"],
+        "Mesh HTTP Route"
+    );
+    assert_eq!(of("Dataplane")["readOnly"], true, "zones create them");
+    assert_eq!(of("Zone")["scope"], "Global");
+    assert_eq!(all.len(), weft_model::resource::ResourceType::ALL.len());
+    g.stop().await;
+}

@@ -15,6 +15,7 @@ pub use mesh_ca::cross_zone_message;
 mod metrics;
 mod resources;
 pub mod server;
+mod types;
 
 pub use auth::AdminToken;
 pub use error::ApiError;

@@ -26,6 +26,7 @@ use weft_store::{self as store, Page, WriteOp};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
+        .route("/_resources", get(super::types::list))
         .route("/meshes", get(list_meshes))
         .route(
             "/meshes/{name}",
