@@ -507,20 +507,18 @@ async fn access_log_placeholders_as_kuma() {
     let expected = format!(
         "default default OUTBOUND kri_wl_default_default__client_ client backend {ip}:0 {ip} 200"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let _ = status_of(&url, &[]).await;
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if text.lines().any(|l| l == expected) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no line {expected:?} in {}: {text:?}",
-            log_path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        &format!("the line {expected:?} in {}", log_path.display()),
+        || async {
+            let _ = status_of(&url, &[]).await;
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l == expected)
+        },
+    )
+    .await;
     no_rejections(&mesh).await;
 }
 

@@ -10,32 +10,20 @@
 use weft_model::resource::zone::available_services;
 use weft_model::resource::{Resource, ResourceType, Spec, tags};
 use weft_runtime::health::Reporter;
-use weft_store::reflector::{Event, Reflector};
 use weft_store::{Page, ResourceStore, StoreError};
 
 /// Follows the zone's Dataplanes and ZoneIngresses until dropped, keeping every
 /// local ingress's `availableServices` current.
 pub async fn run(store: std::sync::Arc<dyn ResourceStore>, zone: String, reporter: Reporter) {
-    let mut reflector = Reflector::new(
-        store.clone(),
+    let (read, zone) = (store.clone(), zone.as_str());
+    crate::follow::reconcile_on_changes(
+        store,
         vec![ResourceType::Dataplane, ResourceType::ZoneIngress],
-    );
-    loop {
-        match reflector.next().await {
-            Event::Init { .. } | Event::Changes(_) => {
-                match reconcile(store.as_ref(), &zone).await {
-                    Ok(_) => reporter.ready(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "available services: cannot update the zone's ingresses; retrying on the next change");
-                        reporter.degraded(format!("cannot update the zone's ingresses: {e}"));
-                    }
-                }
-            }
-            Event::Broken { error, retry_in } => reporter.down(format!(
-                "cannot read Dataplanes and ZoneIngresses: {error}; retrying in {retry_in:?}"
-            )),
-        }
-    }
+        "available services: cannot update the zone's ingresses",
+        reporter,
+        || reconcile(read.as_ref(), zone),
+    )
+    .await
 }
 
 /// Writes the zone's available services into every local ZoneIngress that does

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod bootstrap;
 pub mod config;
+mod follow;
 pub mod identity;
 pub mod ingress;
 pub mod inspect;
@@ -29,6 +30,30 @@ use weft_runtime::supervise::{Backoff, ComponentError, Control, Supervisor};
 use weft_store::ResourceStore;
 
 pub use config::ZoneConfig;
+
+/// The zone components that keep derived resources current from the store
+/// ([`follow`]): spawned alike, each with the store and the zone's name.
+#[derive(Clone, Copy)]
+enum Follower {
+    /// The available services of the zone's ingresses.
+    Ingress,
+    /// The MeshServices generated from the zone's Dataplanes.
+    MeshServices,
+}
+
+impl Follower {
+    async fn run(
+        self,
+        store: Arc<dyn weft_store::ResourceStore>,
+        zone: String,
+        reporter: weft_runtime::health::Reporter,
+    ) {
+        match self {
+            Follower::Ingress => ingress::run(store, zone, reporter).await,
+            Follower::MeshServices => meshservice::run(store, zone, reporter).await,
+        }
+    }
+}
 
 /// The names the zone's components run under (logs, `/ready`, exit messages).
 pub mod component {
@@ -233,47 +258,29 @@ pub async fn build_with(
             Ok::<_, ServerError>(())
         }
     });
-    // What this zone's ingresses offer other zones, kept current on events.
-    let (store, stop) = (data.store.clone(), shutdown.clone());
+    // What this zone's ingresses offer other zones, and the MeshServices
+    // generated from its Dataplanes (both reported to global, which fans them out
+    // to the other zones), kept current on events.
     let zone_name = config
         .zone
         .clone()
         .unwrap_or_else(|| DEFAULT_ZONE_NAME.into());
-    components.spawn_restarting(
-        component::AVAILABLE_SERVICES,
-        Backoff::default(),
-        move |reporter| {
-            let (store, stop, zone) = (store.clone(), stop.clone(), zone_name.clone());
+    for (name, run) in [
+        (component::AVAILABLE_SERVICES, Follower::Ingress),
+        (component::MESH_SERVICES, Follower::MeshServices),
+    ] {
+        let (store, stop, zone) = (data.store.clone(), shutdown.clone(), zone_name.clone());
+        components.spawn_restarting(name, Backoff::default(), move |reporter| {
+            let (store, stop, zone) = (store.clone(), stop.clone(), zone.clone());
             async move {
                 tokio::select! {
-                    () = ingress::run(store, zone, reporter) => {}
+                    () = run.run(store, zone, reporter) => {}
                     () = stop.cancelled() => {}
                 }
                 Ok::<_, ServerError>(())
             }
-        },
-    );
-    // MeshServices generated from the Dataplanes (reported to global, which fans
-    // them out to the other zones).
-    let (store, stop) = (data.store.clone(), shutdown.clone());
-    let zone_name = config
-        .zone
-        .clone()
-        .unwrap_or_else(|| DEFAULT_ZONE_NAME.into());
-    components.spawn_restarting(
-        component::MESH_SERVICES,
-        Backoff::default(),
-        move |reporter| {
-            let (store, stop, zone) = (store.clone(), stop.clone(), zone_name.clone());
-            async move {
-                tokio::select! {
-                    () = meshservice::run(store, zone, reporter) => {}
-                    () = stop.cancelled() => {}
-                }
-                Ok::<_, ServerError>(())
-            }
-        },
-    );
+        });
+    }
     // The proxies' subscriptions, persisted (and reported to global).
     let (cache, store, stop) = (xds.cache.clone(), data.store.clone(), shutdown.clone());
     components.spawn_restarting(

@@ -24,36 +24,24 @@ use weft_model::resource::meshservice::{
 use weft_model::resource::policy::intorstring::IntOrString;
 use weft_model::resource::{Resource, ResourceType, Spec, Tags, tags};
 use weft_runtime::health::Reporter;
-use weft_store::reflector::{Event, Reflector};
 use weft_store::{Page, ResourceStore, StoreError, WriteOp};
 
 /// Follows Dataplanes, Meshes and MeshServices until dropped, keeping the
 /// generated MeshServices current.
 pub async fn run(store: std::sync::Arc<dyn ResourceStore>, zone: String, reporter: Reporter) {
-    let mut reflector = Reflector::new(
-        store.clone(),
+    let (read, zone) = (store.clone(), zone.as_str());
+    crate::follow::reconcile_on_changes(
+        store,
         vec![
             ResourceType::Mesh,
             ResourceType::Dataplane,
             ResourceType::MeshService,
         ],
-    );
-    loop {
-        match reflector.next().await {
-            Event::Init { .. } | Event::Changes(_) => {
-                match reconcile(store.as_ref(), &zone).await {
-                    Ok(_) => reporter.ready(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "MeshService generator: cannot write; retrying on the next change");
-                        reporter.degraded(format!("cannot write generated MeshServices: {e}"));
-                    }
-                }
-            }
-            Event::Broken { error, retry_in } => reporter.down(format!(
-                "cannot read Dataplanes and MeshServices: {error}; retrying in {retry_in:?}"
-            )),
-        }
-    }
+        "MeshService generator: cannot write the generated MeshServices",
+        reporter,
+        || reconcile(read.as_ref(), zone),
+    )
+    .await
 }
 
 /// Creates, updates and deletes generated MeshServices so that they match the
@@ -70,13 +58,12 @@ pub async fn reconcile(store: &dyn ResourceStore, zone: &str) -> Result<usize, S
         })
         .map(|m| m.meta.name)
         .collect();
-    let existing: Vec<Resource> = store
+    let (existing, others): (Vec<Resource>, Vec<Resource>) = store
         .list(ResourceType::MeshService, None, Page::all())
         .await?
         .items
         .into_iter()
-        .filter(is_generated_here)
-        .collect();
+        .partition(is_generated_here);
     let mut desired: BTreeMap<(String, String), Resource> = BTreeMap::new();
     if !generating.is_empty() {
         let dataplanes = store
@@ -105,12 +92,15 @@ pub async fn reconcile(store: &dyn ResourceStore, zone: &str) -> Result<usize, S
             None => ops.push(WriteOp::Delete(old.key())),
         }
     }
-    for (_, new) in desired {
-        // A MeshService of that name that a user wrote stays as it is.
-        if store.get(&new.key()).await?.is_none() {
-            ops.push(WriteOp::Upsert(new));
-        }
-    }
+    // A MeshService of that name that a user wrote (or a copy from another
+    // zone) stays as it is.
+    let taken: std::collections::BTreeSet<_> = others.iter().map(Resource::key).collect();
+    ops.extend(
+        desired
+            .into_values()
+            .filter(|new| !taken.contains(&new.key()))
+            .map(WriteOp::Upsert),
+    );
     let n = ops.len();
     if n > 0 {
         store.transact(ops).await?;
@@ -226,48 +216,56 @@ mod tests {
             .items
     }
 
+    async fn write(store: &MemoryStore, ops: Vec<WriteOp>) {
+        store.transact(ops).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// One generator pass in zone `east`; how many writes it made.
+    async fn pass(store: &MemoryStore) -> usize {
+        reconcile(store, "east")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn upsert(yaml: &str) -> WriteOp {
+        WriteOp::Upsert(doc(yaml))
+    }
+
     // Only meshes with meshServices enabled; one MeshService per service with
     // Kuma's labels and the inbound's port; gone with its last Dataplane; a
-    // user's MeshService is left alone.
+    // user's MeshService, even of a service's name, is left alone.
     #[tokio::test]
     async fn generated_per_service_while_instances_exist() {
         let store = MemoryStore::new();
-        let put = |r: Resource| store.transact(vec![WriteOp::Upsert(r)]);
-        put(doc("type: Mesh\nname: default\n"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        put(dp("backend-1", "backend", 8080))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        put(dp("backend-2", "backend", 8080))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            reconcile(&store, "east")
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-            0
-        );
-        assert!(
-            services(&store).await.is_empty(),
-            "mode Disabled generates nothing"
-        );
+        let mine =
+            "spec:\n  selector: {dataplaneTags: {kuma.io/service: web}}\n  ports: [{port: 80}]\n";
+        write(
+            &store,
+            vec![
+                upsert("type: Mesh\nname: default\n"),
+                WriteOp::Upsert(dp("backend-1", "backend", 8080)),
+                WriteOp::Upsert(dp("backend-2", "backend", 8080)),
+                WriteOp::Upsert(dp("web-1", "web", 80)),
+                upsert(&format!(
+                    "type: MeshService\nmesh: default\nname: web\n{mine}"
+                )),
+            ],
+        )
+        .await;
+        assert_eq!(pass(&store).await, 0, "mode Disabled generates nothing");
 
-        put(doc(
-            "type: Mesh\nname: default\nmeshServices: {mode: Everywhere}\n",
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            reconcile(&store, "east")
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-            1
-        );
+        write(
+            &store,
+            vec![upsert(
+                "type: Mesh\nname: default\nmeshServices: {mode: Everywhere}\n",
+            )],
+        )
+        .await;
+        assert_eq!(pass(&store).await, 1, "backend; web's name is the user's");
         let list = services(&store).await;
-        assert_eq!(list.len(), 1);
+        let names: Vec<&str> = list.iter().map(|r| r.meta.name.as_str()).collect();
+        assert_eq!(names, ["backend", "web"]);
         let ms = &list[0];
-        assert_eq!(ms.meta.name, "backend");
         assert_eq!(ms.meta.labels["kuma.io/zone"], "east");
         assert_eq!(ms.meta.labels["kuma.io/display-name"], "backend");
         assert_eq!(ms.meta.labels[MANAGED_BY], GENERATOR);
@@ -279,39 +277,23 @@ mod tests {
         assert_eq!(s.ports[0].name.as_deref(), Some("main"));
         assert_eq!(s.ports[0].app_protocol.as_deref(), Some("http"));
         assert_eq!(s.state, Some(State::Available));
-        // Stable: nothing to write the second time.
-        assert_eq!(
-            reconcile(&store, "east")
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-            0
-        );
+        assert!(!list[1].meta.labels.contains_key(MANAGED_BY), "untouched");
+        assert_eq!(pass(&store).await, 0, "stable: nothing to write again");
 
-        put(doc("type: MeshService\nmesh: default\nname: mine\nspec:\n  selector: {dataplaneTags: {kuma.io/service: mine}}\n  ports: [{port: 80}]\n"))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        for name in ["backend-1", "backend-2"] {
-            let key = weft_model::resource::ResourceKey::new(
+        let gone = ["backend-1", "backend-2"].map(|name| {
+            WriteOp::Delete(weft_model::resource::ResourceKey::new(
                 ResourceType::Dataplane,
                 Some("default"),
                 name,
-            );
-            store
-                .transact(vec![WriteOp::Delete(key)])
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        assert_eq!(
-            reconcile(&store, "east")
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-            1
-        );
+            ))
+        });
+        write(&store, gone.to_vec()).await;
+        assert_eq!(pass(&store).await, 1);
         let names: Vec<String> = services(&store)
             .await
             .into_iter()
             .map(|r| r.meta.name)
             .collect();
-        assert_eq!(names, ["mine"]);
+        assert_eq!(names, ["web"]);
     }
 }

@@ -384,25 +384,26 @@ fn tokenize(src: &str) -> Vec<Tok> {
             out.push(Tok::Str(src[i + 1..end].to_string()));
             i = end + 1;
         } else if c == '"' {
+            // A Go interpreted string: `\n`, `\t`, and an escaped character itself.
             let mut s = String::new();
-            let mut j = i + 1;
-            let chars: Vec<char> = src[j..].chars().take_while(|_| true).collect();
-            let mut k = 0;
-            while k < chars.len() && chars[k] != '"' {
-                if chars[k] == '\\' && k + 1 < chars.len() {
-                    match chars[k + 1] {
-                        'n' => s.push('\n'),
-                        't' => s.push('\t'),
-                        other => s.push(other),
+            let mut rest = src[i + 1..].char_indices();
+            let mut end = src.len() - i - 1;
+            while let Some((at, ch)) = rest.next() {
+                match ch {
+                    '"' => {
+                        end = at;
+                        break;
                     }
-                    j += chars[k].len_utf8() + chars[k + 1].len_utf8();
-                    k += 2;
-                } else {
-                    s.push(chars[k]);
-                    j += chars[k].len_utf8();
-                    k += 1;
+                    '\\' => match rest.next() {
+                        Some((_, 'n')) => s.push('\n'),
+                        Some((_, 't')) => s.push('\t'),
+                        Some((_, other)) => s.push(other),
+                        None => {}
+                    },
+                    _ => s.push(ch),
                 }
             }
+            let j = i + 1 + end;
             out.push(Tok::Str(s));
             i = j + 1;
         } else if c == '\'' {
