@@ -73,6 +73,7 @@ pub async fn serve(
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
     insights: ZoneInsights,
+    disabled: crate::zones::Disabled,
     registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
@@ -92,6 +93,7 @@ pub async fn serve(
         store,
         tokens,
         insights,
+        disabled,
         global_offer,
         metrics: KdsMetrics::new(registry),
     })
@@ -116,6 +118,8 @@ struct Kds {
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
     insights: ZoneInsights,
+    /// Zones refused because their Zone has `enabled: false`.
+    disabled: crate::zones::Disabled,
     /// Global's own resources as every zone receives them.
     global_offer: tokio::sync::watch::Receiver<Option<weft_sync::delta::Snapshot>>,
     metrics: KdsMetrics,
@@ -148,10 +152,17 @@ impl Kds {
         }
     }
 
-    /// Creates the Zone resource on the first authenticated connection.
+    /// Creates the Zone resource on the first authenticated connection; refuses
+    /// a disabled zone.
     async fn ensure_zone(&self, zone: &str) -> Result<(), Status> {
         let key = ResourceKey::new(ResourceType::Zone, None, zone);
-        if self.store.get(&key).await.map_err(internal)?.is_some() {
+        if let Some(existing) = self.store.get(&key).await.map_err(internal)? {
+            if matches!(&existing.spec, Spec::Zone(z) if !z.is_enabled()) {
+                tracing::warn!(%zone, "KDS: disabled zone refused");
+                return Err(Status::failed_precondition(crate::zones::disabled_message(
+                    zone,
+                )));
+            }
             return Ok(());
         }
         let res = Resource::new(zone, None, Spec::Zone(Default::default()));
@@ -261,6 +272,7 @@ impl KdsSyncService for Kds {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let tokens = self.tokens.clone();
+        let disabled = self.disabled.clone();
         let span = tracing::info_span!("kds", zone = %zone, direction = "global_to_zone");
         span.in_scope(|| tracing::info!("KDS: GlobalToZoneSync stream opened"));
         let insights = self.insights.clone();
@@ -304,6 +316,10 @@ impl KdsSyncService for Kds {
                     tracing::warn!(%zone, reason = status.message(), "KDS: GlobalToZoneSync closed: token no longer valid");
                     let _ = end_tx.send(status);
                 }
+                () = disabled.until_disabled(&zone) => {
+                    tracing::warn!(%zone, "KDS: GlobalToZoneSync closed: zone disabled");
+                    let _ = end_tx.send(Status::failed_precondition(crate::zones::disabled_message(&zone)));
+                }
             }
         };
         tokio::spawn(stream.instrument(span));
@@ -344,6 +360,7 @@ impl KdsSyncService for Kds {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let tokens = self.tokens.clone();
+        let disabled = self.disabled.clone();
         let mut apply = FromZone {
             zone: zone.clone(),
             store: self.store.clone(),
@@ -371,6 +388,10 @@ impl KdsSyncService for Kds {
                 status = revoked(tokens, verified) => {
                     tracing::warn!(%zone, reason = status.message(), "KDS: ZoneToGlobalSync closed: token no longer valid");
                     let _ = end_tx.send(status);
+                }
+                () = disabled.until_disabled(&zone) => {
+                    tracing::warn!(%zone, "KDS: ZoneToGlobalSync closed: zone disabled");
+                    let _ = end_tx.send(Status::failed_precondition(crate::zones::disabled_message(&zone)));
                 }
             }
         };

@@ -7,6 +7,7 @@ pub mod insights;
 pub mod kds;
 pub mod tls;
 pub mod tokens;
+pub mod zones;
 
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ pub mod component {
     pub const KDS: &str = "KDS server";
     pub const KDS_FEED: &str = "KDS feed";
     pub const REVOCATIONS: &str = "revocation follower";
+    pub const ZONE_INSIGHTS: &str = "zone insight writer";
+    pub const ZONES: &str = "zone follower";
+    pub const ZONE_CLEANUP: &str = "offline zone cleanup";
 }
 
 /// How long `build` waits for the components that only read the local store.
@@ -88,6 +92,7 @@ pub async fn build_with(
         key_pem: kds_tls.key_pem().expose().to_string(),
     };
     let insights = insights::ZoneInsights::default();
+    let disabled = zones::Disabled::default();
     let mut registry = Registry::default();
     let kds = kds::serve(
         config.kds_address,
@@ -95,14 +100,24 @@ pub async fn build_with(
         data.store.clone(),
         zone_tokens.clone(),
         insights.clone(),
+        disabled.clone(),
         &mut registry,
         shutdown.clone(),
     )
     .await?;
     let health = Health::default();
-    let extra = axum::Router::new()
-        .merge(tokens::api::routes(zone_tokens.clone()))
-        .merge(insights::routes(insights));
+    let connected = insights.clone();
+    let extra = weft_api::ExtraRoutes {
+        authenticated: axum::Router::new()
+            .merge(tokens::api::routes(zone_tokens.clone()))
+            .merge(insights::routes(insights.clone())),
+        open: axum::Router::new(),
+        hooks: weft_api::Hooks {
+            zone_connected: Some(Arc::new(move |zone: &str| connected.is_connected(zone))),
+            live: None,
+            config: Some(config.to_display()),
+        },
+    };
     let api = server::serve_api(
         &config.common,
         Mode::Global,
@@ -128,7 +143,7 @@ pub async fn build_with(
             Ok::<_, ServerError>(())
         }
     });
-    let (tokens, store, stop) = (zone_tokens.clone(), data.store.clone(), shutdown);
+    let (tokens, store, stop) = (zone_tokens.clone(), data.store.clone(), shutdown.clone());
     components.spawn_restarting(
         component::REVOCATIONS,
         Backoff::default(),
@@ -141,9 +156,49 @@ pub async fn build_with(
             }
         },
     );
+    let (store, stop, persisted) = (data.store.clone(), shutdown.clone(), insights.clone());
+    components.spawn_restarting(
+        component::ZONE_INSIGHTS,
+        Backoff::default(),
+        move |reporter| {
+            let run = insights::persist(store.clone(), persisted.clone(), reporter, stop.clone());
+            async move {
+                run.await;
+                Ok::<_, ServerError>(())
+            }
+        },
+    );
+    let (store, stop) = (data.store.clone(), shutdown.clone());
+    components.spawn_restarting(component::ZONES, Backoff::default(), move |reporter| {
+        let run = zones::follow(store.clone(), disabled.clone(), reporter, stop.clone());
+        async move {
+            run.await;
+            Ok::<_, ServerError>(())
+        }
+    });
+    if let Some(after) = config.zone_cleanup_after {
+        let (store, stop, live) = (data.store.clone(), shutdown.clone(), insights.clone());
+        components.spawn_restarting(
+            component::ZONE_CLEANUP,
+            Backoff::default(),
+            move |reporter| {
+                let run =
+                    zones::cleanup(store.clone(), live.clone(), after, reporter, stop.clone());
+                async move {
+                    run.await;
+                    Ok::<_, ServerError>(())
+                }
+            },
+        );
+    }
     // Serve once the local followers hold the store (a broken store is reported
     // on /ready after this wait).
-    let local = [component::KDS_FEED, component::REVOCATIONS];
+    let local = [
+        component::KDS_FEED,
+        component::REVOCATIONS,
+        component::ZONE_INSIGHTS,
+        component::ZONES,
+    ];
     if !health.until_serving(&local, STARTUP_WAIT).await {
         tracing::warn!(blocker = ?health.blocker(), "starting although not every component is ready");
     }

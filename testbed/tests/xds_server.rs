@@ -451,8 +451,19 @@ async fn zone_serves_xds_and_overview() {
         .get("/meshes/default/dataplanes/web-1/_overview")
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["dataplane"]["name"], "web-1");
-    assert_eq!(body["dataplaneInsight"]["connected"], false);
+    // Kuma's DataplaneOverview: meta, the spec, and an insight without
+    // subscriptions (the proxy never connected).
+    assert_eq!(body["type"], "DataplaneOverview", "{body}");
+    assert_eq!(body["name"], "web-1");
+    assert_eq!(body["mesh"], "default");
+    assert_eq!(
+        body["dataplane"]["networking"]["inbound"][0]["port"], 8080,
+        "{body}"
+    );
+    assert_eq!(
+        body["dataplaneInsight"]["subscriptions"],
+        serde_json::json!([])
+    );
     let (status, _) = zone
         .api
         .get("/meshes/default/dataplanes/nobody/_overview")

@@ -69,6 +69,24 @@ impl std::fmt::Debug for Federation {
     }
 }
 
+impl ZoneConfig {
+    /// What `GET /config` shows: every setting, the zone token never.
+    pub fn to_display(&self) -> serde_json::Value {
+        let mut v = self.common.to_display("zone");
+        v["multizone"] = serde_json::json!({
+            "zone": {
+                "name": self.zone,
+                "globalAddress": self.federation.as_ref().map(|f| f.global.clone()),
+            }
+        });
+        v["xds"] = serde_json::json!({
+            "address": self.xds.address.to_string(),
+            "dataplaneGracePeriod": humantime::format_duration(self.xds.dataplane_grace).to_string(),
+        });
+        v
+    }
+}
+
 /// The checked configuration of a zone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {

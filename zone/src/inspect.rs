@@ -8,6 +8,16 @@
 //!   tag subset, the inbound (`from`) rules per inbound port, single-item
 //!   defaults, each with the merged conf and the origin (policy, entry) of every
 //!   value.
+//! - `GET /meshes/{mesh}/dataplanes/{name}/_policies` (Kuma 2.14's
+//!   `PoliciesList`): the proxy-wide policies (those with a single `default`),
+//!   each `{kind, conf, origins: [{kri}]}`.
+//! - `GET …/_inbounds/{kri}/_policies` (`InboundPoliciesList`): per policy
+//!   type, the rules of one inbound (`{kind, rules: [{conf, subset}], origins}`);
+//!   the inbound is named by its KRI (`kri_dp_<mesh>_<zone>__<dataplane>_<inbound
+//!   name or port>`), or just by its name or port.
+//! - `GET …/_outbounds/{kri}/_policies` (`PoliciesList`): the merged `to` conf
+//!   of each policy type towards one destination, named by a MeshService KRI
+//!   (`kri_msvc_<mesh>_<zone>__<service>_<port>`) or just its `kuma.io/service`.
 
 use crate::xds::generate::{self, MeshView, json};
 use axum::Router;
@@ -24,6 +34,18 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/meshes/{mesh}/dataplanes/{name}/_config", get(config))
         .route("/meshes/{mesh}/dataplanes/{name}/_rules", get(rules))
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_policies",
+            get(proxy_policies),
+        )
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_inbounds/{kri}/_policies",
+            get(inbound_policies),
+        )
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_outbounds/{kri}/_policies",
+            get(outbound_policies),
+        )
 }
 
 /// The mesh's view (every resource of the mesh but its Secrets) from the store,
@@ -128,4 +150,142 @@ async fn rules(
         axum::Json(json!({"mesh": mesh, "dataplane": name, "rules": rules.to_json()}))
             .into_response(),
     )
+}
+
+/// The KRIs of the policies behind `origins`, in merge order, each once.
+fn origin_kris(view: &MeshView, origins: &[weft_model::rules::Origin]) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    origins
+        .iter()
+        .filter(|o| seen.insert((o.ty.clone(), o.name.clone())))
+        .map(|o| {
+            let kri = view
+                .resources
+                .get(o.ty.as_str())
+                .and_then(|m| m.get(&o.name))
+                .map(|r| weft_api::kri(r))
+                .unwrap_or_else(|| o.name.clone());
+            json!({ "kri": kri })
+        })
+        .collect()
+}
+
+async fn proxy_policies(
+    State(state): State<ApiState>,
+    Path((mesh, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (view, dp) = load(&state, &mesh, &name).await?;
+    let rules = view.rules(&dp);
+    let policies: Vec<Value> = rules
+        .types
+        .iter()
+        .filter_map(|(ty, r)| {
+            let single = r.single.as_ref()?;
+            Some(json!({
+                "kind": ty.name(),
+                "conf": single.conf,
+                "origins": origin_kris(&view, &single.contributors),
+            }))
+        })
+        .collect();
+    Ok(axum::Json(json!({ "policies": policies })).into_response())
+}
+
+/// The inbound port a KRI (or a bare name or port) names on `dp`.
+fn inbound_port(dp: &Resource, kri: &str) -> Result<u32, ApiError> {
+    let section = match weft_api::parse_kri(kri) {
+        Some([short, _, _, _, name, section]) => {
+            if short != "dp" || name != dp.meta.name {
+                return Err(ApiError::not_found(format!(
+                    "{kri:?} is not an inbound of dataplane {:?}: expected kri_dp_<mesh>_<zone>__{}_<inbound name or port>",
+                    dp.meta.name, dp.meta.name
+                )));
+            }
+            section
+        }
+        None => kri,
+    };
+    let weft_model::resource::Spec::Dataplane(spec) = &dp.spec else {
+        return Err(ApiError::internal("a Dataplane without a Dataplane spec"));
+    };
+    spec.networking
+        .iter()
+        .flat_map(|n| n.inbound.iter())
+        .find(|i| i.name.as_deref() == Some(section) || i.port.to_string() == section)
+        .map(|i| i.port)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "dataplane {:?} has no inbound named {section:?} (by name or port)",
+                dp.meta.name
+            ))
+        })
+}
+
+async fn inbound_policies(
+    State(state): State<ApiState>,
+    Path((mesh, name, kri)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (view, dp) = load(&state, &mesh, &name).await?;
+    let port = inbound_port(&dp, &kri)?;
+    let rules = view.rules(&dp);
+    let policies: Vec<Value> = rules
+        .types
+        .iter()
+        .filter_map(|(ty, r)| {
+            let inbound = r.from.get(&port).filter(|rs| !rs.is_empty())?;
+            let mut contributors = Vec::new();
+            let rules: Vec<Value> = inbound
+                .iter()
+                .map(|rule| {
+                    contributors.extend(rule.merged.contributors.iter().cloned());
+                    json!({ "conf": rule.merged.conf, "subset": rule.subset })
+                })
+                .collect();
+            Some(json!({
+                "kind": ty.name(),
+                "rules": rules,
+                "origins": origin_kris(&view, &contributors),
+            }))
+        })
+        .collect();
+    Ok(axum::Json(json!({ "policies": policies })).into_response())
+}
+
+/// The `kuma.io/service` an outbound KRI (or a bare service name) names.
+fn outbound_service(kri: &str) -> Result<&str, ApiError> {
+    match weft_api::parse_kri(kri) {
+        Some(["msvc" | "extsvc" | "mzsvc", _, _, _, name, _]) => Ok(name),
+        Some([short, ..]) => Err(ApiError::not_found(format!(
+            "{kri:?} is a {short:?} KRI: an outbound is named by a MeshService KRI \
+             (kri_msvc_<mesh>_<zone>__<service>_<port>) or its kuma.io/service"
+        ))),
+        None => Ok(kri),
+    }
+}
+
+async fn outbound_policies(
+    State(state): State<ApiState>,
+    Path((mesh, name, kri)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let (view, dp) = load(&state, &mesh, &name).await?;
+    let service = outbound_service(&kri)?;
+    let mut element = weft_model::resource::Tags::new();
+    element.insert(
+        weft_model::resource::tags::SERVICE.to_string(),
+        service.to_string(),
+    );
+    let rules = view.rules(&dp);
+    let policies: Vec<Value> = rules
+        .types
+        .iter()
+        .filter_map(|(ty, r)| {
+            let merged = weft_model::rules::compute(&r.to, &element)?;
+            Some(json!({
+                "kind": ty.name(),
+                "conf": merged.conf,
+                "origins": origin_kris(&view, &merged.contributors),
+            }))
+        })
+        .collect();
+    Ok(axum::Json(json!({ "policies": policies })).into_response())
 }

@@ -205,16 +205,23 @@ pub async fn build_with(
         Some(xds.endpoint.ca_pem.clone()),
     );
     let mut authenticated = axum::Router::new()
-        .merge(xds::insight::routes(xds.insights.clone()))
         .merge(xds::insight::trust_routes(xds.cache.clone()))
         .merge(inspect::routes());
     if let Some(tokens) = admission.tokens() {
         let zone = config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME);
         authenticated = authenticated.merge(tokens::api::routes(tokens.clone(), zone));
     }
+    let live = xds.insights.clone();
     let extra = ExtraRoutes {
         authenticated,
         open: bootstrap::routes(bootstrap_params, admission),
+        hooks: weft_api::Hooks {
+            zone_connected: None,
+            live: Some(Arc::new(move |key: &weft_model::resource::ResourceKey| {
+                live.live(key)
+            })),
+            config: Some(config.to_display()),
+        },
     };
     let api = server::serve_api(
         &config.common,

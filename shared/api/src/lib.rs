@@ -13,9 +13,11 @@ pub mod json_body;
 mod mesh_ca;
 pub use mesh_ca::cross_zone_message;
 mod metrics;
+pub mod overview;
 mod resources;
 pub mod server;
 mod types;
+pub use types::{kri, kri_of, parse_kri};
 
 pub use auth::AdminToken;
 pub use error::ApiError;
@@ -72,6 +74,21 @@ pub struct ApiState {
     pub max_body_bytes: usize,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
+    /// What the mode-specific parts tell the shared endpoints.
+    pub hooks: Hooks,
+}
+
+/// What global or zone lends the shared endpoints: live state the store does
+/// not hold.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Global: whether zone `name` has a KDS stream open now (a connected zone
+    /// cannot be deleted; overviews count it online).
+    pub zone_connected: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    /// Zone: a proxy's live ADS stream, merged into its overview.
+    pub live: Option<overview::LiveInsights>,
+    /// `GET /config`: the effective configuration, without secrets.
+    pub config: Option<serde_json::Value>,
 }
 
 /// Mode-specific routes: `authenticated` ones sit behind the admin token like the
@@ -81,6 +98,7 @@ pub struct ApiState {
 pub struct ExtraRoutes {
     pub authenticated: Router<ApiState>,
     pub open: Router<ApiState>,
+    pub hooks: Hooks,
 }
 
 impl From<Router<ApiState>> for ExtraRoutes {
@@ -88,6 +106,7 @@ impl From<Router<ApiState>> for ExtraRoutes {
         ExtraRoutes {
             authenticated,
             open: Router::new(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -95,11 +114,16 @@ impl From<Router<ApiState>> for ExtraRoutes {
 /// The whole API: the resource routes plus `extra` (mode-specific routes, which
 /// get the same metrics and, unless open, authentication). Unauthenticated: `/`,
 /// `/ready`, `/metrics` and the open extra routes.
-pub fn router(state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
+pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
     let extra = extra.into();
-    let resources = resources::routes().merge(extra.authenticated).route_layer(
-        axum::middleware::from_fn_with_state(state.token.clone(), auth::require_admin),
-    );
+    state.hooks = extra.hooks;
+    let resources = resources::routes()
+        .merge(overview::routes())
+        .merge(extra.authenticated)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.token.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .route("/", get(index))
         .route("/ready", get(ready))
@@ -118,8 +142,11 @@ pub fn router(state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
 /// Kuma's field for distributions based on it).
 pub const BASED_ON_KUMA: &str = "2.14.3";
 
+/// The Envoy version `weft-dp` runs (`GET /versions`).
+pub const ENVOY_VERSION: &str = "1.40.0";
+
 /// This machine's host name (Linux), else `unknown`.
-fn hostname() -> String {
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

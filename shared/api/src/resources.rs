@@ -47,24 +47,33 @@ pub(super) fn routes() -> Router<ApiState> {
 /// A list's query, Kuma's parameters: `size`, `offset`, `name` (the name
 /// contains it) and `filter[labels.<key>]=<value>` (exact label match, all of
 /// them). Anything else is refused, naming the parameter, rather than ignored.
-type ListQuery = Vec<(String, String)>;
+pub(crate) type ListQuery = Vec<(String, String)>;
 
 #[derive(Debug, Default)]
-struct ListParams {
+pub(crate) struct ListParams {
     size: Option<String>,
     offset: Option<String>,
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     labels: std::collections::BTreeMap<String, String>,
+    /// The endpoint's own parameters (those [`ListParams::parse_with`] allowed).
+    pub(crate) extra: Vec<(String, String)>,
 }
 
 impl ListParams {
-    fn parse(pairs: ListQuery) -> Result<Self, ApiError> {
+    pub(crate) fn parse(pairs: ListQuery) -> Result<Self, ApiError> {
+        Self::parse_with(pairs, &[])
+    }
+
+    /// [`ListParams::parse`], also accepting the parameters named in `allowed`
+    /// (kept in `extra`, in order).
+    pub(crate) fn parse_with(pairs: ListQuery, allowed: &[&str]) -> Result<Self, ApiError> {
         let mut p = ListParams::default();
         for (k, v) in pairs {
             match k.as_str() {
                 "size" => p.size = Some(v),
                 "offset" => p.offset = Some(v),
                 "name" => p.name = Some(v).filter(|n| !n.is_empty()),
+                _ if allowed.contains(&k.as_str()) => p.extra.push((k, v)),
                 _ => match k
                     .strip_prefix("filter[labels.")
                     .and_then(|r| r.strip_suffix(']'))
@@ -79,10 +88,13 @@ impl ListParams {
                         ));
                     }
                     _ => {
+                        let own: String = allowed.iter().map(|a| format!(", {a}")).collect();
                         return Err(ApiError::invalid_field(
                             &k,
-                            "unknown query parameter: a list takes size, offset, name and \
-                             filter[labels.<key>]",
+                            format!(
+                                "unknown query parameter: this list takes size, offset, name{own} \
+                                 and filter[labels.<key>]"
+                            ),
                         ));
                     }
                 },
@@ -95,7 +107,45 @@ impl ListParams {
         self.name.is_some() || !self.labels.is_empty()
     }
 
-    fn keeps(&self, r: &Resource) -> bool {
+    /// The page size asked for (default [`Page::DEFAULT_SIZE`]).
+    pub(crate) fn size(&self) -> Result<usize, ApiError> {
+        match self.size.as_deref() {
+            None => Ok(Page::DEFAULT_SIZE),
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=Page::MAX_SIZE).contains(&n) => Ok(n),
+                _ => Err(ApiError::invalid_field(
+                    "size",
+                    format!(
+                        "Invalid page size: must be a whole number from 1 to {}",
+                        Page::MAX_SIZE
+                    ),
+                )),
+            },
+        }
+    }
+
+    pub(crate) fn offset(&self) -> Result<usize, ApiError> {
+        match self.offset.as_deref() {
+            None | Some("") => Ok(0),
+            Some(s) => s.parse::<usize>().map_err(|_| {
+                ApiError::invalid_field("offset", "Invalid offset: must be a whole number")
+            }),
+        }
+    }
+
+    /// Cuts the page from `matching` (already filtered): `(items, total, next offset)`.
+    pub(crate) fn cut<T>(
+        &self,
+        matching: Vec<T>,
+    ) -> Result<(Vec<T>, usize, Option<usize>), ApiError> {
+        let (size, offset) = (self.size()?, self.offset()?);
+        let total = matching.len();
+        let items: Vec<T> = matching.into_iter().skip(offset).take(size).collect();
+        let next = (offset + items.len() < total).then_some(offset + items.len());
+        Ok((items, total, next))
+    }
+
+    pub(crate) fn keeps(&self, r: &Resource) -> bool {
         self.name.as_deref().is_none_or(|n| r.meta.name.contains(n))
             && self
                 .labels
@@ -177,27 +227,7 @@ async fn list(
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let q = ListParams::parse(q)?;
-    let size = match q.size.as_deref() {
-        None => Page::DEFAULT_SIZE,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=Page::MAX_SIZE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid_field(
-                    "size",
-                    format!(
-                        "Invalid page size: must be a whole number from 1 to {}",
-                        Page::MAX_SIZE
-                    ),
-                ));
-            }
-        },
-    };
-    let offset = match q.offset.as_deref() {
-        None | Some("") => 0,
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            ApiError::invalid_field("offset", "Invalid offset: must be a whole number")
-        })?,
-    };
+    let (size, offset) = (q.size()?, q.offset()?);
     let page = if q.filters() {
         // Filtered: the page is cut from what matches, so `total` counts matches.
         let all = state.store.list(ty, mesh, Page::all()).await?.items;
@@ -213,23 +243,9 @@ async fn list(
     } else {
         state.store.list(ty, mesh, Page { size, offset }).await?
     };
-    let next = page.next_offset.map(|o| {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let filters: String = uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .filter(|kv| kv.starts_with("name=") || kv.starts_with("filter"))
-            .map(|kv| format!("&{kv}"))
-            .collect();
-        format!(
-            "http://{host}{}?size={size}&offset={o}{filters}",
-            uri.path()
-        )
-    });
+    let next = page
+        .next_offset
+        .map(|o| next_url(&headers, &uri, size, o, &[]));
     let mut items = Vec::with_capacity(page.items.len());
     for res in &page.items {
         let mut value = res.to_value();
@@ -238,6 +254,36 @@ async fn list(
     }
     let body = json!({ "total": page.total, "items": items, "next": next });
     Ok(respond(StatusCode::OK, &body, &headers, None))
+}
+
+/// The `next` link of a list page: the same path and filters (`name`,
+/// `filter[...]` and the endpoint's own `extra` parameters) at offset `offset`.
+pub(crate) fn next_url(
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    size: usize,
+    offset: usize,
+    extra: &[&str],
+) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let filters: String = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| {
+            kv.starts_with("name=")
+                || kv.starts_with("filter")
+                || extra.iter().any(|e| kv.starts_with(&format!("{e}=")))
+        })
+        .map(|kv| format!("&{kv}"))
+        .collect();
+    format!(
+        "http://{host}{}?size={size}&offset={offset}{filters}",
+        uri.path()
+    )
 }
 
 async fn get_mesh(
@@ -324,6 +370,11 @@ async fn put_in_mesh(
 /// Refuses writes of types another control plane owns (DESIGN §8). Policies
 /// on a federated zone pass here: [`check_origin`] decides per resource.
 pub(super) fn check_writable(mode: &Mode, ty: ResourceType) -> Result<(), ApiError> {
+    if ty.is_insight() {
+        return Err(ApiError::method_not_allowed(format!(
+            "{ty} resources are written by the control plane from its connections; they are read-only"
+        )));
+    }
     match (mode, ty.owner()) {
         (
             Mode::Zone {
@@ -563,6 +614,20 @@ async fn delete_item(
         let current = state.store.get(&key).await?;
         check_origin(&state.mode, key.ty, current.as_ref(), None)?;
     }
+    if key.ty == ResourceType::Zone
+        && state
+            .hooks
+            .zone_connected
+            .as_ref()
+            .is_some_and(|connected| connected(&key.name))
+    {
+        // As Kuma: a zone is shut down before it is deleted.
+        return Err(ApiError::bad_request(format!(
+            "unable to delete zone {:?}: its control plane is still connected; shut it down first \
+             (or set enabled: false to disconnect it)",
+            key.name
+        )));
+    }
     if key.ty == ResourceType::Mesh {
         // As Kuma: a mesh with proxies in it is not deleted from under them.
         let dps = state
@@ -660,7 +725,7 @@ fn check_origin(
 }
 
 /// JSON, or YAML when the client asks for it; `ETag` when a version is known.
-fn respond(
+pub(crate) fn respond(
     status: StatusCode,
     body: &Value,
     headers: &HeaderMap,

@@ -188,6 +188,7 @@ pub async fn serve_api(
         max_body_bytes: config.api_max_body_bytes,
         registry: Arc::new(registry),
         metrics,
+        hooks: crate::Hooks::default(),
     };
     let app = crate::router(state, extra);
     let (listener, address) = bind("REST API", config.api_address).await?;

@@ -37,8 +37,43 @@ fn short_name(ty: ResourceType) -> Option<&'static str> {
         MeshTLS => "mtls",
         MeshTrace => "mtr",
         MeshTrafficPermission => "mtp",
-        DataplaneInsight | ExternalService | Secret | GlobalSecret => return None,
+        DataplaneInsight | ZoneInsight | ExternalService | Secret | GlobalSecret => return None,
     })
+}
+
+/// Kuma's resource identifier of `r`:
+/// `kri_<short name>_<mesh>_<zone>_<namespace>_<name>_<section>`. The zone is
+/// the one a zone's resource came from (empty for global's), the name its name
+/// in that zone (`kuma.io/display-name`), namespace and section empty.
+pub fn kri(r: &Resource) -> String {
+    kri_of(r, "")
+}
+
+/// [`kri`] naming section `section` (an inbound's name or port).
+pub fn kri_of(r: &Resource, section: &str) -> String {
+    let ty = r.resource_type();
+    let short = short_name(ty)
+        .map(str::to_string)
+        .unwrap_or_else(|| ty.name().to_lowercase());
+    let labels = &r.meta.labels;
+    let zone = labels
+        .get(weft_model::resource::tags::ZONE)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let name = labels
+        .get(weft_model::resource::tags::DISPLAY_NAME)
+        .unwrap_or(&r.meta.name);
+    format!(
+        "kri_{short}_{}_{zone}__{name}_{section}",
+        r.meta.mesh.as_deref().unwrap_or_default()
+    )
+}
+
+/// The parts of a KRI: (short name, mesh, zone, namespace, name, section).
+pub fn parse_kri(kri: &str) -> Option<[&str; 6]> {
+    let rest = kri.strip_prefix("kri_")?;
+    let parts: Vec<&str> = rest.splitn(6, '_').collect();
+    <[&str; 6]>::try_from(parts).ok()
 }
 
 /// `MeshHTTPRoute` → `Mesh HTTP Route`: words split at a lower-to-upper change
@@ -83,7 +118,7 @@ fn has_section(ty: ResourceType, field: &str) -> bool {
         .any(|u| u == &format!("spec.{field}"))
 }
 
-fn describe(ty: ResourceType, mode: &Mode) -> Value {
+pub(super) fn describe(ty: ResourceType, mode: &Mode) -> Value {
     let singular = display_name(ty.name());
     let mut d = json!({
         "name": ty.name(),

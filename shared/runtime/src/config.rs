@@ -134,6 +134,26 @@ pub struct CommonConfig {
 }
 
 impl CommonConfig {
+    /// What `GET /config` shows of these settings, for a control plane in `mode`
+    /// (Kuma's key names where it has them).
+    pub fn to_display(&self, mode: &str) -> serde_json::Value {
+        serde_json::json!({
+            "mode": mode,
+            "environment": "universal",
+            "store": { "type": "sled", "dataDir": self.data_dir.display().to_string() },
+            "apiServer": {
+                "http": { "address": self.api_address.to_string() },
+                "maxBodyBytes": self.api_max_body_bytes,
+                "auth": { "type": "tokens" },
+            },
+            "defaults": { "skipMeshCreation": !self.default_mesh },
+            "logging": {
+                "format": format!("{:?}", self.log_format).to_lowercase(),
+                "level": self.log_level,
+            },
+        })
+    }
+
     /// For tests: a data dir, the API on a free loopback port, defaults otherwise.
     pub fn for_test(data_dir: &Path) -> Self {
         CommonConfig {

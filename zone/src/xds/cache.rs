@@ -788,7 +788,10 @@ impl Cache {
             Ok(identity) => {
                 secrets.insert_hashed(tls.identity_secret_name(), identity);
                 if let Some(info) = self.inner.identities.info(key) {
-                    self.inner.insights.set_certificate(key, info);
+                    let persisted = info.to_persisted();
+                    if self.inner.insights.set_certificate(key, info) {
+                        self.inner.presence.certificate(key, persisted);
+                    }
                 }
             }
             Err(e) => {

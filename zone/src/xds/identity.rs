@@ -51,6 +51,23 @@ pub struct CertInfo {
     pub ca_fingerprint: String,
 }
 
+impl CertInfo {
+    /// What the proxy's persisted DataplaneInsight keeps of it (Kuma's `mTLS`).
+    pub fn to_persisted(&self) -> weft_model::resource::insight::MtlsInsight {
+        let rfc3339 = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        weft_model::resource::insight::MtlsInsight {
+            certificate_expiration_time: rfc3339(self.certificate_expiration_time),
+            last_certificate_regeneration: rfc3339(self.last_certificate_regeneration),
+            certificate_regenerations: self.certificate_regenerations,
+            issued_backend: self.issued_backend.clone(),
+            supported_backends: vec![self.issued_backend.clone()],
+        }
+    }
+}
+
 /// The trust of one mesh at one moment: what proxies trust and which CA issues.
 #[derive(Debug)]
 pub struct TrustPlan {

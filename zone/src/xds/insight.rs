@@ -2,12 +2,13 @@
 //! connected or not, when it connected and disconnected, SotW or delta, and per
 //! type what was sent, ACKed and NACKed (with the last NACK's reason).
 //!
-//! Kept in memory (it describes live connections); served with the Dataplane on
-//! `GET /meshes/{mesh}/dataplanes/{name}/_overview` (Kuma's path).
+//! Kept in memory (it describes live connections); [`Insights::live`] lends it
+//! to the shared overview endpoints (`GET /meshes/{mesh}/dataplanes/{name}/_overview`
+//! and the lists, Kuma's paths), which merge it into the persisted insight.
 
 use super::node::ProxyKey;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -83,6 +84,60 @@ impl DataplaneInsight {
     }
 }
 
+impl DataplaneInsight {
+    /// Kuma's `DiscoverySubscription` status of the current stream: totals and
+    /// per xDS service (`cds`, `eds`, `lds`, `rds`), with Weft's view beside.
+    pub fn to_live(&self) -> weft_api::overview::LiveInsight {
+        let stats = |t: &TypeInsight| {
+            serde_json::json!({
+                "responsesSent": t.responses_sent,
+                "responsesAcknowledged": t.acked,
+                "responsesRejected": t.nacked,
+            })
+        };
+        let mut total = TypeInsight::default();
+        let mut status = serde_json::Map::new();
+        for (url, t) in &self.types {
+            total.responses_sent += t.responses_sent;
+            total.acked += t.acked;
+            total.nacked += t.nacked;
+            let service = match url.rsplit('.').next() {
+                Some("Cluster") => "cds",
+                Some("ClusterLoadAssignment") => "eds",
+                Some("Listener") => "lds",
+                Some("RouteConfiguration") => "rds",
+                _ => continue,
+            };
+            status.insert(service.into(), stats(t));
+        }
+        status.insert("total".into(), stats(&total));
+        status.insert("lastUpdateTime".into(), insight::now().into());
+        let mut sub = serde_json::Map::new();
+        if let Some(t) = &self.connect_time {
+            sub.insert("connectTime".into(), t.clone().into());
+        }
+        if let Some(t) = &self.disconnect_time {
+            sub.insert("disconnectTime".into(), t.clone().into());
+        }
+        sub.insert("status".into(), serde_json::Value::Object(status));
+        let weft = serde_json::json!({
+            "connected": self.connected,
+            "streams": self.streams,
+            "streamKind": self.stream_kind,
+            "types": self.types,
+        });
+        weft_api::overview::LiveInsight {
+            connected: self.connected,
+            subscription: serde_json::Value::Object(sub),
+            mtls: self
+                .mtls
+                .as_ref()
+                .and_then(|m| serde_json::to_value(m).ok()),
+            weft,
+        }
+    }
+}
+
 impl StreamInsight for DataplaneInsight {
     fn streams_mut(&mut self) -> &mut u32 {
         &mut self.streams
@@ -149,12 +204,15 @@ impl Insights {
             .collect()
     }
 
-    /// Records the certificate `key` holds now.
-    pub fn set_certificate(&self, key: &ProxyKey, cert: super::identity::CertInfo) {
+    /// Records the certificate `key` holds now; true when it is a new one.
+    pub fn set_certificate(&self, key: &ProxyKey, cert: super::identity::CertInfo) -> bool {
         let mut all = self.inner.lock();
         let i = all.entry(key.clone()).or_default();
         if i.mtls.as_ref() != Some(&cert) {
             i.mtls = Some(cert);
+            true
+        } else {
+            false
         }
     }
 
@@ -167,6 +225,28 @@ impl Insights {
         }
     }
 
+    /// The live view of the proxy a resource key names (a Dataplane, a
+    /// ZoneIngress or a ZoneEgress), in the shape the overviews merge.
+    pub fn live(&self, key: &ResourceKey) -> Option<weft_api::overview::LiveInsight> {
+        let proxy = match key.ty {
+            ResourceType::Dataplane => ProxyKey {
+                mesh: key.mesh.clone()?,
+                name: key.name.clone(),
+            },
+            ResourceType::ZoneIngress => ProxyKey {
+                mesh: super::node::ZONE_INGRESS.into(),
+                name: key.name.clone(),
+            },
+            ResourceType::ZoneEgress => ProxyKey {
+                mesh: super::node::ZONE_EGRESS.into(),
+                name: key.name.clone(),
+            },
+            _ => return None,
+        };
+        let i = self.get(&proxy)?;
+        Some(i.to_live())
+    }
+
     /// Forgets proxies whose Dataplane is gone.
     pub fn remove(&self, key: &ProxyKey) {
         self.inner.lock().remove(key);
@@ -175,13 +255,6 @@ impl Insights {
 
 /// Marks a proxy's stream closed when dropped (however it ends).
 pub type InsightGuard = insight::StreamGuard<ProxyKey, DataplaneInsight>;
-
-/// `GET /meshes/{mesh}/dataplanes/{name}/_overview`.
-pub fn routes(insights: Insights) -> Router<ApiState> {
-    Router::new()
-        .route("/meshes/{mesh}/dataplanes/{name}/_overview", get(overview))
-        .layer(axum::Extension(insights))
-}
 
 /// `GET /meshes/{mesh}/_mtls` (Weft): the mesh's mTLS as the zone runs it — the
 /// trusted CAs, the issuing one, whether a CA rotation is under way, and per
@@ -204,23 +277,4 @@ async fn mesh_trust(
                 "mesh {mesh:?} has no mTLS in this zone (mtls.enabledBackend unset, or the mesh is unknown)"
             ))
         })
-}
-
-async fn overview(
-    State(state): State<ApiState>,
-    axum::Extension(insights): axum::Extension<Insights>,
-    Path((mesh, name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let key = ResourceKey::new(ResourceType::Dataplane, Some(&mesh), &name);
-    let Some(dp) = state.store.get(&key).await? else {
-        return Err(ApiError::not_found(format!(
-            "dataplane {name:?} not found in mesh {mesh:?}: it appears when its proxy connects"
-        )));
-    };
-    let insight = insights.get(&ProxyKey { mesh, name }).unwrap_or_default();
-    Ok(axum::Json(serde_json::json!({
-        "dataplane": dp.to_value(),
-        "dataplaneInsight": insight,
-    }))
-    .into_response())
 }

@@ -13,7 +13,7 @@ use super::node::ProxyKey;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use weft_model::resource::insight::{DataplaneInsightSpec, DiscoverySubscription};
+use weft_model::resource::insight::{DataplaneInsightSpec, DiscoverySubscription, MtlsInsight};
 use weft_model::resource::{Resource, ResourceKey, ResourceType, Spec};
 use weft_runtime::health::Reporter;
 use weft_store::{Page, ResourceStore, StoreError, WriteOp};
@@ -33,6 +33,8 @@ enum Event {
         id: String,
         at: String,
     },
+    /// The proxy got a new workload certificate.
+    Certificate { key: ProxyKey, mtls: MtlsInsight },
 }
 
 /// The queue of subscription events; cheap to clone.
@@ -88,6 +90,14 @@ impl Presence {
             key: key.clone(),
             id,
             at: now(),
+        });
+    }
+
+    /// Sidecar `key` holds a new workload certificate.
+    pub fn certificate(&self, key: &ProxyKey, mtls: MtlsInsight) {
+        let _ = self.tx.send(Event::Certificate {
+            key: key.clone(),
+            mtls,
         });
     }
 
@@ -150,7 +160,9 @@ async fn apply(store: &dyn ResourceStore, events: &[Event]) -> Result<(), StoreE
     let mut touched: BTreeMap<ResourceKey, (Option<Resource>, bool)> = BTreeMap::new();
     for e in events {
         let key = match e {
-            Event::Opened { key, .. } | Event::Closed { key, .. } => insight_key(key),
+            Event::Opened { key, .. }
+            | Event::Closed { key, .. }
+            | Event::Certificate { key, .. } => insight_key(key),
         };
         if !touched.contains_key(&key) {
             let current = store.get(&key).await?;
@@ -164,6 +176,15 @@ async fn apply(store: &dyn ResourceStore, events: &[Event]) -> Result<(), StoreE
                 let res = current.get_or_insert_with(|| new_insight(proxy));
                 if let Spec::DataplaneInsight(spec) = &mut res.spec {
                     spec.connected(sub.clone());
+                    *changed = true;
+                }
+            }
+            Event::Certificate { key: proxy, mtls } => {
+                let res = current.get_or_insert_with(|| new_insight(proxy));
+                if let Spec::DataplaneInsight(spec) = &mut res.spec
+                    && spec.mtls.as_ref() != Some(mtls)
+                {
+                    spec.mtls = Some(mtls.clone());
                     *changed = true;
                 }
             }

@@ -185,6 +185,7 @@ resource_types! {
     ZoneEgress: "ZoneEgress", "zoneegresses", Global, Zone, Inline, zone::ZoneEgressSpec;
     ExternalService: "ExternalService", "externalservices", Mesh, Global, Inline, external::ExternalServiceSpec;
     Zone: "Zone", "zones", Global, Global, Inline, zone::ZoneSpec;
+    ZoneInsight: "ZoneInsight", "zone-insights", Global, Global, Inline, insight::ZoneInsightSpec;
     Secret: "Secret", "secrets", Mesh, Global, Inline, secret::SecretSpec;
     GlobalSecret: "GlobalSecret", "global-secrets", Global, Global, Inline, secret::SecretSpec;
     MeshTrafficPermission: "MeshTrafficPermission", "meshtrafficpermissions", Mesh, Global, Spec, policy::MeshTrafficPermission;
@@ -235,6 +236,15 @@ impl ResourceType {
                     | ResourceType::MeshExternalService
                     | ResourceType::MeshService
             )
+    }
+
+    /// What a control plane writes about its connections (DataplaneInsight,
+    /// ZoneInsight): read-only through the API, as in Kuma.
+    pub fn is_insight(self) -> bool {
+        matches!(
+            self,
+            ResourceType::DataplaneInsight | ResourceType::ZoneInsight
+        )
     }
 
     pub fn is_mesh_scoped(self) -> bool {
