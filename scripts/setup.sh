@@ -22,9 +22,9 @@ setup_chromium() {
   fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing Debian's chromium and chromium-driver (apt-get)" >&2
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver >&2; then
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >&2; then
       apt-get update >&2
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >&2
     fi
     echo "setup: $(chromium --version 2>/dev/null || echo chromium) / $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)" >&2
   else

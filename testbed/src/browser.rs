@@ -95,7 +95,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver on a free loopback port and a headless session.
     pub async fn start() -> Result<Browser, BrowserError> {
-        let chromium = locate("WEFT_CHROMIUM", &["chromium", "chromium-browser"], "chromium")?;
+        let chromium = locate(
+            "WEFT_CHROMIUM",
+            &["chromium", "chromium-browser"],
+            "chromium",
+        )?;
         let driver_bin = locate("WEFT_CHROMEDRIVER", &["chromedriver"], "chromedriver")?;
         let profile = tempfile::tempdir().map_err(BrowserError::Spawn)?;
         let log = profile.path().join("chromedriver.log");

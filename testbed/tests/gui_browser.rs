@@ -25,7 +25,9 @@ const TIMEOUT: &str = "type: MeshTimeout\nname: gui-timeout\nmesh: default\nspec
 
 fn shots_dir() -> PathBuf {
     let bins = weft_testbed::process::bin_dir().expect("the workspace's binaries");
-    bins.parent().expect("the target dir").join("gui-screenshots")
+    bins.parent()
+        .expect("the target dir")
+        .join("gui-screenshots")
 }
 
 async fn shot(b: &Browser, name: &str) {
@@ -149,23 +151,34 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         Client::new(global.api_url(), global.token()),
         Client::new(zone.api_url(), zone.token()),
     );
-    let (s, body) = g.put(&format!("/meshes/default/meshtimeouts/{POLICY}"), TIMEOUT).await;
+    let (s, body) = g
+        .put(&format!("/meshes/default/meshtimeouts/{POLICY}"), TIMEOUT)
+        .await;
     assert!(s.is_success(), "{s} {body}");
     until(SYNC_WAIT, "the zone holds global's policy", || async {
-        z.get(&format!("/meshes/default/meshtimeouts/{POLICY}")).await.0 == StatusCode::OK
+        z.get(&format!("/meshes/default/meshtimeouts/{POLICY}"))
+            .await
+            .0
+            == StatusCode::OK
     })
     .await;
-    let (s, body) = z.put(&format!("/meshes/default/dataplanes/{DP}"), DATAPLANE).await;
+    let (s, body) = z
+        .put(&format!("/meshes/default/dataplanes/{DP}"), DATAPLANE)
+        .await;
     assert!(s.is_success(), "{s} {body}");
     // Global stores the zone's Dataplane under a hashed name.
     let stored = eventually(SYNC_WAIT, "global holds the zone's dataplane", || async {
-        let (_, list) = g.get(&format!("/meshes/default/dataplanes?name={DP}")).await;
+        let (_, list) = g
+            .get(&format!("/meshes/default/dataplanes?name={DP}"))
+            .await;
         list["items"][0]["name"].as_str().map(str::to_string)
     })
     .await;
     until(SYNC_WAIT, "global shows the zone online", || async {
         let (_, o) = g.get("/zones/_overview").await;
-        o["items"].as_array().is_some_and(|a| a.iter().any(zone_online))
+        o["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(zone_online))
     })
     .await;
 
@@ -209,9 +222,16 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         .expect("east in the overview")
         .clone();
     let row = "tr[data-zone=\"east\"]";
-    assert_eq!(text_of(&b, &format!("{row} td[data-field=\"name\"]")).await, "east");
+    assert_eq!(
+        text_of(&b, &format!("{row} td[data-field=\"name\"]")).await,
+        "east"
+    );
     let shown = text_of(&b, &format!("{row} td[data-field=\"status\"]")).await;
-    let want = if zone_online(&east) { "online" } else { "offline" };
+    let want = if zone_online(&east) {
+        "online"
+    } else {
+        "offline"
+    };
     assert_eq!(shown, want);
     shot(&b, "zones").await;
     click(&b, &format!("{row} td[data-field=\"name\"] a")).await;
@@ -227,7 +247,11 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     let (_, all) = g.get("/meshes/default/dataplanes?size=1").await;
     assert!(range.ends_with(&format!("of {}", all["total"])), "{range}");
     shot(&b, "dataplanes").await;
-    click(&b, &format!("tr[data-dataplane=\"{stored}\"] td[data-field=\"name\"] a")).await;
+    click(
+        &b,
+        &format!("tr[data-dataplane=\"{stored}\"] td[data-field=\"name\"] a"),
+    )
+    .await;
     wait_view(&b, "dataplanes").await;
     let (_, dp) = g.get(&format!("/meshes/default/dataplanes/{stored}")).await;
     let (s, insight) = g
@@ -260,19 +284,26 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         text_of(&b, "section[data-state=\"ready\"] dd[data-field=\"name\"]").await,
         POLICY
     );
-    let (_, policy) = g.get(&format!("/meshes/default/meshtimeouts/{POLICY}")).await;
+    let (_, policy) = g
+        .get(&format!("/meshes/default/meshtimeouts/{POLICY}"))
+        .await;
     let spec: Value = serde_json::from_str(&text_of(&b, "#policy-spec").await).unwrap();
     assert_eq!(spec, policy["spec"]);
     let affected_state = eventually(VIEW_WAIT, "the affected dataplanes", || async {
         let v = b
-            .execute("return document.getElementById('affected')?.dataset.state;", vec![])
+            .execute(
+                "return document.getElementById('affected')?.dataset.state;",
+                vec![],
+            )
             .await
             .ok()?;
         v.as_str().filter(|s| *s != "loading").map(str::to_string)
     })
     .await;
     let (s, affected) = g
-        .get(&format!("/meshes/default/meshtimeouts/{POLICY}/_resources/dataplanes"))
+        .get(&format!(
+            "/meshes/default/meshtimeouts/{POLICY}/_resources/dataplanes"
+        ))
         .await;
     let shown = text_of(&b, "#affected").await;
     if s == StatusCode::OK {
@@ -302,10 +333,30 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     assert!(yaml.contains("idleTimeout: 42s"), "{yaml}");
     assert_token_not_in_urls(&b, &gtoken, &mut seen).await;
 
+    // Services: the zone's dataplane counted under its kuma.io/service.
+    click(&b, "a[data-nav=\"services\"]").await;
+    wait_view(&b, "services").await;
+    let web = text_of(&b, "tr[data-service=\"web\"]").await;
+    assert!(web.starts_with("web\t1\t"), "{web:?}");
+    shot(&b, "services").await;
+
+    // A mesh on global: its mTLS (off here) and no CA Secrets.
+    click(&b, "a[data-nav=\"meshes\"]").await;
+    wait_view(&b, "meshes").await;
+    click(&b, "td[data-field=\"name\"] a").await;
+    wait_view(&b, "meshes").await;
+    assert_eq!(text_of(&b, "dd[data-field=\"mtls\"]").await, "off");
+    let ca = text_of(&b, "#ca").await;
+    assert!(ca.contains("No CA Secrets"), "{ca}");
+    shot(&b, "mesh-global").await;
+
     // An API error is shown with its detail.
-    b.goto(&format!("{}/gui#/meshes/default/policies/meshtimeouts/nope", global.api_url()))
-        .await
-        .unwrap();
+    b.goto(&format!(
+        "{}/gui#/meshes/default/policies/meshtimeouts/nope",
+        global.api_url()
+    ))
+    .await
+    .unwrap();
     let err = text_of(&b, "section[data-state=\"error\"] .error").await;
     assert!(err.starts_with("404"), "{err}");
     assert!(err.contains("nope"), "{err}");
@@ -330,32 +381,42 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     assert_eq!(text_of(&b, "dd[data-field=\"mode\"]").await, "zone");
     assert_eq!(text_of(&b, "dd[data-field=\"zone\"]").await, "east");
     let zones_hidden = b
-        .execute("return document.querySelector('a[data-nav=\"zones\"]').hidden;", vec![])
+        .execute(
+            "return document.querySelector('a[data-nav=\"zones\"]').hidden;",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(zones_hidden, json!(true));
     shot(&b, "home-zone").await;
-    b.goto(&format!("{}/gui#/meshes/default/dataplanes/{DP}", zone.api_url()))
-        .await
-        .unwrap();
+    b.goto(&format!(
+        "{}/gui#/meshes/default/dataplanes/{DP}",
+        zone.api_url()
+    ))
+    .await
+    .unwrap();
     wait_view(&b, "dataplanes").await;
     assert_eq!(
         text_of(&b, "section[data-state=\"ready\"] dd[data-field=\"name\"]").await,
         DP
     );
-    let (_, ov) = z.get(&format!("/meshes/default/dataplanes/{DP}/_overview")).await;
+    let (_, ov) = z
+        .get(&format!("/meshes/default/dataplanes/{DP}/_overview"))
+        .await;
     let status = text_of(&b, "dd[data-field=\"status\"]").await;
     let online = dataplane_online(Some(&ov["dataplaneInsight"]));
     assert!(
         status.starts_with(if online { "online" } else { "offline" }),
         "{status}"
     );
-    let (_, rules) = z.get(&format!("/meshes/default/dataplanes/{DP}/_rules")).await;
-    let matched = rules["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["matched"].as_array().is_some_and(|m| m.iter().any(|n| n == POLICY)));
+    let (_, rules) = z
+        .get(&format!("/meshes/default/dataplanes/{DP}/_rules"))
+        .await;
+    let matched = rules["rules"].as_array().unwrap().iter().any(|t| {
+        t["matched"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|n| n == POLICY))
+    });
     assert!(matched, "the zone's _rules should match {POLICY}: {rules}");
     let policies = text_of(&b, "#matched-policies table").await;
     assert!(policies.contains(POLICY), "{policies}");
@@ -364,5 +425,14 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     let config = text_of(&b, "#xds-config .xds-type summary").await;
     assert!(!config.is_empty());
     assert_token_not_in_urls(&b, &ztoken, &mut Vec::new()).await;
+
+    // No script error and no CSP violation in the console (the refused
+    // token's 401 and the 404s of optional endpoints are network entries).
+    let console = b.console().await.unwrap();
+    let errors: Vec<&String> = console
+        .iter()
+        .filter(|l| l.contains("SEVERE") && !l.contains("Failed to load resource"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
     b.close().await;
 }

@@ -165,7 +165,10 @@ mod tests {
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        let resp = app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
@@ -182,7 +185,13 @@ mod tests {
     // security headers, and no CORS header.
     #[tokio::test]
     async fn security_headers_on_every_answer() {
-        for path in ["/gui", "/gui/", "/gui/app.js", "/gui/nope.js", "/gui/zones/x"] {
+        for path in [
+            "/gui",
+            "/gui/",
+            "/gui/app.js",
+            "/gui/nope.js",
+            "/gui/zones/x",
+        ] {
             let (_, h, _) = get(path, None).await;
             let csp = header(&h, "content-security-policy");
             assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
