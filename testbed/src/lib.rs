@@ -9,6 +9,7 @@
 //! ```
 
 pub mod ads;
+pub mod browser;
 pub mod client;
 pub mod docs;
 pub mod echo;

@@ -3,12 +3,14 @@
 //!
 //! Global and zone build the same [`router`] from an [`ApiState`] that says which
 //! mode they run in (that decides which types are writable) and merge their own
-//! routes (tokens, zones, bootstrap) on top. [`server`] binds and serves it;
+//! routes (tokens, zones, bootstrap) on top, and the web GUI ([`gui`], under
+//! `/gui`, open: its data calls carry the token). [`server`] binds and serves it;
 //! [`grpc`] holds what their gRPC servers (KDS, ADS) share.
 
 mod auth;
 mod error;
 pub mod grpc;
+pub mod gui;
 pub mod json_body;
 mod mesh_ca;
 pub use mesh_ca::cross_zone_message;
@@ -113,7 +115,8 @@ impl From<Router<ApiState>> for ExtraRoutes {
 
 /// The whole API: the resource routes plus `extra` (mode-specific routes, which
 /// get the same metrics and, unless open, authentication). Unauthenticated: `/`,
-/// `/ready`, `/metrics` and the open extra routes.
+/// `/ready`, `/metrics`, the GUI's files (`/gui`, `/gui/...`) and the open extra
+/// routes.
 pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
     let extra = extra.into();
     state.hooks = extra.hooks;
@@ -129,6 +132,7 @@ pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::serve))
         .merge(resources)
+        .merge(gui::routes())
         .merge(extra.open)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
