@@ -350,7 +350,16 @@ mod tests {
     #[test]
     fn apply_args() {
         let cli = parse(&[
-            "apply", "-f", "a.yaml", "-f", "-", "-v", "k=v", "--var", "x=y", "--dry-run",
+            "apply",
+            "-f",
+            "a.yaml",
+            "-f",
+            "-",
+            "-v",
+            "k=v",
+            "--var",
+            "x=y",
+            "--dry-run",
         ])
         .unwrap();
         let Command::Apply(a) = cli.command else {
@@ -381,8 +390,14 @@ mod tests {
     // KEY=VALUE parsing names the flag when the text is not a pair.
     #[test]
     fn key_values() {
-        assert_eq!(key_value("a=b=c", "--var").unwrap(), ("a".into(), "b=c".into()));
-        assert_eq!(key_value("a=", "--var").unwrap(), ("a".into(), String::new()));
+        assert_eq!(
+            key_value("a=b=c", "--var").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert_eq!(
+            key_value("a=", "--var").unwrap(),
+            ("a".into(), String::new())
+        );
         let err = key_value("novalue", "--var").unwrap_err();
         assert!(err.contains("--var") && err.contains("novalue"), "{err}");
         assert!(key_value("=x", "--tag").is_err());

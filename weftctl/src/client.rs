@@ -41,7 +41,9 @@ pub enum ClientError {
     TlsConfig(String),
     #[error("cannot read the CA certificate file {}: {reason}", path.display())]
     CaFile { path: PathBuf, reason: String },
-    #[error("the control plane at {address} did not answer {method} {path} within {after:?} (--api-timeout)")]
+    #[error(
+        "the control plane at {address} did not answer {method} {path} within {after:?} (--api-timeout)"
+    )]
     Timeout {
         address: String,
         method: Method,
@@ -274,13 +276,13 @@ impl Client {
             Some(tls) => {
                 let name = ServerName::try_from(self.base.host.clone())
                     .map_err(|e| ClientError::TlsConfig(format!("{}: {e}", self.base.host)))?;
-                let stream =
-                    tls.connect(name, tcp)
-                        .await
-                        .map_err(|source| ClientError::Tls {
-                            address: address.clone(),
-                            source,
-                        })?;
+                let stream = tls
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|source| ClientError::Tls {
+                        address: address.clone(),
+                        source,
+                    })?;
                 exchange(stream, request).await
             }
         };
@@ -459,12 +461,10 @@ fn tls_connector(target: &Target) -> Result<tokio_rustls::TlsConnector, ClientEr
         };
         for file in &files {
             for cert in read_certs(file)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| ClientError::CaFile {
-                        path: file.clone(),
-                        reason: e.to_string(),
-                    })?;
+                roots.add(cert).map_err(|e| ClientError::CaFile {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                })?;
             }
         }
         if roots.is_empty() {
@@ -474,9 +474,7 @@ fn tls_connector(target: &Target) -> Result<tokio_rustls::TlsConnector, ClientEr
                     .into(),
             ));
         }
-        builder
-            .with_root_certificates(roots)
-            .with_no_client_auth()
+        builder.with_root_certificates(roots).with_no_client_auth()
     };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
@@ -573,7 +571,10 @@ mod tests {
     #[test]
     fn base_urls() {
         let b = Base::parse("http://127.0.0.1:5681").unwrap();
-        assert_eq!((b.https, b.host.as_str(), b.port, b.prefix.as_str()), (false, "127.0.0.1", 5681, ""));
+        assert_eq!(
+            (b.https, b.host.as_str(), b.port, b.prefix.as_str()),
+            (false, "127.0.0.1", 5681, "")
+        );
         assert!(b.is_loopback());
         let b = Base::parse("https://cp.example/weft/").unwrap();
         assert_eq!((b.https, b.port, b.prefix.as_str()), (true, 443, "/weft"));
@@ -607,7 +608,10 @@ mod tests {
         assert_eq!(invalid[1].0, "spec.to[0].default.http.perTryTimeout");
         let err = ensure_ok(Method::PUT, "/meshes/default/meshretries/x", answer).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("400") && text.contains("spec.targetRef.name: must be set"), "{text}");
+        assert!(
+            text.contains("400") && text.contains("spec.targetRef.name: must be set"),
+            "{text}"
+        );
         // A plain-text error answer is kept as the detail.
         let answer = Answer {
             status: StatusCode::NOT_FOUND,

@@ -48,7 +48,9 @@ pub enum ConfigError {
          --address http://127.0.0.1:5681 --auth-type=tokens --auth-conf token=$(cat DATA_DIR/admin.token)`"
     )]
     NoControlPlane,
-    #[error("the current context {0:?} names no configured control plane: `weftctl config control-planes switch --name NAME`")]
+    #[error(
+        "the current context {0:?} names no configured control plane: `weftctl config control-planes switch --name NAME`"
+    )]
     DanglingContext(String),
 }
 
@@ -334,7 +336,10 @@ mod tests {
         c.save(&path).unwrap();
         assert_eq!(mode(&path), 0o600);
         // No temporary file is left behind.
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
     }
 
     // The file has kumactl's shape: controlPlanes[].coordinates.apiServer, contexts,
@@ -365,7 +370,10 @@ mod tests {
         let path = tmp.path().join("config");
         std::fs::write(&path, kumactl).unwrap();
         let c = Config::load(&path).unwrap();
-        assert_eq!(c.current().unwrap().coordinates.api_server.url, "http://localhost:5681");
+        assert_eq!(
+            c.current().unwrap().coordinates.api_server.url,
+            "http://localhost:5681"
+        );
     }
 
     // A missing file is an empty configuration; a broken one names the file.
@@ -394,10 +402,16 @@ mod tests {
         assert!(c.add(cp("a", "http://127.0.0.1:3", "z"), false).is_err());
         c.add(cp("a", "http://127.0.0.1:3", "z"), true).unwrap();
         assert_eq!(c.control_planes.len(), 2);
-        assert_eq!(c.current().unwrap().coordinates.api_server.url, "http://127.0.0.1:3");
+        assert_eq!(
+            c.current().unwrap().coordinates.api_server.url,
+            "http://127.0.0.1:3"
+        );
         c.switch("b").unwrap();
         assert_eq!(c.current_name(), Some("b"));
-        assert!(matches!(c.switch("nope"), Err(ConfigError::UnknownControlPlane(_))));
+        assert!(matches!(
+            c.switch("nope"),
+            Err(ConfigError::UnknownControlPlane(_))
+        ));
         c.remove("b").unwrap();
         assert_eq!(c.current_name(), Some("a"));
         c.remove("a").unwrap();
@@ -413,8 +427,14 @@ mod tests {
             .unwrap();
         let text = serde_yaml_ng::to_string(&c.masked()).unwrap();
         assert!(!text.contains("very-secret"), "{text}");
-        assert!(text.contains(MASK) && text.contains("http://127.0.0.1:1"), "{text}");
+        assert!(
+            text.contains(MASK) && text.contains("http://127.0.0.1:1"),
+            "{text}"
+        );
         // The original is untouched.
-        assert_eq!(c.current().unwrap().coordinates.api_server.token(), Some("very-secret"));
+        assert_eq!(
+            c.current().unwrap().coordinates.api_server.token(),
+            Some("very-secret")
+        );
     }
 }

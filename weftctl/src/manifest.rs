@@ -290,11 +290,25 @@ mod tests {
             substitute("mesh: {{ mesh }}\ntimeout: {{t}}\n", &v, "f").unwrap(),
             "mesh: prod\ntimeout: 5s\n"
         );
-        let err = substitute("name: {{ nope }}", &v, "f.yaml").unwrap_err().to_string();
-        assert!(err.contains("nope") && err.contains("f.yaml") && err.contains("-v nope="), "{err}");
-        assert_eq!(substitute("a: '{{ not a key }}'", &v, "f").unwrap(), "a: '{{ not a key }}'");
-        assert_eq!(substitute("a: {{ unclosed", &v, "f").unwrap(), "a: {{ unclosed");
-        assert_eq!(substitute("no vars", &BTreeMap::new(), "f").unwrap(), "no vars");
+        let err = substitute("name: {{ nope }}", &v, "f.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nope") && err.contains("f.yaml") && err.contains("-v nope="),
+            "{err}"
+        );
+        assert_eq!(
+            substitute("a: '{{ not a key }}'", &v, "f").unwrap(),
+            "a: '{{ not a key }}'"
+        );
+        assert_eq!(
+            substitute("a: {{ unclosed", &v, "f").unwrap(),
+            "a: {{ unclosed"
+        );
+        assert_eq!(
+            substitute("no vars", &BTreeMap::new(), "f").unwrap(),
+            "no vars"
+        );
     }
 
     // Documents split at `---` lines only (not inside a value), empty ones dropped.
@@ -322,10 +336,20 @@ mod tests {
             "l.json",
         )
         .unwrap();
-        assert_eq!(list.iter().map(|d| d.field("name").unwrap()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            list.iter()
+                .map(|d| d.field("name").unwrap())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         let arr = documents(r#"[{"type":"Mesh","name":"a"}]"#, "arr.json").unwrap();
         assert_eq!(arr.len(), 1);
-        assert!(documents("{broken", "b.json").unwrap_err().to_string().contains("b.json"));
+        assert!(
+            documents("{broken", "b.json")
+                .unwrap_err()
+                .to_string()
+                .contains("b.json")
+        );
         assert!(documents("[1]", "n.json").is_err());
     }
 
@@ -333,13 +357,22 @@ mod tests {
     // non-mappings are named; an empty input is an error.
     #[test]
     fn yaml_lists_and_errors() {
-        let docs = documents("items:\n- type: Mesh\n  name: a\n- type: Mesh\n  name: b\ntotal: 2\n", "l.yaml").unwrap();
+        let docs = documents(
+            "items:\n- type: Mesh\n  name: a\n- type: Mesh\n  name: b\ntotal: 2\n",
+            "l.yaml",
+        )
+        .unwrap();
         assert_eq!(docs.len(), 2);
         assert!(docs[1].body.contains("name: b"));
-        let err = documents("a: [unclosed\n", "bad.yaml").unwrap_err().to_string();
+        let err = documents("a: [unclosed\n", "bad.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.yaml#1"), "{err}");
         assert!(documents("- 1\n- 2\n", "s.yaml").is_err());
-        assert!(matches!(documents("# nothing\n", "e.yaml"), Err(ManifestError::Empty(_))));
+        assert!(matches!(
+            documents("# nothing\n", "e.yaml"),
+            Err(ManifestError::Empty(_))
+        ));
     }
 
     // A directory is each of its files in name order; `-` reads stdin.

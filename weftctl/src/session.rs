@@ -101,7 +101,9 @@ impl<'a> Session<'a> {
             })?;
             return Ok(Target {
                 url,
-                token: std::env::var("WEFTCTL_TOKEN").ok().filter(|t| !t.is_empty()),
+                token: std::env::var("WEFTCTL_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
                 ..Default::default()
             });
         }

@@ -99,7 +99,16 @@ pub fn resources(
     let mesh_of = |r: &Value| text_at(r, "mesh", "");
     let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = match type_name {
         "Mesh" => (
-            vec!["NAME", "mTLS", "METRICS", "LOGGING", "TRACING", "LOCALITY", "ZONEEGRESS", "AGE"],
+            vec![
+                "NAME",
+                "mTLS",
+                "METRICS",
+                "LOGGING",
+                "TRACING",
+                "LOCALITY",
+                "ZONEEGRESS",
+                "AGE",
+            ],
             items
                 .iter()
                 .map(|r| {
@@ -145,7 +154,11 @@ pub fn resources(
                 .map(|r| {
                     let addr = |a: &str, p: &str| {
                         let (a, p) = (text_at(r, a, ""), text_at(r, p, ""));
-                        if a.is_empty() { "-".into() } else { format!("{a}:{p}") }
+                        if a.is_empty() {
+                            "-".into()
+                        } else {
+                            format!("{a}:{p}")
+                        }
                     };
                     vec![
                         name_of(r),
@@ -166,7 +179,11 @@ pub fn resources(
                     vec![
                         name_of(r),
                         text_at(r, "zone", "-"),
-                        if a.is_empty() { "-".into() } else { format!("{a}:{}", text_at(r, "networking.port", "")) },
+                        if a.is_empty() {
+                            "-".into()
+                        } else {
+                            format!("{a}:{}", text_at(r, "networking.port", ""))
+                        },
                         age_of(r),
                     ]
                 })
@@ -179,23 +196,21 @@ pub fn resources(
                 .map(|r| vec![name_of(r), text_at(r, "enabled", "true"), age_of(r)])
                 .collect(),
         ),
-        _ if is_policy => {
-            (
-                vec!["MESH", "NAME", "TARGETREF KIND", "TARGETREF NAME", "AGE"],
-                items
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            mesh_of(r),
-                            name_of(r),
-                            text_at(r, "spec.targetRef.kind", "Mesh"),
-                            text_at(r, "spec.targetRef.name", ""),
-                            age_of(r),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
+        _ if is_policy => (
+            vec!["MESH", "NAME", "TARGETREF KIND", "TARGETREF NAME", "AGE"],
+            items
+                .iter()
+                .map(|r| {
+                    vec![
+                        mesh_of(r),
+                        name_of(r),
+                        text_at(r, "spec.targetRef.kind", "Mesh"),
+                        text_at(r, "spec.targetRef.name", ""),
+                        age_of(r),
+                    ]
+                })
+                .collect(),
+        ),
         _ if mesh_scoped => (
             vec!["MESH", "NAME", "AGE"],
             items
@@ -273,27 +288,49 @@ mod tests {
     // Policies show their top-level targetRef; meshes their backends.
     #[test]
     fn columns_per_type() {
-        let items = vec![json!({"type": "MeshTimeout", "mesh": "default", "name": "t1",
+        let items = vec![
+            json!({"type": "MeshTimeout", "mesh": "default", "name": "t1",
             "creationTime": "2025-01-01T23:59:00Z",
-            "spec": {"targetRef": {"kind": "MeshService", "name": "backend"}}})];
+            "spec": {"targetRef": {"kind": "MeshService", "name": "backend"}}}),
+        ];
         let out = resources("MeshTimeout", true, true, &items, now());
-        assert!(out.starts_with("MESH     NAME  TARGETREF KIND  TARGETREF NAME  AGE\n"), "{out}");
-        assert!(out.contains("default  t1    MeshService     backend         60s"), "{out}");
+        assert!(
+            out.starts_with("MESH     NAME  TARGETREF KIND  TARGETREF NAME  AGE\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("default  t1    MeshService     backend         60s"),
+            "{out}"
+        );
 
         let items = vec![json!({"type": "Mesh", "name": "default",
             "mtls": {"enabledBackend": "ca-1"}, "routing": {"zoneEgress": true}})];
         let out = resources("Mesh", false, false, &items, now());
-        assert!(out.contains("NAME     mTLS  METRICS  LOGGING  TRACING  LOCALITY  ZONEEGRESS  AGE"), "{out}");
-        assert!(out.contains("default  ca-1  off      off      off      off       on          -"), "{out}");
+        assert!(
+            out.contains("NAME     mTLS  METRICS  LOGGING  TRACING  LOCALITY  ZONEEGRESS  AGE"),
+            "{out}"
+        );
+        assert!(
+            out.contains("default  ca-1  off      off      off      off       on          -"),
+            "{out}"
+        );
 
-        let items = vec![json!({"type": "Dataplane", "mesh": "default", "name": "web-1",
+        let items = vec![
+            json!({"type": "Dataplane", "mesh": "default", "name": "web-1",
             "networking": {"address": "10.0.0.1", "inbound": [
-                {"port": 1, "tags": {"kuma.io/service": "web", "version": "v1"}}]}})];
+                {"port": 1, "tags": {"kuma.io/service": "web", "version": "v1"}}]}}),
+        ];
         let out = resources("Dataplane", true, false, &items, now());
         assert!(out.contains("kuma.io/service=web,version=v1"), "{out}");
         assert!(out.contains("10.0.0.1"), "{out}");
 
-        let out = resources("Secret", true, false, &[json!({"mesh": "m", "name": "s"})], now());
+        let out = resources(
+            "Secret",
+            true,
+            false,
+            &[json!({"mesh": "m", "name": "s"})],
+            now(),
+        );
         assert_eq!(out, "MESH  NAME  AGE\nm     s     -\n");
         let out = resources("GlobalSecret", false, false, &[json!({"name": "g"})], now());
         assert_eq!(out, "NAME  AGE\ng     -\n");

@@ -151,7 +151,11 @@ mod tests {
     #[test]
     fn names_resolve() {
         let t = sample();
-        let name = |g: &str| t.find(g).map(|(d, plural)| (d.name.clone(), plural)).unwrap();
+        let name = |g: &str| {
+            t.find(g)
+                .map(|(d, plural)| (d.name.clone(), plural))
+                .unwrap()
+        };
         assert_eq!(name("meshtimeouts"), ("MeshTimeout".into(), true));
         assert_eq!(name("meshtimeout"), ("MeshTimeout".into(), false));
         assert_eq!(name("MeshTimeout"), ("MeshTimeout".into(), false));
@@ -163,7 +167,10 @@ mod tests {
         assert_eq!(name("global-secrets"), ("GlobalSecret".into(), true));
         assert_eq!(name("meshretries"), ("MeshRetry".into(), true));
         let err = t.find("meshtimeoutz").unwrap_err().to_string();
-        assert!(err.contains("meshtimeoutz") && err.contains("meshretries"), "{err}");
+        assert!(
+            err.contains("meshtimeoutz") && err.contains("meshretries"),
+            "{err}"
+        );
     }
 
     // Paths follow the scope: mesh-scoped types under /meshes/{mesh}, the rest
@@ -172,7 +179,10 @@ mod tests {
     fn paths() {
         let t = sample();
         let (mt, _) = t.find("mt").unwrap();
-        assert_eq!(mt.item_path("default", "a b"), "/meshes/default/meshtimeouts/a%20b");
+        assert_eq!(
+            mt.item_path("default", "a b"),
+            "/meshes/default/meshtimeouts/a%20b"
+        );
         assert_eq!(mt.list_path("m1"), "/meshes/m1/meshtimeouts");
         let (mesh, _) = t.find("mesh").unwrap();
         assert_eq!(mesh.item_path("ignored", "default"), "/meshes/default");

@@ -48,16 +48,27 @@ fn list(s: &mut Session<'_>) -> Result<(), Error> {
         .map(|cp| {
             let api = &cp.coordinates.api_server;
             vec![
-                if current.as_deref() == Some(cp.name.as_str()) { "*" } else { "" }.to_string(),
+                if current.as_deref() == Some(cp.name.as_str()) {
+                    "*"
+                } else {
+                    ""
+                }
+                .to_string(),
                 cp.name.clone(),
                 api.url.clone(),
-                if api.auth_type.is_empty() { "-".into() } else { api.auth_type.clone() },
+                if api.auth_type.is_empty() {
+                    "-".into()
+                } else {
+                    api.auth_type.clone()
+                },
             ]
         })
         .collect();
     let masked = serde_json::to_value(s.config.masked().control_planes)
         .map_err(|e| Error::Encode(e.to_string()))?;
-    s.print(&masked, || table::render(&["ACTIVE", "NAME", "ADDRESS", "AUTH"], &rows))
+    s.print(&masked, || {
+        table::render(&["ACTIVE", "NAME", "ADDRESS", "AUTH"], &rows)
+    })
 }
 
 async fn add(s: &mut Session<'_>, args: AddArgs) -> Result<(), Error> {
@@ -99,7 +110,12 @@ async fn add(s: &mut Session<'_>, args: AddArgs) -> Result<(), Error> {
         ca_cert_file: args
             .ca_cert_file
             .as_ref()
-            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string())
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
             .unwrap_or_default(),
         skip_verify: args.skip_verify,
     };
@@ -177,7 +193,10 @@ mod tests {
     fn describes_the_index() {
         let v = serde_json::json!({"product": "Weft", "version": "0.1.0", "mode": "zone",
             "zone": "east", "basedOnKuma": "2.14.3"});
-        assert_eq!(describe(&v), " (Weft 0.1.0, zone east, based on Kuma 2.14.3)");
+        assert_eq!(
+            describe(&v),
+            " (Weft 0.1.0, zone east, based on Kuma 2.14.3)"
+        );
         let v = serde_json::json!({"product": "Kuma", "version": "2.14.3", "mode": "global"});
         assert_eq!(describe(&v), " (Kuma 2.14.3, global)");
         assert_eq!(describe(&serde_json::json!({})), "");

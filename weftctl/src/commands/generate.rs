@@ -85,7 +85,11 @@ pub fn dataplane_token_body(
     let tags: Map<String, Value> = by_key
         .into_iter()
         .map(|(k, mut v)| {
-            let value = if v.len() == 1 { json!(v.remove(0)) } else { json!(v) };
+            let value = if v.len() == 1 {
+                json!(v.remove(0))
+            } else {
+                json!(v)
+            };
             (k, value)
         })
         .collect();
@@ -157,7 +161,9 @@ pub async fn version(s: &mut Session<'_>) -> Result<(), Error> {
             s.io.out.write_all(t.as_bytes())?;
         }
         Output::Table => {
-            s.say(&format!("Client: weftctl {client_version} (kumactl's commands, Kuma 2.14.3)"))?;
+            s.say(&format!(
+                "Client: weftctl {client_version} (kumactl's commands, Kuma 2.14.3)"
+            ))?;
             if let Some(line) = server_line {
                 s.say(&line)?;
             }
@@ -183,7 +189,11 @@ mod tests {
         let b = dataplane_token_body(
             "default",
             Some("web-1".into()),
-            &["kuma.io/service=web".into(), "version=v1".into(), "version=v2".into()],
+            &[
+                "kuma.io/service=web".into(),
+                "version=v1".into(),
+                "version=v2".into(),
+            ],
             None,
             Some("24h".into()),
             "dataplane",
@@ -199,7 +209,10 @@ mod tests {
         let err = dataplane_token_body("m", None, &[], None, None, "ingress")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("generate zone-token") && err.contains("--scope ingress"), "{err}");
+        assert!(
+            err.contains("generate zone-token") && err.contains("--scope ingress"),
+            "{err}"
+        );
         assert!(dataplane_token_body("m", None, &[], None, None, "gateway").is_err());
         assert!(dataplane_token_body("m", None, &["bad".into()], None, None, "dataplane").is_err());
     }

@@ -23,7 +23,10 @@ pub async fn run(s: &mut Session<'_>, args: InspectArgs) -> Result<(), Error> {
         ("zones" | "zone", None) => zones(s, &client).await,
         ("zones" | "zone", Some(name)) => {
             let v = client
-                .get_json(&format!("/zones/{}/_overview", crate::client::encode_segment(name)))
+                .get_json(&format!(
+                    "/zones/{}/_overview",
+                    crate::client::encode_segment(name)
+                ))
                 .await?;
             raw_json(s, &v)
         }
@@ -43,7 +46,11 @@ pub async fn run(s: &mut Session<'_>, args: InspectArgs) -> Result<(), Error> {
             match name {
                 None => {
                     let v = client.get_json(&t.list_path(&mesh)).await?;
-                    let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let items = v
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
                     let now = OffsetDateTime::now_utc();
                     s.print(&v, || table::resources(&t.name, true, true, &items, now))
                 }
@@ -51,7 +58,11 @@ pub async fn run(s: &mut Session<'_>, args: InspectArgs) -> Result<(), Error> {
                     let path = format!("{}/_resources/dataplanes", t.item_path(&mesh, name));
                     match client.get_json(&path).await {
                         Ok(v) => {
-                            let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                            let items = v
+                                .get("items")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default();
                             let rows = items
                                 .iter()
                                 .map(|d| vec![text_at(d, "mesh", &mesh), text_at(d, "name", "")])
@@ -144,10 +155,13 @@ impl Overview {
 
     fn cert_expiration(&self) -> String {
         let m = self.insight.get("mTLS");
-        m.and_then(|m| m.get("certificateExpirationTime").or_else(|| m.get("notAfter")))
-            .and_then(Value::as_str)
-            .unwrap_or("-")
-            .to_string()
+        m.and_then(|m| {
+            m.get("certificateExpirationTime")
+                .or_else(|| m.get("notAfter"))
+        })
+        .and_then(Value::as_str)
+        .unwrap_or("-")
+        .to_string()
     }
 
     fn to_value(&self) -> Value {
@@ -166,9 +180,16 @@ impl Overview {
 /// DataplaneInsights.
 async fn overviews(client: &Client, mesh: &str) -> Result<Vec<Overview>, Error> {
     let m = crate::client::encode_segment(mesh);
-    match client.get_json(&format!("/meshes/{m}/dataplanes/_overview?size=1000")).await {
+    match client
+        .get_json(&format!("/meshes/{m}/dataplanes/_overview?size=1000"))
+        .await
+    {
         Ok(v) => {
-            let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = v
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             return Ok(items.iter().map(|i| Overview::from_item(i, mesh)).collect());
         }
         Err(e) if is_not_found(&e) || e.status() == Some(hyper::StatusCode::BAD_REQUEST) => {}
@@ -229,7 +250,14 @@ async fn dataplanes(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
     });
     s.print(&v, || {
         table::render(
-            &["MESH", "NAME", "TAGS", "STATUS", "LAST CONNECTED AGO", "CERT EXPIRATION"],
+            &[
+                "MESH",
+                "NAME",
+                "TAGS",
+                "STATUS",
+                "LAST CONNECTED AGO",
+                "CERT EXPIRATION",
+            ],
             &rows,
         )
     })
@@ -355,11 +383,23 @@ async fn zones(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
         }
     })?;
     let now = OffsetDateTime::now_utc();
-    let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = v
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let rows: Vec<Vec<String>> = items.iter().map(|z| zone_row(z, now)).collect();
     s.print(&v, || {
         table::render(
-            &["NAME", "STATUS", "LAST CONNECTED AGO", "VERSION", "INGRESSES", "EGRESSES", "DATAPLANES ONLINE"],
+            &[
+                "NAME",
+                "STATUS",
+                "LAST CONNECTED AGO",
+                "VERSION",
+                "INGRESSES",
+                "EGRESSES",
+                "DATAPLANES ONLINE",
+            ],
             &rows,
         )
     })
@@ -374,7 +414,11 @@ async fn count(client: &Client, path: &str) -> Result<u64, Error> {
 async fn meshes(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
     let types = s.types(client).await?;
     let list = client.get_json("/meshes?size=1000").await?;
-    let meshes = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let meshes = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let now = OffsetDateTime::now_utc();
     let mut items = Vec::new();
     let mut rows = Vec::new();
@@ -422,7 +466,11 @@ pub fn group_services(all: &[Overview]) -> BTreeMap<String, (u64, u64)> {
             .unwrap_or_default();
         let names: std::collections::BTreeSet<String> = inbounds
             .iter()
-            .filter_map(|i| i.pointer("/tags/kuma.io~1service")?.as_str().map(str::to_string))
+            .filter_map(|i| {
+                i.pointer("/tags/kuma.io~1service")?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect();
         for svc in names {
             let e = services.entry(svc).or_default();
@@ -447,7 +495,12 @@ async fn services(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
                 (o, t) if o == t => "Online",
                 _ => "Partially degraded",
             };
-            vec![mesh.clone(), name.clone(), status.into(), format!("{online}/{total}")]
+            vec![
+                mesh.clone(),
+                name.clone(),
+                status.into(),
+                format!("{online}/{total}"),
+            ]
         })
         .collect();
     let items: Vec<Value> = services
@@ -503,7 +556,11 @@ mod tests {
                 "default",
             )
         };
-        let all = vec![dp("a", "web", true), dp("b", "web", false), dp("c", "db", true)];
+        let all = vec![
+            dp("a", "web", true),
+            dp("b", "web", false),
+            dp("c", "db", true),
+        ];
         let g = group_services(&all);
         assert_eq!(g["web"], (1, 2));
         assert_eq!(g["db"], (1, 1));
@@ -512,14 +569,24 @@ mod tests {
     // A zone row reads Weft's overview (online, proxies) and Kuma's (subscriptions).
     #[test]
     fn zone_rows() {
-        let now = OffsetDateTime::parse("2025-01-01T00:10:00Z", &time::format_description::well_known::Rfc3339).unwrap();
+        let now = OffsetDateTime::parse(
+            "2025-01-01T00:10:00Z",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
         let weft = json!({"zone": {"name": "east"}, "zoneInsight": {"online": true,
             "connectTime": "2025-01-01T00:00:00Z", "version": "0.1.0"},
             "proxies": {"ingresses": [{}], "egresses": [], "dataplanes": {"total": 3, "online": 2}}});
-        assert_eq!(zone_row(&weft, now), ["east", "Online", "10m", "0.1.0", "1", "0", "2/3"]);
+        assert_eq!(
+            zone_row(&weft, now),
+            ["east", "Online", "10m", "0.1.0", "1", "0", "2/3"]
+        );
         let kuma = json!({"name": "west", "zoneInsight": {"subscriptions": [
             {"connectTime": "2025-01-01T00:09:00Z", "disconnectTime": "2025-01-01T00:09:30Z",
              "version": {"kumaCp": {"version": "2.14.3"}}}]}});
-        assert_eq!(zone_row(&kuma, now), ["west", "Offline", "60s", "2.14.3", "-", "-", "-"]);
+        assert_eq!(
+            zone_row(&kuma, now),
+            ["west", "Offline", "60s", "2.14.3", "-", "-", "-"]
+        );
     }
 }

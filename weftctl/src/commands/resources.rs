@@ -100,10 +100,16 @@ fn plan<'a>(docs: &'a [Document], types: &Types) -> Result<Vec<Planned<'a>>, Err
     let mut problems = Vec::new();
     for doc in docs {
         let Some(kind) = doc.field("type") else {
-            problems.push(format!("{}: no `type` (e.g. type: MeshTimeout)", doc.source));
+            problems.push(format!(
+                "{}: no `type` (e.g. type: MeshTimeout)",
+                doc.source
+            ));
             continue;
         };
-        let t: &TypeDesc = match types.by_name(kind).or_else(|| types.find(kind).ok().map(|(t, _)| t)) {
+        let t: &TypeDesc = match types
+            .by_name(kind)
+            .or_else(|| types.find(kind).ok().map(|(t, _)| t))
+        {
             Some(t) => t,
             None => {
                 problems.push(format!(
@@ -168,7 +174,10 @@ pub async fn apply(s: &mut Session<'_>, args: ApplyArgs) -> Result<(), Error> {
             if i > 0 {
                 s.say("---")?;
             }
-            s.say(&format!("# dry run: PUT {} ({} {:?}), not sent", p.path, p.kind, p.name))?;
+            s.say(&format!(
+                "# dry run: PUT {} ({} {:?}), not sent",
+                p.path, p.kind, p.name
+            ))?;
             let body = p.doc.body.trim_end().to_string();
             s.say(&body)?;
         }
@@ -204,7 +213,11 @@ pub async fn apply(s: &mut Session<'_>, args: ApplyArgs) -> Result<(), Error> {
         for w in warnings {
             s.warn(&format!("warning: {} {:?}: {w}", p.kind, p.name))?;
         }
-        let verb = if status == StatusCode::CREATED { "created" } else { "configured" };
+        let verb = if status == StatusCode::CREATED {
+            "created"
+        } else {
+            "configured"
+        };
         s.say(&format!("{} {:?} {verb}", p.kind, p.name))?;
     }
     Ok(())
@@ -261,7 +274,10 @@ mod tests {
         .unwrap();
         let err = plan(&docs, &types).err().unwrap().to_string();
         assert!(err.contains("f.yaml#3: type \"Bogus\""), "{err}");
-        assert!(err.contains("f.yaml#4: MeshRetry \"r\" has no `mesh`"), "{err}");
+        assert!(
+            err.contains("f.yaml#4: MeshRetry \"r\" has no `mesh`"),
+            "{err}"
+        );
         assert!(err.contains("f.yaml#5: no `type`"), "{err}");
         let planned = plan(&docs[..2], &types).unwrap();
         assert_eq!(planned[0].path, "/meshes/m1/meshtimeouts/a");
