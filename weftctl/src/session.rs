@@ -15,7 +15,7 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Client(Box<ClientError>),
     #[error(transparent)]
     Types(#[from] TypesError),
     #[error(transparent)]
@@ -28,7 +28,7 @@ pub enum Error {
         kind: String,
         name: String,
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
@@ -36,6 +36,12 @@ pub enum Error {
     Encode(String),
     #[error("cannot generate a signing key: {0}")]
     Key(String),
+}
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        Error::Client(Box::new(e))
+    }
 }
 
 impl From<std::io::Error> for Error {

@@ -297,10 +297,12 @@ async fn dataplane(
         }
         Err(e) => return Err(e.into()),
     };
-    if answer.is_json() || answer.body.first() == Some(&b'{') {
-        if let Ok(v) = serde_json::from_slice::<Value>(&answer.body) {
-            return raw_json(s, &v);
-        }
+    let json = answer.is_json() || answer.body.first() == Some(&b'{');
+    if let Some(v) = json
+        .then(|| serde_json::from_slice::<Value>(&answer.body).ok())
+        .flatten()
+    {
+        return raw_json(s, &v);
     }
     let text = answer.text();
     s.io.out.write_all(text.as_bytes())?;

@@ -200,7 +200,7 @@ pub async fn apply(s: &mut Session<'_>, args: ApplyArgs) -> Result<(), Error> {
                 source_name: p.doc.source.clone(),
                 kind: p.kind.clone(),
                 name: p.name.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         let warnings: Vec<String> = serde_json::from_slice::<Value>(&answer.body)
