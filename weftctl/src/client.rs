@@ -649,6 +649,92 @@ mod tests {
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     }
 
+    /// An https server on loopback (a Weft CA's certificate for localhost) that
+    /// answers every request `200 {"product":"tls"}`; its address and CA file.
+    async fn https_server(dir: &Path) -> (String, PathBuf) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca = weft_security::pki::Ca::generate().unwrap();
+        let leaf = ca.issue_server_cert(&["localhost".into()]).unwrap();
+        let chain = CertificateDer::pem_slice_iter(leaf.chain_pem(&ca).as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, leaf.key_pem.to_der().unwrap())
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let body = r#"{"product":"tls"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+        (format!("https://localhost:{port}"), ca_file)
+    }
+
+    // https is verified: the right CA file connects, another CA (or the system
+    // bundle) is refused naming the address, --skip-verify connects anyway.
+    #[tokio::test]
+    async fn tls_is_verified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (url, ca_file) = https_server(tmp.path()).await;
+        let client = |ca: Option<PathBuf>, skip: bool| {
+            Client::new(
+                &Target {
+                    url: url.clone(),
+                    token: Some("t".into()),
+                    ca_cert_file: ca,
+                    skip_verify: skip,
+                },
+                Duration::from_secs(10),
+            )
+        };
+        let v = client(Some(ca_file), false)
+            .unwrap()
+            .get_json("/")
+            .await
+            .unwrap();
+        assert_eq!(v["product"], "tls");
+
+        let other = tmp.path().join("other.pem");
+        let other_ca = weft_security::pki::Ca::generate().unwrap();
+        std::fs::write(&other, other_ca.cert_pem()).unwrap();
+        let err = client(Some(other), false)
+            .unwrap()
+            .get_json("/")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Tls { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&url.replace("https://", "")),
+            "{err}"
+        );
+
+        let v = client(None, true).unwrap().get_json("/").await.unwrap();
+        assert_eq!(v["product"], "tls");
+    }
+
     // https without a CA file that exists is refused before any connection.
     #[test]
     fn missing_ca_file() {

@@ -26,6 +26,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(weftctl::run(cli, io)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`weftctl get meshes | head -1`): nothing to report.
+        Err(weftctl::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::FAILURE

@@ -290,6 +290,12 @@ async fn weftctl_drives_global_and_zone() {
             .contains("*       global")
     );
     assert!(ctl.ok(&["version"]).contains("based on Kuma 2.14.3"));
+    for shell in ["bash", "zsh", "fish"] {
+        assert!(
+            ctl.ok(&["completion", shell]).contains("weftctl"),
+            "{shell}"
+        );
+    }
 
     // The walk-through, one multi-document file, variables from -v.
     let file = write(tmp.path(), "walkthrough.yaml", WALKTHROUGH);

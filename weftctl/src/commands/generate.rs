@@ -174,7 +174,10 @@ pub async fn version(s: &mut Session<'_>) -> Result<(), Error> {
 
 pub fn completion(s: &mut Session<'_>, shell: clap_complete::Shell) -> Result<(), Error> {
     use clap::CommandFactory;
-    clap_complete::generate(shell, &mut Cli::command(), "weftctl", &mut s.io.out);
+    // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "weftctl", &mut script);
+    s.io.out.write_all(&script)?;
     Ok(())
 }
 
