@@ -387,6 +387,79 @@ mod tests {
         assert!(parse(&["inspect", "dataplane", "x", "--type", "bogus"]).is_err());
     }
 
+    /// The `weftctl ...` command lines of a Markdown page's bash blocks, with
+    /// continuations joined, `$(...)` replaced by a word, and redirections,
+    /// pipes and comments cut.
+    fn documented_commands(markdown: &str) -> Vec<String> {
+        let mut commands = Vec::new();
+        let mut in_block = false;
+        let mut pending = String::new();
+        for line in markdown.lines() {
+            let t = line.trim();
+            if t.starts_with("```") {
+                in_block = !in_block && t == "```bash";
+                continue;
+            }
+            if !in_block {
+                continue;
+            }
+            if let Some(head) = t.strip_suffix('\\') {
+                pending.push_str(head);
+                pending.push(' ');
+                continue;
+            }
+            let full = format!("{pending}{t}");
+            pending.clear();
+            let mut cmd = String::new();
+            let mut depth = 0;
+            let mut dollar = false;
+            for c in full.chars() {
+                let after_dollar = std::mem::replace(&mut dollar, c == '$' && depth == 0);
+                match c {
+                    '$' if depth == 0 => {}
+                    '(' if after_dollar || depth > 0 => depth += 1,
+                    ')' if depth > 0 => {
+                        depth -= 1;
+                        if depth == 0 {
+                            cmd.push('X');
+                        }
+                    }
+                    _ if depth > 0 => {}
+                    _ => cmd.push(c),
+                }
+            }
+            let cmd = cmd
+                .split(" > ")
+                .next()
+                .and_then(|c| c.split(" | ").next())
+                .and_then(|c| c.split(" #").next())
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            if cmd.starts_with("weftctl ") {
+                commands.push(cmd);
+            }
+        }
+        commands
+    }
+
+    // Every command line docs/weftctl.md shows parses (the docs keep up with the CLI).
+    #[test]
+    fn documented_commands_parse() {
+        let doc = include_str!("../../docs/weftctl.md");
+        let commands = documented_commands(doc);
+        assert!(
+            commands.len() >= 40,
+            "too few commands found: {commands:#?}"
+        );
+        for c in &commands {
+            let words: Vec<&str> = c.split_whitespace().skip(1).collect();
+            if let Err(e) = parse(&words) {
+                panic!("docs/weftctl.md: `{c}` does not parse:\n{e}");
+            }
+        }
+    }
+
     // KEY=VALUE parsing names the flag when the text is not a pair.
     #[test]
     fn key_values() {
