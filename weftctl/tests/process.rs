@@ -523,6 +523,23 @@ async fn weftctl_drives_global_and_zone() {
     assert!(ctl.ok(&["get", "dataplanes"]).contains("web-1"));
     let rules = ctl.ok(&["inspect", "dataplane", "web-1", "--type", "rules"]);
     assert!(rules.trim_start().starts_with('{'), "{rules}");
+    let config = ctl.ok(&[
+        "inspect",
+        "dataplane",
+        "web-1",
+        "--type",
+        "config",
+        "-o",
+        "yaml",
+    ]);
+    let config: Value = serde_yaml_ng::from_str(&config).unwrap();
+    assert!(config.is_object(), "{config}");
+    // The default, policies: Kuma's _policies where served, else the rules (said on stderr).
+    let r = ctl.run(&["inspect", "dataplane", "web-1"]);
+    assert!(r.ok, "{}", r.stderr);
+    let policies: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(policies, serde_json::from_str::<Value>(&rules).unwrap());
+    assert!(r.stderr.contains("_rules"), "{}", r.stderr);
 
     // A dataplane token from the zone.
     let dp_token = ctl.ok(&[
