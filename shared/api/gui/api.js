@@ -27,9 +27,13 @@ function headers(t, accept) {
   return h;
 }
 
-async function send(path, { accept = 'application/json', tok = token.get() } = {}) {
+async function send(path, { accept = 'application/json', tok = token.get(), method = 'GET', body } = {}) {
+  const h = headers(tok, accept);
+  if (body !== undefined) h['Content-Type'] = 'application/json';
   return fetch(path, {
-    headers: headers(tok, accept),
+    method,
+    headers: h,
+    body: body === undefined ? undefined : JSON.stringify(body),
     cache: 'no-store',
     credentials: 'omit',
     referrerPolicy: 'no-referrer',
@@ -53,6 +57,14 @@ export async function get(path, opts = {}) {
   }
   if (!resp.ok) throw new ApiError(resp.status, await bodyOf(resp), path);
   return opts.accept && opts.accept !== 'application/json' ? resp.text() : resp.json();
+}
+
+/** PUT `body` (JSON) to `path`; the answer's JSON (warnings), or ApiError. */
+export async function put(path, body) {
+  const resp = await send(path, { method: 'PUT', body });
+  if (resp.status === 401) window.dispatchEvent(new CustomEvent('weft:unauthorized'));
+  if (!resp.ok) throw new ApiError(resp.status, await bodyOf(resp), path);
+  return bodyOf(resp);
 }
 
 /** Like get, but a 404 (an endpoint this control plane does not serve, or no
@@ -90,26 +102,6 @@ export function query(params) {
 
 /** A path segment, encoded. */
 export const seg = encodeURIComponent;
-
-/** The `total` of a list, read with `size=1`. */
-export async function count(path) {
-  const sep = path.includes('?') ? '&' : '?';
-  return (await get(`${path}${sep}size=1`)).total;
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; results in order. */
-export async function mapLimit(items, limit, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  async function worker() {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /** Every item of a list, read page by page (`size` ≤ 100), with `progress(n, total)`
  *  after each page; stops after `max` items. */

@@ -170,6 +170,8 @@ async function route() {
     go: (hash) => {
       location.hash = hash;
     },
+    // Renders the current view again (after a write, say).
+    reload: () => route(),
   };
   try {
     await m.view(section, ctx);

@@ -1,63 +1,42 @@
-// Readers tolerant of both shapes the overviews come in: Weft's own fields
-// (`zoneInsight.online`, `sent`, `dataplaneInsight.connected`, ...) and Kuma's
-// (`zoneInsight.subscriptions[].status.stat`, `dataplaneInsight.subscriptions`).
+// Readers of Kuma 2.14's overview shapes (ZoneOverview, DataplaneOverview),
+// as both control planes answer them.
 
-/** The newest subscription of a Kuma-shaped insight. */
+/** The newest subscription of an insight (Kuma keeps the newest last). */
 export function lastSubscription(insight) {
   const subs = insight && Array.isArray(insight.subscriptions) ? insight.subscriptions : [];
   return subs.length ? subs[subs.length - 1] : null;
 }
 
-/** Connected: Weft's flag, else any subscription without a disconnect time. */
-function connected(insight, flag) {
-  if (!insight) return false;
-  if (typeof insight[flag] === 'boolean') return insight[flag];
-  const subs = Array.isArray(insight.subscriptions) ? insight.subscriptions : [];
-  return subs.some((s) => s.connectTime && !s.disconnectTime);
-}
+/** A subscription that has started and not ended. */
+const open = (sub) => Boolean(sub && sub.connectTime && !sub.disconnectTime);
 
+/** A ZoneOverview (`/zones/_overview` items, `/zones/{z}/_overview`). */
 export const zone = {
-  name: (item) => item.name ?? item.zone?.name,
-  enabled: (item) => item.zone?.enabled ?? item.enabled ?? true,
-  online: (item) => connected(item.zoneInsight, 'online'),
-  version: (item) => {
-    const zi = item.zoneInsight || {};
-    if (typeof zi.version === 'string') return zi.version;
-    return lastSubscription(zi)?.version?.kumaCp?.version;
-  },
-  connectTime: (item) => item.zoneInsight?.connectTime ?? lastSubscription(item.zoneInsight)?.connectTime,
-  disconnectTime: (item) => item.zoneInsight?.disconnectTime ?? lastSubscription(item.zoneInsight)?.disconnectTime,
-  /** Per type: {type, sent, acked, nacked, reason}. */
-  sync: (item) => {
-    const zi = item.zoneInsight || {};
-    if (zi.sent && typeof zi.sent === 'object') {
-      return Object.entries(zi.sent).map(([type, s]) => ({
-        type,
-        sent: s.responsesSent,
-        acked: s.acked ?? s.responsesAcknowledged,
-        nacked: s.nacked ?? s.responsesRejected,
-        reason: s.lastNackReason,
-      }));
-    }
-    const stat = lastSubscription(zi)?.status?.stat || {};
-    return Object.entries(stat).map(([type, s]) => ({
-      type,
-      sent: s.responsesSent,
-      acked: s.responsesAcknowledged,
-      nacked: s.responsesRejected,
-    }));
+  enabled: (o) => o.zone?.enabled !== false,
+  /** Online as kumactl says it: enabled, and its newest KDS subscription open. */
+  online: (o) => zone.enabled(o) && open(lastSubscription(o.zoneInsight)),
+  version: (o) => lastSubscription(o.zoneInsight)?.version?.kumaCp?.version || '',
+  compatible: (o) => lastSubscription(o.zoneInsight)?.version?.kumaCp?.kumaCpGlobalCompatible,
+  connectTime: (o) => lastSubscription(o.zoneInsight)?.connectTime,
+  disconnectTime: (o) => lastSubscription(o.zoneInsight)?.disconnectTime,
+  /** The newest subscription's totals: {responsesSent, responsesAcknowledged, responsesRejected}. */
+  total: (o) => lastSubscription(o.zoneInsight)?.status?.total || {},
+  /** Per resource type of the newest subscription (`status.stat`), with the
+   *  last NACK's reason where Weft's live view (`sent`) has one. */
+  stat: (o) => {
+    const stat = lastSubscription(o.zoneInsight)?.status?.stat || {};
+    const sent = o.zoneInsight?.sent || {};
+    return Object.entries(stat).map(([type, s]) => ({ type, ...s, reason: sent[type]?.lastNackReason }));
   },
 };
 
-/** A DataplaneInsight: Weft's live one (`connected`), Kuma's (`subscriptions`),
- *  or the stored resource (`subscriptions` at the top). */
+/** A DataplaneOverview's `dataplaneInsight`. */
 export const dataplane = {
-  online: (insight) => connected(insight, 'connected'),
-  connectTime: (i) => i?.connectTime ?? lastSubscription(i)?.connectTime,
-  disconnectTime: (i) => i?.disconnectTime ?? lastSubscription(i)?.disconnectTime,
+  /** `connected` (a zone's live stream), else the newest subscription open. */
+  online: (i) => (typeof i?.connected === 'boolean' ? i.connected : open(lastSubscription(i))),
+  connectTime: (i) => lastSubscription(i)?.connectTime,
+  disconnectTime: (i) => lastSubscription(i)?.disconnectTime,
   certExpiry: (i) => i?.mTLS?.certificateExpirationTime,
-  /** Kuma's DataplaneOverview carries the spec only; Weft's the whole resource. */
-  spec: (overview) => overview?.dataplane ?? {},
 };
 
 /** The `kuma.io/service` tags of a Dataplane's inbounds (or its gateway). */

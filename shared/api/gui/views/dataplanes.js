@@ -1,52 +1,16 @@
-// Dataplanes: a server-side page at a time (size ≤ 100, offset, the name
-// filter; on global a zone filter), with each one's status; and one dataplane
-// with its spec, status, certificate, matched policies and generated config.
-//
-// Status comes from GET /meshes/{m}/dataplanes/_overview (Kuma's
-// DataplaneOverview list) when the control plane serves it; else from the page
-// of dataplanes plus each one's DataplaneInsight — requests bounded by the page
-// size, at most 6 at a time.
+// Dataplanes: Kuma's DataplaneOverview list, one request per page
+// (GET /meshes/{m}/dataplanes/_overview with size ≤ 100, offset, the name
+// filter; on global a zone filter), each row with its status and certificate
+// expiry; and one dataplane from its `_overview`, with (on a zone) the
+// policies the zone computes for it (`_policies`, `_rules`) and the Envoy
+// config it generates (`_config`).
 
 import * as api from '../api.js';
 import { h, fill, kv, table, td, link, json, pager, note, status, time, lazy, displayName } from '../ui.js';
-import { dataplane as D, services, address } from '../status.js';
+import { dataplane as D, lastSubscription, services, address } from '../status.js';
 
 const SIZES = [10, 25, 50, 100];
 const DEFAULT_SIZE = 25;
-let overviewList; // whether GET …/dataplanes/_overview answers (learned once)
-
-function isOverviewList(r) {
-  return r && Array.isArray(r.items) && typeof r.total === 'number' && r.items.every((o) => o && typeof o.dataplane === 'object');
-}
-
-/** One page: rows of {name, mesh, labels, spec, insight}. */
-async function page(mesh, { offset, size, name, zone }) {
-  const base = `/meshes/${api.seg(mesh)}/dataplanes`;
-  const q = api.query({ size, offset, name, 'filter[labels.kuma.io/zone]': zone });
-  if (overviewList !== false) {
-    try {
-      const r = await api.get(`${base}/_overview${q}`);
-      if (isOverviewList(r)) {
-        overviewList = true;
-        return {
-          total: r.total,
-          source: 'GET /meshes/{mesh}/dataplanes/_overview',
-          rows: r.items.map((o) => ({ name: o.name ?? o.dataplane?.name, mesh: o.mesh ?? mesh, labels: o.labels ?? o.dataplane?.labels ?? {}, spec: D.spec(o), insight: o.dataplaneInsight })),
-        };
-      }
-    } catch (e) {
-      if (!(e instanceof api.ApiError) || ![400, 404, 405].includes(e.status)) throw e;
-    }
-    overviewList = false;
-  }
-  const r = await api.get(`${base}${q}`);
-  const insights = await api.mapLimit(r.items, 6, (dp) => api.optional(`/meshes/${api.seg(mesh)}/dataplane-insights/${api.seg(dp.name)}`));
-  return {
-    total: r.total,
-    source: 'GET /meshes/{mesh}/dataplanes and each one\'s DataplaneInsight',
-    rows: r.items.map((dp, i) => ({ name: dp.name, mesh: dp.mesh, labels: dp.labels || {}, spec: dp, insight: insights[i] })),
-  };
-}
 
 export async function list(section, ctx) {
   const mesh = ctx.params.mesh;
@@ -54,7 +18,9 @@ export async function list(section, ctx) {
   const size = SIZES.includes(Number(q.size)) ? Number(q.size) : DEFAULT_SIZE;
   const offset = Math.max(0, Number(q.offset) || 0);
   const filters = { name: q.name || '', zone: q.zone || '' };
-  const r = await page(mesh, { offset, size, ...filters });
+  const r = await api.get(
+    `/meshes/${api.seg(mesh)}/dataplanes/_overview${api.query({ size, offset, name: filters.name, 'filter[labels.kuma.io/zone]': filters.zone })}`,
+  );
   const hash = (o, f = filters, s = size) => `#/meshes/${encodeURIComponent(mesh)}/dataplanes${api.query({ offset: o || undefined, size: s === DEFAULT_SIZE ? undefined : s, name: f.name, zone: f.zone })}`;
   const nameInput = h('input', { id: 'filter-name', type: 'search', value: filters.name, placeholder: 'name contains' });
   const zoneInput = h('input', { id: 'filter-zone', type: 'search', value: filters.zone, placeholder: 'zone' });
@@ -71,41 +37,44 @@ export async function list(section, ctx) {
     ev.preventDefault();
     ctx.go(hash(0, { name: nameInput.value.trim(), zone: zoneInput.value.trim() }, Number(sizeSelect.value)));
   });
-  const showZone = r.rows.some((d) => d.labels['kuma.io/zone']);
-  const showCert = r.rows.some((d) => D.certExpiry(d.insight));
+  const global = ctx.info.mode === 'global';
+  const pagesTotal = Math.max(1, Math.ceil(r.total / size));
   fill(
     section,
     h('h1', {}, 'Dataplanes in mesh ', mesh),
     form,
     table(
-      ['name', showZone ? 'zone' : null, 'services', 'address', 'status', 'last connected', showCert ? 'certificate expires' : null].filter(Boolean),
-      r.rows.map((d) =>
-        [
-          td({ 'data-field': 'name' }, link(['meshes', mesh, 'dataplanes', d.name], displayName(d))),
-          showZone ? d.labels['kuma.io/zone'] || '—' : undefined,
-          services(d.spec).join(', ') || '—',
-          address(d.spec) || '—',
-          td({ 'data-field': 'status' }, status(D.online(d.insight), d.insight ? '' : '(never connected)')),
-          time(D.connectTime(d.insight)),
-          showCert ? time(D.certExpiry(d.insight)) : undefined,
-        ].filter((c) => c !== undefined),
-      ),
-      (i) => ({ 'data-dataplane': r.rows[i].name }),
+      ['name', global ? 'zone' : null, 'services', 'address', 'status', 'last connected', 'certificate expires'].filter(Boolean),
+      r.items.map((o) => {
+        const i = o.dataplaneInsight;
+        return [
+          td({ 'data-field': 'name' }, link(['meshes', mesh, 'dataplanes', o.name], displayName(o))),
+          global ? o.labels?.['kuma.io/zone'] || '—' : undefined,
+          services(o.dataplane).join(', ') || '—',
+          address(o.dataplane) || '—',
+          td({ 'data-field': 'status' }, status(D.online(i), lastSubscription(i) ? '' : '(never connected)')),
+          time(D.connectTime(i)),
+          td({ 'data-field': 'certExpiry' }, D.certExpiry(i) ? time(D.certExpiry(i)) : '—'),
+        ].filter((c) => c !== undefined);
+      }),
+      (i) => ({ 'data-dataplane': r.items[i].name }),
     ),
     pager({ offset, size, total: r.total, go: (o) => ctx.go(hash(o)) }),
-    h('p', { class: 'muted' }, `Status from ${r.source}.`),
+    h('p', { class: 'muted', id: 'page-of' }, `Page ${Math.floor(offset / size) + 1} of ${pagesTotal}.`),
   );
 }
 
-function policiesSection(p) {
+/** Kuma's PoliciesList (`{policies: [{kind, conf, origins: [{kri}]}]}`). */
+function policiesTable(p) {
   const list = Array.isArray(p.policies) ? p.policies : [];
   return table(
     ['kind', 'from policies', 'conf'],
-    list.map((x) => [x.kind || x.type || '', (x.origins || []).map((o) => o.kri || o.name || JSON.stringify(o)).join(', '), h('details', {}, h('summary', {}, 'conf'), json(x.conf ?? x.rules ?? x))]),
+    list.map((x) => [x.kind, (x.origins || []).map((o) => o.kri).join(', '), h('details', {}, h('summary', {}, 'conf'), json(x.conf ?? x.rules))]),
+    (i) => ({ 'data-kind': list[i].kind }),
   );
 }
 
-function rulesSection(mesh, r, plurals) {
+function rulesTable(mesh, r, plurals) {
   const rows = (Array.isArray(r.rules) ? r.rules : []).filter((t) => (t.matched || []).length);
   return table(
     ['policy type', 'matched policies (weakest first)', 'rules'],
@@ -118,77 +87,105 @@ function rulesSection(mesh, r, plurals) {
 }
 
 async function configSection(base) {
-  const c = await api.optional(`${base}/_config`);
-  if (!c) return note('This control plane does not generate this proxy\'s config (GET …/_config is served by the zone the proxy connects to).');
-  const types = Object.entries(c.resources || c.xds || {});
+  const c = await api.get(`${base}/_config`);
+  const types = Object.entries(c.resources || {});
   return [
-    h('p', { class: 'muted' }, `${types.reduce((a, [, v]) => a + (Array.isArray(v) ? v.length : 1), 0)} resources.`),
+    h('p', { class: 'muted' }, `${types.reduce((a, [, v]) => a + v.length, 0)} resources.`),
     types.map(([type, items]) =>
       h(
         'details',
         { class: 'xds-type' },
-        h('summary', {}, `${type.split('.').pop()} (${Array.isArray(items) ? items.length : 1})`),
-        Array.isArray(items) ? items.map((it) => lazy(it.name || 'resource', async () => json(it))) : json(items),
+        h('summary', {}, `${type.split('.').pop()} (${items.length})`),
+        items.map((it) => lazy(it.name || 'resource', async () => json(it))),
       ),
     ),
   ];
 }
 
+/** The zone's view of the proxy: its policies, matched rules, per-inbound
+ *  policies (lazily) and generated config. */
+async function zoneSections(box, ctx, base, spec) {
+  const { mesh } = ctx.params;
+  const [pol, rules, types] = await Promise.all([api.get(`${base}/_policies`), api.get(`${base}/_rules`), api.get('/_resources')]);
+  if (!ctx.alive()) return;
+  const plurals = Object.fromEntries((types.resources || []).map((t) => [t.name, t.path]));
+  const inbounds = spec.networking?.inbound || [];
+  fill(
+    box,
+    h('h3', {}, 'Proxy-wide (', h('code', {}, '_policies'), ')'),
+    policiesTable(pol),
+    h('h3', {}, 'Matched policies per type (', h('code', {}, '_rules'), ')'),
+    rulesTable(mesh, rules, plurals),
+    inbounds.length
+      ? [
+          h('h3', {}, 'Per inbound'),
+          inbounds.map((i) => {
+            const section = i.name || String(i.port);
+            return lazy(`inbound ${section}`, async () => policiesTable(await api.get(`${base}/_inbounds/${api.seg(section)}/_policies`)));
+          }),
+        ]
+      : null,
+    h('h2', {}, 'Generated Envoy config'),
+    lazy('Show the config (can be large)', () => configSection(base), { id: 'xds-config' }),
+  );
+}
+
 export async function one(section, ctx) {
   const { mesh, name } = ctx.params;
   const base = `/meshes/${api.seg(mesh)}/dataplanes/${api.seg(name)}`;
-  const [dp, ov] = await Promise.all([api.get(base), api.optional(`${base}/_overview`)]);
-  let insight = ov?.dataplaneInsight;
-  let source = 'GET …/_overview';
-  if (!ov) {
-    insight = await api.optional(`/meshes/${api.seg(mesh)}/dataplane-insights/${api.seg(name)}`);
-    source = 'the DataplaneInsight';
-  }
-  const online = D.online(insight);
-  const mtls = insight?.mTLS;
-  const n = dp.networking || {};
+  const o = await api.get(`${base}/_overview`);
+  const insight = o.dataplaneInsight || {};
+  const last = lastSubscription(insight);
+  const mtls = insight.mTLS;
+  const spec = o.dataplane || {};
+  const n = spec.networking || {};
+  const zone = o.labels?.['kuma.io/zone'];
+  const global = ctx.info.mode === 'global';
   const policies = h('div', { id: 'matched-policies' }, h('p', { class: 'muted' }, 'Loading…'));
+  const xds = last?.status ? Object.entries(last.status).filter(([k]) => k !== 'lastUpdateTime') : [];
   fill(
     section,
-    h('h1', {}, 'Dataplane ', h('span', { 'data-field': 'title' }, displayName(dp))),
+    h('h1', {}, 'Dataplane ', h('span', { 'data-field': 'title' }, displayName(o))),
     kv([
-      ['Name', displayName(dp), 'name'],
-      dp.labels?.['kuma.io/display-name'] ? ['Name on global', dp.name, 'storedName'] : null,
-      ['Mesh', dp.mesh, 'mesh'],
-      dp.labels?.['kuma.io/zone'] ? ['Zone', dp.labels['kuma.io/zone'], 'zone'] : null,
-      ['Status', status(online, insight ? '' : '(never connected)'), 'status'],
-      ['Connected', time(D.connectTime(insight))],
+      ['Name', displayName(o), 'name'],
+      o.labels?.['kuma.io/display-name'] ? ['Name on global', o.name, 'storedName'] : null,
+      ['Mesh', o.mesh, 'mesh'],
+      zone ? ['Zone', global ? link(['zones', zone], zone) : zone, 'zone'] : null,
+      ['Status', status(D.online(insight), last ? '' : '(never connected)'), 'status'],
+      ['Connected', time(D.connectTime(insight)), 'connectTime'],
       ['Disconnected', time(D.disconnectTime(insight))],
-      insight?.streamKind ? ['ADS', insight.streamKind] : null,
+      last?.controlPlaneInstanceId ? ['Control plane instance', last.controlPlaneInstanceId] : null,
+      insight.streamKind ? ['ADS', insight.streamKind] : null,
       ['Certificate expires', mtls ? time(mtls.certificateExpirationTime) : 'no certificate (mTLS off, or not issued yet)', 'certExpiry'],
+      mtls ? ['Certificate regenerated', `${time(mtls.lastCertificateRegeneration)} (${mtls.certificateRegenerations ?? 0} times)`] : null,
       mtls?.spiffeId ? ['SPIFFE id', mtls.spiffeId] : null,
-      mtls?.issuedBackend ? ['Issued by backend', mtls.issuedBackend] : null,
-      ['Status from', source],
+      mtls?.issuedBackend ? ['Issued by backend', mtls.issuedBackend, 'issuedBackend'] : null,
     ]),
     h('h2', {}, 'Inbounds'),
     table(['port', 'service port', 'address', 'tags'], (n.inbound || []).map((i) => [i.port, i.servicePort ?? '', i.address || n.address || '', Object.entries(i.tags || {}).map(([k, v]) => `${k}=${v}`).join(' ')])),
     (n.outbound || []).length
-      ? [h('h2', {}, 'Outbounds'), table(['address', 'port', 'to'], n.outbound.map((o) => [o.address || '127.0.0.1', o.port, o.tags?.['kuma.io/service'] || JSON.stringify(o.backendRef || o.tags || {})]))]
+      ? [h('h2', {}, 'Outbounds'), table(['address', 'port', 'to'], n.outbound.map((x) => [x.address || '127.0.0.1', x.port, x.tags?.['kuma.io/service'] || JSON.stringify(x.backendRef || x.tags || {})]))]
       : null,
-    insight?.types
+    xds.length
       ? [
-          h('h2', {}, 'xDS, per type'),
-          table(['type', 'sent', 'ACKed', 'NACKed', 'last NACK'], Object.entries(insight.types).map(([t, s]) => [t.split('.').pop(), s.responsesSent, s.acked, td({ class: s.nacked ? 'bad' : '' }, s.nacked), s.lastNackReason || ''])),
+          h('h2', {}, 'xDS of the current stream'),
+          table(['', 'sent', 'ACKed', 'NACKed'], xds.map(([k, s]) => [k, s.responsesSent, s.responsesAcknowledged, td({ class: s.responsesRejected ? 'bad' : '' }, s.responsesRejected)])),
         ]
       : null,
-    h('h2', {}, 'Matched policies'),
+    h('h2', {}, 'Policies'),
     policies,
-    h('h2', {}, 'Generated Envoy config'),
-    lazy('Show the config (can be large)', () => configSection(base), { id: 'xds-config' }),
-    h('details', {}, h('summary', {}, 'Dataplane as stored'), json(dp, { id: 'dp-spec' })),
+    h('details', {}, h('summary', {}, 'Overview as served'), json(o, { id: 'dp-spec' })),
   );
-  const [pol, rules, types] = await Promise.all([api.optional(`${base}/_policies`), api.optional(`${base}/_rules`), api.get('/_resources')]);
-  if (!ctx.alive()) return;
-  const plurals = Object.fromEntries((types.resources || []).map((t) => [t.name, t.path]));
-  fill(
-    policies,
-    pol ? [h('h3', {}, 'Proxy policies (_policies)'), policiesSection(pol)] : null,
-    rules ? rulesSection(mesh, rules, plurals) : null,
-    !pol && !rules ? note('This control plane does not compute this proxy\'s policies (GET …/_rules and …/_policies are served by the zone the proxy connects to).') : null,
-  );
+  if (global) {
+    fill(
+      policies,
+      note(
+        'The policies that apply to this proxy, its matched rules and the Envoy config it gets are computed by ',
+        zone ? ['zone ', h('strong', { 'data-field': 'served-by' }, zone)] : 'the zone it connects to',
+        ' (GET …/_policies, …/_rules, …/_config on that zone\'s API, or its GUI).',
+      ),
+    );
+    return;
+  }
+  await zoneSections(policies, ctx, base, spec);
 }

@@ -1,44 +1,21 @@
 // Home: what is running (GET /), its components (GET /ready) and counts
-// (GET /global-insight when served, else each list's `total` read with size=1).
+// (GET /global-insight, Kuma's GlobalInsight: one request).
 
 import * as api from '../api.js';
 import { h, fill, kv, table, time, errorBox } from '../ui.js';
 
-async function policyTypes() {
-  const r = await api.get('/_resources');
-  return (r.resources || []).filter((t) => t.policy);
-}
-
-/** Counts from Kuma's GlobalInsight, when the control plane serves it. */
-function fromGlobalInsight(gi) {
-  const dp = gi.dataplanes?.standard || gi.dataplanes || {};
+/** The cards of Kuma's GlobalInsight: [label, total, online]. */
+function counts(gi, info) {
+  const dp = gi.dataplanes?.standard || {};
   return [
     ['Meshes', gi.meshes?.total],
-    ['Zones', gi.zones?.controlPlanes?.total, gi.zones?.controlPlanes?.online],
+    info.mode === 'global' ? ['Zones', gi.zones?.controlPlanes?.total, gi.zones?.controlPlanes?.online] : null,
     ['Dataplanes', dp.total, dp.online],
     ['Zone ingresses', gi.zones?.zoneIngresses?.total, gi.zones?.zoneIngresses?.online],
     ['Zone egresses', gi.zones?.zoneEgresses?.total, gi.zones?.zoneEgresses?.online],
-    ['Policies', gi.policies?.total],
     ['Services', gi.services?.total],
-  ];
-}
-
-async function counts(info) {
-  const gi = await api.optional('/global-insight');
-  if (gi) return fromGlobalInsight(gi);
-  const lists = [
-    ['Meshes', '/meshes'],
-    info.mode === 'global' ? ['Zones', '/zones'] : null,
-    ['Dataplanes', '/dataplanes'],
-    ['Zone ingresses', '/zoneingresses'],
-    ['Zone egresses', '/zoneegresses'],
+    ['Policies', gi.policies?.total],
   ].filter(Boolean);
-  const types = await policyTypes();
-  const [plain, perType] = await Promise.all([
-    Promise.all(lists.map(async ([label, path]) => [label, await api.count(path)])),
-    api.mapLimit(types, 6, (t) => api.count(`/${t.path}`)),
-  ]);
-  return [...plain, ['Policies', perType.reduce((a, b) => a + b, 0)]];
 }
 
 export async function render(section, ctx) {
@@ -74,8 +51,9 @@ export async function render(section, ctx) {
     ),
   );
   try {
-    const cs = await counts(info);
+    const gi = await api.get('/global-insight');
     if (!ctx.alive()) return;
+    const cs = counts(gi, info);
     fill(
       countsBox,
       cs.map(([label, total, online]) =>

@@ -1,6 +1,8 @@
-// Meshes: the list, and one mesh with its mTLS: the backends and the enabled
-// one; on a zone the CA state the zone runs (GET /meshes/{m}/_mtls); on global
-// the names of the mesh's CA Secrets (never their data).
+// Meshes: the list with each mesh's dataplanes and policies (GET
+// /mesh-insights, Kuma's MeshInsight), and one mesh with its mTLS: the
+// backends and the enabled one, which backend issued how many proxies'
+// certificates (GET /mesh-insights/{m}, `mTLS.issuedBackends`), and on a zone
+// the CA state the zone runs (GET /meshes/{m}/_mtls).
 
 import * as api from '../api.js';
 import { h, fill, kv, table, td, link, json, pager, note, time } from '../ui.js';
@@ -9,16 +11,20 @@ const SIZE = 50;
 
 export async function list(section, ctx) {
   const offset = Number(ctx.query.offset) || 0;
-  const r = await api.get(`/meshes${api.query({ size: SIZE, offset })}`);
+  const q = api.query({ size: SIZE, offset });
+  const [r, insights] = await Promise.all([api.get(`/meshes${q}`), api.get(`/mesh-insights${q}`)]);
+  const byName = Object.fromEntries(insights.items.map((i) => [i.name, i]));
   fill(
     section,
     h('h1', {}, 'Meshes'),
     table(
-      ['mesh', 'mTLS backend', 'backends', 'created', 'views'],
+      ['mesh', 'mTLS backend', 'backends', 'dataplanes', 'policies', 'created', 'views'],
       r.items.map((m) => [
         td({ 'data-field': 'name' }, link(['meshes', m.name], m.name)),
         m.mtls?.enabledBackend || h('span', { class: 'muted' }, 'off'),
         (m.mtls?.backends || []).map((b) => `${b.name} (${b.type})`).join(', ') || '—',
+        dataplaneCount(byName[m.name]),
+        policyCount(byName[m.name]),
         time(m.creationTime),
         h('span', {}, link(['meshes', m.name, 'dataplanes'], 'dataplanes'), ' · ', link(['meshes', m.name, 'services'], 'services'), ' · ', link(['meshes', m.name, 'policies'], 'policies')),
       ]),
@@ -27,19 +33,8 @@ export async function list(section, ctx) {
   );
 }
 
-/** The Secrets a mesh's CAs are kept in: builtin `<mesh>.ca-builtin-*`, and the
- *  ones a provided backend names. Names only. */
-async function caSecretNames(mesh, spec) {
-  const builtin = await api.get(`/meshes/${api.seg(mesh)}/secrets${api.query({ size: 100, name: '.ca-builtin-' })}`);
-  const names = new Set(builtin.items.map((s) => s.name));
-  for (const b of spec.mtls?.backends || []) {
-    for (const part of ['cert', 'key']) {
-      const ref = b.conf?.[part]?.secret;
-      if (ref) names.add(ref);
-    }
-  }
-  return [...names].sort();
-}
+const dataplaneCount = (i) => (i ? `${i.dataplanes.total} (${i.dataplanes.online} online)` : '—');
+const policyCount = (i) => (i ? Object.values(i.policies || {}).reduce((a, p) => a + p.total, 0) : '—');
 
 async function zoneCa(mesh) {
   const t = await api.optional(`/meshes/${api.seg(mesh)}/_mtls`);
@@ -63,10 +58,11 @@ async function zoneCa(mesh) {
 
 export async function one(section, ctx) {
   const mesh = ctx.params.mesh;
-  const m = await api.get(`/meshes/${api.seg(mesh)}`);
+  const [m, insight] = await Promise.all([api.get(`/meshes/${api.seg(mesh)}`), api.get(`/mesh-insights/${api.seg(mesh)}`)]);
   const backends = m.mtls?.backends || [];
-  const isGlobal = ctx.info.mode === 'global';
+  const issued = Object.entries(insight.mTLS?.issuedBackends || {});
   const ca = h('div', { id: 'ca' }, h('p', { class: 'muted' }, 'Loading…'));
+  const isZone = ctx.info.mode === 'zone';
   fill(
     section,
     h('h1', {}, 'Mesh ', h('span', { 'data-field': 'title' }, m.name)),
@@ -74,6 +70,9 @@ export async function one(section, ctx) {
     kv([
       ['Name', m.name, 'name'],
       ['mTLS', m.mtls?.enabledBackend ? `on, backend ${m.mtls.enabledBackend}` : 'off', 'mtls'],
+      ['Dataplanes', dataplaneCount(insight), 'dataplanes'],
+      ['Services', `${insight.services?.total ?? 0} (${insight.services?.internal ?? 0} internal, ${insight.services?.external ?? 0} external)`],
+      ['Policies', policyCount(insight), 'policies'],
       ['Created', time(m.creationTime)],
       ['Modified', time(m.modificationTime)],
     ]),
@@ -82,18 +81,16 @@ export async function one(section, ctx) {
       ['backend', 'type', 'enabled', 'mode', 'conf'],
       backends.map((b) => [b.name, b.type, b.name === m.mtls?.enabledBackend ? 'yes' : '', b.mode || '', b.conf ? json(b.conf) : '']),
     ),
-    h('h2', {}, isGlobal ? 'CA Secrets' : 'CA state in this zone'),
-    ca,
+    h('h2', {}, 'Certificates issued, per backend'),
+    issued.length
+      ? table(
+          ['backend', 'proxies', 'online', 'offline'],
+          issued.map(([b, s]) => [td({ 'data-field': 'issued-backend' }, b), s.total, s.online, s.offline]),
+          (i) => ({ 'data-backend': issued[i][0] }),
+        )
+      : note('No proxy holds a certificate of this mesh (mTLS off, or no proxy connected yet).'),
+    isZone ? [h('h2', {}, 'CA state in this zone'), ca] : null,
     h('details', {}, h('summary', {}, 'Mesh as stored'), json(m, { id: 'mesh-spec' })),
   );
-  if (isGlobal) {
-    const names = await caSecretNames(mesh, m);
-    fill(
-      ca,
-      names.length ? h('ul', { id: 'ca-secrets' }, names.map((n) => h('li', {}, h('code', {}, n)))) : note('No CA Secrets: the mesh has no builtin or provided mTLS backend.'),
-      h('p', { class: 'muted' }, 'Names only: a Secret\'s data is never shown here.'),
-    );
-  } else {
-    fill(ca, await zoneCa(mesh));
-  }
+  if (isZone) fill(ca, await zoneCa(mesh));
 }

@@ -1,7 +1,7 @@
 // Policies: the policy types (GET /_resources, the ones with a `policy`
-// section) with their count in the mesh, a page of one type, and one policy
-// (JSON or YAML) with the dataplanes it affects
-// (GET /meshes/{m}/{type}/{name}/_resources/dataplanes, Kuma's shape).
+// section) with their count in the mesh (GET /mesh-insights/{m}), a page of one
+// type, and one policy (JSON or YAML) with the dataplanes it affects, a page
+// at a time (GET /meshes/{m}/{type}/{name}/_resources/dataplanes).
 
 import * as api from '../api.js';
 import { h, fill, kv, table, td, link, json, pager, note, time, displayName, errorBox } from '../ui.js';
@@ -16,8 +16,8 @@ async function policyTypes() {
 
 export async function types(section, ctx) {
   const mesh = ctx.params.mesh;
-  const ts = await policyTypes();
-  const counts = await api.mapLimit(ts, 6, (t) => api.count(`/meshes/${api.seg(mesh)}/${t.path}`));
+  const [ts, insight] = await Promise.all([policyTypes(), api.get(`/mesh-insights/${api.seg(mesh)}`)]);
+  const counts = ts.map((t) => insight.policies?.[t.name]?.total ?? 0);
   fill(
     section,
     h('h1', {}, 'Policies in mesh ', mesh),
@@ -71,26 +71,21 @@ export async function list(section, ctx) {
   );
 }
 
-/** The dataplanes a policy affects, a page at a time; a note when the control
- *  plane does not serve the endpoint. */
+/** The dataplanes a policy affects, a page at a time. */
 async function affected(box, mesh, type, name, offset) {
   const path = `/meshes/${api.seg(mesh)}/${api.seg(type)}/${api.seg(name)}/_resources/dataplanes`;
   let r;
   try {
-    r = await api.optional(`${path}${api.query({ size: AFFECTED_SIZE, offset })}`);
+    r = await api.get(`${path}${api.query({ size: AFFECTED_SIZE, offset })}`);
   } catch (e) {
     fill(box, errorBox(e));
-    return;
-  }
-  if (!r) {
-    fill(box, note('This control plane does not list the dataplanes a policy affects (GET …/_resources/dataplanes answered 404).'));
-    box.dataset.state = 'unsupported';
+    box.dataset.state = 'error';
     return;
   }
   const items = r.items || [];
   fill(
     box,
-    h('p', { class: 'muted' }, `${r.total} dataplanes.`),
+    h('p', { class: 'muted', 'data-field': 'affected-total' }, `${r.total} dataplanes.`),
     table(
       ['dataplane', 'mesh', 'zone'],
       items.map((d) => [

@@ -1,6 +1,6 @@
 // Services: a mesh's dataplanes grouped by their `kuma.io/service` tag, with how
-// many are online. Read with the lists (100 per page, dataplanes and their
-// DataplaneInsights side by side), never one request per dataplane.
+// many are online. Read from the DataplaneOverview list, 100 per page, never
+// one request per dataplane.
 
 import * as api from '../api.js';
 import { h, fill, table, td, link, note, displayName } from '../ui.js';
@@ -11,19 +11,18 @@ export async function render(section, ctx) {
   const progress = h('p', { class: 'muted', id: 'progress' }, 'Reading dataplanes…');
   fill(section, h('h1', {}, 'Services in mesh ', mesh), progress);
   const base = `/meshes/${api.seg(mesh)}`;
-  const [dps, insights] = await Promise.all([
-    api.pages(`${base}/dataplanes`, { alive: ctx.alive, progress: (n, t) => fill(progress, `Read ${n} of ${t} dataplanes…`) }),
-    api.pages(`${base}/dataplane-insights`, { alive: ctx.alive }),
-  ]);
+  const dps = await api.pages(`${base}/dataplanes/_overview`, { alive: ctx.alive, progress: (n, t) => fill(progress, `Read ${n} of ${t} dataplanes…`) });
   if (!ctx.alive()) return;
-  const online = new Set(insights.items.filter((i) => D.online(i)).map((i) => i.name));
+  let onlineCount = 0;
   const groups = new Map();
   for (const dp of dps.items) {
-    const names = servicesOf(dp);
+    const up = D.online(dp.dataplaneInsight);
+    if (up) onlineCount += 1;
+    const names = servicesOf(dp.dataplane);
     for (const s of names.length ? names : ['(no service)']) {
       const g = groups.get(s) || { total: 0, online: 0, zones: new Set(), sample: [] };
       g.total += 1;
-      if (online.has(dp.name)) g.online += 1;
+      if (up) g.online += 1;
       const zone = dp.labels?.['kuma.io/zone'];
       if (zone) g.zones.add(zone);
       if (g.sample.length < 10) g.sample.push(dp);
@@ -34,7 +33,7 @@ export async function render(section, ctx) {
   fill(
     section,
     h('h1', {}, 'Services in mesh ', mesh),
-    h('p', { class: 'muted' }, `${dps.total} dataplanes, ${online.size} online.`),
+    h('p', { class: 'muted' }, `${dps.total} dataplanes, ${onlineCount} online.`),
     dps.truncated ? note(`Only the first ${dps.items.length} dataplanes were read.`) : null,
     table(
       ['service', 'instances', 'online', 'offline', 'zones', 'some instances'],
