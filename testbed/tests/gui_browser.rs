@@ -14,14 +14,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 use weft_testbed::browser::Browser;
-use weft_testbed::wait::{eventually, until};
-use futures::StreamExt;
 use weft_testbed::mesh::{AppSpec, MeshHarness};
+use weft_testbed::wait::{eventually, until};
 use weft_testbed::{Client, ControlPlane};
 
 const VIEW_WAIT: Duration = Duration::from_secs(30);
@@ -225,16 +225,20 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         let (s, body) = g.put(&path, doc).await;
         assert!(s.is_success(), "{path}: {s} {body}");
     }
-    until(SYNC_WAIT, "the zone holds global's policy and CA", || async {
-        z.get(&format!("/meshes/default/meshtimeouts/{POLICY}"))
-            .await
-            .0
-            == StatusCode::OK
-            && z.get("/meshes/default/secrets/default.ca-builtin-cert-ca-1")
+    until(
+        SYNC_WAIT,
+        "the zone holds global's policy and CA",
+        || async {
+            z.get(&format!("/meshes/default/meshtimeouts/{POLICY}"))
                 .await
                 .0
                 == StatusCode::OK
-    })
+                && z.get("/meshes/default/secrets/default.ca-builtin-cert-ca-1")
+                    .await
+                    .0
+                    == StatusCode::OK
+        },
+    )
     .await;
 
     // A real proxy: weft-dp and Envoy, admitted with a dataplane token, online.
@@ -243,15 +247,19 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
 
     // Global learns of it over KDS: stored under a hashed name, online, with
     // its certificate.
-    let (stored, global_dp) = eventually(SYNC_WAIT, "global shows the proxy online with its certificate", || async {
-        let (_, list) = g
-            .get(&format!("/meshes/default/dataplanes/_overview?name={DP}"))
-            .await;
-        let item = list["items"].get(0)?.clone();
-        let insight = &item["dataplaneInsight"];
-        (dataplane_online(insight) && insight["mTLS"]["certificateExpirationTime"].is_string())
-            .then(|| (item["name"].as_str().unwrap().to_string(), item))
-    })
+    let (stored, global_dp) = eventually(
+        SYNC_WAIT,
+        "global shows the proxy online with its certificate",
+        || async {
+            let (_, list) = g
+                .get(&format!("/meshes/default/dataplanes/_overview?name={DP}"))
+                .await;
+            let item = list["items"].get(0)?.clone();
+            let insight = &item["dataplaneInsight"];
+            (dataplane_online(insight) && insight["mTLS"]["certificateExpirationTime"].is_string())
+                .then(|| (item["name"].as_str().unwrap().to_string(), item))
+        },
+    )
     .await;
     until(SYNC_WAIT, "global shows the zone online", || async {
         let (_, o) = g.get("/zones/_overview").await;
@@ -316,9 +324,18 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         .to_string();
     assert!(!version.is_empty(), "{east}");
     let row = "tr[data-zone=\"east\"]";
-    assert_eq!(text_of(&b, &format!("{row} td[data-field=\"name\"]")).await, "east");
-    assert_eq!(text_of(&b, &format!("{row} td[data-field=\"status\"]")).await, "online");
-    assert_eq!(text_of(&b, &format!("{row} td[data-field=\"version\"]")).await, version);
+    assert_eq!(
+        text_of(&b, &format!("{row} td[data-field=\"name\"]")).await,
+        "east"
+    );
+    assert_eq!(
+        text_of(&b, &format!("{row} td[data-field=\"status\"]")).await,
+        "online"
+    );
+    assert_eq!(
+        text_of(&b, &format!("{row} td[data-field=\"version\"]")).await,
+        version
+    );
     shot(&b, "zones").await;
     click(&b, &format!("{row} td[data-field=\"name\"] a")).await;
     wait_view(&b, "zones").await;
@@ -352,8 +369,14 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     let range = text_of(&b, "[data-field=\"range\"]").await;
     assert!(range.ends_with(&format!("of {}", all["total"])), "{range}");
     let row = format!("tr[data-dataplane=\"{stored}\"]");
-    assert_eq!(text_of(&b, &format!("{row} td[data-field=\"status\"]")).await, "online");
-    assert_eq!(text_of(&b, &format!("{row} td[data-field=\"certExpiry\"]")).await, expiry);
+    assert_eq!(
+        text_of(&b, &format!("{row} td[data-field=\"status\"]")).await,
+        "online"
+    );
+    assert_eq!(
+        text_of(&b, &format!("{row} td[data-field=\"certExpiry\"]")).await,
+        expiry
+    );
     shot(&b, "dataplanes").await;
 
     // One dataplane on global: its zone's name, online, certificate; its
@@ -366,9 +389,16 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     );
     assert_eq!(text_of(&b, "dd[data-field=\"mesh\"]").await, "default");
     assert_eq!(text_of(&b, "dd[data-field=\"zone\"]").await, "east");
-    assert!(text_of(&b, "dd[data-field=\"status\"]").await.starts_with("online"));
+    assert!(
+        text_of(&b, "dd[data-field=\"status\"]")
+            .await
+            .starts_with("online")
+    );
     assert_eq!(text_of(&b, "dd[data-field=\"certExpiry\"]").await, expiry);
-    assert_eq!(text_of(&b, "dd[data-field=\"issuedBackend\"]").await, "ca-1");
+    assert_eq!(
+        text_of(&b, "dd[data-field=\"issuedBackend\"]").await,
+        "ca-1"
+    );
     assert_eq!(text_of(&b, "[data-field=\"served-by\"]").await, "east");
     shot(&b, "dataplane-global").await;
     assert_token_not_in_urls(&b, &gtoken, &mut seen).await;
@@ -437,13 +467,19 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     wait_view(&b, "meshes").await;
     click(&b, "td[data-field=\"name\"] a").await;
     wait_view(&b, "meshes").await;
-    assert_eq!(text_of(&b, "dd[data-field=\"mtls\"]").await, "on, backend ca-1");
+    assert_eq!(
+        text_of(&b, "dd[data-field=\"mtls\"]").await,
+        "on, backend ca-1"
+    );
     let (_, mi) = g.get("/mesh-insights/default").await;
     let issued = &mi["mTLS"]["issuedBackends"]["ca-1"];
     assert_eq!(issued["online"], 1, "{mi}");
     assert_eq!(
         text_of(&b, "tr[data-backend=\"ca-1\"]").await,
-        format!("ca-1\t{}\t{}\t{}", issued["total"], issued["online"], issued["offline"])
+        format!(
+            "ca-1\t{}\t{}\t{}",
+            issued["total"], issued["online"], issued["offline"]
+        )
     );
     shot(&b, "mesh-global").await;
 
@@ -544,7 +580,11 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         .get(&format!("/meshes/default/dataplanes/{DP}/_overview"))
         .await;
     assert_eq!(ov["dataplaneInsight"]["connected"], true, "{ov}");
-    assert!(text_of(&b, "dd[data-field=\"status\"]").await.starts_with("online"));
+    assert!(
+        text_of(&b, "dd[data-field=\"status\"]")
+            .await
+            .starts_with("online")
+    );
     let zone_expiry = local_time(
         &b,
         ov["dataplaneInsight"]["mTLS"]["certificateExpirationTime"]
@@ -552,7 +592,10 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
             .unwrap(),
     )
     .await;
-    assert_eq!(text_of(&b, "dd[data-field=\"certExpiry\"]").await, zone_expiry);
+    assert_eq!(
+        text_of(&b, "dd[data-field=\"certExpiry\"]").await,
+        zone_expiry
+    );
     let (_, rules) = z
         .get(&format!("/meshes/default/dataplanes/{DP}/_rules"))
         .await;
@@ -582,13 +625,25 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     })
     .await;
     assert!(config.contains(" resources."), "{config}");
-    assert!(!text_of(&b, "#xds-config .xds-type summary").await.is_empty());
+    assert!(
+        !text_of(&b, "#xds-config .xds-type summary")
+            .await
+            .is_empty()
+    );
 
     // The mesh on the zone: the CA the zone runs.
-    b.goto(&format!("{zurl}/gui#/meshes/default")).await.unwrap();
+    b.goto(&format!("{zurl}/gui#/meshes/default"))
+        .await
+        .unwrap();
     wait_view(&b, "meshes").await;
-    assert_eq!(text_of(&b, "dd[data-field=\"enabledBackend\"]").await, "ca-1");
-    assert_eq!(text_of(&b, "dd[data-field=\"issuingBackend\"]").await, "ca-1");
+    assert_eq!(
+        text_of(&b, "dd[data-field=\"enabledBackend\"]").await,
+        "ca-1"
+    );
+    assert_eq!(
+        text_of(&b, "dd[data-field=\"issuingBackend\"]").await,
+        "ca-1"
+    );
     shot(&b, "mesh-zone").await;
     assert_token_not_in_urls(&b, &ztoken, &mut Vec::new()).await;
 
@@ -600,7 +655,10 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         let z = z.clone();
         async move {
             let (s, body) = z
-                .put(&format!("/meshes/default/dataplanes/bulk-{n:04}"), &bulk_dataplane(n))
+                .put(
+                    &format!("/meshes/default/dataplanes/bulk-{n:04}"),
+                    &bulk_dataplane(n),
+                )
                 .await;
             assert!(s.is_success(), "bulk-{n:04}: {s} {body}");
         }
@@ -619,11 +677,17 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         .unwrap();
     wait_view(&b, "dataplanes").await;
     let size = 25;
-    assert_eq!(text_of(&b, "[data-field=\"range\"]").await, format!("1–{size} of {total}"));
+    assert_eq!(
+        text_of(&b, "[data-field=\"range\"]").await,
+        format!("1–{size} of {total}")
+    );
     let pages = total.div_ceil(size);
     assert_eq!(text_of(&b, "#page-of").await, format!("Page 1 of {pages}."));
     let rows = b
-        .execute("return document.querySelectorAll('tr[data-dataplane]').length;", vec![])
+        .execute(
+            "return document.querySelectorAll('tr[data-dataplane]').length;",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(rows, json!(size));
@@ -634,7 +698,10 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
     };
     let first = lists(fetched(&b).await);
     assert_eq!(first.len(), 1, "one page fetched, no more: {first:#?}");
-    assert!(first[0].contains("/meshes/default/dataplanes/_overview?"), "{first:?}");
+    assert!(
+        first[0].contains("/meshes/default/dataplanes/_overview?"),
+        "{first:?}"
+    );
     let asked: u64 = param(&first[0], "size").unwrap().parse().unwrap();
     assert!(asked <= 100, "{first:?}");
     assert_eq!(param(&first[0], "offset").as_deref(), Some("0"));

@@ -198,11 +198,28 @@ pub struct InspectArgs {
     /// What to show of one dataplane.
     #[arg(long = "type", value_enum, default_value_t = InspectType::Policies)]
     pub inspect_type: InspectType,
+    /// `inspect dataplanes`: only those with this tag on an inbound (KEY=VALUE,
+    /// VALUE `*` for any; several: all of them).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// `inspect dataplanes`: only gateway dataplanes.
+    #[arg(long)]
+    pub gateway: bool,
+    /// `inspect dataplanes`: only the online ones (`--online=false`: the offline ones).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub online: Option<bool>,
+    /// `inspect dataplanes|meshes|<policy type> NAME`: one page of this size
+    /// (1–1000) instead of every item.
+    #[arg(long)]
+    pub size: Option<u32>,
+    /// With `--size`: how many to skip.
+    #[arg(long)]
+    pub offset: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InspectType {
-    /// The policies matching the dataplane (`_policies`, else `_rules`).
+    /// The proxy-wide policies of the dataplane (`_policies`; served by its zone).
     Policies,
     /// The merged policy rules per inbound and outbound (`_rules`).
     Rules,

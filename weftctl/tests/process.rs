@@ -6,8 +6,10 @@
 //! paths, `--dry-run` writing nothing, delete; then a signing key from `generate
 //! signing-key` installed in global, a zone token from `generate zone-token`
 //! (signed by that key) that a zone joins with, `inspect zones`, a Dataplane in
-//! the zone seen by `inspect dataplanes` and `inspect services`, and a dataplane
-//! token.
+//! the zone seen by `inspect dataplanes` (with its filters) and `inspect
+//! services`, its `_policies`, `_rules` and `_config`, a dataplane token; on
+//! global `inspect meshes` (MeshInsights), `inspect zones` (ZoneOverview), a
+//! policy's dataplanes, and `inspect dataplane` naming the zone to ask.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -499,6 +501,8 @@ async fn weftctl_drives_global_and_zone() {
     )
     .await;
     let table = ctl.ok(&["inspect", "dataplanes"]);
+    assert!(table.starts_with("MESH "), "{table}");
+    assert!(table.contains("CERT EXPIRATION"), "{table}");
     let row = table
         .lines()
         .find(|l| l.contains("web-1"))
@@ -507,12 +511,42 @@ async fn weftctl_drives_global_and_zone() {
         row.contains("kuma.io/service=web,version=v1") && row.contains("Offline"),
         "{table}"
     );
+    // -o json is the server's DataplaneOverview list (Kuma's shape).
     let overview = ctl.json(&["inspect", "dataplanes"]);
+    assert_eq!(overview["total"], 1);
+    assert_eq!(overview["items"][0]["type"], "DataplaneOverview");
     assert_eq!(overview["items"][0]["name"], "web-1");
     assert_eq!(
         overview["items"][0]["dataplane"]["networking"]["address"],
         "127.0.0.1"
     );
+    // The filters go to the server: tags (all of them), online, gateway.
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (args, want) in [
+        (&["--tag", "kuma.io/service=web"][..], vec!["web-1"]),
+        (
+            &["--tag", "kuma.io/service=web", "--tag", "version=v2"][..],
+            vec![],
+        ),
+        (&["--tag", "version=*"][..], vec!["web-1"]),
+        (&["--online=false"][..], vec!["web-1"]),
+        (&["--online"][..], vec![]),
+        (&["--gateway"][..], vec![]),
+        (&["--size", "1", "--offset", "1"][..], vec![]),
+    ] {
+        let mut all = vec!["inspect", "dataplanes"];
+        all.extend_from_slice(args);
+        assert_eq!(names(&ctl.json(&all)), want, "{args:?}");
+    }
+    let err = ctl.fails(&["inspect", "dataplanes", "--tag", "web"]);
+    assert!(err.contains("--tag \"web\": expected KEY=VALUE"), "{err}");
     let services = ctl.ok(&["inspect", "services"]);
     assert!(
         services
@@ -522,7 +556,8 @@ async fn weftctl_drives_global_and_zone() {
     );
     assert!(ctl.ok(&["get", "dataplanes"]).contains("web-1"));
     let rules = ctl.ok(&["inspect", "dataplane", "web-1", "--type", "rules"]);
-    assert!(rules.trim_start().starts_with('{'), "{rules}");
+    let rules: Value = serde_json::from_str(&rules).unwrap();
+    assert!(rules["rules"].is_array(), "{rules}");
     let config = ctl.ok(&[
         "inspect",
         "dataplane",
@@ -533,13 +568,16 @@ async fn weftctl_drives_global_and_zone() {
         "yaml",
     ]);
     let config: Value = serde_yaml_ng::from_str(&config).unwrap();
-    assert!(config.is_object(), "{config}");
-    // The default, policies: Kuma's _policies where served, else the rules (said on stderr).
+    assert!(config["resources"].is_object(), "{config}");
+    // The default, policies: the zone's _policies (Kuma's PoliciesList), as the API has it.
     let r = ctl.run(&["inspect", "dataplane", "web-1"]);
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok && r.stderr.is_empty(), "{}", r.stderr);
     let policies: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(policies, serde_json::from_str::<Value>(&rules).unwrap());
-    assert!(r.stderr.contains("_rules"), "{}", r.stderr);
+    let (_, api) = weft_testbed::Client::new(zone.api_url(), zone.token())
+        .get("/meshes/default/dataplanes/web-1/_policies")
+        .await;
+    assert_eq!(policies, api);
+    assert!(policies["policies"].is_array(), "{policies}");
 
     // A dataplane token from the zone.
     let dp_token = ctl.ok(&[
@@ -556,11 +594,79 @@ async fn weftctl_drives_global_and_zone() {
 
     // Back to global: a zone's view is read-only there, and switch works.
     ctl.ok(&["config", "control-planes", "switch", "--name", "global"]);
-    assert!(
-        ctl.ok(&["inspect", "meshes"])
-            .lines()
-            .any(|l| l.starts_with("default "))
+    let g = weft_testbed::Client::new(global.api_url(), global.token());
+    // inspect meshes: the MeshInsights (dataplanes online/total, policies).
+    until(
+        Duration::from_secs(20),
+        "global holds the zone's dataplane",
+        || async {
+            let (_, v) = g.get("/mesh-insights/default").await;
+            v["dataplanes"]["total"] == 1
+        },
+    )
+    .await;
+    let meshes = ctl.ok(&["inspect", "meshes"]);
+    let (_, mi) = g.get("/mesh-insights/default").await;
+    let policies: u64 = mi["policies"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p["total"].as_u64().unwrap())
+        .sum();
+    assert!(policies >= 3, "{mi}");
+    let row = meshes
+        .lines()
+        .find(|l| l.starts_with("default "))
+        .unwrap_or_else(|| panic!("{meshes}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "0/1", "{meshes}");
+    assert_eq!(cells[3], policies.to_string(), "{meshes}");
+    assert_eq!(
+        ctl.json(&["inspect", "meshes"])["items"][0]["type"],
+        "MeshInsight"
     );
+    // inspect zones: Kuma's ZoneOverview, the version of the newest subscription.
+    let zones = ctl.json(&["inspect", "zones"]);
+    let subs = zones["items"][0]["zoneInsight"]["subscriptions"]
+        .as_array()
+        .unwrap();
+    let version = subs.last().unwrap()["version"]["kumaCp"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let table = ctl.ok(&["inspect", "zones"]);
+    let east = table.lines().find(|l| l.starts_with("east ")).unwrap();
+    assert!(
+        east.contains(" Online ") && east.contains(" yes ") && east.contains(&version),
+        "{table}"
+    );
+    assert!(east.trim_end().ends_with("0/1"), "{table}");
+    // A policy's dataplanes (_resources/dataplanes): the zone's proxy, under
+    // the name global stores it with.
+    let (_, affected) = g
+        .get("/meshes/default/meshtimeouts/backend-timeouts/_resources/dataplanes")
+        .await;
+    let stored = affected["items"][0]["name"].as_str().unwrap().to_string();
+    let out = ctl.ok(&["inspect", "meshtimeout", "backend-timeouts"]);
+    assert!(out.starts_with("TYPE "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Dataplane ") && l.contains(&stored)),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("Total: 1"), "{out}");
+    let v = ctl.json(&["inspect", "meshtimeout", "backend-timeouts", "--size", "1"]);
+    assert_eq!(v, affected);
+    let err = ctl.fails(&["inspect", "meshtimeout", "nope"]);
+    assert!(err.contains("404"), "{err}");
+    // A dataplane's policies on global: the zone that computes them is named.
+    for name in ["web-1", stored.as_str()] {
+        let err = ctl.fails(&["inspect", "dataplane", name]);
+        assert!(
+            err.contains("this is global") && err.contains("zone \"east\""),
+            "{err}"
+        );
+    }
     ctl.ok(&["config", "control-planes", "remove", "--name", "east"]);
     assert!(
         !ctl.ok(&["config", "control-planes", "list"])

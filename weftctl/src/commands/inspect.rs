@@ -1,89 +1,109 @@
-//! `inspect dataplanes|zones|meshes|services|<policy type>` and `inspect
-//! dataplane NAME --type ...`. The overviews are parsed tolerantly: Kuma's shape
-//! (`{mesh, name, dataplane, dataplaneInsight: {subscriptions}}`) and Weft's
-//! (`dataplaneInsight.connected`) both read.
+//! `inspect dataplanes|zones|meshes|services|<policy type> [NAME]` and `inspect
+//! dataplane NAME --type ...`, over Kuma 2.14's insight endpoints: the
+//! DataplaneOverview list (`GET /meshes/{m}/dataplanes/_overview`, filtered by
+//! `tag`, `gateway`, `online` on the server), ZoneOverviews (`GET
+//! /zones/_overview`), MeshInsights (`GET /mesh-insights`), the dataplanes a
+//! policy selects (`GET …/{policy}/{name}/_resources/dataplanes`) and one
+//! proxy's `_policies`, `_rules` and `_config` (computed by the zone it
+//! connects to).
 
-use super::resources::is_not_found;
 use crate::cli::{InspectArgs, InspectType, Output};
-use crate::client::Client;
+use crate::client::{Client, encode_query, encode_segment};
 use crate::session::{Error, Session, to_json, to_yaml};
 use crate::table::{self, age, text_at};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
+/// The largest page the API serves.
+const MAX_PAGE: u32 = 1000;
+
 pub async fn run(s: &mut Session<'_>, args: InspectArgs) -> Result<(), Error> {
     let client = s.client()?;
     let what = args.what.to_ascii_lowercase();
+    let page = Paging::of(&args)?;
     match (what.as_str(), args.name.as_deref()) {
-        ("dataplanes" | "dataplane" | "dp", None) => dataplanes(s, &client).await,
+        ("dataplanes" | "dataplane" | "dp", None) => dataplanes(s, &client, &args, page).await,
         ("dataplanes" | "dataplane" | "dp", Some(name)) => {
             dataplane(s, &client, name, args.inspect_type).await
         }
         ("zones" | "zone", None) => zones(s, &client).await,
         ("zones" | "zone", Some(name)) => {
             let v = client
-                .get_json(&format!(
-                    "/zones/{}/_overview",
-                    crate::client::encode_segment(name)
-                ))
+                .get_json(&format!("/zones/{}/_overview", encode_segment(name)))
                 .await?;
             raw_json(s, &v)
         }
-        ("meshes" | "mesh", _) => meshes(s, &client).await,
+        ("meshes" | "mesh", _) => meshes(s, &client, page).await,
         ("services" | "service", _) => services(s, &client).await,
-        (other, name) => {
-            let types = s.types(&client).await?;
-            let (t, _) = types.find(other)?;
-            if !t.is_policy() {
-                return Err(Error::Usage(format!(
-                    "inspect shows dataplanes, zones, meshes, services or a policy type; {} is \
-                     none of them (`weftctl get {}` lists them)",
-                    t.name, t.path
-                )));
-            }
-            let mesh = s.global.mesh.clone();
-            match name {
-                None => {
-                    let v = client.get_json(&t.list_path(&mesh)).await?;
-                    let items = v
-                        .get("items")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    let now = OffsetDateTime::now_utc();
-                    s.print(&v, || table::resources(&t.name, true, true, &items, now))
-                }
-                Some(name) => {
-                    let path = format!("{}/_resources/dataplanes", t.item_path(&mesh, name));
-                    match client.get_json(&path).await {
-                        Ok(v) => {
-                            let items = v
-                                .get("items")
-                                .and_then(Value::as_array)
-                                .cloned()
-                                .unwrap_or_default();
-                            let rows = items
-                                .iter()
-                                .map(|d| vec![text_at(d, "mesh", &mesh), text_at(d, "name", "")])
-                                .collect::<Vec<_>>();
-                            s.print(&v, || table::render(&["MESH", "DATAPLANE"], &rows))
-                        }
-                        Err(e) if is_not_found(&e) => {
-                            // Is it the policy that is missing, or the endpoint?
-                            client.get_json(&t.item_path(&mesh, name)).await?;
-                            Err(Error::Usage(format!(
-                                "this control plane does not list the dataplanes a policy selects \
-                                 (Kuma's GET {path}); `weftctl inspect dataplane NAME --type rules` \
-                                 shows what applies to one dataplane"
-                            )))
-                        }
-                        Err(e) => Err(e.into()),
-                    }
-                }
-            }
+        (other, name) => policy(s, &client, other, name, page).await,
+    }
+}
+
+/// `--size` and `--offset`: one page, or every item from `offset` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Paging {
+    size: Option<u32>,
+    offset: u32,
+}
+
+impl Paging {
+    fn of(args: &InspectArgs) -> Result<Self, Error> {
+        if let Some(n) = args.size
+            && !(1..=MAX_PAGE).contains(&n)
+        {
+            return Err(Error::Usage(format!(
+                "--size {n}: must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        Ok(Paging {
+            size: args.size,
+            offset: args.offset.unwrap_or(0),
+        })
+    }
+}
+
+/// A list endpoint's answer: the server's one page with `--size`, else every
+/// page read `MAX_PAGE` at a time and joined (`{total, items, next: null}`).
+async fn list(
+    client: &Client,
+    path: &str,
+    query: &[(String, String)],
+    page: Paging,
+) -> Result<Value, Error> {
+    let mut items = Vec::new();
+    let mut offset = page.offset;
+    loop {
+        let mut q: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+            .collect();
+        q.push(format!("size={}", page.size.unwrap_or(MAX_PAGE)));
+        q.push(format!("offset={offset}"));
+        let v = client.get_json(&format!("{path}?{}", q.join("&"))).await?;
+        if page.size.is_some() {
+            return Ok(v);
+        }
+        let got = v
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let n = got.len();
+        items.extend(got);
+        offset = offset.saturating_add(u32::try_from(n).unwrap_or(MAX_PAGE));
+        if n == 0 || v.get("next").is_none_or(Value::is_null) {
+            let total = v.get("total").cloned().unwrap_or(json!(items.len()));
+            return Ok(json!({"total": total, "items": items, "next": null}));
         }
     }
+}
+
+fn items(v: &Value) -> &[Value] {
+    v.get("items")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// Prints a JSON answer as is (pretty), or as YAML with `-o yaml`.
@@ -96,171 +116,150 @@ fn raw_json(s: &mut Session<'_>, v: &Value) -> Result<(), Error> {
     Ok(())
 }
 
-/// One dataplane's overview in Kuma's shape.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Overview {
-    pub mesh: String,
-    pub name: String,
-    pub dataplane: Value,
-    pub insight: Value,
+/// The newest subscription of a Kuma insight (the newest is last).
+fn last_subscription(insight: &Value) -> Option<&Value> {
+    insight.get("subscriptions")?.as_array()?.last()
 }
 
-impl Overview {
-    /// From Kuma's or Weft's `_overview` item.
-    pub fn from_item(item: &Value, mesh: &str) -> Self {
-        let dataplane = item.get("dataplane").cloned().unwrap_or(Value::Null);
-        let pick = |k: &str| {
-            item.get(k)
-                .or_else(|| dataplane.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        Overview {
-            mesh: pick("mesh").unwrap_or_else(|| mesh.to_string()),
-            name: pick("name").unwrap_or_default(),
-            insight: item.get("dataplaneInsight").cloned().unwrap_or(Value::Null),
-            dataplane,
-        }
-    }
-
-    /// The newest subscription of Kuma's insight, or Weft's insight itself.
-    fn latest(&self) -> Option<&Value> {
-        let subs = self
-            .insight
-            .get("subscriptions")
-            .or_else(|| self.insight.pointer("/spec/subscriptions"))
-            .and_then(Value::as_array);
-        match subs {
-            Some(s) => s.last(),
-            None if self.insight.is_object() => Some(&self.insight),
-            None => None,
-        }
-    }
-
-    pub fn online(&self) -> bool {
-        if let Some(c) = self.insight.get("connected").and_then(Value::as_bool) {
-            return c;
-        }
-        self.latest().is_some_and(|s| {
-            s.get("connectTime").is_some_and(|t| !t.is_null())
-                && s.get("disconnectTime").is_none_or(Value::is_null)
-        })
-    }
-
-    pub fn connect_time(&self) -> Option<&str> {
-        self.latest()
-            .and_then(|s| s.get("connectTime"))
-            .and_then(Value::as_str)
-    }
-
-    fn cert_expiration(&self) -> String {
-        let m = self.insight.get("mTLS");
-        m.and_then(|m| {
-            m.get("certificateExpirationTime")
-                .or_else(|| m.get("notAfter"))
-        })
-        .and_then(Value::as_str)
-        .unwrap_or("-")
-        .to_string()
-    }
-
-    fn to_value(&self) -> Value {
-        json!({
-            "type": "DataplaneOverview",
-            "mesh": self.mesh,
-            "name": self.name,
-            "dataplane": self.dataplane,
-            "dataplaneInsight": self.insight,
-        })
-    }
-}
-
-/// The mesh's dataplane overviews: `GET /meshes/{m}/dataplanes/_overview`, or,
-/// where the server has no list overview, its Dataplanes joined with their
-/// DataplaneInsights.
-async fn overviews(client: &Client, mesh: &str) -> Result<Vec<Overview>, Error> {
-    let m = crate::client::encode_segment(mesh);
-    match client
-        .get_json(&format!("/meshes/{m}/dataplanes/_overview?size=1000"))
-        .await
-    {
-        Ok(v) => {
-            let items = v
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            return Ok(items.iter().map(|i| Overview::from_item(i, mesh)).collect());
-        }
-        Err(e) if is_not_found(&e) || e.status() == Some(hyper::StatusCode::BAD_REQUEST) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let dps = client
-        .get_json(&format!("/meshes/{m}/dataplanes?size=1000"))
-        .await?;
-    let insights: BTreeMap<String, Value> = match client
-        .get_json(&format!("/meshes/{m}/dataplane-insights?size=1000"))
-        .await
-    {
-        Ok(v) => v
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|i| Some((i.get("name")?.as_str()?.to_string(), i)))
-            .collect(),
-        Err(e) if is_not_found(&e) => BTreeMap::new(),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(dps
-        .get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dp| {
-            let name = text_at(&dp, "name", "");
-            let insight = insights.get(&name).cloned().unwrap_or(Value::Null);
-            Overview::from_item(&json!({"dataplane": dp, "dataplaneInsight": insight}), mesh)
-        })
-        .collect())
-}
-
-async fn dataplanes(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
-    let mesh = s.global.mesh.clone();
-    let all = overviews(client, &mesh).await?;
-    let now = OffsetDateTime::now_utc();
-    let rows: Vec<Vec<String>> = all
-        .iter()
-        .map(|o| {
-            vec![
-                o.mesh.clone(),
-                o.name.clone(),
-                table::dataplane_tags(&o.dataplane),
-                if o.online() { "Online" } else { "Offline" }.to_string(),
-                age(o.connect_time(), now),
-                o.cert_expiration(),
-            ]
-        })
-        .collect();
-    let v = json!({
-        "total": all.len(),
-        "items": all.iter().map(Overview::to_value).collect::<Vec<_>>(),
-    });
-    s.print(&v, || {
-        table::render(
-            &[
-                "MESH",
-                "NAME",
-                "TAGS",
-                "STATUS",
-                "LAST CONNECTED AGO",
-                "CERT EXPIRATION",
-            ],
-            &rows,
-        )
+/// A subscription that started and has not ended.
+fn open(sub: Option<&Value>) -> bool {
+    sub.is_some_and(|s| {
+        s.get("connectTime").is_some_and(|t| !t.is_null())
+            && s.get("disconnectTime").is_none_or(Value::is_null)
     })
+}
+
+/// Sum of `status.total.<counter>` over every subscription (as kumactl counts).
+fn total(insight: &Value, counter: &str) -> u64 {
+    insight
+        .get("subscriptions")
+        .and_then(Value::as_array)
+        .map(|subs| {
+            subs.iter()
+                .filter_map(|s| s.pointer(&format!("/status/total/{counter}"))?.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn str_at<'a>(v: Option<&'a Value>, pointer: &str) -> Option<&'a str> {
+    v?.pointer(pointer)?.as_str()
+}
+
+/// A DataplaneOverview's `dataplaneInsight` is online: `connected` (a zone's
+/// live stream), else its newest subscription is open.
+pub fn dataplane_online(insight: &Value) -> bool {
+    match insight.get("connected").and_then(Value::as_bool) {
+        Some(c) => c,
+        None => open(last_subscription(insight)),
+    }
+}
+
+/// The server-side filters of `inspect dataplanes`: `--tag KEY=VALUE` becomes
+/// Kuma's `tag=KEY:VALUE`.
+fn dataplane_filters(args: &InspectArgs) -> Result<Vec<(String, String)>, Error> {
+    let mut q = Vec::new();
+    for t in &args.tags {
+        match t.split_once('=') {
+            Some((k, v)) if !k.is_empty() => q.push(("tag".into(), format!("{k}:{v}"))),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--tag {t:?}: expected KEY=VALUE, e.g. --tag kuma.io/service=web"
+                )));
+            }
+        }
+    }
+    if args.gateway {
+        q.push(("gateway".into(), "true".into()));
+    }
+    if let Some(o) = args.online {
+        q.push(("online".into(), o.to_string()));
+    }
+    Ok(q)
+}
+
+const DATAPLANE_HEADERS: &[&str] = &[
+    "MESH",
+    "NAME",
+    "TAGS",
+    "STATUS",
+    "LAST CONNECTED AGO",
+    "LAST UPDATED AGO",
+    "TOTAL UPDATES",
+    "TOTAL ERRORS",
+    "CERT EXPIRATION",
+    "CERT BACKEND",
+];
+
+/// kumactl's row of a DataplaneOverview.
+fn dataplane_row(o: &Value, now: OffsetDateTime) -> Vec<String> {
+    let insight = o.get("dataplaneInsight").unwrap_or(&Value::Null);
+    let last = last_subscription(insight);
+    let mtls = insight.get("mTLS");
+    vec![
+        text_at(o, "mesh", "-"),
+        text_at(o, "name", "-"),
+        table::dataplane_tags(o.get("dataplane").unwrap_or(&Value::Null)),
+        if dataplane_online(insight) {
+            "Online"
+        } else {
+            "Offline"
+        }
+        .into(),
+        age(str_at(last, "/connectTime"), now),
+        age(str_at(last, "/status/lastUpdateTime"), now),
+        total(insight, "responsesSent").to_string(),
+        total(insight, "responsesRejected").to_string(),
+        str_at(mtls, "/certificateExpirationTime")
+            .unwrap_or("-")
+            .into(),
+        str_at(mtls, "/issuedBackend").unwrap_or("-").into(),
+    ]
+}
+
+fn overview_path(mesh: &str) -> String {
+    format!("/meshes/{}/dataplanes/_overview", encode_segment(mesh))
+}
+
+async fn dataplanes(
+    s: &mut Session<'_>,
+    client: &Client,
+    args: &InspectArgs,
+    page: Paging,
+) -> Result<(), Error> {
+    let filters = dataplane_filters(args)?;
+    let v = list(client, &overview_path(&s.global.mesh), &filters, page).await?;
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<Vec<String>> = items(&v).iter().map(|o| dataplane_row(o, now)).collect();
+    s.print(&v, || table::render(DATAPLANE_HEADERS, &rows))
+}
+
+/// On global: the zone a dataplane connects to (by its stored name, or the
+/// name it has in its zone).
+async fn zone_of(client: &Client, mesh: &str, name: &str) -> Result<Option<String>, Error> {
+    let by_label = vec![(
+        "filter[labels.kuma.io/display-name]".to_string(),
+        name.to_string(),
+    )];
+    let paging = Paging {
+        size: Some(1),
+        offset: 0,
+    };
+    let mut found = list(client, &overview_path(mesh), &by_label, paging).await?;
+    if items(&found).is_empty() {
+        let by_name = vec![("name".to_string(), name.to_string())];
+        found = list(client, &overview_path(mesh), &by_name, paging).await?;
+    }
+    Ok(items(&found)
+        .iter()
+        .find(|o| {
+            o.get("name").and_then(Value::as_str) == Some(name)
+                || o.pointer("/labels/kuma.io~1display-name")
+                    .and_then(Value::as_str)
+                    == Some(name)
+        })
+        .and_then(|o| o.pointer("/labels/kuma.io~1zone")?.as_str())
+        .map(str::to_string))
 }
 
 async fn dataplane(
@@ -269,10 +268,11 @@ async fn dataplane(
     name: &str,
     ty: InspectType,
 ) -> Result<(), Error> {
+    let mesh = s.global.mesh.clone();
     let base = format!(
         "/meshes/{}/dataplanes/{}",
-        crate::client::encode_segment(&s.global.mesh),
-        crate::client::encode_segment(name)
+        encode_segment(&mesh),
+        encode_segment(name)
     );
     let suffix = match ty {
         InspectType::Policies => "/_policies",
@@ -282,21 +282,23 @@ async fn dataplane(
         InspectType::Stats => "/stats",
         InspectType::Clusters => "/clusters",
     };
-    let path = format!("{base}{suffix}");
-    let answer = client.send(hyper::Method::GET, &path, None).await?;
-    let answer = match crate::client::ensure_ok(hyper::Method::GET, &path, answer) {
-        Ok(a) => a,
-        Err(e) if ty == InspectType::Policies && is_not_found(&e) => {
-            // Weft serves the matched rules where Kuma 2.x has `_policies`.
-            let rules = format!("{base}/_rules");
-            let a = client.send_ok(hyper::Method::GET, &rules, None).await?;
-            s.warn(&format!(
-                "note: GET {path} is not served here; showing {rules} (the policies' merged rules)"
-            ))?;
-            a
+    if matches!(
+        ty,
+        InspectType::Policies | InspectType::Rules | InspectType::Config
+    ) {
+        let info = client.get_json("/").await?;
+        if info.get("mode").and_then(Value::as_str) == Some("global") {
+            let zone = zone_of(client, &mesh, name).await?;
+            return Err(Error::Usage(on_global(
+                &mesh,
+                name,
+                suffix,
+                zone.as_deref(),
+            )));
         }
-        Err(e) => return Err(e.into()),
-    };
+    }
+    let path = format!("{base}{suffix}");
+    let answer = client.send_ok(hyper::Method::GET, &path, None).await?;
     let json = answer.is_json() || answer.body.first() == Some(&b'{');
     if let Some(v) = json
         .then(|| serde_json::from_slice::<Value>(&answer.body).ok())
@@ -312,48 +314,41 @@ async fn dataplane(
     Ok(())
 }
 
-/// A zone's overview, from Weft's (`zoneInsight.online`) or Kuma's
-/// (`zoneInsight.subscriptions`) shape.
+/// Why global does not answer `--type policies|rules|config`, and where to ask.
+fn on_global(mesh: &str, name: &str, suffix: &str, zone: Option<&str>) -> String {
+    match zone {
+        Some(zone) => format!(
+            "this is global: a dataplane's {suffix} is computed by the zone its proxy connects \
+             to, here zone {zone:?}. Ask that zone's control plane: `weftctl config \
+             control-planes add --name {zone} --address <its API>` (or `switch --name {zone}`), \
+             then `weftctl inspect dataplane {name} -m {mesh}`"
+        ),
+        None => format!(
+            "this is global, and it holds no dataplane {name:?} in mesh {mesh:?}: a \
+             dataplane's {suffix} is computed by the zone its proxy connects to; ask that \
+             zone's control plane"
+        ),
+    }
+}
+
+const ZONE_HEADERS: &[&str] = &[
+    "NAME",
+    "STATUS",
+    "ENABLED",
+    "LAST CONNECTED AGO",
+    "LAST UPDATED AGO",
+    "TOTAL UPDATES",
+    "TOTAL ERRORS",
+    "ZONE-CP VERSION",
+    "DATAPLANES ONLINE",
+];
+
+/// kumactl's row of a ZoneOverview (online: enabled and its newest KDS
+/// subscription open), with whether it is enabled and its dataplanes.
 fn zone_row(z: &Value, now: OffsetDateTime) -> Vec<String> {
-    let name = z
-        .pointer("/zone/name")
-        .or_else(|| z.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let insight = z.get("zoneInsight").cloned().unwrap_or(Value::Null);
-    let last = insight
-        .get("subscriptions")
-        .and_then(Value::as_array)
-        .and_then(|s| s.last().cloned());
-    let online = insight
-        .get("online")
-        .and_then(Value::as_bool)
-        .unwrap_or_else(|| {
-            last.as_ref()
-                .is_some_and(|s| s.get("disconnectTime").is_none_or(Value::is_null))
-        });
-    let connect = insight
-        .get("connectTime")
-        .or_else(|| last.as_ref().and_then(|s| s.get("connectTime")))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let version = insight
-        .get("version")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            last.as_ref()
-                .and_then(|s| s.pointer("/version/kumaCp/version"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "-".into());
-    let count = |p: &str| match z.pointer(p) {
-        Some(Value::Array(a)) => a.len().to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => "-".into(),
-    };
+    let insight = z.get("zoneInsight").unwrap_or(&Value::Null);
+    let last = last_subscription(insight);
+    let enabled = z.pointer("/zone/enabled").and_then(Value::as_bool) != Some(false);
     let dataplanes = match (
         z.pointer("/proxies/dataplanes/online"),
         z.pointer("/proxies/dataplanes/total"),
@@ -362,19 +357,29 @@ fn zone_row(z: &Value, now: OffsetDateTime) -> Vec<String> {
         _ => "-".into(),
     };
     vec![
-        name,
-        if online { "Online" } else { "Offline" }.into(),
-        age(connect.as_deref(), now),
-        version,
-        count("/proxies/ingresses"),
-        count("/proxies/egresses"),
+        text_at(z, "name", "-"),
+        if enabled && open(last) {
+            "Online"
+        } else {
+            "Offline"
+        }
+        .into(),
+        if enabled { "yes" } else { "no" }.into(),
+        age(str_at(last, "/connectTime"), now),
+        age(str_at(last, "/status/lastUpdateTime"), now),
+        total(insight, "responsesSent").to_string(),
+        total(insight, "responsesRejected").to_string(),
+        str_at(last, "/version/kumaCp/version")
+            .filter(|v| !v.is_empty())
+            .unwrap_or("-")
+            .into(),
         dataplanes,
     ]
 }
 
 async fn zones(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
     let v = client.get_json("/zones/_overview").await.map_err(|e| {
-        if is_not_found(&e) {
+        if e.status() == Some(hyper::StatusCode::NOT_FOUND) {
             Error::Usage(
                 "this control plane has no zones overview: `inspect zones` asks a global (a zone \
                  control plane does not know the others)"
@@ -385,99 +390,75 @@ async fn zones(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
         }
     })?;
     let now = OffsetDateTime::now_utc();
-    let items = v
-        .get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let rows: Vec<Vec<String>> = items.iter().map(|z| zone_row(z, now)).collect();
-    s.print(&v, || {
-        table::render(
-            &[
-                "NAME",
-                "STATUS",
-                "LAST CONNECTED AGO",
-                "VERSION",
-                "INGRESSES",
-                "EGRESSES",
-                "DATAPLANES ONLINE",
-            ],
-            &rows,
-        )
-    })
+    let rows: Vec<Vec<String>> = items(&v).iter().map(|z| zone_row(z, now)).collect();
+    s.print(&v, || table::render(ZONE_HEADERS, &rows))
 }
 
-/// The `total` of a list, asking for one item.
-async fn count(client: &Client, path: &str) -> Result<u64, Error> {
-    let v = client.get_json(&format!("{path}?size=1")).await?;
-    Ok(v.get("total").and_then(Value::as_u64).unwrap_or_default())
+const MESH_HEADERS: &[&str] = &[
+    "MESH",
+    "DATAPLANES ONLINE",
+    "SERVICES",
+    "POLICIES",
+    "CERTS ISSUED (ONLINE/TOTAL)",
+];
+
+/// A MeshInsight's row: dataplanes, services, policies, and per mTLS backend
+/// the proxies holding a certificate it issued.
+fn mesh_row(m: &Value) -> Vec<String> {
+    let n = |p: &str| m.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let policies: u64 = m
+        .get("policies")
+        .and_then(Value::as_object)
+        .map(|p| p.values().filter_map(|t| t.get("total")?.as_u64()).sum())
+        .unwrap_or(0);
+    let issued = m
+        .pointer("/mTLS/issuedBackends")
+        .and_then(Value::as_object)
+        .map(|b| {
+            b.iter()
+                .map(|(name, s)| {
+                    let c = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0);
+                    format!("{name}: {}/{}", c("online"), c("total"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "-".into());
+    vec![
+        text_at(m, "name", "-"),
+        format!("{}/{}", n("/dataplanes/online"), n("/dataplanes/total")),
+        n("/services/total").to_string(),
+        policies.to_string(),
+        issued,
+    ]
 }
 
-async fn meshes(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
-    let types = s.types(client).await?;
-    let list = client.get_json("/meshes?size=1000").await?;
-    let meshes = list
-        .get("items")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let now = OffsetDateTime::now_utc();
-    let mut items = Vec::new();
-    let mut rows = Vec::new();
-    for m in &meshes {
-        let name = text_at(m, "name", "");
-        let enc = crate::client::encode_segment(&name);
-        let dataplanes = count(client, &format!("/meshes/{enc}/dataplanes")).await?;
-        let mut policies = BTreeMap::new();
-        for t in types.resources.iter().filter(|t| t.is_policy()) {
-            let n = count(client, &t.list_path(&name)).await?;
-            if n > 0 {
-                policies.insert(t.name.clone(), n);
-            }
-        }
-        let total_policies: u64 = policies.values().sum();
-        rows.push(vec![
-            name.clone(),
-            text_at(m, "mtls.enabledBackend", "off"),
-            dataplanes.to_string(),
-            total_policies.to_string(),
-            age(m.get("creationTime").and_then(Value::as_str), now),
-        ]);
-        items.push(json!({
-            "name": name,
-            "mtls": m.pointer("/mtls/enabledBackend"),
-            "dataplanes": {"total": dataplanes},
-            "policies": policies,
-        }));
-    }
-    let v = json!({"total": items.len(), "items": items});
-    s.print(&v, || {
-        table::render(&["NAME", "mTLS", "DATAPLANES", "POLICIES", "AGE"], &rows)
-    })
+async fn meshes(s: &mut Session<'_>, client: &Client, page: Paging) -> Result<(), Error> {
+    let v = list(client, "/mesh-insights", &[], page).await?;
+    let rows: Vec<Vec<String>> = items(&v).iter().map(mesh_row).collect();
+    s.print(&v, || table::render(MESH_HEADERS, &rows))
 }
 
-/// Dataplanes grouped by their inbounds' `kuma.io/service`.
-pub fn group_services(all: &[Overview]) -> BTreeMap<String, (u64, u64)> {
+/// Dataplanes grouped by their inbounds' `kuma.io/service`: (online, total).
+pub fn group_services(overviews: &[Value]) -> BTreeMap<String, (u64, u64)> {
     let mut services: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for o in all {
-        let inbounds = o
-            .dataplane
-            .pointer("/networking/inbound")
+    for o in overviews {
+        let up = dataplane_online(o.get("dataplaneInsight").unwrap_or(&Value::Null));
+        let names: std::collections::BTreeSet<&str> = o
+            .pointer("/dataplane/networking/inbound")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let names: std::collections::BTreeSet<String> = inbounds
-            .iter()
-            .filter_map(|i| {
-                i.pointer("/tags/kuma.io~1service")?
-                    .as_str()
-                    .map(str::to_string)
+            .map(|inbounds| {
+                inbounds
+                    .iter()
+                    .filter_map(|i| i.pointer("/tags/kuma.io~1service")?.as_str())
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         for svc in names {
-            let e = services.entry(svc).or_default();
+            let e = services.entry(svc.to_string()).or_default();
             e.1 += 1;
-            if o.online() {
+            if up {
                 e.0 += 1;
             }
         }
@@ -487,8 +468,17 @@ pub fn group_services(all: &[Overview]) -> BTreeMap<String, (u64, u64)> {
 
 async fn services(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
     let mesh = s.global.mesh.clone();
-    let all = overviews(client, &mesh).await?;
-    let services = group_services(&all);
+    let all = list(
+        client,
+        &overview_path(&mesh),
+        &[],
+        Paging {
+            size: None,
+            offset: 0,
+        },
+    )
+    .await?;
+    let services = group_services(items(&all));
     let rows: Vec<Vec<String>> = services
         .iter()
         .map(|(name, (online, total))| {
@@ -517,46 +507,195 @@ async fn services(s: &mut Session<'_>, client: &Client) -> Result<(), Error> {
     })
 }
 
+/// `inspect <policy type>`: the policies of the mesh; with a NAME, the
+/// dataplanes it selects (kumactl's `TYPE MESH NAME` and `Total: N`).
+async fn policy(
+    s: &mut Session<'_>,
+    client: &Client,
+    given: &str,
+    name: Option<&str>,
+    page: Paging,
+) -> Result<(), Error> {
+    let types = s.types(client).await?;
+    let (t, _) = types.find(given)?;
+    if !t.is_policy() {
+        return Err(Error::Usage(format!(
+            "inspect shows dataplanes, zones, meshes, services or a policy type; {} is \
+             none of them (`weftctl get {}` lists them)",
+            t.name, t.path
+        )));
+    }
+    let mesh = s.global.mesh.clone();
+    let now = OffsetDateTime::now_utc();
+    match name {
+        None => {
+            let v = client.get_json(&t.list_path(&mesh)).await?;
+            let list = items(&v).to_vec();
+            s.print(&v, || table::resources(&t.name, true, true, &list, now))
+        }
+        Some(name) => {
+            let path = format!("{}/_resources/dataplanes", t.item_path(&mesh, name));
+            let v = list(client, &path, &[], page).await?;
+            let rows: Vec<Vec<String>> = items(&v)
+                .iter()
+                .map(|d| {
+                    vec![
+                        text_at(d, "type", "Dataplane"),
+                        text_at(d, "mesh", &mesh),
+                        text_at(d, "name", "-"),
+                    ]
+                })
+                .collect();
+            let footer = format!("Total: {}\n", text_at(&v, "total", "0"));
+            s.print(&v, || {
+                table::render(&["TYPE", "MESH", "NAME"], &rows) + &footer
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    // Kuma's overview shape and Weft's both read: name, mesh, online, connect time.
+    fn at(t: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    // Kuma's DataplaneOverview: online from the newest subscription (or a zone's
+    // `connected`), updates and errors summed over subscriptions, the certificate.
     #[test]
-    fn overview_shapes() {
-        let kuma = json!({"type": "DataplaneOverview", "mesh": "default", "name": "web-1",
+    fn dataplane_rows() {
+        let o = json!({"type": "DataplaneOverview", "mesh": "default", "name": "web-1",
             "dataplane": {"networking": {"address": "1.1.1.1", "inbound": [{"tags": {"kuma.io/service": "web"}}]}},
             "dataplaneInsight": {"subscriptions": [
-                {"connectTime": "2025-01-01T00:00:00Z", "disconnectTime": "2025-01-01T01:00:00Z"},
-                {"connectTime": "2025-01-01T02:00:00Z"}]}});
-        let o = Overview::from_item(&kuma, "x");
-        assert_eq!((o.mesh.as_str(), o.name.as_str()), ("default", "web-1"));
-        assert!(o.online());
-        assert_eq!(o.connect_time(), Some("2025-01-01T02:00:00Z"));
+                {"connectTime": "2025-01-01T00:00:00Z", "disconnectTime": "2025-01-01T01:00:00Z",
+                 "status": {"total": {"responsesSent": 3, "responsesRejected": 1}}},
+                {"connectTime": "2025-01-01T02:00:00Z",
+                 "status": {"lastUpdateTime": "2025-01-01T02:01:00Z", "total": {"responsesSent": 4}}}],
+                "mTLS": {"certificateExpirationTime": "2025-01-02T02:00:00Z", "issuedBackend": "ca-1"}}});
+        assert_eq!(
+            dataplane_row(&o, at("2025-01-01T02:05:00Z")),
+            [
+                "default",
+                "web-1",
+                "kuma.io/service=web",
+                "Online",
+                "5m",
+                "4m",
+                "7",
+                "1",
+                "2025-01-02T02:00:00Z",
+                "ca-1"
+            ]
+        );
+        // The newest subscription ended: offline; a zone's live `connected` wins.
+        let ended = json!({"subscriptions": [{"connectTime": "2025-01-01T00:00:00Z",
+            "disconnectTime": "2025-01-01T00:01:00Z"}]});
+        assert!(!dataplane_online(&ended));
+        let mut live = ended.clone();
+        live["connected"] = json!(true);
+        assert!(dataplane_online(&live));
+        // No insight at all: offline, nothing known.
+        let bare = dataplane_row(
+            &json!({"name": "c", "mesh": "m"}),
+            at("2025-01-01T00:00:00Z"),
+        );
+        assert_eq!(bare[3..], ["Offline", "-", "-", "0", "0", "-", "-"]);
+    }
 
-        let weft = json!({"dataplane": {"type": "Dataplane", "mesh": "m", "name": "b-1"},
-            "dataplaneInsight": {"connected": false, "streams": 0, "connectTime": "2025-01-01T00:00:00Z",
-                                 "disconnectTime": "2025-01-01T00:01:00Z", "types": {}}});
-        let o = Overview::from_item(&weft, "m");
-        assert_eq!(o.name, "b-1");
-        assert!(!o.online());
-        assert_eq!(o.connect_time(), Some("2025-01-01T00:00:00Z"));
+    // --tag KEY=VALUE becomes Kuma's tag=KEY:VALUE; --gateway and --online pass
+    // through; a tag without `=` is refused naming the flag.
+    #[test]
+    fn dataplane_filter_flags() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["weftctl", "inspect", "dataplanes"];
+            all.extend_from_slice(args);
+            match crate::cli::Cli::try_parse_from(all).unwrap().command {
+                crate::cli::Command::Inspect(i) => i,
+                _ => panic!(),
+            }
+        };
+        let a = parse(&[
+            "--tag",
+            "kuma.io/service=web",
+            "--tag",
+            "version=*",
+            "--gateway",
+            "--online",
+        ]);
+        let q = dataplane_filters(&a).unwrap();
+        let want: Vec<(String, String)> = [
+            ("tag", "kuma.io/service:web"),
+            ("tag", "version:*"),
+            ("gateway", "true"),
+            ("online", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(q, want);
+        let offline = dataplane_filters(&parse(&["--online=false"])).unwrap();
+        assert_eq!(offline, [("online".to_string(), "false".to_string())]);
+        let err = dataplane_filters(&parse(&["--tag", "web"])).unwrap_err();
+        assert!(err.to_string().contains("--tag \"web\""), "{err}");
+        let err = Paging::of(&parse(&["--size", "0"])).unwrap_err();
+        assert!(err.to_string().contains("--size 0"), "{err}");
+    }
 
-        // No insight at all: offline, unknown connect time.
-        let bare = Overview::from_item(&json!({"dataplane": {"name": "c"}}), "m");
-        assert!(!bare.online() && bare.connect_time().is_none() && bare.mesh == "m");
+    // A ZoneOverview row: online needs the zone enabled and its newest KDS
+    // subscription open; the version is the newest subscription's kumaCp.
+    #[test]
+    fn zone_rows() {
+        let now = at("2025-01-01T00:10:00Z");
+        let z = json!({"type": "ZoneOverview", "name": "east", "zone": {"enabled": true},
+            "zoneInsight": {"subscriptions": [{"connectTime": "2025-01-01T00:00:00Z",
+                "status": {"lastUpdateTime": "2025-01-01T00:09:00Z",
+                           "total": {"responsesSent": 5, "responsesAcknowledged": 5, "responsesRejected": 0}},
+                "version": {"kumaCp": {"version": "0.1.0", "kumaCpGlobalCompatible": true}}}]},
+            "proxies": {"dataplanes": {"total": 3, "online": 2}}});
+        assert_eq!(
+            zone_row(&z, now),
+            [
+                "east", "Online", "yes", "10m", "60s", "5", "0", "0.1.0", "2/3"
+            ]
+        );
+        let mut disabled = z.clone();
+        disabled["zone"]["enabled"] = json!(false);
+        assert_eq!(zone_row(&disabled, now)[1..3], ["Offline", "no"]);
+        let gone = json!({"name": "west", "zoneInsight": {"subscriptions": [
+            {"connectTime": "2025-01-01T00:09:00Z", "disconnectTime": "2025-01-01T00:09:30Z",
+             "version": {"kumaCp": {"version": "2.14.3"}}}]}});
+        assert_eq!(
+            zone_row(&gone, now),
+            [
+                "west", "Offline", "yes", "60s", "-", "0", "0", "2.14.3", "-"
+            ]
+        );
+    }
+
+    // A MeshInsight row: dataplanes online/total, services, policies summed,
+    // certificates per issuing backend.
+    #[test]
+    fn mesh_rows() {
+        let m = json!({"type": "MeshInsight", "name": "default",
+            "dataplanes": {"online": 1, "offline": 1, "total": 2},
+            "services": {"total": 2, "internal": 2, "external": 0},
+            "policies": {"MeshTimeout": {"total": 2}, "MeshRetry": {"total": 1}},
+            "mTLS": {"issuedBackends": {"ca-1": {"online": 1, "offline": 0, "total": 1}}}});
+        assert_eq!(mesh_row(&m), ["default", "1/2", "2", "3", "ca-1: 1/1"]);
+        let bare = json!({"name": "other"});
+        assert_eq!(mesh_row(&bare), ["other", "0/0", "0", "0", "-"]);
     }
 
     // Services group dataplanes by kuma.io/service, counting the online ones.
     #[test]
     fn services_grouped() {
         let dp = |name: &str, svc: &str, online: bool| {
-            Overview::from_item(
-                &json!({"dataplane": {"name": name, "networking": {"inbound": [
-                    {"tags": {"kuma.io/service": svc}}, {"tags": {"kuma.io/service": svc}}]}},
-                    "dataplaneInsight": {"connected": online}}),
-                "default",
-            )
+            json!({"name": name, "dataplane": {"networking": {"inbound": [
+                {"tags": {"kuma.io/service": svc}}, {"tags": {"kuma.io/service": svc}}]}},
+                "dataplaneInsight": {"connected": online}})
         };
         let all = vec![
             dp("a", "web", true),
@@ -568,27 +707,15 @@ mod tests {
         assert_eq!(g["db"], (1, 1));
     }
 
-    // A zone row reads Weft's overview (online, proxies) and Kuma's (subscriptions).
+    // On global, --type policies says which zone computes them.
     #[test]
-    fn zone_rows() {
-        let now = OffsetDateTime::parse(
-            "2025-01-01T00:10:00Z",
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap();
-        let weft = json!({"zone": {"name": "east"}, "zoneInsight": {"online": true,
-            "connectTime": "2025-01-01T00:00:00Z", "version": "0.1.0"},
-            "proxies": {"ingresses": [{}], "egresses": [], "dataplanes": {"total": 3, "online": 2}}});
-        assert_eq!(
-            zone_row(&weft, now),
-            ["east", "Online", "10m", "0.1.0", "1", "0", "2/3"]
+    fn global_points_to_the_zone() {
+        let m = on_global("default", "web-1", "/_policies", Some("east"));
+        assert!(
+            m.contains("zone \"east\"") && m.contains("--name east"),
+            "{m}"
         );
-        let kuma = json!({"name": "west", "zoneInsight": {"subscriptions": [
-            {"connectTime": "2025-01-01T00:09:00Z", "disconnectTime": "2025-01-01T00:09:30Z",
-             "version": {"kumaCp": {"version": "2.14.3"}}}]}});
-        assert_eq!(
-            zone_row(&kuma, now),
-            ["west", "Offline", "60s", "2.14.3", "-", "-", "-"]
-        );
+        let m = on_global("default", "nope", "/_policies", None);
+        assert!(m.contains("no dataplane \"nope\""), "{m}");
     }
 }

@@ -1,7 +1,7 @@
 //! `get`, `apply` and `delete`.
 
 use crate::cli::{ApplyArgs, DeleteArgs, GetArgs, key_value};
-use crate::client::{Body, ClientError, encode_query};
+use crate::client::{Body, encode_query};
 use crate::manifest::{self, Document};
 use crate::session::{Error, Session};
 use crate::table;
@@ -221,11 +221,6 @@ pub async fn apply(s: &mut Session<'_>, args: ApplyArgs) -> Result<(), Error> {
         s.say(&format!("{} {:?} {verb}", p.kind, p.name))?;
     }
     Ok(())
-}
-
-/// Whether `e` is a 404 from the server.
-pub fn is_not_found(e: &ClientError) -> bool {
-    e.status() == Some(StatusCode::NOT_FOUND)
 }
 
 #[cfg(test)]
