@@ -72,6 +72,10 @@ pub enum Class {
     /// Global refused the zone's credentials (`UNAUTHENTICATED`,
     /// `PERMISSION_DENIED`): retrying soon cannot help, a new token can. Long back-off.
     Auth,
+    /// Global disabled this zone (its Zone has `enabled: false`,
+    /// `FAILED_PRECONDITION`): nothing to fix here; retried with the long
+    /// back-off until an operator enables it on global.
+    Disabled,
     /// Anything else: a refused or reset connection, TLS, GOAWAY, `UNAVAILABLE`,
     /// keepalive timeouts, a local store error. Normal back-off.
     Transient,
@@ -82,6 +86,7 @@ impl Class {
     pub fn of_status(status: &tonic::Status) -> Class {
         match status.code() {
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Class::Auth,
+            tonic::Code::FailedPrecondition => Class::Disabled,
             _ => Class::Transient,
         }
     }
@@ -90,6 +95,7 @@ impl Class {
     pub fn what(self) -> &'static str {
         match self {
             Class::Auth => "global refuses this zone's token",
+            Class::Disabled => "global has disabled this zone",
             Class::Transient => "global unreachable",
         }
     }
@@ -100,6 +106,10 @@ impl Class {
             Class::Auth => Some(format!(
                 "issue a new zone token on global (`weft-global token zone --zone {zone}`, \
                  or POST /tokens/zone) and restart this zone with it (--zone-token-file)"
+            )),
+            Class::Disabled => Some(format!(
+                "enable it on global: PUT /zones/{zone} with enabled: true \
+                 (or `weftctl apply` a Zone {zone} with enabled: true)"
             )),
             Class::Transient => None,
         }
