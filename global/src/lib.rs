@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod insights;
+pub mod inspect;
 pub mod kds;
 pub mod tls;
 pub mod tokens;
@@ -110,7 +111,8 @@ pub async fn build_with(
     let extra = weft_api::ExtraRoutes {
         authenticated: axum::Router::new()
             .merge(tokens::api::routes(zone_tokens.clone()))
-            .merge(insights::routes(insights.clone())),
+            .merge(insights::routes(insights.clone()))
+            .merge(inspect::routes()),
         open: axum::Router::new(),
         hooks: weft_api::Hooks {
             zone_connected: Some(Arc::new(move |zone: &str| connected.is_connected(zone))),
