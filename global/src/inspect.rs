@@ -13,9 +13,15 @@ use weft_store::Page;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/meshes/{mesh}/dataplanes/{name}/_config", get(ask_the_zone))
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_config",
+            get(ask_the_zone),
+        )
         .route("/meshes/{mesh}/dataplanes/{name}/_rules", get(ask_the_zone))
-        .route("/meshes/{mesh}/dataplanes/{name}/_policies", get(ask_the_zone))
+        .route(
+            "/meshes/{mesh}/dataplanes/{name}/_policies",
+            get(ask_the_zone),
+        )
         .route(
             "/meshes/{mesh}/dataplanes/{name}/_inbounds/{kri}/_policies",
             get(ask_the_zone_about),
@@ -47,14 +53,23 @@ async fn ask_the_zone(
         Ok(p) => p.items,
         Err(e) => return e.into(),
     };
-    let found = dps.iter().find(|d| {
-        d.meta.name == name || d.meta.labels.get(tags::DISPLAY_NAME) == Some(&name)
-    });
+    let found = dps
+        .iter()
+        .find(|d| d.meta.name == name || d.meta.labels.get(tags::DISPLAY_NAME) == Some(&name));
     match found {
         None => ApiError::not_found(format!("dataplane {name:?} not found in mesh {mesh:?}")),
         Some(dp) => {
-            let zone = dp.meta.labels.get(tags::ZONE).map(String::as_str).unwrap_or("?");
-            let local = dp.meta.labels.get(tags::DISPLAY_NAME).unwrap_or(&dp.meta.name);
+            let zone = dp
+                .meta
+                .labels
+                .get(tags::ZONE)
+                .map(String::as_str)
+                .unwrap_or("?");
+            let local = dp
+                .meta
+                .labels
+                .get(tags::DISPLAY_NAME)
+                .unwrap_or(&dp.meta.name);
             ApiError::method_not_allowed(format!(
                 "this is computed by the zone that runs the proxy: ask zone {zone:?}'s API for \
                  /meshes/{mesh}/dataplanes/{local}/... (global holds no zone's generated \
