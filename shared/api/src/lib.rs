@@ -8,6 +8,7 @@
 
 mod auth;
 mod error;
+pub mod envoy_admin;
 pub mod grpc;
 pub mod json_body;
 mod mesh_ca;
