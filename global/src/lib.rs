@@ -3,6 +3,7 @@
 //! docs/architecture.md).
 
 pub mod config;
+pub mod envoy_admin;
 pub mod insights;
 pub mod kds;
 pub mod tls;
@@ -88,6 +89,8 @@ pub async fn build_with(
         key_pem: kds_tls.key_pem().expose().to_string(),
     };
     let insights = insights::ZoneInsights::default();
+    // Envoy admin requests to the zones' proxies, over KDS (decision 0015).
+    let admin_streams = weft_sync::kds::admin::AdminStreams::default();
     let mut registry = Registry::default();
     let kds = kds::serve(
         config.kds_address,
@@ -95,6 +98,7 @@ pub async fn build_with(
         data.store.clone(),
         zone_tokens.clone(),
         insights.clone(),
+        admin_streams.clone(),
         &mut registry,
         shutdown.clone(),
     )
@@ -102,7 +106,12 @@ pub async fn build_with(
     let health = Health::default();
     let extra = axum::Router::new()
         .merge(tokens::api::routes(zone_tokens.clone()))
-        .merge(insights::routes(insights));
+        .merge(insights::routes(insights.clone()))
+        .merge(envoy_admin::routes(envoy_admin::GlobalAdmin {
+            store: data.store.clone(),
+            streams: admin_streams,
+            insights,
+        }));
     let api = server::serve_api(
         &config.common,
         Mode::Global,

@@ -146,7 +146,7 @@ pub async fn build_with(
             })?;
         // A zone that holds a sync from before serves it from the start.
         serves_from_store = client.readiness().borrow().ready;
-        let (store, stop) = (data.store.clone(), shutdown.clone());
+        let (store, stop, relay) = (data.store.clone(), shutdown.clone(), relay.clone());
         let mut first = Some(client);
         // Serves once its store holds a complete sync from global (from before a
         // restart too); the client's readiness is this component's health.
