@@ -106,11 +106,15 @@ impl AdminBackend for GlobalAdmin {
                 where_: " in any zone (global holds it, but no zone reported it)".into(),
             });
         };
-        let in_zone = ProxyRef::new(local.resource_type(), local.meta.mesh.as_deref(), &local.meta.name)
-            .map_err(|message| AdminError::Remote {
-                status: 500,
-                message,
-            })?;
+        let in_zone = ProxyRef::new(
+            local.resource_type(),
+            local.meta.mesh.as_deref(),
+            &local.meta.name,
+        )
+        .map_err(|message| AdminError::Remote {
+            status: 500,
+            message,
+        })?;
         if !self.streams.has_stream(&zone, op) {
             let online = self.insights.get(&zone).is_some_and(|z| z.online);
             return Err(if online {
@@ -239,12 +243,15 @@ mod tests {
     async fn global_with(zones: &[&str]) -> GlobalAdmin {
         let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
         store
-            .create(parse_resource(b"type: Mesh\nname: default\n").unwrap())
+            .create(parse_resource(b"type: Mesh\nname: default\n", false).unwrap())
             .await
             .unwrap();
         for zone in zones {
-            let web = parse_resource(WEB.as_bytes()).unwrap();
-            store.create(zone_names::to_global(&web, zone)).await.unwrap();
+            let web = parse_resource(WEB.as_bytes(), false).unwrap();
+            store
+                .create(zone_names::to_global(&web, zone))
+                .await
+                .unwrap();
         }
         GlobalAdmin {
             store,
@@ -297,7 +304,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.status(), 404);
-        assert!(e.to_string().contains("Dataplane default/ghost not found"), "{e}");
+        assert!(
+            e.to_string().contains("Dataplane default/ghost not found"),
+            "{e}"
+        );
         let e = admin
             .execute(dp("web-1"), AdminOp::Stats, AdminQuery::default())
             .await
@@ -310,7 +320,12 @@ mod tests {
             .execute(west.clone(), AdminOp::Clusters, AdminQuery::default())
             .await
             .unwrap_err();
-        assert_eq!(e, AdminError::ZoneOffline { zone: "west".into() });
+        assert_eq!(
+            e,
+            AdminError::ZoneOffline {
+                zone: "west".into()
+            }
+        );
         let _online = admin.insights.stream_opened("west", None);
         let e = admin
             .execute(west.clone(), AdminOp::Clusters, AdminQuery::default())
@@ -328,7 +343,9 @@ mod tests {
         let a = admin.clone();
         let w = west.clone();
         let request =
-            tokio::spawn(async move { a.execute(w, AdminOp::Clusters, AdminQuery::default()).await });
+            tokio::spawn(
+                async move { a.execute(w, AdminOp::Clusters, AdminQuery::default()).await },
+            );
         let req = rx.recv().await.unwrap();
         let not_connected = AdminError::NotConnected {
             proxy: "Dataplane default/web-1".into(),

@@ -64,6 +64,8 @@ pub struct KdsServer {
     /// for all streams: run [`SnapshotFeed::run`] on global's store. Until its first
     /// list, zone streams wait.
     pub feed: Arc<SnapshotFeed>,
+    /// The zones' Envoy admin streams (`crate::envoy_admin`).
+    pub admin: weft_sync::kds::admin::AdminStreams,
 }
 
 /// Binds `address`; the returned server serves KDS over TLS until `shutdown`.
@@ -73,7 +75,6 @@ pub async fn serve(
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
     insights: ZoneInsights,
-    admin: weft_sync::kds::admin::AdminStreams,
     registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
@@ -89,7 +90,9 @@ pub async fn serve(
         }),
     ));
     let global_offer = feed.subscribe();
-    let admin_service = crate::envoy_admin::kds_service(tokens.clone(), admin);
+    // Envoy admin requests to the zones' proxies (decision 0015).
+    let admin = weft_sync::kds::admin::AdminStreams::default();
+    let admin_service = crate::envoy_admin::kds_service(tokens.clone(), admin.clone());
     let service = KdsSyncServiceServer::new(Kds {
         store,
         tokens,
@@ -112,6 +115,7 @@ pub async fn serve(
         address: bound,
         serve,
         feed,
+        admin,
     })
 }
 

@@ -89,8 +89,6 @@ pub async fn build_with(
         key_pem: kds_tls.key_pem().expose().to_string(),
     };
     let insights = insights::ZoneInsights::default();
-    // Envoy admin requests to the zones' proxies, over KDS (decision 0015).
-    let admin_streams = weft_sync::kds::admin::AdminStreams::default();
     let mut registry = Registry::default();
     let kds = kds::serve(
         config.kds_address,
@@ -98,7 +96,6 @@ pub async fn build_with(
         data.store.clone(),
         zone_tokens.clone(),
         insights.clone(),
-        admin_streams.clone(),
         &mut registry,
         shutdown.clone(),
     )
@@ -109,7 +106,7 @@ pub async fn build_with(
         .merge(insights::routes(insights.clone()))
         .merge(envoy_admin::routes(envoy_admin::GlobalAdmin {
             store: data.store.clone(),
-            streams: admin_streams,
+            streams: kds.admin.clone(),
             insights,
         }));
     let api = server::serve_api(

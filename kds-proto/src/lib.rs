@@ -31,10 +31,10 @@ pub mod v1 {
     include!("generated/weft.kds.v1.rs");
 }
 
-pub use v1::kds_sync_service_client::KdsSyncServiceClient;
-pub use v1::kds_sync_service_server::{KdsSyncService, KdsSyncServiceServer};
 pub use v1::global_kds_service_client::GlobalKdsServiceClient;
 pub use v1::global_kds_service_server::{GlobalKdsService, GlobalKdsServiceServer};
+pub use v1::kds_sync_service_client::KdsSyncServiceClient;
+pub use v1::kds_sync_service_server::{KdsSyncService, KdsSyncServiceServer};
 pub use v1::{EnvoyAdminRequest, EnvoyAdminResponse, KdsMeta, KdsResource};
 
 /// Type URL of the `Any` in every `Resource.resource` that KDS sends.

@@ -8,6 +8,7 @@
 
 use reqwest::Method;
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_testbed::Client;
 use weft_testbed::mesh::AppSpec;
@@ -38,22 +39,27 @@ fn cluster_names(text: &str) -> BTreeSet<String> {
 
 /// The name global lists for the `display` proxy under `list` (`kuma.io/display-name`).
 async fn global_name(g: &Client, list: &str, display: &str) -> String {
-    let mut found = String::new();
-    until(Duration::from_secs(20), &format!("{display} on global"), || {
-        let (g, found) = (g.clone(), &mut found);
-        async move {
-            let (_, body) = g.get(list).await;
-            let hit = body["items"].as_array().into_iter().flatten().find(|i| {
-                i["labels"]["kuma.io/display-name"] == display
-            });
-            if let Some(name) = hit.and_then(|i| i["name"].as_str()) {
-                *found = name.to_string();
+    let found = Arc::new(Mutex::new(String::new()));
+    until(
+        Duration::from_secs(20),
+        &format!("{display} on global"),
+        || {
+            let (g, found) = (g.clone(), found.clone());
+            async move {
+                let (_, body) = g.get(list).await;
+                let hit = body["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|i| i["labels"]["kuma.io/display-name"] == display);
+                let name = hit.and_then(|i| i["name"].as_str()).unwrap_or_default();
+                *found.lock().unwrap() = name.to_string();
+                !name.is_empty()
             }
-            !found.is_empty()
-        }
-    })
+        },
+    )
     .await;
-    found
+    found.lock().map(|n| n.clone()).unwrap()
 }
 
 // stats, xds and clusters of west's sidecar, asked of west and of global, are
@@ -78,7 +84,10 @@ async fn envoy_admin_through_the_zone_and_through_global() {
     let west = zones.west.api();
     let g = Client::new(zones.global.api_url(), zones.global.token());
     let on_global = global_name(&g, "/meshes/default/dataplanes", "backend-west-1").await;
-    assert_ne!(on_global, "backend-west-1", "global lists zone proxies under hashed names");
+    assert_ne!(
+        on_global, "backend-west-1",
+        "global lists zone proxies under hashed names"
+    );
 
     for (side, client, name) in [
         ("west", &west, "backend-west-1".to_string()),
@@ -95,10 +104,17 @@ async fn envoy_admin_through_the_zone_and_through_global() {
         let (s, ct, stats) = get(client, &format!("{base}/stats")).await;
         assert_eq!(s, 200, "{side}: {stats}");
         assert!(ct.starts_with("text/plain"), "{side}: {ct}");
-        assert!(stats.lines().any(|l| l == "server.live: 1"), "{side}: {stats}");
-        assert!(stats.contains(&own_stat), "{side}: no {own_stat} in {stats}");
+        assert!(
+            stats.lines().any(|l| l == "server.live: 1"),
+            "{side}: {stats}"
+        );
+        assert!(
+            stats.contains(&own_stat),
+            "{side}: no {own_stat} in {stats}"
+        );
 
-        let (s, _, filtered) = get(client, &format!("{base}/stats?filter=%5Eserver%5C.live%24")).await;
+        let (s, _, filtered) =
+            get(client, &format!("{base}/stats?filter=%5Eserver%5C.live%24")).await;
         assert_eq!(s, 200, "{side}: {filtered}");
         assert_eq!(filtered.trim(), "server.live: 1", "{side}");
 
@@ -106,18 +122,31 @@ async fn envoy_admin_through_the_zone_and_through_global() {
         assert_eq!(s, 200, "{side}: {json}");
         assert!(ct.starts_with("application/json"), "{side}: {ct}");
         let json: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert!(json["stats"].as_array().is_some_and(|a| !a.is_empty()), "{side}");
+        assert!(
+            json["stats"].as_array().is_some_and(|a| !a.is_empty()),
+            "{side}"
+        );
 
         let (s, ct, dump) = get(client, &format!("{base}/xds")).await;
         assert_eq!(s, 200, "{side}: {dump}");
         assert!(ct.starts_with("application/json"), "{side}: {ct}");
         let dump_json: serde_json::Value = serde_json::from_str(&dump).unwrap();
         assert!(dump_json["configs"].is_array(), "{side}");
-        assert!(dump.contains(&format!("\"name\": \"{inbound}\"")) || dump.contains(&format!("\"name\":\"{inbound}\"")), "{side}: no listener {inbound}");
-        assert!(!dump.contains("EndpointsConfigDump"), "{side}: EDS without include_eds");
+        assert!(
+            dump.contains(&format!("\"name\": \"{inbound}\""))
+                || dump.contains(&format!("\"name\":\"{inbound}\"")),
+            "{side}: no listener {inbound}"
+        );
+        assert!(
+            !dump.contains("EndpointsConfigDump"),
+            "{side}: EDS without include_eds"
+        );
         let (s, _, with_eds) = get(client, &format!("{base}/xds?include_eds=true")).await;
         assert_eq!(s, 200, "{side}");
-        assert!(with_eds.contains("EndpointsConfigDump"), "{side}: include_eds ignored");
+        assert!(
+            with_eds.contains("EndpointsConfigDump"),
+            "{side}: include_eds ignored"
+        );
 
         let (s, _, clusters) = get(client, &format!("{base}/clusters")).await;
         assert_eq!(s, 200, "{side}: {clusters}");
@@ -126,7 +155,10 @@ async fn envoy_admin_through_the_zone_and_through_global() {
         // Unknown proxy: 404 naming it.
         let (s, _, body) = get(client, "/meshes/default/dataplanes/ghost-1/stats").await;
         assert_eq!(s, 404, "{side}: {body}");
-        assert!(body.contains("Dataplane default/ghost-1 not found"), "{side}: {body}");
+        assert!(
+            body.contains("Dataplane default/ghost-1 not found"),
+            "{side}: {body}"
+        );
         // Bad query: 400 naming the parameter; nothing but the three reads exists.
         let (s, _, body) = get(client, &format!("{base}/stats?reset_counters=true")).await;
         assert_eq!(s, 400, "{side}: {body}");
@@ -137,13 +169,19 @@ async fn envoy_admin_through_the_zone_and_through_global() {
 
     // West's ingress, through global.
     let ingress = global_name(&g, "/zoneingresses", "ingress-west").await;
-    until(Duration::from_secs(20), "global relays the ingress's stats", || async {
-        get(&g, &format!("/zoneingresses/{ingress}/stats")).await.0 == 200
-    })
+    until(
+        Duration::from_secs(20),
+        "global relays the ingress's stats",
+        || async { get(&g, &format!("/zoneingresses/{ingress}/stats")).await.0 == 200 },
+    )
     .await;
     let (_, _, stats) = get(&g, &format!("/zoneingresses/{ingress}/stats")).await;
     assert!(stats.lines().any(|l| l == "server.live: 1"), "{stats}");
-    let ingress_admin = zones.west.ingresses[0].admin.get("/clusters").await.unwrap();
+    let ingress_admin = zones.west.ingresses[0]
+        .admin
+        .get("/clusters")
+        .await
+        .unwrap();
     let (s, _, clusters) = get(&g, &format!("/zoneingresses/{ingress}/clusters")).await;
     assert_eq!(s, 200);
     assert_eq!(cluster_names(&clusters), cluster_names(&ingress_admin));
@@ -151,17 +189,15 @@ async fn envoy_admin_through_the_zone_and_through_global() {
     // East goes away: its ingress, still listed on global, answers 503 naming east.
     let east_ingress = global_name(&g, "/zoneingresses", "ingress-east").await;
     zones.east.zone.process.kill();
-    let mut last = String::new();
-    until(Duration::from_secs(30), "global answers 503 for east's proxies", || {
-        let (g, last, path) = (g.clone(), &mut last, format!("/zoneingresses/{east_ingress}/stats"));
-        async move {
-            let (s, _, body) = get(&g, &path).await;
-            *last = body;
-            s == 503
-        }
-    })
+    let path = format!("/zoneingresses/{east_ingress}/stats");
+    until(
+        Duration::from_secs(30),
+        "global answers 503 for east's proxies",
+        || async { get(&g, &path).await.0 == 503 },
+    )
     .await;
-    assert!(last.contains("zone east is offline"), "{last}");
+    let (_, _, body) = get(&g, &path).await;
+    assert!(body.contains("zone east is offline"), "{body}");
     // West still answers.
     let (s, _, _) = get(&g, &format!("/meshes/default/dataplanes/{on_global}/stats")).await;
     assert_eq!(s, 200);

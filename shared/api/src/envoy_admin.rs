@@ -104,7 +104,8 @@ pub fn response(op: AdminOp, reply: AdminReply) -> Response {
         .filter(|_| !reply.content_type.is_empty())
         .unwrap_or_else(|| HeaderValue::from_static(fallback));
     let mut resp = reply.body.into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

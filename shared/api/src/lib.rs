@@ -7,8 +7,8 @@
 //! [`grpc`] holds what their gRPC servers (KDS, ADS) share.
 
 mod auth;
-mod error;
 pub mod envoy_admin;
+mod error;
 pub mod grpc;
 pub mod json_body;
 mod mesh_ca;

@@ -128,12 +128,18 @@ async fn session(
     loop {
         while answering.try_join_next().is_some() {}
         let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
-            Err(_) => return Err(End::Retry(format!("nothing from the zone for {IDLE_TIMEOUT:?}"))),
+            Err(_) => {
+                return Err(End::Retry(format!(
+                    "nothing from the zone for {IDLE_TIMEOUT:?}"
+                )));
+            }
             Ok(None) => return Ok(()),
             Ok(Some(Err(e))) => return Err(End::Retry(format!("the relay stream broke: {e}"))),
             Ok(Some(Ok(frame))) => frame,
         };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         while let Some(end) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=end).collect();
@@ -156,11 +162,15 @@ async fn session(
                     let (client, cfg, s) = (post_client.clone(), cfg.clone(), s.clone());
                     answering.spawn(async move { answer(&client, &cfg, &s, command).await });
                 }
-                Err(e) => tracing::warn!(error = %e, "envoy admin relay: ignoring a command it cannot read"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "envoy admin relay: ignoring a command it cannot read")
+                }
             }
         }
         if buf.len() > MAX_LINE {
-            return Err(End::Retry(format!("a relay line is longer than {MAX_LINE} bytes")));
+            return Err(End::Retry(format!(
+                "a relay line is longer than {MAX_LINE} bytes"
+            )));
         }
     }
 }
@@ -177,10 +187,12 @@ async fn ask_envoy(
         .body(Empty::new())
         .map_err(|e| (RELAY_ERROR_ENVOY, format!("cannot build the request: {e}")))?;
     let fetch = async {
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| (RELAY_ERROR_ENVOY, format!("cannot reach its admin at 127.0.0.1:{admin_port}: {e}")))?;
+        let resp = client.request(req).await.map_err(|e| {
+            (
+                RELAY_ERROR_ENVOY,
+                format!("cannot reach its admin at 127.0.0.1:{admin_port}: {e}"),
+            )
+        })?;
         let status = resp.status();
         let content_type = resp
             .headers()
@@ -193,7 +205,10 @@ async fn ask_envoy(
             .await
             .map_err(|e| {
                 if e.downcast_ref::<LengthLimitError>().is_some() {
-                    (RELAY_ERROR_TOO_LARGE, format!("more than {MAX_RESPONSE_BYTES} bytes"))
+                    (
+                        RELAY_ERROR_TOO_LARGE,
+                        format!("more than {MAX_RESPONSE_BYTES} bytes"),
+                    )
                 } else {
                     (RELAY_ERROR_ENVOY, format!("reading its answer failed: {e}"))
                 }
@@ -201,21 +216,39 @@ async fn ask_envoy(
             .to_bytes();
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(512)]).to_string();
-            return Err((RELAY_ERROR_ENVOY, format!("{path} answered {status}: {}", text.trim())));
+            return Err((
+                RELAY_ERROR_ENVOY,
+                format!("{path} answered {status}: {}", text.trim()),
+            ));
         }
         Ok((content_type, body))
     };
     tokio::time::timeout(ENVOY_TIMEOUT, fetch)
         .await
-        .unwrap_or_else(|_| Err((RELAY_ERROR_ENVOY, format!("no answer within {ENVOY_TIMEOUT:?}"))))
+        .unwrap_or_else(|_| {
+            Err((
+                RELAY_ERROR_ENVOY,
+                format!("no answer within {ENVOY_TIMEOUT:?}"),
+            ))
+        })
 }
 
 /// Carries out one command and posts its answer.
 async fn answer(client: &Http<Full<Bytes>>, cfg: &DpConfig, session: &str, command: RelayCommand) {
     let envoy: Http<Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let outcome = match command.query.check(command.op) {
-        Err(e) => Err((RELAY_ERROR_ENVOY, format!("weft-dp refused the request: {e}"))),
-        Ok(()) => ask_envoy(&envoy, cfg.admin_port, &command.query.envoy_path(command.op)).await,
+        Err(e) => Err((
+            RELAY_ERROR_ENVOY,
+            format!("weft-dp refused the request: {e}"),
+        )),
+        Ok(()) => {
+            ask_envoy(
+                &envoy,
+                cfg.admin_port,
+                &command.query.envoy_path(command.op),
+            )
+            .await
+        }
     };
     let url = format!("{}/envoy-admin/relay/{session}/{}", cfg.cp_url, command.id);
     let req = with_token(Request::post(&url), cfg);
@@ -231,7 +264,9 @@ async fn answer(client: &Http<Full<Bytes>>, cfg: &DpConfig, session: &str, comma
     let Ok(req) = req else { return };
     match tokio::time::timeout(CONNECT_TIMEOUT, client.request(req)).await {
         Ok(Ok(r)) if r.status().is_success() => {}
-        Ok(Ok(r)) => tracing::debug!(status = %r.status(), "envoy admin relay: the zone did not take an answer"),
+        Ok(Ok(r)) => {
+            tracing::debug!(status = %r.status(), "envoy admin relay: the zone did not take an answer")
+        }
         Ok(Err(e)) => tracing::debug!(error = %e, "envoy admin relay: posting an answer failed"),
         Err(_) => tracing::debug!("envoy admin relay: posting an answer timed out"),
     }

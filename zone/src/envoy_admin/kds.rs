@@ -53,7 +53,10 @@ async fn one(op: AdminOp, channel: Channel, metadata: MetadataMap, relay: Relay)
         let mut incoming = match opened {
             Ok(r) => r.into_inner(),
             Err(status) if status.code() == tonic::Code::Unimplemented => {
-                tracing::info!(rpc, "KDS: global does not serve Envoy admin requests (an older global); not offered");
+                tracing::info!(
+                    rpc,
+                    "KDS: global does not serve Envoy admin requests (an older global); not offered"
+                );
                 return;
             }
             Err(status) => {
@@ -96,7 +99,9 @@ async fn one(op: AdminOp, channel: Channel, metadata: MetadataMap, relay: Relay)
             Some(s) => {
                 tracing::warn!(rpc, code = ?s.code(), reason = s.message(), retry_in = ?pause, "KDS: Envoy admin stream ended")
             }
-            None => tracing::info!(rpc, retry_in = ?pause, "KDS: global closed an Envoy admin stream"),
+            None => {
+                tracing::info!(rpc, retry_in = ?pause, "KDS: global closed an Envoy admin stream")
+            }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(BACKOFF_MAX);

@@ -159,14 +159,10 @@ impl Relay {
         timeout: Duration,
     ) -> Result<AdminReply, AdminError> {
         let key = ResourceKey::new(proxy.ty, proxy.mesh.as_deref(), &proxy.name);
-        let stored = self
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| AdminError::Remote {
-                status: 500,
-                message: format!("cannot read {proxy} from the zone's store: {e}"),
-            })?;
+        let stored = self.store.get(&key).await.map_err(|e| AdminError::Remote {
+            status: 500,
+            message: format!("cannot read {proxy} from the zone's store: {e}"),
+        })?;
         match stored {
             None => {
                 return Err(AdminError::NotFound {

@@ -181,7 +181,9 @@ async fn answer(
     };
     match rs.relay.answer(&session, bearer(&headers), id, outcome) {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(e @ AnswerError::WrongToken) => Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
+        Err(e @ AnswerError::WrongToken) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string()))
+        }
         Err(e) => Err(ApiError::not_found(e.to_string())),
     }
 }

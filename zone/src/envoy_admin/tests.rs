@@ -10,7 +10,7 @@ async fn relay_with_web() -> Relay {
     let store: Arc<dyn ResourceStore> = Arc::new(MemoryStore::new());
     for doc in [MESH, WEB] {
         store
-            .create(parse_resource(doc.as_bytes()).unwrap())
+            .create(parse_resource(doc.as_bytes(), false).unwrap())
             .await
             .unwrap();
     }
@@ -54,7 +54,12 @@ async fn requests_go_down_the_relay_and_answers_come_back() {
         body: br#"{"stats":[]}"#.to_vec(),
     };
     relay
-        .answer(&session, Some("tok"), command.id, Outcome::Reply(reply.clone()))
+        .answer(
+            &session,
+            Some("tok"),
+            command.id,
+            Outcome::Reply(reply.clone()),
+        )
         .unwrap();
     assert_eq!(request.await.unwrap().unwrap(), reply);
     // Answered once: a second answer finds nothing waiting.
@@ -72,40 +77,80 @@ async fn errors_name_the_proxy() {
     let relay = relay_with_web().await;
     let ghost = ProxyRef::new(ResourceType::Dataplane, Some("default"), "ghost").unwrap();
     let e = relay
-        .execute(&ghost, AdminOp::Stats, &AdminQuery::default(), Duration::from_secs(1))
+        .execute(
+            &ghost,
+            AdminOp::Stats,
+            &AdminQuery::default(),
+            Duration::from_secs(1),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status(), 404);
-    assert!(e.to_string().contains("Dataplane default/ghost not found"), "{e}");
+    assert!(
+        e.to_string().contains("Dataplane default/ghost not found"),
+        "{e}"
+    );
     let e = relay
-        .execute(&web(), AdminOp::Stats, &AdminQuery::default(), Duration::from_secs(1))
+        .execute(
+            &web(),
+            AdminOp::Stats,
+            &AdminQuery::default(),
+            Duration::from_secs(1),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status(), 503);
-    assert!(e.to_string().contains("Dataplane default/web-1 is not connected"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Dataplane default/web-1 is not connected"),
+        "{e}"
+    );
 
     let (conn, mut commands) = relay.connect(web(), None);
     let e = relay
-        .execute(&web(), AdminOp::Clusters, &AdminQuery::default(), Duration::from_secs(10))
+        .execute(
+            &web(),
+            AdminOp::Clusters,
+            &AdminQuery::default(),
+            Duration::from_secs(10),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.status(), 504);
     assert!(e.to_string().contains("Dataplane default/web-1"), "{e}");
     let late = commands.recv().await.unwrap();
-    assert!(relay.answer(&conn.session, None, late.id, Outcome::TooLarge).is_err());
+    assert!(
+        relay
+            .answer(&conn.session, None, late.id, Outcome::TooLarge)
+            .is_err()
+    );
 
     let r = relay.clone();
     let request = tokio::spawn(async move {
-        r.execute(&web(), AdminOp::XdsConfig, &AdminQuery::default(), Duration::from_secs(10))
-            .await
+        r.execute(
+            &web(),
+            AdminOp::XdsConfig,
+            &AdminQuery::default(),
+            Duration::from_secs(10),
+        )
+        .await
     });
     let c = commands.recv().await.unwrap();
     relay
-        .answer(&conn.session, None, c.id, Outcome::Envoy("connection refused".into()))
+        .answer(
+            &conn.session,
+            None,
+            c.id,
+            Outcome::Envoy("connection refused".into()),
+        )
         .unwrap();
     let e = request.await.unwrap().unwrap_err();
     assert_eq!(e.status(), 502);
-    assert!(e.to_string().contains("Envoy of Dataplane default/web-1 failed: connection refused"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Envoy of Dataplane default/web-1 failed: connection refused"),
+        "{e}"
+    );
 }
 
 // A reconnecting weft-dp replaces its old relay (what waited on it fails with
@@ -117,8 +162,13 @@ async fn reconnects_replace_the_relay() {
     let (old, mut old_commands) = relay.connect(web(), None);
     let r = relay.clone();
     let request = tokio::spawn(async move {
-        r.execute(&web(), AdminOp::Stats, &AdminQuery::default(), Duration::from_secs(5))
-            .await
+        r.execute(
+            &web(),
+            AdminOp::Stats,
+            &AdminQuery::default(),
+            Duration::from_secs(5),
+        )
+        .await
     });
     old_commands.recv().await.unwrap();
     let (new, _new_commands) = relay.connect(web(), None);

@@ -306,12 +306,11 @@ impl Session {
         let admin = admin.map(|relay| {
             let mut md = tonic::Request::new(());
             add_metadata(&mut md, config);
-            let serve = crate::envoy_admin::kds::serve(
-                admin_channel,
-                md.metadata().clone(),
-                relay.clone(),
-            )
-            .instrument(tracing::info_span!("kds", zone = %config.zone, direction = "envoy_admin"));
+            let serve =
+                crate::envoy_admin::kds::serve(admin_channel, md.metadata().clone(), relay.clone())
+                    .instrument(
+                        tracing::info_span!("kds", zone = %config.zone, direction = "envoy_admin"),
+                    );
             AbortOnDrop(tokio::spawn(serve))
         });
         Ok(Session {

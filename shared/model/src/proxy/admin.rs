@@ -191,10 +191,7 @@ impl AdminQuery {
             if filter.len() > MAX_FILTER_LEN {
                 return Err(QueryError::Invalid {
                     name: "filter",
-                    reason: format!(
-                        "is {} bytes; at most {MAX_FILTER_LEN}",
-                        filter.len()
-                    ),
+                    reason: format!("is {} bytes; at most {MAX_FILTER_LEN}", filter.len()),
                 });
             }
             if let Err(e) = regex_syntax::Parser::new().parse(filter) {

@@ -30,11 +30,7 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub use weft_model::proxy::admin::AdminReply;
 
 /// The request global sends for `proxy`.
-pub fn to_request(
-    request_id: String,
-    proxy: &ProxyRef,
-    query: &AdminQuery,
-) -> EnvoyAdminRequest {
+pub fn to_request(request_id: String, proxy: &ProxyRef, query: &AdminQuery) -> EnvoyAdminRequest {
     EnvoyAdminRequest {
         request_id,
         resource_type: proxy.ty.name().to_string(),
@@ -271,7 +267,9 @@ impl AdminStreams {
 /// Fails every request still waiting on a stream that ended.
 fn fail_all(stream: Stream, zone: &str) {
     for (_, p) in stream.pending {
-        let _ = p.done.send(Err(AdminError::ZoneOffline { zone: zone.into() }));
+        let _ = p
+            .done
+            .send(Err(AdminError::ZoneOffline { zone: zone.into() }));
     }
 }
 

@@ -58,7 +58,12 @@ async fn requests_reach_the_zone_and_answers_come_back_whole() {
         .request("west", Clusters, &web(), &query, Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert_eq!(err, AdminError::ZoneOffline { zone: "west".into() });
+    assert_eq!(
+        err,
+        AdminError::ZoneOffline {
+            zone: "west".into()
+        }
+    );
     drop(streams);
     zone.abort();
 }
@@ -68,7 +73,13 @@ async fn requests_reach_the_zone_and_answers_come_back_whole() {
 async fn a_zone_without_a_stream_is_offline() {
     let streams = AdminStreams::default();
     let err = streams
-        .request("east", Stats, &web(), &AdminQuery::default(), Duration::from_secs(5))
+        .request(
+            "east",
+            Stats,
+            &web(),
+            &AdminQuery::default(),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), 503);
@@ -82,7 +93,13 @@ async fn unanswered_requests_time_out() {
     let streams = AdminStreams::default();
     let (stream, mut rx) = streams.open("west", Stats);
     let err = streams
-        .request("west", Stats, &web(), &AdminQuery::default(), Duration::from_secs(15))
+        .request(
+            "west",
+            Stats,
+            &web(),
+            &AdminQuery::default(),
+            Duration::from_secs(15),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), 504);
@@ -114,8 +131,14 @@ async fn a_zone_cannot_answer_for_another() {
     let (east, _east_rx) = streams.open("east", Stats);
     let s = streams.clone();
     let request = tokio::spawn(async move {
-        s.request("west", Stats, &web(), &AdminQuery::default(), Duration::from_secs(5))
-            .await
+        s.request(
+            "west",
+            Stats,
+            &web(),
+            &AdminQuery::default(),
+            Duration::from_secs(5),
+        )
+        .await
     });
     let req = west_rx.recv().await.unwrap();
     let forged = into_parts(
@@ -149,8 +172,14 @@ async fn oversized_answers_and_zone_errors() {
     let (stream, mut rx) = streams.open("west", Stats);
     let s = streams.clone();
     let request = tokio::spawn(async move {
-        s.request("west", Stats, &web(), &AdminQuery::default(), Duration::from_secs(5))
-            .await
+        s.request(
+            "west",
+            Stats,
+            &web(),
+            &AdminQuery::default(),
+            Duration::from_secs(5),
+        )
+        .await
     });
     let req = rx.recv().await.unwrap();
     let mut sent = 0;
@@ -173,8 +202,14 @@ async fn oversized_answers_and_zone_errors() {
 
     let s = streams.clone();
     let request = tokio::spawn(async move {
-        s.request("west", Stats, &web(), &AdminQuery::default(), Duration::from_secs(5))
-            .await
+        s.request(
+            "west",
+            Stats,
+            &web(),
+            &AdminQuery::default(),
+            Duration::from_secs(5),
+        )
+        .await
     });
     let req = rx.recv().await.unwrap();
     let not_connected = AdminError::NotConnected {
@@ -197,16 +232,32 @@ async fn ended_and_replaced_streams_fail_their_requests() {
     let (old, _old_rx) = streams.open("west", Stats);
     let s = streams.clone();
     let request = tokio::spawn(async move {
-        s.request("west", Stats, &web(), &AdminQuery::default(), Duration::from_secs(5))
-            .await
+        s.request(
+            "west",
+            Stats,
+            &web(),
+            &AdminQuery::default(),
+            Duration::from_secs(5),
+        )
+        .await
     });
     // Wait until the request is in flight, then reconnect.
-    while streams.lock().streams.values().all(|s| s.pending.is_empty()) {
+    while streams
+        .lock()
+        .streams
+        .values()
+        .all(|s| s.pending.is_empty())
+    {
         tokio::task::yield_now().await;
     }
     let (new, _new_rx) = streams.open("west", Stats);
     let err = request.await.unwrap().unwrap_err();
-    assert_eq!(err, AdminError::ZoneOffline { zone: "west".into() });
+    assert_eq!(
+        err,
+        AdminError::ZoneOffline {
+            zone: "west".into()
+        }
+    );
     // The old stream ending does not unregister the new one.
     drop(old);
     assert!(streams.has_stream("west", Stats));
@@ -249,5 +300,10 @@ fn parts_and_request_checks() {
     assert_eq!(err.status(), 400);
     req.include_eds = false;
     req.resource_type = "Mesh".into();
-    assert!(from_request(Stats, &req).unwrap_err().to_string().contains("not a proxy type"));
+    assert!(
+        from_request(Stats, &req)
+            .unwrap_err()
+            .to_string()
+            .contains("not a proxy type")
+    );
 }
