@@ -8,6 +8,7 @@
 //! [`grpc`] holds what their gRPC servers (KDS, ADS) share.
 
 mod auth;
+pub mod envoy_admin;
 mod error;
 pub mod grpc;
 pub mod gui;

@@ -198,6 +198,17 @@ pub struct Session {
     /// Fires once, when the initial sync is committed.
     committed: oneshot::Receiver<()>,
     commit_reported: bool,
+    /// The Envoy admin streams (`crate::envoy_admin::kds`), ended with the session.
+    _admin: Option<AbortOnDrop>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Session {
@@ -209,7 +220,9 @@ impl Session {
         config: &KdsClientConfig,
         store: Arc<dyn ResourceStore>,
         metrics: &KdsMetrics,
+        admin: Option<&crate::envoy_admin::Relay>,
     ) -> Result<Session, SessionError> {
+        let admin_channel = channel.clone();
         let mut grpc = client(channel);
         let types = kds::global_to_zone_types();
         let mut local = Vec::new();
@@ -299,10 +312,22 @@ impl Session {
                 Err(e) => SessionError::Stream(e),
             }
         };
+        // Envoy admin for global, on the same connection; never ends the session.
+        let admin = admin.map(|relay| {
+            let mut md = tonic::Request::new(());
+            add_metadata(&mut md, config);
+            let serve =
+                crate::envoy_admin::kds::serve(admin_channel, md.metadata().clone(), relay.clone())
+                    .instrument(
+                        tracing::info_span!("kds", zone = %config.zone, direction = "envoy_admin"),
+                    );
+            AbortOnDrop(tokio::spawn(serve))
+        });
         Ok(Session {
             run: Box::pin(run),
             committed,
             commit_reported: false,
+            _admin: admin,
         })
     }
 
