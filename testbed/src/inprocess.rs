@@ -112,9 +112,26 @@ pub async fn global_with(layer: weft_api::server::StoreLayer) -> Running {
     g
 }
 
+/// A global on an existing data dir, its test config changed by `tune` first
+/// (e.g. a short `zone_cleanup_after`).
+pub async fn global_configured(
+    dir: &Path,
+    tune: impl FnOnce(&mut weft_global::GlobalConfig),
+) -> Running {
+    let mut config = weft_global::GlobalConfig::for_test(dir);
+    tune(&mut config);
+    global_from(config, weft_api::server::no_layer()).await
+}
+
 async fn global_in_with(dir: &Path, layer: weft_api::server::StoreLayer) -> Running {
+    global_from(weft_global::GlobalConfig::for_test(dir), layer).await
+}
+
+async fn global_from(
+    config: weft_global::GlobalConfig,
+    layer: weft_api::server::StoreLayer,
+) -> Running {
     let shutdown = CancellationToken::new();
-    let config = weft_global::GlobalConfig::for_test(dir);
     let bound = match weft_global::build_with(config, layer, shutdown.clone()).await {
         Ok(b) => b,
         Err(e) => panic!("global failed to start: {e}"),

@@ -156,6 +156,8 @@ mod tests {
             max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
             registry: Arc::new(registry),
             metrics,
+            hooks: crate::Hooks::default(),
+            cluster_id: "test-cluster".into(),
         };
         crate::router(state, Router::new())
     }

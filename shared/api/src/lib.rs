@@ -8,6 +8,7 @@
 //! [`grpc`] holds what their gRPC servers (KDS, ADS) share.
 
 mod auth;
+pub mod envoy_admin;
 mod error;
 pub mod grpc;
 pub mod gui;
@@ -78,6 +79,8 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// What the mode-specific parts tell the shared endpoints.
     pub hooks: Hooks,
+    /// Kuma's `clusterId` (see [`server::DataDir::cluster_id`]).
+    pub cluster_id: Arc<str>,
 }
 
 /// What global or zone lends the shared endpoints: live state the store does
@@ -168,6 +171,8 @@ async fn index(State(state): State<ApiState>) -> Response {
         "basedOnKuma": BASED_ON_KUMA,
         "hostname": hostname,
         "instanceId": format!("{hostname}-{:x}", std::process::id()),
+        "clusterId": state.cluster_id.as_ref(),
+        "gui": "/gui",
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),
         "zone": state.mode.zone_name(),

@@ -94,6 +94,35 @@ pub struct DataDir {
     pub token: AdminToken,
     /// Nothing had ever been written to the store before this start.
     pub fresh: bool,
+    /// This control plane's cluster id (Kuma's `clusterId` of `GET /`), made on
+    /// first start and kept in `<data-dir>/cluster-id`.
+    pub cluster_id: String,
+}
+
+/// Reads `<dir>/cluster-id`, creating it (a random 128-bit id in UUID form)
+/// on first start.
+fn load_or_create_cluster_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("cluster-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
+    let tmp = dir.join("cluster-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
 }
 
 /// Creates the data dir if needed and opens the sled store and admin token in it.
@@ -105,6 +134,10 @@ pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError
     })?;
     let token = AdminToken::load_or_create(dir).map_err(|source| ServerError::Token {
         path: dir.display().to_string(),
+        source,
+    })?;
+    let cluster_id = load_or_create_cluster_id(dir).map_err(|source| ServerError::DataDir {
+        path: dir.join("cluster-id").display().to_string(),
         source,
     })?;
     let store_dir = dir.join("store");
@@ -124,6 +157,7 @@ pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError
         store: Arc::new(store),
         token,
         fresh,
+        cluster_id,
     })
 }
 
@@ -189,6 +223,7 @@ pub async fn serve_api(
         registry: Arc::new(registry),
         metrics,
         hooks: crate::Hooks::default(),
+        cluster_id: data.cluster_id.clone().into(),
     };
     let app = crate::router(state, extra);
     let (listener, address) = bind("REST API", config.api_address).await?;
