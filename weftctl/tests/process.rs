@@ -663,7 +663,9 @@ async fn weftctl_drives_global_and_zone() {
     for name in ["web-1", stored.as_str()] {
         let err = ctl.fails(&["inspect", "dataplane", name]);
         assert!(
-            err.contains("this is global") && err.contains("zone \"east\""),
+            err.contains("405")
+                && err.contains("zone \"east\"")
+                && err.contains("config control-planes add"),
             "{err}"
         );
     }

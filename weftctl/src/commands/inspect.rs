@@ -234,34 +234,6 @@ async fn dataplanes(
     s.print(&v, || table::render(DATAPLANE_HEADERS, &rows))
 }
 
-/// On global: the zone a dataplane connects to (by its stored name, or the
-/// name it has in its zone).
-async fn zone_of(client: &Client, mesh: &str, name: &str) -> Result<Option<String>, Error> {
-    let by_label = vec![(
-        "filter[labels.kuma.io/display-name]".to_string(),
-        name.to_string(),
-    )];
-    let paging = Paging {
-        size: Some(1),
-        offset: 0,
-    };
-    let mut found = list(client, &overview_path(mesh), &by_label, paging).await?;
-    if items(&found).is_empty() {
-        let by_name = vec![("name".to_string(), name.to_string())];
-        found = list(client, &overview_path(mesh), &by_name, paging).await?;
-    }
-    Ok(items(&found)
-        .iter()
-        .find(|o| {
-            o.get("name").and_then(Value::as_str) == Some(name)
-                || o.pointer("/labels/kuma.io~1display-name")
-                    .and_then(Value::as_str)
-                    == Some(name)
-        })
-        .and_then(|o| o.pointer("/labels/kuma.io~1zone")?.as_str())
-        .map(str::to_string))
-}
-
 async fn dataplane(
     s: &mut Session<'_>,
     client: &Client,
@@ -282,23 +254,15 @@ async fn dataplane(
         InspectType::Stats => "/stats",
         InspectType::Clusters => "/clusters",
     };
-    if matches!(
-        ty,
-        InspectType::Policies | InspectType::Rules | InspectType::Config
-    ) {
-        let info = client.get_json("/").await?;
-        if info.get("mode").and_then(Value::as_str) == Some("global") {
-            let zone = zone_of(client, &mesh, name).await?;
-            return Err(Error::Usage(on_global(
-                &mesh,
-                name,
-                suffix,
-                zone.as_deref(),
-            )));
-        }
-    }
     let path = format!("{base}{suffix}");
-    let answer = client.send_ok(hyper::Method::GET, &path, None).await?;
+    let answer = match client.send_ok(hyper::Method::GET, &path, None).await {
+        Ok(a) => a,
+        // Global answers 405 for what only the proxy's zone computes, naming it.
+        Err(e) if e.status() == Some(hyper::StatusCode::METHOD_NOT_ALLOWED) => {
+            return Err(Error::Usage(format!("{e}\n{ASK_THE_ZONE}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let json = answer.is_json() || answer.body.first() == Some(&b'{');
     if let Some(v) = json
         .then(|| serde_json::from_slice::<Value>(&answer.body).ok())
@@ -314,22 +278,10 @@ async fn dataplane(
     Ok(())
 }
 
-/// Why global does not answer `--type policies|rules|config`, and where to ask.
-fn on_global(mesh: &str, name: &str, suffix: &str, zone: Option<&str>) -> String {
-    match zone {
-        Some(zone) => format!(
-            "this is global: a dataplane's {suffix} is computed by the zone its proxy connects \
-             to, here zone {zone:?}. Ask that zone's control plane: `weftctl config \
-             control-planes add --name {zone} --address <its API>` (or `switch --name {zone}`), \
-             then `weftctl inspect dataplane {name} -m {mesh}`"
-        ),
-        None => format!(
-            "this is global, and it holds no dataplane {name:?} in mesh {mesh:?}: a \
-             dataplane's {suffix} is computed by the zone its proxy connects to; ask that \
-             zone's control plane"
-        ),
-    }
-}
+/// What to do when global says a zone computes what was asked.
+const ASK_THE_ZONE: &str = "ask that zone's control plane: `weftctl config control-planes add \
+     --name ZONE --address <its API>` (or `config control-planes switch --name ZONE`), then run \
+     this again";
 
 const ZONE_HEADERS: &[&str] = &[
     "NAME",
@@ -705,17 +657,5 @@ mod tests {
         let g = group_services(&all);
         assert_eq!(g["web"], (1, 2));
         assert_eq!(g["db"], (1, 1));
-    }
-
-    // On global, --type policies says which zone computes them.
-    #[test]
-    fn global_points_to_the_zone() {
-        let m = on_global("default", "web-1", "/_policies", Some("east"));
-        assert!(
-            m.contains("zone \"east\"") && m.contains("--name east"),
-            "{m}"
-        );
-        let m = on_global("default", "nope", "/_policies", None);
-        assert!(m.contains("no dataplane \"nope\""), "{m}");
     }
 }
