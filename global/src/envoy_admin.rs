@@ -25,6 +25,7 @@ use weft_model::proxy::admin::{
     AdminError, AdminOp, AdminQuery, AdminReply, GLOBAL_TIMEOUT, ProxyRef, kds_rpc,
 };
 use weft_model::resource::{Resource, ResourceKey, tags};
+use weft_runtime::shutdown::CancellationToken;
 use weft_store::{Page, ResourceStore};
 use weft_sync::kds::admin::AdminStreams;
 use weft_sync::kds::zone_names;
@@ -143,15 +144,23 @@ impl AdminBackend for GlobalAdmin {
 pub fn kds_service(
     tokens: Arc<ZoneTokens>,
     streams: AdminStreams,
+    shutdown: CancellationToken,
 ) -> GlobalKdsServiceServer<AdminKds> {
-    GlobalKdsServiceServer::new(AdminKds { tokens, streams })
-        .max_decoding_message_size(MAX_GRPC_MESSAGE)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE)
+    GlobalKdsServiceServer::new(AdminKds {
+        tokens,
+        streams,
+        shutdown,
+    })
+    .max_decoding_message_size(MAX_GRPC_MESSAGE)
+    .max_encoding_message_size(MAX_GRPC_MESSAGE)
 }
 
 pub struct AdminKds {
     tokens: Arc<ZoneTokens>,
     streams: AdminStreams,
+    /// Global stopping: the streams end (they would otherwise keep the KDS
+    /// server's connections, and the store, alive).
+    shutdown: CancellationToken,
 }
 
 impl AdminKds {
@@ -166,6 +175,7 @@ impl AdminKds {
         let mut incoming = request.into_inner();
         let (end_tx, end_rx) = tokio::sync::oneshot::channel();
         let tokens = self.tokens.clone();
+        let shutdown = self.shutdown.clone();
         let span = tracing::info_span!("kds", zone = %zone, direction = "envoy_admin");
         span.in_scope(|| tracing::debug!(rpc, "KDS: Envoy admin stream opened"));
         let run = async move {
@@ -190,6 +200,9 @@ impl AdminKds {
                 status = revoked(tokens, verified) => {
                     tracing::warn!(rpc, reason = status.message(), "KDS: Envoy admin stream closed: token no longer valid");
                     let _ = end_tx.send(status);
+                }
+                () = shutdown.cancelled() => {
+                    let _ = end_tx.send(Status::unavailable("global is shutting down"));
                 }
             }
             // Dropping `stream` here unregisters it: what waits on it fails, and

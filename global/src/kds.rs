@@ -93,7 +93,8 @@ pub async fn serve(
     let global_offer = feed.subscribe();
     // Envoy admin requests to the zones' proxies (decision 0015).
     let admin = weft_sync::kds::admin::AdminStreams::default();
-    let admin_service = crate::envoy_admin::kds_service(tokens.clone(), admin.clone());
+    let admin_service =
+        crate::envoy_admin::kds_service(tokens.clone(), admin.clone(), shutdown.clone());
     let service = KdsSyncServiceServer::new(Kds {
         store,
         tokens,

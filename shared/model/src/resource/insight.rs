@@ -62,19 +62,29 @@ pub struct DiscoverySubscription {
     pub disconnect_time: Option<String>,
 }
 
+/// A subscription is open once it connected and until it ends.
+fn open(connect: &Option<String>, disconnect: &Option<String>) -> bool {
+    connect.is_some() && disconnect.is_none()
+}
+
+/// Appends `sub`, dropping the oldest beyond [`MAX_SUBSCRIPTIONS`].
+fn keep_newest<T>(subs: &mut Vec<T>, sub: T) {
+    subs.push(sub);
+    let excess = subs.len().saturating_sub(MAX_SUBSCRIPTIONS);
+    subs.drain(..excess);
+}
+
 impl DataplaneInsightSpec {
     /// Connected: its newest subscription has not ended.
     pub fn is_online(&self) -> bool {
         self.subscriptions
             .last()
-            .is_some_and(|s| s.connect_time.is_some() && s.disconnect_time.is_none())
+            .is_some_and(|s| open(&s.connect_time, &s.disconnect_time))
     }
 
     /// Records a new subscription, keeping the newest [`MAX_SUBSCRIPTIONS`].
     pub fn connected(&mut self, sub: DiscoverySubscription) {
-        self.subscriptions.push(sub);
-        let excess = self.subscriptions.len().saturating_sub(MAX_SUBSCRIPTIONS);
-        self.subscriptions.drain(..excess);
+        keep_newest(&mut self.subscriptions, sub);
     }
 
     /// Ends subscription `id` at `at`; false when it is unknown or ended.
@@ -182,14 +192,12 @@ impl ZoneInsightSpec {
     pub fn is_online(&self) -> bool {
         self.subscriptions
             .last()
-            .is_some_and(|s| s.connect_time.is_some() && s.disconnect_time.is_none())
+            .is_some_and(|s| open(&s.connect_time, &s.disconnect_time))
     }
 
     /// Records a new subscription, keeping the newest [`MAX_SUBSCRIPTIONS`].
     pub fn connected(&mut self, sub: KdsSubscription) {
-        self.subscriptions.push(sub);
-        let excess = self.subscriptions.len().saturating_sub(MAX_SUBSCRIPTIONS);
-        self.subscriptions.drain(..excess);
+        keep_newest(&mut self.subscriptions, sub);
     }
 
     /// The subscription `id`, if kept.
