@@ -68,17 +68,25 @@ pub struct KdsServer {
     pub admin: weft_sync::kds::admin::AdminStreams,
 }
 
+/// What the KDS server keeps of the zones: their connections' insights, and
+/// which are disabled.
+#[derive(Clone, Default)]
+pub struct ZoneState {
+    pub insights: ZoneInsights,
+    pub disabled: crate::zones::Disabled,
+}
+
 /// Binds `address`; the returned server serves KDS over TLS until `shutdown`.
 pub async fn serve(
     address: SocketAddr,
     identity: KdsIdentity,
     store: Arc<dyn ResourceStore>,
     tokens: Arc<ZoneTokens>,
-    insights: ZoneInsights,
-    disabled: crate::zones::Disabled,
+    zones: ZoneState,
     registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<KdsServer, ServerError> {
+    let ZoneState { insights, disabled } = zones;
     let (listener, bound) = server::bind("KDS", address).await?;
     // What every zone receives alike is followed once for all streams: a zone
     // connecting costs no relist of the store.

@@ -101,8 +101,10 @@ pub async fn build_with(
         identity,
         data.store.clone(),
         zone_tokens.clone(),
-        insights.clone(),
-        disabled.clone(),
+        kds::ZoneState {
+            insights: insights.clone(),
+            disabled: disabled.clone(),
+        },
         &mut registry,
         shutdown.clone(),
     )
