@@ -12,6 +12,7 @@ mod error;
 pub mod grpc;
 pub mod gui;
 pub mod json_body;
+pub mod kuma_routes;
 mod mesh_ca;
 pub use mesh_ca::cross_zone_message;
 mod metrics;
@@ -29,7 +30,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::{Method, Uri};
+use axum::routing::{any, get};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::Arc;
@@ -71,6 +73,8 @@ pub struct ApiState {
     pub store: Arc<dyn ResourceStore>,
     pub mode: Mode,
     pub token: AdminToken,
+    /// Kuma's `clusterId` of `GET /` (kept in the data dir).
+    pub cluster_id: Arc<str>,
     /// Every component's health: `/ready` is 200 when all of them serve.
     pub health: Health,
     pub max_body_bytes: usize,
@@ -132,9 +136,12 @@ pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::serve))
         .merge(resources)
+        .route("/_kri/{kri}", any(kuma_only))
+        .route("/who-am-i", any(kuma_only))
         .merge(gui::routes())
         .merge(extra.open)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
@@ -158,8 +165,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Kuma's `GET /` fields (product, version, hostname, instanceId,
-/// basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
+/// Kuma's `GET /` fields (product, version, hostname, instanceId, clusterId,
+/// gui, basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
 /// host name and the process id, unique among the control planes of one host.
 async fn index(State(state): State<ApiState>) -> Response {
     let hostname = hostname();
@@ -168,6 +175,8 @@ async fn index(State(state): State<ApiState>) -> Response {
         "basedOnKuma": BASED_ON_KUMA,
         "hostname": hostname,
         "instanceId": format!("{hostname}-{:x}", std::process::id()),
+        "clusterId": state.cluster_id.as_ref(),
+        "gui": "/gui",
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),
         "zone": state.mode.zone_name(),
@@ -196,6 +205,19 @@ async fn ready(State(state): State<ApiState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint: see docs/api.md for the paths this API serves")
+/// No route matched: a Kuma 2.14 route Weft does not serve is named as such
+/// (docs/api.md#kuma-routes), anything else is a plain 404.
+async fn not_found(State(state): State<ApiState>, method: Method, uri: Uri) -> ApiError {
+    kuma_routes::not_found(&state.mode, &method, uri.path())
+}
+
+/// The path is served, but not with this method (the `Allow` header says
+/// which), or it is a Kuma route served by the other control plane.
+async fn method_not_allowed(State(state): State<ApiState>, method: Method, uri: Uri) -> ApiError {
+    kuma_routes::method_not_allowed(&state.mode, &method, uri.path())
+}
+
+/// Kuma 2.14 routes that Weft's generic resource paths would otherwise take.
+async fn kuma_only(State(state): State<ApiState>, method: Method, uri: Uri) -> ApiError {
+    kuma_routes::not_found(&state.mode, &method, uri.path())
 }
