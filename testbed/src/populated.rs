@@ -39,7 +39,7 @@ pub const POLICIES: &[(&str, &str, &str)] = &[
     (
         "meshtimeouts",
         "timeouts",
-        "type: MeshTimeout\nmesh: default\nname: timeouts\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {idleTimeout: 1h, http: {requestTimeout: 5s}}\n",
+        "type: MeshTimeout\nmesh: default\nname: timeouts\nspec:\n  targetRef: {kind: Mesh}\n  to:\n    - targetRef: {kind: Mesh}\n      default: {idleTimeout: 1h, http: {requestTimeout: 5s, maxStreamDuration: 10m}}\n",
     ),
     (
         "meshretries",
