@@ -56,25 +56,52 @@ fn get(template: &'static str, cp: Cp, url: impl Into<String>) -> Probe {
 
 /// Kuma OpenAPI paths Weft does not serve, and why (docs/api.md#kuma-routes).
 const NOT_SERVED: &[(&str, &str)] = &[
-    ("/meshes/{mesh}/dataplanes/{name}/_layout", "Kuma's networking layout view; not built"),
-    ("/meshes/{mesh}/dataplanes/{name}/_outbounds/{kri}/_routes", "per-route inspect; not built"),
+    (
+        "/meshes/{mesh}/dataplanes/{name}/_layout",
+        "Kuma's networking layout view; not built",
+    ),
+    (
+        "/meshes/{mesh}/dataplanes/{name}/_outbounds/{kri}/_routes",
+        "per-route inspect; not built",
+    ),
     (
         "/meshes/{mesh}/dataplanes/{name}/_outbounds/{outbound-kri}/_routes/{route-kri}/_policies",
         "per-route inspect; not built",
     ),
-    ("/meshes/{mesh}/meshservices/{name}/_dataplanes", "MeshService inspect; not built"),
-    ("/meshes/{mesh}/{serviceType}/{serviceName}/_hostnames", "no HostnameGenerator"),
+    (
+        "/meshes/{mesh}/meshservices/{name}/_dataplanes",
+        "MeshService inspect; not built",
+    ),
+    (
+        "/meshes/{mesh}/{serviceType}/{serviceName}/_hostnames",
+        "no HostnameGenerator",
+    ),
     ("/_kri/{kri}", "lookup by KRI; not built"),
     ("/meshes/{mesh}/meshgateways", "no gateways"),
     ("/meshes/{mesh}/meshgateways/{name}", "no gateways"),
     ("/hostnamegenerators", "no HostnameGenerator"),
     ("/hostnamegenerators/{name}", "no HostnameGenerator"),
-    ("/meshes/{mesh}/meshmultizoneservices", "no MeshMultiZoneService"),
-    ("/meshes/{mesh}/meshmultizoneservices/{name}", "no MeshMultiZoneService"),
-    ("/meshes/{mesh}/meshopentelemetrybackends", "no MeshOpenTelemetryBackend"),
-    ("/meshes/{mesh}/meshopentelemetrybackends/{name}", "no MeshOpenTelemetryBackend"),
+    (
+        "/meshes/{mesh}/meshmultizoneservices",
+        "no MeshMultiZoneService",
+    ),
+    (
+        "/meshes/{mesh}/meshmultizoneservices/{name}",
+        "no MeshMultiZoneService",
+    ),
+    (
+        "/meshes/{mesh}/meshopentelemetrybackends",
+        "no MeshOpenTelemetryBackend",
+    ),
+    (
+        "/meshes/{mesh}/meshopentelemetrybackends/{name}",
+        "no MeshOpenTelemetryBackend",
+    ),
     ("/meshes/{mesh}/meshzoneaddresses", "no MeshZoneAddress"),
-    ("/meshes/{mesh}/meshzoneaddresses/{name}", "no MeshZoneAddress"),
+    (
+        "/meshes/{mesh}/meshzoneaddresses/{name}",
+        "no MeshZoneAddress",
+    ),
     ("/meshes/{mesh}/workloads", "no Workload"),
     ("/meshes/{mesh}/workloads/{name}", "no Workload"),
 ];
@@ -145,7 +172,11 @@ async fn probes(p: &populated::Populated) -> Vec<Probe> {
         "/meshes/default/meshtrafficpermissions/allow-backend/_resources/dataplanes",
     ));
     for (cp, web) in [(G, web_g.as_str()), (Z, "web-1")] {
-        out.push(get("/meshes/{mesh}/dataplanes", cp, "/meshes/default/dataplanes"));
+        out.push(get(
+            "/meshes/{mesh}/dataplanes",
+            cp,
+            "/meshes/default/dataplanes",
+        ));
         out.push(get(
             "/meshes/{mesh}/dataplanes/{name}",
             cp,
@@ -164,9 +195,17 @@ async fn probes(p: &populated::Populated) -> Vec<Probe> {
     }
     for (cp, zi, ze) in [(G, zi_g.as_str(), ze_g.as_str()), (Z, "zi-1", "ze-1")] {
         out.push(get("/zoneingresses", cp, "/zoneingresses"));
-        out.push(get("/zoneingresses/{name}", cp, format!("/zoneingresses/{zi}")));
+        out.push(get(
+            "/zoneingresses/{name}",
+            cp,
+            format!("/zoneingresses/{zi}"),
+        ));
         out.push(get("/zoneegresses", cp, "/zoneegresses"));
-        out.push(get("/zoneegresses/{name}", cp, format!("/zoneegresses/{ze}")));
+        out.push(get(
+            "/zoneegresses/{name}",
+            cp,
+            format!("/zoneegresses/{ze}"),
+        ));
     }
     out.extend([
         get("/meshes/{mesh}/secrets", G, "/meshes/default/secrets"),
@@ -211,7 +250,11 @@ async fn probes(p: &populated::Populated) -> Vec<Probe> {
     ] {
         let api = if cp == G { &p.global.api } else { &p.zone.api };
         let list = format!("/meshes/{mesh}/{plural}");
-        out.push(get(leak(format!("/meshes/{{mesh}}/{plural}")), cp, list.clone()));
+        out.push(get(
+            leak(format!("/meshes/{{mesh}}/{plural}")),
+            cp,
+            list.clone(),
+        ));
         let (_, body) = api.get(&list).await;
         if let Some(name) = body["items"][0]["name"].as_str() {
             out.push(get(
@@ -281,7 +324,10 @@ async fn run(kuma: &str, verbose: bool) -> Result<bool, String> {
                 .header("content-type", "application/yaml")
                 .body(b.clone());
         }
-        let resp = req.send().await.map_err(|e| format!("{} {}: {e}", p.method, p.url))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("{} {}: {e}", p.method, p.url))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let (schema, result) = match serde_json::from_str::<Value>(&text) {
@@ -289,7 +335,10 @@ async fn run(kuma: &str, verbose: bool) -> Result<bool, String> {
             Ok(body) => match spec.response_schema(p.template, p.method, status) {
                 None => (
                     "-".to_string(),
-                    format!("the spec lists no {status} answer for {} {}", p.method, p.template),
+                    format!(
+                        "the spec lists no {status} answer for {} {}",
+                        p.method, p.template
+                    ),
                 ),
                 Some((name, schema)) => (name, verdict(&spec.check(&schema, &body), verbose)),
             },

@@ -100,7 +100,14 @@ impl OpenApi {
         out
     }
 
-    fn walk(&self, schema: &Value, value: &Value, at: &str, depth: usize, out: &mut Vec<Violation>) {
+    fn walk(
+        &self,
+        schema: &Value,
+        value: &Value,
+        at: &str,
+        depth: usize,
+        out: &mut Vec<Violation>,
+    ) {
         let fail = |out: &mut Vec<Violation>, reason: String| {
             out.push(Violation {
                 at: at.to_string(),
@@ -175,7 +182,10 @@ impl OpenApi {
         if let Some(e) = s.get("enum").and_then(Value::as_array)
             && !e.contains(value)
         {
-            fail(out, format!("{value} is not one of {}", Value::Array(e.clone())));
+            fail(
+                out,
+                format!("{value} is not one of {}", Value::Array(e.clone())),
+            );
         }
         if let Some(obj) = value.as_object() {
             let required: Vec<&str> = s
@@ -289,14 +299,19 @@ mod tests {
         let d = doc();
         let (name, schema) = d.response_schema("/things", "GET", 200).unwrap();
         assert_eq!(name, "ThingList");
-        d.check(&schema, &value).iter().map(|v| v.to_string()).collect()
+        d.check(&schema, &value)
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
     }
 
     #[test]
     fn a_conforming_answer_has_no_violation() {
         // Every keyword the checker knows accepts a value that fits it; a null
         // optional property counts as absent, a timestamp may be RFC 3339 text.
-        let v = check(json!({"items": [{"name": "a", "kind": "A", "size": null, "tags": {"k": "v"}, "port": "http", "since": "2019-07-01T00:00:00Z"}], "next": null}));
+        let v = check(
+            json!({"items": [{"name": "a", "kind": "A", "size": null, "tags": {"k": "v"}, "port": "http", "since": "2019-07-01T00:00:00Z"}], "next": null}),
+        );
         assert!(v.is_empty(), "{v:?}");
     }
 
@@ -304,7 +319,9 @@ mod tests {
     fn each_violation_is_named_at_its_json_path() {
         // A missing required field (through allOf and $ref), a wrong type, a value
         // outside the enum, a bad map value and no matching oneOf alternative.
-        let v = check(json!({"items": [{"kind": "C", "size": 1.5, "tags": {"k": 1}, "port": true}], "next": 3}));
+        let v = check(
+            json!({"items": [{"kind": "C", "size": 1.5, "tags": {"k": 1}, "port": true}], "next": 3}),
+        );
         assert_eq!(
             v,
             [
@@ -323,7 +340,8 @@ mod tests {
     fn additional_properties_false_refuses_extra_fields() {
         // `additionalProperties: false` names the unexpected property.
         let d = OpenApi::new(json!({}));
-        let schema = json!({"type": "object", "properties": {"a": {}}, "additionalProperties": false});
+        let schema =
+            json!({"type": "object", "properties": {"a": {}}, "additionalProperties": false});
         let v = d.check(&schema, &json!({"a": 1, "b": 2}));
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].at, "$.b");

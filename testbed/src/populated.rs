@@ -166,7 +166,12 @@ async fn put_ok(api: &crate::Client, path: &str, yaml: &str) -> Result<(), Strin
 }
 
 /// Opens a delta ADS stream for a proxy whose node carries `json`.
-async fn connect(zone: &Running, mesh: &str, name: &str, json: &Value) -> Result<DeltaStream, String> {
+async fn connect(
+    zone: &Running,
+    mesh: &str,
+    name: &str,
+    json: &Value,
+) -> Result<DeltaStream, String> {
     let bound = zone.zone().ok_or("not a zone")?;
     let ch = ads::channel(&bound.xds)
         .await
@@ -198,7 +203,13 @@ pub async fn start() -> Result<Populated, String> {
     let global = inprocess::global().await;
     let zone = inprocess::federated_zone(&global, ZONE).await;
     eventually(SYNC, "the zone's first sync", || async {
-        let r = zone.api.http().get(zone.api.url("/ready")).send().await.ok()?;
+        let r = zone
+            .api
+            .http()
+            .get(zone.api.url("/ready"))
+            .send()
+            .await
+            .ok()?;
         r.status().is_success().then_some(())
     })
     .await;
@@ -259,17 +270,21 @@ pub async fn start() -> Result<Populated, String> {
     streams.push(connect(&zone, "", "ze-1", &egress).await?);
 
     let policies = POLICIES.len() as u64;
-    eventually(SYNC, "global holds the zone's proxies and the zone every policy", || async {
-        let dps = total(g, "/meshes/default/dataplanes/_overview?online=true").await;
-        let all = total(g, "/meshes/default/dataplanes").await;
-        let zi = total(g, "/zoneingresses").await;
-        let ze = total(g, "/zoneegresses").await;
-        let mut on_zone = 0;
-        for (plural, name, _) in POLICIES {
-            on_zone += total(&zone.api, &format!("/meshes/default/{plural}?name={name}")).await;
-        }
-        (dps == 2 && all == 3 && zi == 1 && ze == 1 && on_zone == policies).then_some(())
-    })
+    eventually(
+        SYNC,
+        "global holds the zone's proxies and the zone every policy",
+        || async {
+            let dps = total(g, "/meshes/default/dataplanes/_overview?online=true").await;
+            let all = total(g, "/meshes/default/dataplanes").await;
+            let zi = total(g, "/zoneingresses").await;
+            let ze = total(g, "/zoneegresses").await;
+            let mut on_zone = 0;
+            for (plural, name, _) in POLICIES {
+                on_zone += total(&zone.api, &format!("/meshes/default/{plural}?name={name}")).await;
+            }
+            (dps == 2 && all == 3 && zi == 1 && ze == 1 && on_zone == policies).then_some(())
+        },
+    )
     .await;
     Ok(Populated {
         global,

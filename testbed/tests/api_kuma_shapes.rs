@@ -59,9 +59,21 @@ fn name(t: T) -> &'static str {
 
 /// Kuma's `Meta`: type, mesh, name (strings) and labels (a map of strings).
 fn meta(v: &Value) {
-    typed(v, &[("type", T::Str), ("mesh", T::Str), ("name", T::Str), ("labels", T::Obj)]);
+    typed(
+        v,
+        &[
+            ("type", T::Str),
+            ("mesh", T::Str),
+            ("name", T::Str),
+            ("labels", T::Obj),
+        ],
+    );
     assert!(
-        v["labels"].as_object().unwrap().values().all(Value::is_string),
+        v["labels"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(Value::is_string),
         "labels must map strings to strings: {v}"
     );
 }
@@ -133,7 +145,11 @@ async fn index_resources_policies_versions_config() {
         );
         assert_eq!(index["basedOnKuma"], "2.14.3");
         assert_eq!(index["gui"], "/gui");
-        assert_eq!(ok(api, "/").await["clusterId"], index["clusterId"], "a stable cluster id");
+        assert_eq!(
+            ok(api, "/").await["clusterId"],
+            index["clusterId"],
+            "a stable cluster id"
+        );
 
         // Every type: name, scope (Global or Mesh), readOnly, path, display names,
         // includeInFederation and shortName; policies also their targetRef shape.
@@ -154,7 +170,10 @@ async fn index_resources_policies_versions_config() {
                     ("shortName", T::Str),
                 ],
             );
-            assert!(["Global", "Mesh"].contains(&r["scope"].as_str().unwrap()), "{r}");
+            assert!(
+                ["Global", "Mesh"].contains(&r["scope"].as_str().unwrap()),
+                "{r}"
+            );
             if let Some(pol) = r.get("policy") {
                 policies += 1;
                 typed(
@@ -175,7 +194,10 @@ async fn index_resources_policies_versions_config() {
         let list = list["policies"].as_array().unwrap();
         assert_eq!(list.len(), 16);
         for pol in list {
-            typed(pol, &[("name", T::Str), ("path", T::Str), ("readOnly", T::Bool)]);
+            typed(
+                pol,
+                &[("name", T::Str), ("path", T::Str), ("readOnly", T::Bool)],
+            );
         }
 
         // kumaDp: per version, the Envoy it runs.
@@ -212,9 +234,22 @@ async fn dataplane_overviews_filters_and_paging() {
         for item in page(&all) {
             meta(item);
             assert_eq!(item["type"], "DataplaneOverview");
-            typed(item, &[("dataplane", T::Obj), ("dataplaneInsight", T::Obj), ("kri", T::Str)]);
-            assert!(item["dataplane"]["networking"]["inbound"].is_array(), "{item}");
-            assert!(item["dataplaneInsight"]["subscriptions"].is_array(), "{item}");
+            typed(
+                item,
+                &[
+                    ("dataplane", T::Obj),
+                    ("dataplaneInsight", T::Obj),
+                    ("kri", T::Str),
+                ],
+            );
+            assert!(
+                item["dataplane"]["networking"]["inbound"].is_array(),
+                "{item}"
+            );
+            assert!(
+                item["dataplaneInsight"]["subscriptions"].is_array(),
+                "{item}"
+            );
         }
         let legacy = ok(api, "/meshes/default/dataplanes+insights").await;
         assert_eq!(names(&legacy), set(DATAPLANES));
@@ -224,14 +259,20 @@ async fn dataplane_overviews_filters_and_paging() {
         let online = ok(api, "/meshes/default/dataplanes/_overview?online=true").await;
         assert_eq!(names(&online), set(&["backend-1", "web-1"]));
         for item in page(&online) {
-            let subs = item["dataplaneInsight"]["subscriptions"].as_array().unwrap();
+            let subs = item["dataplaneInsight"]["subscriptions"]
+                .as_array()
+                .unwrap();
             assert!(!subs.is_empty(), "{item}");
             assert!(subs.last().unwrap()["connectTime"].is_string(), "{item}");
         }
         let offline = ok(api, "/meshes/default/dataplanes/_overview?online=false").await;
         assert_eq!(names(&offline), set(&["backend-2"]));
 
-        let backend = ok(api, "/meshes/default/dataplanes/_overview?tag=kuma.io/service:backend").await;
+        let backend = ok(
+            api,
+            "/meshes/default/dataplanes/_overview?tag=kuma.io/service:backend",
+        )
+        .await;
         assert_eq!(names(&backend), set(&["backend-1", "backend-2"]));
         let v2 = ok(
             api,
@@ -248,7 +289,8 @@ async fn dataplane_overviews_filters_and_paging() {
 
         // Paging one at a time through the backends: `next` keeps the filter, and
         // the last page has none.
-        let mut path = "/meshes/default/dataplanes/_overview?tag=kuma.io/service:backend&size=1".to_string();
+        let mut path =
+            "/meshes/default/dataplanes/_overview?tag=kuma.io/service:backend&size=1".to_string();
         let mut seen = BTreeSet::new();
         for i in 0..2 {
             let body = ok(api, &path).await;
@@ -257,7 +299,12 @@ async fn dataplane_overviews_filters_and_paging() {
             seen.extend(names(&body));
             if i == 0 {
                 let next = &body["next"];
-                assert!(next.as_str().unwrap().contains("tag=kuma.io/service:backend"), "{body}");
+                assert!(
+                    next.as_str()
+                        .unwrap()
+                        .contains("tag=kuma.io/service:backend"),
+                    "{body}"
+                );
                 assert!(next.as_str().unwrap().contains("offset=1"), "{body}");
                 path = path_of(next);
             } else {
@@ -266,7 +313,9 @@ async fn dataplane_overviews_filters_and_paging() {
         }
         assert_eq!(seen, set(&["backend-1", "backend-2"]));
 
-        let (s, body) = api.get("/meshes/default/dataplanes/_overview?colour=red").await;
+        let (s, body) = api
+            .get("/meshes/default/dataplanes/_overview?colour=red")
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(body["invalid_parameters"][0]["field"], "colour", "{body}");
         let (s, _) = api.get("/meshes/nowhere/dataplanes/_overview").await;
@@ -294,7 +343,15 @@ async fn zone_overviews() {
         let list = ok(g, path).await;
         assert_eq!(list["total"], 1, "{list}");
         let z = &page(&list)[0];
-        typed(z, &[("type", T::Str), ("name", T::Str), ("zone", T::Obj), ("zoneInsight", T::Obj)]);
+        typed(
+            z,
+            &[
+                ("type", T::Str),
+                ("name", T::Str),
+                ("zone", T::Obj),
+                ("zoneInsight", T::Obj),
+            ],
+        );
         assert_eq!(z["type"], "ZoneOverview");
         assert_eq!(z["name"], ZONE);
         assert_eq!(z["zone"]["enabled"], true);
@@ -310,7 +367,10 @@ async fn zone_overviews() {
         assert_eq!(proxies["ingresses"][0]["name"], "zi-1", "{z}");
         assert_eq!(proxies["egresses"].as_array().unwrap().len(), 1, "{z}");
     }
-    for path in [format!("/zones/{ZONE}/_overview"), format!("/zones+insights/{ZONE}")] {
+    for path in [
+        format!("/zones/{ZONE}/_overview"),
+        format!("/zones+insights/{ZONE}"),
+    ] {
         let one = ok(g, &path).await;
         assert_eq!(one["name"], ZONE);
     }
@@ -326,16 +386,49 @@ async fn ingress_and_egress_overviews() {
     let p = setup().await;
     for api in [&p.global.api, &p.zone.api] {
         for (path, kind, spec, insight, proxy) in [
-            ("/zoneingresses/_overview", "ZoneIngressOverview", "zoneIngress", "zoneIngressInsight", "zi-1"),
-            ("/zoneingresses+insights", "ZoneIngressOverview", "zoneIngress", "zoneIngressInsight", "zi-1"),
-            ("/zoneegresses/_overview", "ZoneEgressOverview", "zoneEgress", "zoneEgressInsight", "ze-1"),
-            ("/zoneegressoverviews", "ZoneEgressOverview", "zoneEgress", "zoneEgressInsight", "ze-1"),
+            (
+                "/zoneingresses/_overview",
+                "ZoneIngressOverview",
+                "zoneIngress",
+                "zoneIngressInsight",
+                "zi-1",
+            ),
+            (
+                "/zoneingresses+insights",
+                "ZoneIngressOverview",
+                "zoneIngress",
+                "zoneIngressInsight",
+                "zi-1",
+            ),
+            (
+                "/zoneegresses/_overview",
+                "ZoneEgressOverview",
+                "zoneEgress",
+                "zoneEgressInsight",
+                "ze-1",
+            ),
+            (
+                "/zoneegressoverviews",
+                "ZoneEgressOverview",
+                "zoneEgress",
+                "zoneEgressInsight",
+                "ze-1",
+            ),
         ] {
             let list = ok(api, path).await;
             assert_eq!(list["total"], 1, "{path}: {list}");
             assert_eq!(names(&list), set(&[proxy]));
             let item = &page(&list)[0];
-            typed(item, &[("type", T::Str), ("name", T::Str), ("labels", T::Obj), (spec, T::Obj), (insight, T::Obj)]);
+            typed(
+                item,
+                &[
+                    ("type", T::Str),
+                    ("name", T::Str),
+                    ("labels", T::Obj),
+                    (spec, T::Obj),
+                    (insight, T::Obj),
+                ],
+            );
             assert_eq!(item["type"], kind);
             assert!(item[spec]["networking"]["address"].is_string(), "{item}");
             assert!(item[insight]["subscriptions"].is_array(), "{item}");
@@ -361,30 +454,77 @@ async fn global_and_mesh_insights() {
     let p = setup().await;
     let g = &p.global.api;
     let gi = ok(g, "/global-insight").await;
-    required(&gi, &["createdAt", "services", "zones", "dataplanes", "policies", "meshes", "resources"]);
+    required(
+        &gi,
+        &[
+            "createdAt",
+            "services",
+            "zones",
+            "dataplanes",
+            "policies",
+            "meshes",
+            "resources",
+        ],
+    );
     typed(&gi, &[("createdAt", T::Str)]);
     // FullStatus: online, offline, partiallyDegraded, total.
-    let full = |v: &Value| typed(v, &[("online", T::Int), ("offline", T::Int), ("partiallyDegraded", T::Int), ("total", T::Int)]);
+    let full = |v: &Value| {
+        typed(
+            v,
+            &[
+                ("online", T::Int),
+                ("offline", T::Int),
+                ("partiallyDegraded", T::Int),
+                ("total", T::Int),
+            ],
+        )
+    };
     let dps = &gi["dataplanes"];
     for k in ["standard", "gatewayBuiltin", "gatewayDelegated"] {
         full(&dps[k]);
     }
-    assert_eq!((dps["standard"]["online"].as_u64(), dps["standard"]["offline"].as_u64()), (Some(2), Some(1)), "{gi}");
+    assert_eq!(
+        (
+            dps["standard"]["online"].as_u64(),
+            dps["standard"]["offline"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{gi}"
+    );
     assert_eq!(dps["standard"]["total"], 3);
     let services = &gi["services"];
-    required(services, &["total", "internal", "external", "gatewayBuiltin", "gatewayDelegated"]);
+    required(
+        services,
+        &[
+            "total",
+            "internal",
+            "external",
+            "gatewayBuiltin",
+            "gatewayDelegated",
+        ],
+    );
     full(&services["internal"]);
     // web (its one instance online) and backend (one of two online).
     assert_eq!(services["internal"]["online"], 1, "{gi}");
     assert_eq!(services["internal"]["partiallyDegraded"], 1, "{gi}");
-    assert_eq!(services["external"]["total"], 1, "the MeshExternalService: {gi}");
+    assert_eq!(
+        services["external"]["total"], 1,
+        "the MeshExternalService: {gi}"
+    );
     let zones = &gi["zones"];
     for k in ["controlPlanes", "zoneIngresses", "zoneEgresses"] {
         typed(&zones[k], &[("online", T::Int), ("total", T::Int)]);
-        assert_eq!((zones[k]["online"].as_u64(), zones[k]["total"].as_u64()), (Some(1), Some(1)), "{k}: {gi}");
+        assert_eq!(
+            (zones[k]["online"].as_u64(), zones[k]["total"].as_u64()),
+            (Some(1), Some(1)),
+            "{k}: {gi}"
+        );
     }
     assert_eq!(gi["meshes"]["total"], 2);
-    assert!(gi["policies"]["total"].as_u64().unwrap() >= POLICIES.len() as u64, "{gi}");
+    assert!(
+        gi["policies"]["total"].as_u64().unwrap() >= POLICIES.len() as u64,
+        "{gi}"
+    );
     let resources = gi["resources"].as_object().unwrap();
     assert!(resources.values().all(|r| r["total"].is_u64()), "{gi}");
     assert_eq!(resources["MeshTrafficPermission"]["total"], 1, "{gi}");
@@ -392,18 +532,35 @@ async fn global_and_mesh_insights() {
 
     let list = ok(g, "/mesh-insights").await;
     assert_eq!(list["total"], 2);
-    let default = page(&list).iter().find(|m| m["name"] == "default").unwrap().clone();
+    let default = page(&list)
+        .iter()
+        .find(|m| m["name"] == "default")
+        .unwrap()
+        .clone();
     assert_eq!(default["type"], "MeshInsight");
     full(&default["dataplanes"]);
-    assert_eq!((default["dataplanes"]["online"].as_u64(), default["dataplanes"]["offline"].as_u64()), (Some(2), Some(1)), "{default}");
-    assert_eq!(default["policies"]["MeshTrafficPermission"]["total"], 1, "{default}");
+    assert_eq!(
+        (
+            default["dataplanes"]["online"].as_u64(),
+            default["dataplanes"]["offline"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{default}"
+    );
+    assert_eq!(
+        default["policies"]["MeshTrafficPermission"]["total"], 1,
+        "{default}"
+    );
     assert_eq!(default["services"]["internal"], 2, "{default}");
     assert_eq!(default["services"]["external"], 1, "{default}");
     let one = ok(g, "/mesh-insights/other").await;
     assert_eq!(one["dataplanes"]["total"], 0, "{one}");
     let paged = ok(g, "/mesh-insights?size=1").await;
     assert_eq!(page(&paged).len(), 1);
-    assert!(paged["next"].as_str().unwrap().contains("offset=1"), "{paged}");
+    assert!(
+        paged["next"].as_str().unwrap().contains("offset=1"),
+        "{paged}"
+    );
     p.stop().await;
 }
 
@@ -413,23 +570,41 @@ async fn global_and_mesh_insights() {
 async fn policy_resources_dataplanes() {
     let p = setup().await;
     for api in [&p.global.api, &p.zone.api] {
-        let mtp = ok(api, "/meshes/default/meshtrafficpermissions/allow-backend/_resources/dataplanes").await;
+        let mtp = ok(
+            api,
+            "/meshes/default/meshtrafficpermissions/allow-backend/_resources/dataplanes",
+        )
+        .await;
         required(&mtp, &["total", "items"]);
         for item in page(&mtp) {
             meta(item);
             assert_eq!(item["type"], "Dataplane");
             assert_eq!(item["mesh"], "default");
         }
-        assert_eq!(names(&mtp), set(&["backend-1", "backend-2"]), "MeshSubset kuma.io/service: backend");
-        let everyone = ok(api, "/meshes/default/meshtimeouts/timeouts/_resources/dataplanes").await;
+        assert_eq!(
+            names(&mtp),
+            set(&["backend-1", "backend-2"]),
+            "MeshSubset kuma.io/service: backend"
+        );
+        let everyone = ok(
+            api,
+            "/meshes/default/meshtimeouts/timeouts/_resources/dataplanes",
+        )
+        .await;
         assert_eq!(names(&everyone), set(DATAPLANES), "targetRef Mesh");
-        let first = ok(api, "/meshes/default/meshtimeouts/timeouts/_resources/dataplanes?size=2").await;
+        let first = ok(
+            api,
+            "/meshes/default/meshtimeouts/timeouts/_resources/dataplanes?size=2",
+        )
+        .await;
         assert_eq!(first["total"], 3);
         assert_eq!(page(&first).len(), 2);
         let rest = ok(api, &path_of(&first["next"])).await;
         assert_eq!(page(&rest).len(), 1);
         assert!(rest["next"].is_null());
-        let (s, _) = api.get("/meshes/default/meshtimeouts/nothing/_resources/dataplanes").await;
+        let (s, _) = api
+            .get("/meshes/default/meshtimeouts/nothing/_resources/dataplanes")
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
     p.stop().await;
@@ -459,11 +634,18 @@ async fn zone_inspect_policies() {
         })
         .map(|v| v["kind"].as_str().unwrap().to_string())
         .collect();
-    for k in ["MeshTrace", "MeshMetric", "MeshPassthrough", "MeshProxyPatch"] {
+    for k in [
+        "MeshTrace",
+        "MeshMetric",
+        "MeshPassthrough",
+        "MeshProxyPatch",
+    ] {
         assert!(kinds.contains(k), "{k} applies proxy-wide: {proxy}");
     }
 
-    let inbound = format!("/meshes/default/dataplanes/backend-1/_inbounds/kri_dp_default_{ZONE}__backend-1_8081/_policies");
+    let inbound = format!(
+        "/meshes/default/dataplanes/backend-1/_inbounds/kri_dp_default_{ZONE}__backend-1_8081/_policies"
+    );
     let inbound = ok(z, &inbound).await;
     let mtp = inbound["policies"]
         .as_array()
@@ -473,17 +655,33 @@ async fn zone_inspect_policies() {
         .unwrap_or_else(|| panic!("allow-backend selects backend-1: {inbound}"))
         .clone();
     conf(&mtp);
-    assert!(mtp["rules"].as_array().is_some_and(|r| !r.is_empty()), "{mtp}");
-    assert!(mtp["rules"][0]["conf"].is_object(), "{mtp}");
-    assert!(mtp["origins"].to_string().contains("allow-backend"), "{mtp}");
-    // web-1 is not a backend: no MeshTrafficPermission on its inbound.
-    let web_in = ok(z, "/meshes/default/dataplanes/web-1/_inbounds/8080/_policies").await;
     assert!(
-        !web_in["policies"].as_array().unwrap().iter().any(|v| v["kind"] == "MeshTrafficPermission"),
+        mtp["rules"].as_array().is_some_and(|r| !r.is_empty()),
+        "{mtp}"
+    );
+    assert!(mtp["rules"][0]["conf"].is_object(), "{mtp}");
+    assert!(
+        mtp["origins"].to_string().contains("allow-backend"),
+        "{mtp}"
+    );
+    // web-1 is not a backend: no MeshTrafficPermission on its inbound.
+    let web_in = ok(
+        z,
+        "/meshes/default/dataplanes/web-1/_inbounds/8080/_policies",
+    )
+    .await;
+    assert!(
+        !web_in["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["kind"] == "MeshTrafficPermission"),
         "{web_in}"
     );
 
-    let out = format!("/meshes/default/dataplanes/web-1/_outbounds/kri_msvc_default_{ZONE}__backend_10001/_policies");
+    let out = format!(
+        "/meshes/default/dataplanes/web-1/_outbounds/kri_msvc_default_{ZONE}__backend_10001/_policies"
+    );
     let out = ok(z, &out).await;
     let timeout = out["policies"]
         .as_array()
@@ -498,13 +696,26 @@ async fn zone_inspect_policies() {
     let origins = timeout["origins"].to_string();
     assert!(origins.contains("kri_mt_default___timeouts_"), "{timeout}");
     assert!(origins.contains("mesh-timeout-all-default"), "{timeout}");
-    assert_eq!(timeout["conf"]["http"]["maxStreamDuration"], "10m", "{timeout}");
-    assert_eq!(timeout["conf"]["http"]["requestTimeout"], "15s", "{timeout}");
+    assert_eq!(
+        timeout["conf"]["http"]["maxStreamDuration"], "10m",
+        "{timeout}"
+    );
+    assert_eq!(
+        timeout["conf"]["http"]["requestTimeout"], "15s",
+        "{timeout}"
+    );
 
-    let (s, body) = z.get("/meshes/default/dataplanes/backend-1/_inbounds/9999/_policies").await;
+    let (s, body) = z
+        .get("/meshes/default/dataplanes/backend-1/_inbounds/9999/_policies")
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
     let config = ok(z, "/meshes/default/dataplanes/backend-1/_config").await;
-    assert!(config["resources"].as_object().is_some_and(|r| !r.is_empty()), "{config}");
+    assert!(
+        config["resources"]
+            .as_object()
+            .is_some_and(|r| !r.is_empty()),
+        "{config}"
+    );
     p.stop().await;
 }
 
@@ -529,16 +740,31 @@ async fn kuma_routes_weft_does_not_serve_answer_clearly() {
             ("/meshes/default/meshgateways", "MeshGateway"),
             ("/meshes/default/meshgateways/gw-1", "MeshGateway"),
             ("/meshes/default/traffic-routes", "TrafficRoute"),
-            ("/meshes/default/traffic-routes/route-all-default", "TrafficRoute"),
+            (
+                "/meshes/default/traffic-routes/route-all-default",
+                "TrafficRoute",
+            ),
             ("/hostnamegenerators", "HostnameGenerator"),
             ("/meshes/default/service-insights", "ServiceInsight"),
             ("/_kri/kri_mt_default___timeouts_", "/_kri/{kri}"),
             ("/who-am-i", "/who-am-i"),
-            ("/meshes/default/dataplanes/x/_layout", "/meshes/{mesh}/dataplanes/{name}/_layout"),
+            (
+                "/meshes/default/dataplanes/x/_layout",
+                "/meshes/{mesh}/dataplanes/{name}/_layout",
+            ),
             ("/meshes/default/meshservices/x/_hostnames", "_hostnames"),
-            ("/meshes/default/meshservices/x/_resources/dataplanes", "MeshService"),
-            ("/meshes/default/meshtimeouts/t/dataplanes", "_resources/dataplanes"),
-            ("/meshes/default/dataplanes/x/_outbounds/k/_routes", "_routes"),
+            (
+                "/meshes/default/meshservices/x/_resources/dataplanes",
+                "MeshService",
+            ),
+            (
+                "/meshes/default/meshtimeouts/t/dataplanes",
+                "_resources/dataplanes",
+            ),
+            (
+                "/meshes/default/dataplanes/x/_outbounds/k/_routes",
+                "_routes",
+            ),
         ] {
             let (s, body) = api.get(path).await;
             assert_eq!(s, StatusCode::NOT_FOUND, "GET {path}: {body}");
@@ -553,11 +779,21 @@ async fn kuma_routes_weft_does_not_serve_answer_clearly() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert!(r.headers()["allow"].to_str().unwrap().contains("GET"));
-        check(&r.json().await.unwrap(), 405, "PUT is not supported on /global-insight");
+        check(
+            &r.json().await.unwrap(),
+            405,
+            "PUT is not supported on /global-insight",
+        );
         // Neither Weft's nor Kuma's: the plain 404.
         let (s, body) = api.get("/no/such/thing/here/either").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
-        assert!(body["detail"].as_str().unwrap().contains("no such endpoint"), "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no such endpoint"),
+            "{body}"
+        );
     }
     // Served by Weft's zones only: 405 on global, naming the zone.
     let (s, body) = global.api.get("/meshes/default/dataplanes/x/_config").await;

@@ -18,7 +18,11 @@ pub const DOC: &str = "docs/api.md#kuma-routes";
 /// Kuma's type, why, and what to use instead).
 const LACKING_TYPES: &[(&str, &str, &str)] = &[
     ("meshgateways", "MeshGateway", "gateways are not built"),
-    ("meshgatewayroutes", "MeshGatewayRoute", "gateways are not built"),
+    (
+        "meshgatewayroutes",
+        "MeshGatewayRoute",
+        "gateways are not built",
+    ),
     (
         "hostnamegenerators",
         "HostnameGenerator",
@@ -51,14 +55,38 @@ const LACKING_TYPES: &[(&str, &str, &str)] = &[
         "ZoneIngressInsight",
         "Weft keeps ingress insights live: GET /zoneingresses/_overview",
     ),
-    ("circuit-breakers", "CircuitBreaker", "old-style policy: use MeshCircuitBreaker"),
-    ("fault-injections", "FaultInjection", "old-style policy: use MeshFaultInjection"),
-    ("health-checks", "HealthCheck", "old-style policy: use MeshHealthCheck"),
-    ("proxytemplates", "ProxyTemplate", "old-style policy: use MeshProxyPatch"),
-    ("rate-limits", "RateLimit", "old-style policy: use MeshRateLimit"),
+    (
+        "circuit-breakers",
+        "CircuitBreaker",
+        "old-style policy: use MeshCircuitBreaker",
+    ),
+    (
+        "fault-injections",
+        "FaultInjection",
+        "old-style policy: use MeshFaultInjection",
+    ),
+    (
+        "health-checks",
+        "HealthCheck",
+        "old-style policy: use MeshHealthCheck",
+    ),
+    (
+        "proxytemplates",
+        "ProxyTemplate",
+        "old-style policy: use MeshProxyPatch",
+    ),
+    (
+        "rate-limits",
+        "RateLimit",
+        "old-style policy: use MeshRateLimit",
+    ),
     ("retries", "Retry", "old-style policy: use MeshRetry"),
     ("timeouts", "Timeout", "old-style policy: use MeshTimeout"),
-    ("traffic-logs", "TrafficLog", "old-style policy: use MeshAccessLog"),
+    (
+        "traffic-logs",
+        "TrafficLog",
+        "old-style policy: use MeshAccessLog",
+    ),
     (
         "traffic-permissions",
         "TrafficPermission",
@@ -69,7 +97,11 @@ const LACKING_TYPES: &[(&str, &str, &str)] = &[
         "TrafficRoute",
         "old-style policy: use MeshHTTPRoute or MeshTCPRoute",
     ),
-    ("traffic-traces", "TrafficTrace", "old-style policy: use MeshTrace"),
+    (
+        "traffic-traces",
+        "TrafficTrace",
+        "old-style policy: use MeshTrace",
+    ),
     (
         "virtual-outbounds",
         "VirtualOutbound",
@@ -296,11 +328,20 @@ mod tests {
         let get = Method::GET;
         let e = not_found(&Mode::Global, &get, "/meshes/default/dataplanes/x/_layout");
         assert_eq!(e.status, 404);
-        assert!(e.detail.contains("/meshes/{mesh}/dataplanes/{name}/_layout"), "{}", e.detail);
+        assert!(
+            e.detail
+                .contains("/meshes/{mesh}/dataplanes/{name}/_layout"),
+            "{}",
+            e.detail
+        );
         assert!(e.detail.contains(DOC));
         let e = lacking_type("meshgateways").unwrap_or_else(|| ApiError::internal("none"));
         assert!(e.detail.contains("MeshGateway"), "{}", e.detail);
-        let e = not_found(&Mode::Global, &get, "/meshes/default/meshgateways/gw/_rules");
+        let e = not_found(
+            &Mode::Global,
+            &get,
+            "/meshes/default/meshgateways/gw/_rules",
+        );
         assert!(e.detail.contains("MeshGateway"), "{}", e.detail);
         let e = not_found(&Mode::Global, &get, "/meshes/default/dataplanes/x/_config");
         assert_eq!(e.status, 405);

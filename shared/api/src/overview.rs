@@ -64,6 +64,8 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/zoneingresses+insights", get(ingresses))
         .route("/zoneingresses/{name}/_overview", get(ingress))
         .route("/zoneingresses+insights/{name}", get(ingress))
+        .route("/zone-ingresses/_overview", get(ingresses))
+        .route("/zone-ingresses/{name}/_overview", get(ingress))
         .route("/zoneegresses/_overview", get(egresses))
         .route("/zoneegressoverviews", get(egresses))
         .route("/zoneegresses/{name}/_overview", get(egress))

@@ -154,7 +154,14 @@ fn load_or_create_cluster_id(dir: &std::path::Path) -> std::io::Result<Arc<str>>
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    let id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
     let tmp = dir.join(format!("{CLUSTER_ID_FILE}.tmp"));
     std::fs::write(&tmp, format!("{id}\n"))?;
     std::fs::rename(&tmp, &path)?;
