@@ -64,6 +64,8 @@ pub struct KdsServer {
     /// for all streams: run [`SnapshotFeed::run`] on global's store. Until its first
     /// list, zone streams wait.
     pub feed: Arc<SnapshotFeed>,
+    /// The zones' Envoy admin streams (`crate::envoy_admin`).
+    pub admin: weft_sync::kds::admin::AdminStreams,
 }
 
 /// Binds `address`; the returned server serves KDS over TLS until `shutdown`.
@@ -89,6 +91,10 @@ pub async fn serve(
         }),
     ));
     let global_offer = feed.subscribe();
+    // Envoy admin requests to the zones' proxies (decision 0015).
+    let admin = weft_sync::kds::admin::AdminStreams::default();
+    let admin_service =
+        crate::envoy_admin::kds_service(tokens.clone(), admin.clone(), shutdown.clone());
     let service = KdsSyncServiceServer::new(Kds {
         store,
         tokens,
@@ -105,12 +111,14 @@ pub async fn serve(
         identity.key_pem,
         KEEPALIVE,
     )?
-    .add_service(service);
+    .add_service(service)
+    .add_service(admin_service);
     let serve = grpc::serve("KDS", router, listener, shutdown);
     Ok(KdsServer {
         address: bound,
         serve,
         feed,
+        admin,
     })
 }
 
@@ -128,28 +136,7 @@ struct Kds {
 impl Kds {
     /// The authenticated zone name of a request, or the gRPC refusal.
     fn authenticate<T>(&self, req: &Request<T>) -> Result<(String, Verified<ZoneClaims>), Status> {
-        let md = req.metadata();
-        let zone = md
-            .get(CLIENT_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|z| !z.is_empty())
-            .ok_or_else(|| {
-                Status::unauthenticated("missing client-id metadata: the zone must send its name")
-            })?
-            .to_string();
-        let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
-        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        match self
-            .tokens
-            .validate_for_zone(authorization.unwrap_or_default(), &zone)
-        {
-            Ok(verified) => Ok((zone, verified)),
-            Err(e) => {
-                let status = refusal(e);
-                tracing::warn!(%zone, %peer, code = ?status.code(), reason = status.message(), "KDS: zone refused");
-                Err(status)
-            }
-        }
+        authenticate(&self.tokens, req)
     }
 
     /// Creates the Zone resource on the first authenticated connection; refuses
@@ -177,16 +164,44 @@ impl Kds {
     }
 }
 
+/// The authenticated zone name of a request (its `client-id`, proven by its zone
+/// token), or the gRPC refusal. Every KDS RPC, the Envoy admin streams included
+/// (`crate::envoy_admin`), authenticates through here.
+pub(crate) fn authenticate<T>(
+    tokens: &ZoneTokens,
+    req: &Request<T>,
+) -> Result<(String, Verified<ZoneClaims>), Status> {
+    let md = req.metadata();
+    let zone = md
+        .get(CLIENT_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|z| !z.is_empty())
+        .ok_or_else(|| {
+            Status::unauthenticated("missing client-id metadata: the zone must send its name")
+        })?
+        .to_string();
+    let authorization = md.get("authorization").and_then(|v| v.to_str().ok());
+    let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+    match tokens.validate_for_zone(authorization.unwrap_or_default(), &zone) {
+        Ok(verified) => Ok((zone, verified)),
+        Err(e) => {
+            let status = refusal(e);
+            tracing::warn!(%zone, %peer, code = ?status.code(), reason = status.message(), "KDS: zone refused");
+            Err(status)
+        }
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> Status {
     tracing::error!(error = %e, "KDS: internal error");
     Status::internal("global control plane error; see its log")
 }
 
-type RespStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
+pub(crate) type RespStream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
 
 /// Resolves, with the status to close the stream with, once the token a stream
 /// was accepted with is revoked (or has expired at the time of a revocation check).
-async fn revoked(tokens: Arc<ZoneTokens>, verified: Verified<ZoneClaims>) -> Status {
+pub(crate) async fn revoked(tokens: Arc<ZoneTokens>, verified: Verified<ZoneClaims>) -> Status {
     let mut changes = tokens.subscribe_revocations();
     loop {
         if let Err(e) = tokens.recheck(&verified) {
@@ -200,7 +215,7 @@ async fn revoked(tokens: Arc<ZoneTokens>, verified: Verified<ZoneClaims>) -> Sta
 }
 
 /// The messages from `rx`, then, if `end` fires, that status as the stream's end.
-fn with_end<T: Send + 'static>(
+pub(crate) fn with_end<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
     end: tokio::sync::oneshot::Receiver<Status>,
 ) -> RespStream<T> {

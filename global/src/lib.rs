@@ -3,7 +3,9 @@
 //! docs/architecture.md).
 
 pub mod config;
+pub mod envoy_admin;
 pub mod insights;
+pub mod inspect;
 pub mod kds;
 pub mod tls;
 pub mod tokens;
@@ -110,7 +112,13 @@ pub async fn build_with(
     let extra = weft_api::ExtraRoutes {
         authenticated: axum::Router::new()
             .merge(tokens::api::routes(zone_tokens.clone()))
-            .merge(insights::routes(insights.clone())),
+            .merge(insights::routes(insights.clone()))
+            .merge(inspect::routes())
+            .merge(envoy_admin::routes(envoy_admin::GlobalAdmin {
+                store: data.store.clone(),
+                streams: kds.admin.clone(),
+                insights: insights.clone(),
+            })),
         open: axum::Router::new(),
         hooks: weft_api::Hooks {
             zone_connected: Some(Arc::new(move |zone: &str| connected.is_connected(zone))),

@@ -2,7 +2,9 @@
 //! planes sync resources over.
 //!
 //! - [`v1`]: code generated from `proto/weft/kds/v1/kds.proto`: the
-//!   `KDSSyncService` client and server, [`KdsResource`] and [`KdsMeta`].
+//!   `KDSSyncService` client and server, [`KdsResource`] and [`KdsMeta`]; and the
+//!   `GlobalKDSService` Envoy-admin streams with [`EnvoyAdminRequest`] and
+//!   [`EnvoyAdminResponse`] (decision 0015).
 //! - [`pack`] / [`unpack`]: put a [`KdsResource`] into the `Any` of an Envoy delta
 //!   `Resource`, and take it out again.
 //!
@@ -29,9 +31,11 @@ pub mod v1 {
     include!("generated/weft.kds.v1.rs");
 }
 
+pub use v1::global_kds_service_client::GlobalKdsServiceClient;
+pub use v1::global_kds_service_server::{GlobalKdsService, GlobalKdsServiceServer};
 pub use v1::kds_sync_service_client::KdsSyncServiceClient;
 pub use v1::kds_sync_service_server::{KdsSyncService, KdsSyncServiceServer};
-pub use v1::{KdsMeta, KdsResource};
+pub use v1::{EnvoyAdminRequest, EnvoyAdminResponse, KdsMeta, KdsResource};
 
 /// Type URL of the `Any` in every `Resource.resource` that KDS sends.
 ///

@@ -101,25 +101,58 @@ pub async fn global() -> Running {
 
 /// A global on an existing data dir.
 pub async fn global_in(dir: &Path) -> Running {
-    global_in_with(dir, weft_api::server::no_layer()).await
+    global_from(weft_global::GlobalConfig::for_test(dir), None).await
 }
 
 /// A global in a fresh temp dir whose components use the store through `layer`.
 pub async fn global_with(layer: weft_api::server::StoreLayer) -> Running {
     let dir = fresh_dir();
-    let mut g = global_in_with(dir.path(), layer).await;
+    let mut g = global_from(weft_global::GlobalConfig::for_test(dir.path()), Some(layer)).await;
     g._dir = Some(dir);
     g
 }
 
-async fn global_in_with(dir: &Path, layer: weft_api::server::StoreLayer) -> Running {
+/// A global on an existing data dir, its test config changed by `tune` first
+/// (e.g. a short `zone_cleanup_after`).
+pub async fn global_configured(
+    dir: &Path,
+    tune: impl FnOnce(&mut weft_global::GlobalConfig),
+) -> Running {
+    let mut config = weft_global::GlobalConfig::for_test(dir);
+    tune(&mut config);
+    global_from(config, None).await
+}
+
+/// With `layer`, one attempt; without, a restart on a used data dir waits up to
+/// [`LOCK_WAIT`] for the store lock.
+async fn global_from(
+    config: weft_global::GlobalConfig,
+    layer: Option<weft_api::server::StoreLayer>,
+) -> Running {
     let shutdown = CancellationToken::new();
-    let config = weft_global::GlobalConfig::for_test(dir);
-    let bound = match weft_global::build_with(config, layer, shutdown.clone()).await {
-        Ok(b) => b,
-        Err(e) => panic!("global failed to start: {e}"),
-    };
-    Running::started(Handle::Global(bound), shutdown)
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let retry = layer.is_none();
+    let mut layer = layer;
+    loop {
+        let this = layer.take().unwrap_or_else(weft_api::server::no_layer);
+        match weft_global::build_with(config.clone(), this, shutdown.clone()).await {
+            Ok(b) => return Running::started(Handle::Global(b), shutdown),
+            Err(e) if retry && still_locked(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("global failed to start: {e}"),
+        }
+    }
+}
+
+/// How long a restart on the same data dir waits for the previous instance's
+/// store lock: in a test process, the tasks of the stopped control plane's last
+/// connections may still hold the store for a moment after it stopped (a real
+/// process releases it when it exits).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn still_locked(e: &weft_api::server::ServerError) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 /// A standalone zone named `zone` in a fresh temp dir.
@@ -132,19 +165,32 @@ pub async fn zone_with(zone: Option<&str>, layer: weft_api::server::StoreLayer) 
     let dir = fresh_dir();
     let mut config = weft_zone::ZoneConfig::for_test(dir.path());
     config.zone = zone.map(str::to_string);
-    let mut z = zone_from(config, layer).await;
+    let mut z = zone_from(config, Some(layer)).await;
     z._dir = Some(dir);
     z
 }
 
 /// A zone built from `config`, its components using the store through `layer`.
-async fn zone_from(config: weft_zone::ZoneConfig, layer: weft_api::server::StoreLayer) -> Running {
+/// With `layer`, one attempt; without, a restart on a used data dir waits up to
+/// [`LOCK_WAIT`] for the store lock.
+async fn zone_from(
+    config: weft_zone::ZoneConfig,
+    layer: Option<weft_api::server::StoreLayer>,
+) -> Running {
     let shutdown = CancellationToken::new();
-    let bound = match weft_zone::build_with(config, layer, shutdown.clone()).await {
-        Ok(b) => b,
-        Err(e) => panic!("zone failed to start: {e}"),
-    };
-    Running::started(Handle::Zone(bound), shutdown)
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let retry = layer.is_none();
+    let mut layer = layer;
+    loop {
+        let this = layer.take().unwrap_or_else(weft_api::server::no_layer);
+        match weft_zone::build_with(config.clone(), this, shutdown.clone()).await {
+            Ok(b) => return Running::started(Handle::Zone(b), shutdown),
+            Err(e) if retry && still_locked(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("zone failed to start: {e}"),
+        }
+    }
 }
 
 fn fresh_dir() -> tempfile::TempDir {
@@ -213,5 +259,5 @@ pub async fn federated_zone_with(client: weft_zone::kds::KdsClientConfig, dir: &
         token: client.token.clone(),
         trust: client.trust.clone(),
     });
-    zone_from(config, weft_api::server::no_layer()).await
+    zone_from(config, None).await
 }

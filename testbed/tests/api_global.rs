@@ -57,6 +57,11 @@ async fn auth_and_open_endpoints() {
         "{index}"
     );
     assert_eq!(index["mode"], "global");
+    // Kuma's required clusterId (UUID form, kept in the data dir) and gui path.
+    let cluster = index["clusterId"].as_str().unwrap();
+    assert_eq!(cluster.len(), 36, "{index}");
+    assert_eq!(cluster.matches('-').count(), 4, "{index}");
+    assert_eq!(index["gui"], "/gui");
     assert_eq!(
         g.api
             .http()
@@ -365,12 +370,18 @@ async fn survives_restart() {
     let (s, _) = g.api.put("/meshes/default/meshtimeouts/t1", TIMEOUT).await;
     assert_eq!(s, StatusCode::CREATED);
     let token = g.api.token().to_string();
+    let cluster = g.api.get("/").await.1["clusterId"].clone();
     g.stop().await;
     let g = inprocess::global_in(dir.path()).await;
     assert_eq!(
         g.api.token(),
         token,
         "the admin token is kept across restarts"
+    );
+    assert_eq!(
+        g.api.get("/").await.1["clusterId"],
+        cluster,
+        "so is the cluster id"
     );
     let (s, body) = g.api.get("/meshes/default/meshtimeouts/t1").await;
     assert_eq!(s, StatusCode::OK);

@@ -796,9 +796,6 @@ async fn kuma_routes_weft_does_not_serve_answer_clearly() {
         );
     }
     // Served by Weft's zones only: 405 on global, naming the zone.
-    let (s, body) = global.api.get("/meshes/default/dataplanes/x/_config").await;
-    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-    check(&body, 405, "zone");
     let r = global
         .api
         .request(Method::POST, "/tokens/dataplane")

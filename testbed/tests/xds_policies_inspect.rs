@@ -1,5 +1,7 @@
 //! The zone's inspect endpoints for a proxy: `_config` (the generated xDS
-//! resources as Envoy JSON) and `_rules` (matched policies, merged conf, origins).
+//! resources as Envoy JSON, and as Kuma's `{xds: <config dump>}`), `_rules`
+//! (matched policies, merged conf, origins) and Kuma 2.14's `_policies`,
+//! `_inbounds/{kri}/_policies`, `_outbounds/{kri}/_policies`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -89,8 +91,115 @@ async fn config_is_envoy_json_with_policies_applied() {
     let ep = &eds[0]["resource"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"];
     assert_eq!(ep["address"], "127.0.0.2");
     assert_eq!(ep["portValue"], 18081);
+    // Kuma's shape: the same resources as an Envoy config dump.
+    let configs = cfg["xds"]["configs"].as_array().unwrap();
+    let of = |ty: &str| {
+        configs
+            .iter()
+            .find(|c| c["@type"] == format!("type.googleapis.com/envoy.admin.v3.{ty}"))
+            .unwrap()
+            .clone()
+    };
+    let dumped: Vec<String> = of("ListenersConfigDump")["dynamic_listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["name"], l["active_state"]["listener"]["name"]);
+            l["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(dumped, names);
+    let clusters = of("ClustersConfigDump")["dynamic_active_clusters"].clone();
+    assert!(
+        clusters
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["cluster"]["name"] == "backend" && c["version_info"].is_string()),
+        "{clusters}"
+    );
     let (s, _) = z.api.get("/meshes/default/dataplanes/nope/_config").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    z.stop().await;
+}
+
+// Kuma 2.14's policy views: an outbound (by MeshService KRI or by service
+// name) shows the merged `to` conf with the KRIs of the policies behind it; an
+// inbound (by KRI, name or port) its rules; unknown ones are 404s naming why.
+#[tokio::test]
+async fn policies_per_outbound_and_inbound() {
+    let z = inprocess::zone(Some("zone-1")).await;
+    for (path, body) in [
+        ("/meshes/default/dataplanes/web-1", WEB),
+        ("/meshes/default/meshtimeouts/backend-timeout", TIMEOUT),
+    ] {
+        let (s, b) = z.api.put(path, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{path}: {b}");
+    }
+    let base = "/meshes/default/dataplanes/web-1";
+    for outbound in ["backend", "kri_msvc_default_zone-1__backend_"] {
+        let (s, body) = z
+            .api
+            .get(&format!("{base}/_outbounds/{outbound}/_policies"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let timeout = body["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["kind"] == "MeshTimeout")
+            .unwrap_or_else(|| panic!("no MeshTimeout: {body}"));
+        assert_eq!(timeout["conf"]["http"]["requestTimeout"], "1s", "{body}");
+        let origins: Vec<&str> = timeout["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["kri"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            origins.last(),
+            Some(&"kri_mt_default___backend-timeout_"),
+            "the most specific policy merges last: {body}"
+        );
+    }
+    // Another destination gets the mesh default, not web's timeout to backend.
+    let (_, other) = z.api.get(&format!("{base}/_outbounds/db/_policies")).await;
+    let other_timeout = other["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "MeshTimeout")
+        .cloned()
+        .unwrap_or_default();
+    assert_ne!(
+        other_timeout["conf"]["http"]["requestTimeout"], "1s",
+        "{other}"
+    );
+    let (s, body) = z
+        .api
+        .get(&format!("{base}/_outbounds/kri_mt_default___x_/_policies"))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+
+    for inbound in ["18080", "kri_dp_default_zone-1__web-1_18080"] {
+        let (s, body) = z
+            .api
+            .get(&format!("{base}/_inbounds/{inbound}/_policies"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        for p in body["policies"].as_array().unwrap() {
+            assert!(
+                p["kind"].is_string() && p["rules"].is_array() && p["origins"].is_array(),
+                "{p}"
+            );
+        }
+    }
+    let (s, body) = z.api.get(&format!("{base}/_inbounds/9999/_policies")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    let (s, body) = z.api.get(&format!("{base}/_policies")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["policies"].is_array(), "{body}");
     z.stop().await;
 }
 

@@ -1,8 +1,11 @@
 //! Inspect endpoints on the zone API (Kuma's `_config` and `_rules`):
 //!
 //! - `GET /meshes/{mesh}/dataplanes/{name}/_config`: the xDS resources the proxy
-//!   gets, as generated now: `{"mesh", "dataplane", "resources": {<type URL>:
-//!   [{"name", "version", "resource": <Envoy proto3 JSON>}]}}`.
+//!   gets, as generated now: Kuma's `{"xds": <Envoy config dump>}` (the
+//!   `configs` of an admin `/config_dump`: clusters, endpoints, listeners,
+//!   routes, secrets without keys) and Weft's `{"mesh", "dataplane",
+//!   "resources": {<type URL>: [{"name", "version", "resource": <Envoy proto3
+//!   JSON>}]}}` beside it.
 //! - `GET /meshes/{mesh}/dataplanes/{name}/_rules`: per policy type the policies
 //!   that select the proxy (weakest first), the merged outbound (`to`) rules by
 //!   tag subset, the inbound (`from`) rules per inbound port, single-item
@@ -107,6 +110,7 @@ async fn config(
     let (view, dp) = load(&state, &mesh, &name).await?;
     let snap = generate::generate(&view, &dp).map_err(ApiError::internal)?;
     let mut types = Map::new();
+    let mut dump = ConfigDump::default();
     for type_url in snap.type_urls() {
         let Some(resources) = snap.get(type_url) else {
             continue;
@@ -115,11 +119,67 @@ async fn config(
         for (rname, entry) in resources.iter() {
             let mut resource = json::any_to_json(&entry.payload).map_err(ApiError::internal)?;
             redact_private_keys(&mut resource);
+            dump.add(type_url, rname, &entry.version, &resource);
             items.push(json!({"name": rname, "version": entry.version, "resource": resource}));
         }
         types.insert(type_url.to_string(), Value::Array(items));
     }
-    Ok(axum::Json(json!({"mesh": mesh, "dataplane": name, "resources": types})).into_response())
+    Ok(axum::Json(json!({
+        "xds": dump.into_json(),
+        "mesh": mesh,
+        "dataplane": name,
+        "resources": types,
+    }))
+    .into_response())
+}
+
+/// Generated resources laid out as Envoy's admin `/config_dump` does (Kuma's
+/// `_config` answers `{xds: <that>}`): one `*ConfigDump` per type, each
+/// resource with its version as a dynamic (xDS-delivered) entry.
+#[derive(Default)]
+struct ConfigDump {
+    clusters: Vec<Value>,
+    endpoints: Vec<Value>,
+    listeners: Vec<Value>,
+    routes: Vec<Value>,
+    secrets: Vec<Value>,
+}
+
+impl ConfigDump {
+    fn add(&mut self, type_url: &str, name: &str, version: &str, resource: &Value) {
+        match type_url.rsplit('.').next() {
+            Some("Cluster") => self
+                .clusters
+                .push(json!({"version_info": version, "cluster": resource})),
+            Some("ClusterLoadAssignment") => self
+                .endpoints
+                .push(json!({"version_info": version, "endpoint_config": resource})),
+            Some("Listener") => self.listeners.push(json!({
+                "name": name,
+                "active_state": {"version_info": version, "listener": resource},
+            })),
+            Some("RouteConfiguration") => self
+                .routes
+                .push(json!({"version_info": version, "route_config": resource})),
+            Some("Secret") => self.secrets.push(json!({
+                "name": name,
+                "version_info": version,
+                "secret": resource,
+            })),
+            _ => {}
+        }
+    }
+
+    fn into_json(self) -> Value {
+        const ADMIN: &str = "type.googleapis.com/envoy.admin.v3.";
+        json!({"configs": [
+            {"@type": format!("{ADMIN}ClustersConfigDump"), "dynamic_active_clusters": self.clusters},
+            {"@type": format!("{ADMIN}EndpointsConfigDump"), "dynamic_endpoint_configs": self.endpoints},
+            {"@type": format!("{ADMIN}ListenersConfigDump"), "dynamic_listeners": self.listeners},
+            {"@type": format!("{ADMIN}RoutesConfigDump"), "dynamic_route_configs": self.routes},
+            {"@type": format!("{ADMIN}SecretsConfigDump"), "dynamic_active_secrets": self.secrets},
+        ]})
+    }
 }
 
 /// Replaces every `private_key` (an external service's inline client key) in

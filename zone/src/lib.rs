@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod bootstrap;
 pub mod config;
+pub mod envoy_admin;
 mod follow;
 pub mod identity;
 pub mod ingress;
@@ -119,6 +120,8 @@ pub async fn build_with(
     let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(&mut registry);
     let mut components = Supervisor::new(shutdown.clone(), health.clone());
     let mut serves_from_store = false;
+    // Envoy admin of this zone's proxies, through their weft-dp (decision 0015).
+    let relay = envoy_admin::Relay::new(data.store.clone());
     if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
         let global = fed
             .global
@@ -143,24 +146,26 @@ pub async fn build_with(
             })?;
         // A zone that holds a sync from before serves it from the start.
         serves_from_store = client.readiness().borrow().ready;
-        let (store, stop) = (data.store.clone(), shutdown.clone());
+        let (store, stop, relay) = (data.store.clone(), shutdown.clone(), relay.clone());
         let mut first = Some(client);
         // Serves once its store holds a complete sync from global (from before a
         // restart too); the client's readiness is this component's health.
         components.spawn_restarting(component::KDS, Backoff::default(), move |reporter| {
-            let (first, config, store, stop, metrics) = (
+            let (first, config, store, stop, metrics, relay) = (
                 first.take(),
                 client_config.clone(),
                 store.clone(),
                 stop.clone(),
                 kds_metrics.clone(),
+                relay.clone(),
             );
             async move {
                 let client = match first {
                     Some(c) => c,
                     None => kds::KdsClient::new(config, store).await?,
                 }
-                .with_metrics(metrics);
+                .with_metrics(metrics)
+                .with_admin(relay);
                 let mut readiness = client.readiness();
                 let report = async {
                     loop {
@@ -206,7 +211,8 @@ pub async fn build_with(
     );
     let mut authenticated = axum::Router::new()
         .merge(xds::insight::trust_routes(xds.cache.clone()))
-        .merge(inspect::routes());
+        .merge(inspect::routes())
+        .merge(envoy_admin::api::routes(relay.clone()));
     if let Some(tokens) = admission.tokens() {
         let zone = config.zone.as_deref().unwrap_or(DEFAULT_ZONE_NAME);
         authenticated = authenticated.merge(tokens::api::routes(tokens.clone(), zone));
@@ -214,7 +220,8 @@ pub async fn build_with(
     let live = xds.insights.clone();
     let extra = ExtraRoutes {
         authenticated,
-        open: bootstrap::routes(bootstrap_params, admission),
+        open: bootstrap::routes(bootstrap_params, admission.clone())
+            .merge(envoy_admin::relay_api::routes(relay, admission)),
         hooks: weft_api::Hooks {
             zone_connected: None,
             live: Some(Arc::new(move |key: &weft_model::resource::ResourceKey| {

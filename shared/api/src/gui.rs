@@ -152,12 +152,12 @@ mod tests {
             store: Arc::new(weft_store::MemoryStore::new()),
             mode: Mode::Global,
             token: AdminToken::new(TOKEN),
-            cluster_id: "test-cluster".into(),
             health: weft_runtime::health::Health::default(),
             max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
             registry: Arc::new(registry),
             metrics,
-            hooks: Default::default(),
+            hooks: crate::Hooks::default(),
+            cluster_id: "test-cluster".into(),
         };
         crate::router(state, Router::new())
     }

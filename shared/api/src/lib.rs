@@ -8,6 +8,7 @@
 //! [`grpc`] holds what their gRPC servers (KDS, ADS) share.
 
 mod auth;
+pub mod envoy_admin;
 mod error;
 pub mod grpc;
 pub mod gui;
@@ -73,8 +74,6 @@ pub struct ApiState {
     pub store: Arc<dyn ResourceStore>,
     pub mode: Mode,
     pub token: AdminToken,
-    /// Kuma's `clusterId` of `GET /` (kept in the data dir).
-    pub cluster_id: Arc<str>,
     /// Every component's health: `/ready` is 200 when all of them serve.
     pub health: Health,
     pub max_body_bytes: usize,
@@ -82,6 +81,8 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// What the mode-specific parts tell the shared endpoints.
     pub hooks: Hooks,
+    /// Kuma's `clusterId` (see [`server::DataDir::cluster_id`]).
+    pub cluster_id: Arc<str>,
 }
 
 /// What global or zone lends the shared endpoints: live state the store does

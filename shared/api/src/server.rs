@@ -22,7 +22,7 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot read or write {path} (admin token or cluster id): {source}")]
+    #[error("cannot read or write the admin token in {path}: {source}")]
     Token {
         path: String,
         source: std::io::Error,
@@ -92,11 +92,37 @@ pub async fn bind(
 pub struct DataDir {
     pub store: Arc<dyn ResourceStore>,
     pub token: AdminToken,
-    /// This control plane's cluster id (Kuma's `clusterId` of `GET /`),
-    /// kept in `<data-dir>/cluster-id` so that it survives restarts.
-    pub cluster_id: Arc<str>,
     /// Nothing had ever been written to the store before this start.
     pub fresh: bool,
+    /// This control plane's cluster id (Kuma's `clusterId` of `GET /`), made on
+    /// first start and kept in `<data-dir>/cluster-id`.
+    pub cluster_id: String,
+}
+
+/// Reads `<dir>/cluster-id`, creating it (a random 128-bit id in UUID form)
+/// on first start.
+fn load_or_create_cluster_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join("cluster-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
+    let tmp = dir.join("cluster-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
 }
 
 /// Creates the data dir if needed and opens the sled store and admin token in it.
@@ -110,8 +136,8 @@ pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError
         path: dir.display().to_string(),
         source,
     })?;
-    let cluster_id = load_or_create_cluster_id(dir).map_err(|source| ServerError::Token {
-        path: dir.join(CLUSTER_ID_FILE).display().to_string(),
+    let cluster_id = load_or_create_cluster_id(dir).map_err(|source| ServerError::DataDir {
+        path: dir.join("cluster-id").display().to_string(),
         source,
     })?;
     let store_dir = dir.join("store");
@@ -130,42 +156,9 @@ pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError
     Ok(DataDir {
         store: Arc::new(store),
         token,
-        cluster_id,
         fresh,
+        cluster_id,
     })
-}
-
-/// Where the cluster id is kept in the data dir.
-pub const CLUSTER_ID_FILE: &str = "cluster-id";
-
-/// Reads `<dir>/cluster-id`, creating it first with a random UUID (v4, as
-/// Kuma's cluster ids are) when absent.
-fn load_or_create_cluster_id(dir: &std::path::Path) -> std::io::Result<Arc<str>> {
-    use rand::RngCore;
-    let path = dir.join(CLUSTER_ID_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().into()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    );
-    let tmp = dir.join(format!("{CLUSTER_ID_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{id}\n"))?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(id.into())
 }
 
 /// The name of the mesh created on first start.
@@ -225,12 +218,12 @@ pub async fn serve_api(
         store: data.store.clone(),
         mode,
         token: data.token.clone(),
-        cluster_id: data.cluster_id.clone(),
         health,
         max_body_bytes: config.api_max_body_bytes,
         registry: Arc::new(registry),
         metrics,
         hooks: crate::Hooks::default(),
+        cluster_id: data.cluster_id.clone().into(),
     };
     let app = crate::router(state, extra);
     let (listener, address) = bind("REST API", config.api_address).await?;

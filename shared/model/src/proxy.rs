@@ -31,3 +31,5 @@ pub const TCP_TAG_PREFIX: &str = "weft.tcp.";
 
 /// Longest unix socket path (sun_path is 108 bytes with the NUL on Linux).
 pub const MAX_SOCKET_PATH: usize = 107;
+
+pub mod admin;

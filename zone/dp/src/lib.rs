@@ -10,7 +10,9 @@
 //! - [`client`]: the bootstrap request.
 //! - [`envoy`]: finding and running Envoy.
 //! - [`sink`] (+ [`msgpack`]): the access-log sink.
+//! - [`admin_relay`]: the zone's way to Envoy's admin (loopback only), while Envoy runs.
 
+pub mod admin_relay;
 pub mod client;
 pub mod config;
 pub mod envoy;
@@ -61,16 +63,18 @@ pub async fn run(cfg: DpConfig) -> Result<ExitStatus, DpError> {
             }
         }
     };
-    let status = envoy::run(
-        &envoy::EnvoyRun {
-            bin: cfg.envoy_bin.clone(),
-            bootstrap: path,
-            log_level: cfg.envoy_log_level.clone(),
-            drain_time: cfg.drain_time,
-        },
-        leave,
-    )
-    .await?;
+    let run = envoy::EnvoyRun {
+        bin: cfg.envoy_bin.clone(),
+        bootstrap: path,
+        log_level: cfg.envoy_log_level.clone(),
+        drain_time: cfg.drain_time,
+    };
+    let envoy = envoy::run(&run, leave);
+    // The zone's way to Envoy's admin, for as long as Envoy runs.
+    let status = tokio::select! {
+        status = envoy => status?,
+        never = admin_relay::run(cfg.clone()) => match never {},
+    };
     tracing::info!(
         %status,
         access_log_lines = sink.stats().forwarded.load(std::sync::atomic::Ordering::Relaxed),

@@ -172,12 +172,18 @@ const TRANSIENT_MAX: Duration = Duration::from_secs(15);
 const AUTH_BASE: Duration = Duration::from_secs(10);
 const AUTH_MAX: Duration = Duration::from_secs(60);
 
+/// A disabled zone: 2 s, 4 s, ... capped at 15 s, so that enabling it on
+/// global brings it back soon without hammering global meanwhile.
+const DISABLED_BASE: Duration = Duration::from_secs(2);
+const DISABLED_MAX: Duration = Duration::from_secs(15);
+
 /// How long to wait before attempt number `attempt + 1` (`attempt` ≥ 1 failures),
 /// before jitter.
 pub fn backoff(class: Class, attempt: u32) -> Duration {
     let (base, max) = match class {
         Class::Transient => (TRANSIENT_BASE, TRANSIENT_MAX),
         Class::Auth => (AUTH_BASE, AUTH_MAX),
+        Class::Disabled => (DISABLED_BASE, DISABLED_MAX),
     };
     let doublings = attempt.saturating_sub(1).min(16);
     base.saturating_mul(1u32 << doublings).min(max)

@@ -59,6 +59,7 @@ pub struct KdsClient {
     machine: Machine,
     readiness: watch::Sender<Readiness>,
     metrics: KdsMetrics,
+    admin: Option<crate::envoy_admin::Relay>,
 }
 
 impl KdsClient {
@@ -77,7 +78,14 @@ impl KdsClient {
             machine,
             readiness,
             metrics: KdsMetrics::default(),
+            admin: None,
         })
+    }
+
+    /// Answers global's Envoy admin requests through `relay` (decision 0015).
+    pub fn with_admin(mut self, relay: crate::envoy_admin::Relay) -> Self {
+        self.admin = Some(relay);
+        self
     }
 
     /// Records the streams in `metrics` (`weft_kds_*` on the zone's `/metrics`).
@@ -100,6 +108,7 @@ impl KdsClient {
             mut machine,
             readiness,
             metrics,
+            admin,
         } = self;
         tracing::info!(zone = %config.zone, global = %config.global, readiness = ?machine.readiness(), "KDS client starting");
         let mut channel: Option<Channel> = None;
@@ -107,7 +116,7 @@ impl KdsClient {
         let mut action = machine.action();
         loop {
             let event = tokio::select! {
-                event = perform(action, &config, &store, &metrics, &mut channel, &mut session) => event,
+                event = perform(action, &config, &store, &metrics, admin.as_ref(), &mut channel, &mut session) => event,
                 () = shutdown.cancelled() => Event::Shutdown,
             };
             let observed = Observed::of(&event);
@@ -141,6 +150,7 @@ async fn perform(
     config: &KdsClientConfig,
     store: &Arc<dyn ResourceStore>,
     metrics: &KdsMetrics,
+    admin: Option<&crate::envoy_admin::Relay>,
     channel: &mut Option<Channel>,
     session: &mut Option<Session>,
 ) -> Event {
@@ -156,7 +166,7 @@ async fn perform(
             let Some(c) = channel.take() else {
                 return Event::Failed(SessionError::Closed);
             };
-            match Session::open(c, config, store.clone(), metrics).await {
+            match Session::open(c, config, store.clone(), metrics, admin).await {
                 Ok(s) => {
                     *session = Some(s);
                     Event::Accepted

@@ -72,6 +72,10 @@ pub enum Class {
     /// Global refused the zone's credentials (`UNAUTHENTICATED`,
     /// `PERMISSION_DENIED`): retrying soon cannot help, a new token can. Long back-off.
     Auth,
+    /// Global disabled this zone (its Zone has `enabled: false`,
+    /// `FAILED_PRECONDITION`): nothing to fix here; retried with the long
+    /// back-off until an operator enables it on global.
+    Disabled,
     /// Anything else: a refused or reset connection, TLS, GOAWAY, `UNAVAILABLE`,
     /// keepalive timeouts, a local store error. Normal back-off.
     Transient,
@@ -82,6 +86,7 @@ impl Class {
     pub fn of_status(status: &tonic::Status) -> Class {
         match status.code() {
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Class::Auth,
+            tonic::Code::FailedPrecondition => Class::Disabled,
             _ => Class::Transient,
         }
     }
@@ -90,6 +95,7 @@ impl Class {
     pub fn what(self) -> &'static str {
         match self {
             Class::Auth => "global refuses this zone's token",
+            Class::Disabled => "global has disabled this zone",
             Class::Transient => "global unreachable",
         }
     }
@@ -100,6 +106,10 @@ impl Class {
             Class::Auth => Some(format!(
                 "issue a new zone token on global (`weft-global token zone --zone {zone}`, \
                  or POST /tokens/zone) and restart this zone with it (--zone-token-file)"
+            )),
+            Class::Disabled => Some(format!(
+                "enable it on global: PUT /zones/{zone} with enabled: true \
+                 (or `weftctl apply` a Zone {zone} with enabled: true)"
             )),
             Class::Transient => None,
         }
@@ -188,6 +198,17 @@ pub struct Session {
     /// Fires once, when the initial sync is committed.
     committed: oneshot::Receiver<()>,
     commit_reported: bool,
+    /// The Envoy admin streams (`crate::envoy_admin::kds`), ended with the session.
+    _admin: Option<AbortOnDrop>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Session {
@@ -199,7 +220,9 @@ impl Session {
         config: &KdsClientConfig,
         store: Arc<dyn ResourceStore>,
         metrics: &KdsMetrics,
+        admin: Option<&crate::envoy_admin::Relay>,
     ) -> Result<Session, SessionError> {
+        let admin_channel = channel.clone();
         let mut grpc = client(channel);
         let types = kds::global_to_zone_types();
         let mut local = Vec::new();
@@ -289,10 +312,22 @@ impl Session {
                 Err(e) => SessionError::Stream(e),
             }
         };
+        // Envoy admin for global, on the same connection; never ends the session.
+        let admin = admin.map(|relay| {
+            let mut md = tonic::Request::new(());
+            add_metadata(&mut md, config);
+            let serve =
+                crate::envoy_admin::kds::serve(admin_channel, md.metadata().clone(), relay.clone())
+                    .instrument(
+                        tracing::info_span!("kds", zone = %config.zone, direction = "envoy_admin"),
+                    );
+            AbortOnDrop(tokio::spawn(serve))
+        });
         Ok(Session {
             run: Box::pin(run),
             committed,
             commit_reported: false,
+            _admin: admin,
         })
     }
 

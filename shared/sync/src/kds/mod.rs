@@ -9,6 +9,7 @@
 //! it, so a receiver's `initial_resource_versions` match after a reconnect and only
 //! differences travel.
 
+pub mod admin;
 mod feed;
 pub mod metrics;
 pub mod zone_names;
