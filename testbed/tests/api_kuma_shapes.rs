@@ -811,3 +811,32 @@ async fn kuma_routes_weft_does_not_serve_answer_clearly() {
     global.stop().await;
     zone.stop().await;
 }
+
+// Envoy admin through the control planes (Kuma's `{dataplane}/{type}` routes):
+// without a weft-dp relay behind the test proxies, an answer in the
+// std-errors shape naming the proxy (503), a 404 for an unknown proxy, and a
+// 400 for a query parameter the route does not take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_admin_routes_answer_in_std_errors() {
+    let p = setup().await;
+    let z = &p.zone.api;
+    for kind in ["xds", "stats", "clusters"] {
+        let (s, body) = z
+            .get(&format!("/meshes/default/dataplanes/web-1/{kind}"))
+            .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{kind}: {body}");
+        assert_eq!(body["type"], "/std-errors", "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("web-1"), "{body}");
+    }
+    let (s, body) = z.get("/meshes/default/dataplanes/nobody/xds").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["type"], "/std-errors", "{body}");
+    let (s, body) = z.get("/zoneingresses/zi-1/xds?colour=red").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"].to_string().contains("colour")
+            || body["invalid_parameters"].to_string().contains("colour"),
+        "{body}"
+    );
+    p.stop().await;
+}
