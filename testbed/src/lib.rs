@@ -16,6 +16,8 @@ pub mod echo;
 pub mod inprocess;
 pub mod mesh;
 pub mod multizone;
+pub mod openapi;
+pub mod populated;
 pub mod process;
 pub mod wait;
 

@@ -8,20 +8,59 @@ use serde::Serialize;
 use weft_model::resource::{DocumentError, ResourceError, ValidationErrors, Violation};
 use weft_store::StoreError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    #[serde(rename = "type")]
     pub kind: &'static str,
-    #[serde(serialize_with = "status_code")]
     pub status: StatusCode,
     pub title: String,
     pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid_parameters: Vec<Violation>,
 }
 
-fn status_code<S: serde::Serializer>(s: &StatusCode, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_u16(s.as_u16())
+/// The JSON of an [`ApiError`], as Kuma 2.14 writes it: beside `type`,
+/// `status`, `title`, `detail` and `invalid_parameters`, the deprecated
+/// `details` (the detail again) and `causes` (`{field, message}` per invalid
+/// parameter) that older Kuma clients read.
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    status: u16,
+    title: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    invalid_parameters: &'a [Violation],
+    details: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    causes: Vec<Cause<'a>>,
+}
+
+#[derive(Serialize)]
+struct Cause<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+impl Serialize for ApiError {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            kind: self.kind,
+            status: self.status.as_u16(),
+            title: &self.title,
+            detail: &self.detail,
+            invalid_parameters: &self.invalid_parameters,
+            details: &self.detail,
+            causes: self
+                .invalid_parameters
+                .iter()
+                .map(|v| Cause {
+                    field: &v.field,
+                    message: &v.reason,
+                })
+                .collect(),
+        }
+        .serialize(ser)
+    }
 }
 
 impl ApiError {

@@ -13,6 +13,7 @@ mod error;
 pub mod grpc;
 pub mod gui;
 pub mod json_body;
+pub mod kuma_routes;
 mod mesh_ca;
 pub use mesh_ca::cross_zone_message;
 mod metrics;
@@ -29,8 +30,9 @@ pub use metrics::ApiMetrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::Arc;
@@ -138,9 +140,12 @@ pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::serve))
         .merge(resources)
+        .route("/_kri/{kri}", any(kuma_only))
+        .route("/who-am-i", any(kuma_only))
         .merge(gui::routes())
         .merge(extra.open)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
@@ -164,8 +169,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Kuma's `GET /` fields (product, version, hostname, instanceId,
-/// basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
+/// Kuma's `GET /` fields (product, version, hostname, instanceId, clusterId,
+/// gui, basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
 /// host name and the process id, unique among the control planes of one host.
 async fn index(State(state): State<ApiState>) -> Response {
     let hostname = hostname();
@@ -204,6 +209,19 @@ async fn ready(State(state): State<ApiState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint: see docs/api.md for the paths this API serves")
+/// No route matched: a Kuma 2.14 route Weft does not serve is named as such
+/// (docs/api.md#kuma-routes), anything else is a plain 404.
+async fn not_found(State(state): State<ApiState>, method: Method, uri: Uri) -> ApiError {
+    kuma_routes::not_found(&state.mode, &method, uri.path())
+}
+
+/// The path is served, but not with this method (the `Allow` header says
+/// which), or it is a Kuma route served by the other control plane.
+async fn method_not_allowed(State(state): State<ApiState>, method: Method, uri: Uri) -> ApiError {
+    kuma_routes::method_not_allowed(&state.mode, &method, uri.path())
+}
+
+/// Kuma 2.14 routes that Weft's generic resource paths would otherwise take.
+async fn kuma_only(State(state): State<ApiState>, method: Method, uri: Uri) -> ApiError {
+    kuma_routes::not_found(&state.mode, &method, uri.path())
 }

@@ -64,6 +64,8 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/zoneingresses+insights", get(ingresses))
         .route("/zoneingresses/{name}/_overview", get(ingress))
         .route("/zoneingresses+insights/{name}", get(ingress))
+        .route("/zone-ingresses/_overview", get(ingresses))
+        .route("/zone-ingresses/{name}/_overview", get(ingress))
         .route("/zoneegresses/_overview", get(egresses))
         .route("/zoneegressoverviews", get(egresses))
         .route("/zoneegresses/{name}/_overview", get(egress))
@@ -115,6 +117,9 @@ fn meta_of(r: &Resource, ty: &str) -> Map<String, Value> {
         m.insert("mesh".into(), json!(mesh));
     }
     m.insert("name".into(), json!(r.meta.name));
+    if super::types::short_name(r.resource_type()).is_some() {
+        m.insert("kri".into(), json!(super::kri(r)));
+    }
     for k in ["creationTime", "modificationTime"] {
         if let Some(t) = full.get(k) {
             m.insert(k.into(), t.clone());
@@ -148,12 +153,19 @@ fn insight_json(insight: Option<&DataplaneInsightSpec>, live: Option<&LiveInsigh
         .and_then(|s| serde_json::from_value(s).ok())
         .unwrap_or_default();
     if let Some(live) = live {
+        // The live stream is the persisted subscription with the same connect
+        // time or, while connected, the newest one still open: the zone stamps
+        // the two a few microseconds apart, and one stream is one subscription.
         let connect = live.subscription.get("connectTime");
-        match subs
-            .iter_mut()
-            .rev()
-            .find(|s| connect.is_some() && s.get("connectTime") == connect)
-        {
+        let same = subs
+            .iter()
+            .rposition(|s| connect.is_some() && s.get("connectTime") == connect);
+        let open = || {
+            subs.iter()
+                .rposition(|s| s.get("disconnectTime").is_none_or(Value::is_null))
+                .filter(|_| live.connected)
+        };
+        match same.or_else(open).and_then(|i| subs.get_mut(i)) {
             Some(s) => {
                 if let (Some(s), Some(l)) = (s.as_object_mut(), live.subscription.as_object()) {
                     for (k, val) in l {
@@ -738,6 +750,7 @@ fn mesh_insight_json(c: &Census, mesh: &Resource) -> Value {
     let mut o = meta_of(mesh, "MeshInsight");
     o.remove("mesh");
     o.remove("labels");
+    o.remove("kri");
     let dps = c.dataplanes(Some(name));
     let services = c.services(Some(name));
     let internal = services.online + services.offline + services.partially_degraded;
@@ -817,12 +830,13 @@ async fn policy_dataplanes(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let ty = ResourceType::from_plural(&plural).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown resource type {plural:?}: see GET /_resources for the types"
-        ))
-    })?;
+    let ty = super::resources::resource_type(&plural)?;
     if !ty.is_policy() {
+        if let Some(e) =
+            super::kuma_routes::unserved(&state.mode, &axum::http::Method::GET, uri.path())
+        {
+            return Err(e);
+        }
         return Err(ApiError::not_found(format!(
             "{ty} is not a policy: _resources/dataplanes is served for policies only"
         )));

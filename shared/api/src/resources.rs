@@ -154,11 +154,16 @@ impl ListParams {
     }
 }
 
-fn resource_type(plural: &str) -> Result<ResourceType, ApiError> {
+/// The type a path's plural names; a Kuma 2.14 type Weft lacks is named as
+/// such (docs/api.md#kuma-routes).
+pub(crate) fn resource_type(plural: &str) -> Result<ResourceType, ApiError> {
     ResourceType::from_plural(plural).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "unknown resource type {plural:?}: see GET / and docs/api.md for the types"
-        ))
+        super::kuma_routes::lacking_type(plural).unwrap_or_else(|| {
+            ApiError::not_found(format!(
+                "unknown resource type {plural:?}: GET /_resources lists the types this API serves \
+                 (docs/api.md)"
+            ))
+        })
     })
 }
 
@@ -248,9 +253,7 @@ async fn list(
         .map(|o| next_url(&headers, &uri, size, o, &[]));
     let mut items = Vec::with_capacity(page.items.len());
     for res in &page.items {
-        let mut value = res.to_value();
-        super::mesh_ca::redact(res, &mut value);
-        items.push(value);
+        items.push(answer_of(res));
     }
     let body = json!({ "total": page.total, "items": items, "next": next });
     Ok(respond(StatusCode::OK, &body, &headers, None))
@@ -286,6 +289,20 @@ pub(crate) fn next_url(
     )
 }
 
+/// A resource as GET and lists answer it: its JSON with CA private keys
+/// redacted and, as Kuma 2.14 adds it, its `kri` (for the types that have a
+/// short name).
+fn answer_of(res: &Resource) -> Value {
+    let mut value = res.to_value();
+    super::mesh_ca::redact(res, &mut value);
+    if super::types::short_name(res.resource_type()).is_some()
+        && let Some(o) = value.as_object_mut()
+    {
+        o.insert("kri".into(), json!(super::kri(res)));
+    }
+    value
+}
+
 async fn get_mesh(
     state: State<ApiState>,
     Path(name): Path<String>,
@@ -319,8 +336,7 @@ async fn get_item(
 ) -> Result<Response, ApiError> {
     match state.store.get(&key).await? {
         Some(res) => {
-            let mut value = res.to_value();
-            super::mesh_ca::redact(&res, &mut value);
+            let value = answer_of(&res);
             Ok(respond(
                 StatusCode::OK,
                 &value,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use weft_model::resource::{Owner, Resource, ResourceType, Scope};
 
 /// Kuma's short names (KRIs, kubectl), for the types Kuma gives one.
-fn short_name(ty: ResourceType) -> Option<&'static str> {
+pub(crate) fn short_name(ty: ResourceType) -> Option<&'static str> {
     use ResourceType::*;
     Some(match ty {
         Mesh => "m",

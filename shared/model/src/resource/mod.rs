@@ -221,6 +221,8 @@ impl ResourceType {
             "zone-ingresses" => Some(ResourceType::ZoneIngress),
             "zone-egresses" => Some(ResourceType::ZoneEgress),
             "globalsecrets" => Some(ResourceType::GlobalSecret),
+            // Kuma's path for ExternalService.
+            "external-services" => Some(ResourceType::ExternalService),
             _ => Self::ALL.iter().copied().find(|t| t.plural() == plural),
         }
     }
@@ -338,7 +340,7 @@ impl Resource {
     /// Reads a universal-format document (already parsed into a JSON value).
     /// Checks structure and field types only; call [`Resource::validate`] next,
     /// or use [`Resource::read`], which does both in one pass.
-    /// `creationTime` / `modificationTime` are server-managed and ignored here.
+    /// `creationTime`, `modificationTime` and `kri` are server-managed and ignored here.
     pub fn from_value(value: Value) -> Result<Resource, ValidationErrors> {
         let mut parsed = Self::parse(value);
         if let Some(d) = &parsed.decoded {
@@ -428,6 +430,8 @@ impl Resource {
         };
         obj.remove("creationTime");
         obj.remove("modificationTime");
+        // Kuma 2.14's answers carry the resource's KRI; derived, never stored.
+        obj.remove("kri");
         let Some(ty) = ty else {
             return Parsed {
                 resource: None,
