@@ -95,7 +95,7 @@ pub async fn serve(
         insights,
         disabled,
         global_offer,
-        metrics: KdsMetrics::new(registry),
+        metrics: KdsMetrics::new(registry, weft_sync::kds::metrics::Side::Global),
     })
     .max_decoding_message_size(4 * 1024 * 1024)
     .max_encoding_message_size(4 * 1024 * 1024);

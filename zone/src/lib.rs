@@ -116,7 +116,10 @@ pub async fn build_with(
     }
     let health = Health::default();
     let mut registry = Registry::default();
-    let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(&mut registry);
+    let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(
+        &mut registry,
+        weft_sync::kds::metrics::Side::Zone(config.zone.clone()),
+    );
     let mut components = Supervisor::new(shutdown.clone(), health.clone());
     let mut serves_from_store = false;
     if let (Some(fed), Some(zone)) = (&config.federation, &config.zone) {
