@@ -116,6 +116,7 @@ pub async fn build_with(
     }
     let health = Health::default();
     let mut registry = Registry::default();
+    let kuma_zone = weft_runtime::kuma_metrics::zone_label(config.zone.as_deref(), false);
     let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(
         &mut registry,
         weft_sync::kds::metrics::Side::Zone(config.zone.clone()),
@@ -199,7 +200,7 @@ pub async fn build_with(
         data.store.clone(),
         xds::admit_with(Arc::new(admission.clone())),
         xds::default_generator(),
-        &mut registry,
+        xds::metrics::XdsMetrics::new(&mut registry, &kuma_zone),
         shutdown.clone(),
     )
     .await?;

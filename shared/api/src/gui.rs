@@ -147,7 +147,7 @@ mod tests {
 
     fn app() -> Router {
         let mut registry = Registry::default();
-        let metrics = ApiMetrics::new(&mut registry);
+        let metrics = ApiMetrics::new(&mut registry, "Global");
         let state = ApiState {
             store: Arc::new(weft_store::MemoryStore::new()),
             mode: Mode::Global,
@@ -156,6 +156,8 @@ mod tests {
             max_body_bytes: crate::DEFAULT_MAX_BODY_BYTES,
             registry: Arc::new(registry),
             metrics,
+            hooks: Default::default(),
+            cluster_id: "test-cluster".into(),
         };
         crate::router(state, Router::new())
     }

@@ -12,10 +12,12 @@ mod error;
 pub mod grpc;
 pub mod gui;
 pub mod json_body;
+pub mod kuma_metrics;
 mod mesh_ca;
 pub use mesh_ca::cross_zone_message;
 mod metrics;
 pub mod overview;
+pub mod resource_count;
 mod resources;
 pub mod server;
 mod types;
@@ -78,6 +80,8 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// What the mode-specific parts tell the shared endpoints.
     pub hooks: Hooks,
+    /// Kuma's `clusterId` (`GET /`, `cp_info`).
+    pub cluster_id: String,
 }
 
 /// What global or zone lends the shared endpoints: live state the store does
@@ -139,6 +143,10 @@ pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
             state.metrics.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.kuma.clone(),
+            kuma_metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -158,16 +166,21 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Kuma's `GET /` fields (product, version, hostname, instanceId,
-/// basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
-/// host name and the process id, unique among the control planes of one host.
+/// This process's instance id: the host name and the process id, unique among
+/// the control planes of one host.
+pub fn instance_id() -> String {
+    format!("{}-{:x}", hostname(), std::process::id())
+}
+
+/// Kuma's `GET /` fields (product, version, hostname, instanceId, clusterId,
+/// basedOnKuma) beside Weft's own (mode, zone, status).
 async fn index(State(state): State<ApiState>) -> Response {
-    let hostname = hostname();
     axum::Json(json!({
         "product": "Weft",
         "basedOnKuma": BASED_ON_KUMA,
-        "hostname": hostname,
-        "instanceId": format!("{hostname}-{:x}", std::process::id()),
+        "hostname": hostname(),
+        "instanceId": instance_id(),
+        "clusterId": state.cluster_id,
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),
         "zone": state.mode.zone_name(),

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use weft_model::resource::{Resource, ResourceType, Spec};
 use weft_runtime::config::CommonConfig;
+use weft_runtime::kuma_metrics;
 use weft_runtime::health::Health;
 use weft_runtime::shutdown::CancellationToken;
 use weft_runtime::supervise::BoxError;
@@ -19,6 +20,11 @@ use weft_store::{ResourceStore, StoreError, WriteOp, sled_store::SledStore};
 pub enum ServerError {
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read or write the cluster id {path}: {source}")]
+    ClusterId {
         path: String,
         source: std::io::Error,
     },
@@ -179,7 +185,12 @@ pub async fn serve_api(
     extra: impl Into<crate::ExtraRoutes>,
     shutdown: CancellationToken,
 ) -> Result<ApiServer, ServerError> {
-    let metrics = ApiMetrics::new(&mut registry);
+    let cluster_id = cluster_id(&config.data_dir)?;
+    let zone = kuma_metrics::zone_label(mode.zone_name(), mode == Mode::Global);
+    let metrics = ApiMetrics::new(&mut registry, &zone);
+    let kuma = kuma_metrics::scope(&mut registry, &zone);
+    crate::kuma_metrics::register_cp_info(kuma, &crate::instance_id(), &cluster_id);
+    let counter = crate::resource_count::ResourceCounter::new(kuma);
     let state = ApiState {
         store: data.store.clone(),
         mode,
@@ -189,17 +200,56 @@ pub async fn serve_api(
         registry: Arc::new(registry),
         metrics,
         hooks: crate::Hooks::default(),
+        cluster_id,
     };
     let app = crate::router(state, extra);
     let (listener, address) = bind("REST API", config.api_address).await?;
+    let store = data.store.clone();
     let serve = Box::pin(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .map_err(|source| ServerError::Serve {
+        // `resources_count` follows the store for as long as the API serves.
+        let counting = counter.run(store);
+        let serving = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        tokio::select! {
+            biased;
+            served = serving => served.map_err(|source| ServerError::Serve {
                 what: "REST API",
                 source,
-            })
+            }),
+            () = counting => Ok(()),
+        }
     });
     Ok(ApiServer { address, serve })
+}
+
+/// The control plane's cluster id (Kuma's `clusterId`): a random UUID kept in
+/// `<data-dir>/cluster-id`, created on first start.
+fn cluster_id(dir: &std::path::Path) -> Result<String, ServerError> {
+    use rand::RngCore;
+    let path = dir.join("cluster-id");
+    let err = |source| ServerError::ClusterId {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let h = hex::encode(b);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
+    std::fs::write(&path, &id).map_err(err)?;
+    Ok(id)
 }
