@@ -81,10 +81,12 @@ where
     let (tx, mut rx) = mpsc::channel(queue.max(1));
     let reader = read_into(incoming, tx);
     let main = async {
+        // Whether the next snapshot taken in is the stream's first.
+        let mut first = true;
         let mut pending = snapshots
             .borrow_and_update()
             .clone()
-            .map(|s| take_snapshot(sender, s, true, &mut observe));
+            .map(|s| take_snapshot(sender, s, &mut first, &mut observe));
         loop {
             let out = pending.take().unwrap_or_else(|| sender.poll(now()));
             if !flush(sender, out, &outgoing, &mut observe).await {
@@ -106,7 +108,7 @@ where
                         pending = snapshots
                             .borrow_and_update()
                             .clone()
-                            .map(|s| take_snapshot(sender, s, false, &mut observe));
+                            .map(|s| take_snapshot(sender, s, &mut first, &mut observe));
                     }
                     Err(_) => return Ok(StreamEnd::SourceClosed),
                 },
@@ -121,9 +123,10 @@ where
 fn take_snapshot(
     sender: &mut Sender,
     snapshot: Snapshot,
-    first: bool,
+    first: &mut bool,
     observe: &mut impl FnMut(&Sender, SenderEvent),
 ) -> Outgoing {
+    let first = std::mem::replace(first, false);
     let started = std::time::Instant::now();
     let changed = sender.set_snapshot(snapshot);
     let out = sender.poll(now());
