@@ -88,7 +88,14 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut cleaned = String::new();
     let mut rest = s.as_str();
     'outer: while !rest.is_empty() {
-        for kw in ["by", "without", "on", "ignoring", "group_left", "group_right"] {
+        for kw in [
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+        ] {
             if let Some(after) = rest.strip_prefix(kw)
                 && !cleaned
                     .chars()
@@ -118,7 +125,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             continue;
         }
         let start = i;
-        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_' || bytes[i] == ':')
+        while i < bytes.len()
+            && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_' || bytes[i] == ':')
         {
             i += 1;
         }
@@ -243,8 +251,9 @@ fn dashboard_is_well_formed() {
     assert!(d["schemaVersion"].as_u64().unwrap() >= 36);
     let vars = d["templating"]["list"].as_array().unwrap();
     assert!(
-        vars.iter()
-            .any(|v| v["name"] == "datasource" && v["type"] == "datasource" && v["query"] == "prometheus"),
+        vars.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"),
         "no Prometheus datasource variable"
     );
     let mut ids = BTreeSet::new();
@@ -294,7 +303,13 @@ async fn kuma_series_follow_their_events() {
     let before = scrape(&zone).await;
     let handler = r#"api_server_http_request_duration_seconds_count{zone="zone-1",handler="/meshes/{mesh}/dataplanes",method="GET",code="200"}"#;
     let requests_before = sample(&before, handler).unwrap_or(0.0);
-    assert!(zone.api.get("/meshes/default/dataplanes").await.0.is_success());
+    assert!(
+        zone.api
+            .get("/meshes/default/dataplanes")
+            .await
+            .0
+            .is_success()
+    );
     let text = eventually(WITHIN, "Kuma series on the zone", || async {
         let t = scrape(&zone).await;
         let ok = sample(&t, handler) == Some(requests_before + 1.0)
@@ -314,9 +329,7 @@ async fn kuma_series_follow_their_events() {
     .await;
     let generations: f64 = text
         .lines()
-        .filter(|l| {
-            l.starts_with(r#"xds_generation_count{zone="zone-1",proxy_type="dataplane""#)
-        })
+        .filter(|l| l.starts_with(r#"xds_generation_count{zone="zone-1",proxy_type="dataplane""#))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(generations >= 1.0, "{text}");

@@ -130,7 +130,10 @@ mod tests {
             if t.contains(line) {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{line} never in\n{t}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{line} never in\n{t}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -150,7 +153,11 @@ mod tests {
         let followed = store.clone();
         let task = tokio::spawn(async move { run.run(followed).await });
         wait_for(&registry, "resources_count{resource_type=\"Mesh\"} 1\n").await;
-        wait_for(&registry, "resources_count{resource_type=\"MeshTimeout\"} 0\n").await;
+        wait_for(
+            &registry,
+            "resources_count{resource_type=\"MeshTimeout\"} 0\n",
+        )
+        .await;
         store.create(mesh("two")).await.unwrap();
         wait_for(&registry, "resources_count{resource_type=\"Mesh\"} 2\n").await;
         store

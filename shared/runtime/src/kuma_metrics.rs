@@ -97,10 +97,14 @@ mod tests {
         kuma.register("xds_responses_sent", "responses", sent.clone());
         errors.inc();
         errors.inc();
-        sent.get_or_create(&vec![("type_url".into(), "t".into())]).inc();
+        sent.get_or_create(&vec![("type_url".into(), "t".into())])
+            .inc();
         let t = text(&registry);
         assert!(t.contains("# TYPE xds_generation_errors unknown\n"), "{t}");
-        assert!(t.contains("xds_generation_errors{zone=\"east\"} 2\n"), "{t}");
+        assert!(
+            t.contains("xds_generation_errors{zone=\"east\"} 2\n"),
+            "{t}"
+        );
         assert!(
             t.contains("xds_responses_sent{zone=\"east\",type_url=\"t\"} 1\n"),
             "{t}"

@@ -197,7 +197,12 @@ mod tests {
         assert!(text(&registry).contains("xds_streams_active 1\n"));
         let published = Instant::now();
         tokio::time::advance(std::time::Duration::from_millis(3)).await;
-        stream.sent("type.googleapis.com/envoy.config.cluster.v3.Cluster", "1", 2048, Some(published));
+        stream.sent(
+            "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            "1",
+            2048,
+            Some(published),
+        );
         tokio::time::advance(std::time::Duration::from_millis(4)).await;
         stream.answered(
             "type.googleapis.com/envoy.config.cluster.v3.Cluster",

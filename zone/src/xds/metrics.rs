@@ -46,7 +46,10 @@ const SHORT_TYPE_NAMES: [(&str, &str); 8] = [
     ("envoy.config.endpoint.v3.ClusterLoadAssignment", "Endpoint"),
     ("envoy.config.cluster.v3.Cluster", "Cluster"),
     ("envoy.config.route.v3.RouteConfiguration", "Route"),
-    ("envoy.config.route.v3.ScopedRouteConfiguration", "ScopedRoute"),
+    (
+        "envoy.config.route.v3.ScopedRouteConfiguration",
+        "ScopedRoute",
+    ),
     ("envoy.config.route.v3.VirtualHost", "VirtualHost"),
     ("envoy.config.listener.v3.Listener", "Listener"),
     ("envoy.extensions.transport_sockets.tls.v3.Secret", "Secret"),
@@ -244,8 +247,16 @@ mod tests {
     fn generation_moves_kuma_series() {
         let mut registry = Registry::default();
         let m = XdsMetrics::new(&mut registry, "east");
-        m.generated("dataplane", Duration::from_micros(2500), Some(Generated::Changed));
-        m.generated("dataplane", Duration::from_micros(500), Some(Generated::Same));
+        m.generated(
+            "dataplane",
+            Duration::from_micros(2500),
+            Some(Generated::Changed),
+        );
+        m.generated(
+            "dataplane",
+            Duration::from_micros(500),
+            Some(Generated::Same),
+        );
         m.generated("ingress", Duration::from_micros(100), None);
         let t = text(&registry);
         for line in [

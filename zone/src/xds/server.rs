@@ -15,7 +15,6 @@ use super::metrics::XdsMetrics;
 use super::node::{self, ProxyKey};
 use super::sotw::SotwSender;
 use super::stream::{SotwEvent, run_sotw};
-use weft_sync::discovery_stats::Answer;
 use crate::admission::{Admission, AdmissionError};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
@@ -41,6 +40,7 @@ use weft_sync::delta::driver::{self, SenderEvent};
 use weft_sync::delta::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Sender, SenderConfig, Snapshot, Verdict,
 };
+use weft_sync::discovery_stats::Answer;
 
 /// Checks a proxy's token against the Dataplane it presents.
 pub type Admit = Arc<dyn Fn(Option<&str>, &Resource) -> Result<(), AdmissionError> + Send + Sync>;

@@ -546,7 +546,10 @@ mod tests {
             t.contains(r#"kds_zone_active_connections{zone="Global",zone_name="zone-a"} 0"#),
             "{t}"
         );
-        assert!(t.contains(r#"kds_delta_streams_active{zone="Global"} 0"#), "{t}");
+        assert!(
+            t.contains(r#"kds_delta_streams_active{zone="Global"} 0"#),
+            "{t}"
+        );
     }
 
     // On a zone, the zone_to_global stream is the one it sends: Kuma's delta set
@@ -558,7 +561,10 @@ mod tests {
         let _down = m.stream("east", Direction::global_to_zone);
         let _up = m.stream("east", Direction::zone_to_global);
         let t = text(&registry);
-        assert!(t.contains(r#"kds_delta_streams_active{zone="east"} 1"#), "{t}");
+        assert!(
+            t.contains(r#"kds_delta_streams_active{zone="east"} 1"#),
+            "{t}"
+        );
         assert!(!t.contains("kds_zone_active_connections"), "{t}");
     }
 }
