@@ -84,13 +84,16 @@ pub struct ApiState {
     pub cluster_id: String,
 }
 
+/// Global's answer to "is zone `name` connected now?".
+pub type ZoneConnected = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// What global or zone lends the shared endpoints: live state the store does
 /// not hold.
 #[derive(Clone, Default)]
 pub struct Hooks {
     /// Global: whether zone `name` has a KDS stream open now (a connected zone
     /// cannot be deleted; overviews count it online).
-    pub zone_connected: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub zone_connected: Option<ZoneConnected>,
     /// Zone: a proxy's live ADS stream, merged into its overview.
     pub live: Option<overview::LiveInsights>,
     /// `GET /config`: the effective configuration, without secrets.
