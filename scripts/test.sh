@@ -16,7 +16,7 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   # In-process testbed suites: whole globals and zones on port 0 in the test
   # process, fake peers; no weft binaries started, no Envoy sidecars.
-  FAST_SUITES=(api_global api_kuma_shapes api_zone kds kds_auth store_faults supervision xds_server zones_lifecycle)
+  FAST_SUITES=(api_global api_kuma_shapes api_zone kds kds_auth metrics_names store_faults supervision xds_server zones_lifecycle)
   # Bounded proptest fuzzing of the decoders (seconds; PROPTEST_CASES=N for more).
   FUZZ=(fuzz_decoder fuzz_kds fuzz_msgpack msgpack_alloc)
   args=(--workspace --locked --lib --bins --test fixtures)

@@ -77,6 +77,8 @@ pub struct ZoneState {
 }
 
 /// Binds `address`; the returned server serves KDS over TLS until `shutdown`.
+// One caller (`build`); each argument is a distinct handle it owns.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     address: SocketAddr,
     identity: KdsIdentity,
@@ -109,7 +111,7 @@ pub async fn serve(
         insights,
         disabled,
         global_offer,
-        metrics: KdsMetrics::new(registry),
+        metrics: KdsMetrics::new(registry, weft_sync::kds::metrics::Side::Global),
     })
     .max_decoding_message_size(4 * 1024 * 1024)
     .max_encoding_message_size(4 * 1024 * 1024);

@@ -117,7 +117,11 @@ pub async fn build_with(
     }
     let health = Health::default();
     let mut registry = Registry::default();
-    let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(&mut registry);
+    let kuma_zone = weft_runtime::kuma_metrics::zone_label(config.zone.as_deref(), false);
+    let kds_metrics = weft_sync::kds::metrics::KdsMetrics::new(
+        &mut registry,
+        weft_sync::kds::metrics::Side::Zone(config.zone.clone()),
+    );
     let mut components = Supervisor::new(shutdown.clone(), health.clone());
     let mut serves_from_store = false;
     // Envoy admin of this zone's proxies, through their weft-dp (decision 0015).
@@ -201,7 +205,7 @@ pub async fn build_with(
         data.store.clone(),
         xds::admit_with(Arc::new(admission.clone())),
         xds::default_generator(),
-        &mut registry,
+        xds::metrics::XdsMetrics::new(&mut registry, &kuma_zone),
         shutdown.clone(),
     )
     .await?;

@@ -147,7 +147,7 @@ mod tests {
 
     fn app() -> Router {
         let mut registry = Registry::default();
-        let metrics = ApiMetrics::new(&mut registry);
+        let metrics = ApiMetrics::new(&mut registry, "Global");
         let state = ApiState {
             store: Arc::new(weft_store::MemoryStore::new()),
             mode: Mode::Global,
@@ -157,7 +157,7 @@ mod tests {
             registry: Arc::new(registry),
             metrics,
             hooks: crate::Hooks::default(),
-            cluster_id: "test-cluster".into(),
+            cluster_id: "test-cluster".to_string(),
         };
         crate::router(state, Router::new())
     }

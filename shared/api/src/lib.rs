@@ -13,11 +13,13 @@ mod error;
 pub mod grpc;
 pub mod gui;
 pub mod json_body;
+pub mod kuma_metrics;
 pub mod kuma_routes;
 mod mesh_ca;
 pub use mesh_ca::cross_zone_message;
 mod metrics;
 pub mod overview;
+pub mod resource_count;
 mod resources;
 pub mod server;
 mod types;
@@ -81,8 +83,9 @@ pub struct ApiState {
     pub metrics: ApiMetrics,
     /// What the mode-specific parts tell the shared endpoints.
     pub hooks: Hooks,
-    /// Kuma's `clusterId` (see [`server::DataDir::cluster_id`]).
-    pub cluster_id: Arc<str>,
+    /// Kuma's `clusterId` (`GET /`, `cp_info`): made on first start, kept in
+    /// `<data-dir>/cluster-id`.
+    pub cluster_id: String,
 }
 
 /// Whether a zone has a KDS stream open on this global now.
@@ -150,6 +153,10 @@ pub fn router(mut state: ApiState, extra: impl Into<ExtraRoutes>) -> Router {
             state.metrics.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.kuma.clone(),
+            kuma_metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -169,17 +176,21 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// This process's instance id: the host name and the process id, unique among
+/// the control planes of one host.
+pub fn instance_id() -> String {
+    format!("{}-{:x}", hostname(), std::process::id())
+}
+
 /// Kuma's `GET /` fields (product, version, hostname, instanceId, clusterId,
-/// gui, basedOnKuma) beside Weft's own (mode, zone, status). The instance id is the
-/// host name and the process id, unique among the control planes of one host.
+/// gui, basedOnKuma) beside Weft's own (mode, zone, status).
 async fn index(State(state): State<ApiState>) -> Response {
-    let hostname = hostname();
     axum::Json(json!({
         "product": "Weft",
         "basedOnKuma": BASED_ON_KUMA,
-        "hostname": hostname,
-        "instanceId": format!("{hostname}-{:x}", std::process::id()),
-        "clusterId": state.cluster_id.as_ref(),
+        "hostname": hostname(),
+        "instanceId": instance_id(),
+        "clusterId": state.cluster_id,
         "gui": "/gui",
         "version": env!("CARGO_PKG_VERSION"),
         "mode": state.mode.as_str(),

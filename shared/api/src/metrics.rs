@@ -1,6 +1,7 @@
 //! Request metrics for the REST API and the `/metrics` endpoint.
 
 use super::ApiState;
+use crate::kuma_metrics::KumaApiMetrics;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -29,10 +30,15 @@ struct RouteLabels {
 pub struct ApiMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
+    /// Kuma's `api_server_http_*` families.
+    pub(crate) kuma: KumaApiMetrics,
 }
 
 impl ApiMetrics {
-    pub fn new(registry: &mut Registry) -> Self {
+    /// Registers `weft_api_*`, and Kuma's `api_server_http_*` with
+    /// `zone="<kuma_zone>"` (see [`crate::kuma_metrics`]).
+    pub fn new(registry: &mut Registry, kuma_zone: &str) -> Self {
+        let kuma = KumaApiMetrics::new(weft_runtime::kuma_metrics::scope(registry, kuma_zone));
         let requests = Family::<RequestLabels, Counter>::default();
         let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))
@@ -48,7 +54,11 @@ impl ApiMetrics {
             "REST API request latency",
             duration.clone(),
         );
-        ApiMetrics { requests, duration }
+        ApiMetrics {
+            requests,
+            duration,
+            kuma,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use weft_model::resource::{Resource, ResourceType, Spec};
 use weft_runtime::config::CommonConfig;
 use weft_runtime::health::Health;
+use weft_runtime::kuma_metrics;
 use weft_runtime::shutdown::CancellationToken;
 use weft_runtime::supervise::BoxError;
 use weft_store::{ResourceStore, StoreError, WriteOp, sled_store::SledStore};
@@ -19,6 +20,11 @@ use weft_store::{ResourceStore, StoreError, WriteOp, sled_store::SledStore};
 pub enum ServerError {
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot read or write the cluster id {path}: {source}")]
+    ClusterId {
         path: String,
         source: std::io::Error,
     },
@@ -94,35 +100,6 @@ pub struct DataDir {
     pub token: AdminToken,
     /// Nothing had ever been written to the store before this start.
     pub fresh: bool,
-    /// This control plane's cluster id (Kuma's `clusterId` of `GET /`), made on
-    /// first start and kept in `<data-dir>/cluster-id`.
-    pub cluster_id: String,
-}
-
-/// Reads `<dir>/cluster-id`, creating it (a random 128-bit id in UUID form)
-/// on first start.
-fn load_or_create_cluster_id(dir: &std::path::Path) -> std::io::Result<String> {
-    let path = dir.join("cluster-id");
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let b: [u8; 16] = rand::random();
-    let h = hex::encode(b);
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    );
-    let tmp = dir.join("cluster-id.tmp");
-    std::fs::write(&tmp, format!("{id}\n"))?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(id)
 }
 
 /// Creates the data dir if needed and opens the sled store and admin token in it.
@@ -134,10 +111,6 @@ pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError
     })?;
     let token = AdminToken::load_or_create(dir).map_err(|source| ServerError::Token {
         path: dir.display().to_string(),
-        source,
-    })?;
-    let cluster_id = load_or_create_cluster_id(dir).map_err(|source| ServerError::DataDir {
-        path: dir.join("cluster-id").display().to_string(),
         source,
     })?;
     let store_dir = dir.join("store");
@@ -157,7 +130,6 @@ pub async fn open_data_dir(config: &CommonConfig) -> Result<DataDir, ServerError
         store: Arc::new(store),
         token,
         fresh,
-        cluster_id,
     })
 }
 
@@ -213,7 +185,12 @@ pub async fn serve_api(
     extra: impl Into<crate::ExtraRoutes>,
     shutdown: CancellationToken,
 ) -> Result<ApiServer, ServerError> {
-    let metrics = ApiMetrics::new(&mut registry);
+    let cluster_id = cluster_id(&config.data_dir)?;
+    let zone = kuma_metrics::zone_label(mode.zone_name(), mode == Mode::Global);
+    let metrics = ApiMetrics::new(&mut registry, &zone);
+    let kuma = kuma_metrics::scope(&mut registry, &zone);
+    crate::kuma_metrics::register_cp_info(kuma, &crate::instance_id(), &cluster_id);
+    let counter = crate::resource_count::ResourceCounter::new(kuma);
     let state = ApiState {
         store: data.store.clone(),
         mode,
@@ -223,18 +200,59 @@ pub async fn serve_api(
         registry: Arc::new(registry),
         metrics,
         hooks: crate::Hooks::default(),
-        cluster_id: data.cluster_id.clone().into(),
+        cluster_id,
     };
     let app = crate::router(state, extra);
     let (listener, address) = bind("REST API", config.api_address).await?;
+    let store = data.store.clone();
     let serve = Box::pin(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .map_err(|source| ServerError::Serve {
+        // `resources_count` follows the store for as long as the API serves.
+        let counting = counter.run(store);
+        let serving = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        tokio::select! {
+            biased;
+            served = serving => served.map_err(|source| ServerError::Serve {
                 what: "REST API",
                 source,
-            })
+            }),
+            () = counting => Ok(()),
+        }
     });
     Ok(ApiServer { address, serve })
+}
+
+/// The control plane's cluster id (Kuma's `clusterId`): a random UUID kept in
+/// `<data-dir>/cluster-id`, created on first start.
+fn cluster_id(dir: &std::path::Path) -> Result<String, ServerError> {
+    use rand::RngCore;
+    let path = dir.join("cluster-id");
+    let err = |source| ServerError::ClusterId {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let h = hex::encode(b);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
+    // Written whole or not at all: a crash never leaves a half id behind.
+    let tmp = dir.join("cluster-id.tmp");
+    std::fs::write(&tmp, &id).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    Ok(id)
 }

@@ -21,7 +21,7 @@ use super::generate::{self, GenerateError, MeshView};
 use super::identity::Identities;
 use super::insight::Insights;
 use super::intern::Interner;
-use super::metrics::XdsMetrics;
+use super::metrics::{Generated, XdsMetrics};
 use super::node::{Proxy, ProxyKey, ZONE_INGRESS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -652,8 +652,6 @@ impl Cache {
         let (stats, metrics) = (&self.inner.stats, &self.inner.metrics);
         stats.generations.fetch_add(1, Ordering::Relaxed);
         add_nanos(&stats.generation_nanos, took);
-        metrics.generations.inc();
-        metrics.generation_seconds.observe(took.as_secs_f64());
         match result {
             Ok(snapshot) => {
                 let snapshot = self
@@ -661,10 +659,11 @@ impl Cache {
                     .entry(key.mesh.clone())
                     .or_default()
                     .intern(&snapshot);
-                self.publish(key, seq, tx, snapshot);
+                let generated = self.publish(key, seq, tx, snapshot);
+                metrics.generated("dataplane", took, Some(generated));
             }
             Err(e) => {
-                metrics.generation_errors.inc();
+                metrics.generated("dataplane", took, None);
                 tracing::warn!(proxy = %key, error = %e, "xDS: generation failed; the proxy keeps its last configuration");
             }
         }
@@ -700,15 +699,19 @@ impl Cache {
             };
             let took = started.elapsed();
             self.inner.stats.generations.fetch_add(1, Ordering::Relaxed);
-            self.inner.metrics.generations.inc();
-            self.inner
-                .metrics
-                .generation_seconds
-                .observe(took.as_secs_f64());
+            let proxy_type = match resource.resource_type() {
+                ResourceType::ZoneIngress => "ingress",
+                _ => "egress",
+            };
             match result {
-                Ok(snapshot) => self.publish(&key, seq, &tx, snapshot),
+                Ok(snapshot) => {
+                    let generated = self.publish(&key, seq, &tx, snapshot);
+                    self.inner
+                        .metrics
+                        .generated(proxy_type, took, Some(generated));
+                }
                 Err(e) => {
-                    self.inner.metrics.generation_errors.inc();
+                    self.inner.metrics.generated(proxy_type, took, None);
                     tracing::warn!(proxy = %key, error = %e, "xDS: generation failed; the proxy keeps its last configuration");
                 }
             }
@@ -716,8 +719,15 @@ impl Cache {
     }
 
     /// Publishes `snapshot` (from view number `seq`) to `key`'s streams unless it
-    /// is unchanged or a snapshot from a newer view is already out.
-    fn publish(&self, key: &ProxyKey, seq: u64, tx: &SnapshotTx, snapshot: Snapshot) {
+    /// is unchanged or a snapshot from a newer view is already out; says which.
+    /// A published snapshot is stamped with its time (for `xds_delivery`).
+    fn publish(
+        &self,
+        key: &ProxyKey,
+        seq: u64,
+        tx: &SnapshotTx,
+        mut snapshot: Snapshot,
+    ) -> Generated {
         let mut outdated = false;
         let changed = tx.tx.send_if_modified(|cur| {
             if seq < tx.view_seq.load(Ordering::Relaxed) {
@@ -728,15 +738,20 @@ impl Cache {
             if cur.as_ref().is_some_and(|c| same_snapshot(c, &snapshot)) {
                 false
             } else {
+                self.inner.metrics.published(&snapshot);
+                snapshot.stamp(tokio::time::Instant::now());
                 *cur = Some(snapshot);
                 true
             }
         });
-        if changed {
-            self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
-        }
         if outdated {
             tracing::debug!(proxy = %key, "xDS cache: dropped a generation from an older mesh view");
+        }
+        if changed {
+            self.inner.stats.published.fetch_add(1, Ordering::Relaxed);
+            Generated::Changed
+        } else {
+            Generated::Same
         }
     }
 
@@ -797,7 +812,7 @@ impl Cache {
             Err(e) => {
                 // Retried on the next change, or after a pause (not in a loop).
                 ids.defer(key, RETRY_ISSUANCE);
-                self.inner.metrics.generation_errors.inc();
+                self.inner.metrics.generation_failed();
                 tracing::warn!(proxy = %key, error = %e, "xDS: no workload certificate for the proxy; its mTLS traffic fails until this is fixed");
             }
         }
@@ -837,7 +852,7 @@ impl Cache {
                 Ok(identity) => secrets.insert_hashed(tls.identity_secret_name(), identity),
                 Err(e) => {
                     ids.defer(&per_mesh, RETRY_ISSUANCE);
-                    self.inner.metrics.generation_errors.inc();
+                    self.inner.metrics.generation_failed();
                     tracing::warn!(proxy = %key, %mesh, error = %e, "xDS: no certificate for the zone egress; its external traffic fails until this is fixed");
                 }
             }

@@ -17,7 +17,6 @@ pub mod stream;
 pub mod tls;
 
 use crate::config::XdsSettings;
-use prometheus_client::registry::Registry;
 use std::path::Path;
 use std::sync::Arc;
 use weft_api::server::ServerError;
@@ -39,12 +38,11 @@ pub async fn start(
     store: Arc<dyn ResourceStore>,
     admit: Admit,
     generator: Generator,
-    registry: &mut Registry,
+    metrics: metrics::XdsMetrics,
     shutdown: CancellationToken,
 ) -> Result<(XdsServer, weft_api::server::ServeFuture), ServerError> {
     let tls =
         tls::load_xds_tls(data_dir, settings.address).map_err(ServerError::setup("xDS TLS"))?;
-    let metrics = metrics::XdsMetrics::new(registry);
     let cache = Cache::new(
         store.clone(),
         generator,

@@ -40,6 +40,7 @@ use weft_sync::delta::driver::{self, SenderEvent};
 use weft_sync::delta::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Sender, SenderConfig, Snapshot, Verdict,
 };
+use weft_sync::discovery_stats::Answer;
 
 /// Checks a proxy's token against the Dataplane it presents.
 pub type Admit = Arc<dyn Fn(Option<&str>, &Resource) -> Result<(), AdmissionError> + Send + Sync>;
@@ -299,20 +300,33 @@ impl AggregatedDiscoveryService for Ads {
         tokio::spawn(async move {
             let Session { key, snapshots, .. } = &session;
             let mut sender = SotwSender::new(ctx.sender.clone());
+            let mut kuma = ctx.metrics.kuma.streams.stream();
             let observe = |s: &SotwSender, ev: SotwEvent| {
                 match &ev {
-                    SotwEvent::Sent { .. } => ctx.metrics.responses.inc(),
+                    SotwEvent::Sent { type_url, nonce, bytes, .. } => {
+                        let published = s.snapshot().and_then(|s| s.published_at());
+                        kuma.sent(type_url, nonce, *bytes, published);
+                        ctx.metrics.responses.inc()
+                    }
                     SotwEvent::Request(r) => match &r.verdict {
-                        Some(super::sotw::SotwVerdict::Ack { .. }) => {
+                        Some(super::sotw::SotwVerdict::Ack { nonce }) => {
                             if r.type_url == SECRET_TYPE
                                 && let Some(held) = s.held_resources(SECRET_TYPE)
                             {
                                 ctx.cache.secrets_acked(key, held);
                             }
+                            kuma.answered(&r.type_url, Answer::Ack { nonce });
                             ctx.metrics.acks.inc()
                         }
-                        Some(super::sotw::SotwVerdict::Nack { .. }) => ctx.metrics.nacks.inc(),
-                        _ => 0,
+                        Some(super::sotw::SotwVerdict::Nack { nonce, .. }) => {
+                            kuma.answered(&r.type_url, Answer::Nack { nonce });
+                            ctx.metrics.nacks.inc()
+                        }
+                        Some(super::sotw::SotwVerdict::Stale { nonce }) => {
+                            kuma.superseded(nonce);
+                            0
+                        }
+                        None => 0,
                     },
                     SotwEvent::Stalled(_) => ctx.metrics.stalls.inc(),
                 };
@@ -362,22 +376,35 @@ impl AggregatedDiscoveryService for Ads {
         tokio::spawn(async move {
             let Session { key, snapshots, .. } = &session;
             let mut sender = Sender::new(ctx.sender.clone());
+            let mut kuma = ctx.metrics.kuma.streams.stream();
             let observe = |s: &Sender, ev: SenderEvent| {
                 match &ev {
-                    SenderEvent::Sent { .. } => ctx.metrics.responses.inc(),
+                    SenderEvent::Sent { type_url, nonce, bytes, .. } => {
+                        let published = s.snapshot().and_then(|s| s.published_at());
+                        kuma.sent(type_url, nonce, *bytes, published);
+                        ctx.metrics.responses.inc()
+                    }
                     SenderEvent::Request(r) => match &r.verdict {
-                        Some(Verdict::Ack { .. }) => {
+                        Some(Verdict::Ack { nonce }) => {
                             if r.type_url == SECRET_TYPE
                                 && let Some(held) = s.known_versions(SECRET_TYPE)
                             {
                                 ctx.cache.secrets_acked(key, held);
                             }
+                            kuma.answered(&r.type_url, Answer::Ack { nonce });
                             ctx.metrics.acks.inc()
                         }
-                        Some(Verdict::Nack { .. }) => ctx.metrics.nacks.inc(),
-                        _ => 0,
+                        Some(Verdict::Nack { nonce, .. }) => {
+                            kuma.answered(&r.type_url, Answer::Nack { nonce });
+                            ctx.metrics.nacks.inc()
+                        }
+                        Some(Verdict::Stale { nonce }) => {
+                            kuma.superseded(nonce);
+                            0
+                        }
+                        None => 0,
                     },
-                    SenderEvent::Error(_) => 0,
+                    SenderEvent::Error(_) | SenderEvent::Generated { .. } => 0,
                     SenderEvent::Stalled(_) => ctx.metrics.stalls.inc(),
                 };
                 ctx.cache.insights().record(key, s.all_stats());

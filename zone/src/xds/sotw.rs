@@ -140,6 +140,11 @@ impl SotwSender {
         self.snapshot = Some(snapshot);
     }
 
+    /// What is offered now.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
     /// Takes in one request: its subscription, and its ACK/NACK of the response in
     /// flight. `now` dates a NACK's back-off.
     pub fn on_request(

@@ -29,7 +29,10 @@ pub enum SotwEvent {
     Request(SotwRequest),
     Sent {
         type_url: String,
+        nonce: String,
         resources: usize,
+        /// The response's encoded size.
+        bytes: usize,
     },
     /// A response has awaited its ACK for `SenderConfig::stall_after` (logged as a
     /// warning too).
@@ -56,7 +59,9 @@ where
         for resp in sender.poll(Instant::now()) {
             let event = SotwEvent::Sent {
                 type_url: resp.type_url.clone(),
+                nonce: resp.nonce.clone(),
                 resources: resp.resources.len(),
+                bytes: prost::Message::encoded_len(&resp),
             };
             observe(sender, event);
             if outgoing.send(resp).await.is_err() {

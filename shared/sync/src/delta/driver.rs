@@ -13,7 +13,7 @@
 //! health check ends the incoming stream, which ends these pumps.
 
 use super::receiver::{Receiver, Reply, Update};
-use super::sender::{Sender, Stall};
+use super::sender::{Outgoing, Sender, Stall};
 use super::snapshot::Snapshot;
 use super::tracker::{RequestSummary, Verdict};
 use super::{BoxError, DeltaDiscoveryRequest, DeltaDiscoveryResponse, DeltaError, Rejection};
@@ -52,6 +52,14 @@ pub enum SenderEvent {
     /// A response has awaited its ACK for [`super::SenderConfig::stall_after`]
     /// (logged as a warning too).
     Stalled(Stall),
+    /// A new snapshot was taken in and the responses due from it built: `took`
+    /// is that work (the per-stream share of a generation), `changed` whether a
+    /// subscribed type differed, `first` whether it was the stream's first.
+    Generated {
+        took: std::time::Duration,
+        changed: bool,
+        first: bool,
+    },
 }
 
 /// Serves `sender` until the peer, the outgoing queue or the snapshot source goes
@@ -73,11 +81,15 @@ where
     let (tx, mut rx) = mpsc::channel(queue.max(1));
     let reader = read_into(incoming, tx);
     let main = async {
-        if let Some(s) = snapshots.borrow_and_update().clone() {
-            sender.set_snapshot(s);
-        }
+        // Whether the next snapshot taken in is the stream's first.
+        let mut first = true;
+        let mut pending = snapshots
+            .borrow_and_update()
+            .clone()
+            .map(|s| take_snapshot(sender, s, &mut first, &mut observe));
         loop {
-            if !flush(sender, &outgoing, &mut observe).await {
+            let out = pending.take().unwrap_or_else(|| sender.poll(now()));
+            if !flush(sender, out, &outgoing, &mut observe).await {
                 return Ok(StreamEnd::OutgoingClosed);
             }
             let deadline = sender.next_deadline();
@@ -93,9 +105,10 @@ where
                 },
                 changed = snapshots.changed() => match changed {
                     Ok(()) => {
-                        if let Some(s) = snapshots.borrow_and_update().clone() {
-                            sender.set_snapshot(s);
-                        }
+                        pending = snapshots
+                            .borrow_and_update()
+                            .clone()
+                            .map(|s| take_snapshot(sender, s, &mut first, &mut observe));
                     }
                     Err(_) => return Ok(StreamEnd::SourceClosed),
                 },
@@ -106,13 +119,36 @@ where
     alongside(reader, main).await
 }
 
-/// Sends what the sender has due; false when the outgoing side is gone.
+/// Takes in `snapshot` and builds what is due from it, timed for metrics.
+fn take_snapshot(
+    sender: &mut Sender,
+    snapshot: Snapshot,
+    first: &mut bool,
+    observe: &mut impl FnMut(&Sender, SenderEvent),
+) -> Outgoing {
+    let first = std::mem::replace(first, false);
+    let started = std::time::Instant::now();
+    let changed = sender.set_snapshot(snapshot);
+    let out = sender.poll(now());
+    let took = started.elapsed();
+    observe(
+        sender,
+        SenderEvent::Generated {
+            took,
+            changed,
+            first,
+        },
+    );
+    out
+}
+
+/// Sends `out` (what the sender had due); false when the outgoing side is gone.
 async fn flush(
     sender: &mut Sender,
+    out: Outgoing,
     outgoing: &mpsc::Sender<DeltaDiscoveryResponse>,
     observe: &mut impl FnMut(&Sender, SenderEvent),
 ) -> bool {
-    let out = sender.poll(now());
     for e in out.errors {
         tracing::warn!(error = %e, "delta: resource not sent");
         observe(sender, SenderEvent::Error(e));

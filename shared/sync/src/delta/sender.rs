@@ -214,11 +214,15 @@ impl Sender {
     }
 
     /// Replaces what is offered. Nothing is sent before the first snapshot.
-    pub fn set_snapshot(&mut self, snapshot: Snapshot) {
+    /// Returns whether a subscribed type's resources differ from the last
+    /// snapshot's (shared maps count as unchanged).
+    pub fn set_snapshot(&mut self, snapshot: Snapshot) -> bool {
+        let mut changed = false;
         for (type_url, tracker) in &mut self.types {
-            tracker.observe(snapshot.get_shared(type_url));
+            changed |= tracker.observe(snapshot.get_shared(type_url));
         }
         self.snapshot = Some(snapshot);
+        changed
     }
 
     pub fn snapshot(&self) -> Option<&Snapshot> {

@@ -329,8 +329,9 @@ impl TypeTracker {
         }
     }
 
-    /// Notes the snapshot's map for this type; a different map may mean changes.
-    pub fn observe(&mut self, resources: Option<&Arc<TypeResources>>) {
+    /// Notes the snapshot's map for this type; a different map may mean changes
+    /// (returned: whether it differed).
+    pub fn observe(&mut self, resources: Option<&Arc<TypeResources>>) -> bool {
         let same = match (&self.seen, resources) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             (None, None) => true,
@@ -340,6 +341,7 @@ impl TypeTracker {
             self.seen = resources.cloned();
             self.dirty = true;
         }
+        !same
     }
 
     /// Clears an elapsed back-off, so [`TypeTracker::not_before`] only ever

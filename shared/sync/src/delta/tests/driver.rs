@@ -289,3 +289,59 @@ async fn a_response_never_acked_is_reported_as_stalled_by_the_pump() {
     drop(req_tx);
     assert_eq!(task.await.expect("join"), Ok(StreamEnd::PeerClosed));
 }
+
+#[tokio::test]
+async fn each_snapshot_taken_in_is_reported_as_a_generation() {
+    // The stream's first snapshot is reported as first; a later one changes a
+    // subscribed type; the same snapshot again changes nothing.
+    let (req_tx, req_rx) = mpsc::channel(16);
+    let (resp_tx, mut resp_rx) = mpsc::channel(16);
+    let first = snap(&[(MESH, &[("a", "1")])]);
+    let (snap_tx, snap_rx) = watch::channel(Some(first));
+    let (gen_tx, mut gen_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut sender = Sender::new(SenderConfig::default());
+        run_sender(
+            &mut sender,
+            stream(req_rx),
+            resp_tx,
+            snap_rx,
+            16,
+            move |_, ev| {
+                if let SenderEvent::Generated { changed, first, .. } = ev {
+                    let _ = gen_tx.send((first, changed));
+                }
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    });
+    // Nothing subscribed yet: the first snapshot changes no subscribed type.
+    assert_eq!(generation(&mut gen_rx).await, Some((true, false)));
+    req_tx
+        .send(DeltaDiscoveryRequest {
+            type_url: MESH.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), resp_rx.recv())
+        .await
+        .unwrap()
+        .expect("a first response");
+    let second = snap(&[(MESH, &[("a", "2")])]);
+    snap_tx.send(Some(second.clone())).unwrap();
+    assert_eq!(generation(&mut gen_rx).await, Some((false, true)));
+    snap_tx.send(Some(second)).unwrap();
+    assert_eq!(generation(&mut gen_rx).await, Some((false, false)));
+    drop(req_tx);
+    task.await.unwrap().unwrap();
+}
+
+/// The next generation event `(first, changed)`, within 5 s.
+async fn generation(rx: &mut mpsc::UnboundedReceiver<(bool, bool)>) -> Option<(bool, bool)> {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a generation within 5 s")
+}
