@@ -64,7 +64,15 @@ async fn global_components_are_supervised() {
     names.sort();
     assert_eq!(
         names,
-        ["KDS feed", "KDS server", "REST API", "revocation follower"]
+        [
+            "KDS feed",
+            "KDS server",
+            "REST API",
+            "offline zone cleanup",
+            "revocation follower",
+            "zone follower",
+            "zone insight writer"
+        ]
     );
     for name in names {
         let global = inprocess::global().await;
