@@ -244,5 +244,29 @@ async fn rules_show_merge_and_origins() {
     );
     let inbound = &timeout["from"]["18080"][0];
     assert_eq!(inbound["conf"]["connectionTimeout"], "10s");
+    // Kuma's InspectRules beside: the proxy's meta, toRules with matchers and
+    // the origin policies' metas, fromRules per inbound.
+    assert_eq!(body["resource"]["type"], "Dataplane");
+    assert_eq!(body["resource"]["name"], "web-1");
+    let to = timeout["toRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["matchers"][0]["value"] == "backend")
+        .unwrap_or_else(|| panic!("no toRule for backend: {timeout}"));
+    assert_eq!(to["matchers"][0]["key"], "kuma.io/service");
+    assert_eq!(to["matchers"][0]["not"], false);
+    assert_eq!(to["conf"]["http"]["requestTimeout"], "1s");
+    let origin: Vec<&str> = to["origin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(origin, ["mesh-timeout-all-default", "backend-timeout"]);
+    let from = &timeout["fromRules"][0];
+    assert_eq!(from["inbound"]["port"], 18080, "{timeout}");
+    assert_eq!(from["inbound"]["tags"]["kuma.io/service"], "web");
+    assert_eq!(from["rules"][0]["conf"]["connectionTimeout"], "10s");
     z.stop().await;
 }

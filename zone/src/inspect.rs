@@ -10,7 +10,9 @@
 //!   that select the proxy (weakest first), the merged outbound (`to`) rules by
 //!   tag subset, the inbound (`from`) rules per inbound port, single-item
 //!   defaults, each with the merged conf and the origin (policy, entry) of every
-//!   value.
+//!   value; beside them Kuma's `InspectRules` shape: `resource` (the
+//!   Dataplane's meta), `httpMatches`, and per type `proxyRule`, `toRules`
+//!   (matchers, conf, origin policies) and `fromRules` (per inbound).
 //! - `GET /meshes/{mesh}/dataplanes/{name}/_policies` (Kuma 2.14's
 //!   `PoliciesList`): the proxy-wide policies (those with a single `default`),
 //!   each `{kind, conf, origins: [{kri}]}`.
@@ -206,10 +208,116 @@ async fn rules(
 ) -> Result<Response, ApiError> {
     let (view, dp) = load(&state, &mesh, &name).await?;
     let rules = view.rules(&dp);
-    Ok(
-        axum::Json(json!({"mesh": mesh, "dataplane": name, "rules": rules.to_json()}))
-            .into_response(),
-    )
+    let mut items = rules.to_json();
+    // Kuma's InspectRule fields beside Weft's, per type.
+    if let Value::Array(items) = &mut items {
+        for (item, (_, r)) in items.iter_mut().zip(rules.types.iter()) {
+            if let Value::Object(o) = item {
+                kuma_rule(&view, &dp, r, o);
+            }
+        }
+    }
+    Ok(axum::Json(json!({
+        "resource": meta(&dp),
+        "httpMatches": [],
+        "mesh": mesh,
+        "dataplane": name,
+        "rules": items,
+    }))
+    .into_response())
+}
+
+/// Kuma's `Meta` of a resource.
+fn meta(r: &Resource) -> Value {
+    json!({
+        "type": r.resource_type().name(),
+        "mesh": r.meta.mesh,
+        "name": r.meta.name,
+        "labels": r.meta.labels,
+    })
+}
+
+/// The policies behind `origins` as Kuma's `Meta`s, in merge order, each once.
+fn origin_metas(view: &MeshView, origins: &[weft_model::rules::Origin]) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    origins
+        .iter()
+        .filter(|o| seen.insert((o.ty.clone(), o.name.clone())))
+        .filter_map(|o| {
+            view.resources
+                .get(o.ty.as_str())
+                .and_then(|m| m.get(&o.name))
+                .map(|r| meta(r))
+        })
+        .collect()
+}
+
+/// A tag subset as Kuma's rule matchers.
+fn matchers(subset: &weft_model::resource::Tags) -> Vec<Value> {
+    subset
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v, "not": false}))
+        .collect()
+}
+
+/// Adds Kuma's `InspectRule` fields to Weft's rules of one type: `proxyRule`
+/// (the single `default`), `toRules` (per destination subset) and `fromRules`
+/// (per inbound), each with its matchers, conf and origin policies.
+fn kuma_rule(
+    view: &MeshView,
+    dp: &Resource,
+    r: &weft_model::rules::TypeRules,
+    o: &mut Map<String, Value>,
+) {
+    if let Some(single) = &r.single {
+        o.insert(
+            "proxyRule".into(),
+            json!({"conf": single.conf, "origin": origin_metas(view, &single.contributors)}),
+        );
+    }
+    if !r.to.is_empty() {
+        let to: Vec<Value> =
+            r.to.iter()
+                .map(|rule| {
+                    json!({
+                        "matchers": matchers(&rule.subset),
+                        "conf": rule.merged.conf,
+                        "origin": origin_metas(view, &rule.merged.contributors),
+                    })
+                })
+                .collect();
+        o.insert("toRules".into(), Value::Array(to));
+    }
+    if !r.from.is_empty() {
+        let weft_model::resource::Spec::Dataplane(spec) = &dp.spec else {
+            return;
+        };
+        let inbounds: Vec<_> = spec
+            .networking
+            .iter()
+            .flat_map(|n| n.inbound.iter())
+            .collect();
+        let from: Vec<Value> = r
+            .from
+            .iter()
+            .map(|(port, rules)| {
+                let inbound = inbounds.iter().find(|i| i.port == *port);
+                json!({
+                    "inbound": {
+                        "name": inbound.and_then(|i| i.name.clone()),
+                        "tags": inbound.map(|i| i.tags.clone()).unwrap_or_default(),
+                        "port": port,
+                    },
+                    "rules": rules.iter().map(|rule| json!({
+                        "matchers": matchers(&rule.subset),
+                        "conf": rule.merged.conf,
+                        "origin": origin_metas(view, &rule.merged.contributors),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        o.insert("fromRules".into(), Value::Array(from));
+    }
 }
 
 /// The KRIs of the policies behind `origins`, in merge order, each once.
