@@ -69,14 +69,9 @@ const NOT_SERVED: &[(&str, &str)] = &[
         "per-route inspect; not built",
     ),
     (
-        "/meshes/{mesh}/meshservices/{name}/_dataplanes",
-        "MeshService inspect; not built",
-    ),
-    (
         "/meshes/{mesh}/{serviceType}/{serviceName}/_hostnames",
         "no HostnameGenerator",
     ),
-    ("/_kri/{kri}", "lookup by KRI; not built"),
     ("/meshes/{mesh}/meshgateways", "no gateways"),
     ("/meshes/{mesh}/meshgateways/{name}", "no gateways"),
     ("/hostnamegenerators", "no HostnameGenerator"),
@@ -171,6 +166,19 @@ async fn probes(p: &populated::Populated) -> Vec<Probe> {
         Z,
         "/meshes/default/meshtrafficpermissions/allow-backend/_resources/dataplanes",
     ));
+    out.push(get(
+        "/meshes/{mesh}/meshservices/{name}/_dataplanes",
+        Z,
+        "/meshes/default/meshservices/backend/_dataplanes",
+    ));
+    for cp in [G, Z] {
+        out.push(get("/_kri/{kri}", cp, "/_kri/kri_mt_default___timeouts_"));
+        out.push(get(
+            "/_kri/{kri}",
+            cp,
+            format!("/_kri/kri_msvc_default_{}__backend_", populated::ZONE),
+        ));
+    }
     for (cp, web) in [(G, web_g.as_str()), (Z, "web-1")] {
         out.push(get(
             "/meshes/{mesh}/dataplanes",

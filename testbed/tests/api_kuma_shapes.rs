@@ -607,6 +607,47 @@ async fn policy_resources_dataplanes() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
+    // A MeshService's proxies: those its selector picks.
+    let svc = ok(
+        &p.zone.api,
+        "/meshes/default/meshservices/backend/_dataplanes",
+    )
+    .await;
+    required(&svc, &["total", "items"]);
+    page(&svc).iter().for_each(|i| meta(i));
+    assert_eq!(names(&svc), set(&["backend-1", "backend-2"]), "{svc}");
+    let (s, _) = p
+        .zone
+        .api
+        .get("/meshes/default/meshservices/nothing/_dataplanes")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    p.stop().await;
+}
+
+// A resource by its KRI answers as its GET does: a global policy on both
+// control planes, and the zone's MeshService on the zone and on global (where
+// it is stored under another name); bad or unknown KRIs are refused clearly.
+// `who-am-i` names the one identity, the admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kri_lookup_and_who_am_i() {
+    let p = setup().await;
+    let service_kri = format!("kri_msvc_default_{ZONE}__backend_");
+    for api in [&p.global.api, &p.zone.api] {
+        let timeout = ok(api, "/_kri/kri_mt_default___timeouts_").await;
+        assert_eq!(timeout["type"], "MeshTimeout");
+        assert_eq!(timeout["kri"], "kri_mt_default___timeouts_");
+        let svc = ok(api, &format!("/_kri/{service_kri}")).await;
+        assert_eq!(svc["type"], "MeshService", "{svc}");
+        assert_eq!(svc["kri"], service_kri.as_str(), "{svc}");
+        let (s, body) = api.get("/_kri/not-a-kri").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let (s, body) = api.get("/_kri/kri_mt_default___nothing_").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+        let me = ok(api, "/who-am-i").await;
+        assert_eq!(me["name"], "mesh-system:admin");
+        assert!(me["groups"].is_array());
+    }
     p.stop().await;
 }
 
@@ -746,8 +787,6 @@ async fn kuma_routes_weft_does_not_serve_answer_clearly() {
             ),
             ("/hostnamegenerators", "HostnameGenerator"),
             ("/meshes/default/service-insights", "ServiceInsight"),
-            ("/_kri/kri_mt_default___timeouts_", "/_kri/{kri}"),
-            ("/who-am-i", "/who-am-i"),
             (
                 "/meshes/default/dataplanes/x/_layout",
                 "/meshes/{mesh}/dataplanes/{name}/_layout",

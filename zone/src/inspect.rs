@@ -322,6 +322,7 @@ fn kuma_rule(
 
 /// The KRIs of the policies behind `origins`, in merge order, each once.
 fn origin_kris(view: &MeshView, origins: &[weft_model::rules::Origin]) -> Vec<Value> {
+    let here = Some(view.zone.as_str());
     let mut seen = std::collections::BTreeSet::new();
     origins
         .iter()
@@ -331,7 +332,7 @@ fn origin_kris(view: &MeshView, origins: &[weft_model::rules::Origin]) -> Vec<Va
                 .resources
                 .get(o.ty.as_str())
                 .and_then(|m| m.get(&o.name))
-                .map(|r| weft_api::kri(r))
+                .map(|r| weft_api::kri(r, here))
                 .unwrap_or_else(|| o.name.clone());
             json!({ "kri": kri })
         })

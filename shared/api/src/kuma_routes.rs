@@ -123,18 +123,6 @@ enum Unserved {
 const ROUTES: &[(&str, &str, Unserved, &str)] = &[
     (
         "GET",
-        "/_kri/{kri}",
-        Unserved::Anywhere,
-        "finding a resource by its KRI is not built; GET it at its path (/meshes/{mesh}/{type}/{name})",
-    ),
-    (
-        "GET",
-        "/who-am-i",
-        Unserved::Anywhere,
-        "Weft has one admin token and no users or groups",
-    ),
-    (
-        "GET",
         "/meshes/{mesh}/dataplanes/{name}/_layout",
         Unserved::Anywhere,
         "the networking layout view is not built; GET .../_overview for the dataplane and its inbounds and outbounds",
@@ -168,12 +156,6 @@ const ROUTES: &[(&str, &str, Unserved, &str)] = &[
         "/meshes/{mesh}/{type}/{name}/dataplanes",
         Unserved::Anywhere,
         "Kuma's older inspection path: GET /meshes/{mesh}/{type}/{name}/_resources/dataplanes",
-    ),
-    (
-        "GET",
-        "/meshes/{mesh}/meshservices/{name}/_dataplanes",
-        Unserved::Anywhere,
-        "MeshService inspection is not built: GET /meshes/{mesh}/dataplanes/_overview?tag=kuma.io/service:<name>",
     ),
     (
         "GET",

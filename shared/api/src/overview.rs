@@ -12,9 +12,12 @@
 //!   `GET /mesh-insights`, `GET /mesh-insights/{mesh}`.
 //! - `GET /meshes/{mesh}/{policy}/{name}/_resources/dataplanes`: the proxies a
 //!   policy's top-level targetRef selects.
-//! - `GET /policies`, `GET /versions`, `GET /config`.
+//! - `GET /meshes/{mesh}/meshservices/{name}/_dataplanes`: the Dataplanes a
+//!   MeshService's selector picks.
+//! - `GET /_kri/{kri}`: a resource by its Kuma resource identifier.
+//! - `GET /policies`, `GET /versions`, `GET /config`, `GET /who-am-i`.
 
-use super::resources::{ListParams, ListQuery, next_url, respond};
+use super::resources::{ListParams, ListQuery, answer_of, next_url, respond};
 use super::{ApiError, ApiState};
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -78,6 +81,12 @@ pub(super) fn routes() -> Router<ApiState> {
             "/meshes/{mesh}/{plural}/{name}/_resources/dataplanes",
             get(policy_dataplanes),
         )
+        .route(
+            "/meshes/{mesh}/meshservices/{name}/_dataplanes",
+            get(mesh_service_dataplanes),
+        )
+        .route("/_kri/{kri}", get(by_kri))
+        .route("/who-am-i", get(who_am_i))
         .route("/policies", get(policies))
         .route("/versions", get(versions))
         .route("/config", get(config))
@@ -109,7 +118,7 @@ fn spec_of(r: &Resource) -> Value {
 }
 
 /// Kuma's `Meta` of a resource: type, mesh, name, labels and times.
-fn meta_of(r: &Resource, ty: &str) -> Map<String, Value> {
+fn meta_of(r: &Resource, ty: &str, here: Option<&str>) -> Map<String, Value> {
     let full = r.to_value();
     let mut m = Map::new();
     m.insert("type".into(), json!(ty));
@@ -118,7 +127,7 @@ fn meta_of(r: &Resource, ty: &str) -> Map<String, Value> {
     }
     m.insert("name".into(), json!(r.meta.name));
     if super::types::short_name(r.resource_type()).is_some() {
-        m.insert("kri".into(), json!(super::kri(r)));
+        m.insert("kri".into(), json!(super::kri(r, here)));
     }
     for k in ["creationTime", "modificationTime"] {
         if let Some(t) = full.get(k) {
@@ -220,7 +229,7 @@ fn dataplane_overview(
     insight: Option<&DataplaneInsightSpec>,
 ) -> Value {
     let live = live_of(state, &dp.key());
-    let mut o = meta_of(dp, "DataplaneOverview");
+    let mut o = meta_of(dp, "DataplaneOverview", state.mode.zone_name());
     o.insert("dataplane".into(), spec_of(dp));
     o.insert(
         "dataplaneInsight".into(),
@@ -403,7 +412,7 @@ fn zone_proxy_overview(state: &ApiState, r: &Resource) -> Value {
         _ => ("ZoneEgressOverview", "zoneEgress", "zoneEgressInsight"),
     };
     let live = live_of(state, &r.key());
-    let mut o = meta_of(r, kind);
+    let mut o = meta_of(r, kind, state.mode.zone_name());
     o.insert(spec_key.into(), spec_of(r));
     let mut insight = json!({
         "subscriptions": live.as_ref().filter(|l| l.subscription.is_object()).map(|l| vec![l.subscription.clone()]).unwrap_or_default(),
@@ -747,7 +756,7 @@ fn mesh_insight_json(c: &Census, mesh: &Resource) -> Value {
             if *up { s.online += 1 } else { s.offline += 1 }
         }
     }
-    let mut o = meta_of(mesh, "MeshInsight");
+    let mut o = meta_of(mesh, "MeshInsight", None);
     o.remove("mesh");
     o.remove("labels");
     o.remove("kri");
@@ -867,7 +876,7 @@ async fn policy_dataplanes(
     let items: Vec<Value> = items
         .iter()
         .map(|dp| {
-            let mut m = meta_of(dp, "Dataplane");
+            let mut m = meta_of(dp, "Dataplane", state.mode.zone_name());
             m.remove("creationTime");
             m.remove("modificationTime");
             Value::Object(m)
@@ -923,4 +932,143 @@ async fn config(State(state): State<ApiState>) -> Result<Response, ApiError> {
             "this control plane did not publish its configuration",
         )),
     }
+}
+
+/// The Dataplanes a MeshService's selector picks (`dataplaneTags` on an
+/// inbound, `dataplaneRef.name`, or `dataplaneLabels.matchLabels`), as Kuma's
+/// `Meta` items, paged and filtered by `name`.
+async fn mesh_service_dataplanes(
+    State(state): State<ApiState>,
+    Path((mesh, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let params = ListParams::parse(q)?;
+    let key = ResourceKey::new(ResourceType::MeshService, Some(&mesh), &name);
+    let service = state
+        .store
+        .get(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("MeshService {mesh}/{name} not found")))?;
+    let Spec::MeshService(spec) = &service.spec else {
+        return Err(ApiError::internal("a MeshService without its spec"));
+    };
+    let selector = spec.selector.clone().unwrap_or_default();
+    let picks = |dp: &Resource| -> bool {
+        let Spec::Dataplane(d) = &dp.spec else {
+            return false;
+        };
+        if let Some(tags) = &selector.dataplane_tags {
+            return d
+                .networking
+                .iter()
+                .flat_map(|n| n.inbound.iter())
+                .any(|i| tags.iter().all(|(k, v)| i.tags.get(k) == Some(v)));
+        }
+        if let Some(name) = selector
+            .dataplane_ref
+            .as_ref()
+            .and_then(|r| r.name.as_ref())
+        {
+            return &dp.meta.name == name;
+        }
+        if let Some(labels) = selector
+            .dataplane_labels
+            .as_ref()
+            .and_then(|l| l.match_labels.as_ref())
+        {
+            return labels.iter().all(|(k, v)| dp.meta.labels.get(k) == Some(v));
+        }
+        false
+    };
+    let dps = state
+        .store
+        .list(ResourceType::Dataplane, Some(&mesh), Page::all())
+        .await?
+        .items;
+    let matching: Vec<Resource> = dps
+        .into_iter()
+        .filter(|dp| params.keeps(dp) && picks(dp))
+        .collect();
+    let size = params.size()?;
+    let (items, total, next) = params.cut(matching)?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|dp| {
+            let mut m = meta_of(dp, "Dataplane", state.mode.zone_name());
+            m.remove("creationTime");
+            m.remove("modificationTime");
+            Value::Object(m)
+        })
+        .collect();
+    let next = next.map(|o| next_url(&headers, &uri, size, o, &[]));
+    let body = json!({ "total": total, "items": items, "next": next });
+    Ok(respond(StatusCode::OK, &body, &headers, None))
+}
+
+/// A resource by its KRI (`kri_<short name>_<mesh>_<zone>_<namespace>_<name>_<section>`),
+/// answered as its GET is. A zone's resource on global is found by its zone and
+/// its name there; the section is ignored (the resource is answered whole).
+async fn by_kri(
+    State(state): State<ApiState>,
+    Path(kri): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some([short, mesh, zone, _namespace, name, _section]) = super::parse_kri(&kri) else {
+        return Err(ApiError::invalid_field(
+            "kri",
+            "not a KRI: expected kri_<short name>_<mesh>_<zone>_<namespace>_<name>_<section>",
+        ));
+    };
+    let ty = ResourceType::ALL
+        .iter()
+        .copied()
+        .find(|t| super::types::short_name(*t) == Some(short))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no resource type has the short name {short:?} (see GET /_resources)"
+            ))
+        })?;
+    let mesh = (ty.is_mesh_scoped()).then_some(mesh);
+    if ty.is_mesh_scoped() && mesh.is_some_and(str::is_empty) {
+        return Err(ApiError::invalid_field(
+            "kri",
+            format!("{ty} lives in a mesh: the KRI must name it"),
+        ));
+    }
+    let direct = state.store.get(&ResourceKey::new(ty, mesh, name)).await?;
+    let found = match direct {
+        Some(r) if zone.is_empty() || r.meta.labels.get(tags::ZONE).is_none_or(|z| z == zone) => {
+            Some(r)
+        }
+        _ if zone.is_empty() => None,
+        // A zone's resource as global stores it: by its zone and display name.
+        _ => state
+            .store
+            .list(ty, mesh, Page::all())
+            .await?
+            .items
+            .into_iter()
+            .find(|r| {
+                r.meta.labels.get(tags::ZONE).map(String::as_str) == Some(zone)
+                    && r.meta.labels.get(tags::DISPLAY_NAME).map(String::as_str) == Some(name)
+            }),
+    };
+    let r = found.ok_or_else(|| ApiError::not_found(format!("no resource has the KRI {kri:?}")))?;
+    Ok(respond(
+        StatusCode::OK,
+        &answer_of(&r, state.mode.zone_name()),
+        &headers,
+        Some(r.meta.version),
+    ))
+}
+
+/// Kuma's `GET /who-am-i`: Weft has one identity, the admin token's.
+async fn who_am_i() -> Response {
+    axum::Json(json!({
+        "name": "mesh-system:admin",
+        "groups": ["mesh-system:admin", "mesh-system:authenticated"],
+    }))
+    .into_response()
 }

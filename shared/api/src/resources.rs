@@ -253,7 +253,7 @@ async fn list(
         .map(|o| next_url(&headers, &uri, size, o, &[]));
     let mut items = Vec::with_capacity(page.items.len());
     for res in &page.items {
-        items.push(answer_of(res));
+        items.push(answer_of(res, state.mode.zone_name()));
     }
     let body = json!({ "total": page.total, "items": items, "next": next });
     Ok(respond(StatusCode::OK, &body, &headers, None))
@@ -292,13 +292,13 @@ pub(crate) fn next_url(
 /// A resource as GET and lists answer it: its JSON with CA private keys
 /// redacted and, as Kuma 2.14 adds it, its `kri` (for the types that have a
 /// short name).
-fn answer_of(res: &Resource) -> Value {
+pub(crate) fn answer_of(res: &Resource, here: Option<&str>) -> Value {
     let mut value = res.to_value();
     super::mesh_ca::redact(res, &mut value);
     if super::types::short_name(res.resource_type()).is_some()
         && let Some(o) = value.as_object_mut()
     {
-        o.insert("kri".into(), json!(super::kri(res)));
+        o.insert("kri".into(), json!(super::kri(res, here)));
     }
     value
 }
@@ -336,7 +336,7 @@ async fn get_item(
 ) -> Result<Response, ApiError> {
     match state.store.get(&key).await? {
         Some(res) => {
-            let value = answer_of(&res);
+            let value = answer_of(&res, state.mode.zone_name());
             Ok(respond(
                 StatusCode::OK,
                 &value,

@@ -41,24 +41,31 @@ pub(crate) fn short_name(ty: ResourceType) -> Option<&'static str> {
     })
 }
 
-/// Kuma's resource identifier of `r`:
+/// Kuma's resource identifier of `r`, as the control plane of zone `here`
+/// (`None` on global) names it:
 /// `kri_<short name>_<mesh>_<zone>_<namespace>_<name>_<section>`. The zone is
-/// the one a zone's resource came from (empty for global's), the name its name
-/// in that zone (`kuma.io/display-name`), namespace and section empty.
-pub fn kri(r: &Resource) -> String {
-    kri_of(r, "")
+/// the one a zone's resource came from (`kuma.io/zone`, or `here` for this
+/// zone's own resources; empty for global's), the name its name in that zone
+/// (`kuma.io/display-name`), namespace and section empty.
+pub fn kri(r: &Resource, here: Option<&str>) -> String {
+    kri_of(r, here, "")
 }
 
 /// [`kri`] naming section `section` (an inbound's name or port).
-pub fn kri_of(r: &Resource, section: &str) -> String {
+pub fn kri_of(r: &Resource, here: Option<&str>, section: &str) -> String {
     let ty = r.resource_type();
     let short = short_name(ty)
         .map(str::to_string)
         .unwrap_or_else(|| ty.name().to_lowercase());
     let labels = &r.meta.labels;
+    let origin = labels
+        .get(weft_model::resource::tags::ORIGIN)
+        .map(String::as_str);
+    let ours = origin == Some("zone") || (origin.is_none() && ty.owner() == Owner::Zone);
     let zone = labels
         .get(weft_model::resource::tags::ZONE)
         .map(String::as_str)
+        .or(here.filter(|_| ours))
         .unwrap_or_default();
     let name = labels
         .get(weft_model::resource::tags::DISPLAY_NAME)
