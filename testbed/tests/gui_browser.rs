@@ -400,6 +400,17 @@ async fn gui_in_a_real_browser_on_global_and_zone() {
         "ca-1"
     );
     assert_eq!(text_of(&b, "[data-field=\"served-by\"]").await, "east");
+    // Envoy's own stats, fetched by global from the zone over KDS.
+    click(&b, "#envoy-stats summary").await;
+    let stats = eventually(VIEW_WAIT, "the proxy's Envoy stats", || async {
+        b.text("#envoy-stats")
+            .await
+            .ok()
+            .flatten()
+            .filter(|t| !t.contains("Loading"))
+    })
+    .await;
+    assert!(stats.contains("server.live: 1"), "{stats}");
     shot(&b, "dataplane-global").await;
     assert_token_not_in_urls(&b, &gtoken, &mut seen).await;
 

@@ -174,6 +174,17 @@ export async function one(section, ctx) {
       : null,
     h('h2', {}, 'Policies'),
     policies,
+    h('h2', {}, 'Envoy, live'),
+    h(
+      'p',
+      { class: 'muted' },
+      global
+        ? 'Read from the proxy\'s Envoy admin through its zone (over KDS): what Envoy holds now.'
+        : 'Read from the proxy\'s Envoy admin through weft-dp: what Envoy holds now.',
+    ),
+    lazy('Stats', async () => h('pre', { class: 'code' }, await api.get(`${base}/stats`, { accept: 'text/plain' })), { id: 'envoy-stats' }),
+    lazy('Clusters', async () => h('pre', { class: 'code' }, await api.get(`${base}/clusters`, { accept: 'text/plain' })), { id: 'envoy-clusters' }),
+    lazy('Config dump (can be large)', async () => json(await api.get(`${base}/xds`)), { id: 'envoy-xds' }),
     h('details', {}, h('summary', {}, 'Overview as served'), json(o, { id: 'dp-spec' })),
   );
   if (global) {
