@@ -333,7 +333,8 @@ async fn close_stale(store: &dyn ResourceStore, instance: &str) -> Result<usize,
     Ok(changed)
 }
 
-/// Records `sub` in zone `zone`'s ZoneInsight (creating it).
+/// Records `sub` in zone `zone`'s ZoneInsight (creating it while the Zone
+/// exists: a deleted zone's insight is not brought back).
 async fn write(
     store: &dyn ResourceStore,
     zone: &str,
@@ -344,6 +345,16 @@ async fn write(
     sub.status.last_update_time = Some(now());
     for _ in 0..3 {
         let current = store.get(&key).await?;
+        if current.is_none()
+            && store
+                .get(&ResourceKey::new(ResourceType::Zone, None, zone))
+                .await?
+                .is_none()
+        {
+            // The Zone was deleted (with its insight): nothing to record until
+            // it connects again and is registered anew.
+            return Ok(());
+        }
         let version = current.as_ref().map(|r| r.meta.version);
         let mut spec = match current.map(|r| r.spec) {
             Some(Spec::ZoneInsight(s)) => s,
