@@ -614,7 +614,7 @@ async fn policy_resources_dataplanes() {
     )
     .await;
     required(&svc, &["total", "items"]);
-    page(&svc).iter().for_each(|i| meta(i));
+    page(&svc).iter().for_each(meta);
     assert_eq!(names(&svc), set(&["backend-1", "backend-2"]), "{svc}");
     let (s, _) = p
         .zone
