@@ -92,6 +92,33 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/config", get(config))
 }
 
+/// The list answer Kuma gives (`{total, items, next}`): the page of
+/// `matching` that `params` asks for, each item rendered by `render`, `next`
+/// keeping the filters (and the endpoint's own parameters `extra`).
+fn page_of<T>(
+    params: &ListParams,
+    matching: Vec<T>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    extra: &[&str],
+    render: impl Fn(&T) -> Value,
+) -> Result<Response, ApiError> {
+    let size = params.size()?;
+    let (items, total, next) = params.cut(matching)?;
+    let items: Vec<Value> = items.iter().map(render).collect();
+    let next = next.map(|o| next_url(headers, uri, size, o, extra));
+    let body = json!({ "total": total, "items": items, "next": next });
+    Ok(respond(StatusCode::OK, &body, headers, None))
+}
+
+/// Kuma's `Meta` of a Dataplane as inspect lists give it (no times).
+fn dataplane_meta(state: &ApiState, dp: &Resource) -> Value {
+    let mut m = meta_of(dp, "Dataplane", state.mode.zone_name());
+    m.remove("creationTime");
+    m.remove("modificationTime");
+    Value::Object(m)
+}
+
 fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -343,15 +370,14 @@ async fn dataplane_list(
             filter.keeps(dp, online(*i, live.as_ref()))
         })
         .collect();
-    let size = params.size()?;
-    let (items, total, next) = params.cut(matching)?;
-    let items: Vec<Value> = items
-        .iter()
-        .map(|(dp, i)| dataplane_overview(state, dp, *i))
-        .collect();
-    let next = next.map(|o| next_url(headers, uri, size, o, DATAPLANE_PARAMS));
-    let body = json!({ "total": total, "items": items, "next": next });
-    Ok(respond(StatusCode::OK, &body, headers, None))
+    page_of(
+        &params,
+        matching,
+        headers,
+        uri,
+        DATAPLANE_PARAMS,
+        |(dp, i)| dataplane_overview(state, dp, *i),
+    )
 }
 
 async fn dataplanes_in_mesh(
@@ -437,15 +463,9 @@ async fn zone_proxy_list(
     let params = ListParams::parse(query)?;
     let all = state.store.list(ty, None, Page::all()).await?.items;
     let matching: Vec<Resource> = all.into_iter().filter(|r| params.keeps(r)).collect();
-    let size = params.size()?;
-    let (items, total, next) = params.cut(matching)?;
-    let items: Vec<Value> = items
-        .iter()
-        .map(|r| zone_proxy_overview(state, r))
-        .collect();
-    let next = next.map(|o| next_url(headers, uri, size, o, &[]));
-    let body = json!({ "total": total, "items": items, "next": next });
-    Ok(respond(StatusCode::OK, &body, headers, None))
+    page_of(&params, matching, headers, uri, &[], |r| {
+        zone_proxy_overview(state, r)
+    })
 }
 
 async fn zone_proxy(
@@ -800,15 +820,9 @@ async fn mesh_insights(
     let params = ListParams::parse(q)?;
     let c = Census::take(&state).await?;
     let matching: Vec<&Resource> = c.meshes.iter().filter(|m| params.keeps(m)).collect();
-    let size = params.size()?;
-    let (items, total, next) = params.cut(matching)?;
-    let items: Vec<Value> = items
-        .into_iter()
-        .map(|m| mesh_insight_json(&c, m))
-        .collect();
-    let next = next.map(|o| next_url(&headers, &uri, size, o, &[]));
-    let body = json!({ "total": total, "items": items, "next": next });
-    Ok(respond(StatusCode::OK, &body, &headers, None))
+    page_of(&params, matching, &headers, &uri, &[], |m| {
+        mesh_insight_json(&c, m)
+    })
 }
 
 async fn mesh_insight(
@@ -871,20 +885,9 @@ async fn policy_dataplanes(
             _ => false,
         })
         .collect();
-    let size = params.size()?;
-    let (items, total, next) = params.cut(matching)?;
-    let items: Vec<Value> = items
-        .iter()
-        .map(|dp| {
-            let mut m = meta_of(dp, "Dataplane", state.mode.zone_name());
-            m.remove("creationTime");
-            m.remove("modificationTime");
-            Value::Object(m)
-        })
-        .collect();
-    let next = next.map(|o| next_url(&headers, &uri, size, o, &[]));
-    let body = json!({ "total": total, "items": items, "next": next });
-    Ok(respond(StatusCode::OK, &body, &headers, None))
+    page_of(&params, matching, &headers, &uri, &[], |dp| {
+        dataplane_meta(&state, dp)
+    })
 }
 
 /// Kuma's `GET /policies` (its older policy list): every policy type with
@@ -955,33 +958,6 @@ async fn mesh_service_dataplanes(
         return Err(ApiError::internal("a MeshService without its spec"));
     };
     let selector = spec.selector.clone().unwrap_or_default();
-    let picks = |dp: &Resource| -> bool {
-        let Spec::Dataplane(d) = &dp.spec else {
-            return false;
-        };
-        if let Some(tags) = &selector.dataplane_tags {
-            return d
-                .networking
-                .iter()
-                .flat_map(|n| n.inbound.iter())
-                .any(|i| tags.iter().all(|(k, v)| i.tags.get(k) == Some(v)));
-        }
-        if let Some(name) = selector
-            .dataplane_ref
-            .as_ref()
-            .and_then(|r| r.name.as_ref())
-        {
-            return &dp.meta.name == name;
-        }
-        if let Some(labels) = selector
-            .dataplane_labels
-            .as_ref()
-            .and_then(|l| l.match_labels.as_ref())
-        {
-            return labels.iter().all(|(k, v)| dp.meta.labels.get(k) == Some(v));
-        }
-        false
-    };
     let dps = state
         .store
         .list(ResourceType::Dataplane, Some(&mesh), Page::all())
@@ -989,22 +965,11 @@ async fn mesh_service_dataplanes(
         .items;
     let matching: Vec<Resource> = dps
         .into_iter()
-        .filter(|dp| params.keeps(dp) && picks(dp))
+        .filter(|dp| params.keeps(dp) && selector.picks(dp))
         .collect();
-    let size = params.size()?;
-    let (items, total, next) = params.cut(matching)?;
-    let items: Vec<Value> = items
-        .iter()
-        .map(|dp| {
-            let mut m = meta_of(dp, "Dataplane", state.mode.zone_name());
-            m.remove("creationTime");
-            m.remove("modificationTime");
-            Value::Object(m)
-        })
-        .collect();
-    let next = next.map(|o| next_url(&headers, &uri, size, o, &[]));
-    let body = json!({ "total": total, "items": items, "next": next });
-    Ok(respond(StatusCode::OK, &body, &headers, None))
+    page_of(&params, matching, &headers, &uri, &[], |dp| {
+        dataplane_meta(&state, dp)
+    })
 }
 
 /// A resource by its KRI (`kri_<short name>_<mesh>_<zone>_<namespace>_<name>_<section>`),

@@ -49,6 +49,32 @@ pub struct Selector {
     pub dataplane_labels: Option<LabelSelector>,
 }
 
+impl Selector {
+    /// Whether Dataplane `dp` backs the service: an inbound carries every
+    /// selected tag, or it has the selected name, or every selected label. A
+    /// selector that selects by nothing picks nothing.
+    pub fn picks(&self, dp: &super::Resource) -> bool {
+        let super::Spec::Dataplane(d) = &dp.spec else {
+            return false;
+        };
+        let all = |want: &Tags, have: &Tags| want.iter().all(|(k, v)| have.get(k) == Some(v));
+        if let Some(tags) = &self.dataplane_tags {
+            return d
+                .networking
+                .iter()
+                .flat_map(|n| n.inbound.iter())
+                .any(|i| all(tags, &i.tags));
+        }
+        if let Some(name) = self.dataplane_ref.as_ref().and_then(|r| r.name.as_ref()) {
+            return &dp.meta.name == name;
+        }
+        self.dataplane_labels
+            .as_ref()
+            .and_then(|l| l.match_labels.as_ref())
+            .is_some_and(|labels| all(labels, &dp.meta.labels))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataplaneRef {
@@ -147,6 +173,50 @@ pub fn is_dns1035_label(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    // A selector picks by inbound tags, by name or by labels, whichever it
+    // sets; one that sets none picks nothing.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn selector_picks_backing_dataplanes() {
+        let dp = crate::resource::Resource::read(serde_json::json!({
+            "type": "Dataplane", "mesh": "default", "name": "backend-1",
+            "labels": {"team": "a"},
+            "networking": {"address": "127.0.0.1", "inbound": [
+                {"port": 8080, "tags": {"kuma.io/service": "backend", "version": "v1"}}
+            ]}
+        }))
+        .unwrap()
+        .resource;
+        let tags = |t: &[(&str, &str)]| -> Tags {
+            t.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let by_tags = |t| Selector {
+            dataplane_tags: Some(tags(t)),
+            ..Default::default()
+        };
+        assert!(by_tags(&[("kuma.io/service", "backend")]).picks(&dp));
+        assert!(!by_tags(&[("kuma.io/service", "backend"), ("version", "v2")]).picks(&dp));
+        let by_name = |n: &str| Selector {
+            dataplane_ref: Some(DataplaneRef {
+                name: Some(n.into()),
+            }),
+            ..Default::default()
+        };
+        assert!(by_name("backend-1").picks(&dp));
+        assert!(!by_name("backend-2").picks(&dp));
+        let by_labels = |t| Selector {
+            dataplane_labels: Some(LabelSelector {
+                match_labels: Some(tags(t)),
+            }),
+            ..Default::default()
+        };
+        assert!(by_labels(&[("team", "a")]).picks(&dp));
+        assert!(!by_labels(&[("team", "b")]).picks(&dp));
+        assert!(!Selector::default().picks(&dp));
+    }
     use super::*;
     use crate::resource::parse_resource;
 
